@@ -1,0 +1,6 @@
+"""Allow `python -m mlpcli`."""
+
+from mlpcli.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Errors a user can cause, each mapped to a documented exit code.
+
+The CLI prints `Error: <message>` on stderr and exits with `exit_code`; the message names the
+file, column or option, the bad value, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class MlpcliError(Exception):
+    """Base class of every error mlpcli reports to a user."""
+
+    exit_code = 1
+
+
+class UsageError(MlpcliError):
+    """A bad option or option value."""
+
+    exit_code = 2
+
+
+class DataError(MlpcliError):
+    """A problem with an input table: file, columns, values."""
+
+    exit_code = 3
+
+
+class ModelFileError(MlpcliError):
+    """A model file that is missing, corrupt, unsafe or of an unsupported version."""
+
+    exit_code = 4
+
+
+class DivergenceError(MlpcliError):
+    """Training produced non-finite losses or weights."""
+
+    exit_code = 5
+
+
+class OutputError(MlpcliError):
+    """An output file or folder that cannot be written (a bad `--out` value, a full disk)."""
+
+    exit_code = 2
+
+
+def choose(kind: str, name: str, registry: dict[str, object]) -> object:
+    """Look `name` up in a registry, or fail with a message that lists the choices."""
+    try:
+        return registry[name]
+    except KeyError:
+        choices = ", ".join(sorted(registry))
+        raise UsageError(f"Unknown {kind} '{name}'; choose one of: {choices}.") from None

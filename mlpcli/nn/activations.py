@@ -1,0 +1,224 @@
+"""Activation functions, each with its derivative beside it.
+
+`forward(Z)` returns A = sigma(Z); `backward(dA, Z, A)` returns dZ = dA * sigma'(Z) and may
+overwrite `dA` in place (callers pass a scratch buffer), so the hot loop allocates little.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlpcli.errors import UsageError, choose
+
+Array = NDArray[np.floating]
+
+
+class Activation:
+    """Base class: an elementwise (or row-wise, for softmax) nonlinearity."""
+
+    name: ClassVar[str]
+    #: Default weight initialiser for a layer followed by this activation.
+    init: ClassVar[str] = "glorot_uniform"
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        raise NotImplementedError
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Identity(Activation):
+    """sigma(z) = z."""
+
+    name = "identity"
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        if out is None:
+            return Z.copy()
+        np.copyto(out, Z)
+        return out
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        return dA
+
+
+class Sigmoid(Activation):
+    """sigma(z) = 1 / (1 + e^-z), computed as (1 + tanh(z/2)) / 2, which never overflows."""
+
+    name = "sigmoid"
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        out = np.multiply(Z, 0.5, out=out)
+        np.tanh(out, out=out)
+        out += 1.0
+        out *= 0.5
+        return out
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        # sigma' = sigma (1 - sigma)
+        dA *= A
+        dA *= 1.0 - A
+        return dA
+
+
+class Tanh(Activation):
+    """sigma(z) = tanh(z)."""
+
+    name = "tanh"
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        return np.tanh(Z, out=out)
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        # tanh' = 1 - tanh^2
+        dA *= 1.0 - A * A
+        return dA
+
+
+class ReLU(Activation):
+    """sigma(z) = max(z, 0)."""
+
+    name = "relu"
+    init = "he_normal"
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        return np.maximum(Z, 0.0, out=out)
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        dA *= Z > 0
+        return dA
+
+
+class LeakyReLU(Activation):
+    """sigma(z) = z for z > 0, slope * z otherwise."""
+
+    name = "leaky_relu"
+    init = "he_normal"
+
+    def __init__(self, slope: float = 0.01) -> None:
+        if not 0.0 <= slope < 1.0:
+            raise UsageError(f"--leaky-slope must be in [0, 1); got {slope}.")
+        self.slope = slope
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        out = np.multiply(Z, self.slope, out=out)
+        return np.maximum(Z, out, out=out)
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        dA *= np.where(Z > 0, 1.0, self.slope).astype(dA.dtype, copy=False)
+        return dA
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU(slope={self.slope})"
+
+
+class Softplus(Activation):
+    """sigma(z) = log(1 + e^z), a smooth relu that is always positive."""
+
+    name = "softplus"
+    init = "he_normal"
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        return np.logaddexp(Z, 0.0, out=out)
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        # softplus' = sigmoid(z)
+        dA *= 0.5 * (1.0 + np.tanh(0.5 * Z))
+        return dA
+
+
+class ELU(Activation):
+    """sigma(z) = z for z > 0, alpha (e^z - 1) otherwise."""
+
+    name = "elu"
+    init = "he_normal"
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        # max(z, 0) + alpha (e^min(z, 0) - 1): each term vanishes on the other side of zero.
+        negative = np.expm1(np.minimum(Z, 0.0))
+        negative *= self.alpha
+        out = np.maximum(Z, 0.0, out=out)
+        out += negative
+        return out
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        # elu' = 1 for z > 0, sigma(z) + alpha otherwise
+        dA *= np.where(Z > 0, 1.0, A + self.alpha).astype(dA.dtype, copy=False)
+        return dA
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+class GELU(Activation):
+    """sigma(z) = z Phi(z), with the tanh approximation of Hendrycks & Gimpel (as in BERT, GPT-2).
+
+    NumPy has no erf; the approximation differs from the exact form by under 1e-3.
+    """
+
+    name = "gelu"
+    init = "he_normal"
+
+    def _inner(self, Z: Array) -> Array:
+        return _SQRT_2_OVER_PI * (Z + 0.044715 * Z * Z * Z)
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        t = np.tanh(self._inner(Z))
+        t += 1.0
+        t *= 0.5
+        return np.multiply(Z, t, out=out)
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        t = np.tanh(self._inner(Z))
+        inner_grad = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * Z * Z)
+        grad = 0.5 * (1.0 + t) + 0.5 * Z * (1.0 - t * t) * inner_grad
+        dA *= grad
+        return dA
+
+
+class Softmax(Activation):
+    """sigma(z)_j = e^{z_j} / sum_k e^{z_k}, row-wise; an output activation only."""
+
+    name = "softmax"
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        out = np.subtract(Z, Z.max(axis=1, keepdims=True), out=out)
+        np.exp(out, out=out)
+        out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        # Jacobian-vector product: dZ = A * (dA - <dA, A>) row by row.
+        dot = np.einsum("ij,ij->i", dA, A)[:, None]
+        dA -= dot
+        dA *= A
+        return dA
+
+
+ACTIVATIONS: dict[str, type[Activation]] = {
+    cls.name: cls
+    for cls in (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softplus, ELU, GELU, Softmax)
+}
+
+#: Activations a hidden layer may use (softmax couples units, so it is output-only).
+HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "softmax")
+#: Output activations the issue allows: by task, or overridden.
+OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "softmax", "relu", "softplus")
+
+
+def get(name: str, leaky_relu_slope: float = 0.01) -> Activation:
+    """Build an activation from its command-line name."""
+    cls = choose("activation", name, ACTIVATIONS)
+    if name == "leaky_relu":
+        return LeakyReLU(leaky_relu_slope)
+    return cls()  # type: ignore[operator]

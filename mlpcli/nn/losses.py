@@ -1,0 +1,169 @@
+"""Loss functions: weighted means over samples of a per-sample loss.
+
+Each loss returns the gradient with respect to the output layer's pre-activation Z. Cross-entropies
+are computed from the logits Z (log-sum-exp), so saturated outputs give finite losses, and paired
+with their output activation the gradient is simply `P - Y` (scikit-learn's `_backprop` does the
+same). The other losses go through the output activation's derivative.
+
+Per-sample losses, averaged over output columns (summed for `ce`, whose Y rows are one-hot):
+- mse:   mean_j (p_j - y_j)^2
+- mae:   mean_j |p_j - y_j|
+- huber: mean_j [ r^2 / 2 if |r| <= delta else delta (|r| - delta / 2) ],  r = p_j - y_j
+- bce:   mean_j [ max(z, 0) - z y + log(1 + e^-|z|) ]                        (sigmoid output)
+- ce:    logsumexp(z) - sum_j y_j z_j                                         (softmax output)
+Total: sum_i w_i l_i / sum_i w_i, with w_i = 1 without sample weights.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlpcli.errors import UsageError, choose
+from mlpcli.nn.activations import Activation
+
+Array = NDArray[np.floating]
+
+
+class Loss:
+    """Base class. Subclasses define either `_from_logits` (fused) or `_from_output`."""
+
+    name: ClassVar[str]
+    #: The output activation this loss pairs with by default.
+    output_activation: ClassVar[str] = "identity"
+    #: Fused losses are computed from logits and require exactly this output activation.
+    fused: ClassVar[bool] = False
+
+    def __call__(
+        self,
+        Y: Array,
+        Z: Array,
+        activation: Activation,
+        sample_weight: Array | None = None,
+    ) -> tuple[float, Array]:
+        """Return (loss, dZ) for targets Y and output pre-activations Z."""
+        if self.fused:
+            if activation.name != self.output_activation:
+                raise UsageError(
+                    f"Loss '{self.name}' needs output activation '{self.output_activation}', "
+                    f"not '{activation.name}'; change --loss or --output-activation."
+                )
+            per_sample, dZ = self._from_logits(Y, Z)
+        else:
+            P = activation.forward(Z)
+            per_sample, dP = self._from_output(Y, P)
+            dZ = activation.backward(dP, Z, P)
+        if sample_weight is None:
+            scale: Array | float = 1.0 / len(Y)
+            loss = float(per_sample.mean(dtype=np.float64))
+        else:
+            w = sample_weight.astype(Z.dtype, copy=False)
+            total = w.sum(dtype=np.float64)
+            loss = float(np.dot(per_sample.astype(np.float64), w) / total)
+            scale = (w / Z.dtype.type(total))[:, None]
+        dZ *= scale
+        return loss, dZ
+
+    def value(self, Y: Array, P: Array, sample_weight: Array | None = None) -> float:
+        """The loss of already-activated outputs P (probabilities or predictions)."""
+        per_sample = self._value_from_output(Y, P)
+        if sample_weight is None:
+            return float(per_sample.mean(dtype=np.float64))
+        return float(np.average(per_sample, weights=sample_weight))
+
+    def _value_from_output(self, Y: Array, P: Array) -> Array:
+        return self._from_output(Y, P)[0]
+
+    def _from_logits(self, Y: Array, Z: Array) -> tuple[Array, Array]:
+        raise NotImplementedError
+
+    def _from_output(self, Y: Array, P: Array) -> tuple[Array, Array]:
+        raise NotImplementedError
+
+
+class MSE(Loss):
+    name = "mse"
+
+    def _from_output(self, Y: Array, P: Array) -> tuple[Array, Array]:
+        R = P - Y
+        per_sample = np.mean(R * R, axis=1)
+        R *= 2.0 / Y.shape[1]
+        return per_sample, R
+
+
+class MAE(Loss):
+    name = "mae"
+
+    def _from_output(self, Y: Array, P: Array) -> tuple[Array, Array]:
+        R = P - Y
+        per_sample = np.mean(np.abs(R), axis=1)
+        return per_sample, np.sign(R) / Y.shape[1]
+
+
+class Huber(Loss):
+    """Quadratic near zero, linear beyond `delta`: robust to outlying targets."""
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0) -> None:
+        self.delta = delta
+
+    def _from_output(self, Y: Array, P: Array) -> tuple[Array, Array]:
+        R = P - Y
+        A = np.abs(R)
+        small = A <= self.delta
+        per_element = np.where(small, 0.5 * R * R, self.delta * (A - 0.5 * self.delta))
+        grad = np.where(small, R, self.delta * np.sign(R)) / Y.shape[1]
+        return per_element.mean(axis=1), grad.astype(P.dtype, copy=False)
+
+
+class BinaryCrossEntropy(Loss):
+    name = "bce"
+    output_activation = "sigmoid"
+    fused = True
+
+    def _from_logits(self, Y: Array, Z: Array) -> tuple[Array, Array]:
+        # log(1 + e^-|z|) never overflows; max(z,0) - z y completes -[y log p + (1-y) log(1-p)].
+        per_element = np.maximum(Z, 0.0) - Z * Y + np.log1p(np.exp(-np.abs(Z)))
+        P = 0.5 * (1.0 + np.tanh(0.5 * Z))
+        P -= Y
+        P /= Y.shape[1]
+        return per_element.mean(axis=1), P
+
+    def _value_from_output(self, Y: Array, P: Array) -> Array:
+        eps = np.finfo(P.dtype).eps
+        P = np.clip(P, eps, 1.0 - eps)
+        return -np.mean(Y * np.log(P) + (1.0 - Y) * np.log1p(-P), axis=1)
+
+
+class CrossEntropy(Loss):
+    name = "ce"
+    output_activation = "softmax"
+    fused = True
+
+    def _from_logits(self, Y: Array, Z: Array) -> tuple[Array, Array]:
+        shifted = Z - Z.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        log_sum = np.log(total)
+        # sum_j y_j (lse - z_j); rows of Y sum to one, so dZ = softmax(Z) - Y.
+        per_sample = np.sum(Y * (log_sum - shifted), axis=1)
+        exp /= total
+        exp -= Y
+        return per_sample, exp
+
+    def _value_from_output(self, Y: Array, P: Array) -> Array:
+        eps = np.finfo(P.dtype).eps
+        return -np.sum(Y * np.log(np.clip(P, eps, 1.0)), axis=1)
+
+
+LOSSES: dict[str, type[Loss]] = {
+    cls.name: cls for cls in (MSE, MAE, Huber, BinaryCrossEntropy, CrossEntropy)
+}
+
+
+def get(name: str) -> Loss:
+    """Build a loss from its command-line name."""
+    return choose("loss", name, LOSSES)()  # type: ignore[operator]
