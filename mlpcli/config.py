@@ -1,0 +1,536 @@
+"""Every option of `train`, defined once: frozen dataclasses whose fields carry their help text.
+
+`cli_options.py` turns these fields into Typer options for `train` (and later `cv` and `tune`),
+`--config FILE` and search spaces use the field names as keys, and the resolved settings are
+stored in the model file. Each field's `parse` turns a command-line string, a TOML value or a
+stored JSON value into the canonical value, raising `UsageError` that names the option.
+No numpy or pandas here: `--help` imports this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlpcli.errors import UsageError
+
+Parser = Callable[[str, Any], Any]
+
+TASKS = ("auto", "binary", "multiclass", "multilabel", "regression")
+IMPUTE = ("median", "mean", "constant")
+SCALE = ("standard", "minmax", "robust", "none")
+HIDDEN_ACTIVATIONS = (
+    "identity",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "softplus",
+    "elu",
+    "gelu",
+)
+OUTPUT_ACTIVATIONS = ("auto", "identity", "sigmoid", "softmax", "relu", "softplus")
+LOSSES = ("auto", "mse", "mae", "huber", "bce", "ce")
+OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "rprop")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+INITIALIZERS = ("auto", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform")
+MONITORS = ("val_loss", "val_metric", "train_loss")
+DTYPES = ("float32", "float64")
+#: Optimizers that need the full batch (the trainer refuses mini-batches for them).
+FULL_BATCH_OPTIMIZERS = ("gd", "rprop")
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# --------------------------------------------------------------------------- parsers
+def parse_str(name: str, value: Any) -> str:
+    return str(value)
+
+
+def parse_optional_str(name: str, value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise UsageError(f"{flag(name)} must be true or false; got '{value}'.")
+
+
+def choice(choices: tuple[str, ...]) -> Parser:
+    def parse(name: str, value: Any) -> str:
+        text = str(value).strip().lower().replace("-", "_")
+        if text not in choices:
+            raise UsageError(
+                f"{flag(name)} got '{value}'; choose one of: {', '.join(choices)}."
+            )
+        return text
+
+    return parse
+
+
+def number(
+    kind: type,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+    optional: bool = False,
+) -> Parser:
+    """A parser for an int or float option within bounds (None for open ends)."""
+
+    def describe() -> str:
+        parts = []
+        if low is not None:
+            parts.append(f"{'>=' if low_inclusive else '>'} {low:g}")
+        if high is not None:
+            parts.append(f"{'<=' if high_inclusive else '<'} {high:g}")
+        return " and ".join(parts)
+
+    def parse(name: str, value: Any) -> Any:
+        if optional and (value is None or str(value).strip().lower() in ("", "none", "off")):
+            return None
+        try:
+            if kind is int:
+                as_float = float(value)
+                if not as_float.is_integer():
+                    raise ValueError
+                result: float = int(as_float)
+            else:
+                result = float(value)
+        except (TypeError, ValueError):
+            what = "a whole number" if kind is int else "a number"
+            raise UsageError(f"{flag(name)} must be {what}; got '{value}'.") from None
+        if not math.isfinite(result):
+            raise UsageError(f"{flag(name)} must be finite; got '{value}'.")
+        too_low = low is not None and (result < low if low_inclusive else result <= low)
+        too_high = high is not None and (result > high if high_inclusive else result >= high)
+        if too_low or too_high:
+            raise UsageError(f"{flag(name)} must be {describe()}; got {value}.")
+        return result
+
+    return parse
+
+
+def parse_hidden(name: str, value: Any) -> tuple[int, ...]:
+    """`64,32` -> (64, 32); an empty string or list means no hidden layer."""
+    if isinstance(value, list | tuple):
+        items = [str(v) for v in value]
+    else:
+        text = str(value).strip()
+        items = [] if text in ("", "none") else text.split(",")
+    sizes = []
+    for item in items:
+        item = item.strip()
+        if not item.isdigit() or int(item) < 1:
+            raise UsageError(
+                f"{flag(name)} takes positive layer sizes separated by commas, e.g. 64,32 "
+                f"(empty for no hidden layer); got '{value}'."
+            )
+        sizes.append(int(item))
+    return tuple(sizes)
+
+
+def parse_activation(name: str, value: Any) -> tuple[str, ...]:
+    """One activation for every hidden layer, or a comma-separated one per layer."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    check = choice(HIDDEN_ACTIVATIONS)
+    return tuple(check(name, item.strip()) for item in items)
+
+
+def parse_batch_size(name: str, value: Any) -> int | str:
+    """A positive whole number, `full` for full-batch training, or `auto`."""
+    text = str(value).strip().lower()
+    if text in ("full", "auto"):
+        return text
+    return int(number(int, 1)(name, value))
+
+
+def parse_class_weight(name: str, value: Any) -> str | dict[str, float] | None:
+    """`none`, `balanced`, or explicit `label=weight,label=weight`."""
+    if value is None or isinstance(value, dict):
+        return None if not value else {str(k): float(v) for k, v in value.items()}
+    text = str(value).strip()
+    if text.lower() in ("", "none"):
+        return None
+    if text.lower() == "balanced":
+        return "balanced"
+    weights: dict[str, float] = {}
+    for item in text.split(","):
+        label, sep, weight = item.rpartition("=")
+        if not sep or not label:
+            raise UsageError(
+                f"{flag(name)} takes 'balanced' or label=weight pairs like 'a=1,b=3'; got '{value}'."
+            )
+        weights[label.strip()] = number(float, 0.0, low_inclusive=False)(name, weight)
+    return weights
+
+
+def parse_list(name: str, value: Any) -> tuple[str, ...]:
+    """Repeatable options; each value may also hold comma-separated names."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        out.extend(part.strip() for part in str(item).split(",") if part.strip())
+    return tuple(out)
+
+
+def parse_raw_list(name: str, value: Any) -> tuple[str, ...]:
+    """Repeatable options whose values are kept whole (column names may contain commas)."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+def parse_sep(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    aliases = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "space": " ", "pipe": "|"}
+    text = aliases.get(str(value).lower(), str(value))
+    if len(text) != 1:
+        raise UsageError(
+            f"{flag(name)} must be one character (or tab, comma, semicolon, space, pipe); "
+            f"got '{value}'."
+        )
+    return text
+
+
+def parse_decimal(name: str, value: Any) -> str:
+    text = str(value)
+    if text not in (".", ","):
+        raise UsageError(f"{flag(name)} must be '.' or ','; got '{value}'.")
+    return text
+
+
+# --------------------------------------------------------------------------- fields
+def option(
+    default: Any,
+    help: str,
+    parse: Parser,
+    *,
+    metavar: str | None = None,
+    repeatable: bool = False,
+    short: str | None = None,
+    cli: bool = True,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A dataclass field that is also a command-line option."""
+    meta = {
+        "help": help,
+        "parse": parse,
+        "metavar": metavar,
+        "repeatable": repeatable,
+        "short": short,
+        "cli": cli,
+        "choices": choices,
+    }
+    if isinstance(default, list | dict):
+        raise TypeError("use tuples for defaults")
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which table, how to read it, which columns, and the validation split."""
+
+    target: tuple[str, ...] = option(
+        (), "Target column; repeat for several targets.", parse_raw_list,
+        metavar="COL", repeatable=True, short="-t",
+    )
+    id: tuple[str, ...] = option(
+        (), "ID column kept out of the features and carried into predictions; repeatable.",
+        parse_raw_list, metavar="COL", repeatable=True,
+    )
+    features: tuple[str, ...] = option(
+        (), "Feature columns: names or glob patterns, repeatable or comma-separated "
+        "[default: every other column].", parse_list, metavar="PATTERN", repeatable=True,
+    )
+    drop: tuple[str, ...] = option(
+        (), "Columns to leave out: names or glob patterns.", parse_list,
+        metavar="PATTERN", repeatable=True,
+    )
+    categorical: tuple[str, ...] = option(
+        (), "Columns to one-hot encode even if numeric.", parse_list,
+        metavar="COL", repeatable=True,
+    )
+    task: str = option(
+        "auto", "Learning task; auto decides from the target and says why.", choice(TASKS),
+        choices=TASKS,
+    )
+    sep: str | None = option(
+        None, "Field delimiter [default: from the extension, else sniffed].", parse_sep,
+        metavar="CHAR",
+    )
+    decimal: str = option(".", "Decimal mark: '.' or ',' (European exports).", parse_decimal)
+    na_values: tuple[str, ...] = option(
+        ("", "NA", "N/A", "NaN", "nan", "null", "?", "."),
+        "Tokens read as missing; repeatable (replaces the default list).",
+        parse_raw_list, metavar="TOKEN", repeatable=True,
+    )
+    encoding: str | None = option(
+        None, "Text encoding [default: UTF-8, with or without BOM].", parse_optional_str,
+    )
+    transpose: bool = option(
+        False, "The table is features x samples (genes as rows, sample IDs in the header).",
+        parse_bool,
+    )
+    group: str | None = option(
+        None, "Column of groups (patients, animals, batches) never split across train and "
+        "validation.", parse_optional_str, metavar="COL",
+    )
+    valid_fraction: float = option(
+        0.2, "Fraction of rows held out for validation; 0 for none.",
+        number(float, 0.0, 1.0, high_inclusive=False),
+    )
+    valid_file: str | None = option(
+        None, "A separate validation table, instead of a split.", parse_optional_str,
+        metavar="FILE",
+    )
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How features are imputed, encoded and scaled (fitted on training rows only)."""
+
+    impute: str = option("median", "Imputation of missing numeric values.", choice(IMPUTE),
+                         choices=IMPUTE)
+    fill_value: float = option(0.0, "Value for --impute constant.", number(float))
+    missing_indicators: bool = option(
+        False, "Add a 0/1 column per feature that had missing values.", parse_bool
+    )
+    scale: str = option("standard", "Feature scaling.", choice(SCALE), choices=SCALE)
+    log1p: bool = option(False, "Apply log(1 + x) to numeric features (counts).", parse_bool)
+    max_levels: int = option(
+        50, "Most levels a categorical column may have.", number(int, 2)
+    )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network's architecture."""
+
+    hidden: tuple[int, ...] = option(
+        (64, 32), "Hidden layer sizes, comma-separated; empty ('') for none.", parse_hidden,
+        metavar="SIZES",
+    )
+    activation: tuple[str, ...] = option(
+        ("relu",), "Hidden activation, one for all or one per layer, comma-separated.",
+        parse_activation, metavar="NAME", choices=HIDDEN_ACTIVATIONS,
+    )
+    output_activation: str = option(
+        "auto", "Output activation [auto: sigmoid, softmax or identity by task].",
+        choice(OUTPUT_ACTIVATIONS), choices=OUTPUT_ACTIVATIONS,
+    )
+    loss: str = option(
+        "auto", "Loss [auto: bce, ce or mse by task].", choice(LOSSES), choices=LOSSES
+    )
+    init: str = option(
+        "auto", "Weight initialiser [auto: He for the relu family, else Glorot].",
+        choice(INITIALIZERS), choices=INITIALIZERS,
+    )
+    leaky_slope: float = option(
+        0.01, "Negative slope of leaky_relu.", number(float, 0.0, 1.0, high_inclusive=False)
+    )
+    batchnorm: bool = option(False, "Batch normalisation after each hidden layer.", parse_bool)
+    dropout: float = option(
+        0.0, "Dropout probability after each hidden layer.",
+        number(float, 0.0, 1.0, high_inclusive=False),
+    )
+    residual: bool = option(
+        False, "Skip connections between hidden layers of equal width.", parse_bool
+    )
+    dtype: str = option("float32", "Floating-point precision.", choice(DTYPES), choices=DTYPES)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimizer and the training loop."""
+
+    optimizer: str = option("adam", "Optimizer.", choice(OPTIMIZERS), choices=OPTIMIZERS)
+    lr: float | None = option(
+        None, "Learning rate (initial step for rprop) [default: the optimizer's].",
+        number(float, 0.0, low_inclusive=False, optional=True),
+    )
+    batch_size: int | str = option(
+        "auto", "Mini-batch size, or 'full' [default: 32; full for gd and rprop].",
+        parse_batch_size, metavar="N|full",
+    )
+    epochs: int = option(200, "Most epochs to train.", number(int, 1))
+    patience: int | None = option(
+        20, "Stop after this many epochs without improvement; 'off' to disable.",
+        number(int, 1, optional=True),
+    )
+    min_delta: float = option(
+        0.0, "Smallest change of the monitored value that counts as improvement.",
+        number(float, 0.0),
+    )
+    monitor: str = option(
+        "val_loss", "Value watched by early stopping and for the best epoch.",
+        choice(MONITORS), choices=MONITORS,
+    )
+    weight_decay: float = option(
+        0.0, "L2 weight decay (decoupled for adamw); not applied to biases.", number(float, 0.0)
+    )
+    clip_norm: float | None = option(
+        None, "Clip gradients to this global norm.",
+        number(float, 0.0, low_inclusive=False, optional=True),
+    )
+    schedule: str = option(
+        "constant", "Learning-rate schedule.", choice(SCHEDULES), choices=SCHEDULES
+    )
+    momentum: float | None = option(
+        None, "beta of momentum, nesterov and rmsprop [default: 0.9].",
+        number(float, 0.0, 1.0, high_inclusive=False, optional=True),
+    )
+    beta1: float | None = option(
+        None, "Adam's beta1 [default: 0.9].",
+        number(float, 0.0, 1.0, high_inclusive=False, optional=True),
+    )
+    beta2: float | None = option(
+        None, "Adam's beta2 [default: 0.999].",
+        number(float, 0.0, 1.0, high_inclusive=False, optional=True),
+    )
+    class_weight: str | dict[str, float] | None = option(
+        None, "Class weights: 'balanced' or label=weight pairs.", parse_class_weight,
+        metavar="SPEC",
+    )
+    seed: int = option(0, "Random seed: the same seed gives the same model.", number(int, 0))
+    threads: int | None = option(
+        None, "BLAS threads [default: all cores].", number(int, 1, optional=True)
+    )
+
+
+SECTIONS: dict[str, type] = {
+    "Data": DataConfig,
+    "Preprocessing": PreprocessConfig,
+    "Model": ModelConfig,
+    "Training": TrainConfig,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The fully resolved options of a training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            name: _jsonable(dataclasses.asdict(getattr(self, name)))
+            for name in ("data", "preprocess", "model", "train")
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Settings:
+        return cls(
+            data=_build(DataConfig, d.get("data", {})),
+            preprocess=_build(PreprocessConfig, d.get("preprocess", {})),
+            model=_build(ModelConfig, d.get("model", {})),
+            train=_build(TrainConfig, d.get("train", {})),
+        )
+
+    def replace(self, **flat: Any) -> Settings:
+        """A copy with options changed by flat name (`lr=0.01`, `hidden="64,32"`)."""
+        return resolve(flat, base=self)
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _build(cls: type, values: Mapping[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key in fields:
+            kwargs[key] = fields[key].metadata["parse"](key, value)
+    return cls(**kwargs)
+
+
+def all_fields() -> dict[str, tuple[str, dataclasses.Field[Any]]]:
+    """Every option by name -> (settings section attribute, dataclass field)."""
+    out: dict[str, tuple[str, dataclasses.Field[Any]]] = {}
+    for attr, cls in (
+        ("data", DataConfig),
+        ("preprocess", PreprocessConfig),
+        ("model", ModelConfig),
+        ("train", TrainConfig),
+    ):
+        for f in dataclasses.fields(cls):
+            out[f.name] = (attr, f)
+    return out
+
+
+def normalise_key(key: str) -> str:
+    return key.strip().lstrip("-").replace("-", "_")
+
+
+def resolve(values: Mapping[str, Any], base: Settings | None = None, source: str = "") -> Settings:
+    """Settings from flat option values (None means "not given"), over `base` or the defaults.
+
+    Unknown names are a `UsageError` that names them; `source` says where they came from.
+    """
+    fields = all_fields()
+    base = base or Settings()
+    changes: dict[str, dict[str, Any]] = {}
+    unknown = []
+    for raw_key, value in values.items():
+        key = normalise_key(raw_key)
+        if key not in fields:
+            unknown.append(raw_key)
+            continue
+        if value is None:
+            continue
+        attr, f = fields[key]
+        changes.setdefault(attr, {})[key] = f.metadata["parse"](key, value)
+    if unknown:
+        where = f" in {source}" if source else ""
+        known = ", ".join(sorted(fields))
+        raise UsageError(
+            f"Unknown option(s) {', '.join(map(repr, unknown))}{where}; known options: {known}."
+        )
+    return Settings(
+        **{
+            attr: dataclasses.replace(getattr(base, attr), **changes.get(attr, {}))
+            for attr in ("data", "preprocess", "model", "train")
+        }
+    )
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Flat option values from a TOML file; tables like [model] may group them."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"--config file '{path}' does not exist.") from None
+    except IsADirectoryError:
+        raise UsageError(f"--config '{path}' is a folder; give a TOML file.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--config file '{path}' is not valid TOML: {exc}.") from None
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict) and normalise_key(key) not in all_fields():
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat

@@ -1,0 +1,377 @@
+"""The training loop: shuffled mini-batches, validation, early stopping, events to a callback.
+
+It never prints. After every epoch it hands an `EpochRecord` to the caller's callback and keeps it
+in the history. The best epoch's weights are restored however training ends (patience, epoch
+limit, divergence or interruption), and the whole loop state can be saved and resumed
+bit-identically (`Trainer.state_dict`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlpcli.errors import DivergenceError, UsageError
+from mlpcli.nn.network import MLP
+
+Array = NDArray[np.floating]
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+STOP_REASONS = ("patience", "epoch_limit", "diverged", "interrupted")
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch did; the history is a list of these."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    val_metric: float | None
+    lr: float
+    grad_norms: list[float]
+    seconds: float
+    improved: bool
+    best_epoch: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    epochs: int = 200
+    batch_size: int | None = 32  # None: the full batch
+    patience: int | None = 20  # None: no early stopping
+    min_delta: float = 0.0
+    monitor: str = "val_loss"  # val_loss | val_metric | train_loss
+    clip_norm: float | None = None
+    metric_name: str = "metric"
+    metric_greater_is_better: bool = True
+
+
+@dataclass
+class FitResult:
+    history: list[EpochRecord]
+    best_epoch: int
+    best_value: float | None
+    monitor: str
+    stop_reason: str
+    seconds: float
+    layer_names: list[str] = field(default_factory=list)
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    def best_record(self) -> EpochRecord | None:
+        return next((r for r in self.history if r.epoch == self.best_epoch), None)
+
+
+class Trainer:
+    """Trains one network with one optimizer; `fit` may be called again to resume."""
+
+    def __init__(
+        self,
+        net: MLP,
+        optimizer: Any,
+        options: FitOptions,
+        rng: np.random.Generator,
+        schedule: Any | None = None,
+        metric: Metric | None = None,
+    ) -> None:
+        self.net, self.optimizer, self.options = net, optimizer, options
+        self.rng, self.schedule, self.metric = rng, schedule, metric
+        self.history: list[EpochRecord] = []
+        self.best_epoch = 0
+        self.best_value: float | None = None
+        self.wait = 0
+        self.seconds = 0.0
+        self._best_params = net.flat_params.copy()
+        self._best_buffers = self._buffers_copy()
+        if optimizer.name == "adamw" or hasattr(optimizer, "decay_masks"):
+            optimizer.decay_masks = [net.flat_decay_mask()]
+
+    # ----------------------------------------------------------------- state
+    def _buffers_copy(self) -> list[Array]:
+        return [a.copy() for bn in self.net.batchnorm_layers() for a in (bn.running_mean, bn.running_var)]
+
+    def _snapshot_best(self) -> None:
+        np.copyto(self._best_params, self.net.flat_params)
+        self._best_buffers = self._buffers_copy()
+
+    def restore_best(self) -> None:
+        np.copyto(self.net.flat_params, self._best_params)
+        arrays = iter(self._best_buffers)
+        for bn in self.net.batchnorm_layers():
+            bn.running_mean[...] = next(arrays)
+            bn.running_var[...] = next(arrays)
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """JSON-able state and arrays: enough to resume exactly where training stopped."""
+        meta: dict[str, Any] = {
+            "history": [r.to_dict() for r in self.history],
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+            "wait": self.wait,
+            "seconds": self.seconds,
+            "rng": self.rng.bit_generator.state,
+            "lr": self.optimizer.lr,
+        }
+        arrays: dict[str, np.ndarray] = {
+            f"net.{k}": v for k, v in self.net.state_arrays().items()
+        }
+        arrays["trainer.best_params"] = self._best_params.copy()
+        for i, a in enumerate(self._best_buffers):
+            arrays[f"trainer.best_buffer.{i}"] = a.copy()
+        opt_state = self.optimizer.state_dict()
+        meta["optimizer"] = _split_state(opt_state, arrays, "optimizer.")
+        if self.schedule is not None:
+            meta["schedule"] = _split_state(self.schedule.state_dict(), arrays, "schedule.")
+        return meta, arrays
+
+    def load_state_dict(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.history = [EpochRecord(**r) for r in meta["history"]]
+        self.best_epoch, self.best_value = meta["best_epoch"], meta["best_value"]
+        self.wait, self.seconds = meta["wait"], meta["seconds"]
+        self.rng.bit_generator.state = meta["rng"]
+        self.net.load_state_arrays(
+            {k[len("net."):]: v for k, v in arrays.items() if k.startswith("net.")}
+        )
+        np.copyto(self._best_params, arrays["trainer.best_params"])
+        n = len(self._best_buffers)
+        self._best_buffers = [np.array(arrays[f"trainer.best_buffer.{i}"]) for i in range(n)]
+        self.optimizer.load_state_dict(_join_state(meta["optimizer"], arrays, "optimizer."))
+        self.optimizer.lr = meta["lr"]
+        if self.schedule is not None and "schedule" in meta:
+            self.schedule.load_state_dict(_join_state(meta["schedule"], arrays, "schedule."))
+
+    # ----------------------------------------------------------------- the loop
+    def fit(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        X_val: np.ndarray | None = None,
+        Y_val: np.ndarray | None = None,
+        sample_weight: np.ndarray | None = None,
+        callback: Callable[[EpochRecord], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> FitResult:
+        """Train until patience, the epoch limit, divergence (raises) or `should_stop()`."""
+        net, opts = self.net, self.options
+        X = np.ascontiguousarray(X, dtype=net.dtype)
+        Y = np.ascontiguousarray(Y, dtype=net.dtype)
+        n = X.shape[0]
+        has_val = X_val is not None and Y_val is not None and len(X_val) > 0
+        if opts.monitor != "train_loss" and not has_val:
+            raise UsageError(
+                f"--monitor {opts.monitor} needs a validation set; use --monitor train_loss "
+                "or a --valid-fraction above 0."
+            )
+        if opts.monitor == "val_metric" and self.metric is None:
+            raise UsageError("--monitor val_metric needs a validation metric for this task.")
+        batch = n if opts.batch_size is None else min(opts.batch_size, n)
+        if getattr(self.optimizer, "full_batch_only", False) and batch < n:
+            raise UsageError(
+                f"--optimizer {self.optimizer.name} is a full-batch method (it does not work "
+                f"with mini-batches); use --batch-size full instead of {opts.batch_size}."
+            )
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=net.dtype)
+        batches = _Batches(X, Y, weights, batch)
+        flat_params, flat_grads = net.flat_params, net.flat_grads
+        slices = net.layer_slices
+        stop_reason = "epoch_limit"
+        started = time.perf_counter() - self.seconds
+        try:
+            while len(self.history) < opts.epochs:
+                epoch = len(self.history) + 1
+                loss_sum = 0.0
+                norm_sums = np.zeros(len(slices))
+                n_batches = 0
+                interrupted = False
+                for Xb, Yb, wb in batches.epoch(self.rng):
+                    loss = net._backprop(Xb, Yb, wb, True, self.rng)
+                    if not math.isfinite(loss):
+                        self._diverged(epoch, f"the training loss became {loss}")
+                    loss_sum += loss * len(Xb)
+                    squares = [float(np.dot(flat_grads[s], flat_grads[s])) for s in slices]
+                    norm_sums += np.sqrt(squares)
+                    n_batches += 1
+                    if opts.clip_norm is not None:
+                        total = math.sqrt(sum(squares))
+                        if total > opts.clip_norm:
+                            flat_grads *= opts.clip_norm / total
+                    self.optimizer.step([flat_params], [flat_grads])
+                    if should_stop is not None and should_stop():
+                        interrupted = True
+                        break
+                if interrupted:
+                    stop_reason = "interrupted"
+                    break
+                if not np.isfinite(flat_params).all():
+                    self._diverged(epoch, "the weights became non-finite")
+                record = self._end_epoch(
+                    epoch, loss_sum / n, X_val if has_val else None, Y_val, norm_sums / n_batches,
+                    time.perf_counter() - started,
+                )
+                self.history.append(record)
+                self.seconds = record.seconds
+                if callback is not None:
+                    callback(record)
+                if opts.patience is not None and self.wait >= opts.patience:
+                    stop_reason = "patience"
+                    break
+        except KeyboardInterrupt:
+            stop_reason = "interrupted"
+        self.seconds = time.perf_counter() - started
+        self.restore_best()
+        return self._result(stop_reason)
+
+    def _end_epoch(
+        self,
+        epoch: int,
+        train_loss: float,
+        X_val: np.ndarray | None,
+        Y_val: np.ndarray | None,
+        grad_norms: NDArray[np.float64],
+        seconds: float,
+    ) -> EpochRecord:
+        val_loss = val_metric = None
+        if X_val is not None and Y_val is not None:
+            val_loss, P = evaluate_loss(self.net, X_val, Y_val)
+            if not math.isfinite(val_loss):
+                self._diverged(epoch, f"the validation loss became {val_loss}")
+            if self.metric is not None:
+                val_metric = float(self.metric(Y_val, P))
+        value = {"val_loss": val_loss, "val_metric": val_metric, "train_loss": train_loss}[
+            self.options.monitor
+        ]
+        assert value is not None
+        improved = self._improves(value)
+        if improved:
+            self.best_value, self.best_epoch, self.wait = value, epoch, 0
+            self._snapshot_best()
+        else:
+            self.wait += 1
+        lr = float(self.optimizer.lr)
+        if self.schedule is not None:
+            self.optimizer.lr = self.schedule.lr(epoch - 1, val_loss if val_loss is not None else train_loss)
+        return EpochRecord(
+            epoch=epoch,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_metric=val_metric,
+            lr=lr,
+            grad_norms=[float(g) for g in grad_norms],
+            seconds=seconds,
+            improved=improved,
+            best_epoch=self.best_epoch,
+        )
+
+    def _improves(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        greater = self.options.monitor == "val_metric" and self.options.metric_greater_is_better
+        gain = value - self.best_value if greater else self.best_value - value
+        return gain > self.options.min_delta
+
+    def _diverged(self, epoch: int, what: str) -> None:
+        self.restore_best()
+        error = DivergenceError(
+            f"Training diverged in epoch {epoch}: {what}. Lower the learning rate "
+            f"(--lr, now {self.optimizer.lr:g}), normalise the inputs (--scale standard) "
+            "or clip gradients (--clip-norm 1)."
+        )
+        error.result = self._result("diverged")  # type: ignore[attr-defined]
+        raise error
+
+    def _result(self, stop_reason: str) -> FitResult:
+        return FitResult(
+            history=list(self.history),
+            best_epoch=self.best_epoch,
+            best_value=self.best_value,
+            monitor=self.options.monitor,
+            stop_reason=stop_reason,
+            seconds=self.seconds,
+            layer_names=self.net.layer_names,
+        )
+
+
+class _Batches:
+    """Shuffled mini-batches gathered into reused buffers (no copy of the data per epoch)."""
+
+    def __init__(self, X: Array, Y: Array, w: Array | None, batch_size: int) -> None:
+        self.X, self.Y, self.w, self.batch_size = X, Y, w, batch_size
+        self.full = batch_size >= X.shape[0]
+        if not self.full:
+            self._X = np.empty((batch_size, X.shape[1]), dtype=X.dtype)
+            self._Y = np.empty((batch_size, Y.shape[1]), dtype=Y.dtype)
+            self._w = None if w is None else np.empty(batch_size, dtype=w.dtype)
+
+    def epoch(self, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+        if self.full:
+            # Full-batch methods see the same data every step; shuffling would change nothing.
+            yield self.X, self.Y, self.w
+            return
+        n = self.X.shape[0]
+        order = rng.permutation(n)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            m = len(idx)
+            Xb = np.take(self.X, idx, axis=0, out=self._X[:m])
+            Yb = np.take(self.Y, idx, axis=0, out=self._Y[:m])
+            wb = None if self._w is None else np.take(self.w, idx, out=self._w[:m])
+            yield Xb, Yb, wb
+
+
+def evaluate_loss(
+    net: MLP, X: np.ndarray, Y: np.ndarray, batch_size: int = 65536
+) -> tuple[float, Array]:
+    """Inference-mode mean loss and outputs, computed in batches to bound memory."""
+    X = np.asarray(X, dtype=net.dtype)
+    Y = np.asarray(Y, dtype=net.dtype)
+    P = np.empty((X.shape[0], net.architecture.n_outputs), dtype=net.dtype)
+    total = 0.0
+    for start in range(0, X.shape[0], batch_size):
+        stop = start + batch_size
+        Z = net._logits(X[start:stop], False, None)
+        loss, _ = net.loss_fn(Y[start:stop], Z, net.output_activation)
+        total += loss * len(Z)
+        net.output_activation.forward(Z, out=P[start:stop])
+    return total / X.shape[0], P
+
+
+def _split_state(state: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> dict[str, Any]:
+    """Move the arrays of an optimizer/schedule state into `arrays`, keeping JSON-able rest."""
+    meta: dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            arrays[prefix + key] = value
+            meta[key] = {"__array__": prefix + key}
+        elif isinstance(value, dict):
+            meta[key] = _split_state(value, arrays, f"{prefix}{key}.")
+        elif isinstance(value, list | tuple) and any(isinstance(v, np.ndarray) for v in value):
+            names = []
+            for i, v in enumerate(value):
+                arrays[f"{prefix}{key}.{i}"] = v
+                names.append({"__array__": f"{prefix}{key}.{i}"})
+            meta[key] = names
+        else:
+            meta[key] = value
+    return meta
+
+
+def _join_state(meta: Any, arrays: dict[str, np.ndarray], prefix: str) -> Any:
+    if isinstance(meta, dict):
+        if set(meta) == {"__array__"}:
+            return np.array(arrays[meta["__array__"]])
+        return {k: _join_state(v, arrays, prefix) for k, v in meta.items()}
+    if isinstance(meta, list):
+        return [_join_state(v, arrays, prefix) for v in meta]
+    return meta

@@ -1,0 +1,483 @@
+"""The jobs behind the commands, as library functions: prepare data, train, save.
+
+`train`, `cv` and `tune` share `prepare_data` and `fit_model`; the CLI only parses options,
+calls these and renders what they return. Nothing here prints: decisions and warnings go to the
+`mlpcli` logger, progress to the caller's callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import platform
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpcli import __version__, data, metrics, modelfile, optimizers, schedules, splitting
+from mlpcli.config import FULL_BATCH_OPTIMIZERS, Settings
+from mlpcli.errors import DataError, UsageError
+from mlpcli.nn.network import MLP, Architecture
+from mlpcli.outputs import atomic_path, check_writable, write_text
+from mlpcli.preprocessing import Preprocessor, TargetEncoder
+from mlpcli.training import EpochRecord, FitOptions, FitResult, Trainer
+
+LOG = logging.getLogger("mlpcli")
+
+DEFAULT_LOSS = {"binary": "bce", "multiclass": "ce", "multilabel": "bce", "regression": "mse"}
+#: The validation metric tracked every epoch, by task: (name, greater is better).
+EPOCH_METRIC = {
+    "binary": ("accuracy", True),
+    "multiclass": ("accuracy", True),
+    "multilabel": ("accuracy", True),
+    "regression": ("r2", True),
+}
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class PreparedData:
+    """Encoded training (and validation) arrays plus what produced them."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    y_index: np.ndarray | None
+    X_val: np.ndarray | None
+    Y_val: np.ndarray | None
+    y_index_val: np.ndarray | None
+    sample_weight: np.ndarray | None
+    preprocessor: Preprocessor
+    target_encoder: TargetEncoder
+    task: data.TaskInfo
+    selection: data.ColumnSelection
+    inputs: dict[str, str]  # source -> sha256
+    n_rows: int
+    n_dropped_targets: int
+    split: pd.DataFrame = field(repr=False)  # id/row, set: train|valid
+
+
+def read(path: str, settings: Settings) -> data.Table:
+    d = settings.data
+    return data.read_table(
+        path, sep=d.sep, decimal=d.decimal, na_values=d.na_values, transpose=d.transpose,
+        encoding=d.encoding,
+    )
+
+
+def load_table(path: str, settings: Settings) -> tuple[data.Table, data.ColumnSelection, data.TaskInfo, int]:
+    """Read a table, choose its columns, drop rows without a target and decide the task."""
+    d = settings.data
+    if not d.target:
+        raise UsageError("Name the target column with --target COL.")
+    table = read(path, settings)
+    drop = list(d.drop)
+    if d.group is not None:
+        if d.group not in table.frame.columns:
+            raise DataError(f"{table.source}: --group column '{d.group}' does not exist.")
+        if d.group not in d.target and d.group not in d.id:
+            drop.append(d.group)
+    selection = data.select_columns(
+        table.frame, d.target, d.id, d.features or None, drop, d.categorical, source=table.source
+    )
+    frame, n_dropped = data.drop_missing_targets(table.frame, selection.targets)
+    if n_dropped:
+        LOG.warning(f"{table.source}: dropped {n_dropped} row(s) whose target is missing.")
+    table.frame = frame
+    task = data.detect_task(frame, selection.targets, d.task)
+    return table, selection, task, n_dropped
+
+
+def prepare_data(
+    path: str,
+    settings: Settings,
+    rng: np.random.Generator,
+    valid_path: str | None = None,
+) -> PreparedData:
+    """Everything before training: read, select, split, fit preprocessing on training rows."""
+    d = settings.data
+    table, selection, task, n_dropped = load_table(path, settings)
+    verb = "was chosen" if d.task == "auto" else "was set with --task"
+    LOG.info(f"Task: {task.task} ({task.reason}); it {verb}. Override with --task.")
+    frame = table.frame
+    inputs = {table.source: table.sha256}
+    encoder = TargetEncoder().fit(frame, selection.targets, task.task, task.labels)
+    y_all = encoder.encode(frame)[0] if encoder.classification else None
+
+    valid_path = valid_path or d.valid_file
+    if valid_path is not None:
+        valid_table = read(valid_path, settings)
+        valid_frame, n_valid_dropped = data.drop_missing_targets(
+            valid_table.frame, selection.targets
+        )
+        if n_valid_dropped:
+            LOG.warning(f"{valid_table.source}: dropped {n_valid_dropped} row(s) whose target is missing.")
+        inputs[valid_table.source] = valid_table.sha256
+        train_frame = frame
+        train_idx, valid_idx = np.arange(len(frame)), np.arange(0)
+    elif d.valid_fraction > 0:
+        stratify = y_all if task.task in ("binary", "multiclass") else None
+        groups = _group_codes(frame, d.group) if d.group else None
+        train_idx, valid_idx = splitting.train_valid_split(
+            len(frame), d.valid_fraction, rng, y=stratify, groups=groups
+        )
+        train_frame, valid_frame = frame.iloc[train_idx], frame.iloc[valid_idx]
+    else:
+        train_frame, valid_frame = frame, None
+        train_idx, valid_idx = np.arange(len(frame)), np.arange(0)
+
+    p = settings.preprocess
+    pre = Preprocessor(
+        impute=p.impute, fill_value=p.fill_value, missing_indicators=p.missing_indicators,
+        scale=p.scale, log1p=p.log1p, max_levels=p.max_levels,
+    )
+    dtype = np.dtype(settings.model.dtype)
+    X = pre.fit(train_frame, selection.features, selection.categorical).transform(train_frame, dtype)
+    y_index, Y = _encode(encoder, train_frame, dtype)
+    X_val = Y_val = y_index_val = None
+    if valid_frame is not None and len(valid_frame):
+        X_val = pre.transform(valid_frame, dtype)
+        y_index_val, Y_val = _encode(encoder, valid_frame, dtype)
+
+    weight = settings.train.class_weight
+    sample_weight = None
+    if weight is not None:
+        sample_weight = encoder.class_weights(y_index, weight).astype(dtype)
+
+    split = _split_frame(frame, selection.ids, train_idx, valid_idx)
+    return PreparedData(
+        X=X, Y=Y, y_index=y_index, X_val=X_val, Y_val=Y_val, y_index_val=y_index_val,
+        sample_weight=sample_weight, preprocessor=pre, target_encoder=encoder, task=task,
+        selection=selection, inputs=inputs, n_rows=len(frame), n_dropped_targets=n_dropped,
+        split=split,
+    )
+
+
+def _encode(encoder: TargetEncoder, frame: pd.DataFrame, dtype: np.dtype) -> tuple[Any, np.ndarray]:
+    encoded = encoder.encode(frame, dtype)
+    if encoder.classification:
+        return encoded
+    return None, encoded
+
+
+def _group_codes(frame: pd.DataFrame, column: str) -> np.ndarray:
+    values = frame[column]
+    if values.isna().any():
+        raise DataError(
+            f"--group column '{column}' has {int(values.isna().sum())} missing value(s); "
+            "fill them or drop those rows."
+        )
+    return pd.factorize(values.astype(str))[0]
+
+
+def _split_frame(
+    frame: pd.DataFrame, ids: tuple[str, ...] | list[str], train_idx: np.ndarray, valid_idx: np.ndarray
+) -> pd.DataFrame:
+    """Each sample's ID (or 1-based row number) and whether it trained or validated."""
+    role = np.full(len(frame), "train", dtype=object)
+    role[valid_idx] = "valid"
+    out = frame[list(ids)].reset_index(drop=True) if ids else pd.DataFrame(
+        {"row": np.arange(1, len(frame) + 1)}
+    )
+    out["set"] = role
+    return out
+
+
+# --------------------------------------------------------------------------- model
+def build_network(settings: Settings, n_inputs: int, n_outputs: int, task: str,
+                  rng: np.random.Generator) -> MLP:
+    m = settings.model
+    loss = DEFAULT_LOSS[task] if m.loss == "auto" else m.loss
+    activation = m.activation * len(m.hidden) if len(m.activation) == 1 else m.activation
+    decoupled = settings.train.optimizer == "adamw"
+    arch = Architecture(
+        n_inputs=n_inputs,
+        hidden_layer_sizes=m.hidden,
+        n_outputs=n_outputs,
+        activation=tuple(activation),
+        output_activation=_output_activation(m.output_activation, loss, task),
+        loss=loss,
+        dtype=m.dtype,
+        batchnorm=m.batchnorm,
+        dropout=m.dropout,
+        residual=m.residual,
+        weight_decay=0.0 if decoupled else settings.train.weight_decay,
+        init=None if m.init == "auto" else m.init,
+        leaky_relu_slope=m.leaky_slope,
+    )
+    return MLP.from_architecture(arch, seed=rng)
+
+
+def _output_activation(name: str, loss: str, task: str) -> str:
+    if name != "auto":
+        return name
+    if loss in ("bce", "ce"):
+        return "sigmoid" if loss == "bce" else "softmax"
+    return {"binary": "sigmoid", "multilabel": "sigmoid", "multiclass": "softmax"}.get(
+        task, "identity"
+    )
+
+
+def build_optimizer(settings: Settings) -> Any:
+    t = settings.train
+    hyper: dict[str, float] = {}
+    name = t.optimizer
+    if t.momentum is not None and name in ("momentum", "nesterov", "rmsprop"):
+        hyper["beta"] = t.momentum
+    if name in ("adam", "adamw"):
+        if t.beta1 is not None:
+            hyper["beta1"] = t.beta1
+        if t.beta2 is not None:
+            hyper["beta2"] = t.beta2
+    if name == "adamw":
+        hyper["weight_decay"] = t.weight_decay
+    return optimizers.get(name, lr=t.lr, **hyper)
+
+
+def fit_options(settings: Settings, task: str, has_validation: bool) -> FitOptions:
+    t = settings.train
+    if t.batch_size == "auto":
+        batch: int | None = None if t.optimizer in FULL_BATCH_OPTIMIZERS else 32
+    elif t.batch_size == "full":
+        batch = None
+    else:
+        batch = int(t.batch_size)
+    monitor = t.monitor
+    if not has_validation and monitor != "train_loss":
+        LOG.warning(f"No validation rows: early stopping watches train_loss instead of {monitor}.")
+        monitor = "train_loss"
+    name, greater = EPOCH_METRIC[task]
+    return FitOptions(
+        epochs=t.epochs, batch_size=batch, patience=t.patience, min_delta=t.min_delta,
+        monitor=monitor, clip_norm=t.clip_norm, metric_name=name, metric_greater_is_better=greater,
+    )
+
+
+def epoch_metric(task: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The per-epoch validation metric on encoded targets Y and network outputs P."""
+    if task == "regression":
+        return lambda Y, P: metrics.r2(Y, P)
+    if task == "multiclass":
+        return lambda Y, P: metrics.accuracy(Y.argmax(axis=1), P.argmax(axis=1))
+    return lambda Y, P: float(np.mean((P >= 0.5) == (Y >= 0.5)))
+
+
+@contextlib.contextmanager
+def blas_threads(n: int | None) -> Iterator[None]:
+    """Limit BLAS threads for the block (`--threads`); results are reproducible per count."""
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+# --------------------------------------------------------------------------- train
+@dataclass
+class TrainOutcome:
+    settings: Settings
+    prepared: PreparedData
+    net: MLP
+    result: FitResult
+    metrics: dict[str, Any]
+    metadata: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    written: list[str] = field(default_factory=list)
+
+
+def fit_model(
+    settings: Settings,
+    prepared: PreparedData,
+    rng: np.random.Generator,
+    callback: Callable[[EpochRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[MLP, FitResult]:
+    """Build the network and optimizer, then train on prepared arrays."""
+    task = prepared.task.task
+    net = build_network(settings, prepared.X.shape[1], prepared.target_encoder.n_outputs, task, rng)
+    optimizer = build_optimizer(settings)
+    schedule = schedules.get(settings.train.schedule, optimizer.lr, settings.train.epochs)
+    options = fit_options(settings, task, prepared.X_val is not None)
+    trainer = Trainer(net, optimizer, options, rng, schedule, epoch_metric(task))
+    with blas_threads(settings.train.threads):
+        result = trainer.fit(
+            prepared.X, prepared.Y, prepared.X_val, prepared.Y_val, prepared.sample_weight,
+            callback=callback, should_stop=should_stop,
+        )
+    return net, result
+
+
+def evaluation_report(
+    encoder: TargetEncoder, net: MLP, X: np.ndarray, y_index: np.ndarray | None, Y: np.ndarray
+) -> dict[str, Any]:
+    """Full metrics of a network on encoded data, in the original label space / units."""
+    P = net.forward(X)
+    if encoder.task == "regression":
+        return metrics.regression_report(encoder.decode(Y), encoder.decode(P), encoder.targets)
+    if encoder.task == "multilabel":
+        return metrics.multilabel_report(Y, P, encoder.labels)
+    proba = P if encoder.task == "multiclass" else np.column_stack([1.0 - P[:, 0], P[:, 0]])
+    return metrics.classification_report(np.asarray(y_index), proba, encoder.labels)
+
+
+def train(
+    path: str,
+    settings: Settings,
+    callback: Callable[[EpochRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_start: Callable[[dict[str, Any]], None] | None = None,
+    command: list[str] | None = None,
+) -> TrainOutcome:
+    """Read, prepare, train and evaluate; returns everything needed to save the model.
+
+    `on_start` hears about the prepared data just before the first epoch.
+    """
+    rng = np.random.default_rng(settings.train.seed)
+    prepared = prepare_data(path, settings, rng)
+    if on_start is not None:
+        on_start({
+            "epochs": settings.train.epochs,
+            "metric_name": EPOCH_METRIC[prepared.task.task][0],
+            "n_train": int(len(prepared.X)),
+            "n_valid": 0 if prepared.X_val is None else int(len(prepared.X_val)),
+            "n_features": int(prepared.X.shape[1]),
+        })
+    net, result = fit_model(settings, prepared, rng, callback, should_stop)
+    report: dict[str, Any] = {
+        "train": evaluation_report(
+            prepared.target_encoder, net, prepared.X, prepared.y_index, prepared.Y
+        )
+    }
+    if prepared.X_val is not None:
+        report["validation"] = evaluation_report(
+            prepared.target_encoder, net, prepared.X_val, prepared.y_index_val, prepared.Y_val
+        )
+    metadata, arrays = model_contents(settings, prepared, net, result, report, command)
+    return TrainOutcome(settings, prepared, net, result, report, metadata, arrays)
+
+
+def provenance(command: list[str] | None, inputs: dict[str, str], seed: int | None) -> dict[str, Any]:
+    """Where a result came from: for every JSON output (command, versions, seed, inputs)."""
+    return {
+        "command": command if command is not None else list(sys.argv),
+        "mlpcli_version": __version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "seed": seed,
+        "inputs": [{"path": p, "sha256": h} for p, h in inputs.items()],
+    }
+
+
+def model_contents(
+    settings: Settings,
+    prepared: PreparedData,
+    net: MLP,
+    result: FitResult,
+    report: dict[str, Any],
+    command: list[str] | None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    pre_meta, pre_arrays = prepared.preprocessor.to_state()
+    target_meta, target_arrays = prepared.target_encoder.to_state()
+    arrays = {f"net.{k}": v for k, v in net.state_arrays().items()}
+    arrays.update(pre_arrays)
+    arrays.update(target_arrays)
+    metadata = {
+        "mlpcli_version": __version__,
+        "task": prepared.task.task,
+        "task_reason": prepared.task.reason,
+        "architecture": net.architecture.to_dict(),
+        "layer_names": net.layer_names,
+        "n_parameters": net.n_parameters(),
+        "preprocessing": pre_meta,
+        "target": target_meta,
+        "id_columns": list(prepared.selection.ids),
+        "feature_columns": list(prepared.selection.features),
+        "settings": settings.to_dict(),
+        "optimizer": {"name": settings.train.optimizer, **build_optimizer(settings).hyperparameters()},
+        "training": {
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "best_value": result.best_value,
+            "monitor": result.monitor,
+            "stop_reason": result.stop_reason,
+            "seconds": round(result.seconds, 3),
+            "n_train": int(len(prepared.X)),
+            "n_valid": int(0 if prepared.X_val is None else len(prepared.X_val)),
+            "n_dropped_targets": prepared.n_dropped_targets,
+            "history": [r.to_dict() for r in result.history],
+        },
+        "metrics": report,
+        "provenance": provenance(command, prepared.inputs, settings.train.seed),
+    }
+    return metadata, arrays
+
+
+def history_csv(result: FitResult, metric_name: str) -> str:
+    """One row per epoch with every tracked value."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["epoch", "train_loss", "val_loss", f"val_{metric_name}", "lr", "seconds", "improved",
+         "best_epoch", *[f"grad_norm_{name}" for name in result.layer_names]]
+    )
+    for r in result.history:
+        writer.writerow(
+            [r.epoch, r.train_loss, _blank(r.val_loss), _blank(r.val_metric), r.lr,
+             round(r.seconds, 4), int(r.improved), r.best_epoch, *r.grad_norms]
+        )
+    return buffer.getvalue()
+
+
+def _blank(value: float | None) -> Any:
+    return "" if value is None else value
+
+
+def check_outputs(paths: dict[str, str | None]) -> None:
+    """Fail before training when an output cannot be written."""
+    for option, path in paths.items():
+        if path is not None and path != "-":
+            check_writable(path, option)
+
+
+def write_outputs(
+    outcome: TrainOutcome,
+    out: str,
+    metrics_out: str | None = None,
+    history_out: str | None = None,
+    split_out: str | None = None,
+    interrupted: bool = False,
+) -> list[str]:
+    """Write the model and the optional side files, each atomically; returns their paths."""
+    metadata = outcome.metadata
+    if interrupted:
+        metadata = {**metadata, "training": {**metadata["training"], "interrupted": True}}
+    modelfile.save(out, outcome.arrays, metadata)
+    written = [out]
+    if metrics_out is not None:
+        doc = {
+            "task": metadata["task"],
+            "metrics": metadata["metrics"],
+            "training": {k: v for k, v in metadata["training"].items() if k != "history"},
+            "settings": metadata["settings"],
+            "provenance": metadata["provenance"],
+        }
+        write_text(metrics_out, json.dumps(doc, indent=2, allow_nan=False) + "\n", "--metrics-out")
+        written.append(metrics_out)
+    if history_out is not None:
+        metric_name = EPOCH_METRIC[outcome.prepared.task.task][0]
+        write_text(history_out, history_csv(outcome.result, metric_name), "--history-out")
+        written.append(history_out)
+    if split_out is not None:
+        with atomic_path(split_out, "--split-out") as tmp:
+            outcome.prepared.split.to_csv(tmp, index=False)
+        written.append(split_out)
+    return written
