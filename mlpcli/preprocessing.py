@@ -1,0 +1,903 @@
+"""Turn a raw feature table into the network's input matrix, and targets into its output matrix.
+
+Everything is fitted on the training rows only (so validation and test rows never leak into the
+statistics) and stored as plain JSON metadata plus float64 arrays, so the model file needs no
+pickle. Per numeric column, in this order:
+
+- log1p:   x <- log(1 + x)                     (optional; negative values are an error)
+- impute:  missing x <- median | mean | fill_value of the training values
+- scale:   x <- (x - center) / scale            standard: mean, std (ddof 0)
+                                                minmax:   min, max - min      (to [0, 1])
+                                                robust:   median, q75 - q25
+                                                none:     0, 1
+
+Categorical columns are one-hot encoded; missing is a level of its own and a level not seen in
+training encodes as all zeros.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from numpy.typing import DTypeLike, NDArray
+
+from mlpcli.errors import DataError, ModelFileError, UsageError, choose
+
+log = logging.getLogger("mlpcli")
+
+Array = NDArray[np.float64]
+
+#: The level that stands for a missing categorical value.
+MISSING_LEVEL = "__missing__"
+#: Suffix of a missing-indicator output column.
+INDICATOR_SUFFIX = "__missing"
+STATE_VERSION = 1
+
+
+# --- registries ---------------------------------------------------------------------------------
+
+
+def _impute_median(values: Array, fill_value: float) -> float:
+    return float(np.median(values))
+
+
+def _impute_mean(values: Array, fill_value: float) -> float:
+    return float(np.mean(values))
+
+
+def _impute_constant(values: Array, fill_value: float) -> float:
+    return float(fill_value)
+
+
+#: name -> f(observed training values, fill_value) -> value that replaces a missing cell.
+IMPUTERS: dict[str, Callable[[Array, float], float]] = {
+    "median": _impute_median,
+    "mean": _impute_mean,
+    "constant": _impute_constant,
+}
+
+
+def _scale_standard(x: Array) -> tuple[float, float]:
+    return float(np.mean(x)), float(np.std(x))
+
+
+def _scale_minmax(x: Array) -> tuple[float, float]:
+    low, high = float(np.min(x)), float(np.max(x))
+    return low, high - low
+
+
+def _scale_robust(x: Array) -> tuple[float, float]:
+    q25, q50, q75 = np.percentile(x, [25.0, 50.0, 75.0])
+    return float(q50), float(q75 - q25)
+
+
+def _scale_none(x: Array) -> tuple[float, float]:
+    return 0.0, 1.0
+
+
+#: name -> f(imputed training column) -> (center, scale); output is (x - center) / scale.
+SCALERS: dict[str, Callable[[Array], tuple[float, float]]] = {
+    "standard": _scale_standard,
+    "minmax": _scale_minmax,
+    "robust": _scale_robust,
+    "none": _scale_none,
+}
+
+
+# --- column helpers -----------------------------------------------------------------------------
+
+
+def level_string(value: object) -> str:
+    """The level name of one cell: integral numbers lose their '.0', so 1 and 1.0 are one level."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else repr(number)
+    return str(value)
+
+
+def level_codes(series: pd.Series) -> tuple[NDArray[np.intp], list[str]]:
+    """Factorize a column: per-row codes into a list of level names, -1 for missing cells.
+
+    Two distinct raw values may share a name (1 and 1.0, or 1 and '1'); callers map names, not
+    codes, so they become one level.
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    names = [level_string(u) for u in np.asarray(uniques, dtype=object)]
+    return np.asarray(codes, dtype=np.intp), names
+
+
+def _quote_list(names: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(f"'{n}'" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def numeric_values(series: pd.Series, name: str, what: str = "Column") -> Array:
+    """A fresh float64 copy of a column (NaN for missing); strings that are not numbers fail."""
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    else:
+        coerced = pd.to_numeric(series, errors="coerce")
+        bad = coerced.isna().to_numpy() & series.notna().to_numpy()
+        if bad.any():
+            first = series.to_numpy()[np.flatnonzero(bad)[0]]
+            raise DataError(
+                f"{what} '{name}' must be numeric but holds {first!r} "
+                f"({int(bad.sum())} non-numeric value(s) in all); fix the value, declare it "
+                f"missing with --na-values, or drop the column with --drop."
+            )
+        values = coerced.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    infinite = np.isinf(values)
+    if infinite.any():
+        raise DataError(
+            f"{what} '{name}' holds an infinite value ({values[infinite][0]}); "
+            "replace it or mark it missing."
+        )
+    return values
+
+
+def _check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{len(missing)} {what} column(s) missing from the table: {_quote_list(missing, 50)}; "
+            "the table must have the columns the model was trained on (in any order)."
+        )
+
+
+# --- the feature preprocessor -------------------------------------------------------------------
+
+
+@dataclass
+class _Column:
+    """One input column and where its output block starts."""
+
+    name: str
+    kind: str  # "numeric" or "categorical"
+    offset: int = 0
+    numeric_index: int = -1  # index into the impute/center/scale arrays
+    indicator: bool = False
+    levels: list[str] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        if self.kind == "categorical":
+            return len(self.levels)
+        return 1 + int(self.indicator)
+
+    def output_names(self) -> list[str]:
+        if self.kind == "categorical":
+            return [f"{self.name}={level}" for level in self.levels]
+        return [self.name] + ([self.name + INDICATOR_SUFFIX] if self.indicator else [])
+
+
+class Preprocessor:
+    """Impute, log-transform, scale and one-hot encode features; fitted on training rows only.
+
+    Output columns keep the order of the input columns; a numeric column is followed by its
+    missing indicator, a categorical column expands to one column per level.
+    """
+
+    def __init__(
+        self,
+        impute: str = "median",
+        fill_value: float = 0.0,
+        missing_indicators: bool = False,
+        scale: str = "standard",
+        log1p: bool = False,
+        max_levels: int = 50,
+    ) -> None:
+        choose("imputation", impute, IMPUTERS)  # type: ignore[arg-type]
+        choose("scaling", scale, SCALERS)  # type: ignore[arg-type]
+        if not np.isfinite(fill_value):
+            raise UsageError(f"--fill-value must be a finite number, got {fill_value}.")
+        if max_levels < 1:
+            raise UsageError(f"--max-levels must be at least 1, got {max_levels}.")
+        self.impute = impute
+        self.fill_value = float(fill_value)
+        self.missing_indicators = missing_indicators
+        self.scale = scale
+        self.log1p = log1p
+        self.max_levels = int(max_levels)
+        self._columns: list[_Column] = []
+        self.impute_values_: Array = np.empty(0)
+        self.centers_: Array = np.empty(0)
+        self.scales_: Array = np.empty(0)
+
+    # -- public properties
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The raw column names `transform` needs, in training order."""
+        return [c.name for c in self._columns]
+
+    @property
+    def feature_names_out(self) -> list[str]:
+        """One name per output column, e.g. `age`, `age__missing`, `batch=b1`."""
+        return [name for c in self._columns for name in c.output_names()]
+
+    @property
+    def n_features_out(self) -> int:
+        return sum(c.width for c in self._columns)
+
+    # -- fitting
+
+    def fit(
+        self, frame: pd.DataFrame, features: Sequence[str], categorical: Sequence[str] = ()
+    ) -> Preprocessor:
+        """Learn imputation values, scaling statistics and levels from the rows of `frame`."""
+        features = list(features)
+        duplicated = sorted({f for f in features if features.count(f) > 1})
+        if duplicated:
+            raise DataError(f"Feature column(s) listed twice: {_quote_list(duplicated)}.")
+        unknown = [c for c in categorical if c not in features]
+        if unknown:
+            raise UsageError(
+                f"--categorical names column(s) that are not features: {_quote_list(unknown)}."
+            )
+        _check_columns(frame, features, "feature")
+        if len(frame) == 0:
+            raise DataError("No training rows to fit the preprocessing on.")
+
+        listed = set(categorical)
+        columns: list[_Column] = []
+        impute_values: list[float] = []
+        centers: list[float] = []
+        scales: list[float] = []
+        constant: list[str] = []
+        for name in features:
+            series = frame[name]
+            if name in listed or not pd.api.types.is_numeric_dtype(series.dtype):
+                columns.append(_Column(name, "categorical", levels=self._fit_levels(series, name)))
+                continue
+            x = numeric_values(series, name)
+            missing = np.isnan(x)
+            if self.log1p:
+                self._log1p(x, missing, name)
+            observed = x[~missing]
+            if observed.size == 0 and self.impute != "constant":
+                raise DataError(
+                    f"Column '{name}' has no values in the training rows; drop it with "
+                    f"--drop '{name}' or use --impute constant."
+                )
+            fill = IMPUTERS[self.impute](observed, self.fill_value)
+            x[missing] = fill
+            center, spread = SCALERS[self.scale](x)
+            # A rounding-error spread is as constant as an exact zero.
+            if not spread > 1e-12 * max(1.0, abs(center)):
+                constant.append(name)
+                spread = 1.0
+            columns.append(
+                _Column(
+                    name,
+                    "numeric",
+                    numeric_index=len(centers),
+                    indicator=self.missing_indicators and bool(missing.any()),
+                )
+            )
+            impute_values.append(fill)
+            centers.append(center)
+            scales.append(spread)
+        if constant:
+            log.warning(
+                "Constant column(s) in the training rows, scaled by 1 instead of 0: %s.",
+                _quote_list(constant),
+            )
+        self._set_columns(columns)
+        self.impute_values_ = np.asarray(impute_values, dtype=np.float64)
+        self.centers_ = np.asarray(centers, dtype=np.float64)
+        self.scales_ = np.asarray(scales, dtype=np.float64)
+        return self
+
+    def _set_columns(self, columns: list[_Column]) -> None:
+        offset = 0
+        for column in columns:
+            column.offset = offset
+            offset += column.width
+        self._columns = columns
+
+    def _fit_levels(self, series: pd.Series, name: str) -> list[str]:
+        codes, names = level_codes(series)
+        levels = sorted(set(names))
+        if (codes < 0).any():
+            levels.append(MISSING_LEVEL)
+        if len(levels) > self.max_levels:
+            hint = ""
+            numeric = pd.to_numeric(series.astype(object), errors="coerce")
+            bad = numeric.isna() & series.notna()
+            if numeric.notna().mean() > 0.5 and bad.any():
+                hint = (
+                    f" It looks numeric except for values such as {series[bad].iloc[0]!r}; "
+                    "declare those missing with --na-values."
+                )
+            raise DataError(
+                f"Categorical column '{name}' has {len(levels)} levels, more than --max-levels "
+                f"{self.max_levels}; drop it with --drop '{name}' or raise --max-levels.{hint}"
+            )
+        return levels
+
+    @staticmethod
+    def _log1p(x: Array, missing: NDArray[np.bool_], name: str) -> None:
+        negative = ~missing & (x < 0)
+        if negative.any():
+            raise DataError(
+                f"Column '{name}' has negative values (first: {x[negative][0]}), which --log1p "
+                "cannot transform; drop --log1p or drop the column."
+            )
+        np.log1p(x, out=x)
+
+    def fit_transform(
+        self,
+        frame: pd.DataFrame,
+        features: Sequence[str],
+        categorical: Sequence[str] = (),
+        dtype: DTypeLike = np.float32,
+    ) -> NDArray[Any]:
+        return self.fit(frame, features, categorical).transform(frame, dtype=dtype)
+
+    # -- transforming
+
+    def transform(self, frame: pd.DataFrame, dtype: DTypeLike = np.float32) -> NDArray[Any]:
+        """The (n_samples, n_features_out) input matrix; columns are matched by name."""
+        if not self._columns:
+            raise ModelFileError("The preprocessor has not been fitted.")
+        _check_columns(frame, self.input_columns, "feature")
+        n_samples = len(frame)
+        out = np.zeros((n_samples, self.n_features_out), dtype=dtype)
+        for column in self._columns:
+            series = frame[column.name]
+            if column.kind == "categorical":
+                self._transform_categorical(series, column, out)
+            else:
+                self._transform_numeric(series, column, out)
+        return out
+
+    def _transform_numeric(self, series: pd.Series, column: _Column, out: NDArray[Any]) -> None:
+        x = numeric_values(series, column.name)
+        missing = np.isnan(x)
+        if self.log1p:
+            self._log1p(x, missing, column.name)
+        i = column.numeric_index
+        x[missing] = self.impute_values_[i]
+        x -= self.centers_[i]
+        x /= self.scales_[i]
+        out[:, column.offset] = x
+        if column.indicator:
+            out[:, column.offset + 1] = missing
+
+    def _transform_categorical(self, series: pd.Series, column: _Column, out: NDArray[Any]) -> None:
+        codes, names = level_codes(series)
+        lookup = {level: j for j, level in enumerate(column.levels)}
+        # The last entry serves code -1 (missing): the missing level, or -1 if training had none.
+        to_level = np.array(
+            [lookup.get(n, -1) for n in names] + [lookup.get(MISSING_LEVEL, -1)], dtype=np.intp
+        )
+        level = to_level[codes]
+        known = level >= 0
+        rows = np.flatnonzero(known)
+        out[rows, column.offset + level[rows]] = 1
+        if not known.all():
+            unseen = sorted({n for n, j in zip(names, to_level[:-1], strict=True) if j < 0})
+            if (codes[~known] < 0).any():
+                unseen.append("(missing)")
+            log.warning(
+                "Column '%s': %d row(s) have levels not seen in training (%s); "
+                "they are encoded as all zeros.",
+                column.name,
+                int((~known).sum()),
+                _quote_list(unseen, 5),
+            )
+
+    # -- reporting and state
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One JSON-able record per input column: how it is imputed, scaled or encoded."""
+        records: list[dict[str, Any]] = []
+        for c in self._columns:
+            if c.kind == "categorical":
+                records.append(
+                    {
+                        "column": c.name,
+                        "kind": "categorical",
+                        "encoding": "one-hot",
+                        "levels": list(c.levels),
+                        "outputs": c.output_names(),
+                    }
+                )
+                continue
+            i = c.numeric_index
+            records.append(
+                {
+                    "column": c.name,
+                    "kind": "numeric",
+                    "log1p": self.log1p,
+                    "impute": self.impute,
+                    "impute_value": float(self.impute_values_[i]),
+                    "missing_indicator": c.indicator,
+                    "scaling": self.scale,
+                    "center": float(self.centers_[i]),
+                    "scale": float(self.scales_[i]),
+                    "outputs": c.output_names(),
+                }
+            )
+        return records
+
+    _ARRAYS: ClassVar[tuple[str, ...]] = ("impute", "center", "scale")
+
+    def to_state(self, prefix: str = "pre") -> tuple[dict[str, Any], dict[str, Array]]:
+        """JSON-able metadata and float64 arrays named `<prefix>.impute|center|scale`."""
+        meta: dict[str, Any] = {
+            "version": STATE_VERSION,
+            "options": {
+                "impute": self.impute,
+                "fill_value": self.fill_value,
+                "missing_indicators": self.missing_indicators,
+                "scale": self.scale,
+                "log1p": self.log1p,
+                "max_levels": self.max_levels,
+            },
+            "missing_level": MISSING_LEVEL,
+            "columns": [
+                {"name": c.name, "kind": c.kind, "indicator": c.indicator, "levels": c.levels}
+                for c in self._columns
+            ],
+        }
+        values = (self.impute_values_, self.centers_, self.scales_)
+        arrays = {f"{prefix}.{k}": v.copy() for k, v in zip(self._ARRAYS, values, strict=True)}
+        return meta, arrays
+
+    @classmethod
+    def from_state(
+        cls, meta: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]], prefix: str = "pre"
+    ) -> Preprocessor:
+        """Rebuild a fitted preprocessor from `to_state` output (as read from a model file)."""
+        try:
+            if meta["version"] != STATE_VERSION:
+                raise ModelFileError(
+                    f"Unsupported preprocessing state version {meta['version']!r} "
+                    f"(this mlpcli reads version {STATE_VERSION})."
+                )
+            self = cls(**meta["options"])
+            columns = [
+                _Column(
+                    str(c["name"]),
+                    str(c["kind"]),
+                    indicator=bool(c["indicator"]),
+                    levels=[str(v) for v in c["levels"]],
+                )
+                for c in meta["columns"]
+            ]
+            values = [np.asarray(arrays[f"{prefix}.{k}"], dtype=np.float64) for k in cls._ARRAYS]
+        except (KeyError, TypeError) as exc:
+            raise ModelFileError(f"Preprocessing state is incomplete or malformed: {exc}") from None
+        numeric = [c for c in columns if c.kind == "numeric"]
+        if any(c.kind not in ("numeric", "categorical") for c in columns) or any(
+            v.shape != (len(numeric),) for v in values
+        ):
+            raise ModelFileError("Preprocessing state arrays do not match its column list.")
+        for i, c in enumerate(numeric):
+            c.numeric_index = i
+        self._set_columns(columns)
+        self.impute_values_, self.centers_, self.scales_ = values
+        return self
+
+
+# --- targets ------------------------------------------------------------------------------------
+
+
+def _target_strings(frame: pd.DataFrame, target: str) -> tuple[NDArray[np.intp], list[str]]:
+    codes, names = level_codes(frame[target])
+    n_missing = int((codes < 0).sum())
+    if n_missing:
+        raise DataError(
+            f"Target column '{target}' has {n_missing} missing value(s); drop those rows first."
+        )
+    return codes, names
+
+
+def balanced_class_weights(y_index: NDArray[np.integer]) -> Array:
+    """Per-sample weights n / (k * count_c) (scikit-learn's 'balanced'), k = classes present.
+
+    For a 2-D 0/1 matrix (multilabel) the per-column weights are multiplied, as scikit-learn's
+    `compute_sample_weight` does for multi-output targets.
+    """
+    y = np.asarray(y_index)
+    if y.ndim == 2:
+        weights = np.ones(len(y))
+        for j in range(y.shape[1]):
+            weights *= balanced_class_weights(y[:, j])
+        return weights
+    counts = np.bincount(y)
+    present = counts > 0
+    per_class = np.zeros(len(counts))
+    per_class[present] = len(y) / (present.sum() * counts[present])
+    return per_class[y]
+
+
+#: Named class-weight modes (besides an explicit label -> weight mapping).
+CLASS_WEIGHTS: dict[str, Callable[[NDArray[np.integer]], Array]] = {
+    "balanced": balanced_class_weights,
+}
+
+
+class _Task:
+    """How one task turns target columns into network outputs and back."""
+
+    name: ClassVar[str]
+    classification: ClassVar[bool] = True
+
+    def __init__(self, targets: list[str]) -> None:
+        self.targets = targets
+        self.labels: list[str] = []
+
+    @property
+    def n_outputs(self) -> int:
+        raise NotImplementedError
+
+    def fit(self, frame: pd.DataFrame, labels: Sequence[str] | None) -> None:
+        raise NotImplementedError
+
+    def encode(self, frame: pd.DataFrame, dtype: DTypeLike) -> Any:
+        raise NotImplementedError
+
+    def decode(self, output: NDArray[Any], threshold: float) -> NDArray[Any]:
+        raise NotImplementedError
+
+    def extra_meta(self) -> dict[str, Any]:
+        return {}
+
+    def arrays(self) -> dict[str, Array]:
+        return {}
+
+    def restore(self, meta: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -> None:
+        self.labels = [str(v) for v in meta["labels"]]
+
+
+class _SingleColumnClasses(_Task):
+    """One target column of string labels (binary and multiclass)."""
+
+    min_labels: ClassVar[int] = 2
+    max_labels: ClassVar[int | None] = None
+
+    def fit(self, frame: pd.DataFrame, labels: Sequence[str] | None) -> None:
+        (target,) = self.targets
+        _, names = _target_strings(frame, target)
+        seen = sorted(set(names))
+        if labels is None:
+            labels = seen
+        known = set(labels)
+        extra = [s for s in seen if s not in known]
+        if extra:
+            raise DataError(
+                f"Target '{target}' holds label(s) missing from the label list: "
+                f"{_quote_list(extra)}."
+            )
+        count = len(labels)
+        if count < self.min_labels or (self.max_labels is not None and count > self.max_labels):
+            raise DataError(
+                f"Target '{target}' has {count} class(es) ({_quote_list(list(labels))}), "
+                f"which does not fit task '{self.name}'; choose another --task or --target."
+            )
+        self.labels = list(labels)
+
+    def _indices(self, frame: pd.DataFrame) -> NDArray[np.intp]:
+        (target,) = self.targets
+        codes, names = _target_strings(frame, target)
+        lookup = {label: j for j, label in enumerate(self.labels)}
+        to_index = np.array([lookup.get(n, -1) for n in names], dtype=np.intp)
+        unseen = sorted({n for n, j in zip(names, to_index, strict=True) if j < 0})
+        if unseen:
+            raise DataError(
+                f"Target '{target}' has label(s) the model was not trained on: "
+                f"{_quote_list(unseen)}; the model knows {_quote_list(self.labels)}."
+            )
+        return to_index[codes]
+
+
+class _Multiclass(_SingleColumnClasses):
+    """k >= 2 classes, one-hot targets for a softmax output."""
+
+    name = "multiclass"
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.labels)
+
+    def encode(self, frame: pd.DataFrame, dtype: DTypeLike) -> Any:
+        y = self._indices(frame)
+        Y = np.zeros((len(y), len(self.labels)), dtype=dtype)
+        Y[np.arange(len(y)), y] = 1
+        return y, Y
+
+    def decode(self, output: NDArray[Any], threshold: float) -> NDArray[Any]:
+        return np.asarray(self.labels)[np.argmax(output, axis=1)]
+
+
+class _Binary(_SingleColumnClasses):
+    """Two classes, one sigmoid output: the probability of labels[1]."""
+
+    name = "binary"
+    max_labels = 2
+
+    @property
+    def n_outputs(self) -> int:
+        return 1
+
+    def encode(self, frame: pd.DataFrame, dtype: DTypeLike) -> Any:
+        y = self._indices(frame)
+        return y, y.astype(dtype).reshape(-1, 1)
+
+    def decode(self, output: NDArray[Any], threshold: float) -> NDArray[Any]:
+        positive = np.asarray(output).reshape(len(output), -1)[:, -1] >= threshold
+        return np.asarray(self.labels)[positive.astype(np.intp)]
+
+
+class _Multilabel(_Task):
+    """Several 0/1 target columns, one sigmoid output each; labels are the target names.
+
+    Each column keeps its own two values as strings (e.g. '0'/'1' or 'False'/'True'), so
+    decoded predictions look like the input.
+    """
+
+    name = "multilabel"
+
+    def __init__(self, targets: list[str]) -> None:
+        super().__init__(targets)
+        self.values: list[list[str]] = []
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.targets)
+
+    def fit(self, frame: pd.DataFrame, labels: Sequence[str] | None) -> None:
+        self.labels = list(self.targets)
+        self.values = []
+        for target in self.targets:
+            seen = set(_target_strings(frame, target)[1])
+            pair = next((p for p in (["0", "1"], ["False", "True"]) if seen <= set(p)), None)
+            if pair is None and len(seen) == 2:
+                pair = sorted(seen)
+            if pair is None:
+                raise DataError(
+                    f"Multilabel target '{target}' must hold two values such as 0/1, "
+                    f"but holds {_quote_list(sorted(seen))}."
+                )
+            self.values.append(pair)
+
+    def encode(self, frame: pd.DataFrame, dtype: DTypeLike) -> Any:
+        y = np.empty((len(frame), len(self.targets)), dtype=np.intp)
+        for j, (target, pair) in enumerate(zip(self.targets, self.values, strict=True)):
+            codes, names = _target_strings(frame, target)
+            unseen = sorted(set(names) - set(pair))
+            if unseen:
+                raise DataError(
+                    f"Target '{target}' has value(s) the model was not trained on: "
+                    f"{_quote_list(unseen)}; expected {pair[0]!r} or {pair[1]!r}."
+                )
+            y[:, j] = np.array([pair.index(n) for n in names], dtype=np.intp)[codes]
+        return y, y.astype(dtype)
+
+    def decode(self, output: NDArray[Any], threshold: float) -> NDArray[Any]:
+        values = np.asarray(self.values)  # (t, 2)
+        on = (np.asarray(output) >= threshold).astype(np.intp)
+        return values[np.arange(len(self.values)), on]
+
+    def extra_meta(self) -> dict[str, Any]:
+        return {"values": self.values}
+
+    def restore(self, meta: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -> None:
+        super().restore(meta, arrays)
+        self.values = [[str(v) for v in pair] for pair in meta["values"]]
+
+
+class _Regression(_Task):
+    """Numeric targets, standardised with the training mean and std; decoded to original units."""
+
+    name = "regression"
+    classification = False
+
+    def __init__(self, targets: list[str]) -> None:
+        super().__init__(targets)
+        self.mean: Array = np.empty(0)
+        self.std: Array = np.empty(0)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.targets)
+
+    def _values(self, frame: pd.DataFrame) -> Array:
+        Y = np.empty((len(frame), len(self.targets)))
+        for j, target in enumerate(self.targets):
+            Y[:, j] = numeric_values(frame[target], target, what="Target")
+            n_missing = int(np.isnan(Y[:, j]).sum())
+            if n_missing:
+                raise DataError(
+                    f"Target column '{target}' has {n_missing} missing value(s); "
+                    "drop those rows first."
+                )
+        return Y
+
+    def fit(self, frame: pd.DataFrame, labels: Sequence[str] | None) -> None:
+        Y = self._values(frame)
+        self.mean = Y.mean(axis=0)
+        std = Y.std(axis=0)
+        constant = ~(std > 1e-12 * np.maximum(1.0, np.abs(self.mean)))
+        if constant.any():
+            log.warning(
+                "Constant regression target(s) in the training rows: %s.",
+                _quote_list([t for t, c in zip(self.targets, constant, strict=True) if c]),
+            )
+        self.std = np.where(constant, 1.0, std)
+
+    def encode(self, frame: pd.DataFrame, dtype: DTypeLike) -> Any:
+        return ((self._values(frame) - self.mean) / self.std).astype(dtype)
+
+    def decode(self, output: NDArray[Any], threshold: float) -> NDArray[Any]:
+        return np.asarray(output, dtype=np.float64) * self.std + self.mean
+
+    def arrays(self) -> dict[str, Array]:
+        return {"mean": self.mean.copy(), "std": self.std.copy()}
+
+    def restore(self, meta: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -> None:
+        super().restore(meta, arrays)
+        self.mean = np.asarray(arrays["mean"], dtype=np.float64)
+        self.std = np.asarray(arrays["std"], dtype=np.float64)
+        if self.mean.shape != (len(self.targets),) or self.std.shape != self.mean.shape:
+            raise ModelFileError("Target state arrays do not match its target list.")
+
+
+#: task name -> how its targets are encoded.
+TASKS: dict[str, type[_Task]] = {
+    "binary": _Binary,
+    "multiclass": _Multiclass,
+    "multilabel": _Multilabel,
+    "regression": _Regression,
+}
+
+
+class TargetEncoder:
+    """Targets <-> network outputs for one task.
+
+    `encode(frame)` gives `(y_index, Y)` for classification (`y_index` class indices, (n, t) 0/1
+    for multilabel; `Y` the float matrix the loss compares with: one-hot (n, k), (n, 1) 0/1 for
+    binary, (n, t) for multilabel) and the standardised (n, t) matrix for regression.
+    `decode(output)` turns network outputs back into label strings or original units.
+    """
+
+    def __init__(self) -> None:
+        self._task: _Task | None = None
+
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        targets: Sequence[str],
+        task: str,
+        labels: Sequence[str] | None = None,
+    ) -> TargetEncoder:
+        """Learn labels (classification) or mean/std (regression) from the training rows.
+
+        `labels` fixes the class order for binary/multiclass (positive class = labels[1]); by
+        default the sorted label strings of the training rows. Ignored for multilabel, whose
+        labels are the target names.
+        """
+        targets = list(targets)
+        if not targets:
+            raise UsageError("No target column; name one with --target.")
+        _check_columns(frame, targets, "target")
+        task_class: type[_Task] = choose("task", task, TASKS)  # type: ignore[arg-type, assignment]
+        if task_class in (_Binary, _Multiclass) and len(targets) != 1:
+            raise UsageError(
+                f"Task '{task}' takes one --target, got {len(targets)}: {_quote_list(targets)}; "
+                "use --task multilabel or regression for several."
+            )
+        self._task = task_class(targets)
+        self._task.fit(frame, labels)
+        return self
+
+    @property
+    def task(self) -> str:
+        return self._fitted().name
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self._fitted().targets)
+
+    @property
+    def labels(self) -> list[str]:
+        """Class labels (binary/multiclass), target names (multilabel), empty for regression."""
+        return list(self._fitted().labels)
+
+    @property
+    def classification(self) -> bool:
+        return self._fitted().classification
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the network's output layer."""
+        return self._fitted().n_outputs
+
+    def _fitted(self) -> _Task:
+        if self._task is None:
+            raise ModelFileError("The target encoder has not been fitted.")
+        return self._task
+
+    def encode(self, frame: pd.DataFrame, dtype: DTypeLike = np.float32) -> Any:
+        """`(y_index, Y)` for classification, the standardised matrix for regression.
+
+        Labels not seen in training raise DataError naming them.
+        """
+        task = self._fitted()
+        _check_columns(frame, task.targets, "target")
+        return task.encode(frame, dtype)
+
+    def decode(self, output: NDArray[Any], threshold: float = 0.5) -> NDArray[Any]:
+        """Label strings (argmax; `>= threshold` for binary and multilabel) or original units."""
+        return self._fitted().decode(np.asarray(output), threshold)
+
+    def class_weights(
+        self, y_index: NDArray[np.integer], mode: str | Mapping[str, float] = "balanced"
+    ) -> Array:
+        """Per-sample weights: 'balanced' (n / (k * count_c)) or a label -> weight mapping.
+
+        Labels left out of a mapping weigh 1.
+        """
+        task = self._fitted()
+        if not task.classification:
+            raise UsageError("--class-weight applies to classification, not to regression.")
+        if isinstance(mode, str):
+            weigh: Callable[[NDArray[np.integer]], Array]
+            weigh = choose("class weight", mode, CLASS_WEIGHTS)  # type: ignore[arg-type, assignment]
+            return weigh(np.asarray(y_index))
+        if task.name == "multilabel":
+            raise UsageError("--class-weight takes 'balanced' for multilabel targets, not a map.")
+        unknown = [k for k in mode if k not in task.labels]
+        if unknown:
+            raise UsageError(
+                f"--class-weight names unknown class(es) {_quote_list(unknown)}; "
+                f"the classes are {_quote_list(task.labels)}."
+            )
+        per_class = np.array([float(mode.get(label, 1.0)) for label in task.labels])
+        if not (np.isfinite(per_class).all() and (per_class > 0).all()):
+            raise UsageError(f"--class-weight values must be positive numbers, got {dict(mode)}.")
+        return per_class[np.asarray(y_index)]
+
+    def to_state(self, prefix: str = "target") -> tuple[dict[str, Any], dict[str, Array]]:
+        """JSON-able metadata and float64 arrays named `<prefix>.mean|std` (regression only)."""
+        task = self._fitted()
+        meta = {
+            "version": STATE_VERSION,
+            "task": task.name,
+            "targets": list(task.targets),
+            "labels": list(task.labels),
+            **task.extra_meta(),
+        }
+        return meta, {f"{prefix}.{k}": v for k, v in task.arrays().items()}
+
+    @classmethod
+    def from_state(
+        cls, meta: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]], prefix: str = "target"
+    ) -> TargetEncoder:
+        self = cls()
+        try:
+            if meta["version"] != STATE_VERSION:
+                raise ModelFileError(
+                    f"Unsupported target state version {meta['version']!r} "
+                    f"(this mlpcli reads version {STATE_VERSION})."
+                )
+            task_class = TASKS[meta["task"]]
+            task = task_class([str(t) for t in meta["targets"]])
+            start = prefix + "."
+            own = {k[len(start) :]: v for k, v in arrays.items() if k.startswith(start)}
+            task.restore(meta, own)
+        except (KeyError, TypeError) as exc:
+            raise ModelFileError(f"Target state is incomplete or malformed: {exc}") from None
+        self._task = task
+        return self

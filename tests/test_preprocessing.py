@@ -1,0 +1,411 @@
+"""Preprocessing: fitted on training rows only, hand-computed statistics, exact round trips."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlpcli.errors import DataError, UsageError
+from mlpcli.preprocessing import (
+    IMPUTERS,
+    MISSING_LEVEL,
+    SCALERS,
+    TASKS,
+    Preprocessor,
+    TargetEncoder,
+    level_string,
+)
+
+NAN = np.nan
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    """Numeric with a gap, a constant-free second numeric, a string categorical with a gap."""
+    return pd.DataFrame(
+        {
+            "sample": ["s1", "s2", "s3", "s4", "s5"],
+            "age": [30.0, NAN, 50.0, 40.0, 20.0],
+            "dose": [1, 2, 3, 4, 10],
+            "batch": ["b2", "b1", None, "b2", "b1"],
+        }
+    )
+
+
+FEATURES = ["age", "dose", "batch"]
+
+
+def save_and_load(meta: dict, arrays: dict) -> tuple[dict, dict]:
+    """What the model file does: JSON for the metadata, npz without pickle for the arrays."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    buffer.seek(0)
+    with np.load(buffer, allow_pickle=False) as npz:
+        loaded = {k: npz[k] for k in npz.files}
+    return json.loads(json.dumps(meta)), loaded
+
+
+# --- numeric columns ----------------------------------------------------------------------------
+
+# x = [1, 2, NaN, 10]: the imputed value by hand.
+IMPUTED = {"median": 2.0, "mean": 13.0 / 3.0, "constant": -7.0}
+
+
+@pytest.mark.parametrize("impute", sorted(IMPUTERS), ids=str)
+def test_imputation_values_by_hand(impute: str) -> None:
+    data = pd.DataFrame({"x": [1.0, 2.0, NAN, 10.0]})
+    pre = Preprocessor(impute=impute, fill_value=-7.0, scale="none").fit(data, ["x"])
+    X = pre.transform(data, dtype=np.float64)
+    np.testing.assert_allclose(X[:, 0], [1.0, 2.0, IMPUTED[impute], 10.0])
+    assert pre.describe()[0]["impute_value"] == pytest.approx(IMPUTED[impute])
+
+
+# x = [1, 2, 3, 10]: mean 4, std sqrt(12.5); min 1, range 9; median 2.5, q25 1.75, q75 4.75.
+SCALED = {
+    "standard": (np.array([-3.0, -2.0, -1.0, 6.0]) / np.sqrt(12.5), 4.0, np.sqrt(12.5)),
+    "minmax": (np.array([0.0, 1.0, 2.0, 9.0]) / 9.0, 1.0, 9.0),
+    "robust": (np.array([-1.5, -0.5, 0.5, 7.5]) / 3.0, 2.5, 3.0),
+    "none": (np.array([1.0, 2.0, 3.0, 10.0]), 0.0, 1.0),
+}
+
+
+@pytest.mark.parametrize("scale", sorted(SCALERS), ids=str)
+def test_scaling_by_hand(scale: str) -> None:
+    data = pd.DataFrame({"x": [1, 2, 3, 10]})
+    pre = Preprocessor(scale=scale).fit(data, ["x"])
+    expected, center, spread = SCALED[scale]
+    np.testing.assert_allclose(pre.transform(data, dtype=np.float64)[:, 0], expected)
+    record = pre.describe()[0]
+    assert (record["center"], record["scale"]) == (pytest.approx(center), pytest.approx(spread))
+
+
+def test_scaling_statistics_come_from_training_rows_only() -> None:
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"x": rng.normal(5, 2, 200), "y": rng.exponential(3, 200)})
+    data.loc[150:, "x"] += 100.0  # validation rows from a shifted distribution
+    train, valid = data.iloc[:150], data.iloc[150:]
+    pre = Preprocessor().fit(train, ["x", "y"])
+    np.testing.assert_allclose(pre.centers_, train.mean().to_numpy())
+    np.testing.assert_allclose(pre.scales_, train.std(ddof=0).to_numpy())
+    X_valid = pre.transform(valid, dtype=np.float64)
+    expected = (valid.to_numpy() - train.mean().to_numpy()) / train.std(ddof=0).to_numpy()
+    np.testing.assert_allclose(X_valid, expected)
+    assert X_valid[:, 0].mean() > 10  # the shift shows: validation rows were not used to scale
+
+
+def test_imputation_uses_training_rows_only() -> None:
+    train = pd.DataFrame({"x": [1.0, 2.0, 3.0, NAN]})
+    valid = pd.DataFrame({"x": [NAN, 100.0, 200.0]})
+    pre = Preprocessor(scale="none").fit(train, ["x"])
+    assert pre.transform(valid, dtype=np.float64)[0, 0] == 2.0
+
+
+def test_log1p_applies_before_imputation_statistics() -> None:
+    data = pd.DataFrame({"counts": [0.0, np.e - 1, NAN, np.e**3 - 1]})
+    pre = Preprocessor(log1p=True, scale="none").fit(data, ["counts"])
+    np.testing.assert_allclose(pre.transform(data, dtype=np.float64)[:, 0], [0, 1, 1, 3])
+
+
+def test_log1p_rejects_negative_values_naming_column_and_value() -> None:
+    data = pd.DataFrame({"counts": [1.0, 2.0, -3.5, -1.0]})
+    with pytest.raises(DataError, match=r"'counts'.*-3\.5.*--log1p"):
+        Preprocessor(log1p=True).fit(data, ["counts"])
+    pre = Preprocessor(log1p=True).fit(data.iloc[:2], ["counts"])
+    with pytest.raises(DataError, match=r"'counts'.*-3\.5"):
+        pre.transform(data)
+
+
+def test_missing_indicators_only_for_columns_with_training_gaps(frame: pd.DataFrame) -> None:
+    pre = Preprocessor(missing_indicators=True).fit(frame, ["age", "dose"])
+    assert pre.feature_names_out == ["age", "age__missing", "dose"]
+    later = pd.DataFrame({"age": [NAN, 33.0], "dose": [NAN, 1.0]})
+    X = pre.transform(later, dtype=np.float64)
+    np.testing.assert_array_equal(X[:, 1], [1.0, 0.0])
+    # dose had no gaps in training: no indicator, but a gap later is still imputed (median 3).
+    assert X[0, 2] == pytest.approx((3.0 - 4.0) / np.std([1, 2, 3, 4, 10]))
+
+
+def test_constant_column_scaled_by_one_with_warning(caplog: pytest.LogCaptureFixture) -> None:
+    data = pd.DataFrame({"flat": [0.1] * 7, "ok": range(7)})
+    with caplog.at_level(logging.WARNING, logger="mlpcli"):
+        pre = Preprocessor().fit(data, ["flat", "ok"])
+    assert "flat" in caplog.text and "'ok'" not in caplog.text
+    X = pre.transform(data)
+    assert np.isfinite(X).all()
+    np.testing.assert_allclose(X[:, 0], 0.0, atol=1e-7)
+
+
+def test_column_without_training_values_is_an_error() -> None:
+    data = pd.DataFrame({"empty": [NAN, NAN], "x": [1.0, 2.0]})
+    with pytest.raises(DataError, match=r"'empty'.*--drop"):
+        Preprocessor().fit(data, ["empty", "x"])
+
+
+# --- categorical columns ------------------------------------------------------------------------
+
+
+def test_one_hot_with_sorted_levels_and_missing_level(frame: pd.DataFrame) -> None:
+    pre = Preprocessor().fit(frame, ["batch"])
+    assert pre.feature_names_out == ["batch=b1", "batch=b2", f"batch={MISSING_LEVEL}"]
+    X = pre.transform(frame)
+    expected = [[0, 1, 0], [1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0]]
+    np.testing.assert_array_equal(X, expected)
+
+
+def test_unseen_level_encodes_as_zeros_and_is_logged_once(
+    frame: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    pre = Preprocessor().fit(frame.dropna(subset=["batch"]), ["batch"])
+    later = pd.DataFrame({"batch": ["b9", "b1", "b9", None, "b8"]})
+    with caplog.at_level(logging.WARNING, logger="mlpcli"):
+        X = pre.transform(later)
+    np.testing.assert_array_equal(X, [[0, 0], [1, 0], [0, 0], [0, 0], [0, 0]])
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert "'batch'" in message and "4 row(s)" in message and "'b9'" in message
+
+
+def test_too_many_levels_names_column_count_and_remedies() -> None:
+    data = pd.DataFrame({"gene_id": [f"g{i}" for i in range(12)]})
+    with pytest.raises(DataError, match=r"'gene_id' has 12 levels.*--drop.*--max-levels"):
+        Preprocessor(max_levels=10).fit(data, ["gene_id"])
+    assert Preprocessor(max_levels=12).fit(data, ["gene_id"]).n_features_out == 12
+
+
+def test_numeric_column_named_categorical_matches_int_and_float() -> None:
+    train = pd.DataFrame({"plate": [1, 2, 2, 3]})
+    pre = Preprocessor().fit(train, ["plate"], categorical=["plate"])
+    assert pre.feature_names_out == ["plate=1", "plate=2", "plate=3"]
+    later = pd.DataFrame({"plate": [3.0, 1.0, NAN]})  # read as float because of the gap
+    np.testing.assert_array_equal(pre.transform(later), [[0, 0, 1], [1, 0, 0], [0, 0, 0]])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1, "1"), (1.0, "1"), (np.int64(7), "7"), (0.5, "0.5"), (True, "True"), ("b1", "b1")],
+    ids=["int", "float", "np-int", "fraction", "bool", "str"],
+)
+def test_level_string(value: object, expected: str) -> None:
+    assert level_string(value) == expected
+
+
+# --- matching columns at transform time ---------------------------------------------------------
+
+
+def test_shuffled_columns_and_extra_columns_give_identical_transform(frame: pd.DataFrame) -> None:
+    pre = Preprocessor(missing_indicators=True).fit(frame, FEATURES)
+    shuffled = frame[["batch", "sample", "dose", "age"]].assign(extra=1.0)
+    np.testing.assert_array_equal(pre.transform(shuffled), pre.transform(frame))
+
+
+def test_missing_columns_are_all_listed(frame: pd.DataFrame) -> None:
+    pre = Preprocessor().fit(frame, FEATURES)
+    with pytest.raises(DataError, match=r"2 feature column\(s\) missing.*'age', 'batch'"):
+        pre.transform(frame[["dose"]])
+
+
+def test_numeric_column_arriving_as_strings_names_first_bad_value(frame: pd.DataFrame) -> None:
+    pre = Preprocessor().fit(frame, FEATURES)
+    later = frame.assign(age=["31", "oops", None, "n/a", "44"])
+    with pytest.raises(DataError, match=r"'age' must be numeric but holds 'oops' \(2 non-numeric"):
+        pre.transform(later)
+    parsed = pre.transform(frame.assign(age=["30", None, "50", "40", "20"]))
+    np.testing.assert_array_equal(parsed, pre.transform(frame))
+
+
+def test_unknown_categorical_name_and_bad_options() -> None:
+    data = pd.DataFrame({"x": [1.0, 2.0]})
+    with pytest.raises(UsageError, match=r"--categorical.*'nope'"):
+        Preprocessor().fit(data, ["x"], categorical=["nope"])
+    with pytest.raises(UsageError, match=r"Unknown scaling 'zscore'; choose one of"):
+        Preprocessor(scale="zscore")
+    with pytest.raises(UsageError, match=r"Unknown imputation 'knn'; choose one of"):
+        Preprocessor(impute="knn")
+
+
+def test_output_is_one_c_contiguous_array_of_requested_dtype(frame: pd.DataFrame) -> None:
+    pre = Preprocessor().fit(frame, FEATURES)
+    X32, X64 = pre.transform(frame), pre.transform(frame, dtype=np.float64)
+    assert X32.dtype == np.float32 and X64.dtype == np.float64
+    assert X32.flags.c_contiguous and X32.shape == (5, len(pre.feature_names_out))
+    np.testing.assert_allclose(X32, X64, rtol=1e-6)
+
+
+def test_transform_leaves_the_input_frame_alone(frame: pd.DataFrame) -> None:
+    before = frame.copy()
+    Preprocessor(log1p=True).fit_transform(frame, ["dose", "age"])
+    pd.testing.assert_frame_equal(frame, before)
+
+
+# --- describe and state -------------------------------------------------------------------------
+
+
+def test_describe_records_each_input_column(frame: pd.DataFrame) -> None:
+    pre = Preprocessor(missing_indicators=True).fit(frame, FEATURES)
+    age, dose, batch = pre.describe()
+    assert age["kind"] == "numeric" and age["impute_value"] == 35.0 and age["missing_indicator"]
+    assert dose["center"] == 4.0 and dose["scaling"] == "standard"
+    assert batch == {
+        "column": "batch",
+        "kind": "categorical",
+        "encoding": "one-hot",
+        "levels": ["b1", "b2", MISSING_LEVEL],
+        "outputs": ["batch=b1", "batch=b2", f"batch={MISSING_LEVEL}"],
+    }
+    json.dumps(pre.describe())
+
+
+@pytest.mark.parametrize("scale", sorted(SCALERS), ids=str)
+def test_state_round_trip_gives_identical_transform(frame: pd.DataFrame, scale: str) -> None:
+    pre = Preprocessor(missing_indicators=True, scale=scale, log1p=True).fit(frame, FEATURES)
+    meta, arrays = pre.to_state()
+    assert sorted(arrays) == ["pre.center", "pre.impute", "pre.scale"]
+    assert all(a.dtype == np.float64 for a in arrays.values())
+    rebuilt = Preprocessor.from_state(*save_and_load(meta, arrays))
+    later = frame.assign(batch=["b1", "zz", None, "b2", "b2"], age=[NAN, 1, 2, 3, 4])
+    np.testing.assert_array_equal(rebuilt.transform(later), pre.transform(later))
+    assert rebuilt.feature_names_out == pre.feature_names_out
+    assert rebuilt.describe() == pre.describe()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)), min_size=2, max_size=30),
+    st.sampled_from(sorted(SCALERS)),
+    st.sampled_from(sorted(IMPUTERS)),
+)
+def test_round_trip_and_finiteness_for_any_numeric_column(
+    values: list[float | None], scale: str, impute: str
+) -> None:
+    data = pd.DataFrame({"x": pd.array(values, dtype="Float64")})
+    if data["x"].isna().all() and impute != "constant":
+        return
+    pre = Preprocessor(scale=scale, impute=impute, missing_indicators=True).fit(data, ["x"])
+    X = pre.transform(data, dtype=np.float64)
+    assert np.isfinite(X).all()
+    rebuilt = Preprocessor.from_state(*save_and_load(*pre.to_state()))
+    np.testing.assert_array_equal(rebuilt.transform(data, dtype=np.float64), X)
+
+
+# --- targets ------------------------------------------------------------------------------------
+
+
+def test_multiclass_round_trip_keeps_string_labels() -> None:
+    data = pd.DataFrame({"subtype": ["luminal", "basal", "her2", "basal"]})
+    enc = TargetEncoder().fit(data, ["subtype"], "multiclass")
+    assert enc.labels == ["basal", "her2", "luminal"] and enc.n_outputs == 3
+    y, Y = enc.encode(data)
+    np.testing.assert_array_equal(y, [2, 0, 1, 0])
+    np.testing.assert_array_equal(Y, np.eye(3)[[2, 0, 1, 0]])
+    assert list(enc.decode(Y * 0.8 + 0.05)) == list(data["subtype"])
+
+
+def test_binary_positive_class_is_second_label_and_threshold_applies() -> None:
+    data = pd.DataFrame({"genotype": ["Ts65Dn", "Control", "Control"]})
+    enc = TargetEncoder().fit(data, ["genotype"], "binary")
+    y, Y = enc.encode(data)
+    np.testing.assert_array_equal(y, [1, 0, 0])
+    assert Y.shape == (3, 1) and Y.dtype == np.float32
+    proba = np.array([[0.9], [0.3], [0.6]])
+    assert list(enc.decode(proba)) == ["Ts65Dn", "Control", "Ts65Dn"]
+    assert list(enc.decode(proba, threshold=0.7)) == ["Ts65Dn", "Control", "Control"]
+
+
+def test_numeric_class_labels_match_across_int_and_float() -> None:
+    enc = TargetEncoder().fit(pd.DataFrame({"y": [0, 1, 2]}), ["y"], "multiclass")
+    assert enc.labels == ["0", "1", "2"]
+    y, _ = enc.encode(pd.DataFrame({"y": [2.0, 0.0]}))
+    np.testing.assert_array_equal(y, [2, 0])
+
+
+def test_unseen_labels_at_evaluation_are_named() -> None:
+    enc = TargetEncoder().fit(pd.DataFrame({"y": ["a", "b", "c"]}), ["y"], "multiclass")
+    unseen = r"'y' has label\(s\) the model was not trained on: 'd', 'e'"
+    with pytest.raises(DataError, match=unseen):
+        enc.encode(pd.DataFrame({"y": ["a", "e", "d"]}))
+
+
+def test_given_labels_fix_order_and_may_include_absent_classes() -> None:
+    data = pd.DataFrame({"y": ["b", "a", "b"]})
+    enc = TargetEncoder().fit(data, ["y"], "multiclass", labels=["a", "b", "c"])
+    assert enc.n_outputs == 3
+    with pytest.raises(DataError, match=r"missing from the label list: 'b'"):
+        TargetEncoder().fit(data, ["y"], "multiclass", labels=["a", "c"])
+
+
+def test_multilabel_round_trip() -> None:
+    data = pd.DataFrame({"tp53": [0, 1, 1], "kras": [True, False, True]})
+    enc = TargetEncoder().fit(data, ["tp53", "kras"], "multilabel")
+    y, Y = enc.encode(data)
+    np.testing.assert_array_equal(y, [[0, 1], [1, 0], [1, 1]])
+    np.testing.assert_array_equal(Y, y)
+    decoded = enc.decode(np.array([[0.1, 0.9], [0.8, 0.2], [0.7, 0.6]]))
+    np.testing.assert_array_equal(decoded, [["0", "True"], ["1", "False"], ["1", "True"]])
+
+
+def test_regression_standardises_with_training_rows_and_decodes_back() -> None:
+    train = pd.DataFrame({"ic50": [1.0, 2.0, 3.0, 6.0], "auc": [10.0, 10.0, 20.0, 40.0]})
+    enc = TargetEncoder().fit(train, ["ic50", "auc"], "regression")
+    Y = enc.encode(train, dtype=np.float64)
+    np.testing.assert_allclose(Y.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(Y.std(axis=0), 1.0)
+    np.testing.assert_allclose(enc.decode(Y), train.to_numpy())
+    later = pd.DataFrame({"ic50": [3.0], "auc": [20.0]})
+    np.testing.assert_allclose(enc.encode(later, dtype=np.float64), [[0.0, 0.0]], atol=1e-12)
+
+
+def test_regression_target_with_text_is_an_error() -> None:
+    with pytest.raises(DataError, match=r"Target 'ic50' must be numeric but holds 'high'"):
+        TargetEncoder().fit(pd.DataFrame({"ic50": ["1.5", "high"]}), ["ic50"], "regression")
+
+
+def test_balanced_class_weights_follow_the_formula() -> None:
+    data = pd.DataFrame({"y": ["a"] * 6 + ["b"] * 3 + ["c"]})
+    enc = TargetEncoder().fit(data, ["y"], "multiclass")
+    y, _ = enc.encode(data)
+    weights = enc.class_weights(y)
+    n, k = 10, 3
+    expected = np.array([n / (k * 6)] * 6 + [n / (k * 3)] * 3 + [n / (k * 1)])
+    np.testing.assert_allclose(weights, expected)
+    assert weights.sum() == pytest.approx(n)  # balanced weights keep the total
+
+
+def test_class_weight_mapping_and_its_errors() -> None:
+    data = pd.DataFrame({"y": ["a", "b", "b"]})
+    enc = TargetEncoder().fit(data, ["y"], "binary")
+    y, _ = enc.encode(data)
+    np.testing.assert_array_equal(enc.class_weights(y, {"a": 5.0}), [5.0, 1.0, 1.0])
+    with pytest.raises(UsageError, match=r"--class-weight names unknown class\(es\) 'z'"):
+        enc.class_weights(y, {"z": 2.0})
+    with pytest.raises(UsageError, match=r"Unknown class weight 'even'; choose one of: balanced"):
+        enc.class_weights(y, "even")
+
+
+STATE_CASES = {
+    "binary": (pd.DataFrame({"y": ["no", "yes", "yes"]}), ["y"]),
+    "multiclass": (pd.DataFrame({"y": ["x", "y", "z"]}), ["y"]),
+    "multilabel": (pd.DataFrame({"a": [0, 1, 1], "b": [1, 1, 0]}), ["a", "b"]),
+    "regression": (pd.DataFrame({"a": [0.5, 1.0, 4.0], "b": [1.0, -2.0, 0.0]}), ["a", "b"]),
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASKS), ids=str)
+def test_target_state_round_trip(task: str) -> None:
+    data, targets = STATE_CASES[task]
+    enc = TargetEncoder().fit(data, targets, task)
+    rebuilt = TargetEncoder.from_state(*save_and_load(*enc.to_state()))
+    assert (rebuilt.task, rebuilt.targets, rebuilt.labels) == (task, enc.targets, enc.labels)
+    output = np.random.default_rng(1).random((3, enc.n_outputs))
+    np.testing.assert_array_equal(rebuilt.decode(output), enc.decode(output))
+    first, second = enc.encode(data), rebuilt.encode(data)
+    if not enc.classification:
+        first, second = (first,), (second,)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
