@@ -95,7 +95,7 @@ class Trainer:
         self.seconds = 0.0
         self._best_params = net.flat_params.copy()
         self._best_buffers = self._buffers_copy()
-        if optimizer.name == "adamw" or hasattr(optimizer, "decay_masks"):
+        if optimizer.name == "adamw":
             optimizer.decay_masks = [net.flat_decay_mask()]
 
     # ----------------------------------------------------------------- state
@@ -188,7 +188,10 @@ class Trainer:
         slices = net.layer_slices
         stop_reason = "epoch_limit"
         started = time.perf_counter() - self.seconds
+        # Overflow shows up as a non-finite loss or weight, reported as divergence below.
+        errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
         try:
+            errstate.__enter__()
             while len(self.history) < opts.epochs:
                 epoch = len(self.history) + 1
                 loss_sum = 0.0
@@ -229,6 +232,8 @@ class Trainer:
                     break
         except KeyboardInterrupt:
             stop_reason = "interrupted"
+        finally:
+            errstate.__exit__(None, None, None)
         self.seconds = time.perf_counter() - started
         self.restore_best()
         return self._result(stop_reason)

@@ -226,19 +226,13 @@ def _output_activation(name: str, loss: str, task: str) -> str:
 
 
 def build_optimizer(settings: Settings) -> Any:
+    """The optimizer; a hyperparameter it does not take (`--momentum` for adam) is an error."""
     t = settings.train
-    hyper: dict[str, float] = {}
-    name = t.optimizer
-    if t.momentum is not None and name in ("momentum", "nesterov", "rmsprop"):
-        hyper["beta"] = t.momentum
-    if name in ("adam", "adamw"):
-        if t.beta1 is not None:
-            hyper["beta1"] = t.beta1
-        if t.beta2 is not None:
-            hyper["beta2"] = t.beta2
-    if name == "adamw":
+    given = {"momentum": t.momentum, "beta1": t.beta1, "beta2": t.beta2}
+    hyper = {k: v for k, v in given.items() if v is not None}
+    if t.optimizer == "adamw" and t.weight_decay > 0:
         hyper["weight_decay"] = t.weight_decay
-    return optimizers.get(name, lr=t.lr, **hyper)
+    return optimizers.get(t.optimizer, lr=t.lr, **hyper)
 
 
 def fit_options(settings: Settings, task: str, has_validation: bool) -> FitOptions:
