@@ -99,8 +99,10 @@ def level_string(value: object) -> str:
     if isinstance(value, int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating):
-        number = float(value)
-        return str(int(number)) if number.is_integer() else repr(number)
+        if float(value).is_integer():
+            return str(int(value))
+        # Shortest repr for the value's own dtype: float32 0.1 stays '0.1'.
+        return np.format_float_positional(value, trim="-")
     return str(value)
 
 

@@ -189,8 +189,16 @@ def test_numeric_column_named_categorical_matches_int_and_float() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(1, "1"), (1.0, "1"), (np.int64(7), "7"), (0.5, "0.5"), (True, "True"), ("b1", "b1")],
-    ids=["int", "float", "np-int", "fraction", "bool", "str"],
+    [
+        (1, "1"),
+        (1.0, "1"),
+        (np.int64(7), "7"),
+        (0.5, "0.5"),
+        (np.float32(0.1), "0.1"),
+        (True, "True"),
+        ("b1", "b1"),
+    ],
+    ids=["int", "float", "np-int", "fraction", "float32", "bool", "str"],
 )
 def test_level_string(value: object, expected: str) -> None:
     assert level_string(value) == expected
@@ -213,10 +221,10 @@ def test_missing_columns_are_all_listed(frame: pd.DataFrame) -> None:
 
 def test_numeric_column_arriving_as_strings_names_first_bad_value(frame: pd.DataFrame) -> None:
     pre = Preprocessor().fit(frame, FEATURES)
-    later = frame.assign(age=["31", "oops", None, "n/a", "44"])
+    later = frame.assign(age=pd.Series(["31", "oops", None, "n/a", "44"]))
     with pytest.raises(DataError, match=r"'age' must be numeric but holds 'oops' \(2 non-numeric"):
         pre.transform(later)
-    parsed = pre.transform(frame.assign(age=["30", None, "50", "40", "20"]))
+    parsed = pre.transform(frame.assign(age=pd.Series(["30", None, "50", "40", "20"])))
     np.testing.assert_array_equal(parsed, pre.transform(frame))
 
 
@@ -269,7 +277,7 @@ def test_state_round_trip_gives_identical_transform(frame: pd.DataFrame, scale: 
     assert sorted(arrays) == ["pre.center", "pre.impute", "pre.scale"]
     assert all(a.dtype == np.float64 for a in arrays.values())
     rebuilt = Preprocessor.from_state(*save_and_load(meta, arrays))
-    later = frame.assign(batch=["b1", "zz", None, "b2", "b2"], age=[NAN, 1, 2, 3, 4])
+    later = frame.assign(batch=pd.Series(["b1", "zz", None, "b2", "b2"]), age=[NAN, 1, 2, 3, 4])
     np.testing.assert_array_equal(rebuilt.transform(later), pre.transform(later))
     assert rebuilt.feature_names_out == pre.feature_names_out
     assert rebuilt.describe() == pre.describe()
