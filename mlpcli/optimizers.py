@@ -18,7 +18,8 @@ One optimizer object serves the whole network. Its state is kept in lists aligne
 the parameters (scikit-learn's `_stochastic_optimizers.py`), allocated at the first step in the
 parameters' dtype. Every update is a handful of ufunc calls with `out=` into preallocated
 scratch, so over the network's single flat buffer Adam costs about a dozen passes and no
-allocation (PERF_NOTES.md). Scalars are Python floats, which NumPy never lets upcast float32.
+allocation (PERF_NOTES.md). Scalars are Python floats: NumPy treats them as weak, so they
+never upcast float32 arrays.
 """
 
 from __future__ import annotations
