@@ -136,6 +136,7 @@ class BatchNorm(Layer):
         self.running_var = np.ones(n)
         self._xhat: Array | None = None
         self._inv_std: Array | None = None
+        self._training = True
 
     def param_specs(self) -> list[tuple[str, tuple[int, ...]]]:
         return [("gamma", (self.n,)), ("beta", (self.n,))]
@@ -146,21 +147,23 @@ class BatchNorm(Layer):
 
     def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
         gamma, beta = self.params
+        xhat = self._buffers.get("xhat", X.shape, X.dtype)  # type: ignore[arg-type]
         if training:
             mean = X.mean(axis=0)
-            var = X.var(axis=0)
+            np.subtract(X, mean, out=xhat)
+            # The biased batch variance, from the centred buffer: no (n, k) temporaries.
+            var = np.einsum("ij,ij->j", xhat, xhat) / X.dtype.type(X.shape[0])
             m = self.momentum
             self.running_mean *= m
             self.running_mean += (1.0 - m) * mean
             self.running_var *= m
             self.running_var += (1.0 - m) * var
         else:
-            mean, var = self.running_mean, self.running_var
+            var = self.running_var
+            np.subtract(X, self.running_mean, out=xhat)
         inv_std = 1.0 / np.sqrt(var + self.eps)
-        xhat = self._buffers.get("xhat", X.shape, X.dtype)  # type: ignore[arg-type]
-        np.subtract(X, mean, out=xhat)
         xhat *= inv_std
-        self._xhat, self._inv_std = xhat, inv_std
+        self._xhat, self._inv_std, self._training = xhat, inv_std, training
         Y = self._buffers.get("Y", X.shape, X.dtype)  # type: ignore[arg-type]
         np.multiply(xhat, gamma, out=Y)
         Y += beta
@@ -170,16 +173,20 @@ class BatchNorm(Layer):
         xhat, inv_std = self._xhat, self._inv_std
         assert xhat is not None and inv_std is not None, "backward before forward"
         gamma = self.params[0]
-        np.sum(dY * xhat, axis=0, out=self.grads[0])
-        np.sum(dY, axis=0, out=self.grads[1])
-        # dX = inv_std / n * (n dxhat - sum(dxhat) - xhat sum(dxhat xhat)), dxhat = dY gamma
-        n = dY.shape[0]
-        dxhat = dY * gamma
-        dX = dxhat * n
-        dX -= dxhat.sum(axis=0)
-        dX -= xhat * np.sum(dxhat * xhat, axis=0)
-        dX *= inv_std / n
-        return dX
+        dgamma, dbeta = self.grads
+        np.einsum("ij,ij->j", dY, xhat, out=dgamma)
+        np.sum(dY, axis=0, out=dbeta)
+        if self._training:
+            # Batch statistics depend on X. With dxhat = dY gamma, the textbook
+            # dX = inv_std / n (n dxhat - sum(dxhat) - xhat sum(dxhat xhat)) simplifies, since
+            # sum(dxhat) = gamma dbeta and sum(dxhat xhat) = gamma dgamma, to
+            # dX = gamma inv_std (dY - dbeta / n - xhat dgamma / n); written into dY in place.
+            n = dY.dtype.type(dY.shape[0])
+            dY -= dbeta / n
+            dY -= xhat * (dgamma / n)
+        # In inference the running statistics are constants: dX = dY gamma inv_std.
+        dY *= gamma * inv_std
+        return dY
 
 
 class Dropout(Layer):
@@ -205,7 +212,8 @@ class Dropout(Layer):
         np.greater_equal(mask, self.p, out=mask)
         mask *= 1.0 / (1.0 - self.p)
         self._mask = mask
-        return X * mask
+        Y = self._buffers.get("Y", X.shape, X.dtype)  # type: ignore[arg-type]
+        return np.multiply(X, mask, out=Y)
 
     def backward(self, dY: Array) -> Array:
         if self._mask is not None:

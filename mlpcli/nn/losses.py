@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from mlpcli.errors import UsageError, choose
 from mlpcli.nn.activations import Activation
@@ -41,7 +41,7 @@ class Loss:
         Y: Array,
         Z: Array,
         activation: Activation,
-        sample_weight: Array | None = None,
+        sample_weight: ArrayLike | None = None,
     ) -> tuple[float, Array]:
         """Return (loss, dZ) for targets Y and output pre-activations Z."""
         if self.fused:
@@ -59,19 +59,27 @@ class Loss:
             scale: Array | float = 1.0 / len(Y)
             loss = float(per_sample.mean(dtype=np.float64))
         else:
-            w = sample_weight.astype(Z.dtype, copy=False)
+            w = np.asarray(sample_weight, dtype=Z.dtype).reshape(-1)
+            if len(w) != len(Y):
+                raise ValueError(f"sample_weight has {len(w)} values for {len(Y)} samples")
             total = w.sum(dtype=np.float64)
+            if total == 0:
+                # A batch whose samples all weigh nothing carries no information: no step, no NaN.
+                dZ[...] = 0
+                return 0.0, dZ
             loss = float(np.dot(per_sample.astype(np.float64), w) / total)
             scale = (w / Z.dtype.type(total))[:, None]
         dZ *= scale
         return loss, dZ
 
-    def value(self, Y: Array, P: Array, sample_weight: Array | None = None) -> float:
+    def value(self, Y: Array, P: Array, sample_weight: ArrayLike | None = None) -> float:
         """The loss of already-activated outputs P (probabilities or predictions)."""
         per_sample = self._value_from_output(Y, P)
         if sample_weight is None:
             return float(per_sample.mean(dtype=np.float64))
-        return float(np.average(per_sample, weights=sample_weight))
+        w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        total = w.sum()
+        return float(np.dot(per_sample.astype(np.float64), w) / total) if total else 0.0
 
     def _value_from_output(self, Y: Array, P: Array) -> Array:
         return self._from_output(Y, P)[0]
@@ -112,9 +120,9 @@ class Huber(Loss):
 
     def _from_output(self, Y: Array, P: Array) -> tuple[Array, Array]:
         R = P - Y
-        A = np.abs(R)
-        small = A <= self.delta
-        per_element = np.where(small, 0.5 * R * R, self.delta * (A - 0.5 * self.delta))
+        size = np.abs(R)
+        small = size <= self.delta
+        per_element = np.where(small, 0.5 * R * R, self.delta * (size - 0.5 * self.delta))
         grad = np.where(small, R, self.delta * np.sign(R)) / Y.shape[1]
         return per_element.mean(axis=1), grad.astype(P.dtype, copy=False)
 

@@ -7,6 +7,7 @@ it with one copy (what made the plain NumPy loop fast in PERF_NOTES.md).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -84,7 +85,7 @@ def _check_architecture(arch: Architecture) -> None:
         raise UsageError(f"Unknown dtype '{arch.dtype}'; choose one of: {', '.join(DTYPES)}.")
     if not 0.0 <= arch.dropout < 1.0:
         raise UsageError(f"--dropout must be in [0, 1); got {arch.dropout}.")
-    if arch.weight_decay < 0:
+    if not arch.weight_decay >= 0:  # also refuses NaN
         raise UsageError(f"--weight-decay must be >= 0; got {arch.weight_decay}.")
     if arch.residual:
         sizes = arch.hidden_layer_sizes
@@ -100,6 +101,14 @@ def _check_architecture(arch: Architecture) -> None:
                     f"{sizes[i - 1]} -> {sizes[i]} units. Use e.g. --hidden "
                     f"{','.join([str(sizes[0])] * len(sizes))}."
                 )
+
+
+def _dtype_name(dtype: Any) -> str:
+    """'float32' for np.float32, "f4", "float32"...; unknown names pass through to be refused."""
+    try:
+        return str(np.dtype(dtype))
+    except TypeError:
+        return str(dtype)
 
 
 class MLP:
@@ -129,7 +138,9 @@ class MLP:
         leaky_relu_slope: float = 0.01,
     ) -> None:
         hidden = tuple(int(h) for h in hidden_layer_sizes)
-        names = (activation,) * len(hidden) if isinstance(activation, str) else tuple(activation)
+        names = (activation,) if isinstance(activation, str) else tuple(activation)
+        if len(names) == 1:  # one name, alone or in a list, serves every hidden layer
+            names = names * len(hidden)
         loss_fn = losses.get(loss)
         arch = Architecture(
             n_inputs=int(n_inputs),
@@ -138,7 +149,7 @@ class MLP:
             activation=names,
             output_activation=output_activation or loss_fn.output_activation,
             loss=loss,
-            dtype=str(np.dtype(dtype)),
+            dtype=_dtype_name(dtype),
             batchnorm=bool(batchnorm),
             dropout=float(dropout),
             residual=bool(residual),
@@ -177,7 +188,7 @@ class MLP:
         #: Per "layer l" (hidden layers, then the output): its dense layer and batch norm.
         self._groups: list[list[Layer]] = []
         sizes = [arch.n_inputs, *arch.hidden_layer_sizes]
-        for i, (k_in, k_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for i, (k_in, k_out) in enumerate(itertools.pairwise(sizes)):
             act = activations.get(arch.activation[i], arch.leaky_relu_slope)
             dense = Dense(k_in, k_out, bias=not arch.batchnorm, input_grad=i > 0)
             dense.init_name = arch.init or act.init  # type: ignore[attr-defined]
@@ -265,14 +276,19 @@ class MLP:
 
     def layer_grad_norms(self) -> list[float]:
         """Euclidean norm of each layer's gradient (the lecture's "watch the gradient!")."""
-        return [float(np.sqrt(np.dot(self.flat_grads[s], self.flat_grads[s]))) for s in self.layer_slices]
+        return [
+            float(np.sqrt(np.dot(self.flat_grads[s], self.flat_grads[s])))
+            for s in self.layer_slices
+        ]
 
     def batchnorm_layers(self) -> list[BatchNorm]:
         return [layer for group in self._groups for layer in group if isinstance(layer, BatchNorm)]
 
     def state_arrays(self) -> dict[str, Array]:
         """Every array that defines the trained network: parameters and running statistics."""
-        state = {name: p.copy() for name, p in zip(self.param_names, self.parameters(), strict=True)}
+        state = {
+            name: p.copy() for name, p in zip(self.param_names, self.parameters(), strict=True)
+        }
         for i, bn in enumerate(self.batchnorm_layers()):
             state[f"bn{i + 1}.running_mean"] = bn.running_mean.copy()
             state[f"bn{i + 1}.running_var"] = bn.running_var.copy()
@@ -287,12 +303,18 @@ class MLP:
         missing = sorted(set(targets) - set(state))
         extra = sorted(set(state) - set(targets))
         if missing or extra:
-            raise ValueError(f"arrays do not match the architecture: missing {missing}, extra {extra}")
+            raise ValueError(
+                f"arrays do not match the architecture: missing {missing}, extra {extra}"
+            )
+        values = {name: np.asarray(state[name]) for name in targets}
         for name, target in targets.items():
-            value = np.asarray(state[name])
-            if value.shape != target.shape:
-                raise ValueError(f"array '{name}' has shape {value.shape}, expected {target.shape}")
-            target[...] = value
+            if values[name].shape != target.shape:
+                raise ValueError(
+                    f"array '{name}' has shape {values[name].shape}, expected {target.shape}"
+                )
+        # Only now write: a mismatch must not leave the network half loaded.
+        for name, target in targets.items():
+            target[...] = values[name]
 
     # ----------------------------------------------------------------- computation
     def _as_input(self, X: np.ndarray) -> Array:
@@ -332,8 +354,13 @@ class MLP:
         The gradient arrays are the network's own buffers, overwritten by the next call.
         `rng` draws the dropout masks (the network's generator by default).
         """
-        loss = self._backprop(self._as_input(X), np.asarray(Y, dtype=self.dtype), sample_weight,
-                              training, rng or self.rng)
+        loss = self._backprop(
+            self._as_input(X),
+            np.asarray(Y, dtype=self.dtype),
+            sample_weight,
+            training,
+            rng or self.rng,
+        )
         return loss, self.gradients()
 
     def _backprop(
@@ -359,9 +386,7 @@ class MLP:
             loss += 0.5 * decay * penalty
         return loss
 
-    def loss(
-        self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None = None
-    ) -> float:
+    def loss(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
         """Inference-mode loss (no dropout, running BN statistics), without the L2 penalty."""
         X = self._as_input(X)
         Y = np.asarray(Y, dtype=self.dtype)
