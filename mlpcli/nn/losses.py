@@ -43,7 +43,8 @@ class Loss:
         activation: Activation,
         sample_weight: ArrayLike | None = None,
     ) -> tuple[float, Array]:
-        """Return (loss, dZ) for targets Y and output pre-activations Z."""
+        """Return (loss, dZ) for targets Y and output pre-activations Z, dZ in Z's dtype."""
+        Y = np.asarray(Y, dtype=Z.dtype)  # float64 or integer targets must not upcast dZ
         if self.fused:
             if activation.name != self.output_activation:
                 raise UsageError(
@@ -156,9 +157,10 @@ class CrossEntropy(Loss):
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
         log_sum = np.log(total)
-        # sum_j y_j (lse - z_j); rows of Y sum to one, so dZ = softmax(Z) - Y.
+        # sum_j y_j (lse - z_j), so dZ = softmax(Z) sum_j y_j - Y: softmax(Z) - Y for one-hot
+        # rows, and still right for soft or all-zero target rows (the sum costs n additions).
         per_sample = np.sum(Y * (log_sum - shifted), axis=1)
-        exp /= total
+        exp *= Y.sum(axis=1, keepdims=True) / total
         exp -= Y
         return per_sample, exp
 
