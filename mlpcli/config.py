@@ -383,8 +383,9 @@ class TrainConfig:
         "val_loss", "Value watched by early stopping and for the best epoch.",
         choice(MONITORS), choices=MONITORS,
     )
-    weight_decay: float = option(
-        0.0, "L2 weight decay (decoupled for adamw); not applied to biases.", number(float, 0.0)
+    weight_decay: float | None = option(
+        None, "L2 weight decay (decoupled for adamw); not applied to biases "
+        "[default: off; 0.01 for adamw].", number(float, 0.0, optional=True),
     )
     clip_norm: float | None = option(
         None, "Clip gradients to this global norm.",
@@ -404,6 +405,30 @@ class TrainConfig:
     beta2: float | None = option(
         None, "Adam's beta2 [default: 0.999].",
         number(float, 0.0, 1.0, high_inclusive=False, optional=True),
+    )
+    eps: float | None = option(
+        None, "Adam's and rmsprop's epsilon [default: 1e-8].",
+        number(float, 0.0, low_inclusive=False, optional=True),
+    )
+    lr_step_size: int | None = option(
+        None, "--schedule step: epochs between decays [default: 10].",
+        number(int, 1, optional=True),
+    )
+    lr_gamma: float | None = option(
+        None, "--schedule step: decay factor [default: 0.5].",
+        number(float, 0.0, 1.0, low_inclusive=False, high_inclusive=False, optional=True),
+    )
+    lr_factor: float | None = option(
+        None, "--schedule plateau: factor applied on a plateau [default: 0.5].",
+        number(float, 0.0, 1.0, low_inclusive=False, high_inclusive=False, optional=True),
+    )
+    lr_patience: int | None = option(
+        None, "--schedule plateau: epochs without improvement before a cut [default: 5].",
+        number(int, 1, optional=True),
+    )
+    min_lr: float | None = option(
+        None, "--schedule cosine/plateau: the lowest learning rate [default: 0 / 1e-6].",
+        number(float, 0.0, optional=True),
     )
     class_weight: str | dict[str, float] | None = option(
         None, "Class weights: 'balanced' or label=weight pairs.", parse_class_weight,

@@ -6,6 +6,8 @@ file, column or option, the bad value, and what to do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class MlpcliError(Exception):
     """Base class of every error mlpcli reports to a user."""
@@ -43,7 +45,7 @@ class OutputError(MlpcliError):
     exit_code = 2
 
 
-def choose(kind: str, name: str, registry: dict[str, object]) -> object:
+def choose(kind: str, name: str, registry: Mapping[str, object]) -> object:
     """Look `name` up in a registry, or fail with a message that lists the choices."""
     try:
         return registry[name]

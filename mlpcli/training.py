@@ -183,7 +183,9 @@ class Trainer:
                 f"with mini-batches); use --batch-size full instead of {opts.batch_size}."
             )
         weights = None if sample_weight is None else np.asarray(sample_weight, dtype=net.dtype)
-        batches = _Batches(X, Y, weights, batch)
+        # Batch normalisation cannot learn from a batch of one sample: its variance is zero.
+        drop_single = bool(net.batchnorm_layers())
+        batches = _Batches(X, Y, weights, batch, drop_single)
         flat_params, flat_grads = net.flat_params, net.flat_grads
         slices = net.layer_slices
         stop_reason = "epoch_limit"
@@ -196,13 +198,14 @@ class Trainer:
                 epoch = len(self.history) + 1
                 loss_sum = 0.0
                 norm_sums = np.zeros(len(slices))
-                n_batches = 0
+                n_batches = n_seen = 0
                 interrupted = False
                 for Xb, Yb, wb in batches.epoch(self.rng):
                     loss = net._backprop(Xb, Yb, wb, True, self.rng)
                     if not math.isfinite(loss):
                         self._diverged(epoch, f"the training loss became {loss}")
                     loss_sum += loss * len(Xb)
+                    n_seen += len(Xb)
                     squares = [float(np.dot(flat_grads[s], flat_grads[s])) for s in slices]
                     norm_sums += np.sqrt(squares)
                     n_batches += 1
@@ -220,7 +223,7 @@ class Trainer:
                 if not np.isfinite(flat_params).all():
                     self._diverged(epoch, "the weights became non-finite")
                 record = self._end_epoch(
-                    epoch, loss_sum / n, X_val if has_val else None, Y_val, norm_sums / n_batches,
+                    epoch, loss_sum / n_seen, X_val if has_val else None, Y_val, norm_sums / n_batches,
                     time.perf_counter() - started,
                 )
                 self.history.append(record)
@@ -311,8 +314,11 @@ class Trainer:
 class _Batches:
     """Shuffled mini-batches gathered into reused buffers (no copy of the data per epoch)."""
 
-    def __init__(self, X: Array, Y: Array, w: Array | None, batch_size: int) -> None:
+    def __init__(
+        self, X: Array, Y: Array, w: Array | None, batch_size: int, drop_single: bool = False
+    ) -> None:
         self.X, self.Y, self.w, self.batch_size = X, Y, w, batch_size
+        self.drop_single = drop_single
         self.full = batch_size >= X.shape[0]
         if not self.full:
             self._X = np.empty((batch_size, X.shape[1]), dtype=X.dtype)
@@ -329,6 +335,8 @@ class _Batches:
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
             m = len(idx)
+            if m == 1 and self.drop_single:
+                return
             Xb = np.take(self.X, idx, axis=0, out=self._X[:m])
             Yb = np.take(self.Y, idx, axis=0, out=self._Y[:m])
             wb = None if self._w is None else np.take(self.w, idx, out=self._w[:m])

@@ -33,13 +33,6 @@ from mlpcli.training import EpochRecord, FitOptions, FitResult, Trainer
 LOG = logging.getLogger("mlpcli")
 
 DEFAULT_LOSS = {"binary": "bce", "multiclass": "ce", "multilabel": "bce", "regression": "mse"}
-#: The validation metric tracked every epoch, by task: (name, greater is better).
-EPOCH_METRIC = {
-    "binary": ("accuracy", True),
-    "multiclass": ("accuracy", True),
-    "multilabel": ("accuracy", True),
-    "regression": ("r2", True),
-}
 
 
 # --------------------------------------------------------------------------- data
@@ -108,8 +101,6 @@ def prepare_data(
     LOG.info(f"Task: {task.task} ({task.reason}); it {verb}. Override with --task.")
     frame = table.frame
     inputs = {table.source: table.sha256}
-    encoder = TargetEncoder().fit(frame, selection.targets, task.task, task.labels)
-    y_all = encoder.encode(frame)[0] if encoder.classification else None
 
     valid_path = valid_path or d.valid_file
     if valid_path is not None:
@@ -123,16 +114,21 @@ def prepare_data(
         train_frame = frame
         train_idx, valid_idx = np.arange(len(frame)), np.arange(0)
     elif d.valid_fraction > 0:
-        stratify = y_all if task.task in ("binary", "multiclass") else None
+        stratify = None
+        if task.task in ("binary", "multiclass"):
+            labels_only = TargetEncoder().fit(frame, selection.targets, task.task, task.labels)
+            stratify = labels_only.encode(frame)[0]
         groups = _group_codes(frame, d.group) if d.group else None
         train_idx, valid_idx = splitting.train_valid_split(
-            len(frame), d.valid_fraction, rng, y=stratify, groups=groups
+            len(frame), d.valid_fraction, rng, y=stratify, groups=groups, labels=task.labels
         )
         train_frame, valid_frame = frame.iloc[train_idx], frame.iloc[valid_idx]
     else:
         train_frame, valid_frame = frame, None
         train_idx, valid_idx = np.arange(len(frame)), np.arange(0)
 
+    # Fitted on training rows only: regression targets are standardised with their statistics.
+    encoder = TargetEncoder().fit(train_frame, selection.targets, task.task, task.labels)
     p = settings.preprocess
     pre = Preprocessor(
         impute=p.impute, fill_value=p.fill_value, missing_indicators=p.missing_indicators,
@@ -208,7 +204,7 @@ def build_network(settings: Settings, n_inputs: int, n_outputs: int, task: str,
         batchnorm=m.batchnorm,
         dropout=m.dropout,
         residual=m.residual,
-        weight_decay=0.0 if decoupled else settings.train.weight_decay,
+        weight_decay=0.0 if decoupled else settings.train.weight_decay or 0.0,
         init=None if m.init == "auto" else m.init,
         leaky_relu_slope=m.leaky_slope,
     )
@@ -228,11 +224,20 @@ def _output_activation(name: str, loss: str, task: str) -> str:
 def build_optimizer(settings: Settings) -> Any:
     """The optimizer; a hyperparameter it does not take (`--momentum` for adam) is an error."""
     t = settings.train
-    given = {"momentum": t.momentum, "beta1": t.beta1, "beta2": t.beta2}
+    given = {"momentum": t.momentum, "beta1": t.beta1, "beta2": t.beta2, "eps": t.eps}
+    if t.optimizer == "adamw":
+        given["weight_decay"] = t.weight_decay
     hyper = {k: v for k, v in given.items() if v is not None}
-    if t.optimizer == "adamw" and t.weight_decay > 0:
-        hyper["weight_decay"] = t.weight_decay
     return optimizers.get(t.optimizer, lr=t.lr, **hyper)
+
+
+def build_schedule(settings: Settings, lr0: float) -> Any:
+    """The learning-rate schedule; an option it does not take (`--lr-gamma` for cosine) errs."""
+    t = settings.train
+    given = {"step_size": t.lr_step_size, "gamma": t.lr_gamma, "factor": t.lr_factor,
+             "patience": t.lr_patience, "min_lr": t.min_lr}
+    hyper = {k: v for k, v in given.items() if v is not None}
+    return schedules.get(t.schedule, lr0, t.epochs, **hyper)
 
 
 def fit_options(settings: Settings, task: str, has_validation: bool) -> FitOptions:
@@ -247,20 +252,25 @@ def fit_options(settings: Settings, task: str, has_validation: bool) -> FitOptio
     if not has_validation and monitor != "train_loss":
         LOG.warning(f"No validation rows: early stopping watches train_loss instead of {monitor}.")
         monitor = "train_loss"
-    name, greater = EPOCH_METRIC[task]
+    name, _, greater = epoch_metric(task)
     return FitOptions(
         epochs=t.epochs, batch_size=batch, patience=t.patience, min_delta=t.min_delta,
         monitor=monitor, clip_norm=t.clip_norm, metric_name=name, metric_greater_is_better=greater,
     )
 
 
-def epoch_metric(task: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    """The per-epoch validation metric on encoded targets Y and network outputs P."""
-    if task == "regression":
-        return lambda Y, P: metrics.r2(Y, P)
-    if task == "multiclass":
-        return lambda Y, P: metrics.accuracy(Y.argmax(axis=1), P.argmax(axis=1))
-    return lambda Y, P: float(np.mean((P >= 0.5) == (Y >= 0.5)))
+def epoch_metric(task: str) -> tuple[str, Callable[[np.ndarray, np.ndarray], float], bool]:
+    """The validation metric tracked every epoch: name, function of (encoded Y, outputs P), and
+    whether greater is better. Accuracy for classification, R^2 (scale-free, so the
+    standardised targets give the same value) for regression."""
+    metric = metrics.get(metrics.DEFAULT_METRICS[task])
+    decide: Callable[[np.ndarray], np.ndarray] = {
+        "multiclass": lambda A: A.argmax(axis=1),
+        "binary": lambda A: (A[:, 0] >= 0.5).astype(np.intp),
+        "multilabel": lambda A: (A >= 0.5).astype(np.intp),
+        "regression": lambda A: A,
+    }[task]
+    return metric.name, lambda Y, P: metric(decide(Y), decide(P)), metric.greater_is_better
 
 
 @contextlib.contextmanager
@@ -299,9 +309,9 @@ def fit_model(
     task = prepared.task.task
     net = build_network(settings, prepared.X.shape[1], prepared.target_encoder.n_outputs, task, rng)
     optimizer = build_optimizer(settings)
-    schedule = schedules.get(settings.train.schedule, optimizer.lr, settings.train.epochs)
+    schedule = build_schedule(settings, optimizer.lr)
     options = fit_options(settings, task, prepared.X_val is not None)
-    trainer = Trainer(net, optimizer, options, rng, schedule, epoch_metric(task))
+    trainer = Trainer(net, optimizer, options, rng, schedule, epoch_metric(task)[1])
     with blas_threads(settings.train.threads):
         result = trainer.fit(
             prepared.X, prepared.Y, prepared.X_val, prepared.Y_val, prepared.sample_weight,
@@ -340,7 +350,7 @@ def train(
     if on_start is not None:
         on_start({
             "epochs": settings.train.epochs,
-            "metric_name": EPOCH_METRIC[prepared.task.task][0],
+            "metric_name": epoch_metric(prepared.task.task)[0],
             "n_train": int(len(prepared.X)),
             "n_valid": 0 if prepared.X_val is None else int(len(prepared.X_val)),
             "n_features": int(prepared.X.shape[1]),
@@ -467,7 +477,7 @@ def write_outputs(
         write_text(metrics_out, json.dumps(doc, indent=2, allow_nan=False) + "\n", "--metrics-out")
         written.append(metrics_out)
     if history_out is not None:
-        metric_name = EPOCH_METRIC[outcome.prepared.task.task][0]
+        metric_name = epoch_metric(outcome.prepared.task.task)[0]
         write_text(history_out, history_csv(outcome.result, metric_name), "--history-out")
         written.append(history_out)
     if split_out is not None:
