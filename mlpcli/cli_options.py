@@ -39,14 +39,14 @@ def _parameter(f: dataclasses.Field[Any], panel: str) -> inspect.Parameter:
         kind = str | None
     if meta["short"]:
         decls.append(meta["short"])
-    show_default = _default_text(f.default)
-    if "[default" in help_text:
-        show_default = False
+    default = _default_text(f.default)
+    if default is not False and "[default" not in help_text:
+        help_text += f" [default: {default}]"
     choices = meta["choices"]
     info = typer.Option(
         *decls,
         help=help_text,
-        show_default=show_default,
+        show_default=False,
         rich_help_panel=panel,
         metavar=meta["metavar"] or ("NAME" if choices else None),
         autocompletion=(lambda: list(choices)) if choices else None,
@@ -75,7 +75,7 @@ def with_settings_options(
     names = {p.name for p in extra}
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        signature = inspect.signature(func)
+        signature = inspect.signature(func, eval_str=True)
         own = [p for p in signature.parameters.values() if p.name != "options"]
         clash = names & {p.name for p in own}
         if clash:

@@ -485,3 +485,55 @@ def write_outputs(
             outcome.prepared.split.to_csv(tmp, index=False)
         written.append(split_out)
     return written
+
+
+# --------------------------------------------------------------------------- saved models
+@dataclass
+class TrainedModel:
+    """A model file brought back to life: network, preprocessing, target encoding, metadata."""
+
+    net: MLP
+    preprocessor: Preprocessor
+    encoder: TargetEncoder
+    metadata: dict[str, Any]
+    path: str = ""
+
+    @property
+    def task(self) -> str:
+        return str(self.metadata["task"])
+
+    @property
+    def id_columns(self) -> list[str]:
+        return list(self.metadata.get("id_columns", []))
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw table rows -> network inputs, with the stored preprocessing (columns by name)."""
+        return self.preprocessor.transform(frame, self.net.dtype)
+
+    def predict_outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """Network outputs (probabilities, or standardised regression values) for raw rows."""
+        return self.net.forward(self.transform(frame))
+
+
+def load_trained(path: str | Path) -> TrainedModel:
+    """Load and check a model file; every inconsistency is a `ModelFileError`."""
+    from mlpcli.errors import ModelFileError
+
+    meta, arrays = modelfile.load(path)
+    try:
+        arch = Architecture.from_dict(meta["architecture"])
+        net = MLP.from_architecture(arch, seed=0)
+        net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
+        pre = Preprocessor.from_state(meta["preprocessing"], arrays)
+        encoder = TargetEncoder.from_state(meta["target"], arrays)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, UsageError) as exc:
+        raise ModelFileError(
+            f"'{path}': the model file is damaged or inconsistent ({exc}); retrain it."
+        ) from None
+    if pre.n_features_out != arch.n_inputs or encoder.n_outputs != arch.n_outputs:
+        raise ModelFileError(
+            f"'{path}': the stored preprocessing does not match the network's shape; retrain it."
+        )
+    return TrainedModel(net, pre, encoder, meta, str(path))

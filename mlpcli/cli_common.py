@@ -1,0 +1,165 @@
+"""What every command shares: the Typer app, error handling and exit codes, signals, and the
+reporter that shows progress on stderr. No numpy or pandas at import time.
+
+Exit codes: 0 success, 2 usage error (bad option or value, unwritable output), 3 bad input data,
+4 bad model file, 5 training diverged, 130 interrupted (SIGINT), 143 terminated (SIGTERM),
+1 unexpected internal error (rerun with --debug for the traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from mlpcli import __version__
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success · 2 bad option or value · 3 bad input data · 4 bad model file · "
+    "5 training diverged · 130 interrupted · 143 terminated · 1 internal error (rerun with --debug)."
+)
+
+app = typer.Typer(
+    name="mlpcli",
+    help=f"Train multilayer perceptrons on tabular CSV data.\n\n{EXIT_CODES_HELP}",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": os.environ.get("MLPCLI_DEBUG", "") not in ("", "0")}
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"mlpcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show Python tracebacks of unexpected errors.")
+    ] = False,
+) -> None:
+    """Train multilayer perceptrons on tabular CSV data."""
+    _state["debug"] = _state["debug"] or debug
+
+
+def print_error(message: str) -> None:
+    from mlpcli.display import stderr_console
+
+    console = stderr_console()
+    if console.is_terminal:
+        console.print(f"[bold red]Error:[/bold red] {message}", highlight=False)
+    else:
+        sys.stderr.write(f"Error: {message}\n")
+
+
+def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn mlpcli errors into `Error: ...` and their exit code; no traceback without --debug."""
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        from mlpcli.errors import MlpcliError
+
+        try:
+            return func(*args, **kwargs)
+        except MlpcliError as exc:
+            if _state["debug"]:
+                raise
+            print_error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except Stop as exc:
+            raise typer.Exit(128 + exc.signum) from None
+        except KeyboardInterrupt:
+            print_error("interrupted.")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if _state["debug"]:
+                raise
+            print_error(
+                f"internal error: {type(exc).__name__}: {exc}. Rerun with --debug for the "
+                "traceback, and please report it."
+            )
+            raise typer.Exit(1) from None
+
+    return command
+
+
+class Stop(Exception):
+    """Raised (outside training) when SIGINT or SIGTERM arrives."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Signals:
+    """SIGINT/SIGTERM during training ask the loop to stop after the current batch; elsewhere
+    they stop at once. Either way temporary files are removed by the atomic writers."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.training = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        if not self.training:
+            raise Stop(signum)
+
+    def stop_requested(self) -> bool:
+        return self.signum is not None
+
+
+@contextmanager
+def catch_signals() -> Iterator[Signals]:
+    handler = Signals()
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield handler
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.")]
+LogFormat = Annotated[
+    str, typer.Option("--log-format", help="Progress on stderr: text, or jsonl (one JSON per line).")
+]
+LogEvery = Annotated[
+    int, typer.Option("--log-every", min=1, help="Plain-text progress every N epochs (non-terminals).")
+]
+
+
+def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Any:
+    import logging
+
+    from mlpcli.display import ReporterHandler
+    from mlpcli.display import make_reporter as build
+    from mlpcli.errors import UsageError
+
+    if log_format not in ("text", "jsonl"):
+        raise UsageError(f"--log-format got '{log_format}'; choose one of: text, jsonl.")
+    reporter = build(quiet=quiet, log_format=log_format, every=every)
+    log = logging.getLogger("mlpcli")
+    log.handlers[:] = [ReporterHandler(reporter)]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+    return reporter
+
+
