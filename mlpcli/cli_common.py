@@ -21,8 +21,9 @@ import typer
 from mlpcli import __version__
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 success · 2 bad option or value · 3 bad input data · 4 bad model file · "
-    "5 training diverged · 130 interrupted · 143 terminated · 1 internal error (rerun with --debug)."
+    "Exit codes: 0 success · 2 bad option or value · 3 bad input data · "
+    "4 bad model file · 5 training diverged · 130 interrupted · 143 terminated · "
+    "1 internal error (rerun with --debug)."
 )
 
 app = typer.Typer(
@@ -48,7 +49,9 @@ def version_callback(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit."),
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show Python tracebacks of unexpected errors.")
@@ -139,10 +142,12 @@ def catch_signals() -> Iterator[Signals]:
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.")]
 LogFormat = Annotated[
-    str, typer.Option("--log-format", help="Progress on stderr: text, or jsonl (one JSON per line).")
+    str,
+    typer.Option("--log-format", help="Progress on stderr: text, or jsonl (one JSON per line)."),
 ]
 LogEvery = Annotated[
-    int, typer.Option("--log-every", min=1, help="Plain-text progress every N epochs (non-terminals).")
+    int,
+    typer.Option("--log-every", min=1, help="Plain-text progress every N epochs (non-terminals)."),
 ]
 
 
@@ -161,5 +166,3 @@ def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Any:
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
     return reporter
-
-

@@ -23,14 +23,51 @@ from mlpcli.cli_options import with_settings_options
 @errors_to_exit_codes
 @with_settings_options()
 def train(
-    data: Annotated[str, typer.Argument(help="Table to train on (CSV/TSV, maybe compressed; - for stdin).", show_default=False, metavar="DATA")],
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Table to train on (CSV/TSV, maybe compressed; - for stdin).",
+            show_default=False,
+            metavar="DATA",
+        ),
+    ],
     *,
-    out: Annotated[str, typer.Option("--out", "-o", help="Model file to write (.npz).", rich_help_panel="Output", show_default=False)],
-    metrics_out: Annotated[str | None, typer.Option(help="Write final metrics as JSON.", rich_help_panel="Output")] = None,
-    history_out: Annotated[str | None, typer.Option(help="Write per-epoch history as CSV.", rich_help_panel="Output")] = None,
-    split_out: Annotated[str | None, typer.Option(help="Write each sample's ID and its set (train/valid) as CSV.", rich_help_panel="Output")] = None,
-    config: Annotated[str | None, typer.Option(help="TOML file supplying any option; flags override it.", rich_help_panel="Output")] = None,
-    save_on_interrupt: Annotated[bool, typer.Option(help="On SIGINT/SIGTERM, save the best weights so far (marked interrupted).", rich_help_panel="Output")] = False,
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Model file to write (.npz).",
+            rich_help_panel="Output",
+            show_default=False,
+        ),
+    ],
+    metrics_out: Annotated[
+        str | None, typer.Option(help="Write final metrics as JSON.", rich_help_panel="Output")
+    ] = None,
+    history_out: Annotated[
+        str | None, typer.Option(help="Write per-epoch history as CSV.", rich_help_panel="Output")
+    ] = None,
+    split_out: Annotated[
+        str | None,
+        typer.Option(
+            help="Write each sample's ID and its set (train/valid) as CSV.",
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            help="TOML file supplying any option; flags override it.", rich_help_panel="Output"
+        ),
+    ] = None,
+    save_on_interrupt: Annotated[
+        bool,
+        typer.Option(
+            help="On SIGINT/SIGTERM, save the best weights so far (marked interrupted).",
+            rich_help_panel="Output",
+        ),
+    ] = False,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
     log_every: LogEvery = 10,
@@ -50,17 +87,25 @@ def train(
     settings = config_module.resolve(file_values, source=config or "")
     settings = config_module.resolve(options, base=settings)
     workflows.check_outputs(
-        {"--out": out, "--metrics-out": metrics_out, "--history-out": history_out,
-         "--split-out": split_out}
+        {
+            "--out": out,
+            "--metrics-out": metrics_out,
+            "--history-out": history_out,
+            "--split-out": split_out,
+        }
     )
     with catch_signals() as signals:
+
         def on_start(info: dict[str, Any]) -> None:
             signals.training = True
             reporter.start(info)
 
         try:
             outcome = workflows.train(
-                data, settings, callback=reporter.epoch, should_stop=signals.stop_requested,
+                data,
+                settings,
+                callback=reporter.epoch,
+                should_stop=signals.stop_requested,
                 on_start=on_start,
             )
         finally:
@@ -68,12 +113,18 @@ def train(
             reporter.close()
         interrupted = outcome.result.stop_reason == "interrupted"
         if interrupted and not save_on_interrupt:
-            reporter.warning("Interrupted: no model written (use --save-on-interrupt to keep "
-                             "the best weights so far).")
+            reporter.warning(
+                "Interrupted: no model written (use --save-on-interrupt to keep "
+                "the best weights so far)."
+            )
         else:
             outcome.written = workflows.write_outputs(
-                outcome, out, metrics_out=metrics_out, history_out=history_out,
-                split_out=split_out, interrupted=interrupted,
+                outcome,
+                out,
+                metrics_out=metrics_out,
+                history_out=history_out,
+                split_out=split_out,
+                interrupted=interrupted,
             )
         reporter.table(_summary(outcome))
     if interrupted:
@@ -94,8 +145,21 @@ def _summary(outcome: Any) -> Any:
     for split in ("validation", "train"):
         report = outcome.metrics.get(split)
         if report:
-            for key in ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "r2", "rmse", "mae"):
-                value = report.get(key, report.get("average", {}).get(key) if isinstance(report.get("average"), dict) else None)
+            for key in (
+                "accuracy",
+                "balanced_accuracy",
+                "f1_macro",
+                "roc_auc",
+                "r2",
+                "rmse",
+                "mae",
+            ):
+                value = report.get(
+                    key,
+                    report.get("average", {}).get(key)
+                    if isinstance(report.get("average"), dict)
+                    else None,
+                )
                 if isinstance(value, float):
                     rows.append((f"{split} {key}", value))
     rows.append(("time", f"{result.seconds:.1f} s"))

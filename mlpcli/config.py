@@ -73,9 +73,7 @@ def choice(choices: tuple[str, ...]) -> Parser:
     def parse(name: str, value: Any) -> str:
         text = str(value).strip().lower().replace("-", "_")
         if text not in choices:
-            raise UsageError(
-                f"{flag(name)} got '{value}'; choose one of: {', '.join(choices)}."
-            )
+            raise UsageError(f"{flag(name)} got '{value}'; choose one of: {', '.join(choices)}.")
         return text
 
     return parse
@@ -173,7 +171,8 @@ def parse_class_weight(name: str, value: Any) -> str | dict[str, float] | None:
         label, sep, weight = item.rpartition("=")
         if not sep or not label:
             raise UsageError(
-                f"{flag(name)} takes 'balanced' or label=weight pairs like 'a=1,b=3'; got '{value}'."
+                f"{flag(name)} takes 'balanced' or label=weight pairs like 'a=1,b=3'; "
+                f"got '{value}'."
             )
         weights[label.strip()] = number(float, 0.0, low_inclusive=False)(name, weight)
     return weights
@@ -249,56 +248,87 @@ class DataConfig:
     """Which table, how to read it, which columns, and the validation split."""
 
     target: tuple[str, ...] = option(
-        (), "Target column; repeat for several targets.", parse_raw_list,
-        metavar="COL", repeatable=True, short="-t",
+        (),
+        "Target column; repeat for several targets.",
+        parse_raw_list,
+        metavar="COL",
+        repeatable=True,
+        short="-t",
     )
     id: tuple[str, ...] = option(
-        (), "ID column kept out of the features and carried into predictions; repeatable.",
-        parse_raw_list, metavar="COL", repeatable=True,
+        (),
+        "ID column kept out of the features and carried into predictions; repeatable.",
+        parse_raw_list,
+        metavar="COL",
+        repeatable=True,
     )
     features: tuple[str, ...] = option(
-        (), "Feature columns: names or glob patterns, repeatable or comma-separated "
-        "[default: every other column].", parse_list, metavar="PATTERN", repeatable=True,
+        (),
+        "Feature columns: names or glob patterns, repeatable or comma-separated "
+        "[default: every other column].",
+        parse_list,
+        metavar="PATTERN",
+        repeatable=True,
     )
     drop: tuple[str, ...] = option(
-        (), "Columns to leave out: names or glob patterns.", parse_list,
-        metavar="PATTERN", repeatable=True,
+        (),
+        "Columns to leave out: names or glob patterns.",
+        parse_list,
+        metavar="PATTERN",
+        repeatable=True,
     )
     categorical: tuple[str, ...] = option(
-        (), "Columns to one-hot encode even if numeric.", parse_list,
-        metavar="COL", repeatable=True,
+        (),
+        "Columns to one-hot encode even if numeric.",
+        parse_list,
+        metavar="COL",
+        repeatable=True,
     )
     task: str = option(
-        "auto", "Learning task; auto decides from the target and says why.", choice(TASKS),
+        "auto",
+        "Learning task; auto decides from the target and says why.",
+        choice(TASKS),
         choices=TASKS,
     )
     sep: str | None = option(
-        None, "Field delimiter [default: from the extension, else sniffed].", parse_sep,
+        None,
+        "Field delimiter [default: from the extension, else sniffed].",
+        parse_sep,
         metavar="CHAR",
     )
     decimal: str = option(".", "Decimal mark: '.' or ',' (European exports).", parse_decimal)
     na_values: tuple[str, ...] = option(
         ("", "NA", "N/A", "NaN", "nan", "null", "?", "."),
         "Tokens read as missing; repeatable (replaces the default list).",
-        parse_raw_list, metavar="TOKEN", repeatable=True,
+        parse_raw_list,
+        metavar="TOKEN",
+        repeatable=True,
     )
     encoding: str | None = option(
-        None, "Text encoding [default: UTF-8, with or without BOM].", parse_optional_str,
+        None,
+        "Text encoding [default: UTF-8, with or without BOM].",
+        parse_optional_str,
     )
     transpose: bool = option(
-        False, "The table is features x samples (genes as rows, sample IDs in the header).",
+        False,
+        "The table is features x samples (genes as rows, sample IDs in the header).",
         parse_bool,
     )
     group: str | None = option(
-        None, "Column of groups (patients, animals, batches) never split across train and "
-        "validation.", parse_optional_str, metavar="COL",
+        None,
+        "Column of groups (patients, animals, batches) never split across train and validation.",
+        parse_optional_str,
+        metavar="COL",
     )
     valid_fraction: float = option(
-        0.2, "Fraction of rows held out for validation; 0 for none.",
+        0.2,
+        "Fraction of rows held out for validation; 0 for none.",
         number(float, 0.0, 1.0, high_inclusive=False),
     )
     valid_file: str | None = option(
-        None, "A separate validation table, instead of a split.", parse_optional_str,
+        None,
+        "A separate validation table, instead of a split.",
+        parse_optional_str,
         metavar="FILE",
     )
 
@@ -307,17 +337,16 @@ class DataConfig:
 class PreprocessConfig:
     """How features are imputed, encoded and scaled (fitted on training rows only)."""
 
-    impute: str = option("median", "Imputation of missing numeric values.", choice(IMPUTE),
-                         choices=IMPUTE)
+    impute: str = option(
+        "median", "Imputation of missing numeric values.", choice(IMPUTE), choices=IMPUTE
+    )
     fill_value: float = option(0.0, "Value for --impute constant.", number(float))
     missing_indicators: bool = option(
         False, "Add a 0/1 column per feature that had missing values.", parse_bool
     )
     scale: str = option("standard", "Feature scaling.", choice(SCALE), choices=SCALE)
     log1p: bool = option(False, "Apply log(1 + x) to numeric features (counts).", parse_bool)
-    max_levels: int = option(
-        50, "Most levels a categorical column may have.", number(int, 2)
-    )
+    max_levels: int = option(50, "Most levels a categorical column may have.", number(int, 2))
 
 
 @dataclass(frozen=True)
@@ -325,30 +354,40 @@ class ModelConfig:
     """The network's architecture."""
 
     hidden: tuple[int, ...] = option(
-        (64, 32), "Hidden layer sizes, comma-separated; empty ('') for none.", parse_hidden,
+        (64, 32),
+        "Hidden layer sizes, comma-separated; empty ('') for none.",
+        parse_hidden,
         metavar="SIZES",
     )
     activation: tuple[str, ...] = option(
-        ("relu",), "Hidden activation, one for all or one per layer, comma-separated.",
-        parse_activation, metavar="NAME", choices=HIDDEN_ACTIVATIONS,
+        ("relu",),
+        "Hidden activation, one for all or one per layer, comma-separated.",
+        parse_activation,
+        metavar="NAME",
+        choices=HIDDEN_ACTIVATIONS,
     )
     output_activation: str = option(
-        "auto", "Output activation [auto: sigmoid, softmax or identity by task].",
-        choice(OUTPUT_ACTIVATIONS), choices=OUTPUT_ACTIVATIONS,
+        "auto",
+        "Output activation [auto: sigmoid, softmax or identity by task].",
+        choice(OUTPUT_ACTIVATIONS),
+        choices=OUTPUT_ACTIVATIONS,
     )
     loss: str = option(
         "auto", "Loss [auto: bce, ce or mse by task].", choice(LOSSES), choices=LOSSES
     )
     init: str = option(
-        "auto", "Weight initialiser [auto: He for the relu family, else Glorot].",
-        choice(INITIALIZERS), choices=INITIALIZERS,
+        "auto",
+        "Weight initialiser [auto: He for the relu family, else Glorot].",
+        choice(INITIALIZERS),
+        choices=INITIALIZERS,
     )
     leaky_slope: float = option(
         0.01, "Negative slope of leaky_relu.", number(float, 0.0, 1.0, high_inclusive=False)
     )
     batchnorm: bool = option(False, "Batch normalisation after each hidden layer.", parse_bool)
     dropout: float = option(
-        0.0, "Dropout probability after each hidden layer.",
+        0.0,
+        "Dropout probability after each hidden layer.",
         number(float, 0.0, 1.0, high_inclusive=False),
     )
     residual: bool = option(
@@ -363,75 +402,96 @@ class TrainConfig:
 
     optimizer: str = option("adam", "Optimizer.", choice(OPTIMIZERS), choices=OPTIMIZERS)
     lr: float | None = option(
-        None, "Learning rate (initial step for rprop) [default: the optimizer's].",
+        None,
+        "Learning rate (initial step for rprop) [default: the optimizer's].",
         number(float, 0.0, low_inclusive=False, optional=True),
     )
     batch_size: int | str = option(
-        "auto", "Mini-batch size, or 'full' [default: 32; full for gd and rprop].",
-        parse_batch_size, metavar="N|full",
+        "auto",
+        "Mini-batch size, or 'full' [default: 32; full for gd and rprop].",
+        parse_batch_size,
+        metavar="N|full",
     )
     epochs: int = option(200, "Most epochs to train.", number(int, 1))
     patience: int | None = option(
-        20, "Stop after this many epochs without improvement; 'off' to disable.",
+        20,
+        "Stop after this many epochs without improvement; 'off' to disable.",
         number(int, 1, optional=True),
     )
     min_delta: float = option(
-        0.0, "Smallest change of the monitored value that counts as improvement.",
+        0.0,
+        "Smallest change of the monitored value that counts as improvement.",
         number(float, 0.0),
     )
     monitor: str = option(
-        "val_loss", "Value watched by early stopping and for the best epoch.",
-        choice(MONITORS), choices=MONITORS,
+        "val_loss",
+        "Value watched by early stopping and for the best epoch.",
+        choice(MONITORS),
+        choices=MONITORS,
     )
     weight_decay: float | None = option(
-        None, "L2 weight decay (decoupled for adamw); not applied to biases "
-        "[default: off; 0.01 for adamw].", number(float, 0.0, optional=True),
+        None,
+        "L2 weight decay (decoupled for adamw); not applied to biases "
+        "[default: off; 0.01 for adamw].",
+        number(float, 0.0, optional=True),
     )
     clip_norm: float | None = option(
-        None, "Clip gradients to this global norm.",
+        None,
+        "Clip gradients to this global norm.",
         number(float, 0.0, low_inclusive=False, optional=True),
     )
     schedule: str = option(
         "constant", "Learning-rate schedule.", choice(SCHEDULES), choices=SCHEDULES
     )
     momentum: float | None = option(
-        None, "beta of momentum, nesterov and rmsprop [default: 0.9].",
+        None,
+        "beta of momentum, nesterov and rmsprop [default: 0.9].",
         number(float, 0.0, 1.0, high_inclusive=False, optional=True),
     )
     beta1: float | None = option(
-        None, "Adam's beta1 [default: 0.9].",
+        None,
+        "Adam's beta1 [default: 0.9].",
         number(float, 0.0, 1.0, high_inclusive=False, optional=True),
     )
     beta2: float | None = option(
-        None, "Adam's beta2 [default: 0.999].",
+        None,
+        "Adam's beta2 [default: 0.999].",
         number(float, 0.0, 1.0, high_inclusive=False, optional=True),
     )
     eps: float | None = option(
-        None, "Adam's and rmsprop's epsilon [default: 1e-8].",
+        None,
+        "Adam's and rmsprop's epsilon [default: 1e-8].",
         number(float, 0.0, low_inclusive=False, optional=True),
     )
     lr_step_size: int | None = option(
-        None, "--schedule step: epochs between decays [default: 10].",
+        None,
+        "--schedule step: epochs between decays [default: 10].",
         number(int, 1, optional=True),
     )
     lr_gamma: float | None = option(
-        None, "--schedule step: decay factor [default: 0.5].",
+        None,
+        "--schedule step: decay factor [default: 0.5].",
         number(float, 0.0, 1.0, low_inclusive=False, high_inclusive=False, optional=True),
     )
     lr_factor: float | None = option(
-        None, "--schedule plateau: factor applied on a plateau [default: 0.5].",
+        None,
+        "--schedule plateau: factor applied on a plateau [default: 0.5].",
         number(float, 0.0, 1.0, low_inclusive=False, high_inclusive=False, optional=True),
     )
     lr_patience: int | None = option(
-        None, "--schedule plateau: epochs without improvement before a cut [default: 5].",
+        None,
+        "--schedule plateau: epochs without improvement before a cut [default: 5].",
         number(int, 1, optional=True),
     )
     min_lr: float | None = option(
-        None, "--schedule cosine/plateau: the lowest learning rate [default: 0 / 1e-6].",
+        None,
+        "--schedule cosine/plateau: the lowest learning rate [default: 0 / 1e-6].",
         number(float, 0.0, optional=True),
     )
     class_weight: str | dict[str, float] | None = option(
-        None, "Class weights: 'balanced' or label=weight pairs.", parse_class_weight,
+        None,
+        "Class weights: 'balanced' or label=weight pairs.",
+        parse_class_weight,
         metavar="SPEC",
     )
     seed: int = option(0, "Random seed: the same seed gives the same model.", number(int, 0))

@@ -41,8 +41,10 @@ class Reporter:
         """An informational line (decisions such as the detected task)."""
 
     def warning(self, text: str) -> None:
-        self.console.print(f"[yellow]Warning:[/yellow] {text}" if self.console.is_terminal
-                           else f"Warning: {text}", markup=self.console.is_terminal)
+        self.console.print(
+            f"[yellow]Warning:[/yellow] {text}" if self.console.is_terminal else f"Warning: {text}",
+            markup=self.console.is_terminal,
+        )
 
     def start(self, info: dict[str, Any]) -> None:
         pass

@@ -36,8 +36,9 @@ SCHEMA: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def save(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, Any],
-         option: str = "--out") -> None:
+def save(
+    path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, Any], option: str = "--out"
+) -> None:
     """Write arrays and metadata atomically; refuses object arrays and non-finite weights."""
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
     for name, array in arrays.items():

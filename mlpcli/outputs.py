@@ -25,9 +25,7 @@ def check_writable(path: str | Path, option: str) -> Path:
     if path.is_dir():
         raise OutputError(f"{option} '{path}' is a folder; give a file name.")
     if not folder.is_dir():
-        raise OutputError(
-            f"{option} '{path}': folder '{folder}' does not exist; create it first."
-        )
+        raise OutputError(f"{option} '{path}': folder '{folder}' does not exist; create it first.")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{option} '{path}': folder '{folder}' is not writable.")
     return path
@@ -46,7 +44,9 @@ def atomic_path(path: str | Path, option: str = "--out") -> Iterator[Path]:
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"{option} '{path}': cannot create a file there ({exc.strerror}).") from None
+        raise OutputError(
+            f"{option} '{path}': cannot create a file there ({exc.strerror})."
+        ) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:

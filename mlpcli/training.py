@@ -100,7 +100,11 @@ class Trainer:
 
     # ----------------------------------------------------------------- state
     def _buffers_copy(self) -> list[Array]:
-        return [a.copy() for bn in self.net.batchnorm_layers() for a in (bn.running_mean, bn.running_var)]
+        return [
+            a.copy()
+            for bn in self.net.batchnorm_layers()
+            for a in (bn.running_mean, bn.running_var)
+        ]
 
     def _snapshot_best(self) -> None:
         np.copyto(self._best_params, self.net.flat_params)
@@ -124,9 +128,7 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "lr": self.optimizer.lr,
         }
-        arrays: dict[str, np.ndarray] = {
-            f"net.{k}": v for k, v in self.net.state_arrays().items()
-        }
+        arrays: dict[str, np.ndarray] = {f"net.{k}": v for k, v in self.net.state_arrays().items()}
         arrays["trainer.best_params"] = self._best_params.copy()
         for i, a in enumerate(self._best_buffers):
             arrays[f"trainer.best_buffer.{i}"] = a.copy()
@@ -142,7 +144,7 @@ class Trainer:
         self.wait, self.seconds = meta["wait"], meta["seconds"]
         self.rng.bit_generator.state = meta["rng"]
         self.net.load_state_arrays(
-            {k[len("net."):]: v for k, v in arrays.items() if k.startswith("net.")}
+            {k[len("net.") :]: v for k, v in arrays.items() if k.startswith("net.")}
         )
         np.copyto(self._best_params, arrays["trainer.best_params"])
         n = len(self._best_buffers)
@@ -223,7 +225,11 @@ class Trainer:
                 if not np.isfinite(flat_params).all():
                     self._diverged(epoch, "the weights became non-finite")
                 record = self._end_epoch(
-                    epoch, loss_sum / n_seen, X_val if has_val else None, Y_val, norm_sums / n_batches,
+                    epoch,
+                    loss_sum / n_seen,
+                    X_val if has_val else None,
+                    Y_val,
+                    norm_sums / n_batches,
                     time.perf_counter() - started,
                 )
                 self.history.append(record)
@@ -269,7 +275,9 @@ class Trainer:
             self.wait += 1
         lr = float(self.optimizer.lr)
         if self.schedule is not None:
-            self.optimizer.lr = self.schedule.lr(epoch - 1, val_loss if val_loss is not None else train_loss)
+            self.optimizer.lr = self.schedule.lr(
+                epoch - 1, val_loss if val_loss is not None else train_loss
+            )
         return EpochRecord(
             epoch=epoch,
             train_loss=train_loss,
@@ -360,7 +368,9 @@ def evaluate_loss(
     return total / X.shape[0], P
 
 
-def _split_state(state: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> dict[str, Any]:
+def _split_state(
+    state: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str
+) -> dict[str, Any]:
     """Move the arrays of an optimizer/schedule state into `arrays`, keeping JSON-able rest."""
     meta: dict[str, Any] = {}
     for key, value in state.items():

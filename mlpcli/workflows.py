@@ -60,12 +60,51 @@ class PreparedData:
 def read(path: str, settings: Settings) -> data.Table:
     d = settings.data
     return data.read_table(
-        path, sep=d.sep, decimal=d.decimal, na_values=d.na_values, transpose=d.transpose,
+        path,
+        sep=d.sep,
+        decimal=d.decimal,
+        na_values=d.na_values,
+        transpose=d.transpose,
         encoding=d.encoding,
     )
 
 
-def load_table(path: str, settings: Settings) -> tuple[data.Table, data.ColumnSelection, data.TaskInfo, int]:
+@dataclass
+class LoadedTable:
+    """A table read with its columns chosen, rows without a target dropped, the task decided."""
+
+    table: data.Table
+    selection: data.ColumnSelection
+    task: data.TaskInfo
+    n_dropped: int
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.table.frame
+
+    def class_codes(self) -> np.ndarray | None:
+        """Class indices to stratify on (binary and multiclass), else None."""
+        if self.task.task not in ("binary", "multiclass"):
+            return None
+        encoder = TargetEncoder().fit(
+            self.frame, self.selection.targets, self.task.task, self.task.labels
+        )
+        return encoder.encode(self.frame)[0]
+
+    def group_codes(self, column: str | None) -> np.ndarray | None:
+        """Integer codes of the `--group` column, or None without one."""
+        if column is None:
+            return None
+        values = self.frame[column]
+        if values.isna().any():
+            raise DataError(
+                f"{self.table.source}: --group column '{column}' has "
+                f"{int(values.isna().sum())} missing value(s); fill them or drop those rows."
+            )
+        return pd.factorize(values.astype(str))[0]
+
+
+def load_table(path: str, settings: Settings) -> LoadedTable:
     """Read a table, choose its columns, drop rows without a target and decide the task."""
     d = settings.data
     if not d.target:
@@ -85,75 +124,98 @@ def load_table(path: str, settings: Settings) -> tuple[data.Table, data.ColumnSe
         LOG.warning(f"{table.source}: dropped {n_dropped} row(s) whose target is missing.")
     table.frame = frame
     task = data.detect_task(frame, selection.targets, d.task)
-    return table, selection, task, n_dropped
-
-
-def prepare_data(
-    path: str,
-    settings: Settings,
-    rng: np.random.Generator,
-    valid_path: str | None = None,
-) -> PreparedData:
-    """Everything before training: read, select, split, fit preprocessing on training rows."""
-    d = settings.data
-    table, selection, task, n_dropped = load_table(path, settings)
     verb = "was chosen" if d.task == "auto" else "was set with --task"
     LOG.info(f"Task: {task.task} ({task.reason}); it {verb}. Override with --task.")
-    frame = table.frame
-    inputs = {table.source: table.sha256}
+    return LoadedTable(table, selection, task, n_dropped)
 
-    valid_path = valid_path or d.valid_file
-    if valid_path is not None:
-        valid_table = read(valid_path, settings)
-        valid_frame, n_valid_dropped = data.drop_missing_targets(
-            valid_table.frame, selection.targets
-        )
-        if n_valid_dropped:
-            LOG.warning(f"{valid_table.source}: dropped {n_valid_dropped} row(s) whose target is missing.")
-        inputs[valid_table.source] = valid_table.sha256
-        train_frame = frame
-        train_idx, valid_idx = np.arange(len(frame)), np.arange(0)
-    elif d.valid_fraction > 0:
-        stratify = None
-        if task.task in ("binary", "multiclass"):
-            labels_only = TargetEncoder().fit(frame, selection.targets, task.task, task.labels)
-            stratify = labels_only.encode(frame)[0]
-        groups = _group_codes(frame, d.group) if d.group else None
-        train_idx, valid_idx = splitting.train_valid_split(
-            len(frame), d.valid_fraction, rng, y=stratify, groups=groups, labels=task.labels
-        )
-        train_frame, valid_frame = frame.iloc[train_idx], frame.iloc[valid_idx]
-    else:
-        train_frame, valid_frame = frame, None
-        train_idx, valid_idx = np.arange(len(frame)), np.arange(0)
 
-    # Fitted on training rows only: regression targets are standardised with their statistics.
+def encode_split(
+    loaded: LoadedTable,
+    settings: Settings,
+    train_frame: pd.DataFrame,
+    valid_frame: pd.DataFrame | None,
+    split: pd.DataFrame | None = None,
+    inputs: dict[str, str] | None = None,
+) -> PreparedData:
+    """Fit preprocessing and target encoding on the training rows, then encode both sides.
+
+    Regression targets are standardised with the training rows' statistics only, so nothing
+    leaks from validation (or a cross-validation fold) into training.
+    """
+    task, selection = loaded.task, loaded.selection
     encoder = TargetEncoder().fit(train_frame, selection.targets, task.task, task.labels)
     p = settings.preprocess
     pre = Preprocessor(
-        impute=p.impute, fill_value=p.fill_value, missing_indicators=p.missing_indicators,
-        scale=p.scale, log1p=p.log1p, max_levels=p.max_levels,
+        impute=p.impute,
+        fill_value=p.fill_value,
+        missing_indicators=p.missing_indicators,
+        scale=p.scale,
+        log1p=p.log1p,
+        max_levels=p.max_levels,
     )
     dtype = np.dtype(settings.model.dtype)
-    X = pre.fit(train_frame, selection.features, selection.categorical).transform(train_frame, dtype)
+    X = pre.fit(train_frame, selection.features, selection.categorical).transform(
+        train_frame, dtype
+    )
     y_index, Y = _encode(encoder, train_frame, dtype)
     X_val = Y_val = y_index_val = None
     if valid_frame is not None and len(valid_frame):
         X_val = pre.transform(valid_frame, dtype)
         y_index_val, Y_val = _encode(encoder, valid_frame, dtype)
-
     weight = settings.train.class_weight
     sample_weight = None
     if weight is not None:
         sample_weight = encoder.class_weights(y_index, weight).astype(dtype)
-
-    split = _split_frame(frame, selection.ids, train_idx, valid_idx)
     return PreparedData(
-        X=X, Y=Y, y_index=y_index, X_val=X_val, Y_val=Y_val, y_index_val=y_index_val,
-        sample_weight=sample_weight, preprocessor=pre, target_encoder=encoder, task=task,
-        selection=selection, inputs=inputs, n_rows=len(frame), n_dropped_targets=n_dropped,
-        split=split,
+        X=X,
+        Y=Y,
+        y_index=y_index,
+        X_val=X_val,
+        Y_val=Y_val,
+        y_index_val=y_index_val,
+        sample_weight=sample_weight,
+        preprocessor=pre,
+        target_encoder=encoder,
+        task=task,
+        selection=selection,
+        inputs=inputs or {loaded.table.source: loaded.table.sha256},
+        n_rows=len(loaded.frame),
+        n_dropped_targets=loaded.n_dropped,
+        split=split if split is not None else pd.DataFrame(),
     )
+
+
+def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> PreparedData:
+    """Everything before training: read, select, split, fit preprocessing on training rows."""
+    d = settings.data
+    loaded = load_table(path, settings)
+    frame = loaded.frame
+    inputs = {loaded.table.source: loaded.table.sha256}
+    valid_frame: pd.DataFrame | None = None
+    train_idx, valid_idx = np.arange(len(frame)), np.arange(0)
+    if d.valid_file is not None:
+        valid_table = read(d.valid_file, settings)
+        valid_frame, n_valid_dropped = data.drop_missing_targets(
+            valid_table.frame, loaded.selection.targets
+        )
+        if n_valid_dropped:
+            LOG.warning(
+                f"{valid_table.source}: dropped {n_valid_dropped} row(s) whose target is missing."
+            )
+        inputs[valid_table.source] = valid_table.sha256
+    elif d.valid_fraction > 0:
+        train_idx, valid_idx = splitting.train_valid_split(
+            len(frame),
+            d.valid_fraction,
+            rng,
+            y=loaded.class_codes(),
+            groups=loaded.group_codes(d.group),
+            labels=loaded.task.labels,
+        )
+        valid_frame = frame.iloc[valid_idx]
+    train_frame = frame.iloc[train_idx] if len(valid_idx) else frame
+    split = _split_frame(frame, loaded.selection.ids, train_idx, valid_idx)
+    return encode_split(loaded, settings, train_frame, valid_frame, split, inputs)
 
 
 def _encode(encoder: TargetEncoder, frame: pd.DataFrame, dtype: np.dtype) -> tuple[Any, np.ndarray]:
@@ -163,32 +225,28 @@ def _encode(encoder: TargetEncoder, frame: pd.DataFrame, dtype: np.dtype) -> tup
     return None, encoded
 
 
-def _group_codes(frame: pd.DataFrame, column: str) -> np.ndarray:
-    values = frame[column]
-    if values.isna().any():
-        raise DataError(
-            f"--group column '{column}' has {int(values.isna().sum())} missing value(s); "
-            "fill them or drop those rows."
-        )
-    return pd.factorize(values.astype(str))[0]
-
-
 def _split_frame(
-    frame: pd.DataFrame, ids: tuple[str, ...] | list[str], train_idx: np.ndarray, valid_idx: np.ndarray
+    frame: pd.DataFrame,
+    ids: tuple[str, ...] | list[str],
+    train_idx: np.ndarray,
+    valid_idx: np.ndarray,
 ) -> pd.DataFrame:
     """Each sample's ID (or 1-based row number) and whether it trained or validated."""
     role = np.full(len(frame), "train", dtype=object)
     role[valid_idx] = "valid"
-    out = frame[list(ids)].reset_index(drop=True) if ids else pd.DataFrame(
-        {"row": np.arange(1, len(frame) + 1)}
+    out = (
+        frame[list(ids)].reset_index(drop=True)
+        if ids
+        else pd.DataFrame({"row": np.arange(1, len(frame) + 1)})
     )
     out["set"] = role
     return out
 
 
 # --------------------------------------------------------------------------- model
-def build_network(settings: Settings, n_inputs: int, n_outputs: int, task: str,
-                  rng: np.random.Generator) -> MLP:
+def build_network(
+    settings: Settings, n_inputs: int, n_outputs: int, task: str, rng: np.random.Generator
+) -> MLP:
     m = settings.model
     loss = DEFAULT_LOSS[task] if m.loss == "auto" else m.loss
     activation = m.activation * len(m.hidden) if len(m.activation) == 1 else m.activation
@@ -234,8 +292,13 @@ def build_optimizer(settings: Settings) -> Any:
 def build_schedule(settings: Settings, lr0: float) -> Any:
     """The learning-rate schedule; an option it does not take (`--lr-gamma` for cosine) errs."""
     t = settings.train
-    given = {"step_size": t.lr_step_size, "gamma": t.lr_gamma, "factor": t.lr_factor,
-             "patience": t.lr_patience, "min_lr": t.min_lr}
+    given = {
+        "step_size": t.lr_step_size,
+        "gamma": t.lr_gamma,
+        "factor": t.lr_factor,
+        "patience": t.lr_patience,
+        "min_lr": t.min_lr,
+    }
     hyper = {k: v for k, v in given.items() if v is not None}
     return schedules.get(t.schedule, lr0, t.epochs, **hyper)
 
@@ -254,8 +317,14 @@ def fit_options(settings: Settings, task: str, has_validation: bool) -> FitOptio
         monitor = "train_loss"
     name, _, greater = epoch_metric(task)
     return FitOptions(
-        epochs=t.epochs, batch_size=batch, patience=t.patience, min_delta=t.min_delta,
-        monitor=monitor, clip_norm=t.clip_norm, metric_name=name, metric_greater_is_better=greater,
+        epochs=t.epochs,
+        batch_size=batch,
+        patience=t.patience,
+        min_delta=t.min_delta,
+        monitor=monitor,
+        clip_norm=t.clip_norm,
+        metric_name=name,
+        metric_greater_is_better=greater,
     )
 
 
@@ -314,8 +383,13 @@ def fit_model(
     trainer = Trainer(net, optimizer, options, rng, schedule, epoch_metric(task)[1])
     with blas_threads(settings.train.threads):
         result = trainer.fit(
-            prepared.X, prepared.Y, prepared.X_val, prepared.Y_val, prepared.sample_weight,
-            callback=callback, should_stop=should_stop,
+            prepared.X,
+            prepared.Y,
+            prepared.X_val,
+            prepared.Y_val,
+            prepared.sample_weight,
+            callback=callback,
+            should_stop=should_stop,
         )
     return net, result
 
@@ -348,13 +422,15 @@ def train(
     rng = np.random.default_rng(settings.train.seed)
     prepared = prepare_data(path, settings, rng)
     if on_start is not None:
-        on_start({
-            "epochs": settings.train.epochs,
-            "metric_name": epoch_metric(prepared.task.task)[0],
-            "n_train": int(len(prepared.X)),
-            "n_valid": 0 if prepared.X_val is None else int(len(prepared.X_val)),
-            "n_features": int(prepared.X.shape[1]),
-        })
+        on_start(
+            {
+                "epochs": settings.train.epochs,
+                "metric_name": epoch_metric(prepared.task.task)[0],
+                "n_train": len(prepared.X),
+                "n_valid": 0 if prepared.X_val is None else len(prepared.X_val),
+                "n_features": int(prepared.X.shape[1]),
+            }
+        )
     net, result = fit_model(settings, prepared, rng, callback, should_stop)
     report: dict[str, Any] = {
         "train": evaluation_report(
@@ -369,7 +445,9 @@ def train(
     return TrainOutcome(settings, prepared, net, result, report, metadata, arrays)
 
 
-def provenance(command: list[str] | None, inputs: dict[str, str], seed: int | None) -> dict[str, Any]:
+def provenance(
+    command: list[str] | None, inputs: dict[str, str], seed: int | None
+) -> dict[str, Any]:
     """Where a result came from: for every JSON output (command, versions, seed, inputs)."""
     return {
         "command": command if command is not None else list(sys.argv),
@@ -406,7 +484,10 @@ def model_contents(
         "id_columns": list(prepared.selection.ids),
         "feature_columns": list(prepared.selection.features),
         "settings": settings.to_dict(),
-        "optimizer": {"name": settings.train.optimizer, **build_optimizer(settings).hyperparameters()},
+        "optimizer": {
+            "name": settings.train.optimizer,
+            **build_optimizer(settings).hyperparameters(),
+        },
         "training": {
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
@@ -414,7 +495,7 @@ def model_contents(
             "monitor": result.monitor,
             "stop_reason": result.stop_reason,
             "seconds": round(result.seconds, 3),
-            "n_train": int(len(prepared.X)),
+            "n_train": len(prepared.X),
             "n_valid": int(0 if prepared.X_val is None else len(prepared.X_val)),
             "n_dropped_targets": prepared.n_dropped_targets,
             "history": [r.to_dict() for r in result.history],
@@ -430,13 +511,31 @@ def history_csv(result: FitResult, metric_name: str) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
-        ["epoch", "train_loss", "val_loss", f"val_{metric_name}", "lr", "seconds", "improved",
-         "best_epoch", *[f"grad_norm_{name}" for name in result.layer_names]]
+        [
+            "epoch",
+            "train_loss",
+            "val_loss",
+            f"val_{metric_name}",
+            "lr",
+            "seconds",
+            "improved",
+            "best_epoch",
+            *[f"grad_norm_{name}" for name in result.layer_names],
+        ]
     )
     for r in result.history:
         writer.writerow(
-            [r.epoch, r.train_loss, _blank(r.val_loss), _blank(r.val_metric), r.lr,
-             round(r.seconds, 4), int(r.improved), r.best_epoch, *r.grad_norms]
+            [
+                r.epoch,
+                r.train_loss,
+                _blank(r.val_loss),
+                _blank(r.val_metric),
+                r.lr,
+                round(r.seconds, 4),
+                int(r.improved),
+                r.best_epoch,
+                *r.grad_norms,
+            ]
         )
     return buffer.getvalue()
 

@@ -32,7 +32,8 @@ def test_learns_xor_with_2_4_1_tanh() -> None:
     X, Y = _xor()
     net = MLP(2, (4,), 1, activation="tanh", loss="bce", seed=3)
     trainer = Trainer(
-        net, optimizers.get("adam", lr=0.05),
+        net,
+        optimizers.get("adam", lr=0.05),
         FitOptions(epochs=1500, batch_size=None, monitor="train_loss", patience=None),
         np.random.default_rng(0),
     )
@@ -46,7 +47,9 @@ def test_fits_noisy_sine_to_r2_above_095() -> None:
     X_val, Y_val = _sine(200, seed=1)
     net = MLP(1, (32, 32), 1, activation="tanh", seed=0)
     trainer = Trainer(
-        net, optimizers.get("adam", lr=0.01), FitOptions(epochs=300, batch_size=32, patience=30),
+        net,
+        optimizers.get("adam", lr=0.01),
+        FitOptions(epochs=300, batch_size=32, patience=30),
         np.random.default_rng(0),
     )
     trainer.fit(X, Y, X_val, Y_val)
@@ -59,8 +62,13 @@ def test_history_records_every_tracked_value() -> None:
     X, Y = _sine(100)
     net = MLP(1, (8, 8), 1, activation="tanh", seed=0)
     seen = []
-    trainer = Trainer(net, optimizers.get("sgd", lr=0.05), FitOptions(epochs=5, batch_size=16),
-                      np.random.default_rng(0), metric=lambda Y, P: float(np.mean(Y - P)))
+    trainer = Trainer(
+        net,
+        optimizers.get("sgd", lr=0.05),
+        FitOptions(epochs=5, batch_size=16),
+        np.random.default_rng(0),
+        metric=lambda Y, P: float(np.mean(Y - P)),
+    )
     result = trainer.fit(X, Y, X[:20], Y[:20], callback=seen.append)
     assert [r.epoch for r in result.history] == [1, 2, 3, 4, 5]
     assert seen == result.history
@@ -115,8 +123,12 @@ def test_divergence_raises_and_keeps_finite_best_weights() -> None:
     X, Y = _sine(100)
     Y = Y * 1e3
     net = MLP(1, (16,), 1, activation="relu", seed=0)
-    trainer = Trainer(net, optimizers.get("sgd", lr=1e3), FitOptions(epochs=50, batch_size=10),
-                      np.random.default_rng(0))
+    trainer = Trainer(
+        net,
+        optimizers.get("sgd", lr=1e3),
+        FitOptions(epochs=50, batch_size=10),
+        np.random.default_rng(0),
+    )
     with pytest.raises(DivergenceError, match="Lower the learning rate") as info:
         trainer.fit(X, Y, X[:20], Y[:20])
     assert np.isfinite(net.flat_params).all()
@@ -152,8 +164,9 @@ def test_full_batch_optimizers_refuse_mini_batches(name: str) -> None:
 def test_rprop_trains_full_batch() -> None:
     X, Y = _sine(200)
     net = MLP(1, (16,), 1, activation="tanh", seed=0)
-    result = _trainer(net, "rprop", epochs=100, batch_size=None, monitor="train_loss",
-                      patience=None).fit(X, Y)
+    result = _trainer(
+        net, "rprop", epochs=100, batch_size=None, monitor="train_loss", patience=None
+    ).fit(X, Y)
     assert result.history[-1].train_loss < 0.2 * result.history[0].train_loss
 
 
@@ -162,8 +175,7 @@ def test_gradient_clipping_bounds_the_update() -> None:
     Y = Y * 100
     net = MLP(1, (4,), 1, seed=0)
     before = net.flat_params.copy()
-    trainer = _trainer(net, "sgd", epochs=1, batch_size=None, monitor="train_loss",
-                       clip_norm=0.5)
+    trainer = _trainer(net, "sgd", epochs=1, batch_size=None, monitor="train_loss", clip_norm=0.5)
     trainer.optimizer.lr = 1.0
     trainer.fit(X, Y)
     # One full-batch sgd step with lr 1 moves the weights by exactly the clipped gradient norm.
@@ -177,8 +189,13 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run() -> None:
         rng = np.random.default_rng(seed)
         net = MLP(1, (8, 8), 1, seed=rng, dropout=0.1, batchnorm=True)
         opt = optimizers.get("adam")
-        return Trainer(net, opt, FitOptions(epochs=8, batch_size=32, patience=None), rng,
-                       schedules.get("step", opt.lr, 8, step_size=2))
+        return Trainer(
+            net,
+            opt,
+            FitOptions(epochs=8, batch_size=32, patience=None),
+            rng,
+            schedules.get("step", opt.lr, 8, step_size=2),
+        )
 
     checkpoint = {}
     full = make()
