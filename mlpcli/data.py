@@ -1,0 +1,1094 @@
+"""Reading tables, choosing target/feature/id columns, and detecting the learning task.
+
+Input is what bioinformatics pipelines produce: CSV/TSV (or `;` with decimal commas from a
+European Excel), possibly compressed, possibly on stdin, possibly a features x samples matrix.
+Every problem a user can cause becomes a one-line `DataError`/`UsageError` naming the file,
+column or option and what to do; no pandas traceback escapes.
+
+pandas is imported inside the functions: `mlpcli --help` must not pay its 0.4 s import.
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import csv
+import difflib
+import fnmatch
+import gzip
+import hashlib
+import io
+import logging
+import lzma
+import os
+import queue
+import re
+import shlex
+import stat
+import sys
+import threading
+import warnings
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlpcli.errors import DataError, MlpcliError, UsageError, choose
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("mlpcli")
+
+#: Cells read as missing unless `na_values` replaces the list (pandas' longer default list
+#: would turn a gene called "NA" or a genotype "null" into NaN behind the user's back).
+DEFAULT_NA_VALUES: tuple[str, ...] = ("", "NA", "N/A", "NaN", "nan", "null", "?", ".")
+
+#: `--sep` spellings; any other single character is taken literally.
+SEPARATORS: dict[str, str] = {
+    ",": ",",
+    "comma": ",",
+    "\t": "\t",
+    "\\t": "\t",
+    "tab": "\t",
+    ";": ";",
+    "semicolon": ";",
+    "|": "|",
+    "pipe": "|",
+    " ": " ",
+    "space": " ",
+    "whitespace": r"\s+",
+}
+
+#: Separator implied by the (inner) file extension; anything else is sniffed.
+EXTENSION_SEPARATORS: dict[str, str] = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+
+#: Candidates for sniffing, in csv.Sniffer's order of preference.
+SNIFF_DELIMITERS = ",\t;| "
+
+#: Bytes of (decompressed) text looked at to sniff the separator and read the header.
+SNIFF_BYTES = 64 * 1024
+
+#: A text column is "numeric-looking" when at least this share of its values parse as numbers;
+#: the rest are then junk to report rather than categories to one-hot encode.
+NUMERIC_SHARE = 0.9
+
+#: Feature magnitudes above this are reported: they overflow float32 arithmetic in training.
+MAX_ABS_VALUE = 1e30
+
+#: Auto-detection calls an integer target multiclass when it has at most this many distinct
+#: values, and fewer than CLASS_SHARE x n_rows of them (at least 20 rows per class on average);
+#: otherwise counts, ages and scores with many levels stay regression.
+MAX_AUTO_CLASSES = 10
+CLASS_SHARE = 0.05
+
+#: Column names (lower-cased, punctuation removed) that mark a sample identifier.
+ID_NAMES = frozenset(
+    {
+        "id",
+        "sample",
+        "sampleid",
+        "samplename",
+        "mouseid",
+        "patient",
+        "patientid",
+        "subject",
+        "subjectid",
+        "barcode",
+        "cellline",
+        "cellid",
+        "specimen",
+        "accession",
+        "uuid",
+        "name",
+    }
+)
+
+TASKS = ("binary", "multiclass", "multilabel", "regression")
+
+
+class _Reader(Protocol):
+    """Anything with a binary `read`: files, stdin, decompressors, our wrappers."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass
+class Table:
+    """A table as read: the frame, a display name, and the sha256 of the bytes on disk."""
+
+    frame: pd.DataFrame
+    source: str
+    sha256: str
+    sep: str = ","
+
+
+@dataclass
+class ColumnSelection:
+    """Which columns are targets, ids and features; `categorical` is a subset of `features`."""
+
+    targets: list[str]
+    ids: list[str]
+    features: list[str]
+    categorical: list[str]
+
+    @property
+    def numeric(self) -> list[str]:
+        """Features that are not categorical, in table order."""
+        categorical = set(self.categorical)
+        return [name for name in self.features if name not in categorical]
+
+
+@dataclass
+class TaskInfo:
+    """The learning task, why it was chosen, and the class labels (None for regression).
+
+    For `multilabel`, `labels` holds the target names in the given order: one 0/1 output each.
+    """
+
+    task: str
+    reason: str
+    labels: list[str] | None
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+class _HashingReader(io.RawIOBase):
+    """Pass reads through while a background thread hashes the same bytes.
+
+    The file is read once; hashlib releases the GIL, so hashing overlaps the parsing.
+    """
+
+    def __init__(self, raw: _Reader, enabled: bool = True) -> None:
+        super().__init__()
+        self._raw = raw
+        self._sha = hashlib.sha256() if enabled else None
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="mlpcli-sha256", daemon=True)
+        if enabled:
+            self._thread.start()
+
+    def _work(self) -> None:
+        assert self._sha is not None
+        while (chunk := self._queue.get()) is not None:
+            self._sha.update(chunk)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._raw.read(-1 if size is None else size)
+        if data and self._sha is not None:
+            self._queue.put(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def hexdigest(self) -> str:
+        """Hash whatever the parser left unread, then wait for the thread."""
+        if self._sha is None:
+            return ""
+        while self.read(1 << 20):
+            pass
+        self._queue.put(None)
+        self._thread.join()
+        return self._sha.hexdigest()
+
+    def close(self) -> None:
+        if self._sha is not None and self._thread.is_alive():
+            self._queue.put(None)
+        super().close()
+
+
+class _FileHasher:
+    """sha256 of a file on disk, computed on a background thread while pandas parses it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._digest = ""
+        self._thread = threading.Thread(
+            target=self._work, args=(path,), name="mlpcli-sha256", daemon=True
+        )
+        self._thread.start()
+
+    def _work(self, path: str | Path) -> None:
+        with open(path, "rb") as handle:
+            self._digest = hashlib.file_digest(handle, "sha256").hexdigest()
+
+    def hexdigest(self) -> str:
+        self._thread.join()
+        return self._digest
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream whose first bytes were already read (to sniff them), served again first."""
+
+    def __init__(self, prefix: bytes, stream: _Reader) -> None:
+        super().__init__()
+        self._prefix = memoryview(prefix)
+        self._stream = stream
+        self.mode = "rb"  # pandas looks for it to decide binary vs text
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._prefix:
+            n = len(self._prefix) if size is None or size < 0 else size
+            head, self._prefix = self._prefix[:n], self._prefix[n:]
+            return bytes(head)
+        return self._stream.read(-1 if size is None else size)
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read_prefix(stream: _Reader, size: int, whole_line: bool = True) -> tuple[bytes, bool]:
+    """Read `size` bytes (and on to a newline, so the header is whole); also say if EOF came."""
+    parts: list[bytes] = []
+    total = 0
+    newline = not whole_line
+    while total < size or not newline:
+        chunk = stream.read(max(size - total, 1 << 16) if whole_line else size - total)
+        if not chunk:
+            return b"".join(parts), True
+        parts.append(chunk)
+        total += len(chunk)
+        newline = newline or b"\n" in chunk
+    return b"".join(parts), False
+
+
+def _open_zstd(raw: _Reader, name: str) -> _Reader:
+    try:
+        import zstandard
+    except ImportError:
+        raise DataError(
+            f"'{name}' is zstd-compressed and reading it needs the zstandard package: "
+            "pip install zstandard"
+        ) from None
+    reader: _Reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return reader
+
+
+def _open_zip(raw: _Reader, name: str) -> _Reader:
+    # ZipFile seeks to the central directory at the end, so buffer the (compressed) bytes;
+    # they still pass through the hashing reader once.
+    archive = zipfile.ZipFile(io.BytesIO(raw.read()))
+    members = [
+        info.filename
+        for info in archive.infolist()
+        if not info.is_dir() and not info.filename.startswith("__MACOSX/")
+    ]
+    if len(members) != 1:
+        listed = ", ".join(members[:5]) or "nothing"
+        raise DataError(
+            f"Zip archive '{name}' must hold exactly one table but holds {len(members)} "
+            f"({listed}); unzip it and pass the table you want."
+        )
+    return archive.open(members[0])
+
+
+@dataclass(frozen=True)
+class _Codec:
+    """A compression format: its magic bytes and how to open a decompressing stream."""
+
+    name: str
+    magic: bytes
+    open: Callable[[_Reader, str], _Reader]
+
+
+# The stdlib decompressors only ever call `read` on the stream; their stubs want a real file.
+def _open_gzip(raw: _Reader, name: str) -> _Reader:
+    return gzip.GzipFile(fileobj=cast(BinaryIO, raw), mode="rb")
+
+
+def _open_bz2(raw: _Reader, name: str) -> _Reader:
+    return bz2.BZ2File(cast(BinaryIO, raw), mode="rb")
+
+
+def _open_xz(raw: _Reader, name: str) -> _Reader:
+    return lzma.LZMAFile(cast(BinaryIO, raw), mode="rb")
+
+
+CODECS: dict[str, _Codec] = {
+    ".gz": _Codec("gzip", b"\x1f\x8b", _open_gzip),
+    ".bz2": _Codec("bzip2", b"BZh", _open_bz2),
+    ".xz": _Codec("xz", b"\xfd7zXZ\x00", _open_xz),
+    ".zip": _Codec("zip", b"PK\x03\x04", _open_zip),
+    ".zst": _Codec("zstd", b"\x28\xb5\x2f\xfd", _open_zstd),
+}
+
+#: Exceptions raised by corrupt or truncated compressed input (bz2 and gzip raise OSError).
+_CODEC_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+)
+
+
+def _codec_for(name: str, head: bytes) -> _Codec | None:
+    """Compression from the outer extension, else from the magic bytes (stdin, odd names)."""
+    codec = CODECS.get(Path(name).suffix.lower())
+    if codec is not None:
+        return codec
+    return next((c for c in CODECS.values() if head.startswith(c.magic)), None)
+
+
+def _sep_name(sep: str) -> str:
+    """How to type a separator on a shell command line."""
+    names = {"\t": "tab", r"\s+": "whitespace", " ": "space"}
+    return names.get(sep, f"'{sep}'")
+
+
+def _resolve_sep(sep: str) -> str:
+    if len(sep) == 1:
+        return SEPARATORS.get(sep, sep)
+    return str(choose("separator", sep.lower(), SEPARATORS))  # type: ignore[arg-type]
+
+
+def _sniff_sep(name: str, text: str) -> str:
+    """Separator from the extension, else csv.Sniffer on the first lines (',' if it gives up)."""
+    inner = Path(name).suffix.lower()
+    if inner in CODECS:
+        inner = Path(Path(name).stem).suffix.lower()
+    if inner in EXTENSION_SEPARATORS:
+        return EXTENSION_SEPARATORS[inner]
+    lines = text.splitlines()[:50]
+    try:
+        found = csv.Sniffer().sniff("\n".join(lines), delimiters=SNIFF_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+    # Space-separated files are usually aligned with runs of spaces.
+    return r"\s+" if found == " " else found
+
+
+def _header_cells(text: str, sep: str) -> list[str]:
+    if sep == r"\s+":
+        return text.split("\n", 1)[0].split()
+    return next(csv.reader(io.StringIO(text), delimiter=sep), [])
+
+
+def _normalise_encoding(encoding: str | None) -> str:
+    """pandas' C engine decodes UTF-8 (and skips a BOM) natively; other codecs go through Python."""
+    if encoding is None:
+        return "utf-8"
+    try:
+        canonical = codecs.lookup(encoding).name
+    except LookupError:
+        raise UsageError(
+            f"Unknown encoding '{encoding}' (--encoding); try utf-8, latin-1 or cp1252."
+        ) from None
+    return "utf-8" if canonical in ("utf-8", "utf-8-sig") else canonical
+
+
+def _decode_sample(name: str, head: bytes, encoding: str, complete: bool) -> str:
+    """Decode the sniffing sample strictly, so a wrong encoding is reported with its line."""
+    if not complete:
+        head = head[: head.rfind(b"\n") + 1] or head
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding == "utf-8":
+        raise DataError(f"'{name}' is UTF-16 encoded; pass --encoding utf-16.")
+    try:
+        return head.decode("utf-8-sig" if encoding == "utf-8" else encoding)
+    except UnicodeDecodeError as error:
+        if complete or error.start < len(head) - 4:
+            line = head[: error.start].count(b"\n") + 1
+            byte = head[error.start : error.start + 1].hex()
+            raise DataError(
+                f"'{name}' is not valid {encoding.upper()}: byte 0x{byte} on line {line}; "
+                "pass --encoding latin-1 (or the file's real encoding)."
+            ) from None
+        return head.decode(encoding, errors="replace")
+
+
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?")
+
+
+def _warn_decimal_comma(name: str, text: str, sep: str, decimal: str) -> None:
+    """Suggest --decimal , when a non-comma table is full of numbers like 0,5036."""
+    if sep == "," or decimal != ".":
+        return
+    lines = text.splitlines()[1:50]
+    fields = [f.strip('"') for line in lines for f in re.split(sep if sep != "|" else r"\|", line)]
+    hits = sum(bool(_DECIMAL_COMMA.fullmatch(f)) for f in fields)
+    if fields and hits >= 0.2 * len(fields):
+        example = next(f for f in fields if _DECIMAL_COMMA.fullmatch(f))
+        log.warning(
+            "'%s': values like '%s' look like numbers with a decimal comma; "
+            "pass --decimal , to read them as numbers.",
+            name,
+            example,
+        )
+
+
+def _check_header(name: str, cells: list[str], text: str, sep: str) -> None:
+    """One column under `sep` but several under another delimiter: the separator is wrong."""
+    if len(cells) == 1:
+        for other in SNIFF_DELIMITERS:
+            n = len(_header_cells(text, other))
+            if other != sep and n > 1 and not (other == " " and sep == r"\s+"):
+                raise DataError(
+                    f"'{name}' has a single column when split on {_sep_name(sep)} but its "
+                    f"header has {n} fields separated by {_sep_name(other)}; "
+                    f"pass --sep {_sep_name(other)}."
+                )
+    duplicated = [cell for cell, count in Counter(cells).items() if count > 1]
+    if duplicated:
+        names = ", ".join(f"'{cell}'" for cell in duplicated)
+        raise DataError(f"'{name}' has duplicated column names: {names}; rename them.")
+
+
+_FIELDS_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _translate(
+    error: BaseException, name: str, sep: str, encoding: str, codec: _Codec | None
+) -> MlpcliError:
+    """Turn a reading exception into a one-line error that says what to do."""
+    import pandas as pd
+
+    if isinstance(error, pd.errors.EmptyDataError):
+        return DataError(f"'{name}' is empty; expected a header line and data rows.")
+    if isinstance(error, UnicodeDecodeError):
+        byte = error.object[error.start : error.start + 1].hex()
+        return DataError(
+            f"'{name}' is not valid {encoding.upper()} (byte 0x{byte}); "
+            "pass --encoding latin-1 (or the file's real encoding)."
+        )
+    if isinstance(error, pd.errors.ParserError):
+        fields = _FIELDS_ERROR.search(str(error))
+        if fields:
+            expected, line, saw = fields.groups()
+            return DataError(
+                f"'{name}' line {line} has {saw} fields but earlier lines have {expected}; "
+                f"check the separator (now {_sep_name(sep)}, change it with --sep) and quoting."
+            )
+        detail = str(error).strip().splitlines()[-1]
+        return DataError(f"Cannot parse '{name}': {detail}; check --sep and quoting.")
+    if codec is not None and (
+        isinstance(error, _CODEC_ERRORS) or type(error).__name__ == "ZstdError"
+    ):
+        return DataError(
+            f"Cannot decompress '{name}' as {codec.name} ({error}); the file is corrupt, "
+            "truncated or not compressed the way its name says."
+        )
+    if isinstance(error, OSError):
+        return DataError(f"Cannot read '{name}': {error.strerror or error}.")
+    return DataError(f"Cannot read '{name}': {error}.")
+
+
+def _open_raw(path: str | Path, stdin: BinaryIO | None) -> tuple[BinaryIO, str]:
+    if str(path) == "-":
+        return (stdin if stdin is not None else sys.stdin.buffer), "<stdin>"
+    name = str(path)
+    try:
+        return open(path, "rb", buffering=0), name
+    except FileNotFoundError:
+        raise DataError(f"Input file '{name}' not found; check the path.") from None
+    except IsADirectoryError:
+        raise DataError(f"'{name}' is a directory; pass a table file inside it.") from None
+    except PermissionError:
+        raise DataError(f"Cannot read '{name}': permission denied.") from None
+    except OSError as error:
+        raise DataError(f"Cannot open '{name}': {error.strerror}.") from None
+
+
+def read_table(
+    path: str | Path,
+    sep: str | None = None,
+    decimal: str = ".",
+    na_values: Sequence[str] | None = None,
+    transpose: bool = False,
+    encoding: str | None = None,
+    *,
+    stdin: BinaryIO | None = None,
+    checksum: bool = True,
+) -> Table:
+    """Read a delimited table ("-" for stdin) into a frame with float32 numeric columns.
+
+    The separator comes from `sep`, else the extension (.csv, .tsv/.tab), else sniffing;
+    compression from the outer extension (.gz .bz2 .xz .zip .zst), else the magic bytes.
+    `sha256` is the digest of the bytes as stored (compressed, if so), or "" with
+    `checksum=False`.
+
+    Plain files on disk go to pandas by path, so its multi-threaded reader can split them
+    (1M x 100 floats: ~1.5x faster, ~2x the peak memory); compressed input and stdin are
+    streamed through one pass that also feeds the hash.
+    """
+    import pandas as pd
+
+    if len(decimal) != 1:
+        raise UsageError(f"--decimal must be one character, got '{decimal}'.")
+    resolved_sep = _resolve_sep(sep) if sep is not None else None
+    encoding = _normalise_encoding(encoding)
+    raw, name = _open_raw(path, stdin)
+    regular = name != "<stdin>" and stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+    hasher = _HashingReader(raw, enabled=checksum)
+    used_sep = resolved_sep or ","
+    codec = None
+    try:
+        magic, _ = _read_prefix(hasher, 8, whole_line=False)
+        codec = _codec_for(name, magic)
+        stream: _Reader = _Prefixed(magic, hasher)
+        if codec is not None:
+            stream = codec.open(stream, name)
+        head, complete = _read_prefix(stream, SNIFF_BYTES)
+        text = _decode_sample(name, head, encoding, complete)
+        if not text.strip():
+            raise DataError(f"'{name}' is empty; expected a header line and data rows.")
+        used_sep = resolved_sep or _sniff_sep(name, text)
+        if used_sep == decimal:
+            raise UsageError(
+                f"The decimal mark and the separator of '{name}' are both "
+                f"{_sep_name(decimal)}; pass --sep (e.g. --sep ';' with --decimal ,)."
+            )
+        cells = _header_cells(text, used_sep)
+        _check_header(name, cells, text, used_sep)
+        _warn_decimal_comma(name, text, used_sep, decimal)
+
+        source: str | Path | _Prefixed = _Prefixed(head, stream)
+        digest: Callable[[], str] = hasher.hexdigest
+        if regular and codec is None:
+            hasher.close()  # pandas reads the path itself; hash the file alongside
+            source, digest = path, _FileHasher(path).hexdigest if checksum else str
+        with warnings.catch_warnings():
+            # Mixed-type columns are reported by select_columns with their row number.
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            frame = pd.read_csv(
+                source,
+                sep=used_sep,
+                decimal=decimal,
+                na_values=list(DEFAULT_NA_VALUES if na_values is None else na_values),
+                keep_default_na=False,
+                # None, not "utf-8": pandas only splits the file across threads then.
+                encoding=None if encoding == "utf-8" else encoding,
+                engine="c",
+                compression=None,
+            )
+        sha256 = digest()
+    except MlpcliError:
+        raise
+    except Exception as error:
+        raise _translate(error, name, used_sep, encoding, codec) from None
+    finally:
+        hasher.close()
+        if name != "<stdin>":
+            raw.close()
+    if len(frame) == 0:
+        raise DataError(f"'{name}' has a header but no data rows.")
+    if transpose:
+        frame = _transpose(frame, name, cells[0] if cells else "", decimal)
+    return Table(frame=_to_float32(frame), source=name, sha256=sha256, sep=used_sep)
+
+
+def _to_float32(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cast float64 columns one by one: cheaper than parsing as float32 (PERF_NOTES)."""
+    with np.errstate(over="ignore"):
+        for column in frame.columns[frame.dtypes == np.float64]:
+            frame[column] = frame[column].astype(np.float32)
+    return frame
+
+
+def _transpose(frame: pd.DataFrame, name: str, first_cell: str, decimal: str) -> pd.DataFrame:
+    """Features x samples (first column = feature names) to samples x features."""
+    import pandas as pd
+
+    label = frame.columns[0]
+    feature_names = frame[label]
+    if feature_names.isna().any():
+        row = _first_row(feature_names.isna().to_numpy())
+        raise DataError(f"'{name}' (--transpose): data row {row} has no name in its first column.")
+    feature_names = feature_names.astype(str)
+    duplicated = feature_names[feature_names.duplicated()].unique().tolist()
+    if duplicated:
+        shown = ", ".join(f"'{n}'" for n in duplicated[:5])
+        raise DataError(
+            f"'{name}' (--transpose): duplicated feature names in the first column: {shown}; "
+            "rename or aggregate them."
+        )
+    sample_column = first_cell or "sample"
+    if sample_column in set(feature_names):
+        raise DataError(
+            f"'{name}' (--transpose): a feature is named '{sample_column}' like the sample "
+            "column; rename it."
+        )
+    body = frame.drop(columns=label)
+    body.index = pd.Index(feature_names.to_numpy())
+    sample_ids = pd.Series(body.columns.astype(str), dtype="str")
+    if all(pd.api.types.is_numeric_dtype(dtype) for dtype in body.dtypes):
+        samples = body.T.reset_index(drop=True)  # one numeric block: no re-inference needed
+    else:
+        # A text row (e.g. a subtype) makes every sample column text; re-infer per feature.
+        samples = pd.DataFrame(
+            {column: _reinfer(values, decimal) for column, values in body.T.items()}
+        ).reset_index(drop=True)
+    samples.insert(0, sample_column, sample_ids)
+    return samples
+
+
+def _reinfer(column: pd.Series, decimal: str) -> pd.Series:
+    """A transposed column is numeric if all its non-missing cells parse as numbers."""
+    import pandas as pd
+
+    column = column.reset_index(drop=True)
+    if pd.api.types.is_numeric_dtype(column):
+        return column
+    text = column
+    if decimal != ".":
+        text = column.map(lambda v: v.replace(decimal, ".") if isinstance(v, str) else v)
+    numbers = pd.to_numeric(text, errors="coerce")
+    if int(numbers.notna().sum()) == int(column.notna().sum()):
+        return numbers
+    return column.astype("str")
+
+
+# --------------------------------------------------------------------------------------------
+# Columns
+# --------------------------------------------------------------------------------------------
+
+
+def _where(source: str) -> str:
+    return f" in '{source}'" if source else ""
+
+
+def _is_pattern(name: str) -> bool:
+    return any(char in name for char in "*?[")
+
+
+def _suggest(name: str, columns: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
+    lowered = [c for c in columns if c.lower() == name.lower() and c not in close]
+    close = lowered + close
+    if close:
+        return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
+    return f"columns are: {shown}"
+
+
+def _missing_column(kind: str, name: str, columns: Sequence[str], source: str) -> DataError:
+    return DataError(f"{kind} column '{name}' not found{_where(source)}; {_suggest(name, columns)}")
+
+
+def _expand(names: Sequence[str], columns: Sequence[str], option: str, source: str) -> list[str]:
+    """Names and fnmatch patterns to matching columns, in table order; unmatched is an error."""
+    chosen: set[str] = set()
+    for name in names:
+        if _is_pattern(name):
+            matched = fnmatch.filter(columns, name)
+            if not matched:
+                raise DataError(
+                    f"{option} pattern '{name}' matches no column{_where(source)}; "
+                    f"{_suggest(name.strip('*?[]'), columns)}"
+                )
+            chosen.update(matched)
+        elif name in columns:
+            chosen.add(name)
+        else:
+            raise _missing_column(option, name, columns, source)
+    return [c for c in columns if c in chosen]
+
+
+def _looks_like_id_name(name: str) -> bool:
+    compact = re.sub(r"[^a-z0-9]", "", name.lower())
+    return compact in ID_NAMES or compact.endswith("id") or name.lower().endswith("_id")
+
+
+def _is_unique_text(column: pd.Series) -> bool:
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column):
+        return False
+    values = column.dropna()
+    return len(values) > 1 and values.is_unique
+
+
+def _first_row(mask: NDArray[np.bool_]) -> int:
+    """1-based data row of the first True."""
+    return int(np.flatnonzero(mask)[0]) + 1
+
+
+def _check_numeric(column: pd.Series, name: str, source: str) -> None:
+    """Inf and absurd magnitudes break float32 training; name the first one."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_integer_dtype(column):
+        return
+    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(values) | (np.abs(values) > MAX_ABS_VALUE)
+    if bad.any():
+        row = _first_row(bad)
+        value = values[row - 1]
+        what = (
+            "an infinite value (or one beyond float32's range)"
+            if np.isinf(value)
+            else (f"the value {value:.3g} (|x| > {MAX_ABS_VALUE:.0e})")
+        )
+        raise DataError(
+            f"Column '{name}'{_where(source)} has {what} in data row {row}; fix or blank the "
+            f"cell, or leave the column out with --drop {shlex.quote(name)}."
+        )
+
+
+def _check_text(column: pd.Series, name: str, source: str) -> None:
+    """A mostly-numeric text column is a typo or an unknown missing-value token, not categories."""
+    import pandas as pd
+
+    present = column.notna().to_numpy()
+    n_present = int(present.sum())
+    texts = column.astype("str")
+    decimal_comma = texts.str.fullmatch(_DECIMAL_COMMA.pattern).fillna(False).to_numpy(bool)
+    if n_present and int(decimal_comma.sum()) >= NUMERIC_SHARE * n_present:
+        row = _first_row(decimal_comma)
+        raise DataError(
+            f"Column '{name}'{_where(source)} holds numbers with a decimal comma "
+            f"('{texts.iloc[row - 1]}' in data row {row}); pass --decimal , "
+            f"(or --categorical {shlex.quote(name)} to keep it as text)."
+        )
+    numbers = pd.to_numeric(column, errors="coerce").notna().to_numpy()
+    junk = present & ~numbers
+    if n_present and int(numbers.sum()) >= NUMERIC_SHARE * n_present and junk.any():
+        row = _first_row(junk)
+        raise DataError(
+            f"Column '{name}'{_where(source)} looks numeric but data row {row} holds "
+            f"'{column.iloc[row - 1]}'; add that token to --na-values if it marks a missing "
+            f"value, or pass --categorical {shlex.quote(name)} to treat the column as text."
+        )
+
+
+def select_columns(
+    frame: pd.DataFrame,
+    targets: Sequence[str],
+    ids: Sequence[str] = (),
+    features: Sequence[str] | None = None,
+    drop: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    source: str = "",
+) -> ColumnSelection:
+    """Choose target, id and feature columns and check the features are usable.
+
+    `features`, `drop` and `categorical` take names and fnmatch patterns. By default every
+    column other than targets, ids and dropped ones is a feature, except unique text columns
+    named like sample IDs, which are left out with a warning.
+    """
+    import pandas as pd
+
+    columns = [str(c) for c in frame.columns]
+    targets = list(dict.fromkeys(targets))
+    ids = list(dict.fromkeys(ids))
+    if not targets:
+        raise UsageError("Name the column to predict with --target.")
+    for name in targets:
+        if name not in columns:
+            raise _missing_column("Target", name, columns, source)
+    for name in ids:
+        if name not in columns:
+            raise _missing_column("--id", name, columns, source)
+    for name in targets:
+        if name in ids:
+            raise UsageError(f"Column '{name}' is given both as --target and as --id.")
+        if name in drop:
+            raise UsageError(f"Column '{name}' is given both as --target and in --drop.")
+        if features is not None and name in features:
+            raise UsageError(
+                f"Column '{name}' is given both as --target and in --features; a target cannot "
+                "be its own input."
+            )
+    dropped = set(_expand(drop, columns, "--drop", source))
+    wanted = set(columns if features is None else _expand(features, columns, "--features", source))
+    named_categorical = set(_expand(categorical, columns, "--categorical", source))
+    excluded = set(targets) | set(ids) | dropped
+    chosen = [c for c in columns if c in wanted and c not in excluded]
+
+    # Exact names the user typed are kept as given; only defaults and glob matches are vetted.
+    explicit = {n for n in (*(features or ()), *categorical) if not _is_pattern(n)}
+    unique_text = {n for n in chosen if n not in explicit and _is_unique_text(frame[n])}
+    kept = []
+    for name in chosen:
+        if name in unique_text and _looks_like_id_name(name):
+            log.warning(
+                "Column '%s'%s looks like a sample ID (a different text value in every row), "
+                "so it is not used as a feature; pass --id %s to say so.",
+                name,
+                _where(source),
+                shlex.quote(name),
+            )
+            continue
+        kept.append(name)
+    if not kept:
+        raise DataError(
+            f"No feature columns left{_where(source)} after setting aside targets, ids and "
+            "--drop; check --features and --drop."
+        )
+
+    for name in kept:
+        column = frame[name]
+        if column.isna().all():
+            raise DataError(
+                f"Column '{name}'{_where(source)} is entirely missing; "
+                f"leave it out with --drop {shlex.quote(name)}."
+            )
+        if pd.api.types.is_numeric_dtype(column):
+            _check_numeric(column, name, source)
+        elif name not in named_categorical:
+            _check_text(column, name, source)
+    lonely = [name for name in kept if name in unique_text]
+    if lonely and len(frame) > 20:
+        shown = ", ".join(f"'{n}'" for n in lonely[:5]) + (", ..." if len(lonely) > 5 else "")
+        log.warning(
+            "Text column(s) %s%s hold a different value in every row, so as categorical "
+            "features they cannot generalise; consider --drop or --id.",
+            shown,
+            _where(source),
+        )
+    categorical_features = [
+        c for c in kept if c in named_categorical or not pd.api.types.is_numeric_dtype(frame[c])
+    ]
+    if len(kept) > len(frame):
+        log.warning(
+            "%s has more features (%d) than rows (%d); expect overfitting, consider "
+            "--features or --drop to use fewer columns.",
+            f"'{source}'" if source else "The table",
+            len(kept),
+            len(frame),
+        )
+    return ColumnSelection(
+        targets=targets, ids=ids, features=kept, categorical=categorical_features
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Targets and task
+# --------------------------------------------------------------------------------------------
+
+
+def drop_missing_targets(
+    frame: pd.DataFrame, targets: Sequence[str], *, source: str = ""
+) -> tuple[pd.DataFrame, int]:
+    """Drop rows whose target is missing (logged), renumbering the rows from 0."""
+    present = frame[list(targets)].notna()
+    for name in targets:
+        if not present[name].any():
+            raise DataError(
+                f"Target column '{name}'{_where(source)} has no values (all {len(frame)} rows "
+                "are missing)."
+            )
+    keep = present.all(axis=1).to_numpy()
+    n_dropped = int((~keep).sum())
+    if n_dropped == 0:
+        return frame, 0
+    if not keep.any():
+        raise DataError(f"No row{_where(source)} has all targets ({', '.join(targets)}) present.")
+    log.warning(
+        "Dropped %d of %d rows%s whose target is missing.", n_dropped, len(frame), _where(source)
+    )
+    return frame.loc[keep].reset_index(drop=True), n_dropped
+
+
+def _format_label(value: object) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if float(value).is_integer():
+            return str(int(value))
+        return np.format_float_positional(value, trim="-")  # shortest repr for its dtype
+    return str(value)
+
+
+def as_label_strings(column: pd.Series) -> pd.Series:
+    """Target values as the class-label strings of `TaskInfo.labels` (missing stays missing)."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(column)
+    # Format the uniques in their own dtype: float32 0.1 is "0.1", not "0.10000000149011612".
+    labels = np.array([_format_label(v) for v in np.asarray(uniques)] + [None], dtype=object)
+    return pd.Series(labels[codes], index=column.index, name=column.name, dtype="str")
+
+
+@dataclass
+class _Target:
+    """What task detection needs to know about one target column."""
+
+    name: str
+    kind: str  # "text", "bool" or "numeric"
+    distinct: list[Any]  # sorted; numpy scalars for numeric targets
+    n_rows: int
+
+    @property
+    def labels(self) -> list[str]:
+        return [_format_label(v) for v in self.distinct]
+
+    @property
+    def integer_valued(self) -> bool:
+        return self.kind == "numeric" and all(float(v).is_integer() for v in self.distinct)
+
+    @property
+    def zero_one(self) -> bool:
+        return self.kind == "bool" or (
+            self.kind == "numeric" and {float(v) for v in self.distinct} <= {0.0, 1.0}
+        )
+
+    def shown(self, limit: int = 5) -> str:
+        labels = self.labels
+        return ", ".join(labels[:limit]) + (", ..." if len(labels) > limit else "")
+
+
+def _describe(frame: pd.DataFrame, name: str, source: str) -> _Target:
+    import pandas as pd
+
+    column = frame[name].dropna()
+    if len(column) == 0:
+        raise DataError(f"Target column '{name}'{_where(source)} has no values.")
+    if pd.api.types.is_bool_dtype(column):
+        kind = "bool"
+    elif pd.api.types.is_numeric_dtype(column):
+        kind = "numeric"
+        _check_numeric(column.reset_index(drop=True), name, source)
+    elif all(isinstance(v, (bool, np.bool_)) for v in column.unique()):
+        kind = "bool"  # booleans with missing values come back as object
+    else:
+        kind = "text"
+        column = column.astype("str")
+    # Keep numpy scalars: float32 0.1 must become the label "0.1".
+    values = column.to_numpy() if kind == "numeric" else column.to_numpy(dtype=object)
+    distinct = sorted(np.unique(values)) if kind == "numeric" else sorted(set(values))
+    if len(distinct) == 1:
+        raise DataError(
+            f"Target column '{name}'{_where(source)} has the single value "
+            f"'{_format_label(distinct[0])}' in all {len(column)} rows; there is nothing to learn."
+        )
+    return _Target(name=name, kind=kind, distinct=distinct, n_rows=len(column))
+
+
+def _one_target(targets: list[_Target], task: str) -> _Target:
+    if len(targets) != 1:
+        names = ", ".join(t.name for t in targets)
+        raise UsageError(
+            f"--task {task} takes one target but got {len(targets)} ({names}); use "
+            "--task multilabel for several 0/1 targets or --task regression for numeric ones."
+        )
+    return targets[0]
+
+
+def _classes(target: _Target, task: str, reason: str) -> TaskInfo:
+    return TaskInfo(task=task, reason=reason, labels=target.labels)
+
+
+def _auto(targets: list[_Target]) -> TaskInfo:
+    if len(targets) > 1:
+        names = ", ".join(f"'{t.name}'" for t in targets)
+        if all(t.zero_one for t in targets):
+            return TaskInfo(
+                "multilabel", f"targets {names} all hold only 0/1 values", [t.name for t in targets]
+            )
+        if all(t.kind == "numeric" for t in targets):
+            return TaskInfo("regression", f"targets {names} are all numeric", None)
+        raise UsageError(
+            f"Targets {names} mix text and numbers; train one target at a time, or pass "
+            "several 0/1 targets (multilabel) or several numeric ones (regression)."
+        )
+    t = targets[0]
+    n = len(t.distinct)
+    if t.kind != "numeric":
+        task = "binary" if n == 2 else "multiclass"
+        adjective = {"text": "string", "bool": "boolean"}[t.kind]
+        return _classes(t, task, f"target '{t.name}' has {n} {adjective} values ({t.shown()})")
+    if n == 2:
+        return _classes(t, "binary", f"target '{t.name}' has two numeric values ({t.shown()})")
+    if t.integer_valued and n <= MAX_AUTO_CLASSES and n < CLASS_SHARE * t.n_rows:
+        reason = (
+            f"target '{t.name}' has {n} distinct integer values ({t.shown()}) in {t.n_rows} rows"
+        )
+        return _classes(t, "multiclass", reason)
+    return TaskInfo("regression", f"target '{t.name}' is numeric with {n} distinct values", None)
+
+
+def _binary(targets: list[_Target]) -> TaskInfo:
+    t = _one_target(targets, "binary")
+    if len(t.distinct) != 2:
+        raise UsageError(
+            f"--task binary needs two classes but target '{t.name}' has {len(t.distinct)} "
+            f"({t.shown()}); use --task multiclass or auto."
+        )
+    return _classes(t, "binary", f"--task binary; target '{t.name}' has classes {t.shown()}")
+
+
+def _multiclass(targets: list[_Target]) -> TaskInfo:
+    t = _one_target(targets, "multiclass")
+    if t.kind == "numeric" and not t.integer_valued:
+        raise UsageError(
+            f"--task multiclass needs class labels but target '{t.name}' has non-integer "
+            f"numbers ({t.shown()}); use --task regression."
+        )
+    reason = f"--task multiclass; target '{t.name}' has {len(t.distinct)} classes"
+    return _classes(t, "multiclass", reason)
+
+
+def _multilabel(targets: list[_Target]) -> TaskInfo:
+    if len(targets) < 2:
+        raise UsageError(
+            "--task multilabel needs several 0/1 target columns (--target a --target b); "
+            "for one target use --task binary."
+        )
+    for t in targets:
+        if not t.zero_one:
+            raise UsageError(
+                f"--task multilabel needs 0/1 targets but '{t.name}' holds {t.shown()}."
+            )
+    names = ", ".join(f"'{t.name}'" for t in targets)
+    return TaskInfo(
+        "multilabel", f"--task multilabel; 0/1 targets {names}", [t.name for t in targets]
+    )
+
+
+def _regression(targets: list[_Target]) -> TaskInfo:
+    for t in targets:
+        if t.kind != "numeric":
+            raise UsageError(
+                f"--task regression needs numeric targets but '{t.name}' holds {t.kind} values "
+                f"({t.shown()}); use --task binary, multiclass or auto."
+            )
+    names = ", ".join(f"'{t.name}'" for t in targets)
+    return TaskInfo("regression", f"--task regression; numeric target(s) {names}", None)
+
+
+TASK_RULES: dict[str, Callable[[list[_Target]], TaskInfo]] = {
+    "auto": _auto,
+    "binary": _binary,
+    "multiclass": _multiclass,
+    "multilabel": _multilabel,
+    "regression": _regression,
+}
+
+
+def detect_task(
+    frame: pd.DataFrame, targets: Sequence[str], task: str = "auto", *, source: str = ""
+) -> TaskInfo:
+    """Choose the task from the target values (`auto`) or check that an explicit one fits.
+
+    Auto: text or boolean target -> binary/multiclass; two numeric values -> binary; integer
+    values with at most MAX_AUTO_CLASSES distinct values and fewer than CLASS_SHARE x rows ->
+    multiclass; otherwise regression. Several targets: all 0/1 -> multilabel, all numeric ->
+    multi-output regression. Missing target values are ignored (drop them first).
+    """
+    rule = choose("task", task, TASK_RULES)  # type: ignore[arg-type]
+    if not targets:
+        raise UsageError("Name the column to predict with --target.")
+    described = [_describe(frame, name, source) for name in dict.fromkeys(targets)]
+    return rule(described)  # type: ignore[operator]
