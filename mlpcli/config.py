@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -209,6 +210,16 @@ def parse_sep(name: str, value: Any) -> str | None:
     return text
 
 
+def parse_regex(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        re.compile(str(value))
+    except re.error as exc:
+        raise UsageError(f"{flag(name)} is not a valid regular expression: {exc}.") from None
+    return str(value)
+
+
 def parse_decimal(name: str, value: Any) -> str:
     text = str(value)
     if text not in (".", ","):
@@ -319,6 +330,13 @@ class DataConfig:
         "Column of groups (patients, animals, batches) never split across train and validation.",
         parse_optional_str,
         metavar="COL",
+    )
+    group_pattern: str | None = option(
+        None,
+        "Regular expression applied to --group values; its first capture group (or the whole "
+        "match) is the group, e.g. '^([^_]+)_' makes 309_1 and 309_2 one mouse.",
+        parse_regex,
+        metavar="REGEX",
     )
     valid_fraction: float = option(
         0.2,

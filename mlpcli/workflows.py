@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import platform
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -91,9 +92,11 @@ class LoadedTable:
         )
         return encoder.encode(self.frame)[0]
 
-    def group_codes(self, column: str | None) -> np.ndarray | None:
-        """Integer codes of the `--group` column, or None without one."""
+    def group_codes(self, column: str | None, pattern: str | None = None) -> np.ndarray | None:
+        """Integer codes of the `--group` column (through `--group-pattern`), or None."""
         if column is None:
+            if pattern is not None:
+                raise UsageError("--group-pattern needs --group COL to apply to.")
             return None
         values = self.frame[column]
         if values.isna().any():
@@ -101,7 +104,20 @@ class LoadedTable:
                 f"{self.table.source}: --group column '{column}' has "
                 f"{int(values.isna().sum())} missing value(s); fill them or drop those rows."
             )
-        return pd.factorize(values.astype(str))[0]
+        text = values.astype(str)
+        if pattern is not None:
+            capturing = re.compile(pattern).groups > 0
+            found = text.str.extract(pattern if capturing else f"({pattern})", expand=False)
+            if isinstance(found, pd.DataFrame):
+                found = found.iloc[:, 0]
+            if found.isna().any():
+                first = text[found.isna()].iloc[0]
+                raise DataError(
+                    f"{self.table.source}: --group-pattern '{pattern}' does not match "
+                    f"'{first}' in column '{column}'; adjust the pattern."
+                )
+            text = found
+        return pd.factorize(text)[0]
 
 
 def load_table(path: str, settings: Settings) -> LoadedTable:
@@ -209,7 +225,7 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
             d.valid_fraction,
             rng,
             y=loaded.class_codes(),
-            groups=loaded.group_codes(d.group),
+            groups=loaded.group_codes(d.group, d.group_pattern),
             labels=loaded.task.labels,
         )
         valid_frame = frame.iloc[valid_idx]
