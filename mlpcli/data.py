@@ -61,8 +61,9 @@ SEPARATORS: dict[str, str] = {
     "semicolon": ";",
     "|": "|",
     "pipe": "|",
-    " ": " ",
-    "space": " ",
+    # Space-separated tables are usually aligned with runs of spaces (no empty fields).
+    " ": r"\s+",
+    "space": r"\s+",
     "whitespace": r"\s+",
 }
 
@@ -353,7 +354,7 @@ def _codec_for(name: str, head: bytes) -> _Codec | None:
 
 def _sep_name(sep: str) -> str:
     """How to type a separator on a shell command line."""
-    names = {"\t": "tab", r"\s+": "whitespace", " ": "space"}
+    names = {"\t": "tab", r"\s+": "space"}
     return names.get(sep, f"'{sep}'")
 
 

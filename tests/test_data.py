@@ -99,9 +99,17 @@ def test_delimiter_from_extension_or_sniffed(
     assert table.sha256 == sha(path)
 
 
+ALIGNED = "a    b  name\n1.5  2  x\n3.25 4  y\n"
+
+
 def test_space_separated_columns_may_be_aligned(tmp_path: Path) -> None:
-    path = write(tmp_path / "t.txt", "a    b  name\n1.5  2  x\n3.25 4  y\n")
-    assert_simple(read_table(path).frame)
+    assert_simple(read_table(write(tmp_path / "t.txt", ALIGNED)).frame)
+    assert_simple(read_table(write(tmp_path / "t.csv", ALIGNED), sep="space").frame)
+
+
+def test_aligned_file_named_csv_suggests_space(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", ALIGNED)
+    raises(DataError, "t.csv", "--sep space")(lambda: read_table(path))
 
 
 @pytest.mark.parametrize(
