@@ -230,6 +230,58 @@ class Preprocessor:
     def n_features_out(self) -> int:
         return sum(c.width for c in self._columns)
 
+    # -- explaining a model in terms of its input columns
+
+    def input_slices(self) -> dict[str, NDArray[np.intp]]:
+        """Each input column -> the indices of its output columns (the value and its missing
+        indicator, or the whole one-hot block), so it can be permuted or attributed as one."""
+        return {c.name: np.arange(c.offset, c.offset + c.width) for c in self._columns}
+
+    def input_kinds(self) -> dict[str, str]:
+        """Each input column -> "numeric" (its value is the first output column) or
+        "categorical" (every output column is a 0/1 level indicator)."""
+        return {c.name: c.kind for c in self._columns}
+
+    def encoding_derivatives(self, frame: pd.DataFrame) -> Array:
+        """d(output column) / d(raw value) per row, for the chain rule back to original units.
+
+        A numeric value column gets 1 / scale, times 1 / (1 + x) under log1p, and NaN where the
+        cell is missing (it was imputed, so its raw value has no effect). Missing indicators and
+        one-hot columns have no raw unit and get 1 (per unit of the 0/1 encoding).
+        Shape (n_samples, n_features_out).
+        """
+        _check_columns(frame, self.input_columns, "feature")
+        D = np.ones((len(frame), self.n_features_out))
+        for column in self._columns:
+            if column.kind != "numeric":
+                continue
+            x = numeric_values(frame[column.name], column.name)
+            d = np.full_like(x, 1.0 / self.scales_[column.numeric_index])
+            if self.log1p:
+                self._log1p(x.copy(), np.isnan(x), column.name)  # same checks as transform
+                d /= 1.0 + x
+            d[np.isnan(x)] = np.nan
+            D[:, column.offset] = d
+        return D
+
+    def reference_row(self) -> Array:
+        """The encoded "typical sample" that integrated gradients start from.
+
+        Numeric columns sit at the training median when imputing by median (the imputation
+        value), otherwise at the scaling center; missing indicators are 0 (observed); a one-hot
+        block sits at the average of its levels, 1/k each, so that no level is favoured (all
+        zeros, a level never seen, would attribute the network's whole level offset to it).
+        """
+        row = np.zeros(self.n_features_out)
+        for column in self._columns:
+            if column.kind != "numeric":
+                row[column.offset : column.offset + column.width] = 1.0 / column.width
+                continue
+            i = column.numeric_index
+            raw = self.impute_values_[i] if self.impute == "median" else self.centers_[i]
+            row[column.offset] = (raw - self.centers_[i]) / self.scales_[i]
+        return row
+
     # -- fitting
 
     def fit(

@@ -392,3 +392,36 @@ class MLP:
         Y = np.asarray(Y, dtype=self.dtype)
         Z = self._logits(X, False, None)
         return self.loss_fn(Y, Z, self.output_activation, sample_weight)[0]
+
+    def input_gradient(self, X: np.ndarray, V: np.ndarray, batch_size: int = 65536) -> Array:
+        """d sum(V * output) / d X in inference mode (no dropout, running BN statistics).
+
+        One vector-Jacobian product per row: `V` (n, n_outputs) weighs the outputs (a one-hot
+        row picks one class), so saliency and integrated gradients need no finite differences.
+        The parameter gradients of the last training step are left untouched.
+        """
+        X = self._as_input(X)
+        V = np.asarray(V, dtype=self.dtype)
+        if V.shape != (X.shape[0], self.architecture.n_outputs):
+            raise ValueError(
+                f"expected V of shape ({X.shape[0]}, {self.architecture.n_outputs}), got {V.shape}"
+            )
+        saved = self.flat_grads.copy()  # the layers' backward writes parameter gradients
+        first, rest = self.layers[0], self.layers[1:]
+        result = np.empty_like(X)
+        try:
+            for start in range(0, X.shape[0], batch_size):
+                stop = start + batch_size
+                Z = self._logits(X[start:stop], False, None)
+                A = self.output_activation.forward(Z)
+                grad = self.output_activation.backward(V[start:stop].copy(), Z, A)
+                for layer in reversed(rest):
+                    grad = layer.backward(grad)  # type: ignore[arg-type,assignment]
+                if isinstance(first, Dense):
+                    # The first layer never computes dX in training; dX = dZ W^T here.
+                    np.matmul(grad, first.params[0].T, out=result[start:stop])
+                else:
+                    result[start:stop] = first.backward(grad)
+        finally:
+            self.flat_grads[...] = saved
+        return result

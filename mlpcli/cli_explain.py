@@ -1,0 +1,215 @@
+"""`mlpcli explain`: which input columns drive a trained model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mlpcli.cli_common import (
+    LogFormat,
+    Quiet,
+    app,
+    catch_signals,
+    errors_to_exit_codes,
+    make_reporter,
+)
+
+if TYPE_CHECKING:
+    from mlpcli.explain import Explanation
+
+METHOD_HELP = (
+    "permutation (drop in --metric when a column is shuffled; needs the target), gradient "
+    "(mean |d output / d feature| in the feature's units), or integrated-gradients "
+    "(attributions from a baseline; completeness reported)."
+)
+GROUPS_HELP = (
+    "Permute (or, for integrated-gradients, sum) named groups of columns together. TOML: "
+    'one line per group, mapk = ["ERK_N", "pERK_N"]; or CSV/TSV with the header group,column '
+    "and one column per line. Columns in no group are reported on their own."
+)
+
+
+@app.command()
+@errors_to_exit_codes
+def explain(
+    model: Annotated[
+        str, typer.Argument(help="Model file written by `mlpcli train`.", metavar="MODEL")
+    ],
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Table with the model's feature columns (CSV/TSV, maybe compressed; - for "
+            "stdin); permutation also needs the target column(s).",
+            metavar="DATA",
+        ),
+    ],
+    *,
+    method: Annotated[str, typer.Option("--method", "-m", help=METHOD_HELP)] = "permutation",
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the importances: CSV, TSV for .tsv; - for stdout. Columns feature, "
+            "importance, sd, rank, then effect and per-class columns where they apply.",
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print a JSON document with every number to stdout.",
+            rich_help_panel="Output",
+        ),
+    ] = False,
+    top: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Features shown in the table on stderr and the plot.",
+            rich_help_panel="Output",
+        ),
+    ] = 20,
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            help="Ranked bar chart with error bars (.png, .pdf, .svg); needs pip install "
+            '"mlpcli\\[plot]".',
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="permutation: metric to lose \\[default: the training validation metric].",
+            rich_help_panel="Permutation",
+        ),
+    ] = None,
+    repeats: Annotated[
+        int | None,
+        typer.Option(
+            help="permutation: shuffles per column \\[default: 10].", rich_help_panel="Permutation"
+        ),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="permutation: random seed; the same seed gives the same result.",
+            rich_help_panel="Permutation",
+        ),
+    ] = 0,
+    n_jobs: Annotated[
+        int,
+        typer.Option(
+            help="permutation: worker processes (-1: every core); results do not depend on it.",
+            rich_help_panel="Permutation",
+        ),
+    ] = 1,
+    group_features: Annotated[
+        str | None,
+        typer.Option(help=GROUPS_HELP, metavar="FILE", rich_help_panel="Permutation"),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            help="integrated-gradients: integration steps \\[default: 64].",
+            rich_help_panel="Integrated gradients",
+        ),
+    ] = None,
+    rule: Annotated[
+        str | None,
+        typer.Option(
+            help="integrated-gradients: gauss-legendre or trapezoid \\[default: gauss-legendre].",
+            rich_help_panel="Integrated gradients",
+        ),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            help="integrated-gradients: a one-row table to start from \\[default: the training "
+            "medians].",
+            metavar="FILE",
+            rich_help_panel="Integrated gradients",
+        ),
+    ] = None,
+    sep: Annotated[
+        str | None,
+        typer.Option(help="Field delimiter of DATA \\[default: as in training].", metavar="CHAR"),
+    ] = None,
+    decimal: Annotated[
+        str | None, typer.Option(help="Decimal mark of DATA \\[default: as in training].")
+    ] = None,
+    quiet: Quiet = False,
+    log_format: LogFormat = "text",
+) -> None:
+    """Rank the input columns of a trained model by how much it relies on them.
+
+    DATA is read like the training table: columns by name, stored preprocessing, imputation.
+
+    One-hot blocks and missing indicators count as their column. Explain held-out rows.
+
+    Example:
+
+        mlpcli explain model.npz test.csv --repeats 20 --out importance.csv
+    """
+    from mlpcli import explain as lib
+    from mlpcli import workflows
+    from mlpcli.errors import UsageError
+
+    reporter = make_reporter(quiet, log_format)
+    if json_out and out == "-":
+        raise UsageError("--json and --out - both write to stdout; give --out a file name.")
+    workflows.check_outputs({"--out": out, "--plot": plot})
+    if plot is not None:
+        lib.check_plot(plot)
+    options = lib.ExplainOptions(
+        method=method,
+        metric=metric,
+        repeats=repeats,
+        seed=seed,
+        n_jobs=n_jobs,
+        steps=steps,
+        rule=rule,
+    )
+    with catch_signals():
+        result = lib.explain_files(
+            model,
+            data,
+            options,
+            groups_path=group_features,
+            baseline_path=baseline,
+            sep=sep,
+            decimal=decimal,
+        )
+        if out is not None:
+            lib.write_table(result, out)
+        if plot is not None:
+            lib.plot(result, plot, top)
+    if json_out:
+        typer.echo(result.to_json(), nl=False)
+    reporter.table(_table(result, top))
+    reporter.close()
+
+
+def _table(result: Explanation, top: int) -> Any:
+    from rich.table import Table
+
+    frame = result.to_frame().head(top)
+    title = f"Top {len(frame)} of {len(result.features)} features ({result.method}"
+    if result.metric is not None:
+        title += f"; baseline {result.metric} {result.baseline_score:.4g}"
+    table = Table(title=title + ")", title_justify="left")
+    columns = [c for c in ("rank", "feature", "importance", "sd", "effect") if c in frame]
+    for name in columns:
+        table.add_column(name, justify="left" if name == "feature" else "right")
+    for row in frame[columns].itertuples(index=False):
+        table.add_row(*(_fmt(value) for value in row))
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.4g}"
+    return str(value)
