@@ -218,17 +218,23 @@ class _FileHasher:
 
     def __init__(self, path: str | Path) -> None:
         self._digest = ""
+        self._error: OSError | None = None
         self._thread = threading.Thread(
             target=self._work, args=(path,), name="mlpcli-sha256", daemon=True
         )
         self._thread.start()
 
     def _work(self, path: str | Path) -> None:
-        with open(path, "rb") as handle:
-            self._digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        try:
+            with open(path, "rb") as handle:
+                self._digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError as error:  # re-raised in the caller's thread, never a thread traceback
+            self._error = error
 
     def hexdigest(self) -> str:
         self._thread.join()
+        if self._error is not None:
+            raise self._error
         return self._digest
 
 
@@ -379,17 +385,33 @@ def _sniff_sep(name: str, text: str) -> str:
         return r"\s+" if found == " " else found
     except csv.Error:
         pass
-    for candidate in (*SNIFF_DELIMITERS.replace(" ", ""), r"\s+"):
-        counts = {len(_header_cells(line, candidate)) for line in lines}
-        if len(counts) == 1 and counts.pop() > 1:
+    for candidate in _ALTERNATIVES:
+        if _consistent_fields(text, candidate) > 1:
             return candidate
     return ","
+
+
+#: Separators tried when sniffing fails or the chosen one gives a single column.
+_ALTERNATIVES = (",", "\t", ";", "|", r"\s+")
 
 
 def _header_cells(text: str, sep: str) -> list[str]:
     if sep == r"\s+":
         return text.split("\n", 1)[0].split()
     return next(csv.reader(io.StringIO(text), delimiter=sep), [])
+
+
+def _consistent_fields(text: str, sep: str, n_records: int = 6) -> int:
+    """Fields per record if the first records all have the same number under `sep`, else 0."""
+    if sep == r"\s+":
+        records = [line.split() for line in text.splitlines() if line.strip()][:n_records]
+    else:
+        rows = csv.reader(io.StringIO(text), delimiter=sep)
+        records = [row for row, _ in zip(rows, range(n_records), strict=False) if row]
+    if not text.endswith("\n") and len(records) > 1:
+        records = records[:-1]  # the sample may end inside the last record
+    counts = {len(record) for record in records}
+    return counts.pop() if len(counts) == 1 else 0
 
 
 def _normalise_encoding(encoding: str | None) -> str:
@@ -411,8 +433,9 @@ def _decode_sample(name: str, head: bytes, encoding: str, complete: bool) -> str
         head = head[: head.rfind(b"\n") + 1] or head
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding == "utf-8":
         raise DataError(f"'{name}' is UTF-16 encoded; pass --encoding utf-16.")
+    codec = "utf-8-sig" if encoding == "utf-8" else encoding  # drop a BOM
     try:
-        return head.decode("utf-8-sig" if encoding == "utf-8" else encoding)
+        return head.decode(codec)
     except UnicodeDecodeError as error:
         if complete or error.start < len(head) - 4:
             line = head[: error.start].count(b"\n") + 1
@@ -421,7 +444,7 @@ def _decode_sample(name: str, head: bytes, encoding: str, complete: bool) -> str
                 f"'{name}' is not valid {encoding.upper()}: byte 0x{byte} on line {line}; "
                 "pass --encoding latin-1 (or the file's real encoding)."
             ) from None
-        return head.decode(encoding, errors="replace")
+        return head.decode(codec, errors="replace")  # cut inside a character: sniff anyway
 
 
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?")
@@ -432,7 +455,8 @@ def _warn_decimal_comma(name: str, text: str, sep: str, decimal: str) -> None:
     if sep == "," or decimal != ".":
         return
     lines = text.splitlines()[1:50]
-    fields = [f.strip('"') for line in lines for f in re.split(sep if sep != "|" else r"\|", line)]
+    pattern = sep if sep == r"\s+" else re.escape(sep)
+    fields = [f.strip('"') for line in lines for f in re.split(pattern, line)]
     hits = sum(bool(_DECIMAL_COMMA.fullmatch(f)) for f in fields)
     if fields and hits >= 0.2 * len(fields):
         example = next(f for f in fields if _DECIMAL_COMMA.fullmatch(f))
@@ -447,9 +471,9 @@ def _warn_decimal_comma(name: str, text: str, sep: str, decimal: str) -> None:
 def _check_header(name: str, cells: list[str], text: str, sep: str) -> None:
     """One column under `sep` but several under another delimiter: the separator is wrong."""
     if len(cells) == 1:
-        for other in (*SNIFF_DELIMITERS.replace(" ", ""), r"\s+"):
-            n = len(_header_cells(text, other))
-            if other != sep and n > 1:
+        for other in _ALTERNATIVES:
+            n = _consistent_fields(text, other) if other != sep else 0
+            if n > 1:
                 raise DataError(
                     f"'{name}' has a single column when split on {_sep_name(sep)} but its "
                     f"header has {n} fields separated by {_sep_name(other)}; "
@@ -779,8 +803,9 @@ def _check_text(column: pd.Series, name: str, source: str) -> None:
         row = _first_row(junk)
         raise DataError(
             f"Column '{name}'{_where(source)} looks numeric but data row {row} holds "
-            f"'{column.iloc[row - 1]}'; add that token to --na-values if it marks a missing "
-            f"value, or pass --categorical {shlex.quote(name)} to treat the column as text."
+            f"'{column.iloc[row - 1]}'; if that marks a missing value list it with --na-values "
+            f"(which replaces the default tokens), or pass --categorical {shlex.quote(name)} to "
+            "treat the column as text."
         )
 
 

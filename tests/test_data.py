@@ -420,6 +420,11 @@ def test_one_column_under_explicit_wrong_separator(tmp_path: Path) -> None:
     raises(DataError, "t.tsv", "--sep ','")(lambda: read_table(path, sep="tab"))
 
 
+def test_single_column_with_spaces_in_its_name_is_fine(tmp_path: Path) -> None:
+    path = write(tmp_path / "one.csv", "gene expression\n1.5\n2.5\n")
+    assert read_table(path).frame["gene expression"].tolist() == [1.5, 2.5]
+
+
 def test_duplicated_column_names(tmp_path: Path) -> None:
     path = write(tmp_path / "d.csv", "a,b,a,c,c\n1,2,3,4,5\n")
     raises(DataError, "d.csv", "'a'", "'c'", "duplicated")(lambda: read_table(path))
