@@ -20,6 +20,7 @@ the `mlpcli` logger.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import itertools
@@ -740,7 +741,7 @@ def explain_files(
 ) -> Explanation:
     """`mlpcli explain` as a function: load the model, read the tables, explain, record inputs."""
     if groups_path is not None:
-        options = _replace(options, groups=read_groups(groups_path))
+        options = dataclasses.replace(options, groups=read_groups(groups_path))
     check_options(options)
     model = workflows.load_trained(model_path)
     table = read_data(model, data_path, sep, decimal)
@@ -750,16 +751,10 @@ def explain_files(
     if baseline_path is not None:
         baseline = read_data(model, baseline_path, sep, decimal)
         inputs[baseline.source] = baseline.sha256
-        options = _replace(options, baseline=baseline.frame)
+        options = dataclasses.replace(options, baseline=baseline.frame)
     result = explain(model, table.frame, options)
     result.inputs = inputs
     return result
-
-
-def _replace(options: ExplainOptions, **changes: Any) -> ExplainOptions:
-    import dataclasses
-
-    return dataclasses.replace(options, **changes)
 
 
 # --------------------------------------------------------------------------- files

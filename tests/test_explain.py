@@ -185,6 +185,7 @@ def test_same_seed_gives_identical_results_whatever_n_jobs(
     np.testing.assert_array_equal(runs[0].repeat_importances, runs[1].repeat_importances)
     assert runs[0].features == runs[1].features
     other = ex.explain(models["binary"], frame, ex.ExplainOptions(repeats=3, seed=8))
+    assert other.repeat_importances is not None
     assert not np.array_equal(other.repeat_importances, runs[0].repeat_importances)
 
 
@@ -484,3 +485,16 @@ def test_reference_row(impute: str, at_median: bool) -> None:
     expected = (2.0 - center) / spread if at_median else 0.0
     assert row[0] == pytest.approx(expected)
     np.testing.assert_allclose(row[1:], [1 / 3, 1 / 3, 1 / 3])
+
+
+def test_plot_draws_a_ranked_bar_chart(
+    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    result = ex.explain(models["binary"], frame, ex.ExplainOptions(repeats=2))
+    path = tmp_path / "chart.png"
+    ex.check_plot(str(path))
+    ex.plot(result, str(path), top=4)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(UsageError, match="unknown image format 'xyz'"):
+        ex.check_plot(str(tmp_path / "chart.xyz"))
