@@ -5,6 +5,7 @@ Heavy imports (numpy, pandas, the library) happen inside commands so `--help` an
 
 from __future__ import annotations
 
+import mlpcli.cli_cv  # noqa: F401  (registers its commands)
 import mlpcli.cli_explain  # noqa: F401  (registers its commands)
 from mlpcli import cli_train  # noqa: F401  (registers its commands)
 from mlpcli.cli_common import app

@@ -1,0 +1,741 @@
+"""Cross-validation: stratified or grouped K-fold, repeated, run in parallel with joblib.
+
+The parent process reads the table once, assigns folds, and encodes every fold (preprocessing
+and target scaling fitted on that fold's training rows only, its early-stopping validation rows
+split off the training rows too). Workers get finished arrays and only train and score
+(`run_fold`), so they need neither the file nor pandas work, and return small results.
+
+Reproducibility: the folds of repeat r come from `SeedSequence(seed, spawn_key=(0, r))`, the
+inner split and the training of fold f of repeat r from `spawn_key=(1, r, f)`, and every task
+runs with a fixed number of BLAS threads (`--threads`, else 1). So the same seed gives bitwise
+the same results whatever `--n-jobs` or backend runs the tasks.
+
+`tuning.py` runs its candidates through the same pieces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import itertools
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from mlpcli import metrics, splitting, workflows
+from mlpcli.config import Settings
+from mlpcli.errors import DivergenceError, UsageError
+from mlpcli.outputs import atomic_path, write_text
+from mlpcli.preprocessing import TargetEncoder
+
+LOG = logging.getLogger("mlpcli")
+
+Index = NDArray[np.intp]
+
+#: First spawn-key element of each independent random stream derived from `--seed`.
+FOLDS_STREAM, TASK_STREAM, SEARCH_STREAM = 0, 1, 2
+
+#: Report entries that are counts, settings or text rather than metrics.
+NOT_METRICS = frozenset(
+    {"task", "n_samples", "threshold", "support", "confusion_matrix", "notes", "brier_definition"}
+)
+
+
+def stream(seed: int, *key: int) -> np.random.Generator:
+    """An independent generator for one purpose (`key`) derived from `--seed`."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+# --------------------------------------------------------------------------- logging
+class _Collector(logging.Filter):
+    """Takes this thread's `mlpcli` records out of the log and keeps (level, message)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.records: list[tuple[int, str]] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread:
+            return True
+        self.records.append((record.levelno, record.getMessage()))
+        return False
+
+
+@contextlib.contextmanager
+def collect_log() -> Iterator[list[tuple[int, str]]]:
+    """Hold back the messages of per-fold work, so each is shown once, not once per fold or
+    from every worker process (which has no handler and would print raw lines)."""
+    collector = _Collector()
+    LOG.addFilter(collector)
+    try:
+        yield collector.records
+    finally:
+        LOG.removeFilter(collector)
+
+
+class LogReplay:
+    """Re-emits collected messages, each distinct one once."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, str]] = set()
+
+    def __call__(self, records: Iterable[tuple[int, str]]) -> None:
+        for record in records:
+            if record not in self.seen:
+                self.seen.add(record)
+                LOG.log(*record)
+
+
+# --------------------------------------------------------------------------- folds
+@dataclass(frozen=True)
+class FoldPlan:
+    """Rows (positions in the loaded table) that train and that are held out in one fold."""
+
+    repeat: int
+    fold: int
+    train_rows: Index
+    test_rows: Index
+
+
+@dataclass
+class Strata:
+    """What splits respect: class codes (classification) and group codes (`--group`)."""
+
+    y: NDArray[np.intp] | None
+    groups: NDArray[np.intp] | None
+    labels: list[str] | None
+
+    @classmethod
+    def of(cls, loaded: workflows.LoadedTable, settings: Settings) -> Strata:
+        d = settings.data
+        return cls(
+            loaded.class_codes(), loaded.group_codes(d.group, d.group_pattern), loaded.task.labels
+        )
+
+    def take(self, rows: Index) -> tuple[NDArray[np.intp] | None, NDArray[np.intp] | None]:
+        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        return pick(self.y), pick(self.groups)
+
+
+def plan_folds(n: int, strata: Strata, folds: int, repeats: int, seed: int) -> list[FoldPlan]:
+    """K folds per repeat, each repeat shuffled by its own stream of `seed`."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise UsageError(f"--repeats must be a whole number of at least 1, got {repeats!r}.")
+    return [
+        FoldPlan(r, f, train, test)
+        for r in range(repeats)
+        for f, (train, test) in enumerate(
+            splitting.kfold(
+                n,
+                folds,
+                stream(seed, FOLDS_STREAM, r),
+                y=strata.y,
+                groups=strata.groups,
+                labels=strata.labels,
+            )
+        )
+    ]
+
+
+@dataclass
+class EncodedFold:
+    """One fold's arrays as a worker needs them. `prepared` holds the training rows (and the
+    early-stopping validation rows); the held-out rows are encoded with the same fitted
+    preprocessing. `rng_state` continues the fold's stream for training."""
+
+    repeat: int
+    fold: int
+    prepared: workflows.PreparedData
+    X_test: np.ndarray
+    y_index_test: np.ndarray | None
+    Y_test: np.ndarray
+    test_rows: Index
+    rng_state: dict[str, Any] = field(repr=False)
+
+    def generator(self) -> np.random.Generator:
+        """A fresh generator at the stored state: the fold may be run by several candidates,
+        and a shared object must not be advanced by any of them."""
+        bit_generator = getattr(np.random, self.rng_state["bit_generator"])()
+        bit_generator.state = self.rng_state
+        return np.random.Generator(bit_generator)
+
+
+def check_cv_settings(settings: Settings) -> None:
+    if settings.data.valid_file is not None:
+        raise UsageError(
+            "--valid-file does not apply to cross-validation: each fold's early-stopping rows "
+            "come from its training folds (--valid-fraction, or 0 for none)."
+        )
+
+
+def encode_fold(
+    loaded: workflows.LoadedTable, settings: Settings, strata: Strata, plan: FoldPlan
+) -> EncodedFold:
+    """Fit preprocessing on the fold's training rows (less its early-stopping rows, split off
+    with the fold's own stream), then encode the training, validation and held-out rows."""
+    rng = stream(settings.train.seed, TASK_STREAM, plan.repeat, plan.fold)
+    frame, d = loaded.frame, settings.data
+    train_rows, valid_frame = plan.train_rows, None
+    if d.valid_fraction > 0:
+        y, groups = strata.take(plan.train_rows)
+        inner_train, inner_valid = splitting.train_valid_split(
+            len(train_rows), d.valid_fraction, rng, y=y, groups=groups, labels=strata.labels
+        )
+        train_rows = plan.train_rows[inner_train]
+        valid_frame = frame.iloc[plan.train_rows[inner_valid]]
+    prepared = workflows.encode_split(loaded, settings, frame.iloc[train_rows], valid_frame)
+    test_frame = frame.iloc[plan.test_rows]
+    X_test = prepared.preprocessor.transform(test_frame, prepared.X.dtype)
+    y_index_test, Y_test = _encode_targets(prepared.target_encoder, test_frame, prepared.X.dtype)
+    return EncodedFold(
+        plan.repeat,
+        plan.fold,
+        prepared,
+        X_test,
+        y_index_test,
+        Y_test,
+        plan.test_rows,
+        dict(rng.bit_generator.state),
+    )
+
+
+def _encode_targets(
+    encoder: TargetEncoder, frame: pd.DataFrame, dtype: np.dtype
+) -> tuple[np.ndarray | None, np.ndarray]:
+    encoded = encoder.encode(frame, dtype)
+    return encoded if encoder.classification else (None, encoded)
+
+
+def encode_folds(
+    loaded: workflows.LoadedTable,
+    settings: Settings,
+    folds: int,
+    repeats: int,
+    replay: LogReplay,
+) -> list[EncodedFold]:
+    check_cv_settings(settings)
+    strata = Strata.of(loaded, settings)
+    plans = plan_folds(len(loaded.frame), strata, folds, repeats, settings.train.seed)
+    with collect_log() as records:
+        encoded = [encode_fold(loaded, settings, strata, plan) for plan in plans]
+    replay(records)
+    return encoded
+
+
+def validation_fold(path: str, settings: Settings, replay: LogReplay) -> EncodedFold:
+    """The train/validation split of `mlpcli train` as a single fold scored on its validation
+    rows: the same rows, preprocessing and generator state as `train` with this seed."""
+    rng = np.random.default_rng(settings.train.seed)
+    with collect_log() as records:
+        prepared = workflows.prepare_data(path, settings, rng)
+    replay(records)
+    if prepared.X_val is None or prepared.Y_val is None:
+        raise UsageError(
+            "Scoring on the validation split needs validation rows: set --valid-fraction above "
+            "0, give a --valid-file, or cross-validate with --cv K."
+        )
+    rows = np.flatnonzero(prepared.split["set"].to_numpy() == "valid")
+    return EncodedFold(
+        0,
+        0,
+        prepared,
+        prepared.X_val,
+        prepared.y_index_val,
+        prepared.Y_val,
+        rows.astype(np.intp),
+        dict(rng.bit_generator.state),
+    )
+
+
+# --------------------------------------------------------------------------- one task
+@dataclass
+class FoldResult:
+    """What a worker sends back: small values, and the held-out outputs when asked."""
+
+    repeat: int
+    fold: int
+    n_train: int
+    n_valid: int
+    n_test: int
+    seconds: float
+    epochs_run: int = 0
+    best_epoch: int = 0
+    stop_reason: str = ""
+    report: dict[str, Any] | None = None
+    score: float | None = None
+    outputs: np.ndarray | None = None
+    messages: list[tuple[int, str]] = field(default_factory=list)
+    error: str | None = None
+
+
+def task_threads(settings: Settings) -> int:
+    """BLAS threads of one task: `--threads`, else 1, whatever the number of parallel jobs, so
+    results do not depend on `--n-jobs` and parallel tasks do not oversubscribe the cores."""
+    return settings.train.threads or 1
+
+
+def run_fold(
+    settings: Settings,
+    fold: EncodedFold,
+    metric: str | None = None,
+    report: bool = True,
+    keep_outputs: bool = False,
+) -> FoldResult:
+    """Train on a fold and score the held-out rows: the full evaluation report and/or one
+    metric. Divergence is returned as `error`, not raised, so a search can go on."""
+    prepared = fold.prepared
+    result = FoldResult(
+        fold.repeat,
+        fold.fold,
+        n_train=len(prepared.X),
+        n_valid=0 if prepared.X_val is None else len(prepared.X_val),
+        n_test=len(fold.X_test),
+        seconds=0.0,
+    )
+    started = time.perf_counter()
+    with collect_log() as result.messages, workflows.blas_threads(task_threads(settings)):
+        try:
+            net, fit = workflows.fit_model(settings, prepared, fold.generator())
+        except DivergenceError as exc:
+            result.error = str(exc)
+            result.seconds = time.perf_counter() - started
+            return result
+        encoder = prepared.target_encoder
+        P = net.forward(fold.X_test)
+        if report:
+            result.report = workflows.evaluation_report(
+                encoder, net, fold.X_test, fold.y_index_test, fold.Y_test
+            )
+        if metric is not None:
+            result.score = metric_score(metric, encoder, fold.y_index_test, fold.Y_test, P)
+    result.seconds = time.perf_counter() - started
+    result.epochs_run, result.best_epoch = fit.epochs_run, fit.best_epoch
+    result.stop_reason = fit.stop_reason
+    result.outputs = P if keep_outputs else None
+    return result
+
+
+# --------------------------------------------------------------------------- scoring
+def _labels(encoder: TargetEncoder, y_index: Any, Y: np.ndarray, P: np.ndarray) -> tuple[Any, Any]:
+    if encoder.task == "multilabel":
+        return Y.astype(np.intp), (P >= 0.5).astype(np.intp)
+    if encoder.task == "binary":
+        return y_index, (P[:, 0] >= 0.5).astype(np.intp)
+    return y_index, P.argmax(axis=1)
+
+
+def _proba(encoder: TargetEncoder, y_index: Any, Y: np.ndarray, P: np.ndarray) -> tuple[Any, Any]:
+    if encoder.task == "multilabel":
+        return Y.astype(np.intp), P
+    if encoder.task == "binary":
+        return y_index, np.column_stack([1.0 - P[:, 0], P[:, 0]])
+    return y_index, P
+
+
+def _values(encoder: TargetEncoder, y_index: Any, Y: np.ndarray, P: np.ndarray) -> tuple[Any, Any]:
+    return encoder.decode(Y), encoder.decode(P)
+
+
+#: What a metric compares, by its `needs`: (y_true, y_pred) from encoded targets and outputs.
+METRIC_INPUTS: dict[str, Callable[..., tuple[Any, Any]]] = {
+    "labels": _labels,
+    "proba": _proba,
+    "values": _values,
+}
+
+
+def check_metric(name: str | None, task: str) -> metrics.Metric:
+    """The `--metric` (default: the task's default metric), if it applies to the task."""
+    metric = metrics.get(name or metrics.DEFAULT_METRICS[task])
+    if task not in metric.tasks:
+        raise UsageError(
+            f"--metric {metric.name} does not apply to a {task} task; choose one of: "
+            f"{', '.join(metrics.for_task(task))}."
+        )
+    return metric
+
+
+def metric_score(
+    name: str, encoder: TargetEncoder, y_index: Any, Y: np.ndarray, P: np.ndarray
+) -> float | None:
+    """One metric of outputs `P` against encoded targets, in original units for regression;
+    None where it is undefined on these rows (roc_auc of a fold with one class)."""
+    metric = metrics.get(name)
+    y_true, y_pred = METRIC_INPUTS[metric.needs](encoder, y_index, Y, P)
+    try:
+        value = float(metric(y_true, y_pred))
+    except metrics.UndefinedMetricError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def flatten_report(report: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
+    """The metrics of an evaluation report as flat `name -> value` (`macro_avg.f1`,
+    `per_class.basal.recall`); counts and texts are left out."""
+    out: dict[str, float | None] = {}
+    for key, value in report.items():
+        if key in NOT_METRICS:
+            continue
+        if isinstance(value, dict):
+            out.update(flatten_report(value, f"{prefix}{key}."))
+        elif value is None or (isinstance(value, float) and not isinstance(value, bool)):
+            out[prefix + key] = value
+    return out
+
+
+def summarise(values: Sequence[float | None]) -> dict[str, Any]:
+    """Mean and sample sd (ddof=1) over the folds where the value is defined."""
+    defined = np.array([v for v in values if v is not None], dtype=np.float64)
+    return {
+        "mean": float(defined.mean()) if len(defined) else None,
+        "sd": float(defined.std(ddof=1)) if len(defined) > 1 else None,
+        "n": len(defined),
+        "values": list(values),
+    }
+
+
+# --------------------------------------------------------------------------- where tasks run
+class LocalBackend:
+    """joblib's loky processes on this machine (`--n-jobs`, -1 for every core)."""
+
+    def __init__(self, scheduler: str | None, n_jobs: int) -> None:
+        if scheduler:
+            raise UsageError("--scheduler applies to --backend dask only.")
+        self.n_jobs = n_jobs
+
+    @contextlib.contextmanager
+    def session(self, scatter: list[Any]) -> Iterator[int]:
+        import joblib
+
+        with joblib.parallel_config(backend="loky", n_jobs=self.n_jobs):
+            yield self.n_jobs
+
+
+class DaskBackend:
+    """A dask.distributed cluster through joblib's dask backend. The fold data is scattered
+    (broadcast) to the workers once per run; tasks refer to it instead of carrying it."""
+
+    def __init__(self, scheduler: str | None, n_jobs: int) -> None:
+        if not scheduler:
+            raise UsageError(
+                "--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786), or the "
+                "DASK_SCHEDULER_ADDRESS environment variable."
+            )
+        try:
+            self.distributed = importlib.import_module("distributed")
+        except ImportError:
+            raise UsageError(
+                '--backend dask needs the dask extra: pip install "mlpcli[dask]".'
+            ) from None
+        self.address = scheduler
+
+    @contextlib.contextmanager
+    def session(self, scatter: list[Any]) -> Iterator[int]:
+        import joblib
+
+        try:
+            client = self.distributed.Client(self.address, timeout="20s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise UsageError(
+                f"--scheduler {self.address}: cannot connect ({exc}); check the address and "
+                "that the scheduler is running."
+            ) from None
+        try:
+            n_threads = self._check_workers(client)
+            with joblib.parallel_config(
+                backend="dask",
+                n_jobs=-1,
+                client=client,
+                scatter=scatter or None,
+                wait_for_workers_timeout=60,
+            ):
+                yield n_threads
+        finally:
+            client.close()
+
+    def _check_workers(self, client: Any) -> int:
+        """Every worker must import the same mlpcli to unpickle the tasks and agree bitwise."""
+        from importlib.metadata import version
+
+        try:
+            versions = client.run(version, "mlpcli", on_error="return")
+        except Exception as exc:  # the cluster's own failure, reported as such
+            raise UsageError(f"--scheduler {self.address}: {exc}") from None
+        missing = [w for w, v in versions.items() if isinstance(v, BaseException)]
+        if missing:
+            raise UsageError(
+                f"--scheduler {self.address}: worker(s) {', '.join(missing)} cannot import "
+                "mlpcli; install the same mlpcli version in the workers' environment."
+            )
+        here = version("mlpcli")
+        others = sorted({v for v in versions.values() if v != here})
+        if others:
+            LOG.warning(
+                f"Dask workers run mlpcli {', '.join(others)}, this process {here}: results "
+                "may differ from a local run."
+            )
+        n_threads = sum(client.nthreads().values())
+        LOG.info(f"Dask cluster {self.address}: {len(versions)} worker(s), {n_threads} thread(s).")
+        if n_threads == 1:
+            LOG.warning(
+                "The dask cluster has one worker thread: joblib then runs the tasks in this "
+                "process. Start more workers (dask worker ADDRESS --nworkers N --nthreads 1)."
+            )
+        return n_threads
+
+
+BACKENDS: dict[str, type[LocalBackend] | type[DaskBackend]] = {
+    "local": LocalBackend,
+    "dask": DaskBackend,
+}
+
+
+class Executor:
+    """Runs a top-level function over argument tuples with joblib, in parallel on a backend."""
+
+    def __init__(self, backend: str = "local", scheduler: str | None = None, n_jobs: int = 1):
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or (n_jobs < 1 and n_jobs != -1):
+            raise UsageError(f"--n-jobs must be a whole number of at least 1, or -1; got {n_jobs}.")
+        kind = BACKENDS.get(backend)
+        if kind is None:
+            raise UsageError(f"--backend got '{backend}'; choose one of: {', '.join(BACKENDS)}.")
+        self.backend = kind(scheduler, n_jobs)
+        self.name = backend
+
+    def map(
+        self,
+        func: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        scatter: list[Any],
+        on_done: Callable[[int, Any], None] | None = None,
+    ) -> list[Any]:
+        """`func(*args)` for every tuple, results in call order; `on_done(i, result)` hears of
+        each as it finishes. Objects in `scatter` are sent to dask workers once."""
+        import joblib
+
+        results: list[Any] = [None] * len(calls)
+        with self.backend.session(scatter):
+            parallel = joblib.Parallel(return_as="generator_unordered")
+            jobs = (joblib.delayed(_indexed)(func, i, *args) for i, args in enumerate(calls))
+            for i, result in parallel(jobs):
+                results[i] = result
+                if on_done is not None:
+                    on_done(i, result)
+        return results
+
+
+def _indexed(func: Callable[..., Any], i: int, *args: Any) -> tuple[int, Any]:
+    return i, func(*args)
+
+
+# --------------------------------------------------------------------------- cv
+@dataclass(frozen=True)
+class Progress:
+    """One finished task, for a progress display."""
+
+    done: int
+    total: int
+    what: str
+    metric: str | None = None
+    value: float | None = None
+
+
+@dataclass
+class CVResult:
+    """Per-fold reports and their summary; `predictions` holds the out-of-fold outputs."""
+
+    settings: Settings
+    task: str
+    folds: int
+    repeats: int
+    n_samples: int
+    stratified: bool
+    grouped: bool
+    results: list[FoldResult]
+    inputs: dict[str, str]
+    predictions: pd.DataFrame | None = None
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Every metric of the evaluation report: mean, sd, n and the per-fold values."""
+        flat = [flatten_report(r.report or {}) for r in self.results]
+        names = list(dict.fromkeys(name for f in flat for name in f))
+        return {name: summarise([f.get(name) for f in flat]) for name in names}
+
+    def to_dict(self, command: list[str] | None = None) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "folds": self.folds,
+            "repeats": self.repeats,
+            "n_samples": self.n_samples,
+            "stratified": self.stratified,
+            "grouped": self.grouped,
+            "metrics": self.summary(),
+            "per_fold": [
+                {
+                    "repeat": r.repeat + 1,
+                    "fold": r.fold + 1,
+                    "n_train": r.n_train,
+                    "n_valid": r.n_valid,
+                    "n_test": r.n_test,
+                    "epochs_run": r.epochs_run,
+                    "best_epoch": r.best_epoch,
+                    "stop_reason": r.stop_reason,
+                    "seconds": round(r.seconds, 3),
+                    "metrics": r.report,
+                }
+                for r in self.results
+            ],
+            "settings": self.settings.to_dict(),
+            "provenance": workflows.provenance(command, self.inputs, self.settings.train.seed),
+        }
+
+
+def cross_validate(
+    path: str,
+    settings: Settings,
+    folds: int = 5,
+    repeats: int = 1,
+    *,
+    n_jobs: int = 1,
+    backend: str = "local",
+    scheduler: str | None = None,
+    predictions: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> CVResult:
+    """K-fold cross-validation of one configuration, repeated with different fold draws.
+
+    Folds are stratified by class (classification) and keep `--group` groups whole. With
+    `predictions`, the result carries each sample's out-of-fold prediction per repeat.
+    """
+    executor = Executor(backend, scheduler, n_jobs)
+    check_cv_settings(settings)
+    replay = LogReplay()
+    loaded = workflows.load_table(path, settings)
+    encoded = encode_folds(loaded, settings, folds, repeats, replay)
+    headline = metrics.DEFAULT_METRICS[loaded.task.task]
+    count = itertools.count(1)
+
+    def on_done(i: int, result: FoldResult) -> None:
+        replay(result.messages)
+        if on_progress is not None:
+            what = f"repeat {result.repeat + 1} fold {result.fold + 1}"
+            on_progress(Progress(next(count), len(encoded), what, headline, result.score))
+
+    calls = [(settings, fold, headline, True, predictions) for fold in encoded]
+    if on_progress is not None:
+        on_progress(Progress(0, len(calls), "start", headline))
+    results: list[FoldResult] = executor.map(run_fold, calls, list(encoded), on_done)
+    for result in results:
+        if result.error is not None:
+            raise DivergenceError(
+                f"Repeat {result.repeat + 1}, fold {result.fold + 1}: {result.error}"
+            )
+    cv = CVResult(
+        settings,
+        loaded.task.task,
+        folds,
+        repeats,
+        len(loaded.frame),
+        stratified=loaded.task.task in ("binary", "multiclass"),
+        grouped=settings.data.group is not None,
+        results=results,
+        inputs={loaded.table.source: loaded.table.sha256},
+    )
+    if predictions:
+        cv.predictions = out_of_fold(loaded, encoded, results)
+    return cv
+
+
+# --------------------------------------------------------------------------- out-of-fold table
+def _single(names: list[str], prefix: str) -> list[str]:
+    return [prefix] if len(names) == 1 else [f"{prefix}_{n}" for n in names]
+
+
+def _binary_proba(encoder: TargetEncoder, P: np.ndarray) -> dict[str, np.ndarray]:
+    return {f"proba_{encoder.labels[0]}": 1.0 - P[:, 0], f"proba_{encoder.labels[1]}": P[:, 0]}
+
+
+def _column_proba(encoder: TargetEncoder, P: np.ndarray) -> dict[str, np.ndarray]:
+    return {f"proba_{label}": P[:, j] for j, label in enumerate(encoder.labels)}
+
+
+def _no_proba(encoder: TargetEncoder, P: np.ndarray) -> dict[str, np.ndarray]:
+    return {}
+
+
+#: task -> probability columns of the out-of-fold table.
+PROBA_COLUMNS: dict[str, Callable[[TargetEncoder, np.ndarray], dict[str, np.ndarray]]] = {
+    "binary": _binary_proba,
+    "multiclass": _column_proba,
+    "multilabel": _column_proba,
+    "regression": _no_proba,
+}
+
+
+def out_of_fold(
+    loaded: workflows.LoadedTable, encoded: list[EncodedFold], results: list[FoldResult]
+) -> pd.DataFrame:
+    """One row per sample and repeat: ID (or 1-based row), repeat, fold, the observed value,
+    the prediction in original labels or units, and class probabilities."""
+    frame, selection = loaded.frame, loaded.selection
+    pieces = []
+    for fold, result in zip(encoded, results, strict=True):
+        if result.outputs is None:
+            continue
+        rows, P = fold.test_rows, result.outputs
+        encoder = fold.prepared.target_encoder
+        ids = selection.ids
+        piece = (
+            frame.iloc[rows][list(ids)].reset_index(drop=True)
+            if ids
+            else pd.DataFrame({"row": rows + 1})
+        )
+        piece["repeat"] = fold.repeat + 1
+        piece["fold"] = fold.fold + 1
+        targets = list(selection.targets)
+        observed = (
+            encoder.decode(fold.Y_test)
+            if encoder.classification
+            else frame.iloc[rows][targets].to_numpy()
+        )
+        predicted = encoder.decode(P)
+        for j, name in enumerate(_single(targets, "true")):
+            piece[name] = observed if observed.ndim == 1 else observed[:, j]
+        for j, name in enumerate(_single(targets, "prediction")):
+            piece[name] = predicted if predicted.ndim == 1 else predicted[:, j]
+        for name, values in PROBA_COLUMNS[encoder.task](encoder, P).items():
+            piece[name] = values
+        piece["_order"] = rows
+        pieces.append(piece)
+    table = pd.concat(pieces, ignore_index=True)
+    return table.sort_values(["repeat", "_order"], kind="stable").drop(columns="_order")
+
+
+def write_outputs(
+    result: CVResult,
+    out: str | None = None,
+    oof_out: str | None = None,
+    command: list[str] | None = None,
+) -> list[str]:
+    """The results as JSON (`--out`) and the out-of-fold predictions as CSV (`--oof-out`),
+    each written atomically; returns the paths written."""
+    written = []
+    if out is not None:
+        doc = json.dumps(result.to_dict(command), indent=2, allow_nan=False)
+        write_text(out, doc + "\n", "--out")
+        written.append(out)
+    if oof_out is not None and result.predictions is not None:
+        with atomic_path(oof_out, "--oof-out") as tmp:
+            result.predictions.to_csv(tmp, index=False)
+        written.append(oof_out)
+    return written
