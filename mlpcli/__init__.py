@@ -1,3 +1,20 @@
-"""mlpcli: train multilayer perceptrons on tabular data, with a pure NumPy core."""
+"""mlpcli: train multilayer perceptrons on tabular data, with a pure NumPy core.
+
+The public Python API is loaded lazily, so the command line starts without importing NumPy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+__all__ = ["MLP", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MLP":
+        from mlpcli.nn.network import MLP
+
+        return MLP
+    raise AttributeError(f"module 'mlpcli' has no attribute {name!r}")

@@ -43,6 +43,8 @@ def _parameter(f: dataclasses.Field[Any], panel: str) -> inspect.Parameter:
     if default is not False and "[default" not in help_text:
         help_text += f" [default: {default}]"
     choices = meta["choices"]
+    # Rich markup would swallow "[default: ...]" as a tag.
+    help_text = help_text.replace("[", "\\[")
     info = typer.Option(
         *decls,
         help=help_text,
