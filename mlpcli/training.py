@@ -117,6 +117,22 @@ class Trainer:
             bn.running_mean[...] = next(arrays)
             bn.running_var[...] = next(arrays)
 
+    def best_state_arrays(self) -> dict[str, Array]:
+        """`net.state_arrays()` of the best epoch's weights, leaving the network as it is."""
+        current, buffers = self.net.flat_params.copy(), self._buffers_copy()
+        self.restore_best()
+        best = self.net.state_arrays()
+        np.copyto(self.net.flat_params, current)
+        arrays = iter(buffers)
+        for bn in self.net.batchnorm_layers():
+            bn.running_mean[...] = next(arrays)
+            bn.running_var[...] = next(arrays)
+        return best
+
+    def partial_result(self) -> FitResult:
+        """The result so far, for checkpoints written while training runs."""
+        return self._result("running")
+
     def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON-able state and arrays: enough to resume exactly where training stopped."""
         meta: dict[str, Any] = {

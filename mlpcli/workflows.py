@@ -383,20 +383,26 @@ class TrainOutcome:
     written: list[str] = field(default_factory=list)
 
 
+def make_trainer(settings: Settings, prepared: PreparedData, rng: np.random.Generator) -> Trainer:
+    """The network, optimizer, schedule and loop options for prepared data."""
+    task = prepared.task.task
+    net = build_network(settings, prepared.X.shape[1], prepared.target_encoder.n_outputs, task, rng)
+    optimizer = build_optimizer(settings)
+    schedule = build_schedule(settings, optimizer.lr)
+    options = fit_options(settings, task, prepared.X_val is not None)
+    return Trainer(net, optimizer, options, rng, schedule, epoch_metric(task)[1])
+
+
 def fit_model(
     settings: Settings,
     prepared: PreparedData,
     rng: np.random.Generator,
     callback: Callable[[EpochRecord], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    trainer: Trainer | None = None,
 ) -> tuple[MLP, FitResult]:
-    """Build the network and optimizer, then train on prepared arrays."""
-    task = prepared.task.task
-    net = build_network(settings, prepared.X.shape[1], prepared.target_encoder.n_outputs, task, rng)
-    optimizer = build_optimizer(settings)
-    schedule = build_schedule(settings, optimizer.lr)
-    options = fit_options(settings, task, prepared.X_val is not None)
-    trainer = Trainer(net, optimizer, options, rng, schedule, epoch_metric(task)[1])
+    """Train on prepared arrays (with a fresh trainer, or a given one, e.g. resumed)."""
+    trainer = trainer or make_trainer(settings, prepared, rng)
     with blas_threads(settings.train.threads):
         result = trainer.fit(
             prepared.X,
@@ -407,7 +413,7 @@ def fit_model(
             callback=callback,
             should_stop=should_stop,
         )
-    return net, result
+    return trainer.net, result
 
 
 def evaluation_report(
@@ -430,10 +436,15 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
     command: list[str] | None = None,
+    checkpoint: str | None = None,
+    checkpoint_every: int = 1,
+    resume: str | None = None,
 ) -> TrainOutcome:
     """Read, prepare, train and evaluate; returns everything needed to save the model.
 
-    `on_start` hears about the prepared data just before the first epoch.
+    `on_start` hears about the prepared data just before the first epoch. With `checkpoint`,
+    the best model so far plus the whole loop state is saved every `checkpoint_every` epochs;
+    `resume` continues from such a file and ends with the weights of an uninterrupted run.
     """
     rng = np.random.default_rng(settings.train.seed)
     prepared = prepare_data(path, settings, rng)
@@ -447,7 +458,19 @@ def train(
                 "n_features": int(prepared.X.shape[1]),
             }
         )
-    net, result = fit_model(settings, prepared, rng, callback, should_stop)
+    trainer = make_trainer(settings, prepared, rng)
+    if resume is not None:
+        restore_checkpoint(trainer, resume, prepared)
+    on_epoch = callback
+    if checkpoint is not None:
+
+        def on_epoch(record: EpochRecord) -> None:
+            if callback is not None:
+                callback(record)
+            if record.epoch % checkpoint_every == 0:
+                save_checkpoint(checkpoint, trainer, settings, prepared, command)
+
+    net, result = fit_model(settings, prepared, rng, on_epoch, should_stop, trainer)
     report: dict[str, Any] = {
         "train": evaluation_report(
             prepared.target_encoder, net, prepared.X, prepared.y_index, prepared.Y
@@ -482,10 +505,12 @@ def model_contents(
     result: FitResult,
     report: dict[str, Any],
     command: list[str] | None,
+    net_arrays: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     pre_meta, pre_arrays = prepared.preprocessor.to_state()
     target_meta, target_arrays = prepared.target_encoder.to_state()
-    arrays = {f"net.{k}": v for k, v in net.state_arrays().items()}
+    net_arrays = net.state_arrays() if net_arrays is None else net_arrays
+    arrays = {f"net.{k}": v for k, v in net_arrays.items()}
     arrays.update(pre_arrays)
     arrays.update(target_arrays)
     metadata = {
@@ -652,3 +677,50 @@ def load_trained(path: str | Path) -> TrainedModel:
             f"'{path}': the stored preprocessing does not match the network's shape; retrain it."
         )
     return TrainedModel(net, pre, encoder, meta, str(path))
+
+
+# --------------------------------------------------------------------------- checkpoints
+CHECKPOINT_PREFIX = "ckpt."
+
+
+def save_checkpoint(
+    path: str,
+    trainer: Trainer,
+    settings: Settings,
+    prepared: PreparedData,
+    command: list[str] | None = None,
+) -> None:
+    """A model file of the best weights so far that also carries the whole loop state.
+
+    `mlpcli predict` can use it as it is; `train --resume` continues from it exactly.
+    """
+    state_meta, state_arrays = trainer.state_dict()
+    result = trainer.partial_result()
+    metadata, arrays = model_contents(
+        settings, prepared, trainer.net, result, {}, command, trainer.best_state_arrays()
+    )
+    metadata["checkpoint"] = state_meta
+    arrays.update({CHECKPOINT_PREFIX + k: v for k, v in state_arrays.items()})
+    modelfile.save(path, arrays, metadata, option="--checkpoint")
+
+
+def restore_checkpoint(trainer: Trainer, path: str, prepared: PreparedData) -> None:
+    """Load a checkpoint's loop state into a trainer built from the same data and settings."""
+    from mlpcli.errors import ModelFileError
+
+    meta, arrays = modelfile.load(path)
+    if "checkpoint" not in meta:
+        raise ModelFileError(f"--resume '{path}' is a model file, not a checkpoint; "
+                             "write one with --checkpoint.")
+    recorded = {i["path"]: i["sha256"] for i in meta.get("provenance", {}).get("inputs", [])}
+    if sorted(recorded.values()) != sorted(prepared.inputs.values()):
+        raise UsageError(
+            f"--resume '{path}' was made from other data ({', '.join(recorded) or 'unknown'}); "
+            "resume with the same input file."
+        )
+    state = {k[len(CHECKPOINT_PREFIX):]: v for k, v in arrays.items()
+             if k.startswith(CHECKPOINT_PREFIX)}
+    try:
+        trainer.load_state_dict(meta["checkpoint"], state)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"--resume '{path}': the checkpoint is damaged ({exc}).") from None
