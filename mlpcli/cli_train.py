@@ -68,6 +68,24 @@ def train(
             rich_help_panel="Output",
         ),
     ] = False,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Save the best model so far and the training state to this file.",
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        int,
+        typer.Option(min=1, help="Write --checkpoint every N epochs.", rich_help_panel="Output"),
+    ] = 1,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue from a --checkpoint file (its settings; flags given now override).",
+            rich_help_panel="Output",
+        ),
+    ] = None,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
     log_every: LogEvery = 10,
@@ -83,8 +101,13 @@ def train(
     from mlpcli import workflows
 
     reporter = make_reporter(quiet, log_format, log_every)
+    base = None
+    if resume is not None:
+        from mlpcli import modelfile
+
+        base = config_module.Settings.from_dict(modelfile.read_metadata(resume)["settings"])
     file_values = config_module.read_config_file(config) if config else {}
-    settings = config_module.resolve(file_values, source=config or "")
+    settings = config_module.resolve(file_values, base=base, source=config or "")
     settings = config_module.resolve(options, base=settings)
     workflows.check_outputs(
         {
@@ -92,6 +115,7 @@ def train(
             "--metrics-out": metrics_out,
             "--history-out": history_out,
             "--split-out": split_out,
+            "--checkpoint": checkpoint,
         }
     )
     with catch_signals() as signals:
@@ -107,6 +131,9 @@ def train(
                 callback=reporter.epoch,
                 should_stop=signals.stop_requested,
                 on_start=on_start,
+                checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
             )
         finally:
             signals.training = False
