@@ -26,8 +26,14 @@ def check_writable(path: str | Path, option: str) -> Path:
         raise OutputError(f"{option} '{path}' is a folder; give a file name.")
     if not folder.is_dir():
         raise OutputError(f"{option} '{path}': folder '{folder}' does not exist; create it first.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{option} '{path}': folder '{folder}' is not writable.")
+    # Try for real: permission bits say nothing for root, read-only mounts or /proc.
+    try:
+        with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".check", dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"{option} '{path}': folder '{folder}' is not writable ({exc.strerror or exc})."
+        ) from None
     return path
 
 

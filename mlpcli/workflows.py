@@ -15,7 +15,7 @@ import logging
 import platform
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,7 @@ def load_table(path: str, settings: Settings) -> LoadedTable:
     selection = data.select_columns(
         table.frame, d.target, d.id, d.features or None, drop, d.categorical, source=table.source
     )
+    _check_unique_ids(table, selection.ids)
     frame, n_dropped = data.drop_missing_targets(table.frame, selection.targets)
     if n_dropped:
         LOG.warning(f"{table.source}: dropped {n_dropped} row(s) whose target is missing.")
@@ -143,6 +144,27 @@ def load_table(path: str, settings: Settings) -> LoadedTable:
     verb = "was chosen" if d.task == "auto" else "was set with --task"
     LOG.info(f"Task: {task.task} ({task.reason}); it {verb}. Override with --task.")
     return LoadedTable(table, selection, task, n_dropped)
+
+
+def _check_unique_ids(table: data.Table, ids: Sequence[str]) -> None:
+    """IDs name samples in predictions and splits: a repeated one would be ambiguous."""
+    if not ids:
+        return
+    key = (
+        table.frame[list(ids)].astype(str).agg("\x1f".join, axis=1)
+        if len(ids) > 1
+        else (table.frame[ids[0]])
+    )
+    repeated = key.duplicated(keep=False)
+    if repeated.any():
+        rows = np.flatnonzero(repeated.to_numpy())[:2] + 1
+        value = table.frame[list(ids)].iloc[rows[0] - 1].tolist()
+        shown = value[0] if len(value) == 1 else tuple(value)
+        raise DataError(
+            f"{table.source}: ID column(s) {', '.join(ids)} repeat the value {shown!r} "
+            f"(data rows {rows[0]} and {rows[1]}); IDs must be unique. Fix the table, or pass "
+            "the column with --drop instead of --id."
+        )
 
 
 def encode_split(
@@ -710,16 +732,18 @@ def restore_checkpoint(trainer: Trainer, path: str, prepared: PreparedData) -> N
 
     meta, arrays = modelfile.load(path)
     if "checkpoint" not in meta:
-        raise ModelFileError(f"--resume '{path}' is a model file, not a checkpoint; "
-                             "write one with --checkpoint.")
+        raise ModelFileError(
+            f"--resume '{path}' is a model file, not a checkpoint; write one with --checkpoint."
+        )
     recorded = {i["path"]: i["sha256"] for i in meta.get("provenance", {}).get("inputs", [])}
     if sorted(recorded.values()) != sorted(prepared.inputs.values()):
         raise UsageError(
             f"--resume '{path}' was made from other data ({', '.join(recorded) or 'unknown'}); "
             "resume with the same input file."
         )
-    state = {k[len(CHECKPOINT_PREFIX):]: v for k, v in arrays.items()
-             if k.startswith(CHECKPOINT_PREFIX)}
+    state = {
+        k[len(CHECKPOINT_PREFIX) :]: v for k, v in arrays.items() if k.startswith(CHECKPOINT_PREFIX)
+    }
     try:
         trainer.load_state_dict(meta["checkpoint"], state)
     except (KeyError, ValueError, TypeError) as exc:
