@@ -334,8 +334,8 @@ def _cv_table(result: Any, written: list[str]) -> Any:
         if name.startswith(("per_class.", "per_target.")):
             continue
         table.add_row(name, _fmt(s["mean"]), _fmt(s["sd"]), f"{s['n']}/{total}")
-    for path in written:
-        table.add_row("wrote", path, "", "")
+    table.caption = "wrote " + ", ".join(written) if written else None
+    table.caption_justify = "left"
     return table
 
 
@@ -361,8 +361,8 @@ def _tune_table(result: Any, written: list[str], top: int = 10) -> Any:
         table.add_row(
             *cells, _fmt(row["mean"]), _fmt(row["sd"]), _fmt(row["seconds"]), row["status"]
         )
-    for path in written:
-        table.add_row("wrote", path)
+    table.caption = "wrote " + ", ".join(written) if written else None
+    table.caption_justify = "left"
     return table
 
 

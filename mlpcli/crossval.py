@@ -413,12 +413,16 @@ class LocalBackend:
             raise UsageError("--scheduler applies to --backend dask only.")
         self.n_jobs = n_jobs
 
-    @contextlib.contextmanager
-    def session(self, scatter: list[Any]) -> Iterator[int]:
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def config(self, scatter: list[Any]) -> contextlib.AbstractContextManager[Any]:
         import joblib
 
-        with joblib.parallel_config(backend="loky", n_jobs=self.n_jobs):
-            yield self.n_jobs
+        return joblib.parallel_config(backend="loky", n_jobs=self.n_jobs)
 
 
 class DaskBackend:
@@ -438,32 +442,41 @@ class DaskBackend:
                 '--backend dask needs the dask extra: pip install "mlpcli[dask]".'
             ) from None
         self.address = scheduler
+        self.client: Any = None
 
-    @contextlib.contextmanager
-    def session(self, scatter: list[Any]) -> Iterator[int]:
-        import joblib
-
+    def open(self) -> None:
+        """Connect and check the workers, before any data is read: fail fast."""
         try:
-            client = self.distributed.Client(self.address, timeout="20s", set_as_default=False)
+            # The connect timeout is dask's (distributed.comm.timeouts.connect, 30 s by default).
+            self.client = self.distributed.Client(self.address, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise UsageError(
                 f"--scheduler {self.address}: cannot connect ({exc}); check the address and "
                 "that the scheduler is running."
             ) from None
         try:
-            n_threads = self._check_workers(client)
-            with joblib.parallel_config(
-                backend="dask",
-                n_jobs=-1,
-                client=client,
-                scatter=scatter or None,
-                wait_for_workers_timeout=60,
-            ):
-                yield n_threads
-        finally:
-            client.close()
+            self._check_workers(self.client)
+        except BaseException:
+            self.close()
+            raise
 
-    def _check_workers(self, client: Any) -> int:
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def config(self, scatter: list[Any]) -> contextlib.AbstractContextManager[Any]:
+        import joblib
+
+        return joblib.parallel_config(
+            backend="dask",
+            n_jobs=-1,  # dask's backend uses every worker thread of the cluster
+            client=self.client,
+            scatter=scatter or None,
+            wait_for_workers_timeout=60,
+        )
+
+    def _check_workers(self, client: Any) -> None:
         """Every worker must import the same mlpcli to unpickle the tasks and agree bitwise."""
         from importlib.metadata import version
 
@@ -491,7 +504,6 @@ class DaskBackend:
                 "The dask cluster has one worker thread: joblib then runs the tasks in this "
                 "process. Start more workers (dask worker ADDRESS --nworkers N --nthreads 1)."
             )
-        return n_threads
 
 
 BACKENDS: dict[str, type[LocalBackend] | type[DaskBackend]] = {
@@ -501,7 +513,10 @@ BACKENDS: dict[str, type[LocalBackend] | type[DaskBackend]] = {
 
 
 class Executor:
-    """Runs a top-level function over argument tuples with joblib, in parallel on a backend."""
+    """Runs a top-level function over argument tuples with joblib, in parallel on a backend.
+
+    Use it as a context manager: entering connects to a cluster (if any), leaving closes it.
+    """
 
     def __init__(self, backend: str = "local", scheduler: str | None = None, n_jobs: int = 1):
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or (n_jobs < 1 and n_jobs != -1):
@@ -511,6 +526,13 @@ class Executor:
             raise UsageError(f"--backend got '{backend}'; choose one of: {', '.join(BACKENDS)}.")
         self.backend = kind(scheduler, n_jobs)
         self.name = backend
+
+    def __enter__(self) -> Executor:
+        self.backend.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.backend.close()
 
     def map(
         self,
@@ -524,7 +546,7 @@ class Executor:
         import joblib
 
         results: list[Any] = [None] * len(calls)
-        with self.backend.session(scatter):
+        with self.backend.config(scatter):
             parallel = joblib.Parallel(return_as="generator_unordered")
             jobs = (joblib.delayed(_indexed)(func, i, *args) for i, args in enumerate(calls))
             for i, result in parallel(jobs):
@@ -619,22 +641,23 @@ def cross_validate(
     """
     executor = Executor(backend, scheduler, n_jobs)
     check_cv_settings(settings)
-    replay = LogReplay()
-    loaded = workflows.load_table(path, settings)
-    encoded = encode_folds(loaded, settings, folds, repeats, replay)
-    headline = metrics.DEFAULT_METRICS[loaded.task.task]
-    count = itertools.count(1)
+    with executor:
+        replay = LogReplay()
+        loaded = workflows.load_table(path, settings)
+        encoded = encode_folds(loaded, settings, folds, repeats, replay)
+        headline = metrics.DEFAULT_METRICS[loaded.task.task]
+        count = itertools.count(1)
 
-    def on_done(i: int, result: FoldResult) -> None:
-        replay(result.messages)
+        def on_done(i: int, result: FoldResult) -> None:
+            replay(result.messages)
+            if on_progress is not None:
+                what = f"repeat {result.repeat + 1} fold {result.fold + 1}"
+                on_progress(Progress(next(count), len(encoded), what, headline, result.score))
+
+        calls = [(settings, fold, headline, True, predictions) for fold in encoded]
         if on_progress is not None:
-            what = f"repeat {result.repeat + 1} fold {result.fold + 1}"
-            on_progress(Progress(next(count), len(encoded), what, headline, result.score))
-
-    calls = [(settings, fold, headline, True, predictions) for fold in encoded]
-    if on_progress is not None:
-        on_progress(Progress(0, len(calls), "start", headline))
-    results: list[FoldResult] = executor.map(run_fold, calls, list(encoded), on_done)
+            on_progress(Progress(0, len(calls), "start", headline))
+        results: list[FoldResult] = executor.map(run_fold, calls, list(encoded), on_done)
     for result in results:
         if result.error is not None:
             raise DivergenceError(

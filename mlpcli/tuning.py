@@ -472,39 +472,32 @@ def search(
     if cv is None and repeats != 1:
         raise UsageError("--repeats needs --cv K: the validation split is drawn once.")
     candidates = make_candidates(space, settings, search, n_iter)
-    replay = crossval.LogReplay()
-    folds_of = _encoder(path, settings, cv, repeats, replay)
-    shared: dict[str, list[crossval.EncodedFold]] = {}
-    for candidate in candidates:
-        key = encoding_key(candidate.settings)
-        if key not in shared:
-            shared[key] = folds_of(candidate.settings)
-    first = next(iter(shared.values()))[0].prepared
-    task = first.task.task
-    scorer = crossval.check_metric(metric, task)
+    with executor:
+        replay = crossval.LogReplay()
+        shared = _shared_folds(path, settings, candidates, cv, repeats, replay)
+        first = next(iter(shared.values()))[0].prepared
+        task = first.task.task
+        scorer = crossval.check_metric(metric, task)
+        plan = [(c, fold) for c in candidates for fold in shared[encoding_key(c.settings)]]
+        calls = [(c.settings, fold, scorer.name, False, False) for c, fold in plan]
+        count = itertools.count(1)
 
-    calls, owners = [], []
-    for candidate in candidates:
-        for fold in shared[encoding_key(candidate.settings)]:
-            calls.append((candidate.settings, fold, scorer.name, False, False))
-            owners.append(candidate.index)
-    count = itertools.count(1)
+        def on_done(i: int, result: crossval.FoldResult) -> None:
+            replay(result.messages)
+            if on_progress is not None:
+                what = f"candidate {plan[i][0].index + 1}"
+                what += f" fold {result.fold + 1}" if cv else ""
+                what += f" repeat {result.repeat + 1}" if cv and repeats > 1 else ""
+                done = next(count)
+                on_progress(crossval.Progress(done, len(calls), what, scorer.name, result.score))
 
-    def on_done(i: int, result: crossval.FoldResult) -> None:
-        replay(result.messages)
         if on_progress is not None:
-            what = f"candidate {owners[i] + 1}" + (f" fold {result.fold + 1}" if cv else "")
-            if cv and repeats > 1:
-                what += f" repeat {result.repeat + 1}"
-            on_progress(crossval.Progress(next(count), len(calls), what, scorer.name, result.score))
-
-    scatter = [fold for folds in shared.values() for fold in folds]
-    if on_progress is not None:
-        on_progress(crossval.Progress(0, len(calls), "start", scorer.name))
-    results = executor.map(crossval.run_fold, calls, scatter, on_done)
+            on_progress(crossval.Progress(0, len(calls), "start", scorer.name))
+        scatter = [fold for folds in shared.values() for fold in folds]
+        results = executor.map(crossval.run_fold, calls, scatter, on_done)
     per_candidate: list[list[crossval.FoldResult]] = [[] for _ in candidates]
-    for owner, result in zip(owners, results, strict=True):
-        per_candidate[owner].append(result)
+    for (candidate, _), result in zip(plan, results, strict=True):
+        per_candidate[candidate.index].append(result)
     return TuneResult(
         space,
         search,
@@ -519,15 +512,33 @@ def search(
     )
 
 
-def _encoder(
-    path: str, settings: Settings, cv: int | None, repeats: int, replay: crossval.LogReplay
-) -> Callable[[Settings], list[crossval.EncodedFold]]:
-    """How a candidate's folds are made: from a table read once (cv), or by `train`'s split."""
+def _shared_folds(
+    path: str,
+    settings: Settings,
+    candidates: list[Candidate],
+    cv: int | None,
+    repeats: int,
+    replay: crossval.LogReplay,
+) -> dict[str, list[crossval.EncodedFold]]:
+    """The encoded folds of each distinct encoding among the candidates: from a table read
+    once (cv), or by `train`'s split (validation)."""
     if cv is None:
-        return lambda s: [crossval.validation_fold(path, s, replay)]
-    crossval.check_cv_settings(settings)
-    loaded = workflows.load_table(path, settings)
-    return lambda s: crossval.encode_folds(loaded, s, cv, repeats, replay)
+
+        def folds_of(s: Settings) -> list[crossval.EncodedFold]:
+            return [crossval.validation_fold(path, s, replay)]
+    else:
+        crossval.check_cv_settings(settings)
+        loaded = workflows.load_table(path, settings)
+
+        def folds_of(s: Settings) -> list[crossval.EncodedFold]:
+            return crossval.encode_folds(loaded, s, cv, repeats, replay)
+
+    shared: dict[str, list[crossval.EncodedFold]] = {}
+    for candidate in candidates:
+        key = encoding_key(candidate.settings)
+        if key not in shared:
+            shared[key] = folds_of(candidate.settings)
+    return shared
 
 
 def refit(

@@ -1,0 +1,178 @@
+"""A real dask cluster: a `dask scheduler` and a `dask worker` started as subprocesses on
+127.0.0.1, a small `tune` and `cv` sent to them, the results equal to the local run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+distributed = pytest.importorskip(
+    "distributed", reason='the dask extra is not installed (pip install "mlpcli[dask]")'
+)
+
+STARTUP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        # A session of its own, so stopping it also stops the worker processes it spawns.
+        return subprocess.Popen(
+            [sys.executable, "-m", *command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=log.parent,
+            start_new_session=True,
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
+
+
+def wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the dask scheduler exited:\n{log.read_text()}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    pytest.fail(f"the dask scheduler did not listen within {STARTUP_SECONDS} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The address of a scheduler with two single-threaded workers; torn down afterwards."""
+    folder = tmp_path_factory.mktemp("dask")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        log = folder / "scheduler.log"
+        scheduler = ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port)]
+        processes.append(start([*scheduler, "--no-dashboard"], log))
+        wait_for(port, processes[0], log)
+        worker = ["distributed.cli.dask_worker", address, "--host", "127.0.0.1"]
+        worker += ["--nworkers", "2", "--nthreads", "1", "--no-dashboard", "--memory-limit", "0"]
+        processes.append(start(worker, folder / "worker.log"))
+        with distributed.Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=STARTUP_SECONDS)
+        yield address
+    finally:
+        for process in reversed(processes):
+            stop(process)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(60, 3))
+    frame = pd.DataFrame(X, columns=["g1", "g2", "g3"])
+    frame.insert(0, "sample", [f"S{i:02d}" for i in range(60)])
+    frame["status"] = np.where(X[:, 0] + X[:, 2] > 0, "case", "control")
+    path = tmp_path_factory.mktemp("dask_data") / "cohort.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def mlpcli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    env.pop("DASK_SCHEDULER_ADDRESS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "mlpcli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def scheduler_counts(address: str) -> dict[str, dict[str, int]]:
+    """Transitions per task-name prefix, as the scheduler counts them."""
+
+    def counts(dask_scheduler: Any) -> dict[str, dict[str, int]]:
+        return {k: dict(p.state_counts) for k, p in dask_scheduler.task_prefixes.items()}
+
+    with distributed.Client(address, timeout="30s") as client:
+        return client.run_on_scheduler(counts)  # type: ignore[no-any-return]
+
+
+def ranking(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ranking without run times, which differ from run to run."""
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in doc["ranking"]]
+
+
+def test_tune_on_the_cluster_equals_the_local_run(
+    cluster: str, table: Path, tmp_path: Path
+) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text('lr = [1e-5, 0.05]\nhidden = ["", "4"]\n')
+    args = ["tune", table, "--target", "status", "--id", "sample", "--space", space, "--cv", 3]
+    args += ["--epochs", 8, "--batch-size", 16, "--json"]
+    before = scheduler_counts(cluster)
+    remote = mlpcli(*args, "--backend", "dask", "--scheduler", cluster, cwd=tmp_path)
+    after = scheduler_counts(cluster)
+    local = mlpcli(*args, cwd=tmp_path)
+    assert f"Dask cluster {cluster}: 2 worker(s), 2 thread(s)." in remote.stderr
+    assert ranking(json.loads(remote.stdout)) == ranking(json.loads(local.stdout))
+    # The work ran on the cluster, and the three folds were scattered once each, not once
+    # for each of the 4 x 3 tasks.
+    ran = {k: v for k, v in after.items() if "_indexed" in k}
+    assert sum(v.get("memory", 0) for v in ran.values()) > 0
+    scattered = after["EncodedFold"].get("memory", 0)
+    assert scattered - before.get("EncodedFold", {}).get("memory", 0) == 3
+
+
+def test_cv_on_the_cluster_equals_the_local_run(cluster: str, table: Path, tmp_path: Path) -> None:
+    args = ["cv", table, "--target", "status", "--id", "sample", "--folds", 3, "--repeats", 2]
+    args += ["--hidden", "4", "--epochs", 8, "--batch-size", 16, "--quiet"]
+    mlpcli(*args, "--backend", "dask", "--scheduler", cluster, "--out", "remote.json",
+           "--oof-out", "remote.csv", cwd=tmp_path)  # fmt: skip
+    mlpcli(*args, "--out", "local.json", "--oof-out", "local.csv", cwd=tmp_path)
+    remote, local = (json.loads((tmp_path / f"{w}.json").read_text()) for w in ("remote", "local"))
+    assert remote["metrics"] == local["metrics"]
+    assert (tmp_path / "remote.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+def test_an_unreachable_scheduler_is_a_usage_error(table: Path, tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlpcli", "cv", str(table), "--target", "status", "--backend",
+         "dask", "--scheduler", f"tcp://127.0.0.1:{port}"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"Error: --scheduler tcp://127.0.0.1:{port}: cannot connect" in done.stderr
