@@ -9,10 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
+#: Control characters from user data (a cell holding a newline) would break the one-line rule.
+_ESCAPES = {c: f"\\x{c:02x}" for c in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+
 class MlpcliError(Exception):
-    """Base class of every error mlpcli reports to a user."""
+    """Base class of every error mlpcli reports to a user: always a single line."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(str(message).translate(_ESCAPES))
 
 
 class UsageError(MlpcliError):

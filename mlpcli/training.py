@@ -205,7 +205,13 @@ class Trainer:
         drop_single = bool(net.batchnorm_layers())
         batches = _Batches(X, Y, weights, batch, drop_single)
         flat_params, flat_grads = net.flat_params, net.flat_grads
-        slices = net.layer_slices
+        # Hoisted out of the batch loop: per batch it runs one forward/backward, one dot
+        # product per layer (the gradient norms) and one optimizer step, and little else.
+        grad_views = [flat_grads[s] for s in net.layer_slices]
+        params_list, grads_list = [flat_params], [flat_grads]
+        backprop, step, rng = net._backprop, self.optimizer.step, self.rng
+        clip_norm = opts.clip_norm
+        dot, sqrt, isfinite = np.dot, math.sqrt, math.isfinite
         stop_reason = "epoch_limit"
         started = time.perf_counter() - self.seconds
         # Overflow shows up as a non-finite loss or weight, reported as divergence below.
@@ -215,23 +221,25 @@ class Trainer:
             while len(self.history) < opts.epochs:
                 epoch = len(self.history) + 1
                 loss_sum = 0.0
-                norm_sums = np.zeros(len(slices))
+                norm_sums = [0.0] * len(grad_views)
                 n_batches = n_seen = 0
                 interrupted = False
-                for Xb, Yb, wb in batches.epoch(self.rng):
-                    loss = net._backprop(Xb, Yb, wb, True, self.rng)
-                    if not math.isfinite(loss):
+                for Xb, Yb, wb in batches.epoch(rng):
+                    loss = backprop(Xb, Yb, wb, True, rng)
+                    if not isfinite(loss):
                         self._diverged(epoch, f"the training loss became {loss}")
-                    loss_sum += loss * len(Xb)
-                    n_seen += len(Xb)
-                    squares = [float(np.dot(flat_grads[s], flat_grads[s])) for s in slices]
-                    norm_sums += np.sqrt(squares)
+                    m = len(Xb)
+                    loss_sum += loss * m
+                    n_seen += m
+                    squares = [float(dot(g, g)) for g in grad_views]
+                    for j, square in enumerate(squares):
+                        norm_sums[j] += sqrt(square)
                     n_batches += 1
-                    if opts.clip_norm is not None:
-                        total = math.sqrt(sum(squares))
-                        if total > opts.clip_norm:
-                            flat_grads *= opts.clip_norm / total
-                    self.optimizer.step([flat_params], [flat_grads])
+                    if clip_norm is not None:
+                        total = sqrt(sum(squares))
+                        if total > clip_norm:
+                            flat_grads *= clip_norm / total
+                    step(params_list, grads_list)
                     if should_stop is not None and should_stop():
                         interrupted = True
                         break
@@ -245,7 +253,7 @@ class Trainer:
                     loss_sum / n_seen,
                     X_val if has_val else None,
                     Y_val,
-                    norm_sums / n_batches,
+                    np.array(norm_sums) / n_batches,
                     time.perf_counter() - started,
                 )
                 self.history.append(record)
@@ -279,11 +287,12 @@ class Trainer:
                 self._diverged(epoch, f"the validation loss became {val_loss}")
             if self.metric is not None:
                 val_metric = float(self.metric(Y_val, P))
+                if not math.isfinite(val_metric):  # undefined, e.g. R^2 of one sample
+                    val_metric = None
         value = {"val_loss": val_loss, "val_metric": val_metric, "train_loss": train_loss}[
             self.options.monitor
         ]
-        assert value is not None
-        improved = self._improves(value)
+        improved = value is not None and self._improves(value)
         if improved:
             self.best_value, self.best_epoch, self.wait = value, epoch, 0
             self._snapshot_best()
