@@ -31,7 +31,7 @@ import warnings
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
@@ -636,6 +636,149 @@ def _to_float32(frame: pd.DataFrame) -> pd.DataFrame:
         if len(float64) == frame.shape[1]:
             return frame.astype(np.float32)  # keeps a single block a single block
         return frame.astype(dict.fromkeys(float64, np.float32))
+
+
+class TableChunks:
+    """A table read `chunk_size` rows at a time, so memory stays flat however long it is.
+
+    Opened like `read_table` (same separator, compression, encoding, missing-value tokens,
+    header checks and error messages); iterating yields float32-cast frames in file order whose
+    index continues across chunks (row i of the file has index i). `sha256()` is the digest of
+    the stored bytes once every chunk is read. `text_columns` (e.g. sample IDs) are read as
+    text, so "007" stays "007" in every chunk. With `transpose` the whole table is read first:
+    its samples are columns, which cannot be streamed.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        chunk_size: int,
+        sep: str | None = None,
+        decimal: str = ".",
+        na_values: Sequence[str] | None = None,
+        transpose: bool = False,
+        encoding: str | None = None,
+        *,
+        text_columns: Sequence[str] = (),
+        stdin: BinaryIO | None = None,
+        checksum: bool = True,
+    ) -> None:
+        import pandas as pd
+
+        if chunk_size < 1:
+            raise UsageError(f"--chunk-size must be at least 1 row, got {chunk_size}.")
+        if len(decimal) != 1:
+            raise UsageError(f"--decimal must be one character, got '{decimal}'.")
+        self.chunk_size = chunk_size
+        self._whole: Table | None = None
+        self._reader: Any = None
+        self._hasher: _HashingReader | None = None
+        self._raw: BinaryIO | None = None
+        self._codec: _Codec | None = None
+        self._digest: Callable[[], str] = str
+        if transpose:
+            self._whole = read_table(
+                path, sep, decimal, na_values, True, encoding, stdin=stdin, checksum=checksum
+            )
+            self.source, self.sep, self._encoding = self._whole.source, self._whole.sep, ""
+            return
+        resolved_sep = _resolve_sep(sep) if sep is not None else None
+        self._encoding = encoding = _normalise_encoding(encoding)
+        raw, name = _open_raw(path, stdin)
+        self.source, self.sep = name, resolved_sep or ","
+        self._raw = raw if name != "<stdin>" else None
+        regular = name != "<stdin>" and stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+        hasher = self._hasher = _HashingReader(raw, enabled=checksum)
+        try:
+            magic, _ = _read_prefix(hasher, 8, whole_line=False)
+            self._codec = codec = _codec_for(name, magic)
+            stream: _Reader = _Prefixed(magic, hasher)
+            if codec is not None:
+                stream = codec.open(stream, name)
+            head, complete = _read_prefix(stream, SNIFF_BYTES)
+            text = _decode_sample(name, head, encoding, complete)
+            if not text.strip():
+                raise DataError(f"'{name}' is empty; expected a header line and data rows.")
+            self.sep = resolved_sep or _sniff_sep(name, text)
+            if self.sep == decimal:
+                raise UsageError(
+                    f"The decimal mark and the separator of '{name}' are both "
+                    f"{_sep_name(decimal)}; pass --sep (e.g. --sep ';' with --decimal ,)."
+                )
+            _check_header(name, _header_cells(text, self.sep), text, self.sep)
+            _warn_decimal_comma(name, text, self.sep, decimal)
+            source: str | Path | _Prefixed = _Prefixed(head, stream)
+            self._digest = hasher.hexdigest
+            if regular and codec is None:
+                hasher.close()  # pandas reads the path itself; hash the file alongside
+                source, self._digest = path, _FileHasher(path).hexdigest if checksum else str
+            self._reader = pd.read_csv(
+                source,
+                sep=self.sep,
+                decimal=decimal,
+                na_values=list(DEFAULT_NA_VALUES if na_values is None else na_values),
+                keep_default_na=False,
+                encoding=None if encoding == "utf-8" else encoding,
+                engine="c",
+                compression=None,
+                chunksize=chunk_size,
+                # Each chunk parsed whole: no mixed-type DtypeWarning (select_columns and the
+                # preprocessing report bad cells with their column).
+                low_memory=False,
+                dtype=dict.fromkeys(text_columns, "str") or None,
+            )
+        except MlpcliError:
+            self.close()
+            raise
+        except Exception as error:
+            self.close()
+            raise _translate(error, name, self.sep, encoding, self._codec) from None
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        if self._whole is not None:
+            frame = self._whole.frame
+            for start in range(0, len(frame), self.chunk_size):
+                yield frame.iloc[start : start + self.chunk_size]
+            return
+        n_rows = 0
+        while True:
+            try:
+                frame = next(self._reader)
+            except StopIteration:
+                break
+            except MlpcliError:
+                raise
+            except Exception as error:
+                raise _translate(
+                    error, self.source, self.sep, self._encoding, self._codec
+                ) from None
+            n_rows += len(frame)
+            yield _to_float32(frame)
+        if n_rows == 0:
+            raise DataError(f"'{self.source}' has a header but no data rows.")
+
+    def sha256(self) -> str:
+        """Digest of the bytes as stored ("" when opened with `checksum=False`)."""
+        if self._whole is not None:
+            return self._whole.sha256
+        try:
+            return self._digest()
+        except Exception as error:
+            raise _translate(error, self.source, self.sep, self._encoding, self._codec) from None
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        if self._hasher is not None:
+            self._hasher.close()
+        if self._raw is not None:
+            self._raw.close()
+
+    def __enter__(self) -> TableChunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _transpose(frame: pd.DataFrame, name: str, first_cell: str, decimal: str) -> pd.DataFrame:
