@@ -36,13 +36,16 @@ def tables(draw: st.DrawFn) -> tuple[list[str], list[list[str]]]:
     header = draw(st.lists(NAMES, min_size=n_cols, max_size=n_cols, unique=True))
     n_rows = draw(st.integers(0, 40))
     # The first column is the target: mostly clean, so most examples get as far as training.
-    kinds = [draw(st.sampled_from(["num", "cat", "cat", "any"]))] + draw(
-        st.lists(
-            st.sampled_from(["num", "cat", "any", "repeat"]),
-            min_size=n_cols - 1,
-            max_size=n_cols - 1,
-        )
-    )
+    kinds = [
+        draw(st.sampled_from(["num", "cat", "cat", "any"])),
+        *draw(
+            st.lists(
+                st.sampled_from(["num", "cat", "any", "repeat"]),
+                min_size=n_cols - 1,
+                max_size=n_cols - 1,
+            )
+        ),
+    ]
     rows = []
     for _ in range(n_rows):
         row = []
