@@ -1,0 +1,103 @@
+"""`mlpcli plot` and `mlpcli report`: pictures of a trained model (needs the `plot` extra)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlpcli.cli_common import (
+    LogFormat,
+    Quiet,
+    app,
+    catch_signals,
+    errors_to_exit_codes,
+    make_reporter,
+)
+
+ModelArgument = Annotated[
+    str, typer.Argument(help="Model file written by `mlpcli train`.", metavar="MODEL")
+]
+
+
+@app.command()
+@errors_to_exit_codes
+def plot(
+    model: ModelArgument,
+    *,
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Image to write; the format follows the extension: .png, .svg or .pdf.",
+            show_default=False,
+        ),
+    ],
+    quiet: Quiet = False,
+    log_format: LogFormat = "text",
+) -> None:
+    """Draw the training curves of a model: loss and validation metric per epoch with the
+    best epoch marked, each layer's gradient norm (log scale) and the learning rate.
+
+    The image carries its provenance (command, versions, the model's SHA-256) in its metadata.
+    Needs matplotlib: pip install "mlpcli\\[plot]".
+
+    Example:
+
+        mlpcli plot model.npz --out curves.png
+    """
+    from pathlib import Path
+
+    from mlpcli import modelfile, plotting, workflows
+
+    reporter = make_reporter(quiet, log_format)
+    plotting.require_matplotlib("mlpcli plot")
+    plotting.image_format(out)
+    with catch_signals():
+        metadata = modelfile.read_metadata(model)
+        seed = metadata.get("settings", {}).get("train", {}).get("seed")
+        provenance = workflows.provenance(None, {model: plotting.sha256_file(model)}, seed)
+        plotting.plot_training(metadata, out, Path(model).name, provenance)
+    reporter.message(f"Wrote {out}")
+    reporter.close()
+
+
+@app.command()
+@errors_to_exit_codes
+def report(
+    model: ModelArgument,
+    *,
+    out: Annotated[
+        str,
+        typer.Option("--out", "-o", help="HTML file to write.", show_default=False),
+    ],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="A held-out table with the target column(s): adds its metrics and plots "
+            "(confusion matrix, ROC, precision-recall; or predicted-vs-true and residuals).",
+            metavar="TABLE",
+        ),
+    ] = None,
+    quiet: Quiet = False,
+    log_format: LogFormat = "text",
+) -> None:
+    """Write a model card: one self-contained HTML file (images embedded, opens offline)
+    with the data summary, preprocessing, architecture, optimizer and settings, training
+    curves, metrics, plots on --data, and provenance.
+
+    Needs matplotlib: pip install "mlpcli\\[plot]".
+
+    Example:
+
+        mlpcli report model.npz --data test.csv --out report.html
+    """
+    from mlpcli import report as lib
+
+    reporter = make_reporter(quiet, log_format)
+    with catch_signals():
+        lib.write_report(model, out, data)
+    reporter.message(f"Wrote {out}")
+    reporter.close()
