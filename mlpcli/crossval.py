@@ -123,8 +123,11 @@ class Strata:
         )
 
     def take(self, rows: Index) -> tuple[NDArray[np.intp] | None, NDArray[np.intp] | None]:
-        pick = lambda a: None if a is None else a[rows]  # noqa: E731
-        return pick(self.y), pick(self.groups)
+        """Class and group codes of some rows (a fold's training rows)."""
+        return (
+            None if self.y is None else self.y[rows],
+            None if self.groups is None else self.groups[rows],
+        )
 
 
 def plan_folds(n: int, strata: Strata, folds: int, repeats: int, seed: int) -> list[FoldPlan]:
@@ -326,31 +329,24 @@ def run_fold(
 
 
 # --------------------------------------------------------------------------- scoring
-def _labels(encoder: TargetEncoder, y_index: Any, Y: np.ndarray, P: np.ndarray) -> tuple[Any, Any]:
-    if encoder.task == "multilabel":
-        return Y.astype(np.intp), (P >= 0.5).astype(np.intp)
-    if encoder.task == "binary":
-        return y_index, (P[:, 0] >= 0.5).astype(np.intp)
-    return y_index, P.argmax(axis=1)
+#: task -> what a metric compares against: class indices, 0/1 columns, or original units.
+TRUTH: dict[str, Callable[[TargetEncoder, Any, np.ndarray], Any]] = {
+    "binary": lambda encoder, y_index, Y: y_index,
+    "multiclass": lambda encoder, y_index, Y: y_index,
+    "multilabel": lambda encoder, y_index, Y: Y.astype(np.intp),
+    "regression": lambda encoder, y_index, Y: encoder.decode(Y),
+}
 
-
-def _proba(encoder: TargetEncoder, y_index: Any, Y: np.ndarray, P: np.ndarray) -> tuple[Any, Any]:
-    if encoder.task == "multilabel":
-        return Y.astype(np.intp), P
-    if encoder.task == "binary":
-        return y_index, np.column_stack([1.0 - P[:, 0], P[:, 0]])
-    return y_index, P
-
-
-def _values(encoder: TargetEncoder, y_index: Any, Y: np.ndarray, P: np.ndarray) -> tuple[Any, Any]:
-    return encoder.decode(Y), encoder.decode(P)
-
-
-#: What a metric compares, by its `needs`: (y_true, y_pred) from encoded targets and outputs.
-METRIC_INPUTS: dict[str, Callable[..., tuple[Any, Any]]] = {
-    "labels": _labels,
-    "proba": _proba,
-    "values": _values,
+#: (task, the metric's `needs`) -> predictions from the network outputs P, as the metric
+#: wants them (decisions at 0.5 as in the evaluation report).
+PREDICTED: dict[tuple[str, str], Callable[[TargetEncoder, np.ndarray], Any]] = {
+    ("binary", "labels"): lambda encoder, P: (P[:, 0] >= 0.5).astype(np.intp),
+    ("binary", "proba"): lambda encoder, P: np.column_stack([1.0 - P[:, 0], P[:, 0]]),
+    ("multiclass", "labels"): lambda encoder, P: P.argmax(axis=1),
+    ("multiclass", "proba"): lambda encoder, P: P,
+    ("multilabel", "labels"): lambda encoder, P: (P >= 0.5).astype(np.intp),
+    ("multilabel", "proba"): lambda encoder, P: P,
+    ("regression", "values"): lambda encoder, P: encoder.decode(P),
 }
 
 
@@ -371,7 +367,8 @@ def metric_score(
     """One metric of outputs `P` against encoded targets, in original units for regression;
     None where it is undefined on these rows (roc_auc of a fold with one class)."""
     metric = metrics.get(name)
-    y_true, y_pred = METRIC_INPUTS[metric.needs](encoder, y_index, Y, P)
+    y_true = TRUTH[encoder.task](encoder, y_index, Y)
+    y_pred = PREDICTED[encoder.task, metric.needs](encoder, P)
     try:
         value = float(metric(y_true, y_pred))
     except metrics.UndefinedMetricError:

@@ -195,6 +195,7 @@ def read_space(path: str | Path, base: Settings) -> SearchSpace:
 def space_from_dict(
     doc: Mapping[str, Any], base: Settings, where: str = "the space"
 ) -> SearchSpace:
+    """A search space from parsed TOML; `where` prefixes the error messages."""
     fields = config.all_fields()
     flat: dict[str, Any] = {}
     for key, value in doc.items():
@@ -533,12 +534,13 @@ def _shared_folds(
         def folds_of(s: Settings) -> list[crossval.EncodedFold]:
             return crossval.encode_folds(loaded, s, cv, repeats, replay)
 
-    shared: dict[str, list[crossval.EncodedFold]] = {}
-    for candidate in candidates:
-        key = encoding_key(candidate.settings)
-        if key not in shared:
-            shared[key] = folds_of(candidate.settings)
-    return shared
+    keys = {encoding_key(c.settings): c.settings for c in candidates}
+    if cv is None and path == "-" and len(keys) > 1:
+        raise UsageError(
+            "With preprocessing options in the space, the validation split reads DATA once per "
+            "encoding, and stdin (-) can be read only once: give DATA as a file, or use --cv K."
+        )
+    return {key: folds_of(s) for key, s in keys.items()}
 
 
 def refit(

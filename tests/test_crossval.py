@@ -367,3 +367,10 @@ def test_executor_keeps_call_order_and_reports_each() -> None:
         pow, [(2, 3), (3, 2), (5, 0)], [], lambda i, r: seen.append(i)
     )
     assert out == [8, 9, 1] and sorted(seen) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("name", list(metrics.METRICS), ids=str)
+def test_every_metric_can_score_a_fold_of_each_of_its_tasks(name: str) -> None:
+    metric = metrics.METRICS[name]
+    for task in metric.tasks:
+        assert task in crossval.TRUTH and (task, metric.needs) in crossval.PREDICTED
