@@ -61,7 +61,6 @@ Scheduler = Annotated[
     str | None,
     typer.Option(
         "--scheduler",
-        envvar="DASK_SCHEDULER_ADDRESS",
         metavar="ADDRESS",
         help="Address of the dask scheduler for --backend dask, e.g. tcp://10.0.0.5:8786.",
         rich_help_panel="Parallel",

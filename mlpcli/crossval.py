@@ -429,8 +429,8 @@ class DaskBackend:
     def __init__(self, scheduler: str | None, n_jobs: int) -> None:
         if not scheduler:
             raise UsageError(
-                "--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786), or the "
-                "DASK_SCHEDULER_ADDRESS environment variable."
+                "--backend dask needs --scheduler ADDRESS, the address of a running dask "
+                "scheduler (e.g. tcp://10.0.0.5:8786)."
             )
         try:
             self.distributed = importlib.import_module("distributed")
@@ -438,6 +438,11 @@ class DaskBackend:
             raise UsageError(
                 '--backend dask needs the dask extra: pip install "mlpcli[dask]".'
             ) from None
+        if n_jobs != 1:
+            LOG.warning(
+                f"--n-jobs {n_jobs} is ignored with --backend dask: every worker thread of the "
+                "cluster runs tasks."
+            )
         self.address = scheduler
         self.client: Any = None
 

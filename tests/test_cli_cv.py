@@ -25,7 +25,6 @@ def plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("TERM", "dumb")
-    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -273,7 +272,6 @@ def test_help_explains_and_gives_an_example(runner: CliRunner, command: str) -> 
 
 def mlpcli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
-    env.pop("DASK_SCHEDULER_ADDRESS", None)
     return subprocess.run(
         [sys.executable, "-m", "mlpcli", *map(str, args)],
         capture_output=True,

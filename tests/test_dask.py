@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -106,7 +107,6 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def mlpcli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
-    env.pop("DASK_SCHEDULER_ADDRESS", None)
     done = subprocess.run(
         [sys.executable, "-m", "mlpcli", *map(str, args)],
         capture_output=True,
@@ -176,3 +176,13 @@ def test_an_unreachable_scheduler_is_a_usage_error(table: Path, tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 2
     assert f"Error: --scheduler tcp://127.0.0.1:{port}: cannot connect" in done.stderr
+
+
+def test_n_jobs_is_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from mlpcli import crossval
+
+    with caplog.at_level(logging.WARNING, logger="mlpcli"):
+        crossval.Executor("dask", "tcp://127.0.0.1:1", n_jobs=4)  # no connection until entered
+    assert [r.getMessage() for r in caplog.records] == [
+        "--n-jobs 4 is ignored with --backend dask: every worker thread of the cluster runs tasks."
+    ]
