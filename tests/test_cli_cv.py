@@ -192,7 +192,7 @@ def test_tune_ranks_writes_tables_and_refits_the_best(
     assert ranked.loc[0, "lr"] == 0.05  # a learning rate of 1e-6 learns nothing in 10 epochs
     assert set(ranked.columns) >= {"rank", "lr", "hidden", "mean", "sd", "seconds", "status"}
     doc = json.loads(js.read_text())
-    assert doc["best"]["candidate"] == int(ranked.loc[0, "candidate"])
+    assert doc["best"]["candidate"] == ranked["candidate"].iloc[0]
     meta = modelfile.read_metadata(model)
     assert meta["search"]["best"] == doc["best"]
     assert meta["settings"]["train"]["lr"] == 0.05

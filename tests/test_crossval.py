@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,9 +110,9 @@ def test_inner_validation_rows_come_from_the_training_folds(table: str) -> None:
     strata = crossval.Strata.of(loaded, settings)
     plan = crossval.plan_folds(72, strata, 3, 1, 0)[0]
     fold = crossval.encode_fold(loaded, settings, strata, plan)
+    assert fold.prepared.X_val is not None and len(fold.prepared.X_val) > 0
     assert len(fold.prepared.X) + len(fold.prepared.X_val) == len(plan.train_rows)
     assert len(fold.X_test) == len(plan.test_rows)
-    assert fold.prepared.X_val is not None and len(fold.prepared.X_val) > 0
 
 
 def test_valid_file_is_refused_with_a_reason(table: str) -> None:
@@ -176,7 +177,7 @@ def test_out_of_fold_accuracy_matches_the_fold_reports(table: str) -> None:
     oof = result.predictions
     assert oof is not None
     per_fold = oof.groupby("fold").apply(lambda f: float((f["true"] == f["prediction"]).mean()))
-    by_fold = {r.fold + 1: r.report["accuracy"] for r in result.results}
+    by_fold = {r.fold + 1: (r.report or {})["accuracy"] for r in result.results}
     assert per_fold.to_dict() == pytest.approx(by_fold)
 
 
@@ -198,6 +199,7 @@ def test_results_are_identical_with_one_and_two_jobs(table: str) -> None:
     for a, b in zip(one.results, two.results, strict=True):
         assert a.outputs is not None and b.outputs is not None
         assert a.outputs.tobytes() == b.outputs.tobytes()  # bitwise
+    assert one.predictions is not None and two.predictions is not None
     pd.testing.assert_frame_equal(one.predictions, two.predictions)
 
 
@@ -211,6 +213,7 @@ def test_run_fold_works_on_read_only_arrays(table: str) -> None:
     )
     first = crossval.run_fold(settings, fold, "accuracy")
     p = fold.prepared
+    assert p.X_val is not None and p.Y_val is not None
     for array in (p.X, p.Y, p.X_val, p.Y_val, fold.X_test, fold.Y_test):
         array.flags.writeable = False
     again = crossval.run_fold(settings, fold, "accuracy")
@@ -298,23 +301,25 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_metric_score_by_hand(case: str) -> None:
-    task, y_index, Y, P, expected = CASES[case]
-    P = np.asarray(P, dtype=np.float64)
-    Y = np.asarray(Y if Y is not None else np.zeros_like(P), dtype=np.float64)
+    task, y_index, true, outputs, expected = CASES[case]
+    P = np.asarray(outputs, dtype=np.float64)
+    Y = np.asarray(true, dtype=np.float64) if true is not None else np.zeros_like(P)
     y = None if y_index is None else np.asarray(y_index)
     name = case.split("-")[0]
-    score = crossval.metric_score(name, _Encoder(task), y, Y, P)  # type: ignore[arg-type]
+    encoder: Any = _Encoder(task)
+    score = crossval.metric_score(name, encoder, y, Y, P)
     # mae in original units (decode: 2 A + 1): (|2 - 1| + |3 - 3|) / 2 = 0.5.
     assert score == pytest.approx(expected)
 
 
 def test_undefined_metric_scores_none() -> None:
+    encoder: Any = _Encoder("binary")
     score = crossval.metric_score(
         "roc_auc",
-        _Encoder("binary"),
+        encoder,
         np.array([1, 1]),
         np.ones((2, 1)),
-        np.ones((2, 1)) / 2,  # type: ignore[arg-type]
+        np.ones((2, 1)) / 2,
     )
     assert score is None
 
