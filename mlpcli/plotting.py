@@ -94,8 +94,11 @@ def save_figure(
     dpi: int = 120,
 ) -> Path:
     """Write `figure` atomically in the format its extension names, provenance embedded."""
+    from matplotlib import rc_context
+
     fmt = image_format(path, option)
-    with atomic_path(path, option) as tmp:
+    # a fixed salt makes SVG element ids (otherwise random) the same on every run
+    with atomic_path(path, option) as tmp, rc_context({"svg.hashsalt": "mlpcli"}):
         figure.savefig(tmp, format=fmt, dpi=dpi, metadata=_metadata(fmt, provenance))
     return Path(path)
 
