@@ -370,9 +370,9 @@ class _Batches:
             m = len(idx)
             if m == 1 and self.drop_single:
                 return
-            Xb = np.take(self.X, idx, axis=0, out=self._X[:m])
-            Yb = np.take(self.Y, idx, axis=0, out=self._Y[:m])
-            wb = None if self._w is None else np.take(self.w, idx, out=self._w[:m])
+            Xb = self.X.take(idx, axis=0, out=self._X[:m])
+            Yb = self.Y.take(idx, axis=0, out=self._Y[:m])
+            wb = None if self._w is None else self.w.take(idx, out=self._w[:m])
             yield Xb, Yb, wb
 
 

