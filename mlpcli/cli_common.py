@@ -86,6 +86,7 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
             print_error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except Stop as exc:
+            print_error(f"interrupted ({exc}).")
             raise typer.Exit(128 + exc.signum) from None
         except KeyboardInterrupt:
             print_error("interrupted.")
@@ -166,3 +167,13 @@ def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Any:
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
     return reporter
+
+
+def resolve_settings(options: dict[str, Any], config: str | None, base: Any = None) -> Any:
+    """Settings as every training command builds them: defaults (or `base`, e.g. a resumed
+    checkpoint's), then `--config FILE`, then the flags given on the command line."""
+    from mlpcli import config as config_module
+
+    file_values = config_module.read_config_file(config) if config else {}
+    settings = config_module.resolve(file_values, base=base, source=config or "")
+    return config_module.resolve(options, base=settings)

@@ -18,6 +18,7 @@ from mlpcli.cli_common import (
     catch_signals,
     errors_to_exit_codes,
     make_reporter,
+    resolve_settings,
 )
 from mlpcli.cli_options import with_settings_options
 
@@ -133,7 +134,7 @@ def cv(
     from mlpcli import crossval, workflows
 
     reporter = make_reporter(quiet, log_format)
-    settings = _settings(config, options)
+    settings = resolve_settings(options, config)
     workflows.check_outputs({"--out": out, "--oof-out": oof_out})
     progress = task_progress(reporter, "fold")
     with catch_signals():
@@ -245,7 +246,7 @@ def tune(
     from mlpcli import tuning, workflows
 
     reporter = make_reporter(quiet, log_format)
-    settings = _settings(config, options)
+    settings = resolve_settings(options, config)
     workflows.check_outputs(
         {"--results-csv": results_csv, "--results-json": results_json, "--out": out}
     )
@@ -276,15 +277,6 @@ def tune(
             raise typer.Exit(128 + (signals.signum or signal.SIGINT))
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
-
-
-def _settings(config: str | None, options: dict[str, Any]) -> Any:
-    """Settings as train builds them: defaults, then --config FILE, then flags."""
-    from mlpcli import config as config_module
-
-    file_values = config_module.read_config_file(config) if config else {}
-    settings = config_module.resolve(file_values, source=config or "")
-    return config_module.resolve(options, base=settings)
 
 
 def _refit(data: str, result: Any, out: str, reporter: Any, signals: Any) -> bool:

@@ -15,6 +15,7 @@ from mlpcli.cli_common import (
     catch_signals,
     errors_to_exit_codes,
     make_reporter,
+    resolve_settings,
 )
 from mlpcli.cli_options import with_settings_options
 
@@ -106,9 +107,7 @@ def train(
         from mlpcli import modelfile
 
         base = config_module.Settings.from_dict(modelfile.read_metadata(resume)["settings"])
-    file_values = config_module.read_config_file(config) if config else {}
-    settings = config_module.resolve(file_values, base=base, source=config or "")
-    settings = config_module.resolve(options, base=settings)
+    settings = resolve_settings(options, config, base)
     workflows.check_outputs(
         {
             "--out": out,
