@@ -183,7 +183,9 @@ def training_figure(metadata: dict[str, Any], title: str = "") -> Any:
     metric_ax.set_ylabel(metric)
     metric_ax.set_title(f"Validation {metric}")
 
-    for ax, series in ((loss_ax, val_loss), (metric_ax, val_metric)):
+    # the star sits on the series early stopping watched: validation, else training loss
+    watched = train_loss if training.get("monitor") == "train_loss" else val_loss
+    for ax, series in ((loss_ax, watched), (metric_ax, val_metric)):
         _mark_best(ax, best, series[at_best] if at_best.size else np.array([np.nan]))
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize="small")
@@ -363,7 +365,7 @@ def _scores(task: str, y_true: ArrayLike, outputs: ArrayLike, labels: Sequence[A
         if y.size and (y.min() < 0 or y.max() >= P.shape[1]):
             raise DataError(f"Class indices must lie in 0..{P.shape[1] - 1}.")
     width = P.shape[1]
-    if len(names) != width or (y.ndim == 2 and y.shape[1] != width):
+    if len(names) != width or (y.ndim == 2 and y.shape[-1] != width):
         raise DataError(
             f"{len(names)} label(s) {names} for {width} prediction column(s) and true values "
             f"of shape {y.shape}; they must match."

@@ -147,8 +147,8 @@ def evaluation_inputs(task: str, rng: np.random.Generator) -> tuple[Any, Any, li
     if task == "multilabel":
         Y = rng.integers(0, 2, (n, 3))
         return Y, np.clip(0.4 * Y + 0.6 * rng.random((n, 3)), 0, 1), ["a", "b", "c"]
-    y = rng.normal(2.0, 1.5, (n, 1))
-    return y, y + rng.normal(0, 0.5, (n, 1)), ["ic50"]
+    values = rng.normal(2.0, 1.5, (n, 1))
+    return values, values + rng.normal(0, 0.5, (n, 1)), ["ic50"]
 
 
 # --------------------------------------------------------------------------- curve points

@@ -280,13 +280,17 @@ def test_report_renders_in_headless_chromium(
         "--disable-sync",
         f"--user-data-dir={tmp_path / 'profile'}",
         f"--screenshot={shot}",
-        "--window-size=1200,2000",
+        "--window-size=1200,3200",  # tall enough to reach the training curves
         page.as_uri(),
     ]
     subprocess.run(command, capture_output=True, timeout=120, check=True)
     pixels: Any = imread(shot)
-    assert pixels.shape[:2] == (2000, 1200)
+    assert pixels.shape[:2] == (3200, 1200)
     rgb = pixels[..., :3]
     assert float(rgb.var()) > 0.0, "the screenshot is blank"
     ink = float((rgb.min(axis=2) < 0.9).mean())
     assert ink > 0.02, f"only {ink:.1%} of the screenshot is drawn"
+    # matplotlib's orange (#ff7f0e), the validation curve: the embedded image was decoded
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    orange = int(((r > 0.9) & (g > 0.4) & (g < 0.6) & (b < 0.2)).sum())
+    assert orange > 100, "the training-curves image is not displayed"
