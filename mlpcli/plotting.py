@@ -440,9 +440,11 @@ def multilabel_confusion_figure(scores: Scores) -> Any:
 
 
 def _curve_figure(scores: Scores, kind: str) -> Any:
-    figure = _new_figure(*_PANEL)
-    ax = figure.add_subplot()
     problems = scores.one_vs_rest()
+    crowded = len(problems) > 8  # the legend moves beside the axes
+    columns = 1 + len(problems) // 32
+    figure = _new_figure(_PANEL[0] + (2.6 * columns if crowded else 0.0), _PANEL[1])
+    ax = figure.add_subplot()
     areas: list[float] = []
     for (name, positives, score), color in zip(problems, _colors(len(problems)), strict=True):
         try:
@@ -475,7 +477,10 @@ def _curve_figure(scores: Scores, kind: str) -> Any:
     ax.set_ylim(-0.02, 1.02)
     ax.set_aspect("equal")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right" if kind == "roc" else "lower left", fontsize="small")
+    if crowded:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="x-small", ncol=columns)
+    else:
+        ax.legend(loc="lower right" if kind == "roc" else "lower left", fontsize="small")
     title = name + (" (one-vs-rest)" if one_vs_rest else "")
     if len(problems) > 1 and areas and len(areas) == len(problems):
         title += f", macro {short} {np.mean(areas):.3f}"
@@ -616,7 +621,7 @@ def evaluation_plots(
     residuals. The folder is created if needed. Returns the paths written.
     """
     require_matplotlib(option)
-    image_format(f"x.{fmt}", "--plot-format")
+    choose("image format", fmt, FORMATS)
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} '{folder}' is a file; give a folder name.")
