@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import mlpcli.cli_cv  # noqa: F401  (registers its commands)
 import mlpcli.cli_explain  # noqa: F401  (registers its commands)
+import mlpcli.cli_model  # noqa: F401  (registers its commands)
 from mlpcli import cli_plot as cli_plot  # registers its commands
 from mlpcli import cli_train  # noqa: F401  (registers its commands)
 from mlpcli.cli_common import app

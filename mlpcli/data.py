@@ -645,8 +645,9 @@ class TableChunks:
     header checks and error messages); iterating yields float32-cast frames in file order whose
     index continues across chunks (row i of the file has index i). `sha256()` is the digest of
     the stored bytes once every chunk is read. `text_columns` (e.g. sample IDs) are read as
-    text, so "007" stays "007" in every chunk. With `transpose` the whole table is read first:
-    its samples are columns, which cannot be streamed.
+    text, so "007" stays "007" in every chunk; with `usecols` other columns are skipped
+    (wide tables predict faster). With `transpose` the whole table is read first: its samples
+    are columns, which cannot be streamed.
     """
 
     def __init__(
@@ -660,6 +661,7 @@ class TableChunks:
         encoding: str | None = None,
         *,
         text_columns: Sequence[str] = (),
+        usecols: Sequence[str] | None = None,
         stdin: BinaryIO | None = None,
         checksum: bool = True,
     ) -> None:
@@ -722,10 +724,9 @@ class TableChunks:
                 engine="c",
                 compression=None,
                 chunksize=chunk_size,
-                # Each chunk parsed whole: no mixed-type DtypeWarning (select_columns and the
-                # preprocessing report bad cells with their column).
-                low_memory=False,
                 dtype=dict.fromkeys(text_columns, "str") or None,
+                # A callable, so absent names are left for the caller to report all at once.
+                usecols=None if usecols is None else set(usecols).__contains__,
             )
         except MlpcliError:
             self.close()
@@ -735,6 +736,8 @@ class TableChunks:
             raise _translate(error, name, self.sep, encoding, self._codec) from None
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
         if self._whole is not None:
             frame = self._whole.frame
             for start in range(0, len(frame), self.chunk_size):
@@ -743,7 +746,10 @@ class TableChunks:
         n_rows = 0
         while True:
             try:
-                frame = next(self._reader)
+                with warnings.catch_warnings():
+                    # Mixed-type columns are reported with their row by whoever uses them.
+                    warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+                    frame = next(self._reader)
             except StopIteration:
                 break
             except MlpcliError:
