@@ -283,6 +283,8 @@ def test_evaluation_input_errors(rng: np.random.Generator, tmp_path: Path) -> No
         plotting.evaluation_figures("multiclass", y, outputs, labels[:2])
     with pytest.raises(DataError, match="150 true values but 149 predictions"):
         plotting.evaluation_figures("multiclass", y, outputs[:-1], labels)
+    with pytest.raises(UsageError, match="Unknown image format 'jpg'; choose one of: pdf, png"):
+        plotting.evaluation_plots("multiclass", y, outputs, labels, tmp_path, fmt="jpg")
     (tmp_path / "file").write_text("x")
     with pytest.raises(UsageError, match="is a file; give a folder name"):
         plotting.evaluation_plots("multiclass", y, outputs, labels, tmp_path / "file")
