@@ -1,18 +1,15 @@
 """The command-line interface: the Typer app and its commands, one module per command family.
 
-Heavy imports (numpy, pandas, the library) happen inside commands so `--help` answers fast.
+Importing a command module registers its commands on the shared app. Heavy imports (numpy,
+pandas, the library) happen inside commands so `--help` answers fast.
 """
 
 from __future__ import annotations
 
-import mlpcli.cli_cv  # noqa: F401  (registers its commands)
-import mlpcli.cli_explain  # noqa: F401  (registers its commands)
-import mlpcli.cli_model  # noqa: F401  (registers its commands)
-from mlpcli import cli_plot as cli_plot  # registers its commands
-from mlpcli import cli_train  # noqa: F401  (registers its commands)
+from mlpcli import cli_cv, cli_explain, cli_model, cli_plot, cli_train
 from mlpcli.cli_common import app
 
-__all__ = ["app", "main"]
+__all__ = ["app", "cli_cv", "cli_explain", "cli_model", "cli_plot", "cli_train", "main"]
 
 
 def main() -> None:
