@@ -24,7 +24,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +114,7 @@ def chunk_rows(model: TrainedModel, chunk_size: int | None) -> int:
     return -(-chunk_size // FORWARD_BLOCK) * FORWARD_BLOCK
 
 
-def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 1) -> Generator[T, None, None]:
     """Produce the next item on a helper thread while the caller works on this one.
 
     pandas parses CSV without holding the GIL, so reading chunk i+1 overlaps preprocessing,
@@ -152,33 +152,36 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
         worker.join()
 
 
-@contextmanager
-def compute_threads() -> Iterator[None]:
-    """BLAS threads for the forward pass while `prefetch` parses on another core: one core
-    fewer than the machine has (and never more than already allowed). On 2 cores, 2 BLAS
-    threads spinning next to the parser made prediction slower, not faster."""
-    import os
+_BLAS: list[Any] = []
 
-    from threadpoolctl import threadpool_info, threadpool_limits
 
-    allowed = [int(p["num_threads"]) for p in threadpool_info() if p.get("user_api") == "blas"]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    limit = max(1, min([(cores or 1) - 1, *allowed]))
-    with threadpool_limits(limits=limit, user_api="blas"):
-        yield
+def one_blas_thread() -> Any:
+    """A context in which BLAS runs on one thread (a cached threadpoolctl controller: 7 us).
+
+    Predictions then do not depend on the machine's core count (BLAS sums in an order that
+    depends on its threads), and the second core is free for `prefetch` to parse the next
+    chunk: on 2 cores, 2 BLAS threads on 1,024-row blocks were slower, not faster."""
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def forward(model: TrainedModel, frame: pd.DataFrame) -> NDArray[np.floating]:
-    """Network outputs for the rows of a raw table, in blocks of `FORWARD_BLOCK` rows."""
+    """Network outputs for the rows of a raw table, in blocks of `FORWARD_BLOCK` rows on one
+    BLAS thread: the same row gives the same bits in any chunk, on any machine size."""
     X = model.transform(frame)
     net = model.net
     out = np.empty((len(X), net.architecture.n_outputs), dtype=net.dtype)
-    for start in range(0, len(X), FORWARD_BLOCK):
-        block = X[start : start + FORWARD_BLOCK]
-        rows = len(block)
-        if rows < FORWARD_BLOCK:
-            block = np.concatenate([block, np.zeros((FORWARD_BLOCK - rows, X.shape[1]), X.dtype)])
-        out[start : start + rows] = net.forward(block, batch_size=FORWARD_BLOCK)[:rows]
+    with one_blas_thread():
+        for start in range(0, len(X), FORWARD_BLOCK):
+            block = X[start : start + FORWARD_BLOCK]
+            rows = len(block)
+            if rows < FORWARD_BLOCK:
+                padding = np.zeros((FORWARD_BLOCK - rows, X.shape[1]), X.dtype)
+                block = np.concatenate([block, padding])
+            out[start : start + rows] = net.forward(block, batch_size=FORWARD_BLOCK)[:rows]
     return out
 
 
@@ -213,9 +216,9 @@ class _UnseenLevels(logging.Filter):
         args = record.args
         if not (isinstance(record.msg, str) and record.msg.startswith(self.PREFIX)):
             return True
-        if not (isinstance(args, tuple) and len(args) == 3):
+        if not (isinstance(args, tuple) and len(args) == 3 and isinstance(args[1], int)):
             return True
-        name, count, shown = str(args[0]), int(args[1]), str(args[2])
+        name, count, shown = str(args[0]), args[1], str(args[2])
         self.rows[name] = self.rows.get(name, 0) + count
         self.levels.setdefault(name, {}).update(dict.fromkeys(shown.split(", ")))
         return False
@@ -444,7 +447,7 @@ def csv_text(frame: pd.DataFrame, sep: str = ",", header: bool = True) -> str:
 
 
 @contextmanager
-def table_writer(out: str) -> Iterator[Callable[[pd.DataFrame, bool], None]]:
+def table_writer(out: str) -> Iterator[Callable[[pd.DataFrame, bool], object]]:
     """A function that appends a frame (with the header when asked) to `out`: stdout for `-`,
     else a temporary file renamed onto `out` when the block ends without error."""
     if out == STDOUT:
@@ -475,7 +478,6 @@ def predict_file(
     text_ids = [c for c in wanted if c not in features]  # "007" stays "007"
     summary = PredictSummary(out=out, source=data_path, n_rows=0, n_chunks=0, seconds=0.0)
     with (
-        compute_threads(),
         open_chunks(
             model,
             data_path,
@@ -607,7 +609,6 @@ def evaluate_file(
     truths: list[NDArray[Any]] = []
     n_rows = n_missing = 0
     with (
-        compute_threads(),
         open_chunks(model, data_path, chunk_size, sep, decimal, extra_columns=targets) as table,
         _unseen_level_summary(),
         closing(prefetch(table)) as chunks,
