@@ -1,0 +1,231 @@
+"""`mlpcli predict`, `evaluate` and `inspect` through Typer's CliRunner: output, stderr/stdout
+separation, exact error messages and exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner, Result
+
+from mlpcli.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPRESSION = ROOT / "sample_data" / "expression.csv"
+
+
+@pytest.fixture(autouse=True)
+def plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed width, no colour: stable text to match."""
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TERM", "dumb")
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small multiclass model on the sample expression table (3 subtypes, 60 genes)."""
+    path = tmp_path_factory.mktemp("cli_model") / "model.npz"
+    result = CliRunner().invoke(
+        app,
+        [
+            *("train", str(EXPRESSION), "--target", "subtype", "--id", "sample_id"),
+            *("--hidden", "16", "--epochs", "25", "--out", str(path), "--quiet"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def run(runner: CliRunner, *args: str | Path) -> Result:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+# --------------------------------------------------------------------------- predict
+def test_predict_writes_csv_to_stdout_and_reports_on_stderr(runner: CliRunner, model: Path) -> None:
+    result = run(runner, "predict", model, EXPRESSION)
+    assert result.exit_code == 0, result.stderr
+    predictions = pd.read_csv(io.StringIO(result.stdout))
+    assert list(predictions.columns) == [
+        "sample_id",
+        "prediction",
+        "proba_basal",
+        "proba_her2",
+        "proba_luminal",
+    ]
+    assert predictions["sample_id"].tolist() == pd.read_csv(EXPRESSION)["sample_id"].tolist()
+    assert f"Predicted 600 row(s) of '{EXPRESSION}' into stdout in" in result.stderr
+    assert "sample_id" not in result.stderr
+
+
+def test_predict_file_equals_stdout_and_compressed_file(
+    runner: CliRunner, model: Path, tmp_path: Path
+) -> None:
+    stdout = run(runner, "predict", model, EXPRESSION, "--out", "-").stdout
+    for name, read in (("p.csv", Path.read_text), ("p.csv.gz", _read_gzip)):
+        out = tmp_path / name
+        result = run(runner, "predict", model, EXPRESSION, "--out", out, "--quiet")
+        assert result.exit_code == 0, result.stderr
+        assert (result.stdout, result.stderr) == ("", "")
+        assert read(out) == stdout
+
+
+def _read_gzip(path: Path) -> str:
+    with gzip.open(path, "rt") as handle:
+        return handle.read()
+
+
+def test_predict_tsv_without_probabilities_and_with_another_id(
+    runner: CliRunner, model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "p.tsv"
+    result = run(runner, "predict", model, EXPRESSION, "-o", out, "--no-proba", "--id", "batch")
+    assert result.exit_code == 0, result.stderr
+    assert out.read_text().splitlines()[:2] == ["batch\tprediction", "B1\tbasal"]
+
+
+def test_predict_reads_a_european_table_with_sep_and_decimal(
+    runner: CliRunner, model: Path, tmp_path: Path
+) -> None:
+    european = tmp_path / "eu.csv"
+    pd.read_csv(EXPRESSION).to_csv(european, sep=";", decimal=",", index=False)
+    expected = run(runner, "predict", model, EXPRESSION).stdout
+    result = run(runner, "predict", model, european, "--sep", ";", "--decimal", ",")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == expected
+
+
+def test_predict_lists_every_missing_column_and_exits_3(
+    runner: CliRunner, model: Path, tmp_path: Path
+) -> None:
+    partial = tmp_path / "partial.csv"
+    pd.read_csv(EXPRESSION).drop(columns=["GENE007", "batch", "GENE060"]).to_csv(
+        partial, index=False
+    )
+    result = run(runner, "predict", model, partial, "--out", tmp_path / "p.csv")
+    assert result.exit_code == 3
+    assert result.stderr == (
+        f"Error: '{partial}' lacks 3 feature column(s) the model needs: 'batch', 'GENE007', "
+        "'GENE060'; give a table with the columns of the training table (in any order).\n"
+    )
+    assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--threshold", "0.3"], 2, "--threshold applies to binary and multilabel models"),
+        (["--out", "p.xlsx"], 2, "--out 'p.xlsx': cannot tell the table format from the name"),
+        (["--chunk-size", "0"], 2, "Invalid value for '--chunk-size'"),
+        (["--id", "patient"], 3, "--id column(s) 'patient' not found"),
+    ],
+    ids=["threshold-multiclass", "bad-extension", "chunk-size", "absent-id"],
+)
+def test_predict_option_errors(
+    runner: CliRunner, model: Path, args: list[str], code: int, message: str
+) -> None:
+    result = run(runner, "predict", model, EXPRESSION, *args)
+    assert result.exit_code == code
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_model_file_problems_exit_4(runner: CliRunner, tmp_path: Path) -> None:
+    fake = tmp_path / "fake.npz"
+    fake.write_text("not a model")
+    for command in (["predict"], ["evaluate"]):
+        result = run(runner, *command, tmp_path / "absent.npz", EXPRESSION)
+        assert result.exit_code == 4
+        assert f"Model file '{tmp_path / 'absent.npz'}' does not exist." in result.stderr
+    result = run(runner, "inspect", fake)
+    assert result.exit_code == 4
+    assert result.stderr.startswith(f"Error: '{fake}' is not a")
+
+
+# --------------------------------------------------------------------------- evaluate
+def test_evaluate_shows_tables_on_stderr_only(runner: CliRunner, model: Path) -> None:
+    result = run(runner, "evaluate", model, EXPRESSION)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    for text in ("multiclass metrics on 600 row(s)", "balanced_accuracy", "Per class"):
+        assert text in result.stderr
+    assert "Confusion matrix (rows: true class, columns: predicted)" in result.stderr
+
+
+def test_evaluate_json_on_stdout_equals_the_out_file(
+    runner: CliRunner, model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "metrics.json"
+    result = run(runner, "evaluate", model, EXPRESSION, "--json", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == out.read_text()
+    document = json.loads(result.stdout)
+    assert document["n_evaluated"] == 600 and document["task"] == "multiclass"
+    assert 0.0 <= document["metrics"]["accuracy"] <= 1.0
+    assert result.stderr == ""
+
+
+def test_evaluate_counts_rows_without_a_target(
+    runner: CliRunner, model: Path, tmp_path: Path
+) -> None:
+    table = pd.read_csv(EXPRESSION)
+    table.loc[:9, "subtype"] = None
+    data = tmp_path / "some_missing.csv"
+    table.to_csv(data, index=False)
+    result = run(runner, "evaluate", model, data, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["n_missing_target"] == 10
+    assert f"Warning: '{data}': left out 10 row(s) whose target is missing." in result.stderr
+    assert "(10 without a target left out)" in result.stderr
+
+
+def test_evaluate_refuses_two_documents_on_stdout(runner: CliRunner, model: Path) -> None:
+    result = run(runner, "evaluate", model, EXPRESSION, "--json", "--out", "-")
+    assert result.exit_code == 2
+    assert "--json and --out - both write to stdout" in result.stderr
+
+
+# --------------------------------------------------------------------------- inspect
+def test_inspect_shows_the_model_on_stderr(runner: CliRunner, model: Path) -> None:
+    result = run(runner, "inspect", model)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    for text in (
+        "Architecture",
+        "63 -> 16",
+        "Optimizer and hyperparameters",
+        "Preprocessing (first 20 of 61 columns",
+        "one-hot: B1, B2, B3",
+        "Training",
+        "Learning curve (loss per epoch)",
+        "* training loss   o validation loss",
+        "Validation metrics (at training time)",
+    ):
+        assert text in result.stderr, text
+
+
+def test_inspect_json_and_all_rows(runner: CliRunner, model: Path) -> None:
+    result = run(runner, "inspect", model, "--json")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    document = json.loads(result.stdout)
+    assert document["architecture"]["n_parameters"] == 63 * 16 + 16 + 16 * 3 + 3
+    assert len(document["preprocessing"]["features"]) == 61
+    every = run(runner, "inspect", model, "--rows", "0")
+    assert "GENE060" in every.stderr and "first 20" not in every.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "inspect"])
+def test_every_command_has_help_with_an_example(runner: CliRunner, command: str) -> None:
+    result = run(runner, command, "--help")
+    assert result.exit_code == 0
+    assert "Example:" in result.stdout and f"mlpcli {command} model.npz" in result.stdout
