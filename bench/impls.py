@@ -416,7 +416,11 @@ class Torch(Impl):
 
         config = torch.__config__.show()
         blas = next(
-            (line.split("=", 1)[1].strip() for line in config.splitlines() if "BLAS_INFO" in line),
+            (
+                line.split("BLAS_INFO=", 1)[1].split(",")[0].strip()
+                for line in config.splitlines()
+                if "BLAS_INFO=" in line
+            ),
             "?",
         )
         return {"torch": torch.__version__, "torch BLAS": blas}

@@ -39,7 +39,9 @@ REFERENCE = "mlpcli"
 class Worker:
     """One implementation on one case in its own process."""
 
-    def __init__(self, key: str, case: Case, threads: int) -> None:
+    def __init__(
+        self, key: str, case: Case, threads: int, env: dict[str, str] | None = None
+    ) -> None:
         self.key = key
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "impls.py"), key, case.name, str(threads)],
@@ -47,6 +49,7 @@ class Worker:
             stdout=subprocess.PIPE,
             text=True,
             bufsize=1,
+            env=env,
         )
         self.hello = self._read()
 
@@ -78,19 +81,37 @@ class Worker:
 @dataclass
 class CaseResult:
     case: Case
+    title: str = ""
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     hello: dict[str, dict[str, Any]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)  # 1-minute load average before, after
 
 
-def run_case(case: Case, impls: list[str], threads: int, repeats: int, log: Any) -> CaseResult:
-    result = CaseResult(case)
+def load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def run_case(
+    case: Case,
+    impls: list[str],
+    threads: int,
+    repeats: int,
+    log: Any,
+    env: dict[str, str] | None = None,
+    title: str = "",
+) -> CaseResult:
+    result = CaseResult(case, title or f"{case.title}: {case.describe()}")
+    result.load.append(load_average())
     workers: list[Worker] = []
     try:
         for key in impls:
             log(f"  starting {key} (data, warm-up run)")
-            worker = Worker(key, case, threads)
+            worker = Worker(key, case, threads, env)
             if worker.skip:
                 result.skipped[key] = worker.skip
                 worker.close()
@@ -109,6 +130,7 @@ def run_case(case: Case, impls: list[str], threads: int, repeats: int, log: Any)
     finally:
         for worker in workers:
             worker.close()
+    result.load.append(load_average())
     return result
 
 
@@ -134,7 +156,10 @@ def fmt_spread(values: list[float], digits: int = 3) -> str:
 def case_table(result: CaseResult) -> list[str]:
     c = result.case
     lines = [
-        f"### {c.title}: {c.describe()}",
+        f"### {result.title}",
+        "",
+        f"1-minute load average before and after: {result.load[0]:.1f}, {result.load[-1]:.1f} "
+        f"({os.cpu_count()} CPUs; other processes on the machine share them).",
         "",
         "| implementation | seconds per run, median (min to max) | seconds per epoch | "
         "mlpcli / this, per round: median (min to max) | final training loss |",
@@ -199,16 +224,28 @@ def machine_info(threads: int) -> dict[str, Any]:
     if dirty.stdout.strip():
         info["git"] += " (mlpcli/ has uncommitted changes)"
     info["env"] = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP", "MKL"))}
+    versions = {}
+    for module in ("mlpcli", "numpy", "pandas", "typer", "threadpoolctl"):
+        try:
+            versions[module] = __import__(module).__version__
+        except (ImportError, AttributeError):
+            continue
+    info["versions"] = versions
+    import numpy  # noqa: F401  (loads its BLAS, so threadpoolctl can see it)
+    from threadpoolctl import threadpool_info
+
+    info["threadpools"] = threadpool_info()
     return info
 
 
 def versions_section(results: list[CaseResult], info: dict[str, Any]) -> list[str]:
-    versions: dict[str, str] = {}
-    pools: dict[str, list[dict[str, Any]]] = {}
+    versions: dict[str, str] = dict(info["versions"])
+    pools: dict[str, list[dict[str, Any]]] = {"driver (mlpcli commands)": info["threadpools"]}
     for result in results:
+        native = "unset" in result.title
         for key, hello in result.hello.items():
             versions.update(hello.get("versions", {}))
-            pools.setdefault(key, hello.get("threadpools", []))
+            pools.setdefault(f"{key}, variables unset" if native else key, hello["threadpools"])
     lines = [
         "## Machine and versions",
         "",
@@ -311,6 +348,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-commands", action="store_true", help="Engine cases only.")
     parser.add_argument("--no-cases", action="store_true", help="Whole commands only.")
     parser.add_argument(
+        "--native-blas",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Also run the main case with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset, when the "
+        "environment sets them (default: on, off with --quick).",
+    )
+    parser.add_argument(
         "--data-dir",
         default=os.environ.get("MLPCLI_BENCH_DATA", "/tmp/mlpcli-bench"),
         help="Where generated CSVs and models go (never the repository).",
@@ -322,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
+    if args.native_blas is None:
+        args.native_blas = not args.quick
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -337,6 +383,21 @@ def main(argv: list[str] | None = None) -> int:
             case = CASES[name]
             log(f"case {name}: {case.describe()}")
             results[name] = run_case(case, args.impls.split(","), args.threads, repeats, log)
+        if "main" in results and args.native_blas and os.environ.get("OPENBLAS_CORETYPE"):
+            # The machine forces OpenBLAS's Haswell kernel; show what its own choice gives.
+            env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
+            case = CASES["main"]
+            log("case main with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset")
+            results["main-native"] = run_case(
+                case,
+                args.impls.split(","),
+                args.threads,
+                repeats,
+                log,
+                env=env,
+                title=f"{case.title}, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (OpenBLAS "
+                "picks its kernel; the targets above use the machine as it is)",
+            )
     extra: dict[str, Any] = {"targets": [], "sections": []}
     if not args.no_commands:
         import commands
