@@ -36,7 +36,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_state = {"debug": os.environ.get("MLPCLI_DEBUG", "") not in ("", "0")}
+_state: dict[str, Any] = {"debug": os.environ.get("MLPCLI_DEBUG", "") not in ("", "0")}
 
 
 def version_callback(value: bool) -> None:
@@ -62,6 +62,14 @@ def _root(
 
 
 def print_error(message: str) -> None:
+    """`Error: ...` on stderr; a JSON object instead under `--log-format jsonl`."""
+    if _state.get("log_format") == "jsonl":
+        import json
+        import time
+
+        doc = {"event": "error", "time": round(time.time(), 3), "message": message}
+        sys.stderr.write(json.dumps(doc) + "\n")
+        return
     from mlpcli.display import stderr_console
 
     console = stderr_console()
@@ -161,6 +169,7 @@ def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Any:
 
     if log_format not in ("text", "jsonl"):
         raise UsageError(f"--log-format got '{log_format}'; choose one of: text, jsonl.")
+    _state["log_format"] = log_format
     reporter = build(quiet=quiet, log_format=log_format, every=every)
     log = logging.getLogger("mlpcli")
     log.handlers[:] = [ReporterHandler(reporter)]

@@ -153,6 +153,18 @@ def train(
                 interrupted=interrupted,
             )
         reporter.table(_summary(outcome))
+        result = outcome.result
+        reporter.finish(
+            {
+                "epochs_run": result.epochs_run,
+                "best_epoch": result.best_epoch,
+                "stop_reason": result.stop_reason,
+                "best_value": result.best_value,
+                "monitor": result.monitor,
+                "seconds": round(result.seconds, 3),
+                "written": outcome.written,
+            }
+        )
     if interrupted:
         raise typer.Exit(128 + (signals.signum or signal.SIGINT))
 
