@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from idle import wait_idle
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -106,7 +107,7 @@ def gib(n: float | None) -> str:
 
 # --------------------------------------------------------------------------- sections
 def whole_commands(
-    data_dir: Path, sizes: list[int], threads: int, repeats: int, log: Log
+    data_dir: Path, sizes: list[int], threads: int, repeats: int, log: Log, wait: float = 0.0
 ) -> tuple[list[str], list[tuple[str, str, bool | None]], dict[int, Path]]:
     predict = has_command("predict")
     rows_md = [
@@ -136,6 +137,7 @@ def whole_commands(
         predict_cmd = [MLPCLI, "predict", str(model), str(csv), "--out", str(pred), "--quiet"]
         train_runs, predict_runs = [], []
         for r in range(repeats if n < 1_000_000 else max(1, min(repeats, 3))):
+            wait_idle(wait)
             run = timed_run(train_cmd)
             if run["code"] != 0:
                 log(f"  train failed ({run['code']}): {run['stderr']}")
@@ -143,6 +145,7 @@ def whole_commands(
             train_runs.append(run)
             log(f"  train {size_name(n)} round {r + 1}: {run['seconds']:.2f} s")
             if predict:
+                wait_idle(wait)
                 run = timed_run(predict_cmd)
                 if run["code"] != 0:
                     log(f"  predict failed ({run['code']}): {run['stderr']}")
@@ -205,7 +208,7 @@ def whole_commands(
 
 
 def phases(
-    data_dir: Path, n: int, threads: int, log: Log
+    data_dir: Path, n: int, threads: int, log: Log, wait: float = 0.0
 ) -> tuple[list[str], list[tuple[str, str, bool | None]]]:
     """Stage-by-stage time and memory of `train` on the largest CSV (bench/phases.py)."""
     csv = data_dir / f"train_{size_name(n)}.csv"
@@ -213,6 +216,7 @@ def phases(
     log(f"  phases of train on {csv}")
     cmd = [sys.executable, str(HERE / "phases.py"), str(csv), str(out), *TRAIN_FLAGS]
     cmd += ["--threads", str(threads)]
+    wait_idle(wait)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return [f"Phase profile failed: {proc.stderr[-1000:]}", ""], []
@@ -271,7 +275,9 @@ def phases(
     return lines, targets
 
 
-def startup(data_dir: Path, model: Path | None, repeats: int, log: Log) -> list[str]:
+def startup(
+    data_dir: Path, model: Path | None, repeats: int, log: Log, wait: float = 0.0
+) -> list[str]:
     """Wall time of commands that should answer at once; with and without cached bytecode."""
     cmds: dict[str, list[str]] = {
         "mlpcli --help": [MLPCLI, "--help"],
@@ -290,6 +296,7 @@ def startup(data_dir: Path, model: Path | None, repeats: int, log: Log) -> list[
     for env in envs.values():
         for cmd in cmds.values():
             subprocess.run(cmd, capture_output=True, env=env, check=False)  # warm caches
+    wait_idle(wait)
     for _ in range(max(repeats, 7) * 2 - 1):
         for env_name, env in envs.items():
             for name, cmd in cmds.items():
@@ -387,19 +394,19 @@ def determinism(data_dir: Path, threads: int, log: Log) -> list[str]:
 
 
 def run_all(
-    data_dir: Path, sizes: list[int], threads: int, repeats: int, log: Log
+    data_dir: Path, sizes: list[int], threads: int, repeats: int, log: Log, wait: float = 0.0
 ) -> dict[str, Any]:
     data_dir.mkdir(parents=True, exist_ok=True)
     log(f"whole commands in {data_dir}")
     sections: list[list[str]] = []
-    table, targets, models = whole_commands(data_dir, sizes, threads, repeats, log)
+    table, targets, models = whole_commands(data_dir, sizes, threads, repeats, log, wait)
     sections.append(table)
     if sizes:
-        lines, more = phases(data_dir, max(sizes), threads, log)
+        lines, more = phases(data_dir, max(sizes), threads, log, wait)
         sections.append(lines)
         targets += more
     model = models.get(min(models)) if models else None
-    start = startup(data_dir, model, repeats, log)
+    start = startup(data_dir, model, repeats, log, wait)
     sections.append(start)
     for line in start:
         for cmd in ("mlpcli --help", "mlpcli train --help", "mlpcli inspect"):

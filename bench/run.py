@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from cases import CASES, Case  # noqa: E402
+from idle import wait_idle  # noqa: E402
 from impls import IMPLS  # noqa: E402
 
 REFERENCE = "mlpcli"
@@ -104,6 +105,7 @@ def run_case(
     log: Any,
     env: dict[str, str] | None = None,
     title: str = "",
+    wait: float = 0.0,
 ) -> CaseResult:
     result = CaseResult(case, title or f"{case.title}: {case.describe()}")
     result.load.append(load_average())
@@ -121,6 +123,9 @@ def run_case(
             result.runs[key] = []
             result.order.append(key)
         for r in range(repeats):
+            waited = wait_idle(wait)
+            if waited > 1.5:
+                log(f"  waited {waited:.0f} s for an idle machine")
             # Alternate the order each round, so no implementation always follows another.
             for worker in workers if r % 2 == 0 else reversed(workers):
                 time.sleep(0.2)  # let the previous worker's threads go idle
@@ -348,6 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-commands", action="store_true", help="Engine cases only.")
     parser.add_argument("--no-cases", action="store_true", help="Whole commands only.")
     parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="Before each round, wait up to this long for the CPUs to be 80%% idle.",
+    )
+    parser.add_argument(
         "--native-blas",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -382,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.cases.split(","):
             case = CASES[name]
             log(f"case {name}: {case.describe()}")
-            results[name] = run_case(case, args.impls.split(","), args.threads, repeats, log)
+            results[name] = run_case(
+                case, args.impls.split(","), args.threads, repeats, log, wait=args.wait_idle
+            )
         if "main" in results and args.native_blas and os.environ.get("OPENBLAS_CORETYPE"):
             # The machine forces OpenBLAS's Haswell kernel; show what its own choice gives.
             env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
@@ -397,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                 env=env,
                 title=f"{case.title}, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (OpenBLAS "
                 "picks its kernel; the targets above use the machine as it is)",
+                wait=args.wait_idle,
             )
     extra: dict[str, Any] = {"targets": [], "sections": []}
     if not args.no_commands:
@@ -409,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             repeats=repeats,
             log=log,
+            wait=args.wait_idle,
         )
     lines = [
         "# mlpcli performance results",
