@@ -6,9 +6,9 @@ and read with the training run's reading options. Prediction streams the table i
 memory stays flat however many rows come in: read a chunk, preprocess it, run the network, append
 the rows to a temporary file, and rename it onto `--out` at the end.
 
-`describe_model` (for `mlpcli inspect`) reads only the metadata and three small arrays, so this
-module imports pandas and the training workflows inside the functions that need them: `inspect`
-starts without paying pandas' 0.4 s import.
+`describe_model` (for `mlpcli inspect`) reads only the metadata and the preprocessing arrays, so
+this module imports pandas and the training workflows inside the functions that need them:
+`inspect` starts without paying pandas' 0.4 s import.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlpcli.config import Settings
+    from mlpcli.data import TableChunks
     from mlpcli.preprocessing import TargetEncoder
     from mlpcli.workflows import TrainedModel
 
@@ -83,7 +84,7 @@ def open_chunks(
     text_columns: Sequence[str] = (),
     checksum: bool = True,
     extra_columns: Sequence[str] = (),
-) -> Any:
+) -> TableChunks:
     """A `data.TableChunks` reading `path` as the model's training table was read, parsing only
     the model's feature columns plus `text_columns` and `extra_columns`."""
     from mlpcli.data import TableChunks
@@ -389,7 +390,8 @@ def _open_text(opener: Callable[..., IO[Any]]) -> Callable[[Path], IO[str]]:
 
 
 def _open_gzip(path: Path) -> IO[str]:
-    # Level 6 (gzip's own default) is ~3x faster than Python's 9 for a few % more bytes.
+    # Level 6 (gzip's own default): 2.3x faster than Python's 9 on 20 MB of predictions, for
+    # 1% more bytes.
     return gzip.open(path, "wt", compresslevel=6, encoding="utf-8", newline="")
 
 

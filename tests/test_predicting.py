@@ -35,14 +35,19 @@ ALL_TARGETS = [t for names in TARGETS.values() for t in names]
 
 
 def make_frame(n: int = N_ROWS, seed: int = 5) -> pd.DataFrame:
-    """Three numeric features (f2 with missing cells), a categorical `batch`, zero-padded text
-    IDs, and targets of every task driven by f1 and f3."""
+    """Three numeric features (f2 with missing cells), a categorical `batch`, 40 noise genes (so
+    matrix products are long enough for BLAS's summation order to matter), zero-padded text IDs,
+    and targets of every task driven by f1 and f3."""
     rng = np.random.default_rng(seed)
     Z = rng.normal(size=(n, 3))
     frame = pd.DataFrame({"sample": [f"{i:05d}" for i in range(n)]})
     frame["f1"], frame["f2"], frame["f3"] = Z[:, 0], 10 + 3 * Z[:, 1], Z[:, 2]
     frame.loc[rng.random(n) < 0.1, "f2"] = np.nan
     frame["batch"] = rng.choice(["b1", "b2", "b3"], size=n)
+    genes = pd.DataFrame(
+        rng.lognormal(3, 1, size=(n, 40)), columns=[f"g{j:02d}" for j in range(40)]
+    )
+    frame = pd.concat([frame, genes], axis=1)
     frame["kind"] = np.select([Z[:, 0] > 0.5, Z[:, 2] > 0], ["alpha", "beta"], "gamma")
     frame["status"] = np.where(Z[:, 0] - Z[:, 2] > 0, "case", "control")
     frame["y1"] = 2 * Z[:, 0] - Z[:, 2] + 0.1 * rng.normal(size=n)
@@ -86,7 +91,7 @@ def outcomes(data_folder: Path) -> dict[str, workflows.TrainOutcome]:
             "target": targets,
             "id": ["sample"],
             "drop": [t for t in ALL_TARGETS if t not in targets],
-            "hidden": "8",
+            "hidden": "16",
             "epochs": 15,
             "seed": 1,
         }
@@ -533,8 +538,8 @@ def test_describe_model_reads_everything_from_metadata(
     assert [layer["n_parameters"] for layer in arch["layers"]] == model.net.n_parameters()
     assert arch["n_parameters"] == sum(model.net.n_parameters())
     assert [(layer["inputs"], layer["units"]) for layer in arch["layers"]] == [
-        (model.net.architecture.n_inputs, 8),
-        (8, model.encoder.n_outputs),
+        (model.net.architecture.n_inputs, 16),
+        (16, model.encoder.n_outputs),
     ]
     described = [
         {k: v for k, v in record.items() if k != "outputs"}
