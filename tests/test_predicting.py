@@ -339,6 +339,24 @@ def test_output_format_follows_the_extension(
     assert text == predicting.csv_text(expected, sep)
 
 
+@pytest.mark.parametrize("sep", [",", "\t"], ids=["csv", "tsv"])
+def test_csv_text_writes_what_pandas_writes(sep: str) -> None:
+    frame = pd.DataFrame(
+        {
+            "id": pd.array(["a", 'say "hi"', "x,y", "tab\there", None, "line\nbreak"], dtype="str"),
+            "label": np.array(["p", "q", "p", "q", "p", "q"], dtype=object),
+            "row": np.arange(1, 7),
+            "p32": np.array([0.1, 1 / 3, 2.5e-10, 1.0, 0.0, np.nan], dtype=np.float32),
+            "x64": [1e16, -0.0, 123456789.123, np.inf, 1e-5, np.nan],
+            "flag": [True, False, True, True, False, False],
+            "odd,name": [1.5] * 6,
+        }
+    )
+    expected = frame.to_csv(sep=sep, index=False, lineterminator="\n")
+    assert predicting.csv_text(frame, sep) == expected
+    assert predicting.csv_text(frame.iloc[2:], sep, header=False) == expected.split("\n", 3)[3]
+
+
 def test_stdout_output_equals_the_file(
     folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
