@@ -337,26 +337,38 @@ def _classification_tables(report: dict[str, Any], title: str) -> list[Any]:
     ]
 
 
-_MULTILABEL = ("accuracy", "precision", "recall", "f1", "mcc", "roc_auc", "log_loss", "brier")
+_MULTILABEL = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "mcc",
+    "roc_auc",
+    "average_precision",
+    "log_loss",
+    "brier",
+    "support",
+)
+
+
+def _by_metric(title: str, columns: dict[str, dict[str, Any]], keys: list[str]) -> Any:
+    """One row per metric and one column per target: narrow enough for any terminal."""
+    rows = [[key, *(values.get(key) for values in columns.values())] for key in keys]
+    return _table(title, ["metric", *columns], rows)
 
 
 def _multilabel_tables(report: dict[str, Any], title: str) -> list[Any]:
     summary = _pairs(title, report, ("subset_accuracy", "hamming_loss", "threshold"))
-    rows = [
-        [name, *(row[k] for k in _MULTILABEL), row["support"]]
-        for name, row in report["per_target"].items()
-    ]
-    macro = report["macro_avg"]
-    rows.append(["macro average", *(macro[k] for k in _MULTILABEL), macro["support"]])
-    return [summary, _table("Per target", ["target", *_MULTILABEL, "support"], rows)]
+    columns = {**report["per_target"], "macro average": report["macro_avg"]}
+    return [summary, _by_metric("Per target", columns, list(_MULTILABEL))]
 
 
 def _regression_tables(report: dict[str, Any], title: str) -> list[Any]:
-    keys = list(report["average"])
-    rows = [[name, *(row[k] for k in keys)] for name, row in report["per_target"].items()]
-    if len(rows) > 1:
-        rows.append(["average", *(report["average"][k] for k in keys)])
-    return [_table(title, ["target", *keys], rows)]
+    columns = dict(report["per_target"])
+    if len(columns) > 1:
+        columns["average"] = report["average"]
+    return [_by_metric(title, columns, list(report["average"]))]
 
 
 #: report task -> rich tables of the report.
