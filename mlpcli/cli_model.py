@@ -159,6 +159,19 @@ def evaluate(
             "--out", "-o", help="Write the JSON document to a file.", rich_help_panel="Output"
         ),
     ] = None,
+    plots: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder to draw the confusion matrix, ROC and precision-recall curves in "
+            '(regression: predicted vs true, residuals); needs pip install "mlpcli\\[plot]".',
+            metavar="DIR",
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    plot_format: Annotated[
+        str,
+        typer.Option(help="Image format of --plots: png, svg or pdf.", rich_help_panel="Output"),
+    ] = "png",
     threshold: Threshold = None,
     chunk_size: ChunkSize = None,
     sep: Sep = None,
@@ -178,7 +191,7 @@ def evaluate(
         mlpcli evaluate model.npz test.csv --json > metrics.json
     """
     from mlpcli import predicting
-    from mlpcli.errors import UsageError
+    from mlpcli.errors import UsageError, choose
     from mlpcli.outputs import check_writable, write_text
 
     reporter = _reporter(quiet, log_format)
@@ -186,8 +199,13 @@ def evaluate(
         raise UsageError("--json and --out - both write to stdout; give --out a file name.")
     if out is not None and out != "-":
         check_writable(out, "--out")
+    if plots is not None:
+        from mlpcli import plotting
+
+        plotting.require_matplotlib("--plots")
+        choose("image format (--plot-format)", plot_format, plotting.FORMATS)
     with catch_signals():
-        document = predicting.evaluate_file(
+        evaluation = predicting.evaluate_table(
             model,
             data,
             threshold=threshold,
@@ -196,9 +214,21 @@ def evaluate(
             chunk_size=chunk_size,
             command=list(sys.argv),
         )
+        document = evaluation.document
         text = predicting.to_json(document)
         if out is not None and out != "-":
             write_text(out, text, "--out")
+        if plots is not None:
+            for path in plotting.evaluation_plots(
+                document["task"],
+                evaluation.y_true,
+                evaluation.outputs,
+                evaluation.labels,
+                plots,
+                plot_format,
+                document["provenance"],
+            ):
+                reporter.message(f"Wrote {path}")
     if json_out or out == "-":
         typer.echo(text, nl=False)
     title = (

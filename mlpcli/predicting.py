@@ -615,6 +615,19 @@ def outputs_report(
     return REPORTS[encoder.task](encoder, P, truth, threshold)
 
 
+@dataclass
+class Evaluation:
+    """The JSON document of `evaluate` and the arrays behind it, for `plotting.evaluation_plots`:
+    `y_true` class indices, a 0/1 matrix (multilabel) or true values; `outputs` probabilities
+    (the network's own columns) or predictions in the target's units (regression); `labels`
+    the class labels, or the target names for multilabel and regression."""
+
+    document: dict[str, Any]
+    y_true: NDArray[Any]
+    outputs: NDArray[Any]
+    labels: list[str]
+
+
 def evaluate_file(
     model_path: str | Path,
     data_path: str,
@@ -630,6 +643,28 @@ def evaluate_file(
     Rows whose target is missing are left out and counted; labels the model never saw are an
     error naming them all. Streams like `predict`, keeping only outputs and targets.
     """
+    return evaluate_table(
+        model_path,
+        data_path,
+        threshold=threshold,
+        sep=sep,
+        decimal=decimal,
+        chunk_size=chunk_size,
+        command=command,
+    ).document
+
+
+def evaluate_table(
+    model_path: str | Path,
+    data_path: str,
+    *,
+    threshold: float | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
+    chunk_size: int | None = None,
+    command: list[str] | None = None,
+) -> Evaluation:
+    """`evaluate_file`, keeping the arrays for plots."""
     from mlpcli import workflows
 
     model = workflows.load_trained(model_path)
@@ -674,9 +709,10 @@ def evaluate_file(
             f"'{source}': no row has a value in target column(s) {', '.join(targets)}; "
             "nothing to evaluate."
         )
-    report = outputs_report(encoder, np.concatenate(outputs), np.concatenate(truths), cut)
+    P, truth = np.concatenate(outputs), np.concatenate(truths)
+    report = outputs_report(encoder, P, truth, cut)
     inputs = {str(model_path): sha256_file(model_path), source: data_sha256}
-    return {
+    document = {
         "model": str(model_path),
         "data": source,
         "task": encoder.task,
@@ -689,6 +725,13 @@ def evaluate_file(
         "metrics": report,
         "provenance": workflows.provenance(command, inputs, None),
     }
+    regression = not encoder.classification
+    return Evaluation(
+        document,
+        truth,
+        encoder.decode(P) if regression else P,
+        encoder.targets if regression else encoder.labels,
+    )
 
 
 def to_json(document: Mapping[str, Any]) -> str:

@@ -194,6 +194,22 @@ def test_evaluate_refuses_two_documents_on_stdout(runner: CliRunner, model: Path
     assert "--json and --out - both write to stdout" in result.stderr
 
 
+def test_evaluate_plots_into_a_folder(runner: CliRunner, model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    folder = tmp_path / "plots"
+    result = run(runner, "evaluate", model, EXPRESSION, "--plots", folder, "--plot-format", "svg")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "confusion_matrix.svg",
+        "precision_recall.svg",
+        "roc.svg",
+    ]
+    assert f"Wrote {folder / 'roc.svg'}" in result.stderr
+    bad = run(runner, "evaluate", model, EXPRESSION, "--plots", folder, "--plot-format", "gif")
+    assert bad.exit_code == 2
+    assert "Unknown image format (--plot-format) 'gif'; choose one of: pdf, png, svg." in bad.stderr
+
+
 # --------------------------------------------------------------------------- inspect
 def test_inspect_shows_the_model_on_stderr(runner: CliRunner, model: Path) -> None:
     result = run(runner, "inspect", model)
