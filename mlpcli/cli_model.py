@@ -272,9 +272,10 @@ def inspect(
     if json_out:
         typer.echo(predicting.to_json(document), nl=False)
         return
-    from mlpcli.display import stderr_console
+    from rich.console import Console
 
-    console = stderr_console()
+    # The description is this command's result, so it goes to stdout (`inspect m.npz | less`).
+    console = Console(highlight=False, soft_wrap=True)
     for table in _inspect_tables(document, rows):
         console.print(table)
     curve = predicting.learning_curve(document["history"], width=min(60, console.width - 14))

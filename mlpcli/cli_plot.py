@@ -50,6 +50,7 @@ def plot(
     from pathlib import Path
 
     from mlpcli import modelfile, plotting, workflows
+    from mlpcli.outputs import sha256_file
 
     reporter = make_reporter(quiet, log_format)
     plotting.require_matplotlib("mlpcli plot")
@@ -57,7 +58,7 @@ def plot(
     with catch_signals():
         metadata = modelfile.read_metadata(model)
         seed = metadata.get("settings", {}).get("train", {}).get("seed")
-        provenance = workflows.provenance(None, {model: plotting.sha256_file(model)}, seed)
+        provenance = workflows.provenance(None, {model: sha256_file(model)}, seed)
         plotting.plot_training(metadata, out, Path(model).name, provenance)
     reporter.message(f"Wrote {out}")
     reporter.close()

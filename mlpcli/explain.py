@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import itertools
 import json
@@ -40,7 +39,7 @@ from numpy.typing import NDArray
 from mlpcli import config, data, metrics, workflows
 from mlpcli.errors import DataError, UsageError, choose
 from mlpcli.nn.network import MLP
-from mlpcli.outputs import atomic_path
+from mlpcli.outputs import atomic_path, sha256_file
 from mlpcli.preprocessing import TargetEncoder
 from mlpcli.workflows import TrainedModel
 
@@ -719,14 +718,6 @@ def read_data(
     if changes:
         settings = settings.replace(**changes)
     return workflows.read(path, settings)
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def explain_files(

@@ -57,6 +57,14 @@ def _open(path: str | Path) -> Any:
         raise ModelFileError(f"Model file '{path}' does not exist.")
     if path.is_dir():
         raise ModelFileError(f"Model file '{path}' is a folder; give the .npz written by train.")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head != b"PK\x03\x04":
+        what = "is empty" if not head else "is not a zip archive"
+        raise ModelFileError(
+            f"'{path}' {what}, so it is not an mlpcli model file (give the .npz written by "
+            "mlpcli train --out)."
+        )
     try:
         return np.load(path, allow_pickle=False)
     except ValueError:

@@ -7,6 +7,7 @@ file that merely looks complete.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -73,3 +74,9 @@ def write_text(path: str | Path, text: str, option: str = "--out") -> None:
     """Write a whole text file atomically."""
     with atomic_path(path, option) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, for provenance."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

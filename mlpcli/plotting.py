@@ -13,7 +13,6 @@ the ROC curve is `metrics.roc_auc` and the step sum of the PR curve is `average_
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -108,11 +107,6 @@ def png_bytes(figure: Any, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, metadata=_metadata("png", None))
     return buffer.getvalue()
-
-
-def sha256_file(path: str | Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _colors(n: int) -> list[Any]:

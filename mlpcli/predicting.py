@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import json
 import logging
 import lzma
@@ -36,7 +35,7 @@ from numpy.typing import NDArray
 
 from mlpcli import modelfile
 from mlpcli.errors import DataError, ModelFileError, UsageError
-from mlpcli.outputs import STDOUT, atomic_path
+from mlpcli.outputs import STDOUT, atomic_path, sha256_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -266,11 +265,6 @@ def _load(model: TrainedModel | str | Path) -> TrainedModel:
     if isinstance(model, (str, Path)):
         return workflows.load_trained(model)
     return model
-
-
-def sha256_file(path: str | Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 # --------------------------------------------------------------------------- predict

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from mlpcli import __version__, plotting
 from mlpcli.errors import DataError
-from mlpcli.outputs import check_writable, write_text
+from mlpcli.outputs import check_writable, sha256_file, write_text
 
 #: Report sections whose dict values are averages, flattened into the headline metric table.
 _AVERAGE_KEYS = ("macro_avg", "weighted_avg", "average")
@@ -558,7 +558,7 @@ def write_report(
         model = workflows.load_trained(model_path)
         meta = model.metadata
         test = evaluate_table(model, data_path)
-    inputs = {model_path: plotting.sha256_file(model_path)}
+    inputs = {model_path: sha256_file(model_path)}
     if test is not None:
         inputs[test.source] = test.sha256
     seed = meta.get("settings", {}).get("train", {}).get("seed")

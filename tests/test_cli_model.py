@@ -211,10 +211,10 @@ def test_evaluate_plots_into_a_folder(runner: CliRunner, model: Path, tmp_path: 
 
 
 # --------------------------------------------------------------------------- inspect
-def test_inspect_shows_the_model_on_stderr(runner: CliRunner, model: Path) -> None:
+def test_inspect_shows_the_model_on_stdout(runner: CliRunner, model: Path) -> None:
     result = run(runner, "inspect", model)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == ""
+    assert result.stderr == ""
     for text in (
         "Architecture",
         "63 -> 16",
@@ -226,7 +226,7 @@ def test_inspect_shows_the_model_on_stderr(runner: CliRunner, model: Path) -> No
         "* training loss   o validation loss",
         "Validation metrics (at training time)",
     ):
-        assert text in result.stderr, text
+        assert text in result.stdout, text
 
 
 def test_inspect_json_and_all_rows(runner: CliRunner, model: Path) -> None:
@@ -237,7 +237,7 @@ def test_inspect_json_and_all_rows(runner: CliRunner, model: Path) -> None:
     assert document["architecture"]["n_parameters"] == 63 * 16 + 16 + 16 * 3 + 3
     assert len(document["preprocessing"]["features"]) == 61
     every = run(runner, "inspect", model, "--rows", "0")
-    assert "GENE060" in every.stderr and "first 20" not in every.stderr
+    assert "GENE060" in every.stdout and "first 20" not in every.stdout
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate", "inspect"])

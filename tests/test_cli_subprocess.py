@@ -66,7 +66,7 @@ def test_train_then_predict_evaluate_inspect(trained: dict[str, Path]) -> None:
 
     done = mlpcli("inspect", model)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "" and "Learning curve" in done.stderr
+    assert done.stderr == "" and "Learning curve" in done.stdout
     done = mlpcli("inspect", model, "--json")
     assert done.returncode == 0 and done.stderr == ""
     assert json.loads(done.stdout)["task"] == "multiclass"
