@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import resource
 import sys
 import time
 import warnings
@@ -439,6 +440,12 @@ def _threadpools() -> list[dict[str, Any]]:
     return [{k: info.get(k) for k in keep} for info in threadpool_info()]
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds this process (all its threads) has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def worker(key: str, case_name: str, threads: int) -> None:
     """Prepare one implementation on one case, warm it up once, then serve timed runs."""
     from threadpoolctl import threadpool_limits
@@ -462,10 +469,12 @@ def worker(key: str, case_name: str, threads: int) -> None:
     for line in sys.stdin:
         if line.strip() != "run":
             break
+        cpu = _cpu_seconds()
         started = time.perf_counter()
         loss = impl.run(SEED)
         seconds = time.perf_counter() - started
-        out.write(json.dumps({"seconds": seconds, "loss": loss}) + "\n")
+        cpu = _cpu_seconds() - cpu
+        out.write(json.dumps({"seconds": seconds, "cpu": cpu, "loss": loss}) + "\n")
         out.flush()
     limits.restore_original_limits()
 
