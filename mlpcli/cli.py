@@ -6,6 +6,10 @@ pandas, the library) happen inside commands so `--help` answers fast.
 
 from __future__ import annotations
 
+import sys
+
+import typer
+
 from mlpcli import cli_cv, cli_explain, cli_model, cli_plot, cli_train
 from mlpcli.cli_common import app
 
@@ -13,4 +17,28 @@ __all__ = ["app", "cli_cv", "cli_explain", "cli_model", "cli_plot", "cli_train",
 
 
 def main() -> None:
-    app()
+    """Run the app; a usage error Click reports (unknown command or option, missing value) is
+    one `Error:` line with a pointer to `--help`, exit code 2, like every other error."""
+    try:  # Typer >= 0.20 vendors Click; older Typer uses the click package.
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover
+        from click import exceptions as click  # type: ignore[no-redef]
+
+    from mlpcli.cli_common import print_error
+
+    try:
+        code = app(standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:
+        sys.stderr.write((exc.ctx.get_help() if exc.ctx else "") + "\n")
+        code = 2
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "mlpcli"
+        print_error(f"{exc.format_message().rstrip('.')} (see '{command} --help').")
+        code = exc.exit_code
+    except typer.Abort:
+        print_error("interrupted.")
+        code = 130
+    except click.ClickException as exc:
+        print_error(exc.format_message())
+        code = exc.exit_code
+    sys.exit(code if isinstance(code, int) else 0)

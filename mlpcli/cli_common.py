@@ -89,8 +89,7 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except MlpcliError as exc:
-            if _state["debug"]:
-                raise
+            _traceback_if_debugging()
             print_error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except Stop as exc:
@@ -101,9 +100,14 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort):
             raise
+        except OSError as exc:
+            # Outside the library's own checks: a closed pipe, a full disk under stdout.
+            _traceback_if_debugging()
+            what = exc.filename or "a stream"
+            print_error(f"cannot read or write {what}: {exc.strerror or exc}.")
+            raise typer.Exit(2) from None
         except Exception as exc:
-            if _state["debug"]:
-                raise
+            _traceback_if_debugging()
             print_error(
                 f"internal error: {type(exc).__name__}: {exc}. Rerun with --debug for the "
                 "traceback, and please report it."
@@ -111,6 +115,14 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(1) from None
 
     return command
+
+
+def _traceback_if_debugging() -> None:
+    """With --debug, every error shows its traceback; the exit code stays the documented one."""
+    if _state["debug"]:
+        import traceback
+
+        traceback.print_exc()
 
 
 class Stop(Exception):

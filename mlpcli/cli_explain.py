@@ -161,7 +161,7 @@ def explain(
     reporter = make_reporter(quiet, log_format)
     if json_out and out == "-":
         raise UsageError("--json and --out - both write to stdout; give --out a file name.")
-    workflows.check_outputs({"--out": out, "--plot": plot})
+    workflows.check_outputs({"--out": None if out == "-" else out, "--plot": plot})
     if plot is not None:
         lib.check_plot(plot)
     options = lib.ExplainOptions(

@@ -272,10 +272,10 @@ def inspect(
     if json_out:
         typer.echo(predicting.to_json(document), nl=False)
         return
-    from rich.console import Console
+    from mlpcli.display import stderr_console
 
     # The description is this command's result, so it goes to stdout (`inspect m.npz | less`).
-    console = Console(highlight=False, soft_wrap=True)
+    console = stderr_console(stderr=False)
     for table in _inspect_tables(document, rows):
         console.print(table)
     curve = predicting.learning_curve(document["history"], width=min(60, console.width - 14))

@@ -24,6 +24,14 @@ def _default_text(value: Any) -> str | bool:
     return str(value)
 
 
+def _metavar(annotation: str) -> str:
+    """What a value looks like, from the field's type: options are parsed from text."""
+    for kind, metavar in (("int", "INT"), ("float", "NUMBER")):
+        if kind in annotation:
+            return metavar
+    return "TEXT"
+
+
 def _parameter(f: dataclasses.Field[Any], panel: str) -> inspect.Parameter:
     meta = f.metadata
     help_text = meta["help"]
@@ -37,6 +45,7 @@ def _parameter(f: dataclasses.Field[Any], panel: str) -> inspect.Parameter:
         kind = list[str] | None
     else:
         kind = str | None
+    metavar = meta["metavar"] or ("NAME" if meta["choices"] else _metavar(str(f.type)))
     if meta["short"]:
         decls.append(meta["short"])
     default = _default_text(f.default)
@@ -50,7 +59,7 @@ def _parameter(f: dataclasses.Field[Any], panel: str) -> inspect.Parameter:
         help=help_text,
         show_default=False,
         rich_help_panel=panel,
-        metavar=meta["metavar"] or ("NAME" if choices else None),
+        metavar=metavar,
         autocompletion=(lambda: list(choices)) if choices else None,
     )
     return inspect.Parameter(

@@ -65,6 +65,7 @@ def train(
     save_on_interrupt: Annotated[
         bool,
         typer.Option(
+            "--save-on-interrupt",
             help="On SIGINT/SIGTERM, save the best weights so far (marked interrupted).",
             rich_help_panel="Output",
         ),
@@ -78,7 +79,9 @@ def train(
     ] = None,
     checkpoint_every: Annotated[
         int,
-        typer.Option(min=1, help="Write --checkpoint every N epochs.", rich_help_panel="Output"),
+        typer.Option(
+            min=1, help="Write --checkpoint every N epochs.", rich_help_panel="Output", metavar="N"
+        ),
     ] = 1,
     resume: Annotated[
         str | None,
@@ -200,6 +203,6 @@ def _summary(outcome: Any) -> Any:
                 )
                 if isinstance(value, float):
                     rows.append((f"{split} {key}", value))
-    rows.append(("time", f"{result.seconds:.1f} s"))
+    rows.append(("time", f"{result.seconds:.2f} s"))
     rows.extend(("wrote", path) for path in outcome.written)
     return summary_table("Training summary", rows)

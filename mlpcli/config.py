@@ -10,6 +10,7 @@ No numpy or pandas here: `--help` imports this module.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import tomllib
@@ -514,7 +515,9 @@ class TrainConfig:
     )
     seed: int = option(0, "Random seed: the same seed gives the same model.", number(int, 0))
     threads: int | None = option(
-        None, "BLAS threads [default: all cores].", number(int, 1, optional=True)
+        None,
+        "BLAS threads [default: all cores for train; 1 per task for cv, tune].",
+        number(int, 1, optional=True),
     )
 
 
@@ -606,6 +609,9 @@ def resolve(values: Mapping[str, Any], base: Settings | None = None, source: str
         changes.setdefault(attr, {})[key] = f.metadata["parse"](key, value)
     if unknown:
         where = f" in {source}" if source else ""
+        close = difflib.get_close_matches(normalise_key(unknown[0]), list(fields), n=1)
+        if close:
+            raise UsageError(f"Unknown option {unknown[0]!r}{where}; did you mean {close[0]!r}?")
         known = ", ".join(sorted(fields))
         raise UsageError(
             f"Unknown option(s) {', '.join(map(repr, unknown))}{where}; known options: {known}."

@@ -550,8 +550,11 @@ def read_table(
     *,
     stdin: BinaryIO | None = None,
     checksum: bool = True,
+    text_columns: Sequence[str] = (),
 ) -> Table:
     """Read a delimited table ("-" for stdin) into a frame with float32 numeric columns.
+
+    `text_columns` (sample IDs) stay text: "007" is not the number 7.
 
     The separator comes from `sep`, else the extension (.csv, .tsv/.tab), else sniffing;
     compression from the outer extension (.gz .bz2 .xz .zip .zst), else the magic bytes.
@@ -611,6 +614,7 @@ def read_table(
                 encoding=None if encoding == "utf-8" else encoding,
                 engine="c",
                 compression=None,
+                dtype=dict.fromkeys(text_columns, "str") or None,
             )
         sha256 = digest()
     except MlpcliError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -19,8 +20,12 @@ from rich.table import Table
 LOG = logging.getLogger("mlpcli")
 
 
-def stderr_console(force_terminal: bool | None = None) -> Console:
-    return Console(stderr=True, force_terminal=force_terminal, highlight=False, soft_wrap=True)
+def stderr_console(force_terminal: bool | None = None, stderr: bool = True) -> Console:
+    """A console for tables and progress; in logs and pipes wide enough that no number is cut."""
+    console = Console(stderr=stderr, force_terminal=force_terminal, highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 200
+    return console
 
 
 def _fmt(value: Any) -> str:
@@ -96,7 +101,7 @@ class PlainReporter(Reporter):
             f"epoch {record.epoch}/{self.epochs} train_loss={_fmt(record.train_loss)} "
             f"val_loss={_fmt(record.val_loss)} val_{self.metric_name}={_fmt(record.val_metric)} "
             f"best_epoch={record.best_epoch} lr={_fmt(record.lr)} max_grad_norm={_fmt(grad)} "
-            f"time={record.seconds:.1f}s"
+            f"time={record.seconds:.2f}s"
         )
 
     def table(self, table: Table) -> None:

@@ -21,6 +21,8 @@ STDOUT = "-"
 
 def check_writable(path: str | Path, option: str) -> Path:
     """Fail early (before any training) when `path` cannot be written."""
+    if str(path) == STDOUT:
+        raise OutputError(f"{option} - (standard output) is not supported here; give a file name.")
     path = Path(path)
     folder = path.parent
     if path.is_dir():

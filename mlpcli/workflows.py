@@ -67,6 +67,7 @@ def read(path: str, settings: Settings) -> data.Table:
         na_values=d.na_values,
         transpose=d.transpose,
         encoding=d.encoding,
+        text_columns=d.id,
     )
 
 
@@ -141,8 +142,8 @@ def load_table(path: str, settings: Settings) -> LoadedTable:
         LOG.warning(f"{table.source}: dropped {n_dropped} row(s) whose target is missing.")
     table.frame = frame
     task = data.detect_task(frame, selection.targets, d.task)
-    verb = "was chosen" if d.task == "auto" else "was set with --task"
-    LOG.info(f"Task: {task.task} ({task.reason}); it {verb}. Override with --task.")
+    how = "detected; override with --task" if d.task == "auto" else "set with --task"
+    LOG.info(f"Task: {task.task}, {how}. Why: {task.reason}.")
     return LoadedTable(table, selection, task, n_dropped)
 
 
@@ -610,7 +611,7 @@ def _blank(value: float | None) -> Any:
 def check_outputs(paths: dict[str, str | None]) -> None:
     """Fail before training when an output cannot be written."""
     for option, path in paths.items():
-        if path is not None and path != "-":
+        if path is not None:
             check_writable(path, option)
 
 

@@ -59,3 +59,12 @@ def test_documented_train_options_exist(flag: str) -> None:
 
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert flag in result.output
+
+
+@pytest.mark.parametrize("doc", ["README.md", "sample_data/README.md"])
+def test_every_documented_train_command_names_its_output(doc: str) -> None:
+    text = (ROOT / doc).read_text(encoding="utf-8").replace("\\\n", " ")
+    commands = re.findall(r"^mlpcli train .*$", text, re.M)
+    assert commands
+    for command in commands:
+        assert "--out" in command or "--resume" in command, command
