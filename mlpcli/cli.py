@@ -27,7 +27,7 @@ def main() -> None:
     from mlpcli.cli_common import print_error
 
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="mlpcli")
     except click.NoArgsIsHelpError as exc:
         sys.stderr.write((exc.ctx.get_help() if exc.ctx else "") + "\n")
         code = 2

@@ -429,3 +429,62 @@ def test_save_on_interrupt_keeps_best_weights_marked_interrupted(tmp_path: Path)
         assert all(np.isfinite(archive[k]).all() for k in archive.files if k.startswith("net."))
     assert meta["training"]["interrupted"] is True
     assert meta["training"]["stop_reason"] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["trian"], "Error: No such command 'trian'. Did you mean 'train'? (see 'mlpcli --help')."),
+        (
+            ["train", str(EXPRESSION), "--target", "subtype", "--epoch", "3", "--out", "m.npz"],
+            "Error: No such option: --epoch",
+        ),
+        (
+            ["train", str(EXPRESSION), "--target", "subtype"],
+            "Error: Missing option '--out' / '-o' (see 'mlpcli train --help').",
+        ),
+    ],
+    ids=["unknown-command", "unknown-option", "missing-option"],
+)
+def test_click_usage_errors_are_one_line_with_exit_2(args: list[str], message: str) -> None:
+    done = mlpcli(*args)
+    assert done.returncode == 2
+    assert done.stderr.startswith(message) and done.stderr.count("\n") == 1
+    assert done.stdout == ""
+
+
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    done = mlpcli(
+        "--debug", "train", str(EXPRESSION), "--target", "nope", "--out", str(tmp_path / "m.npz")
+    )
+    assert done.returncode == 3
+    assert "Traceback" in done.stderr and "Error: Target column 'nope' not found" in done.stderr
+
+
+def test_id_columns_keep_their_text(tmp_path: Path) -> None:
+    table = small_table(tmp_path / "d.csv")
+    frame = pd.read_csv(table)
+    frame["sample"] = [f"{i:04d}" for i in range(len(frame))]
+    frame.to_csv(table, index=False)
+    code, _, stderr = run(
+        "train",
+        str(table),
+        "--target",
+        "label",
+        "--id",
+        "sample",
+        "-q",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path / "m.npz"),
+        "--split-out",
+        str(tmp_path / "split.csv"),
+    )
+    assert code == 0, stderr
+    assert (tmp_path / "split.csv").read_text().splitlines()[1].startswith("0000,")
+
+
+def test_model_cannot_go_to_stdout(tmp_path: Path) -> None:
+    code, _, stderr = run("train", str(EXPRESSION), "--target", "subtype", "--out", "-")
+    assert code == 2 and "--out - (standard output) is not supported here" in stderr
