@@ -23,7 +23,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mlpcli import __version__, plotting
-from mlpcli.errors import DataError
 from mlpcli.outputs import check_writable, sha256_file, write_text
 
 #: Report sections whose dict values are averages, flattened into the headline metric table.
@@ -55,41 +54,24 @@ class TableEvaluation:
     labels: list[str]
 
 
-def evaluate_table(model: Any, path: str) -> TableEvaluation:
-    """Read `path` as the model was trained (separator, NA tokens), drop rows without a
-    target, and evaluate; `y_true`/`outputs` are ready for `plotting.evaluation_figures`."""
-    from mlpcli import data, workflows
-    from mlpcli.config import Settings
+def evaluate_table(model_path: str, path: str) -> TableEvaluation:
+    """`mlpcli evaluate`'s evaluation of a table (same reading, streaming and exact forward),
+    with `y_true`/`outputs` ready for `plotting.evaluation_figures`."""
+    from mlpcli import predicting
 
-    settings = Settings.from_dict(model.metadata["settings"])
-    table = workflows.read(path, settings)
-    targets = list(model.encoder.targets)
-    missing = [t for t in targets if t not in table.frame.columns]
-    if missing:
-        raise DataError(
-            f"{table.source}: --data needs the target column(s) {', '.join(missing)} to "
-            "evaluate the model; give a table with known targets."
-        )
-    frame, n_dropped = data.drop_missing_targets(table.frame, targets, source=table.source)
-    encoded = model.encoder.encode(frame, model.net.dtype)
-    y_index, Y = encoded if model.encoder.classification else (None, encoded)
-    X = model.transform(frame)
-    report = workflows.evaluation_report(model.encoder, model.net, X, y_index, Y)
-    P = model.net.forward(X)
-    if model.task == "regression":
-        y_true, outputs = model.encoder.decode(Y), model.encoder.decode(P)
-    else:
-        y_true, outputs = (Y if model.task == "multilabel" else y_index), P
+    evaluation = predicting.evaluate_table(model_path, path)
+    document = evaluation.document
+    checksums = {i["path"]: i["sha256"] for i in document["provenance"]["inputs"]}
     return TableEvaluation(
-        source=table.source,
-        sha256=table.sha256,
-        n_rows=len(frame),
-        n_dropped=n_dropped,
-        report=report,
-        task=model.task,
-        y_true=np.asarray(y_true),
-        outputs=np.asarray(outputs),
-        labels=list(model.encoder.labels or model.encoder.targets),
+        source=document["data"],
+        sha256=checksums[document["data"]],
+        n_rows=document["n_evaluated"],
+        n_dropped=document["n_missing_target"],
+        report=document["metrics"],
+        task=document["task"],
+        y_true=np.asarray(evaluation.y_true),
+        outputs=np.asarray(evaluation.outputs),
+        labels=list(evaluation.labels),
     )
 
 
@@ -552,12 +534,9 @@ def write_report(
     plotting.require_matplotlib("mlpcli report")
     check_writable(out, "--out")
     test = None
-    if data_path is None:
-        meta = modelfile.read_metadata(model_path)
-    else:
-        model = workflows.load_trained(model_path)
-        meta = model.metadata
-        test = evaluate_table(model, data_path)
+    meta = modelfile.read_metadata(model_path)
+    if data_path is not None:
+        test = evaluate_table(model_path, data_path)
     inputs = {model_path: sha256_file(model_path)}
     if test is not None:
         inputs[test.source] = test.sha256

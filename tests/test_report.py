@@ -187,7 +187,7 @@ def test_report_numbers_and_provenance(
 ) -> None:
     model_path, test_path = models["binary"]
     model = workflows.load_trained(model_path)
-    evaluation = report.evaluate_table(model, str(test_path))
+    evaluation = report.evaluate_table(str(model_path), str(test_path))
     assert (evaluation.n_rows, evaluation.n_dropped) == (39, 1)
 
     frame = pd.read_csv(test_path).dropna(subset=["status"])
@@ -243,14 +243,15 @@ def test_report_command(models: dict[str, tuple[Path, Path]], tmp_path: Path) ->
     bad = tmp_path / "bad.html"
     result = runner.invoke(app, ["report", str(model), "--data", str(no_target), "--out", str(bad)])
     assert result.exit_code == 3
-    assert "--data needs the target column(s) ic50" in result.output
+    assert "lacks 1 target column(s) the model needs: 'ic50'" in result.output
     assert not bad.exists()
 
 
 def test_missing_target_column_is_a_data_error(models: dict[str, tuple[Path, Path]]) -> None:
-    model = workflows.load_trained(models["binary"][0])
     with pytest.raises(DataError, match="status"):
-        report.evaluate_table(model, str(REPO / "sample_data" / "expression.csv"))
+        report.evaluate_table(
+            str(models["binary"][0]), str(REPO / "sample_data" / "expression.csv")
+        )
 
 
 CHROMIUM = shutil.which("chromium")
