@@ -137,11 +137,13 @@ def load_table(path: str, settings: Settings) -> LoadedTable:
         table.frame, d.target, d.id, d.features or None, drop, d.categorical, source=table.source
     )
     _check_unique_ids(table, selection.ids)
-    frame, n_dropped = data.drop_missing_targets(table.frame, selection.targets)
+    frame, n_dropped = data.drop_missing_targets(
+        table.frame, selection.targets, source=table.source
+    )
     if n_dropped:
         LOG.warning(f"{table.source}: dropped {n_dropped} row(s) whose target is missing.")
     table.frame = frame
-    task = data.detect_task(frame, selection.targets, d.task)
+    task = data.detect_task(frame, selection.targets, d.task, source=table.source)
     how = "detected; override with --task" if d.task == "auto" else "set with --task"
     LOG.info(f"Task: {task.task}, {how}. Why: {task.reason}.")
     return LoadedTable(table, selection, task, n_dropped)
@@ -235,7 +237,7 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
     if d.valid_file is not None:
         valid_table = read(d.valid_file, settings)
         valid_frame, n_valid_dropped = data.drop_missing_targets(
-            valid_table.frame, loaded.selection.targets
+            valid_table.frame, loaded.selection.targets, source=valid_table.source
         )
         if n_valid_dropped:
             LOG.warning(
