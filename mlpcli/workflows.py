@@ -256,6 +256,12 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
         valid_frame = frame.iloc[valid_idx]
     train_frame = frame.iloc[train_idx] if len(valid_idx) else frame
     split = _split_frame(frame, loaded.selection.ids, train_idx, valid_idx)
+    if d.valid_file is not None and valid_frame is not None:
+        # The --valid-file rows are listed after the training rows, as "valid".
+        extra = _split_frame(
+            valid_frame, loaded.selection.ids, np.arange(0), np.arange(len(valid_frame))
+        )
+        split = pd.concat([split, extra], ignore_index=True)
     return encode_split(loaded, settings, train_frame, valid_frame, split, inputs)
 
 

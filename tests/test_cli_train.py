@@ -488,3 +488,33 @@ def test_id_columns_keep_their_text(tmp_path: Path) -> None:
 def test_model_cannot_go_to_stdout(tmp_path: Path) -> None:
     code, _, stderr = run("train", str(EXPRESSION), "--target", "subtype", "--out", "-")
     assert code == 2 and "--out - (standard output) is not supported here" in stderr
+
+
+def test_valid_file_is_the_validation_set(tmp_path: Path) -> None:
+    train = small_table(tmp_path / "train.csv", n=150, seed=1)
+    valid = small_table(tmp_path / "valid.csv", n=50, seed=2)
+    code, _, stderr = run(
+        "train",
+        str(train),
+        "--target",
+        "label",
+        "--id",
+        "sample",
+        "-q",
+        "--valid-file",
+        str(valid),
+        "--epochs",
+        "3",
+        "--out",
+        str(tmp_path / "m.npz"),
+        "--split-out",
+        str(tmp_path / "s.csv"),
+        "--metrics-out",
+        str(tmp_path / "m.json"),
+    )
+    assert code == 0, stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert (metrics["training"]["n_train"], metrics["training"]["n_valid"]) == (150, 50)
+    assert [i["path"] for i in metrics["provenance"]["inputs"]] == [str(train), str(valid)]
+    split = pd.read_csv(tmp_path / "s.csv")
+    assert split["set"].value_counts().to_dict() == {"train": 150, "valid": 50}
