@@ -48,7 +48,9 @@ def save(
             raise ValueError(f"array '{name}' holds non-finite values; refusing to save it")
     payload = json.dumps(meta, allow_nan=False, sort_keys=True).encode("utf-8")
     with atomic_path(path, option) as tmp, tmp.open("wb") as fh:
-        np.savez(fh, **arrays, **{METADATA_KEY: np.frombuffer(payload, dtype=np.uint8)})
+        contents = {**arrays, METADATA_KEY: np.frombuffer(payload, dtype=np.uint8)}
+        # numpy's stub gives savez's **kwds the type of its allow_pickle flag.
+        np.savez(fh, **contents)  # type: ignore[arg-type]
 
 
 def _open(path: str | Path) -> Any:

@@ -507,7 +507,7 @@ def train(
             prepared.target_encoder, net, prepared.X, prepared.y_index, prepared.Y
         )
     }
-    if prepared.X_val is not None:
+    if prepared.X_val is not None and prepared.Y_val is not None:
         report["validation"] = evaluation_report(
             prepared.target_encoder, net, prepared.X_val, prepared.y_index_val, prepared.Y_val
         )
