@@ -423,3 +423,33 @@ def _join_state(meta: Any, arrays: dict[str, np.ndarray], prefix: str) -> Any:
     if isinstance(meta, list):
         return [_join_state(v, arrays, prefix) for v in meta]
     return meta
+
+
+def fit(
+    net: MLP,
+    X: np.ndarray,
+    Y: np.ndarray,
+    X_val: np.ndarray | None = None,
+    Y_val: np.ndarray | None = None,
+    *,
+    optimizer: str = "adam",
+    lr: float | None = None,
+    seed: int | np.random.Generator = 0,
+    sample_weight: np.ndarray | None = None,
+    callback: Callable[[EpochRecord], None] | None = None,
+    metric: Metric | None = None,
+    **options: Any,
+) -> FitResult:
+    """Train `net` in one call: the optimizer by name, `FitOptions` fields as keywords.
+
+    Without validation data early stopping watches the training loss.
+    """
+    from mlpcli import optimizers
+
+    if X_val is None and "monitor" not in options:
+        options["monitor"] = "train_loss"
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    trainer = Trainer(
+        net, optimizers.get(optimizer, lr=lr), FitOptions(**options), rng, metric=metric
+    )
+    return trainer.fit(X, Y, X_val, Y_val, sample_weight, callback=callback)

@@ -219,3 +219,13 @@ def test_monitor_needs_validation() -> None:
     X, Y = _sine(50)
     with pytest.raises(UsageError, match="validation"):
         _trainer(MLP(1, (4,), 1, seed=0), epochs=1).fit(X, Y)
+
+
+def test_fit_function_trains_in_one_call() -> None:
+    from mlpcli.training import fit
+
+    X, Y = _xor()
+    net = MLP(2, (4,), 1, activation="tanh", loss="bce", seed=3)
+    result = fit(net, X, Y, optimizer="adam", lr=0.05, epochs=1500, batch_size=None, patience=None)
+    assert result.monitor == "train_loss" and result.epochs_run == 1500
+    assert ((net.forward(X) >= 0.5) == (Y >= 0.5)).all()
