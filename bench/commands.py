@@ -186,7 +186,11 @@ def whole_commands(
             predict_peaks[n] = p_peak or 0
         if n == max(sizes) and predict_runs:
             rate = statistics.median(p_rate)
-            smallest = predict_peaks[min(predict_peaks)]
+            # Flat: ten times the rows must not need much more memory; the smallest file is
+            # dominated by the interpreter and libraries, so compare with the next size down.
+            below = [m for m in predict_peaks if m < n]
+            reference = max(below) if below else n
+            smallest = predict_peaks[reference]
             flat = (p_peak or 0) <= 1.5 * smallest
             targets.append(
                 (
@@ -197,9 +201,9 @@ def whole_commands(
             )
             targets.append(
                 (
-                    "`predict`: flat memory (peak at the largest CSV <= 1.5x at the smallest)",
-                    f"{gib(p_peak)} at {n:,} rows, {gib(smallest)} at {min(predict_peaks):,}",
-                    flat if len(predict_peaks) > 1 else None,
+                    "`predict`: flat memory (peak at the largest CSV <= 1.5x the next size down)",
+                    f"{gib(p_peak)} at {n:,} rows, {gib(smallest)} at {reference:,}",
+                    flat if below else None,
                 )
             )
     if not predict:
@@ -317,7 +321,76 @@ def startup(
     for name in cmds:
         cells = [spread(results[(name, env_name)], 3) for env_name in envs]
         lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {heavy.get(name, '?')} |")
+    lines += ["", *help_profile(cached)]
     log("  start-up timed")
+    return [*lines, ""]
+
+
+_HELP_PROFILE = """
+import io, json, sys, time
+t = [time.perf_counter()]
+import mlpcli.cli as cli
+t.append(time.perf_counter())
+import typer.main
+command = typer.main.get_command(cli.app)
+t.append(time.perf_counter())
+try:
+    import typer._adapters  # noqa: F401  (typer's value coercion: pydantic)
+except ImportError:
+    pass
+t.append(time.perf_counter())
+try:
+    import typer.rich_utils  # noqa: F401  (rich help panels; imports rich.markdown)
+except ImportError:
+    pass
+t.append(time.perf_counter())
+stdout, sys.stdout = sys.stdout, io.StringIO()
+try:
+    command(["train", "--help"])
+except SystemExit:
+    pass
+sys.stdout = stdout
+t.append(time.perf_counter())
+n_options = len(command.commands["train"].params)
+print(json.dumps({"steps": [b - a for a, b in zip(t, t[1:])], "options": n_options}))
+"""
+
+
+def help_profile(env: dict[str, str], repeats: int = 5) -> list[str]:
+    """Where `mlpcli train --help` spends its time, step by step (best of `repeats`)."""
+    python = [sys.executable, "-c", "pass"]
+    bare: list[float] = []
+    steps: list[list[float]] = []
+    n_options = 0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run(python, capture_output=True, env=env, check=False)
+        bare.append(time.perf_counter() - started)
+        proc = subprocess.run(
+            [sys.executable, "-c", _HELP_PROFILE], capture_output=True, text=True, env=env
+        )
+        if proc.returncode != 0:
+            return [f"Start-up profile failed: {proc.stderr[-500:]}", ""]
+        report = json.loads(proc.stdout)
+        steps.append(report["steps"])
+        n_options = report["options"]
+    names = [
+        "import mlpcli.cli (typer, click, mlpcli's option modules)",
+        "typer builds the click commands",
+        "typer's value coercion imports pydantic",
+        "typer imports rich's help formatting (rich.markdown, markdown_it)",
+        f"parse `train --help` and render its {n_options} parameters as rich panels",
+    ]
+    lines = [
+        "Where `mlpcli train --help` spends its time (bytecode cached; median of "
+        f"{repeats} runs, in-process steps):",
+        "",
+        "| step | seconds |",
+        "| --- | --- |",
+        f"| start the Python interpreter (`python -c pass`) | {statistics.median(bare):.3f} |",
+    ]
+    for i, name in enumerate(names):
+        lines.append(f"| {name} | {statistics.median(s[i] for s in steps):.3f} |")
     return [*lines, ""]
 
 
