@@ -267,6 +267,14 @@ def phases(
         if k in stages
     )
     lines.append("")
+    if report.get("prepared_rss"):
+        lines += [
+            f"When training starts the process holds {gib(report['prepared_rss'])} resident, of "
+            f"which the prepared arrays and the ID/split table are "
+            f"{gib(report['prepared_live'])}: the rest is memory that reading and preprocessing "
+            "freed but the C allocator keeps for reuse.",
+            "",
+        ]
     ok = (load / total <= 0.25) if report["n_rows"] >= 1_000_000 else None
     targets = [
         (

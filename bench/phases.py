@@ -96,6 +96,19 @@ def main(argv: list[str]) -> None:
     for name in STAGES:
         if hasattr(workflows, name):
             setattr(workflows, name, timed(name, getattr(workflows, name)))
+    prepared_memory: dict[str, int] = {}
+    prepare = workflows.prepare_data
+
+    def measured_prepare(*args: Any, **kwargs: Any) -> Any:
+        """Resident memory after preparation, and how much of it the prepared data holds."""
+        prepared = prepare(*args, **kwargs)
+        arrays = (prepared.X, prepared.Y, prepared.X_val, prepared.Y_val, prepared.sample_weight)
+        live = sum(a.nbytes for a in arrays if a is not None)
+        live += int(prepared.split.memory_usage(deep=True).sum())
+        prepared_memory.update(rss=rss_bytes(), live=live)
+        return prepared
+
+    workflows.prepare_data = measured_prepare
     settings = config.resolve(options)
     outcome = workflows.train(data_path, settings, command=["phases", *argv])
     workflows.write_outputs(outcome, out_path)
@@ -127,6 +140,8 @@ def main(argv: list[str]) -> None:
         "feature_bytes_float32": (len(X) + n_val) * int(X.shape[1]) * 4,
         "epochs": outcome.result.epochs_run,
         "train_seconds_in_loop": outcome.result.seconds,
+        "prepared_rss": prepared_memory.get("rss"),
+        "prepared_live": prepared_memory.get("live"),
     }
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")
