@@ -372,7 +372,7 @@ class _Batches:
                 return
             Xb = self.X.take(idx, axis=0, out=self._X[:m])
             Yb = self.Y.take(idx, axis=0, out=self._Y[:m])
-            wb = None if self._w is None else self.w.take(idx, out=self._w[:m])
+            wb = None if self._w is None or self.w is None else self.w.take(idx, out=self._w[:m])
             yield Xb, Yb, wb
 
 
