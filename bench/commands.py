@@ -350,8 +350,8 @@ def startup(
     for env in envs.values():
         for cmd in cmds.values():
             subprocess.run(cmd, capture_output=True, env=env, check=False)  # warm caches
-    wait_idle(wait)
     for _ in range(max(repeats, 7) * 2 - 1):
+        wait_idle(wait)  # each round starts on idle CPUs: a start-up lasts a fraction of a second
         for env_name, env in envs.items():
             for name, cmd in cmds.items():
                 started = time.perf_counter()
