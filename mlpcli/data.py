@@ -288,7 +288,8 @@ def _open_zstd(raw: _Reader, name: str) -> _Reader:
             f"'{name}' is zstd-compressed and reading it needs the zstandard package: "
             "pip install zstandard"
         ) from None
-    reader: _Reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    stream = cast(BinaryIO, raw)  # any object with read() serves; zstandard's stub says IO
+    reader: _Reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
     return reader
 
 
