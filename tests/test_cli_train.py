@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPRESSION = ROOT / "sample_data" / "expression.csv"
 RESPONSE = ROOT / "sample_data" / "drug_response.csv"
 CONTROL = set(range(0, 32)) - {9, 10, 13}
+#: `mlpcli train` on the sample expression table, before the options a test adds.
+TRAIN_EXPRESSION = ("train", str(EXPRESSION), "--target", "subtype", "--id", "sample_id")
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -48,12 +50,7 @@ def small_table(path: Path, n: int = 200, seed: int = 0) -> Path:
 def test_train_writes_model_metrics_history_and_split(tmp_path: Path) -> None:
     out = tmp_path / "m.npz"
     code, stdout, stderr = run(
-        "train",
-        str(EXPRESSION),
-        "--target",
-        "subtype",
-        "--id",
-        "sample_id",
+        *TRAIN_EXPRESSION,
         "--out",
         str(out),
         "--metrics-out",
@@ -90,12 +87,7 @@ def test_train_writes_model_metrics_history_and_split(tmp_path: Path) -> None:
 
 def test_plain_progress_has_no_control_characters(tmp_path: Path) -> None:
     done = mlpcli(
-        "train",
-        str(EXPRESSION),
-        "--target",
-        "subtype",
-        "--id",
-        "sample_id",
+        *TRAIN_EXPRESSION,
         "--out",
         str(tmp_path / "m.npz"),
         "--epochs",
@@ -135,12 +127,7 @@ def test_config_file_supplies_options_and_flags_override(tmp_path: Path) -> None
     config.write_text('hidden = "8"\nepochs = 4\n[training]\noptimizer = "sgd"\nlr = 0.05\n')
     out = tmp_path / "m.npz"
     code, _, stderr = run(
-        "train",
-        str(EXPRESSION),
-        "--target",
-        "subtype",
-        "--id",
-        "sample_id",
+        *TRAIN_EXPRESSION,
         "--config",
         str(config),
         "--epochs",
@@ -187,12 +174,7 @@ def test_bad_options_exit_2_with_one_line_and_no_output(
 ) -> None:
     out = tmp_path / "m.npz"
     code, _, stderr = run(
-        "train",
-        str(EXPRESSION),
-        "--target",
-        "subtype",
-        "--id",
-        "sample_id",
+        *TRAIN_EXPRESSION,
         "--out",
         str(out),
         "--epochs",
@@ -240,12 +222,7 @@ def test_failure_while_saving_leaves_no_partial_file(
     monkeypatch.setattr(np, "savez", broken_savez)
     out = tmp_path / "m.npz"
     code, _, stderr = run(
-        "train",
-        str(EXPRESSION),
-        "--target",
-        "subtype",
-        "--id",
-        "sample_id",
+        *TRAIN_EXPRESSION,
         "--out",
         str(out),
         "--epochs",
@@ -259,12 +236,7 @@ def test_failure_while_saving_leaves_no_partial_file(
 
 def test_missing_output_folder_fails_before_training(tmp_path: Path) -> None:
     code, _, stderr = run(
-        "train",
-        str(EXPRESSION),
-        "--target",
-        "subtype",
-        "--id",
-        "sample_id",
+        *TRAIN_EXPRESSION,
         "--out",
         str(tmp_path / "nope" / "m.npz"),
     )
@@ -277,12 +249,7 @@ def test_same_seed_same_model_across_processes(tmp_path: Path) -> None:
     for name in ("a", "b"):
         out = tmp_path / f"{name}.npz"
         done = mlpcli(
-            "train",
-            str(EXPRESSION),
-            "--target",
-            "subtype",
-            "--id",
-            "sample_id",
+            *TRAIN_EXPRESSION,
             "--epochs",
             "5",
             "--dropout",
