@@ -372,6 +372,14 @@ def startup(
         cells = [spread(results[(name, env_name)], 3) for env_name in envs]
         lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {heavy.get(name, '?')} |")
     lines += ["", *help_profile(cached)]
+    for name, cmd in cmds.items():
+        if "inspect" in name:
+            costly = import_profile(cmd, cached)
+            lines += [
+                f"Costliest top-level imports of `{name}` (`python -X importtime`, which "
+                f"inflates them): {', '.join(costly)}.",
+                "",
+            ]
     log("  start-up timed")
     return [*lines, ""]
 
@@ -442,6 +450,65 @@ def help_profile(env: dict[str, str], repeats: int = 5) -> list[str]:
     for i, name in enumerate(names):
         lines.append(f"| {name} | {statistics.median(s[i] for s in steps):.3f} |")
     return [*lines, ""]
+
+
+_PREDICT_PROFILE = """
+import cProfile, pstats, sys
+sys.argv = ["mlpcli", "predict", *sys.argv[1:]]
+from mlpcli.cli import main
+profile = cProfile.Profile()
+profile.enable()
+try:
+    main()
+except SystemExit:
+    pass
+profile.disable()
+stats = pstats.Stats(profile)
+total = stats.total_tt
+rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:8]
+for (path, line, name), (cc, nc, tt, ct, callers) in rows:
+    print(f"{tt:.3f}\t{tt / total:.3f}\t{path.split('site-packages/')[-1]}:{line}({name})")
+print(f"{total:.3f}\t1\ttotal")
+"""
+
+
+def predict_profile(model: Path, csv: Path, out: Path) -> list[str]:
+    """The functions `mlpcli predict` spends most time in (cProfile, own time)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PREDICT_PROFILE, str(model), str(csv), "--out", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rows = [line.split("\t") for line in proc.stdout.strip().splitlines() if "\t" in line]
+    if proc.returncode != 0 or not rows:
+        return [f"Predict profile failed: {proc.stderr[-500:]}", ""]
+    total = rows[-1][0]
+    lines = [
+        f"Where `mlpcli predict` spends its time on {csv.name} (cProfile, own time of the 8 "
+        f"costliest functions; {total} s in all under the profiler; threads other than the "
+        "main one show up as the main thread waiting on a lock):",
+        "",
+        "| function | seconds | share |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| `{name}` | {sec} | {float(share):.0%} |" for sec, share, name in rows[:-1]]
+    return [*lines, ""]
+
+
+def import_profile(cmd: list[str], env: dict[str, str], top: int = 6) -> list[str]:
+    """The costliest top-level imports of a command (`python -X importtime`)."""
+    code = f"import sys; sys.argv = {['mlpcli', *cmd[1:]]!r}\nfrom mlpcli.cli import main\nmain()"
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, env=env
+    )
+    found = []
+    for line in proc.stderr.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", line)
+        if match:  # no indentation: imported by the command itself, not by another module
+            found.append((int(match.group(1)) / 1e6, match.group(2)))
+    found.sort(reverse=True)
+    return [f"`{name}` {seconds:.3f} s" for seconds, name in found[:top]]
 
 
 HEAVY = ("numpy", "pandas", "joblib", "threadpoolctl", "sklearn", "torch", "matplotlib", "scipy")
@@ -533,6 +600,14 @@ def run_all(
         "benchmark means its timings are slower by about the same factor.",
     ]
     sections.append(table)
+    if models and has_command("predict"):
+        n = max(models)
+        log("  profile of predict")
+        sections.append(
+            predict_profile(
+                models[n], data_dir / f"train_{size_name(n)}.csv", data_dir / "pred_profile.csv"
+            )
+        )
     if sizes:
         lines, more = phases(data_dir, max(sizes), threads, log, wait)
         sections.append(lines)
