@@ -162,6 +162,9 @@ def catch_signals() -> Iterator[Signals]:
 
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.")]
+ModelArg = Annotated[
+    str, typer.Argument(help="Model file written by `mlpcli train`.", metavar="MODEL")
+]
 LogFormat = Annotated[
     str,
     typer.Option("--log-format", help="Progress on stderr: text, or jsonl (one JSON per line)."),

@@ -8,6 +8,7 @@ import typer
 
 from mlpcli.cli_common import (
     LogFormat,
+    ModelArg,
     Quiet,
     app,
     catch_signals,
@@ -33,9 +34,7 @@ GROUPS_HELP = (
 @app.command()
 @errors_to_exit_codes
 def explain(
-    model: Annotated[
-        str, typer.Argument(help="Model file written by `mlpcli train`.", metavar="MODEL")
-    ],
+    model: ModelArg,
     data: Annotated[
         str,
         typer.Argument(

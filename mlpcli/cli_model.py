@@ -13,11 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.cli_common import LogFormat, Quiet, app, catch_signals, errors_to_exit_codes
+from mlpcli.cli_common import (
+    LogFormat,
+    ModelArg,
+    Quiet,
+    app,
+    catch_signals,
+    errors_to_exit_codes,
+)
 
-ModelArg = Annotated[
-    str, typer.Argument(help="Model file written by `mlpcli train`.", metavar="MODEL")
-]
 DataArg = Annotated[
     str,
     typer.Argument(

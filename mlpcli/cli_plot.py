@@ -8,6 +8,7 @@ import typer
 
 from mlpcli.cli_common import (
     LogFormat,
+    ModelArg,
     Quiet,
     app,
     catch_signals,
@@ -15,15 +16,11 @@ from mlpcli.cli_common import (
     make_reporter,
 )
 
-ModelArgument = Annotated[
-    str, typer.Argument(help="Model file written by `mlpcli train`.", metavar="MODEL")
-]
-
 
 @app.command()
 @errors_to_exit_codes
 def plot(
-    model: ModelArgument,
+    model: ModelArg,
     *,
     out: Annotated[
         str,
@@ -67,7 +64,7 @@ def plot(
 @app.command()
 @errors_to_exit_codes
 def report(
-    model: ModelArgument,
+    model: ModelArg,
     *,
     out: Annotated[
         str,
