@@ -682,8 +682,11 @@ class TrainedModel:
         return self.preprocessor.transform(frame, self.net.dtype)
 
     def predict_outputs(self, frame: pd.DataFrame) -> np.ndarray:
-        """Network outputs (probabilities, or standardised regression values) for raw rows."""
-        return self.net.forward(self.transform(frame))
+        """Network outputs (probabilities, or standardised regression values) for raw rows,
+        bit for bit those of `mlpcli predict`."""
+        from mlpcli import predicting
+
+        return predicting.forward(self, frame)
 
 
 def load_trained(path: str | Path) -> TrainedModel:
