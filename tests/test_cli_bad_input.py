@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PickleMarker
 from typer.testing import CliRunner
 
 from mlpcli.cli import app
@@ -147,14 +148,6 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-class _Marker:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        return (Path.touch, (self.path,))
-
-
 def _truncated(model: Path, path: Path) -> None:
     data = model.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -163,7 +156,7 @@ def _truncated(model: Path, path: Path) -> None:
 def _pickled_array(model: Path, path: Path) -> None:
     with np.load(model) as archive:
         arrays = {k: archive[k] for k in archive.files}
-    arrays["net.layer1.W"] = np.array([_Marker(path.parent / "marker")], dtype=object)
+    arrays["net.layer1.W"] = np.array([PickleMarker(path.parent / "marker")], dtype=object)
     with path.open("wb") as fh:
         np.savez(fh, **arrays)
 
@@ -192,7 +185,7 @@ MODEL_CASES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "truncated": (_truncated, "not a readable mlpcli model file"),
     "not-a-model": (lambda m, p: write(p, "a,b\n1,2\n") and None, "not a zip archive"),
     "plain-pickle": (
-        lambda m, p: write(p, pickle.dumps(_Marker(p.parent / "marker"))) and None,
+        lambda m, p: write(p, pickle.dumps(PickleMarker(p.parent / "marker"))) and None,
         "not a zip archive",
     ),
     "pickled-array": (_pickled_array, "pickle"),

@@ -10,22 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PickleMarker
 
 from mlpcli import modelfile
 from mlpcli.errors import ModelFileError
 from mlpcli.workflows import load_trained
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class _Marker:
-    """Unpickling this creates a file: proof that a loader executed code."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        return (Path.touch, (self.path,))
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +96,7 @@ def test_pickled_object_array_is_refused_and_never_executed(
     tmp_path: Path, model_path: Path
 ) -> None:
     marker = tmp_path / "marker"
-    evil = np.array([_Marker(marker)], dtype=object)
+    evil = np.array([PickleMarker(marker)], dtype=object)
     path = _rewrite(model_path, tmp_path / "evil.npz", arrays={"net.layer1.W": evil})
     with pytest.raises(ModelFileError, match="pickle"):
         modelfile.load(path)
@@ -117,7 +108,7 @@ def test_pickled_object_array_is_refused_and_never_executed(
 def test_plain_pickle_named_npz_is_refused_and_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     path = tmp_path / "model.npz"
-    path.write_bytes(pickle.dumps(_Marker(marker)))
+    path.write_bytes(pickle.dumps(PickleMarker(marker)))
     with pytest.raises(ModelFileError, match="not a zip archive"):
         modelfile.load(path)
     assert not marker.exists()
