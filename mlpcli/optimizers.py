@@ -11,6 +11,11 @@ step); M and V are per-weight state, D a per-weight step size.
     adam      M <- beta1*M + (1-beta1)*g;  V <- beta2*V + (1-beta2)*g^2;
               W <- W - lr*(M/(1-beta1^t)) / (sqrt(V/(1-beta2^t)) + eps)
     adamw     W <- W - lr*wd*W where the decay mask is nonzero, then the adam step
+
+Parameter groups (adam, adamw): with `lr_factors` set, parameter i steps with lr*f_i in place of
+lr, decay included (RealMLP-TD trains its scaling layer at 6 lr, biases at 0.1 lr; pytabkit's
+`OptimizerBase.step`). f_i is a float or an array broadcastable to parameter i (one factor per
+weight of a flat buffer). None, the default, leaves every step bit-identical to the rule above.
     rprop     iRprop-: if g*g' > 0: D <- min(eta+*D, D_max);  if g*g' < 0: D <- max(eta-*D, D_min)
               and g <- 0;  W <- W - sign(g)*D;  g' <- g      (full batch only)
 
@@ -104,6 +109,8 @@ class Optimizer:
         self._check()
         #: Per parameter: where decoupled weight decay applies; only adamw reads it.
         self.decay_masks: Sequence[float | Array] | None = None
+        #: Per parameter: a learning-rate factor (parameter groups); adam and adamw read it.
+        self.lr_factors: Sequence[float | Array] | None = None
         self.t = 0
         self.state: dict[str, list[Array]] = {key: [] for key in self.STATE}
         self._scratch: list[Array] = []
@@ -307,6 +314,8 @@ class Adam(Optimizer):
         tmp += self.eps * c2
         np.divide(M, tmp, out=tmp)
         tmp *= lr * c2 / (1.0 - b1**self.t)
+        if self.lr_factors is not None:
+            tmp *= self.lr_factors[i]
         W -= tmp
 
 
@@ -331,7 +340,7 @@ class AdamW(Adam):
     def decay_masks(self, masks: Sequence[float | Array] | None) -> None:
         self._decay_masks = None if masks is None else [self._as_bool(m) for m in masks]
         self._factors: dict[int, Array] = {}
-        self._factors_lr: float | None = None
+        self._factors_lr: tuple[float, float] | None = None
 
     @staticmethod
     def _as_bool(mask: float | Array) -> bool | NDArray[np.bool_]:
@@ -343,7 +352,9 @@ class AdamW(Adam):
             raise ValueError(f"{len(masks)} decay masks for {self._n_params} parameter arrays")
         # Decay first, so the decay term uses the W of the previous step, as the rule says.
         mask = True if masks is None else masks[i]
-        if mask is True:
+        if self.lr_factors is not None and mask is not False:
+            W *= self._factor(i, np.broadcast_to(mask, W.shape), W.dtype, lr)
+        elif mask is True:
             W *= 1.0 - lr * self.weight_decay
         elif mask is not False:
             W *= self._factor(i, mask, W.dtype, lr)
@@ -352,12 +363,18 @@ class AdamW(Adam):
     def _factor(self, i: int, mask: NDArray[np.bool_], dtype: np.dtype, lr: float) -> Array:
         """1 - lr*wd where the mask is set, else 1, rebuilt only when lr changes (once an epoch):
         one plain multiply per step, where a masked `where=` multiply took 1.5x the time of the
-        whole Adam step on a flat buffer."""
-        if self._factors_lr != lr:
-            self._factors, self._factors_lr = {}, lr
+        whole Adam step on a flat buffer. With `lr_factors`, 1 - lr*f_i*wd where the mask is set.
+        Rebuilt when lr or wd changes (a per-step schedule rebuilds it every step)."""
+        key = (lr, self.weight_decay)
+        if self._factors_lr != key:
+            self._factors, self._factors_lr = {}, key
         if i not in self._factors:
             factor = np.ones(np.shape(mask), dtype=dtype)
-            np.copyto(factor, 1.0 - lr * self.weight_decay, where=mask)
+            if self.lr_factors is None:
+                np.copyto(factor, 1.0 - lr * self.weight_decay, where=mask)
+            else:
+                scaled = np.broadcast_to(np.asarray(self.lr_factors[i], dtype=dtype), factor.shape)
+                np.copyto(factor, 1.0 - (lr * self.weight_decay) * scaled, where=mask)
             self._factors[i] = factor
         return self._factors[i]
 

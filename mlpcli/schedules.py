@@ -10,6 +10,17 @@ e is the 0-based epoch that has just finished, E the number of epochs, lr0 the i
               serves losses of any scale); the count restarts after an improvement or a cut
 
 A schedule never raises the rate: plateau's floor is min(min_lr, lr), cosine refuses min_lr > lr0.
+
+Progress schedules (`PROGRESS_SCHEDULES`) are the quality recipe's: a factor of the training
+progress t = s / S (s steps done of S), applied at every step to a base value, so one shape serves
+the learning rate, dropout and weight decay (pytabkit's `training/scheduling.py`, Holzmüller et al.
+2024, "Better by Default"). With the cosine ramp c(u) = (1 - cos(pi u)) / 2, from 0 to 1:
+
+    constant   f = 1
+    cosine     f = 1 - c(t)                                                  from 1 to 0
+    coslog4    f = (1 - cos(2 pi log2(1 + 15 t))) / 2      4 cycles, each twice as long as the last
+    one_cycle  f = 0.04 + 0.96 c(t / 0.25) for t < 0.25, then 1 - (1 - 1e-5) c((t - 0.25) / 0.75)
+    flat_cos   f = 1 for t < 0.5, then 1 - c((t - 0.5) / 0.5)               (dropout, weight decay)
 """
 
 from __future__ import annotations
@@ -187,3 +198,85 @@ def get(name: str, lr0: float, epochs: int, **hyper: float) -> Schedule:
         type[Schedule], choose("learning-rate schedule", name, cast(dict[str, object], SCHEDULES))
     )
     return cls(lr0, epochs, **hyper)
+
+
+# --- progress schedules: per-step factors of training progress t in [0, 1] ----------------------
+
+
+def _cos_ramp(u: float) -> float:
+    """c(u) = (1 - cos(pi u)) / 2: 0 at u = 0, 1 at u = 1, flat at both ends."""
+    return 0.5 * (1.0 - math.cos(math.pi * u))
+
+
+class ProgressSchedule:
+    """A factor of training progress t = steps done / total steps (formulas: module docstring)."""
+
+    name: ClassVar[str]
+
+    def __call__(self, t: float) -> float:
+        raise NotImplementedError
+
+    @staticmethod
+    def progress(step: int, total_steps: int) -> float:
+        """t for the step about to be taken, `step` steps having been taken (0-based)."""
+        return min(max(step / total_steps, 0.0), 1.0)
+
+
+class ConstantFactor(ProgressSchedule):
+    name = "constant"
+
+    def __call__(self, t: float) -> float:
+        return 1.0
+
+
+class CosineFactor(ProgressSchedule):
+    name = "cosine"
+
+    def __call__(self, t: float) -> float:
+        return 1.0 - _cos_ramp(t)
+
+
+class Coslog4(ProgressSchedule):
+    """Four cosine cycles on a log time axis: the restarts come at t = 1/15, 3/15 and 7/15."""
+
+    name = "coslog4"
+    n_cycles: ClassVar[int] = 4
+
+    def __call__(self, t: float) -> float:
+        u = math.log2(1.0 + (2.0**self.n_cycles - 1.0) * t)
+        return 0.5 * (1.0 - math.cos(2.0 * math.pi * u))
+
+
+class OneCycle(ProgressSchedule):
+    """Smith's one-cycle shape, as pytabkit spells it: up from 0.04 over the first quarter,
+    then down to 1e-5."""
+
+    name = "one_cycle"
+
+    def __call__(self, t: float) -> float:
+        if t < 0.25:
+            return 0.04 + 0.96 * _cos_ramp(t / 0.25)
+        return 1.0 - (1.0 - 1e-5) * _cos_ramp((t - 0.25) / 0.75)
+
+
+class FlatCos(ProgressSchedule):
+    """Flat for the first half, then a cosine down to 0 (RealMLP-TD's dropout and decay)."""
+
+    name = "flat_cos"
+
+    def __call__(self, t: float) -> float:
+        return 1.0 if t < 0.5 else 1.0 - _cos_ramp((t - 0.5) / 0.5)
+
+
+PROGRESS_SCHEDULES: dict[str, type[ProgressSchedule]] = {
+    cls.name: cls for cls in (ConstantFactor, CosineFactor, Coslog4, OneCycle, FlatCos)
+}
+
+
+def get_progress(name: str) -> ProgressSchedule:
+    """The progress schedule `name` (a per-step factor of a base lr, dropout or weight decay)."""
+    cls = cast(
+        type[ProgressSchedule],
+        choose("progress schedule", name, cast(dict[str, object], PROGRESS_SCHEDULES)),
+    )
+    return cls()

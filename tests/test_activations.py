@@ -77,6 +77,16 @@ HAND_VALUES = {
     "softplus": ([-LN3, 0.0, LN3], [math.log(4 / 3), math.log(2.0), math.log(4.0)]),
     # e^-ln2 - 1 = -1/2
     "elu": ([-math.log(2.0), 0.0, 2.0], [-0.5, 0.0, 2.0]),
+    # lambda z above 0; lambda alpha (e^-ln2 - 1) = -lambda alpha / 2 at -ln 2
+    "selu": (
+        [-math.log(2.0), 0.0, 2.0],
+        [-activations.SELU_LAMBDA * activations.SELU_ALPHA / 2, 0.0, 2.0 * activations.SELU_LAMBDA],
+    ),
+    # z tanh(log(1 + e^z)): 1 + e^ln2 = 3, tanh(ln 3) = 4/5; 1 + e^-ln2 = 3/2, tanh(ln 3/2) = 5/13
+    "mish": (
+        [-math.log(2.0), 0.0, math.log(2.0)],
+        [-math.log(2.0) * 5 / 13, 0.0, math.log(2.0) * 0.8],
+    ),
     # z Phi(z): 0 at 0, z for large z, 0 for very negative z, 1 * 0.8412 at 1 (tanh form)
     "gelu": ([-10.0, 0.0, 1.0, 10.0], [0.0, 0.0, 0.8411920, 10.0]),
 }

@@ -255,3 +255,48 @@ def test_a_batch_of_zero_weights_gives_zero_loss_and_gradient(loss_name, act_nam
     assert value == 0.0
     np.testing.assert_array_equal(dZ, 0.0)
     assert loss.value(Y, act.forward(Z), np.zeros(len(Z))) == 0.0
+
+
+# ----------------------------------------------------------------- label smoothing
+def test_ce_label_smoothing_by_hand():
+    """epsilon 0.2, K = 2: y = (0, 1) -> y' = (0.1, 0.9); softmax(0, ln 3) = (1/4, 3/4)."""
+    loss = losses.get("ce", label_smoothing=0.2)
+    Z, Y = np.array([[0.0, math.log(3.0)]]), np.array([[0.0, 1.0]])
+    value, dZ = loss(Y, Z, activations.get("softmax"))
+    assert value == pytest.approx(-(0.1 * math.log(0.25) + 0.9 * math.log(0.75)), rel=1e-12)
+    np.testing.assert_allclose(dZ, [[0.25 - 0.1, 0.75 - 0.9]], rtol=1e-12)
+
+
+def test_bce_label_smoothing_by_hand():
+    """epsilon 0.2: y = 1 -> y' = 0.9; sigmoid(ln 3) = 3/4."""
+    loss = losses.get("bce", label_smoothing=0.2)
+    value, dZ = loss(np.array([[1.0]]), np.array([[math.log(3.0)]]), activations.get("sigmoid"))
+    assert value == pytest.approx(-(0.9 * math.log(0.75) + 0.1 * math.log(0.25)), rel=1e-12)
+    np.testing.assert_allclose(dZ, [[0.75 - 0.9]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["bce", "ce"])
+def test_label_smoothing_gradient_matches_central_difference(
+    name, rng, central_difference, relative_error
+):
+    loss = losses.get(name, label_smoothing=0.1)
+    act = activations.get(LOSSES[name].output_activation)
+    Z, Y = _problem(rng, name, act.name)
+    numeric = central_difference(lambda: loss(Y, Z, act)[0], Z)
+    assert relative_error(loss(Y, Z, act)[1], numeric) < 1e-6
+
+
+@pytest.mark.parametrize("name", ["bce", "ce"])
+def test_no_label_smoothing_is_bit_identical(name, rng):
+    act = activations.get(LOSSES[name].output_activation)
+    Z, Y = _problem(rng, name, act.name)
+    plain, smoothed0 = losses.get(name)(Y, Z, act), losses.get(name, 0.0)(Y, Z, act)
+    assert plain[0] == smoothed0[0]
+    np.testing.assert_array_equal(plain[1], smoothed0[1])
+
+
+def test_label_smoothing_is_refused_for_regression_and_out_of_range():
+    with pytest.raises(UsageError, match="--label-smoothing applies to the classification"):
+        losses.get("mse", label_smoothing=0.1)
+    with pytest.raises(UsageError, match=r"--label-smoothing must be in \[0, 1\); got 1.0"):
+        losses.get("ce", label_smoothing=1.0)

@@ -599,7 +599,7 @@ BAD_OPTIONS: dict[str, tuple[dict[str, Any], str]] = {
     "unknown_activation": (
         dict(activation="relu6"),
         r"Unknown hidden activation 'relu6'; choose one of: identity, sigmoid, tanh, relu, "
-        r"leaky_relu, softplus, elu, gelu\.",
+        r"leaky_relu, softplus, elu, selu, mish, gelu\.",
     ),
     "softmax_hidden": (
         dict(activation="softmax"),

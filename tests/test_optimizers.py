@@ -479,3 +479,59 @@ def test_unknown_optimizer_lists_the_choices() -> None:
 def test_bad_hyperparameters_name_the_option(name: str, hyper: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         optimizers.get(name, **hyper)
+
+
+# ------------------------------------------------------------------ parameter groups
+#: Per-weight learning-rate factors, as RealMLP-TD's groups give them (scale 6, bias 0.1, 1).
+FACTORS = np.array([6.0, 0.1, 1.0, 0.5])
+
+
+def test_adam_lr_factors_follow_the_rule_weight_by_weight() -> None:
+    """Each weight steps as plain Adam with lr*f_j; beta2 0.95 as in RealMLP-TD."""
+    W = W0.copy()
+    opt = optimizers.get("adam", lr=LR, beta2=0.95)
+    opt.lr_factors = [FACTORS]
+    for g in GRADS:
+        opt.step([W], [g])
+    for j, f in enumerate(FACTORS):
+        expected = rule_adam(W0[j : j + 1], [g[j : j + 1] for g in GRADS], LR * f, 0.9, 0.95, 1e-8)
+        np.testing.assert_allclose(W[j], expected[0], rtol=1e-12)
+
+
+def test_adamw_lr_factors_scale_the_decay_too() -> None:
+    """pytabkit's rule: W <- W (1 - lr f wd) where decayed, then Adam with lr f."""
+    W = W0.copy()
+    opt = optimizers.get("adamw", lr=LR, weight_decay=0.3, beta2=0.95)
+    opt.lr_factors = [FACTORS]
+    opt.decay_masks = [np.array([1.0, 0.0, 1.0, 1.0])]
+    for g in GRADS:
+        opt.step([W], [g])
+    for j, f in enumerate(FACTORS):
+        wd = 0.0 if j == 1 else 0.3
+        expected = rule_adam(
+            W0[j : j + 1], [g[j : j + 1] for g in GRADS], LR * f, 0.9, 0.95, 1e-8, wd
+        )
+        np.testing.assert_allclose(W[j], expected[0], rtol=1e-12)
+
+
+def test_adamw_decay_follows_a_weight_decay_schedule() -> None:
+    """Changing weight_decay between steps (a flat-then-cosine schedule) takes effect."""
+    W = np.array([2.0])
+    opt = optimizers.get("adamw", lr=0.1, weight_decay=0.5)
+    opt.lr_factors = [np.array([2.0])]
+    opt.step([W], [np.zeros(1)])
+    opt.weight_decay = 0.25
+    opt.step([W], [np.zeros(1)])
+    np.testing.assert_allclose(W, [2.0 * (1 - 0.1 * 2.0 * 0.5) * (1 - 0.1 * 2.0 * 0.25)])
+
+
+def test_unit_lr_factors_equal_no_factors(rng: np.random.Generator) -> None:
+    grads = [rng.normal(size=4) for _ in range(3)]
+    for name in ("adam", "adamw"):
+        plain, grouped = W0.copy(), W0.copy()
+        a, b = optimizers.get(name), optimizers.get(name)
+        b.lr_factors = [np.ones(4)]
+        for g in grads:
+            a.step([plain], [g])
+            b.step([grouped], [g])
+        np.testing.assert_allclose(grouped, plain, rtol=1e-15)

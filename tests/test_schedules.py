@@ -182,3 +182,50 @@ def test_bad_values_name_the_option(
 ) -> None:
     with pytest.raises(UsageError, match=message):
         schedules.get(name, lr0, epochs, **hyper)
+
+
+# ----------------------------------------------------------------- progress schedules
+PROGRESS_NAMES = list(schedules.PROGRESS_SCHEDULES)
+SQRT2 = math.sqrt(2.0)
+
+#: name -> [(t, f(t) worked out by hand)]
+PROGRESS_BY_HAND = {
+    "constant": [(0.0, 1.0), (0.7, 1.0), (1.0, 1.0)],
+    "cosine": [(0.0, 1.0), (0.5, 0.5), (1.0, 0.0)],
+    # log2(1 + 15 t) = 0, 1/2, 1, 3/2, 2, 4 at t = 0, (sqrt2-1)/15, 1/15, (2 sqrt2-1)/15, 3/15, 1
+    "coslog4": [
+        (0.0, 0.0),
+        ((SQRT2 - 1) / 15, 1.0),
+        (1 / 15, 0.0),
+        ((2 * SQRT2 - 1) / 15, 1.0),
+        (3 / 15, 0.0),
+        (1.0, 0.0),
+    ],
+    # 0.04 + 0.96 (1 - cos(pi u)) / 2 with u = 0, 1/2, 1; then 1 - (1 - 1e-5) (1 - cos(pi u)) / 2
+    "one_cycle": [(0.0, 0.04), (0.125, 0.52), (0.25, 1.0), (0.625, 0.500005), (1.0, 1e-5)],
+    "flat_cos": [(0.0, 1.0), (0.3, 1.0), (0.5, 1.0), (0.75, 0.5), (1.0, 0.0)],
+}
+
+
+def test_progress_registry_is_covered_by_hand_values() -> None:
+    assert set(PROGRESS_BY_HAND) == set(PROGRESS_NAMES)
+    assert all(cls.name == key for key, cls in schedules.PROGRESS_SCHEDULES.items())
+
+
+@pytest.mark.parametrize("name", PROGRESS_NAMES, ids=PROGRESS_NAMES)
+def test_progress_schedules_by_hand(name: str) -> None:
+    schedule = schedules.get_progress(name)
+    for t, expected in PROGRESS_BY_HAND[name]:
+        assert schedule(t) == pytest.approx(expected, abs=1e-12), t
+
+
+def test_progress_of_a_step() -> None:
+    """t = steps done / total: 0 at the first step, (S-1)/S at the last, clipped to [0, 1]."""
+    progress = schedules.ProgressSchedule.progress
+    assert [progress(s, 4) for s in range(4)] == [0.0, 0.25, 0.5, 0.75]
+    assert progress(9, 4) == 1.0
+
+
+def test_unknown_progress_schedule_lists_the_choices() -> None:
+    with pytest.raises(UsageError, match="Unknown progress schedule 'coslog3'; choose one of: "):
+        schedules.get_progress("coslog3")

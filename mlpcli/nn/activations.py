@@ -210,6 +210,80 @@ class ELU(Activation):
         return dA
 
 
+#: SELU's constants (Klambauer et al. 2017, "Self-Normalizing Neural Networks"), fixed so that
+#: unit-variance inputs keep zero mean and unit variance through the layer.
+SELU_LAMBDA = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+class SELU(Activation):
+    """sigma(z) = lambda z for z > 0, lambda alpha (e^z - 1) otherwise (Klambauer et al. 2017).
+
+    RealMLP-TD's classification activation (Holzmüller et al. 2024), there in a parametric mix.
+    """
+
+    name = "selu"
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        # lambda [max(z, 0) + alpha (e^min(z, 0) - 1)], as in ELU.
+        negative = np.minimum(Z, _zero_row(Z))
+        np.expm1(negative, out=negative)
+        negative *= SELU_ALPHA
+        out = np.maximum(Z, _zero_row(Z), out=out)
+        out += negative
+        out *= SELU_LAMBDA
+        return out
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        # selu' = lambda for z > 0, lambda alpha e^z = sigma(z) + lambda alpha otherwise.
+        grad = np.minimum(A, 0.0)
+        grad += SELU_LAMBDA * SELU_ALPHA
+        step = (Z > 0).astype(dA.dtype)
+        step *= SELU_LAMBDA - SELU_LAMBDA * SELU_ALPHA
+        grad += step
+        dA *= grad
+        return dA
+
+
+class Mish(Activation):
+    """sigma(z) = z tanh(softplus(z)) (Misra 2019); RealMLP-TD's regression activation.
+
+    tanh(log(1 + e^z)) = ((1 + e^z)^2 - 1) / ((1 + e^z)^2 + 1) = 1 - 2 / ((1 + e^z)^2 + 1),
+    computed with e^z clipped at z = 20, beyond which the ratio is 1 in float64.
+    """
+
+    name = "mish"
+
+    @staticmethod
+    def _tanh_softplus(Z: Array) -> Array:
+        u = np.minimum(Z, Z.dtype.type(20.0))
+        np.exp(u, out=u)
+        u += 1.0
+        np.square(u, out=u)
+        u += 1.0
+        np.divide(-2.0, u, out=u)
+        u += 1.0
+        return u
+
+    def forward(self, Z: Array, out: Array | None = None) -> Array:
+        return np.multiply(Z, self._tanh_softplus(Z), out=out)
+
+    def backward(self, dA: Array, Z: Array, A: Array) -> Array:
+        # mish' = t + z sigmoid(z) (1 - t^2), t = tanh(softplus(z)), since softplus' = sigmoid.
+        t = self._tanh_softplus(Z)
+        s = np.multiply(Z, 0.5)
+        np.tanh(s, out=s)
+        s += 1.0
+        s *= 0.5  # sigmoid(z)
+        s *= Z
+        grad = np.multiply(t, t)
+        np.subtract(1.0, grad, out=grad)
+        grad *= s
+        grad += t
+        dA *= grad
+        return dA
+
+
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
@@ -279,7 +353,7 @@ class Softmax(Activation):
 
 ACTIVATIONS: dict[str, type[Activation]] = {
     cls.name: cls
-    for cls in (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softplus, ELU, GELU, Softmax)
+    for cls in (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softplus, ELU, SELU, Mish, GELU, Softmax)
 }
 
 #: Activations a hidden layer may use (softmax couples units, so it is output-only).

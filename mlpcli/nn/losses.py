@@ -12,6 +12,11 @@ Per-sample losses, averaged over output columns (summed for `ce`, whose Y rows a
 - bce:   mean_j [ max(z, 0) - z y + log(1 + e^-|z|) ]                        (sigmoid output)
 - ce:    logsumexp(z) - sum_j y_j z_j                                         (softmax output)
 Total: sum_i w_i l_i / sum_i w_i, with w_i = 1 without sample weights.
+
+Label smoothing (Szegedy et al. 2016; RealMLP-TD uses epsilon = 0.1) trains bce and ce against
+y' = (1 - epsilon) y + epsilon m / K instead of y, where K is the number of classes (2 for each
+bce column) and m the row's target mass (1 for a one-hot row), so the gradient is still P - y'.
+It is off (epsilon = 0) by default; `value()`, the loss of given probabilities, never smooths.
 """
 
 from __future__ import annotations
@@ -154,12 +159,29 @@ class Huber(Loss):
         return per_element.mean(axis=1), grad.astype(P.dtype, copy=False)
 
 
-class BinaryCrossEntropy(Loss):
+class _Smoothed(Loss):
+    """A classification loss that can train against label-smoothed targets."""
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        if not 0.0 <= label_smoothing < 1.0:  # also refuses NaN
+            raise UsageError(f"--label-smoothing must be in [0, 1); got {label_smoothing}.")
+        self.label_smoothing = float(label_smoothing)
+
+    def _smooth(self, Y: Array, n_classes: int, mass: Array | float) -> Array:
+        """y' = (1 - epsilon) y + epsilon m / K; Y itself when epsilon is 0 (bit-identical)."""
+        eps = self.label_smoothing
+        if not eps:
+            return Y
+        return (1.0 - eps) * Y + (eps / n_classes) * mass
+
+
+class BinaryCrossEntropy(_Smoothed):
     name = "bce"
     output_activation = "sigmoid"
     fused = True
 
     def _from_logits(self, Y: Array, Z: Array) -> tuple[Array, Array]:
+        Y = self._smooth(Y, 2, 1.0)
         # log(1 + e^-|z|) never overflows; max(z,0) - z y completes -[y log p + (1-y) log(1-p)].
         per_element = np.maximum(Z, 0.0) - Z * Y + np.log1p(np.exp(-np.abs(Z)))
         P = 0.5 * (1.0 + np.tanh(0.5 * Z))
@@ -173,12 +195,14 @@ class BinaryCrossEntropy(Loss):
         return -np.mean(Y * np.log(P) + (1.0 - Y) * np.log1p(-P), axis=1)
 
 
-class CrossEntropy(Loss):
+class CrossEntropy(_Smoothed):
     name = "ce"
     output_activation = "softmax"
     fused = True
 
     def _from_logits(self, Y: Array, Z: Array) -> tuple[Array, Array]:
+        if self.label_smoothing:
+            Y = self._smooth(Y, Y.shape[1], _row_sum(Y)[:, None])
         # Called every batch on small arrays: row reductions by BLAS, temporaries reused.
         shifted = np.subtract(Z, _row_max(Z))
         exp = np.exp(shifted)
@@ -204,6 +228,13 @@ LOSSES: dict[str, type[Loss]] = {
 }
 
 
-def get(name: str) -> Loss:
-    """Build a loss from its command-line name."""
-    return choose("loss", name, LOSSES)()  # type: ignore[operator]
+def get(name: str, label_smoothing: float = 0.0) -> Loss:
+    """Build a loss from its command-line name; `label_smoothing` applies to bce and ce only."""
+    cls = choose("loss", name, LOSSES)
+    if label_smoothing:
+        if not issubclass(cls, _Smoothed):  # type: ignore[arg-type]
+            raise UsageError(
+                f"--label-smoothing applies to the classification losses bce and ce, not '{name}'."
+            )
+        return cls(label_smoothing)  # type: ignore[operator]
+    return cls()  # type: ignore[operator]
