@@ -9,7 +9,15 @@ pickle. Per numeric column, in this order:
 - scale:   x <- (x - center) / scale            standard: mean, std (ddof 0)
                                                 minmax:   min, max - min      (to [0, 1])
                                                 robust:   median, q75 - q25
+                                                robust_range: median, q75 - q25, or
+                                                          (max - min) / 2 where q75 = q25
                                                 none:     0, 1
+- clip:    x <- x / sqrt(1 + (x/3)^2)          smooth (optional; none by default)
+
+robust_range followed by smooth clipping is RealMLP-TD's numeric preprocessing (Holzmüller et al.
+2024, pytabkit's `RobustScaleFactory` and `smooth_clip`): outliers are pulled towards +-3 while
+the bulk of each column stays almost linear, and a column that is mostly one value (IQR 0) is
+still scaled by its spread instead of being treated as constant.
 
 Categorical columns are one-hot encoded; missing is a level of its own and a level not seen in
 training encodes as all zeros.
@@ -76,6 +84,14 @@ def _scale_robust(x: Array) -> tuple[float, float]:
     return float(q50), float(q75 - q25)
 
 
+def _scale_robust_range(x: Array) -> tuple[float, float]:
+    q25, q50, q75 = np.percentile(x, [25.0, 50.0, 75.0])
+    spread = float(q75 - q25)
+    if spread == 0.0:  # a mostly-constant column (e.g. sparse counts): half its range instead
+        spread = 0.5 * float(np.max(x) - np.min(x))
+    return float(q50), spread
+
+
 def _scale_none(x: Array) -> tuple[float, float]:
     return 0.0, 1.0
 
@@ -85,8 +101,47 @@ SCALERS: dict[str, Callable[[Array], tuple[float, float]]] = {
     "standard": _scale_standard,
     "minmax": _scale_minmax,
     "robust": _scale_robust,
+    "robust_range": _scale_robust_range,
     "none": _scale_none,
 }
+
+
+class Clipper:
+    """An elementwise map applied after scaling, with its derivative (for explanations)."""
+
+    name: ClassVar[str]
+
+    def __call__(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def derivative(self, x: Array) -> Array:
+        raise NotImplementedError
+
+
+class NoClip(Clipper):
+    name = "none"
+
+    def __call__(self, x: Array) -> Array:
+        return x
+
+    def derivative(self, x: Array) -> Array:
+        return np.ones_like(x)
+
+
+class SmoothClip(Clipper):
+    """x / sqrt(1 + (x/3)^2): about x for |x| << 3, tending to +-3; derivative
+    (1 + (x/3)^2)^(-3/2)."""
+
+    name = "smooth"
+
+    def __call__(self, x: Array) -> Array:
+        return x / np.sqrt(1.0 + np.square(x / 3.0))
+
+    def derivative(self, x: Array) -> Array:
+        return (1.0 + np.square(x / 3.0)) ** -1.5
+
+
+CLIPPERS: dict[str, type[Clipper]] = {cls.name: cls for cls in (NoClip, SmoothClip)}
 
 
 # --- column helpers -----------------------------------------------------------------------------
@@ -196,9 +251,12 @@ class Preprocessor:
         scale: str = "standard",
         log1p: bool = False,
         max_levels: int = 50,
+        clip: str = "none",
     ) -> None:
         choose("imputation", impute, IMPUTERS)  # type: ignore[arg-type]
         choose("scaling", scale, SCALERS)  # type: ignore[arg-type]
+        self.clip = clip
+        self._clipper: Clipper = choose("clipping", clip, CLIPPERS)()  # type: ignore[operator]
         if not np.isfinite(fill_value):
             raise UsageError(f"--fill-value must be a finite number, got {fill_value}.")
         if max_levels < 1:
@@ -256,10 +314,16 @@ class Preprocessor:
             if column.kind != "numeric":
                 continue
             x = numeric_values(frame[column.name], column.name)
-            d = np.full_like(x, 1.0 / self.scales_[column.numeric_index])
+            i = column.numeric_index
+            d = np.full_like(x, 1.0 / self.scales_[i])
             if self.log1p:
                 self._log1p(x.copy(), np.isnan(x), column.name)  # same checks as transform
                 d /= 1.0 + x
+            if self.clip != "none":
+                u = np.log1p(x) if self.log1p else x.copy()
+                u -= self.centers_[i]
+                u /= self.scales_[i]
+                d *= self._clipper.derivative(u)
             d[np.isnan(x)] = np.nan
             D[:, column.offset] = d
         return D
@@ -280,6 +344,8 @@ class Preprocessor:
             i = column.numeric_index
             raw = self.impute_values_[i] if self.impute == "median" else self.centers_[i]
             row[column.offset] = (raw - self.centers_[i]) / self.scales_[i]
+            if self.clip != "none":
+                row[column.offset] = self._clipper(row[column.offset : column.offset + 1])[0]
         return row
 
     # -- fitting
@@ -423,6 +489,8 @@ class Preprocessor:
         x[missing] = self.impute_values_[i]
         x -= self.centers_[i]
         x /= self.scales_[i]
+        if self.clip != "none":
+            x = self._clipper(x)
         out[:, column.offset] = x
         if column.indicator:
             out[:, column.offset + 1] = missing
@@ -479,6 +547,7 @@ class Preprocessor:
                     "scaling": self.scale,
                     "center": float(self.centers_[i]),
                     "scale": float(self.scales_[i]),
+                    **({"clip": self.clip} if self.clip != "none" else {}),
                     "outputs": c.output_names(),
                 }
             )
@@ -497,6 +566,8 @@ class Preprocessor:
                 "scale": self.scale,
                 "log1p": self.log1p,
                 "max_levels": self.max_levels,
+                # Written only when set, so model files without clipping stay byte-identical.
+                **({"clip": self.clip} if self.clip != "none" else {}),
             },
             "missing_level": MISSING_LEVEL,
             "columns": [

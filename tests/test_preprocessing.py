@@ -72,6 +72,7 @@ SCALED = {
     "standard": (np.array([-3.0, -2.0, -1.0, 6.0]) / np.sqrt(12.5), 4.0, np.sqrt(12.5)),
     "minmax": (np.array([0.0, 1.0, 2.0, 9.0]) / 9.0, 1.0, 9.0),
     "robust": (np.array([-1.5, -0.5, 0.5, 7.5]) / 3.0, 2.5, 3.0),
+    "robust_range": (np.array([-1.5, -0.5, 0.5, 7.5]) / 3.0, 2.5, 3.0),
     "none": (np.array([1.0, 2.0, 3.0, 10.0]), 0.0, 1.0),
 }
 
@@ -417,3 +418,71 @@ def test_target_state_round_trip(task: str) -> None:
         first, second = (first,), (second,)
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# --- RealMLP-TD's numeric preprocessing: robust_range scaling and smooth clipping ---------------
+
+
+def test_robust_range_falls_back_to_half_the_range_when_the_iqr_is_zero() -> None:
+    """x = [0, 0, 0, 0, 0, 8]: median 0, q25 = q75 = 0, so scale (8 - 0) / 2 = 4 (pytabkit)."""
+    data = pd.DataFrame({"x": [0.0, 0.0, 0.0, 0.0, 0.0, 8.0]})
+    pre = Preprocessor(scale="robust_range").fit(data, ["x"])
+    assert (pre.centers_[0], pre.scales_[0]) == (0.0, 4.0)
+    np.testing.assert_allclose(pre.transform(data, dtype=np.float64)[:, 0], [0, 0, 0, 0, 0, 2.0])
+
+
+def test_smooth_clip_by_hand_after_scaling_with_training_statistics() -> None:
+    """u = (x - 2.5) / 3 from the training rows, then u / sqrt(1 + (u/3)^2): u = 4 -> 4 / (5/3)."""
+    train = pd.DataFrame({"x": [1.0, 2.0, 3.0, 10.0]})
+    test = pd.DataFrame({"x": [14.5, 2.5, -9.5]})  # u = 4, 0, -4
+    pre = Preprocessor(scale="robust_range", clip="smooth").fit(train, ["x"])
+    np.testing.assert_allclose(pre.transform(test, dtype=np.float64)[:, 0], [2.4, 0.0, -2.4])
+    assert pre.describe()[0]["clip"] == "smooth"
+
+
+def test_smooth_clip_derivative_matches_central_difference(
+    rng: np.random.Generator, central_difference, relative_error
+) -> None:
+    from mlpcli.preprocessing import CLIPPERS
+
+    clip = CLIPPERS["smooth"]()
+    x = rng.uniform(-20.0, 20.0, size=12)
+    weights = rng.normal(size=12)
+    numeric = central_difference(lambda: float(np.sum(weights * clip(x))), x)
+    assert relative_error(weights * clip.derivative(x), numeric) < 1e-6
+    assert np.all(np.abs(clip(x)) < 3.0)
+
+
+def test_smooth_clip_survives_the_state_round_trip(frame: pd.DataFrame) -> None:
+    pre = Preprocessor(scale="robust_range", clip="smooth", log1p=True).fit(frame, FEATURES)
+    meta, arrays = pre.to_state()
+    assert meta["options"]["clip"] == "smooth"
+    rebuilt = Preprocessor.from_state(*save_and_load(meta, arrays))
+    np.testing.assert_array_equal(rebuilt.transform(frame), pre.transform(frame))
+
+
+def test_no_clip_leaves_the_state_as_before(frame: pd.DataFrame) -> None:
+    """Model files of existing options must not change by a byte: no 'clip' key unless set."""
+    meta, _ = Preprocessor().fit(frame, FEATURES).to_state()
+    assert "clip" not in meta["options"]
+    assert all("clip" not in record for record in Preprocessor().fit(frame, FEATURES).describe())
+
+
+def test_unknown_clip_lists_the_choices() -> None:
+    with pytest.raises(UsageError, match="Unknown clipping 'hard'; choose one of: none, smooth"):
+        Preprocessor(clip="hard")
+
+
+@pytest.mark.parametrize("log1p", [False, True], ids=["raw", "log1p"])
+def test_encoding_derivatives_include_the_smooth_clip(log1p: bool) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.gamma(2.0, 3.0, 50)})
+    pre = Preprocessor(scale="robust_range", clip="smooth", log1p=log1p).fit(frame, ["a"])
+    eps = 1e-6
+    numeric = (
+        pre.transform(frame + eps, np.float64) - pre.transform(frame - eps, np.float64)
+    ) / (2 * eps)
+    np.testing.assert_allclose(pre.encoding_derivatives(frame), numeric, rtol=1e-6)
+    # The reference row is the clipped encoding of the imputation value (the training median).
+    u = (pre.impute_values_ - pre.centers_) / pre.scales_
+    np.testing.assert_allclose(pre.reference_row(), u / np.sqrt(1 + (u / 3) ** 2))
