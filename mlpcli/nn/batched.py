@@ -1,0 +1,452 @@
+"""Member-batched layers: K networks of equal shapes trained as one (TabM's packed ensemble).
+
+Every array carries the member axis first: inputs and outputs are (K, n_samples, k), and each
+parameter is (K, ...), so member k only ever sees its own slice. A dense layer is then one
+batched matrix product, np.matmul((K, n, k_in), (K, k_in, k_out)), instead of K separate ones
+(Gorishniy et al. 2024, "TabM", `LinearEnsemble`: x.transpose(0, 1) @ weight). With K = 1 these
+are ordinary layers. Notation as in layers.py: Z = X W + b, gradients dZ, dW, db, dX.
+
+Each layer lists its parameters as `ParamSpec`s with a learning-rate factor and whether weight
+decay applies (RealMLP-TD's parameter groups), may initialise them from the training data it is
+given (`initialise`), and keeps backward beside forward. Layers (registry `LAYERS`):
+
+- scale      Y = X * s, s per feature, s = 1 at start                          (RealMLP-TD)
+- dense      Z = X (g W) + b, g = 1/sqrt(k_in) under the NTK parametrisation, else 1;
+             init "std": W ~ N(0, 1) rescaled so each unit of X g W has unit std on the data;
+             bias "he+5": b_j = -sum_i a_i Z[r_i, j] over 5 random rows r_i, a ~ Dirichlet(1)
+- act        Y = X + alpha (f(X) - X), alpha per unit, alpha = 1 at start (parametric mix)
+- dropout    inverted dropout whose rate p may change every step (a flat-then-cosine schedule)
+- pbld       periodic embedding of numeric column j: [cos(2 pi x w_j + b_j) V_j + c_j, x]
+             with w_j ~ N(0, sigma^2) (F frequencies), b_j ~ U(-pi, pi), V_j (F, h-1); raw x
+             kept ("densenet"), other columns passed through               (RealMLP-TD's PBLD)
+- ple        piecewise-linear encoding of numeric column j on quantile bins e_0 < ... < e_T:
+             component t = clip((x - e_{t-1}) / (e_t - e_{t-1}), 0, 1), the first unclipped
+             below and the last above (Gorishniy et al. 2022, "On Embeddings for Numerical
+             Features"); edges fitted on the training rows; all columns passed through as well
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlpcli.errors import UsageError
+from mlpcli.nn.activations import Activation
+
+Array = NDArray[np.floating]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter array: its name, shape (member axis first), lr factor, decay or not."""
+
+    name: str
+    shape: tuple[int, ...]
+    lr_factor: float = 1.0
+    decay: bool = True
+
+
+class MemberLayer:
+    """Base class: maps (K, n, n_in) to (K, n, n_out); parameters are views bound by the net."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, n_members: int, n_in: int) -> None:
+        self.n_members, self.n_in = int(n_members), int(n_in)
+        self.n_out = self.n_in
+        self.params: list[Array] = []
+        self.grads: list[Array] = []
+
+    def specs(self) -> list[ParamSpec]:
+        return []
+
+    def bind(self, params: list[Array], grads: list[Array]) -> None:
+        self.params, self.grads = params, grads
+
+    def initialise(self, rng: np.random.Generator, X: Array) -> None:
+        """Set the parameters, given this layer's input on (a sample of) the training rows."""
+
+    def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        raise NotImplementedError
+
+    def backward(self, dY: Array) -> Array:
+        raise NotImplementedError
+
+
+class FeatureScale(MemberLayer):
+    """Y = X * s: a learnable per-feature scale in front of the first dense layer."""
+
+    kind = "scale"
+
+    def __init__(self, n_members: int, n_in: int, lr_factor: float = 6.0) -> None:
+        super().__init__(n_members, n_in)
+        self.lr_factor = lr_factor
+        self._X: Array | None = None
+
+    def specs(self) -> list[ParamSpec]:
+        return [ParamSpec("s", (self.n_members, self.n_in), self.lr_factor)]
+
+    def initialise(self, rng: np.random.Generator, X: Array) -> None:
+        self.params[0][...] = 1.0
+
+    def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        self._X = X
+        return X * self.params[0][:, None, :]
+
+    def backward(self, dY: Array) -> Array:
+        X = self._X
+        assert X is not None, "backward before forward"
+        # ds = sum_i dY_i * X_i, dX = dY * s
+        np.einsum("knd,knd->kd", dY, X, out=self.grads[0])
+        return dY * self.params[0][:, None, :]
+
+
+#: Weight parametrisations: the gain g that multiplies W in the forward pass.
+WEIGHT_PARAMS = ("ntk", "standard")
+#: Weight initialisations of the dense layer (before the gain).
+WEIGHT_INITS = ("std", "normal", "zeros")
+#: Bias initialisations of the dense layer.
+BIAS_INITS = ("he+5", "normal", "zeros")
+
+
+class MemberDense(MemberLayer):
+    """Z = X (g W) + b, batched over members; g = 1/sqrt(k_in) under the NTK parametrisation.
+
+    With NTK, W stays of order 1 whatever the width, so one learning rate suits every layer
+    (Jacot et al. 2018; RealMLP-TD's `weight_param='ntk'`).
+    """
+
+    kind = "dense"
+
+    def __init__(
+        self,
+        n_members: int,
+        n_in: int,
+        n_out: int,
+        param: str = "ntk",
+        weight_init: str = "std",
+        bias_init: str = "he+5",
+        bias_lr_factor: float = 0.1,
+        input_grad: bool = True,
+    ) -> None:
+        super().__init__(n_members, n_in)
+        for what, value, allowed in (
+            ("weight parametrisation", param, WEIGHT_PARAMS),
+            ("weight initialisation", weight_init, WEIGHT_INITS),
+            ("bias initialisation", bias_init, BIAS_INITS),
+        ):
+            if value not in allowed:
+                raise UsageError(f"Unknown {what} '{value}'; choose one of: {', '.join(allowed)}.")
+        self.n_out = int(n_out)
+        self.param, self.weight_init, self.bias_init = param, weight_init, bias_init
+        self.bias_lr_factor = bias_lr_factor
+        self.gain = 1.0 / math.sqrt(n_in) if param == "ntk" else 1.0
+        self.input_grad = input_grad
+        self._X: Array | None = None
+
+    def specs(self) -> list[ParamSpec]:
+        K = self.n_members
+        return [
+            ParamSpec("W", (K, self.n_in, self.n_out)),
+            ParamSpec("b", (K, self.n_out), self.bias_lr_factor, decay=False),
+        ]
+
+    def initialise(self, rng: np.random.Generator, X: Array) -> None:
+        W, b = self.params
+        if self.weight_init == "zeros":
+            W[...] = 0.0
+        else:
+            W[...] = rng.standard_normal(W.shape)
+        if self.weight_init == "std":
+            std = np.matmul(X, self.gain * W).std(axis=1, keepdims=True)  # (K, 1, k_out)
+            W /= np.where(std > 0, std, 1.0)
+        if self.bias_init == "zeros":
+            b[...] = 0.0
+        elif self.bias_init == "normal":
+            b[...] = rng.standard_normal(b.shape)
+        else:
+            b[...] = self._he_plus_bias(rng, np.matmul(X, self.gain * W), 5)
+
+    @staticmethod
+    def _he_plus_bias(rng: np.random.Generator, Z: Array, n_points: int) -> Array:
+        """b_j = -(a . Z[r, j]) for n_points random rows r and simplex weights a ~ Dirichlet(1):
+        each unit's kink lands inside the data (pytabkit's `heplus_bias`)."""
+        K, n, k = Z.shape
+        rows = rng.integers(0, n, size=(K, k, n_points))
+        weights = rng.exponential(1.0, size=(K, k, n_points))
+        weights /= weights.sum(axis=2, keepdims=True)
+        members = np.arange(K)[:, None, None]
+        units = np.arange(k)[None, :, None]
+        picked = Z[members, rows, units]  # (K, k, n_points)
+        return -(picked * weights).sum(axis=2)
+
+    def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        self._X = X
+        W, b = self.params
+        Z = np.matmul(X, W)
+        if self.gain != 1.0:
+            Z *= self.gain
+        Z += b[:, None, :]
+        return Z
+
+    def backward(self, dZ: Array) -> Array:
+        X = self._X
+        assert X is not None, "backward before forward"
+        W = self.params[0]
+        dW, db = self.grads
+        # dW = g X^T dZ, db = sum_i dZ_i, dX = g dZ W^T (per member)
+        np.matmul(X.transpose(0, 2, 1), dZ, out=dW)
+        if self.gain != 1.0:
+            dW *= self.gain
+        np.sum(dZ, axis=1, out=db)
+        if not self.input_grad:
+            return dZ  # unused: the first layer's input is data
+        dX = np.matmul(dZ, W.transpose(0, 2, 1))
+        if self.gain != 1.0:
+            dX *= self.gain
+        return dX
+
+
+class ParametricActivation(MemberLayer):
+    """Y = X + alpha (f(X) - X) = (1 - alpha) X + alpha f(X), alpha per unit (RealMLP-TD).
+
+    alpha starts at 1 (plain f); learning it lets a unit become more linear where that helps.
+    """
+
+    kind = "act"
+
+    def __init__(
+        self, n_members: int, n_in: int, activation: Activation, lr_factor: float = 0.1
+    ) -> None:
+        super().__init__(n_members, n_in)
+        self.activation, self.lr_factor = activation, lr_factor
+        self._X: Array | None = None
+        self._F: Array | None = None
+
+    def specs(self) -> list[ParamSpec]:
+        return [ParamSpec("alpha", (self.n_members, self.n_in), self.lr_factor)]
+
+    def initialise(self, rng: np.random.Generator, X: Array) -> None:
+        self.params[0][...] = 1.0
+
+    def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        F = self.activation.forward(X)
+        self._X, self._F = X, F
+        alpha = self.params[0][:, None, :]
+        return X + alpha * (F - X)
+
+    def backward(self, dY: Array) -> Array:
+        X, F = self._X, self._F
+        assert X is not None and F is not None, "backward before forward"
+        alpha = self.params[0][:, None, :]
+        # dalpha = sum_i dY (f(X) - X), dX = dY (1 - alpha) + alpha f'(X) dY
+        np.einsum("knd,knd->kd", dY, F - X, out=self.grads[0])
+        dF = self.activation.backward(dY * alpha, X, F)
+        dF += dY * (1.0 - alpha)
+        return dF
+
+
+class MemberDropout(MemberLayer):
+    """Inverted dropout with a rate `p` the trainer may change between steps; off at inference."""
+
+    kind = "dropout"
+
+    def __init__(self, n_members: int, n_in: int, p: float = 0.15) -> None:
+        super().__init__(n_members, n_in)
+        if not 0.0 <= p < 1.0:
+            raise UsageError(f"--dropout must be in [0, 1); got {p}.")
+        self.p = p
+        self._mask: Array | None = None
+
+    def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        if not training or self.p == 0.0:
+            self._mask = None
+            return X
+        assert rng is not None, "dropout in training needs a random generator"
+        mask = (rng.random(X.shape) >= self.p).astype(X.dtype)
+        mask *= 1.0 / (1.0 - self.p)
+        self._mask = mask
+        return X * mask
+
+    def backward(self, dY: Array) -> Array:
+        return dY if self._mask is None else dY * self._mask
+
+
+def _numeric_columns(n_in: int, numeric: Sequence[int] | None) -> NDArray[np.intp]:
+    columns = np.arange(n_in) if numeric is None else np.asarray(numeric, dtype=np.intp)
+    if columns.size and (columns.min() < 0 or columns.max() >= n_in):
+        raise ValueError(f"numeric columns {columns.tolist()} out of range for {n_in} inputs")
+    return columns
+
+
+class PeriodicEmbedding(MemberLayer):
+    """PBLD: per numeric column, [cos(2 pi x w + b) V + c, x]; other columns passed through.
+
+    Output: the (h - 1)-wide embedding of every numeric column, then all input columns.
+    """
+
+    kind = "pbld"
+
+    def __init__(
+        self,
+        n_members: int,
+        n_in: int,
+        numeric: Sequence[int] | None = None,
+        n_frequencies: int = 16,
+        sigma: float = 0.1,
+        d_embedding: int = 4,
+        lr_factor: float = 0.1,
+    ) -> None:
+        super().__init__(n_members, n_in)
+        if n_frequencies < 1 or d_embedding < 2 or not sigma > 0:
+            raise UsageError(
+                "The periodic embedding needs at least 1 frequency, an embedding width of at "
+                f"least 2 and sigma > 0; got {n_frequencies}, {d_embedding}, {sigma}."
+            )
+        self.numeric = _numeric_columns(n_in, numeric)
+        self.n_frequencies, self.sigma = int(n_frequencies), float(sigma)
+        self.hidden = int(d_embedding) - 1  # the raw x is the last embedding component
+        self.lr_factor = lr_factor
+        self.n_out = self.numeric.size * self.hidden + n_in
+        self._cache: tuple[Array, Array, Array] | None = None
+
+    def specs(self) -> list[ParamSpec]:
+        K, d, F, h = self.n_members, self.numeric.size, self.n_frequencies, self.hidden
+        f = self.lr_factor
+        return [
+            ParamSpec("w", (K, d, 1, F), f),
+            ParamSpec("b", (K, d, 1, F), f),
+            ParamSpec("V", (K, d, F, h), f),
+            ParamSpec("c", (K, d, 1, h), f),
+        ]
+
+    def initialise(self, rng: np.random.Generator, X: Array) -> None:
+        w, b, V, c = self.params
+        F = self.n_frequencies
+        w[...] = self.sigma * rng.standard_normal(w.shape)
+        # U(-pi, pi) rather than U(0, 2 pi): smaller values under weight decay (pytabkit)
+        b[...] = math.pi * rng.uniform(-1.0, 1.0, b.shape)
+        V[...] = rng.uniform(-1.0, 1.0, V.shape) / math.sqrt(F)
+        c[...] = rng.uniform(-1.0, 1.0, c.shape) / math.sqrt(F)
+
+    def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        w, b, V, c = self.params
+        K, n, _ = X.shape
+        # Columns as a batch axis: x (K, d, n, 1) * w (K, d, 1, F) -> (K, d, n, F)
+        x = X[:, :, self.numeric].transpose(0, 2, 1)[..., None]
+        A = x * (2.0 * math.pi) * w + b
+        C = np.cos(A)
+        E = np.matmul(C, V) + c  # (K, d, n, h)
+        self._cache = (x, A, C)
+        embedded = E.transpose(0, 2, 1, 3).reshape(K, n, -1)
+        return np.concatenate([embedded, X], axis=2)
+
+    def backward(self, dY: Array) -> Array:
+        assert self._cache is not None, "backward before forward"
+        x, A, C = self._cache
+        w, _, V, _ = self.params
+        dw, db, dV, dc = self.grads
+        K, n, _ = dY.shape
+        d, h = self.numeric.size, self.hidden
+        dE = dY[:, :, : d * h].reshape(K, n, d, h).transpose(0, 2, 1, 3)  # (K, d, n, h)
+        # E = C V + c: dV = C^T dE, dc = sum_n dE, dC = dE V^T
+        np.matmul(C.transpose(0, 1, 3, 2), dE, out=dV)
+        np.sum(dE, axis=2, keepdims=True, out=dc)
+        dA = np.matmul(dE, V.transpose(0, 1, 3, 2))
+        dA *= -np.sin(A)  # C = cos(A)
+        # A = 2 pi x w + b: dw = 2 pi sum_n x dA, db = sum_n dA, dx = 2 pi sum_F dA w
+        np.sum(dA * x, axis=2, keepdims=True, out=dw)
+        dw *= 2.0 * math.pi
+        np.sum(dA, axis=2, keepdims=True, out=db)
+        dx = np.matmul(dA, w.transpose(0, 1, 3, 2))[..., 0] * (2.0 * math.pi)  # (K, d, n)
+        dX = dY[:, :, d * h :].copy()
+        dX[:, :, self.numeric] += dx.transpose(0, 2, 1)
+        return dX
+
+
+def quantile_edges(x: Array, n_bins: int) -> Array:
+    """Distinct training quantiles 0, 1/T, ..., 1 of one column (at most n_bins + 1 edges)."""
+    edges = np.unique(np.quantile(x, np.linspace(0.0, 1.0, n_bins + 1)))
+    return edges if edges.size >= 2 else np.array([edges[0], edges[0] + 1.0])
+
+
+class PiecewiseLinearEncoding(MemberLayer):
+    """PLE on quantile bins for numeric columns, then all input columns; no trainable parameters.
+
+    A column with fewer distinct quantiles than bins gets fewer active components; the rest
+    of its block stays 0. Edges come from the training rows given to `initialise` (member 0's,
+    since all members see the same data) and are kept in `edges` (n_numeric, n_bins + 1).
+    """
+
+    kind = "ple"
+
+    def __init__(
+        self, n_members: int, n_in: int, numeric: Sequence[int] | None = None, n_bins: int = 16
+    ) -> None:
+        super().__init__(n_members, n_in)
+        if n_bins < 1:
+            raise UsageError(f"--ple-bins must be at least 1; got {n_bins}.")
+        self.numeric = _numeric_columns(n_in, numeric)
+        self.n_bins = int(n_bins)
+        self.n_out = self.numeric.size * self.n_bins + n_in
+        #: Left edges and widths per column and bin; width inf marks an unused bin.
+        self.edges = np.zeros((self.numeric.size, self.n_bins + 1))
+        self.n_edges = np.zeros(self.numeric.size, dtype=np.intp)
+        self._cache: tuple[Array, NDArray[np.bool_]] | None = None
+
+    def initialise(self, rng: np.random.Generator, X: Array) -> None:
+        for j, column in enumerate(self.numeric):
+            e = quantile_edges(np.asarray(X[0, :, column], dtype=np.float64), self.n_bins)
+            self.edges[j, : e.size] = e
+            self.edges[j, e.size :] = e[-1]
+            self.n_edges[j] = e.size
+
+    def _bins(self, dtype: np.dtype) -> tuple[Array, Array, NDArray[np.bool_], NDArray[np.bool_]]:
+        """Left edges, 1/widths (0 for unused bins), and which bins clip below and above."""
+        left = self.edges[:, :-1]
+        width = np.diff(self.edges, axis=1)
+        t = np.arange(self.n_bins)[None, :]
+        used = t < (self.n_edges[:, None] - 1)
+        inv = np.where(used, 1.0 / np.where(used, width, 1.0), 0.0)
+        clip_low = t > 0
+        clip_high = t < (self.n_edges[:, None] - 2)
+        return left.astype(dtype), inv.astype(dtype), clip_low & used, clip_high & used
+
+    def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        K, n, _ = X.shape
+        left, inv, clip_low, clip_high = self._bins(X.dtype)
+        x = X[:, :, self.numeric][..., None]  # (K, n, d, 1)
+        U = (x - left) * inv  # (K, n, d, T)
+        low = clip_low & (U < 0.0)
+        high = clip_high & (U > 1.0)
+        U = np.where(low, 0.0, np.where(high, 1.0, U))
+        self._cache = (inv, ~(low | high))
+        return np.concatenate([U.reshape(K, n, -1), X], axis=2)
+
+    def backward(self, dY: Array) -> Array:
+        assert self._cache is not None, "backward before forward"
+        inv, linear = self._cache
+        K, n, _ = dY.shape
+        d, T = self.numeric.size, self.n_bins
+        dU = dY[:, :, : d * T].reshape(K, n, d, T)
+        dX = dY[:, :, d * T :].copy()
+        dX[:, :, self.numeric] += np.sum(dU * linear * inv, axis=3)
+        return dX
+
+
+LAYERS: dict[str, type[MemberLayer]] = {
+    cls.kind: cls
+    for cls in (
+        FeatureScale,
+        MemberDense,
+        ParametricActivation,
+        MemberDropout,
+        PeriodicEmbedding,
+        PiecewiseLinearEncoding,
+    )
+}

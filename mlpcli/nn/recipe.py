@@ -1,0 +1,407 @@
+"""The quality recipe: a RealMLP-TD-style network in NumPy, optionally a batched ensemble.
+
+Design (issue 14). RealMLP-TD (Holzmüller, Grinsztajn & Steinwart 2024, "Better by Default:
+Strong Pre-Tuned MLPs and Boosted Trees on Tabular Data"; defaults read from pytabkit 1.7's
+`DefaultParams.RealMLP_TD_CLASS/REG` and `nn_models/`) stacks small, separately useful pieces.
+Each is a registry entry here or beside it, with the default RealMLP-TD uses:
+
+| piece | module: entry | default (classification / regression) |
+| --- | --- | --- |
+| robust scaling, then smooth clip x/sqrt(1+(x/3)^2) | preprocessing: robust_range, smooth | on |
+| periodic numeric embedding PBLD, raw x kept | batched: pbld | F 16, sigma 0.1, width 3+1 |
+| piecewise-linear encoding on quantile bins | batched: ple | off (16 bins) |
+| learnable per-feature scale in front | batched: scale | on, lr factor 6 |
+| NTK parametrisation, data-dependent init | batched: dense | init std, bias he+5 |
+| parametric activation x + alpha (f(x) - x) | batched: act | SELU / Mish |
+| dropout, flat-then-cosine | batched: dropout; schedules: flat_cos | 0.15 |
+| decoupled weight decay, flat-then-cosine, not on biases | optimizers: adamw | 0.02 |
+| label smoothing | losses: ce, bce | 0.1 / none |
+| Adam, beta2 0.95, lr on coslog4 per step | optimizers: adam; schedules: coslog4 | 0.04 / 0.2 |
+| 3 x 256 hidden, batch 256, 256 epochs, best epoch on val error | here; training | |
+| K members, one matmul per layer (TabM packed) | batched; n_members | K = 1 |
+
+Parameter groups: the learning rate of each parameter is lr times its group's factor
+(pytabkit's `hyper_factors`): scale 6, biases 0.1, activation mix 0.1, PBLD 0.1, weights 1.
+Weight decay, scaled by the same factors, applies to every parameter but the dense biases.
+
+TabM (Gorishniy, Kotelnikov & Babenko 2024, "TabM: Advancing Tabular Deep Learning with
+Parameter-Efficient Ensembling") shows that K MLPs trained at once on the same batches and
+averaged in probability beat one MLP; its fully independent variant (`LinearEnsemble`) is what
+`n_members` does: every weight has a member axis, and each layer is one batched np.matmul.
+Each member's gradient equals the gradient it would get alone (the loss is the sum over members
+of each member's mean loss), so with K = 1 this is the plain network.
+
+Not yet here (next steps of issue 14): one-hot/embedding of categoricals by level count
+(pytabkit: one-hot up to 9 levels, else an 8-wide embedding), output clamping for regression,
+wiring into `train` as `--preset`, calibration, and the small-data baselines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlpcli.errors import UsageError, choose
+from mlpcli.nn import activations, losses
+from mlpcli.nn.batched import (
+    FeatureScale,
+    MemberDense,
+    MemberDropout,
+    MemberLayer,
+    ParametricActivation,
+    PeriodicEmbedding,
+    PiecewiseLinearEncoding,
+)
+
+Array = NDArray[np.floating]
+
+
+@dataclass(frozen=True)
+class PBLDConfig:
+    """Periodic embedding: F frequencies, their scale sigma, width per column (raw x included)."""
+
+    n_frequencies: int = 16
+    sigma: float = 0.1
+    d_embedding: int = 4
+    lr_factor: float = 0.1
+
+
+@dataclass(frozen=True)
+class PLEConfig:
+    """Piecewise-linear encoding: quantile bins per numeric column."""
+
+    n_bins: int = 16
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """Every setting of the recipe; the defaults are RealMLP-TD's for classification."""
+
+    hidden_layer_sizes: tuple[int, ...] = (256, 256, 256)
+    activation: str = "selu"
+    parametric_activation: bool = True
+    act_lr_factor: float = 0.1
+    embedding: str = "pbld"  # a key of EMBEDDINGS
+    pbld: PBLDConfig = field(default_factory=PBLDConfig)
+    ple: PLEConfig = field(default_factory=PLEConfig)
+    front_scale: bool = True
+    scale_lr_factor: float = 6.0
+    weight_param: str = "ntk"
+    weight_init: str = "std"
+    bias_init: str = "he+5"
+    bias_lr_factor: float = 0.1
+    dropout: float = 0.15
+    dropout_schedule: str = "flat_cos"
+    weight_decay: float = 0.02
+    weight_decay_schedule: str = "flat_cos"
+    label_smoothing: float = 0.1
+    lr: float = 0.04
+    lr_schedule: str = "coslog4"
+    beta2: float = 0.95
+    epochs: int = 256
+    batch_size: int = 256
+    n_members: int = 1
+    #: Rows of training data the data-dependent initialisation looks at (a random sample).
+    init_rows: int = 4096
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["hidden_layer_sizes"] = list(self.hidden_layer_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RecipeConfig:
+        d = dict(d)
+        d["hidden_layer_sizes"] = tuple(d["hidden_layer_sizes"])
+        d["pbld"] = PBLDConfig(**d["pbld"])
+        d["ple"] = PLEConfig(**d["ple"])
+        return cls(**d)
+
+
+def _realmlp_td(task: str) -> RecipeConfig:
+    """RealMLP-TD's defaults; regression swaps in Mish, lr 0.2 and no label smoothing."""
+    if task == "regression":
+        return RecipeConfig(activation="mish", lr=0.2, label_smoothing=0.0)
+    return RecipeConfig()
+
+
+#: preset name -> f(task kind: "classification" | "regression") -> its configuration.
+PRESETS: dict[str, Callable[[str], RecipeConfig]] = {"realmlp_td": _realmlp_td}
+
+
+def preset(name: str, task: str, **overrides: Any) -> RecipeConfig:
+    """The configuration of preset `name` for `task`, with fields overridden by keyword."""
+    make = choose("preset", name, PRESETS)  # type: ignore[arg-type]
+    return replace(make(task), **overrides)  # type: ignore[operator]
+
+
+# --- embeddings registry: name -> builder(K, n_in, numeric columns, config) -> layer or None ---
+
+
+def _no_embedding(
+    n_members: int, n_in: int, numeric: Sequence[int] | None, config: RecipeConfig
+) -> MemberLayer | None:
+    return None
+
+
+def _pbld(
+    n_members: int, n_in: int, numeric: Sequence[int] | None, config: RecipeConfig
+) -> MemberLayer | None:
+    c = config.pbld
+    return PeriodicEmbedding(
+        n_members, n_in, numeric, c.n_frequencies, c.sigma, c.d_embedding, c.lr_factor
+    )
+
+
+def _ple(
+    n_members: int, n_in: int, numeric: Sequence[int] | None, config: RecipeConfig
+) -> MemberLayer | None:
+    return PiecewiseLinearEncoding(n_members, n_in, numeric, config.ple.n_bins)
+
+
+EMBEDDINGS: dict[
+    str, Callable[[int, int, Sequence[int] | None, RecipeConfig], MemberLayer | None]
+] = {"none": _no_embedding, "pbld": _pbld, "ple": _ple}
+
+
+class RecipeNet:
+    """K member networks of one architecture, trained as one: embedding -> scale -> hidden
+    blocks (dense, parametric activation, dropout) -> dense output.
+
+    Parameters live in one flat buffer with per-parameter views (as in `MLP`), so one optimizer
+    step updates every member; `flat_lr_factors()` and `flat_decay_mask()` give the parameter
+    groups over that buffer. Inputs are (n, n_inputs); member outputs are (K, n, n_outputs) and
+    `predict` averages them (probabilities, for classification).
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        loss: str,
+        config: RecipeConfig | None = None,
+        numeric: Sequence[int] | None = None,
+        dtype: str = "float32",
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        self.config = config = config or RecipeConfig()
+        if config.n_members < 1:
+            raise UsageError(f"--ensemble must be at least 1; got {config.n_members}.")
+        self.n_inputs, self.n_outputs = int(n_inputs), int(n_outputs)
+        self.dtype = np.dtype(dtype)
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        smoothing = config.label_smoothing if loss in ("bce", "ce") else 0.0
+        self.loss_name = loss
+        self.loss_fn = losses.get(loss, label_smoothing=smoothing)
+        self.output_activation = activations.get(self.loss_fn.output_activation)
+        self.numeric = None if numeric is None else [int(i) for i in numeric]
+        self.layers = self._build_layers()
+        self.dropouts = [layer for layer in self.layers if isinstance(layer, MemberDropout)]
+        self._allocate()
+        self.initialised = False
+
+    def _build_layers(self) -> list[MemberLayer]:
+        c, K = self.config, self.config.n_members
+        layers: list[MemberLayer] = []
+        embed = choose("numeric embedding", c.embedding, EMBEDDINGS)  # type: ignore[arg-type]
+        first = embed(K, self.n_inputs, self.numeric, c)  # type: ignore[operator]
+        if first is not None:
+            layers.append(first)
+        width = layers[-1].n_out if layers else self.n_inputs
+        if c.front_scale:
+            layers.append(FeatureScale(K, width, c.scale_lr_factor))
+        dense = dict(
+            param=c.weight_param,
+            weight_init=c.weight_init,
+            bias_init=c.bias_init,
+            bias_lr_factor=c.bias_lr_factor,
+        )
+        for size in c.hidden_layer_sizes:
+            # The first dense layer's dX is needed only behind a trainable front.
+            layers.append(MemberDense(K, width, size, input_grad=bool(layers), **dense))  # type: ignore[arg-type]
+            act = activations.get(c.activation)
+            layers.append(
+                ParametricActivation(
+                    K, size, act, c.act_lr_factor if c.parametric_activation else 0.0
+                )
+            )
+            if c.dropout > 0:
+                layers.append(MemberDropout(K, size, c.dropout))
+            width = size
+        layers.append(MemberDense(K, width, self.n_outputs, input_grad=bool(layers), **dense))  # type: ignore[arg-type]
+        return layers
+
+    def _allocate(self) -> None:
+        specs = [(layer, layer.specs()) for layer in self.layers]
+        total = sum(int(np.prod(s.shape)) for _, layer_specs in specs for s in layer_specs)
+        self.flat_params = np.zeros(total, dtype=self.dtype)
+        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self.param_names: list[str] = []
+        self.layer_slices: list[slice] = []
+        slices: dict[int, slice] = {}
+        self._lr_factors = np.ones(total, dtype=self.dtype)
+        self._decay = np.zeros(total, dtype=self.dtype)
+        offset = 0
+        for i, (layer, layer_specs) in enumerate(specs):
+            start = offset
+            params, grads = [], []
+            for spec in layer_specs:
+                size = int(np.prod(spec.shape))
+                params.append(self.flat_params[offset : offset + size].reshape(spec.shape))
+                grads.append(self.flat_grads[offset : offset + size].reshape(spec.shape))
+                self.param_names.append(f"{i}.{layer.kind}.{spec.name}")
+                self._lr_factors[offset : offset + size] = spec.lr_factor
+                self._decay[offset : offset + size] = float(spec.decay)
+                offset += size
+            layer.bind(params, grads)
+            if offset > start:
+                slices[i] = slice(start, offset)
+        self.layer_slices = list(slices.values())
+        self.layer_names = [f"{i}.{self.layers[i].kind}" for i in slices]
+        if not self.config.parametric_activation:
+            # A fixed mix (alpha = 1, lr factor 0, no decay): plain f.
+            for i, layer in enumerate(self.layers):
+                if isinstance(layer, ParametricActivation):
+                    self._decay[slices[i]] = 0.0
+
+    # ----------------------------------------------------------------- groups and state
+    def flat_lr_factors(self) -> Array:
+        """Each weight's learning-rate factor over the flat buffer (the parameter groups)."""
+        return self._lr_factors.copy()
+
+    def flat_decay_mask(self) -> Array:
+        """1 where weight decay applies (all but dense biases), over the flat buffer."""
+        return self._decay.copy()
+
+    def set_dropout(self, p: float) -> None:
+        """Set every dropout layer's rate (a dropout schedule calls this before each step)."""
+        for layer in self.dropouts:
+            layer.p = p
+
+    def batchnorm_layers(self) -> list[Any]:
+        return []  # no batch normalisation: the trainer has no running statistics to keep
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Parameters (member axis first) and the fitted PLE edges, by name."""
+        state: dict[str, np.ndarray] = {
+            n: p.copy() for n, p in zip(self.param_names, self.parameters(), strict=True)
+        }
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, PiecewiseLinearEncoding):
+                state[f"{i}.ple.edges"] = layer.edges.copy()
+                state[f"{i}.ple.n_edges"] = layer.n_edges.copy()
+        return state
+
+    def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
+        targets: dict[str, np.ndarray] = dict(zip(self.param_names, self.parameters(), strict=True))
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, PiecewiseLinearEncoding):
+                targets[f"{i}.ple.edges"] = layer.edges
+                targets[f"{i}.ple.n_edges"] = layer.n_edges
+        if set(targets) != set(state):
+            raise ValueError(
+                f"arrays do not match the recipe: missing {sorted(set(targets) - set(state))}, "
+                f"extra {sorted(set(state) - set(targets))}"
+            )
+        for name, target in targets.items():
+            if np.shape(state[name]) != target.shape:
+                raise ValueError(
+                    f"array '{name}' has shape {np.shape(state[name])}, expected {target.shape}"
+                )
+        for name, target in targets.items():
+            target[...] = state[name]
+        self.initialised = True
+
+    def parameters(self) -> list[Array]:
+        return [p for layer in self.layers for p in layer.params]
+
+    def gradients(self) -> list[Array]:
+        return [g for layer in self.layers for g in layer.grads]
+
+    # ----------------------------------------------------------------- computation
+    def _members(self, X: np.ndarray) -> Array:
+        X = np.asarray(X, dtype=self.dtype)
+        if X.ndim != 2 or X.shape[1] != self.n_inputs:
+            raise ValueError(f"expected X of shape (n, {self.n_inputs}), got {X.shape}")
+        return np.broadcast_to(X, (self.config.n_members, *X.shape))
+
+    def initialise(self, X: np.ndarray) -> None:
+        """Data-dependent initialisation from (a sample of) the training rows, layer by layer."""
+        X = np.asarray(X)
+        rows = self.config.init_rows
+        if len(X) > rows:
+            X = X[np.sort(self.rng.choice(len(X), size=rows, replace=False))]
+        out = self._members(X)
+        for layer in self.layers:
+            layer.initialise(self.rng, out)
+            out = layer.forward(out, False, None)
+        self.initialised = True
+
+    def _logits(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        if not self.initialised:
+            raise RuntimeError("initialise(X_train) the recipe network before using it")
+        out = self._members(X)
+        for layer in self.layers:
+            out = layer.forward(out, training, rng)
+        return out
+
+    def member_outputs(self, X: np.ndarray, batch_size: int = 65536) -> Array:
+        """(K, n, n_outputs) outputs after the output activation, in inference mode."""
+        X = np.asarray(X, dtype=self.dtype)
+        parts = []
+        for start in range(0, max(len(X), 1), batch_size):
+            Z = self._logits(X[start : start + batch_size], False, None)
+            K, n, k = Z.shape
+            parts.append(self.output_activation.forward(Z.reshape(K * n, k)).reshape(K, n, k))
+        return np.concatenate(parts, axis=1)
+
+    def predict(self, X: np.ndarray) -> Array:
+        """The members' mean output (mean probabilities for classification)."""
+        return self.member_outputs(X).mean(axis=0)
+
+    def evaluate(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, Array]:
+        """Inference loss of the ensemble's mean output, and that output (n, n_outputs)."""
+        P = self.predict(X)
+        return self.loss_fn.value(np.asarray(Y, dtype=self.dtype), P), P
+
+    def _backprop(
+        self,
+        X: Array,
+        Y: Array,
+        sample_weight: np.ndarray | None,
+        training: bool,
+        rng: np.random.Generator | None,
+    ) -> float:
+        """Forward and backward over one batch for every member; fills `flat_grads`.
+
+        Returns the members' mean loss. Each member's gradient is that of its own mean loss,
+        as if it were trained alone (dZ is scaled by K after the loss's 1 / (K n)).
+        """
+        Z = self._logits(X, training, rng)
+        K, n, k = Z.shape
+        Y_all = np.broadcast_to(np.asarray(Y, dtype=self.dtype), (K, n, k)).reshape(K * n, k)
+        w = None if sample_weight is None else np.tile(np.asarray(sample_weight), K)
+        loss, dZ = self.loss_fn(Y_all, Z.reshape(K * n, k), self.output_activation, w)
+        grad: Array = dZ.reshape(K, n, k) * K
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return loss
+
+    def loss_and_gradients(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        training: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[float, Array]:
+        """Mean member loss and the flat gradient buffer (overwritten by the next call)."""
+        loss = self._backprop(
+            np.asarray(X, dtype=self.dtype), np.asarray(Y), None, training, rng or self.rng
+        )
+        return loss, self.flat_grads
