@@ -1,4 +1,5 @@
-"""Shared fixtures: a seeded generator and the central-difference gradient helpers."""
+"""Shared fixtures: a seeded generator, the central-difference gradient helpers, a plain
+terminal and a CLI runner, tiny tables, and one small model trained once per session."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from numpy.typing import NDArray
+from typer.testing import CliRunner
 
 Array = NDArray[np.float64]
 
@@ -23,6 +26,59 @@ class PickleMarker:
 
 
 SEED = 20240611
+ROOT = Path(__file__).resolve().parents[1]
+EXPRESSION = ROOT / "sample_data" / "expression.csv"
+
+
+@pytest.fixture
+def plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed width, no colour: stable text to match. Modules opt in with
+    `pytestmark = pytest.mark.usefixtures("plain_terminal")`."""
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TERM", "dumb")
+
+
+@pytest.fixture(scope="session")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def two_class_table(n: int = 60, seed: int = 4) -> pd.DataFrame:
+    """n samples of 10 patients, genes g1..g3, two classes decided by g1 - g2."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    frame = pd.DataFrame(X, columns=["g1", "g2", "g3"])
+    frame.insert(0, "sample", [f"S{i:02d}" for i in range(n)])
+    frame["patient"] = [f"P{i % 10}" for i in range(n)]
+    frame["status"] = np.where(X[:, 0] - X[:, 1] > 0, "case", "control")
+    return frame
+
+
+@pytest.fixture(scope="session")
+def cohort_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`two_class_table()` as a CSV file, written once per session."""
+    path = tmp_path_factory.mktemp("cohort") / "cohort.csv"
+    two_class_table().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-epoch, 8-unit multiclass model on the sample expression table, trained once by the
+    CLI for every test that needs some valid model file (copy it before changing it)."""
+    from mlpcli.cli import app
+
+    out = tmp_path_factory.mktemp("tiny_model") / "m.npz"
+    result = CliRunner().invoke(
+        app,
+        [
+            *("train", str(EXPRESSION), "--target", "subtype", "--id", "sample_id"),
+            *("--epochs", "2", "--hidden", "8", "--out", str(out), "-q"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out
 
 
 @pytest.fixture

@@ -127,25 +127,8 @@ def test_unwritable_outputs_fail_before_training(tmp_path: Path, out: str, text:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("model") / "m.npz"
-    got, stderr = run(
-        "train",
-        str(EXPRESSION),
-        "--target",
-        "subtype",
-        "--id",
-        "sample_id",
-        "--epochs",
-        "2",
-        "--hidden",
-        "8",
-        "--out",
-        str(out),
-        "-q",
-    )
-    assert got == 0, stderr
-    return out
+def model(tiny_model: Path) -> Path:
+    return tiny_model
 
 
 def _truncated(model: Path, path: Path) -> None:

@@ -19,32 +19,13 @@ from mlpcli.cli import app
 FAST = ["--hidden", "4", "--epochs", "10", "--batch-size", "16"]
 
 
-@pytest.fixture(autouse=True)
-def plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fixed width, no colour: stable text to match."""
-    monkeypatch.setenv("COLUMNS", "120")
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("TERM", "dumb")
+pytestmark = pytest.mark.usefixtures("plain_terminal")
 
 
 @pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-@pytest.fixture(scope="module")
-def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def table(cohort_csv: Path) -> Path:
     """60 samples of 10 patients, two classes decided by g1 - g2."""
-    folder = tmp_path_factory.mktemp("cli_cv")
-    rng = np.random.default_rng(4)
-    X = rng.normal(size=(60, 3))
-    frame = pd.DataFrame(X, columns=["g1", "g2", "g3"])
-    frame.insert(0, "sample", [f"S{i:02d}" for i in range(60)])
-    frame["patient"] = [f"P{i % 10}" for i in range(60)]
-    frame["status"] = np.where(X[:, 0] - X[:, 1] > 0, "case", "control")
-    path = folder / "cohort.csv"
-    frame.to_csv(path, index=False)
-    return path
+    return cohort_csv
 
 
 def run(runner: CliRunner, *args: object) -> Result:
@@ -282,6 +263,7 @@ def mlpcli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_real_cv_in_two_processes_matches_one(
     runner: CliRunner, table: Path, tmp_path: Path
 ) -> None:
@@ -296,6 +278,7 @@ def test_real_cv_in_two_processes_matches_one(
     assert json.loads(one.stdout)["metrics"] == json.loads(done.stdout)["metrics"]
 
 
+@pytest.mark.slow
 def test_real_tune_error_exit_code_and_no_partial_files(table: Path, tmp_path: Path) -> None:
     space = tmp_path / "space.toml"
     space.write_text('hidden = ["4", "0"]\n')

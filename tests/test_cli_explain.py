@@ -18,17 +18,7 @@ from mlpcli.cli import app
 FEATURES = ["g1", "g2", "g3", "g4", "tissue"]
 
 
-@pytest.fixture(autouse=True)
-def plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fixed width, no colour: stable text to match."""
-    monkeypatch.setenv("COLUMNS", "120")
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("TERM", "dumb")
-
-
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner()
+pytestmark = pytest.mark.usefixtures("plain_terminal")
 
 
 @pytest.fixture(scope="module")
@@ -166,12 +156,6 @@ def test_plot_without_matplotlib(
     assert not (tmp_path / "chart.png").exists()
 
 
-def test_help_has_an_example(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["explain", "--help"])
-    assert result.exit_code == 0
-    assert "Example:" in result.stdout and "mlpcli explain model.npz" in result.stdout
-
-
 def _subprocess(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
     return subprocess.run(
@@ -184,6 +168,7 @@ def _subprocess(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_real_process_separates_stdout_and_stderr(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "ig.tsv"
     done = _subprocess(
@@ -202,6 +187,7 @@ def test_real_process_separates_stdout_and_stderr(files: dict[str, Path], tmp_pa
     assert pd.read_csv(out, sep="\t").shape[0] == 5
 
 
+@pytest.mark.slow
 def test_real_process_exit_code_for_a_missing_model(files: dict[str, Path], tmp_path: Path) -> None:
     done = _subprocess(str(tmp_path / "absent.npz"), str(files["data"]))
     assert done.returncode == 4

@@ -18,17 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPRESSION = ROOT / "sample_data" / "expression.csv"
 
 
-@pytest.fixture(autouse=True)
-def plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fixed width, no colour: stable text to match."""
-    monkeypatch.setenv("COLUMNS", "120")
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("TERM", "dumb")
-
-
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner()
+pytestmark = pytest.mark.usefixtures("plain_terminal")
 
 
 @pytest.fixture(scope="module")
@@ -238,10 +228,3 @@ def test_inspect_json_and_all_rows(runner: CliRunner, model: Path) -> None:
     assert len(document["preprocessing"]["features"]) == 61
     every = run(runner, "inspect", model, "--rows", "0")
     assert "GENE060" in every.stdout and "first 20" not in every.stdout
-
-
-@pytest.mark.parametrize("command", ["predict", "evaluate", "inspect"])
-def test_every_command_has_help_with_an_example(runner: CliRunner, command: str) -> None:
-    result = run(runner, command, "--help")
-    assert result.exit_code == 0
-    assert "Example:" in result.stdout and f"mlpcli {command} model.npz" in result.stdout

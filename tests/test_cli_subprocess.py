@@ -12,6 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+#: End to end (the installed command in real processes): deselected by `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPRESSION = ROOT / "sample_data" / "expression.csv"
 DRUG = ROOT / "sample_data" / "drug_response.csv"

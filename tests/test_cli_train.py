@@ -85,6 +85,7 @@ def test_train_writes_model_metrics_history_and_split(tmp_path: Path) -> None:
     assert meta["feature_columns"][:2] == ["batch", "GENE001"]
 
 
+@pytest.mark.slow
 def test_plain_progress_has_no_control_characters(tmp_path: Path) -> None:
     done = mlpcli(
         *TRAIN_EXPRESSION,
@@ -244,6 +245,7 @@ def test_missing_output_folder_fails_before_training(tmp_path: Path) -> None:
     assert "does not exist" in stderr and "Training summary" not in stderr
 
 
+@pytest.mark.slow
 def test_same_seed_same_model_across_processes(tmp_path: Path) -> None:
     outputs = []
     for name in ("a", "b"):
@@ -372,6 +374,7 @@ def _start_long_training(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[
     return proc, out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
 )
@@ -385,6 +388,7 @@ def test_signal_stops_training_without_writing_a_model(
     assert list(out.parent.iterdir()) == []  # no model, no temporary file
 
 
+@pytest.mark.slow
 def test_save_on_interrupt_keeps_best_weights_marked_interrupted(tmp_path: Path) -> None:
     proc, out = _start_long_training(tmp_path, "--save-on-interrupt")
     os.kill(proc.pid, signal.SIGINT)
@@ -398,6 +402,7 @@ def test_save_on_interrupt_keeps_best_weights_marked_interrupted(tmp_path: Path)
     assert meta["training"]["stop_reason"] == "interrupted"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -420,6 +425,7 @@ def test_click_usage_errors_are_one_line_with_exit_2(args: list[str], message: s
     assert done.stdout == ""
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path: Path) -> None:
     done = mlpcli(
         "--debug", "train", str(EXPRESSION), "--target", "nope", "--out", str(tmp_path / "m.npz")

@@ -187,6 +187,7 @@ def test_rows_are_numbered_without_an_id_column(table: str) -> None:
     assert oof is not None and list(oof["row"]) == list(range(1, 73))
 
 
+@pytest.mark.slow
 def test_results_are_identical_with_one_and_two_jobs(table: str) -> None:
     settings = settings_for(valid_fraction=0.2)
     runs = [

@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+#: End to end (a real local Dask scheduler and workers): deselected by `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 distributed = pytest.importorskip(
     "distributed", reason='the dask extra is not installed (pip install "mlpcli[dask]")'
 )

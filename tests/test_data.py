@@ -223,6 +223,7 @@ def test_stdin_sniffs_the_separator() -> None:
     assert_simple(table.frame)
 
 
+@pytest.mark.slow
 def test_large_plain_file_and_its_gzip_read_the_same(tmp_path: Path) -> None:
     # Above 5 MB pandas splits a plain file across threads; gzip goes through our stream.
     rng = np.random.default_rng(0)

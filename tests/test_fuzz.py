@@ -13,11 +13,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from mlpcli import config, workflows
 from mlpcli.errors import MlpcliError
+
+#: End to end (a fuzzed end-to-end pipeline): deselected by `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
 
 NAMES = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=8

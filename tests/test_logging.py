@@ -19,6 +19,9 @@ import pytest
 
 import mlpcli
 
+#: End to end (training runs in real processes): deselected by `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "sample_data" / "expression.csv"
 EPOCHS = 6

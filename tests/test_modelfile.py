@@ -20,32 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from typer.testing import CliRunner
-
-    from mlpcli.cli import app
-
-    out = tmp_path_factory.mktemp("model") / "m.npz"
-    result = CliRunner().invoke(
-        app,
-        [
-            "train",
-            str(ROOT / "sample_data" / "expression.csv"),
-            "--target",
-            "subtype",
-            "--id",
-            "sample_id",
-            "--epochs",
-            "2",
-            "--hidden",
-            "8",
-            "--out",
-            str(out),
-            "-q",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    return out
+def model_path(tiny_model: Path) -> Path:
+    return tiny_model
 
 
 def _rewrite(

@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+#: End to end (Make and Snakemake run the installed command): deselected by `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 OUTPUTS = [

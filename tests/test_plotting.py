@@ -195,6 +195,7 @@ def test_curves_need_both_classes() -> None:
 
 
 # --------------------------------------------------------------------------- rendering
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", sorted(plotting.FORMATS))
 def test_training_plot_in_every_format(fmt: str, tmp_path: Path) -> None:
     out = tmp_path / f"curves.{fmt}"
@@ -212,6 +213,7 @@ def test_training_plot_without_validation_rows(tmp_path: Path) -> None:
     check_png(out)
 
 
+@pytest.mark.slow
 def test_svg_and_pdf_are_reproducible(tmp_path: Path) -> None:
     """No timestamps: the same model gives byte-identical files, so Make sees no change."""
     for fmt in ("svg", "pdf"):
@@ -313,6 +315,7 @@ def test_missing_matplotlib_says_how_to_install(
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_importing_the_cli_does_not_import_matplotlib() -> None:
     code = (
         "import sys, mlpcli.cli, mlpcli.plotting, mlpcli.report; print('matplotlib' in sys.modules)"

@@ -31,6 +31,7 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert tests in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_readme_main_job_runs(tmp_path: Path) -> None:
     main_job = _first_commands()[0].split("&& ", 1)[1]
     argv = shlex.split(main_job)

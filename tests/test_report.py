@@ -257,6 +257,7 @@ def test_missing_target_column_is_a_data_error(models: dict[str, tuple[Path, Pat
 CHROMIUM = shutil.which("chromium")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     CHROMIUM is None,
     reason="headless Chromium is not installed (Debian: apt-get install chromium; .ci/run does)",
