@@ -299,7 +299,7 @@ class _Sklearn(Impl):
         try:
             import sklearn  # noqa: F401
         except ImportError:
-            return "scikit-learn is not installed (pip install 'mlpcli[bench]')"
+            return "scikit-learn is not installed (pip install '.[bench]' in the checkout)"
         return None
 
     def unsupported(self, case: Case) -> str | None:
@@ -371,7 +371,7 @@ class Torch(Impl):
         try:
             import torch  # noqa: F401
         except ImportError:
-            return "PyTorch is not installed (pip install 'mlpcli[bench]')"
+            return "PyTorch is not installed (pip install '.[bench]' in the checkout)"
         return None
 
     def run(self, seed: int) -> float:

@@ -54,7 +54,7 @@ Backend = Annotated[
     typer.Option(
         "--backend",
         help="Where tasks run: local (joblib processes) or dask (a dask.distributed cluster; "
-        'needs pip install "mlpcli\\[dask]").',
+        'needs the dask extra: pip install ".\\[dask]" in the mlpcli checkout).',
         rich_help_panel="Parallel",
     ),
 ]

@@ -74,8 +74,8 @@ def explain(
     plot: Annotated[
         str | None,
         typer.Option(
-            help="Ranked bar chart with error bars (.png, .pdf, .svg); needs pip install "
-            '"mlpcli\\[plot]".',
+            help="Ranked bar chart with error bars (.png, .pdf, .svg); needs the plot "
+            'extra: pip install ".\\[plot]" in the mlpcli checkout.',
             rich_help_panel="Output",
         ),
     ] = None,

@@ -167,7 +167,8 @@ def evaluate(
         str | None,
         typer.Option(
             help="Folder to draw the confusion matrix, ROC and precision-recall curves in "
-            '(regression: predicted vs true, residuals); needs pip install "mlpcli\\[plot]".',
+            '(regression: predicted vs true, residuals); needs the plot extra (pip '
+            'install ".\\[plot]" in the mlpcli checkout).',
             metavar="DIR",
             rich_help_panel="Output",
         ),

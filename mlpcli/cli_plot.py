@@ -38,7 +38,7 @@ def plot(
     best epoch marked, each layer's gradient norm (log scale) and the learning rate.
 
     The image carries its provenance (command, versions, the model's SHA-256) in its metadata.
-    Needs matplotlib: pip install "mlpcli\\[plot]".
+    Needs matplotlib: pip install ".\\[plot]" in the mlpcli checkout.
 
     Example:
 
@@ -86,7 +86,7 @@ def report(
     with the data summary, preprocessing, architecture, optimizer and settings, training
     curves, metrics, plots on --data, and provenance.
 
-    Needs matplotlib: pip install "mlpcli\\[plot]".
+    Needs matplotlib: pip install ".\\[plot]" in the mlpcli checkout.
 
     Example:
 

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from mlpcli import metrics, splitting, workflows
 from mlpcli.config import Settings
-from mlpcli.errors import DivergenceError, UsageError
+from mlpcli.errors import DivergenceError, UsageError, install_hint
 from mlpcli.outputs import atomic_path, write_text
 from mlpcli.preprocessing import TargetEncoder
 
@@ -436,7 +436,7 @@ class DaskBackend:
             self.distributed = importlib.import_module("distributed")
         except ImportError:
             raise UsageError(
-                '--backend dask needs the dask extra: pip install "mlpcli[dask]".'
+                f"--backend dask needs the dask extra: {install_hint('dask')}."
             ) from None
         if n_jobs != 1:
             LOG.warning(

@@ -51,6 +51,20 @@ class OutputError(MlpcliError):
     exit_code = 2
 
 
+#: Optional extras (pyproject's optional-dependencies) -> the packages they bring, for hints.
+EXTRAS: dict[str, str] = {
+    "plot": "matplotlib",
+    "dask": '"dask[distributed]"',
+}
+
+
+def install_hint(extra: str) -> str:
+    """How to install an optional extra. Never by the name `mlpcli` from the public index: that
+    name belongs to an unrelated project, so the hint installs from the checkout (or the bare
+    third-party packages, which are the real ones)."""
+    return f'pip install ".[{extra}]" in the mlpcli checkout, or pip install {EXTRAS[extra]}'
+
+
 def choose(kind: str, name: str, registry: Mapping[str, object]) -> object:
     """Look `name` up in a registry, or fail with a message that lists the choices."""
     try:

@@ -37,7 +37,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from mlpcli import config, data, metrics, workflows
-from mlpcli.errors import DataError, UsageError, choose
+from mlpcli.errors import DataError, UsageError, choose, install_hint
 from mlpcli.nn.network import MLP
 from mlpcli.outputs import atomic_path, sha256_file
 from mlpcli.preprocessing import TargetEncoder
@@ -783,7 +783,7 @@ def _figure_class() -> Any:
         from matplotlib.figure import Figure
     except ImportError:
         raise UsageError(
-            '--plot needs matplotlib, which is not installed: pip install "mlpcli[plot]".'
+            f"--plot needs matplotlib, which is not installed: {install_hint('plot')}."
         ) from None
     return Figure
 

@@ -104,7 +104,7 @@ def validate_metadata(meta: Any, path: str | Path) -> None:
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise ModelFileError(
             f"'{path}' has model format version {version}, newer than this mlpcli reads "
-            f"({FORMAT_VERSION}); upgrade mlpcli (`pip install -U mlpcli`)."
+            f"({FORMAT_VERSION}); upgrade mlpcli (in a newer checkout: `pip install .`)."
         )
     for key, kind in SCHEMA.items():
         if not isinstance(meta.get(key), kind):

@@ -24,12 +24,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mlpcli.errors import DataError, ModelFileError, OutputError, UsageError, choose
+from mlpcli.errors import (
+    DataError,
+    ModelFileError,
+    OutputError,
+    UsageError,
+    choose,
+    install_hint,
+)
 from mlpcli.outputs import atomic_path, check_writable
 
 Floats = NDArray[np.float64]
 
-INSTALL_HINT = 'pip install "mlpcli[plot]"'
+INSTALL_HINT = install_hint("plot")
 
 #: Image formats by file extension, each with the metadata field that carries the provenance.
 FORMATS: dict[str, str] = {"png": "Description", "svg": "Description", "pdf": "Subject"}

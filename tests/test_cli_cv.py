@@ -235,7 +235,8 @@ def test_tune_with_dask_missing_says_how_to_install(
     result = run(runner, *args)
     assert result.exit_code == 2, result.output
     assert (
-        'Error: --backend dask needs the dask extra: pip install "mlpcli[dask]".' in result.stderr
+        'Error: --backend dask needs the dask extra: pip install ".[dask]" in the mlpcli checkout'
+        in result.stderr
     )
 
 

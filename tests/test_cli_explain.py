@@ -152,7 +152,7 @@ def test_plot_without_matplotlib(
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     result = run(runner, files, "--plot", str(tmp_path / "chart.png"))
     assert result.exit_code == 2
-    assert 'pip install "mlpcli[plot]"' in result.stderr
+    assert 'pip install ".[plot]" in the mlpcli checkout' in result.stderr
     assert not (tmp_path / "chart.png").exists()
 
 

@@ -363,7 +363,7 @@ def test_missing_dask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(name, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(crossval.importlib, "import_module", no_distributed)
-    with pytest.raises(UsageError, match=r'pip install "mlpcli\[dask\]"'):
+    with pytest.raises(UsageError, match=r'pip install "\.\[dask\]" in the mlpcli checkout'):
         crossval.Executor("dask", "tcp://127.0.0.1:1")
 
 

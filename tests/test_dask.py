@@ -23,7 +23,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 distributed = pytest.importorskip(
-    "distributed", reason='the dask extra is not installed (pip install "mlpcli[dask]")'
+    "distributed", reason='the dask extra is not installed (pip install ".[dask]")'
 )
 
 STARTUP_SECONDS = 60

@@ -414,7 +414,7 @@ def test_plot_without_matplotlib_says_how_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(UsageError, match=r'pip install "mlpcli\[plot\]"'):
+    with pytest.raises(UsageError, match=r'pip install "\.\[plot\]" in the mlpcli checkout'):
         ex.check_plot("chart.png")
 
 

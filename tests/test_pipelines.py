@@ -93,7 +93,7 @@ def _missing_commands() -> str | None:
         if done.returncode != 0:
             return f"`mlpcli {command} --help` fails: that command is not available yet"
     if importlib.util.find_spec("matplotlib") is None:
-        return 'the plot and report rules need matplotlib: pip install "mlpcli[plot]"'
+        return 'the plot and report rules need matplotlib: pip install ".[plot]"'
     return None
 
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from mlpcli import metrics, plotting
 from mlpcli.errors import DataError, ModelFileError, UsageError
 
-pytest.importorskip("matplotlib", reason='plots need matplotlib: pip install "mlpcli[plot]"')
+pytest.importorskip("matplotlib", reason='plots need matplotlib: pip install ".[plot]"')
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -299,7 +299,10 @@ def test_missing_matplotlib_says_how_to_install(
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
-    message = r'needs matplotlib, which is not installed: pip install "mlpcli\[plot\]"'
+    message = (
+        r'needs matplotlib, which is not installed: pip install "\.\[plot\]" in the mlpcli '
+        "checkout"
+    )
     with pytest.raises(UsageError, match=message):
         plotting.plot_training(history_metadata(), tmp_path / "c.png")
     with pytest.raises(UsageError, match="--plots " + message):
@@ -309,7 +312,7 @@ def test_missing_matplotlib_says_how_to_install(
 
     result = CliRunner().invoke(app, ["plot", "missing.npz", "--out", str(tmp_path / "c.png")])
     assert result.exit_code == 2
-    assert 'mlpcli plot needs matplotlib, which is not installed: pip install "mlpcli[plot]"' in (
+    assert 'mlpcli plot needs matplotlib, which is not installed: pip install ".[plot]"' in (
         result.output
     )
     assert not list(tmp_path.iterdir())

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from mlpcli import report, workflows
 from mlpcli.errors import DataError
 
-pytest.importorskip("matplotlib", reason='reports need matplotlib: pip install "mlpcli[plot]"')
+pytest.importorskip("matplotlib", reason='reports need matplotlib: pip install ".[plot]"')
 
 REPO = Path(__file__).resolve().parents[1]
 EVIL_COLUMN = "<img src=x onerror=alert(1)>"
