@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
+#: The distribution's name (pyproject `name`): not "mlpcli", which on the public package index is
+#: an unrelated project.
+DISTRIBUTION = "mlpcli-tabular"
 
 __all__ = ["MLP", "__version__"]
 

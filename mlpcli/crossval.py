@@ -482,8 +482,10 @@ class DaskBackend:
         """Every worker must import the same mlpcli to unpickle the tasks and agree bitwise."""
         from importlib.metadata import version
 
+        from mlpcli import DISTRIBUTION
+
         try:
-            versions = client.run(version, "mlpcli", on_error="return")
+            versions = client.run(version, DISTRIBUTION, on_error="return")
         except Exception as exc:  # the cluster's own failure, reported as such
             raise UsageError(f"--scheduler {self.address}: {exc}") from None
         missing = [w for w, v in versions.items() if isinstance(v, BaseException)]
@@ -492,7 +494,7 @@ class DaskBackend:
                 f"--scheduler {self.address}: worker(s) {', '.join(missing)} cannot import "
                 "mlpcli; install the same mlpcli version in the workers' environment."
             )
-        here = version("mlpcli")
+        here = version(DISTRIBUTION)
         others = sorted({v for v in versions.values() if v != here})
         if others:
             LOG.warning(

@@ -66,6 +66,7 @@ def test_no_text_installs_mlpcli_by_name_from_the_index() -> None:
 def test_distribution_name_differs_from_the_import_package_and_command() -> None:
     project = PYPROJECT["project"]
     assert project["name"] != _NAME
+    assert project["name"] == mlpcli.DISTRIBUTION  # what dask workers' versions are read from
     assert project["scripts"] == {_NAME: "mlpcli.cli:main"}
 
 
