@@ -12,18 +12,20 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mlpcli.errors import DivergenceError, UsageError
 from mlpcli.nn.network import MLP
+from mlpcli.nn.recipe import RecipeConfig, RecipeNet
 
 Array = NDArray[np.floating]
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
 STOP_REASONS = ("patience", "epoch_limit", "diverged", "interrupted")
+TIES = ("earlier", "later")
 
 
 @dataclass
@@ -54,6 +56,10 @@ class FitOptions:
     clip_norm: float | None = None
     metric_name: str = "metric"
     metric_greater_is_better: bool = True
+    #: Which epoch wins a tie of the monitored value: "earlier" (default) or "later". RealMLP-TD
+    #: picks its best epoch on the validation error with ties to the later epoch, which on a
+    #: small validation set (few distinct error values) favours the better-annealed weights.
+    ties: str = "earlier"
 
 
 @dataclass
@@ -85,9 +91,18 @@ class Trainer:
         rng: np.random.Generator,
         schedule: Any | None = None,
         metric: Metric | None = None,
+        step_hook: Callable[[int, int], None] | None = None,
     ) -> None:
+        if options.ties not in TIES:
+            raise UsageError(
+                f"Unknown tie rule '{options.ties}'; choose one of: {', '.join(TIES)}."
+            )
         self.net, self.optimizer, self.options = net, optimizer, options
         self.rng, self.schedule, self.metric = rng, schedule, metric
+        #: Called as step_hook(steps taken, total steps) before every batch's forward pass, so
+        #: per-step schedules (learning rate, dropout, weight decay) can set their values.
+        self.step_hook = step_hook
+        self.steps = 0
         self.history: list[EpochRecord] = []
         self.best_epoch = 0
         self.best_value: float | None = None
@@ -144,6 +159,8 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "lr": self.optimizer.lr,
         }
+        if self.step_hook is not None:  # only then: checkpoints of plain runs stay as they were
+            meta["steps"] = self.steps
         arrays: dict[str, np.ndarray] = {f"net.{k}": v for k, v in self.net.state_arrays().items()}
         arrays["trainer.best_params"] = self._best_params.copy()
         for i, a in enumerate(self._best_buffers):
@@ -158,6 +175,7 @@ class Trainer:
         self.history = [EpochRecord(**r) for r in meta["history"]]
         self.best_epoch, self.best_value = meta["best_epoch"], meta["best_value"]
         self.wait, self.seconds = meta["wait"], meta["seconds"]
+        self.steps = int(meta.get("steps", 0))
         self.rng.bit_generator.state = meta["rng"]
         self.net.load_state_arrays(
             {k[len("net.") :]: v for k, v in arrays.items() if k.startswith("net.")}
@@ -211,6 +229,8 @@ class Trainer:
         params_list, grads_list = [flat_params], [flat_grads]
         backprop, step, rng = net._backprop, self.optimizer.step, self.rng
         clip_norm = opts.clip_norm
+        step_hook = self.step_hook
+        total_steps = opts.epochs * batches.n_batches
         dot, sqrt, isfinite = np.dot, math.sqrt, math.isfinite
         stop_reason = "epoch_limit"
         started = time.perf_counter() - self.seconds
@@ -225,6 +245,8 @@ class Trainer:
                 n_batches = n_seen = 0
                 interrupted = False
                 for Xb, Yb, wb in batches.epoch(rng):
+                    if step_hook is not None:
+                        step_hook(self.steps, total_steps)
                     loss = backprop(Xb, Yb, wb, True, rng)
                     if not isfinite(loss):
                         self._diverged(epoch, f"the training loss became {loss}")
@@ -240,6 +262,7 @@ class Trainer:
                         if total > clip_norm:
                             flat_grads *= clip_norm / total
                     step(params_list, grads_list)
+                    self.steps += 1
                     if should_stop is not None and should_stop():
                         interrupted = True
                         break
@@ -320,6 +343,8 @@ class Trainer:
             return True
         greater = self.options.monitor == "val_metric" and self.options.metric_greater_is_better
         gain = value - self.best_value if greater else self.best_value - value
+        if self.options.ties == "later":
+            return gain >= self.options.min_delta
         return gain > self.options.min_delta
 
     def _diverged(self, epoch: int, what: str) -> None:
@@ -353,6 +378,11 @@ class _Batches:
         self.X, self.Y, self.w, self.batch_size = X, Y, w, batch_size
         self.drop_single = drop_single
         self.full = batch_size >= X.shape[0]
+        n = X.shape[0]
+        #: Optimizer steps per epoch (a last batch of one is dropped with drop_single).
+        self.n_batches = (
+            1 if self.full else -(-n // batch_size) - int(drop_single and n % batch_size == 1)
+        )
         if not self.full:
             self._X = np.empty((batch_size, X.shape[1]), dtype=X.dtype)
             self._Y = np.empty((batch_size, Y.shape[1]), dtype=Y.dtype)
@@ -379,7 +409,12 @@ class _Batches:
 def evaluate_loss(
     net: MLP, X: np.ndarray, Y: np.ndarray, batch_size: int = 65536
 ) -> tuple[float, Array]:
-    """Inference-mode mean loss and outputs, computed in batches to bound memory."""
+    """Inference-mode mean loss and outputs, computed in batches to bound memory.
+
+    A network with its own `evaluate` (an ensemble: the loss of its mean output) answers itself.
+    """
+    if hasattr(net, "evaluate"):
+        return net.evaluate(X, Y)  # type: ignore[no-any-return]
     X = np.asarray(X, dtype=net.dtype)
     Y = np.asarray(Y, dtype=net.dtype)
     P = np.empty((X.shape[0], net.architecture.n_outputs), dtype=net.dtype)
@@ -453,3 +488,82 @@ def fit(
         net, optimizers.get(optimizer, lr=lr), FitOptions(**options), rng, metric=metric
     )
     return trainer.fit(X, Y, X_val, Y_val, sample_weight, callback=callback)
+
+
+class RecipeSchedules:
+    """The recipe's per-step schedules, as a `Trainer` step hook: at progress t,
+    lr = lr0 f_lr(t), dropout = p0 f_p(t) and weight decay = wd0 f_wd(t)."""
+
+    def __init__(self, net: RecipeNet, optimizer: Any, config: RecipeConfig) -> None:
+        from mlpcli import schedules
+
+        self.net, self.optimizer, self.config = net, optimizer, config
+        self.lr = schedules.get_progress(config.lr_schedule)
+        self.dropout = schedules.get_progress(config.dropout_schedule)
+        self.weight_decay = schedules.get_progress(config.weight_decay_schedule)
+        self.progress = schedules.ProgressSchedule.progress
+
+    def __call__(self, step: int, total_steps: int) -> None:
+        t = self.progress(step, total_steps)
+        c = self.config
+        self.optimizer.lr = c.lr * self.lr(t)
+        self.optimizer.weight_decay = c.weight_decay * self.weight_decay(t)
+        self.net.set_dropout(c.dropout * self.dropout(t))
+
+
+def fit_recipe(
+    X: np.ndarray,
+    Y: np.ndarray,
+    X_val: np.ndarray | None = None,
+    Y_val: np.ndarray | None = None,
+    *,
+    loss: str,
+    config: RecipeConfig | None = None,
+    numeric: list[int] | None = None,
+    seed: int | np.random.Generator = 0,
+    metric: Metric | None = None,
+    metric_greater_is_better: bool = True,
+    callback: Callable[[EpochRecord], None] | None = None,
+    dtype: str = "float32",
+) -> tuple[RecipeNet, FitResult]:
+    """Build, initialise from X and train a `RecipeNet` the way RealMLP-TD trains.
+
+    AdamW with the parameter groups' lr factors, the per-step lr/dropout/decay schedules, all
+    epochs (no early stopping) and the best epoch on the validation metric (e.g. accuracy, that
+    is the error) with ties to the later epoch; without validation rows, the last epoch's weights
+    under the training loss' tie rule. `numeric` lists the numeric input columns (embedded);
+    None embeds all.
+    """
+    from mlpcli import optimizers
+
+    config = config or RecipeConfig()
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    X = np.asarray(X)
+    Y = np.asarray(Y)
+    net = RecipeNet(X.shape[1], Y.shape[1], loss, config, numeric, dtype, seed=rng)
+    net.initialise(X)
+    optimizer = optimizers.get(
+        "adamw", lr=config.lr, beta2=config.beta2, weight_decay=config.weight_decay
+    )
+    optimizer.lr_factors = [net.flat_lr_factors()]
+    has_val = X_val is not None and Y_val is not None and len(X_val) > 0
+    monitor = "train_loss" if not has_val else "val_metric" if metric else "val_loss"
+    options = FitOptions(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        patience=None,
+        monitor=monitor,
+        metric_greater_is_better=metric_greater_is_better,
+        ties="later",
+    )
+    # RecipeNet has what the trainer uses of a network (flat buffers, _backprop, evaluate...).
+    trainer = Trainer(
+        cast(MLP, net),
+        optimizer,
+        options,
+        rng,
+        metric=metric,
+        step_hook=RecipeSchedules(net, optimizer, config),
+    )
+    result = trainer.fit(X, Y, X_val, Y_val, callback=callback)
+    return net, result

@@ -229,3 +229,103 @@ def test_fit_function_trains_in_one_call() -> None:
     result = fit(net, X, Y, optimizer="adam", lr=0.05, epochs=1500, batch_size=None, patience=None)
     assert result.monitor == "train_loss" and result.epochs_run == 1500
     assert ((net.forward(X) >= 0.5) == (Y >= 0.5)).all()
+
+
+# ----------------------------------------------------------------- the quality recipe's options
+def _accuracy(Y: np.ndarray, P: np.ndarray) -> float:
+    return float(np.mean((P >= 0.5) == (Y >= 0.5)))
+
+
+@pytest.mark.parametrize(("ties", "expected"), [("earlier", "first"), ("later", "last")])
+def test_ties_pick_the_earlier_or_the_later_epoch(ties: str, expected: str) -> None:
+    """XOR learnt: validation accuracy stays at 1.0, a tie every epoch from the first 1.0 on."""
+    X, Y = _xor()
+    net = MLP(2, (8,), 1, activation="tanh", loss="bce", seed=3)
+    trainer = Trainer(
+        net,
+        optimizers.get("adam", lr=0.05),
+        FitOptions(epochs=400, batch_size=None, monitor="val_metric", patience=None, ties=ties),
+        np.random.default_rng(0),
+        metric=_accuracy,
+    )
+    result = trainer.fit(X, Y, X, Y)
+    perfect = [r.epoch for r in result.history if r.val_metric == 1.0]
+    assert perfect and perfect[-1] == 400
+    assert result.best_epoch == (perfect[0] if expected == "first" else 400)
+
+
+def test_unknown_tie_rule_is_refused() -> None:
+    with pytest.raises(UsageError, match="Unknown tie rule 'middle'; choose one of: earlier"):
+        _trainer(MLP(1, (2,), 1, seed=0), ties="middle")
+
+
+@pytest.mark.parametrize(("n", "batch", "per_epoch"), [(10, 4, 3), (9, 4, 3), (10, 10, 1)])
+def test_step_hook_sees_every_step_before_its_forward_pass(n: int, batch: int, per_epoch: int):
+    X, Y = _sine(n)
+    calls: list[tuple[int, int]] = []
+    net = MLP(1, (3,), 1, seed=0)
+    trainer = Trainer(
+        net,
+        optimizers.get("adam"),
+        FitOptions(epochs=2, batch_size=batch, monitor="train_loss", patience=None),
+        np.random.default_rng(0),
+        step_hook=lambda step, total: calls.append((step, total)),
+    )
+    trainer.fit(X, Y)
+    assert calls == [(s, 2 * per_epoch) for s in range(2 * per_epoch)]
+    assert trainer.state_dict()[0]["steps"] == 2 * per_epoch
+
+
+def test_plain_checkpoints_have_no_step_count() -> None:
+    X, Y = _sine(20)
+    trainer = _trainer(MLP(1, (3,), 1, seed=0), epochs=1, monitor="train_loss")
+    trainer.fit(X, Y)
+    assert "steps" not in trainer.state_dict()[0]
+
+
+def test_recipe_schedules_set_lr_dropout_and_decay_per_step() -> None:
+    from mlpcli.nn.recipe import RecipeConfig, RecipeNet
+    from mlpcli.training import RecipeSchedules
+
+    config = RecipeConfig(hidden_layer_sizes=(4,), embedding="none")
+    net = RecipeNet(2, 2, "ce", config, seed=0)
+    opt = optimizers.get("adamw", lr=config.lr, weight_decay=config.weight_decay)
+    hook = RecipeSchedules(net, opt, config)
+    coslog4, flat_cos = schedules.get_progress("coslog4"), schedules.get_progress("flat_cos")
+    for step in (0, 10, 37, 75, 99):
+        hook(step, 100)
+        t = step / 100
+        assert opt.lr == pytest.approx(0.04 * coslog4(t))
+        assert opt.weight_decay == pytest.approx(0.02 * flat_cos(t))
+        assert net.dropouts[0].p == pytest.approx(0.15 * flat_cos(t))
+
+
+def _blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three Gaussian classes in 4 dimensions, one-hot targets."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, size=n)
+    centres = np.array([[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 2.0, 0]])
+    return centres[labels] + rng.normal(size=(n, 4)), np.eye(3)[labels]
+
+
+def test_fit_recipe_learns_and_is_deterministic() -> None:
+    from mlpcli.nn.recipe import RecipeConfig
+    from mlpcli.training import fit_recipe
+
+    X, Y = _blobs(300, 0)
+    X_val, Y_val = _blobs(200, 1)
+    config = RecipeConfig(hidden_layer_sizes=(32, 32), epochs=12, batch_size=64, n_members=2)
+
+    def accuracy(Y: np.ndarray, P: np.ndarray) -> float:
+        return float(np.mean(P.argmax(axis=1) == Y.argmax(axis=1)))
+
+    runs = [
+        fit_recipe(X, Y, X_val, Y_val, loss="ce", config=config, seed=5, metric=accuracy)
+        for _ in range(2)
+    ]
+    (net, result), (other, _) = runs
+    np.testing.assert_array_equal(net.flat_params, other.flat_params)
+    assert result.epochs_run == 12 and result.monitor == "val_metric"
+    assert accuracy(Y_val, net.predict(X_val)) > 0.8  # Bayes accuracy here is about 0.9
+    best = result.best_record()
+    assert best is not None and best.val_metric == max(r.val_metric for r in result.history)
