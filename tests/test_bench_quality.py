@@ -1,0 +1,80 @@
+"""bench/quality.py's arithmetic and report, on made-up results (no table is loaded, nothing is
+trained): the error measures, the shifted geometric mean, the splits and the Markdown layout."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+PATH = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("bench_quality", PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_quality"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["bench_quality"]
+
+
+def test_errors_by_hand(quality) -> None:
+    assert (
+        quality.error("classification", pd.Series(["a", "b", "b", "a"]), ["a", "b", "a", "a"])
+        == 0.25
+    )
+    # residuals 1, -1, 0, 0 -> RMSE sqrt(1/2); y = 0, 2, 4, 6 has sd sqrt(5)
+    y = pd.Series([0.0, 2.0, 4.0, 6.0])
+    got = quality.error("regression", y, [1.0, 1.0, 4.0, 6.0])
+    assert got == pytest.approx(math.sqrt(0.5) / math.sqrt(5.0))
+    # a (n, 1) decode counts row by row, not broadcast against (n,)
+    assert quality.error("regression", y, np.array([[1.0], [1.0], [4.0], [6.0]])) == got
+    # labels compared as strings: numeric labels read back from a CSV still match
+    assert quality.error("classification", pd.Series([1, 0]), np.array(["1", "0"])) == 0.0
+
+
+def test_shifted_geometric_mean_by_hand(quality) -> None:
+    """exp(mean(log(err + 0.01))): errors 0.09 and 0.99 -> sqrt(0.1 * 1.0) = 0.316..."""
+    assert quality.shifted_geometric_mean([0.09, 0.99]) == pytest.approx(math.sqrt(0.1))
+    assert quality.shifted_geometric_mean([0.0]) == pytest.approx(0.01)
+
+
+def test_splits_are_disjoint_complete_and_seeded(quality) -> None:
+    train, test = quality.split(101, seed=2)
+    assert len(test) == 20 and len(train) == 81
+    assert sorted([*train, *test]) == list(range(101))
+    again = quality.split(101, seed=2)
+    np.testing.assert_array_equal(train, again[0])
+    assert not np.array_equal(test, quality.split(101, seed=3)[1])
+
+
+def test_every_table_and_method_is_named_once(quality) -> None:
+    assert len(quality.TABLES) == 13  # the issue's tables, meats counted three times
+    assert quality.REFERENCE in quality.METHODS
+    assert all(t.task in ("classification", "regression") for t in quality.TABLES.values())
+
+
+def test_report_lists_tables_ratios_times_and_skips(quality) -> None:
+    results = quality.Results(
+        errors={
+            "hgb": {"a": [0.09], "b": [0.99]},
+            "mlpcli": {"a": [0.19, 0.19], "b": [0.99, 0.99]},
+        },
+        seconds={"hgb": 1.5, "mlpcli": 3.0},
+        skipped={"realmlp-td": "pytabkit not installed"},
+    )
+    text = quality.report(results, ["a", "b"], [0, 1], 1, ["--tables", "a,b"])
+    assert "| a | 0.0900 | 0.1900 |" in text
+    hgb, mlpcli = math.sqrt(0.1), math.sqrt(0.2)
+    assert f"| hgb | {hgb:.4f} | 1.000 | 1.5 |" in text
+    assert f"| mlpcli | {mlpcli:.4f} | {mlpcli / hgb:.3f} | 3.0 |" in text
+    assert "Skipped realmlp-td: pytabkit not installed." in text
+    assert "Command: `python bench/quality.py --tables a,b`" in text
