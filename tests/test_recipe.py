@@ -15,6 +15,7 @@ from mlpcli.errors import UsageError
 from mlpcli.nn import activations
 from mlpcli.nn.batched import (
     LAYERS,
+    BatchEnsembleDense,
     FeatureScale,
     MemberDense,
     MemberDropout,
@@ -32,6 +33,8 @@ LAYER_CASES: dict[str, Callable[[], MemberLayer]] = {
     "scale": lambda: FeatureScale(K, D),
     "dense-ntk": lambda: MemberDense(K, D, 4),
     "dense-standard": lambda: MemberDense(K, D, 4, param="standard", bias_init="normal"),
+    "be_dense-ntk": lambda: BatchEnsembleDense(K, D, 4),
+    "be_dense-standard": lambda: BatchEnsembleDense(K, D, 4, param="standard", bias_init="zeros"),
     "act-selu": lambda: ParametricActivation(K, D, activations.get("selu")),
     "act-mish": lambda: ParametricActivation(K, D, activations.get("mish")),
     "dropout": lambda: MemberDropout(K, D, 0.3),
@@ -82,6 +85,7 @@ NET_CASES = {
     "pbld-ce-dropout": dict(embedding="pbld", loss="ce", dropout=0.2),
     "ple-bce": dict(embedding="ple", loss="bce"),
     "pbld-mse-mish": dict(embedding="pbld", loss="mse", activation="mish"),
+    "batch-ensemble-ce": dict(embedding="pbld", loss="ce", ensemble="batch"),
 }
 
 
@@ -276,3 +280,24 @@ def test_readme_recipe_example_runs() -> None:
     code = re.search(r"## Quality recipe \(in progress\)\n.*?```python\n(.*?)```", readme, re.S)
     assert code
     exec(compile(code.group(1), "README.md", "exec"), {})
+
+
+def test_batch_ensemble_members_share_one_matrix() -> None:
+    """With r = s = 1 and equal biases, BatchEnsemble members are one layer copied K times;
+    it holds one W for K members (K times fewer weights than packed members)."""
+    rng = np.random.default_rng(0)
+    X = np.broadcast_to(rng.normal(size=(6, D)), (3, 6, D))
+    be, packed = BatchEnsembleDense(3, D, 4), MemberDense(3, D, 4)
+    _bound_fresh(be, rng, X[0])
+    _bound_fresh(packed, rng, X[0])
+    W, r, s, b = be.params
+    r[...], s[...], b[...] = 1.0, 1.0, b[0]
+    packed.params[0][...], packed.params[1][...] = W, b
+    np.testing.assert_allclose(be.forward(X, False, None), packed.forward(X, False, None))
+    assert W.shape == (D, 4) and packed.params[0].shape == (3, D, 4)
+
+
+def test_unknown_ensemble_kind_is_a_usage_error() -> None:
+    message = "Unknown ensemble kind 'mixed'; choose one of: batch, packed"
+    with pytest.raises(UsageError, match=message):
+        RecipeNet(3, 2, "ce", replace(RecipeConfig(), ensemble="mixed"))

@@ -14,6 +14,7 @@ given (`initialise`), and keeps backward beside forward. Layers (registry `LAYER
 - dense      Z = X (g W) + b, g = 1/sqrt(k_in) under the NTK parametrisation, else 1;
              init "std": W ~ N(0, 1) rescaled so each unit of X g W has unit std on the data;
              bias "he+5": b_j = -sum_i a_i Z[r_i, j] over 5 random rows r_i, a ~ Dirichlet(1)
+- be_dense   Z_k = ((X_k * r_k) (g W)) * s_k + b_k: W shared, rank-1 adapters per member (TabM)
 - act        Y = X + alpha (f(X) - X), alpha per unit, alpha = 1 at start (parametric mix)
 - dropout    inverted dropout whose rate p may change every step (a flat-then-cosine schedule)
 - pbld       periodic embedding of numeric column j: [cos(2 pi x w_j + b_j) V_j + c_j, x]
@@ -210,6 +211,83 @@ class MemberDense(MemberLayer):
         if self.gain != 1.0:
             dX *= self.gain
         return dX
+
+
+class BatchEnsembleDense(MemberDense):
+    """Z_k = ((X_k * r_k) (g W)) * s_k + b_k: one weight matrix shared by all members, each with
+    its own rank-1 adapters r (k_in), s (k_out) and bias (BatchEnsemble, Wen et al. 2020; TabM's
+    default `LinearBatchEnsemble`, with r at random signs and s at 1).
+
+    K times fewer weights than `dense`, and the K members' rows go through W as one
+    (K n, k_in) @ (k_in, k_out) product. The "std" init rescales W on all members' rows at once.
+    """
+
+    kind = "be_dense"
+    _U: Array | None = None
+    _Zc: Array | None = None
+
+    def specs(self) -> list[ParamSpec]:
+        K = self.n_members
+        return [
+            ParamSpec("W", (self.n_in, self.n_out)),
+            ParamSpec("r", (K, self.n_in)),
+            ParamSpec("s", (K, self.n_out)),
+            ParamSpec("b", (K, self.n_out), self.bias_lr_factor, decay=False),
+        ]
+
+    def initialise(self, rng: np.random.Generator, X: Array) -> None:
+        W, r, s, b = self.params
+        r[...] = rng.choice([-1.0, 1.0], size=r.shape)
+        s[...] = 1.0
+        W[...] = 0.0 if self.weight_init == "zeros" else rng.standard_normal(W.shape)
+        Zc = self._shared(X * r[:, None, :], W)
+        if self.weight_init == "std":
+            std = Zc.reshape(-1, self.n_out).std(axis=0)
+            scale = np.where(std > 0, std, 1.0)
+            W /= scale
+            Zc = Zc / scale
+        if self.bias_init == "zeros":
+            b[...] = 0.0
+        elif self.bias_init == "normal":
+            b[...] = rng.standard_normal(b.shape)
+        else:
+            b[...] = self._he_plus_bias(rng, Zc, 5)
+
+    def _shared(self, U: Array, W: Array) -> Array:
+        """(U g W) for all members in one matrix product."""
+        K, n, _ = U.shape
+        Zc = np.matmul(U.reshape(K * n, self.n_in), W).reshape(K, n, self.n_out)
+        if self.gain != 1.0:
+            Zc *= self.gain
+        return Zc
+
+    def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        W, r, s, b = self.params
+        U = X * r[:, None, :]
+        Zc = self._shared(U, W)
+        self._X, self._U, self._Zc = X, U, Zc
+        return Zc * s[:, None, :] + b[:, None, :]
+
+    def backward(self, dZ: Array) -> Array:
+        X, U, Zc = self._X, self._U, self._Zc
+        assert X is not None and U is not None and Zc is not None, "backward before forward"
+        W, r, s, _ = self.params
+        dW, dr, ds, db = self.grads
+        K, n, _ = dZ.shape
+        # ds = sum_i dZ Zc, db = sum_i dZ, dZc = dZ s, dW = g U^T dZc over all members' rows,
+        # dU = g dZc W^T, dr = sum_i dU X, dX = dU r
+        np.einsum("kno,kno->ko", dZ, Zc, out=ds)
+        np.sum(dZ, axis=1, out=db)
+        dZc = dZ * s[:, None, :]
+        flat = dZc.reshape(K * n, self.n_out)
+        np.matmul(U.reshape(K * n, self.n_in).T, flat, out=dW)
+        dU = np.matmul(flat, W.T).reshape(K, n, self.n_in)
+        if self.gain != 1.0:
+            dW *= self.gain
+            dU *= self.gain
+        np.einsum("kni,kni->ki", dU, X, out=dr)
+        dU *= r[:, None, :]
+        return dU
 
 
 class ParametricActivation(MemberLayer):
@@ -444,6 +522,7 @@ LAYERS: dict[str, type[MemberLayer]] = {
     for cls in (
         FeatureScale,
         MemberDense,
+        BatchEnsembleDense,
         ParametricActivation,
         MemberDropout,
         PeriodicEmbedding,

@@ -19,6 +19,7 @@ Each is a registry entry here or beside it, with the default RealMLP-TD uses:
 | Adam, beta2 0.95, lr on coslog4 per step | optimizers: adam; schedules: coslog4 | 0.04 / 0.2 |
 | 3 x 256 hidden, batch 256, 256 epochs, best epoch on val error | here; training | |
 | K members, one matmul per layer (TabM packed) | batched; n_members | K = 1 |
+| or a shared W with rank-1 adapters (BatchEnsemble) | batched: be_dense; ensemble | packed |
 
 Parameter groups: the learning rate of each parameter is lr times its group's factor
 (pytabkit's `hyper_factors`): scale 6, biases 0.1, activation mix 0.1, PBLD 0.1, weights 1.
@@ -48,6 +49,7 @@ from numpy.typing import NDArray
 from mlpcli.errors import UsageError, choose
 from mlpcli.nn import activations, losses
 from mlpcli.nn.batched import (
+    BatchEnsembleDense,
     FeatureScale,
     MemberDense,
     MemberDropout,
@@ -105,6 +107,9 @@ class RecipeConfig:
     epochs: int = 256
     batch_size: int = 256
     n_members: int = 1
+    #: How members' hidden layers hold weights: "packed" (each its own, `dense`) or "batch"
+    #: (one shared matrix with per-member adapters, `be_dense`, TabM's default).
+    ensemble: str = "packed"
     #: Rows of training data the data-dependent initialisation looks at (a random sample).
     init_rows: int = 4096
 
@@ -165,6 +170,9 @@ def _ple(
     return PiecewiseLinearEncoding(n_members, n_in, numeric, config.ple.n_bins)
 
 
+#: ensemble kind -> the dense layer of the hidden blocks (the output layer is always `dense`).
+ENSEMBLE_KINDS: dict[str, type[MemberDense]] = {"packed": MemberDense, "batch": BatchEnsembleDense}
+
 EMBEDDINGS: dict[
     str, Callable[[int, int, Sequence[int] | None, RecipeConfig], MemberLayer | None]
 ] = {"none": _no_embedding, "pbld": _pbld, "ple": _ple}
@@ -222,9 +230,10 @@ class RecipeNet:
             bias_init=c.bias_init,
             bias_lr_factor=c.bias_lr_factor,
         )
+        hidden_dense = choose("ensemble kind", c.ensemble, ENSEMBLE_KINDS)
         for size in c.hidden_layer_sizes:
             # The first dense layer's dX is needed only behind a trainable front.
-            layers.append(MemberDense(K, width, size, input_grad=bool(layers), **dense))  # type: ignore[arg-type]
+            layers.append(hidden_dense(K, width, size, input_grad=bool(layers), **dense))  # type: ignore[operator]
             act = activations.get(c.activation)
             layers.append(
                 ParametricActivation(
