@@ -25,9 +25,18 @@ def main() -> None:
         from click import exceptions as click  # type: ignore[no-redef]
 
     from mlpcli.cli_common import print_error
+    from mlpcli.errors import MlpcliError
+    from mlpcli.outputs import drop_stdout, guard_standard_streams
 
+    guard_standard_streams()
     try:
         code = app(standalone_mode=False, prog_name="mlpcli")
+        sys.stdout.flush()  # a full disk under stdout is an error, not a silent loss
+    except MlpcliError as exc:  # stdout failing outside a command (`--version > /dev/full`)
+        print_error(str(exc))
+        code = exc.exit_code
+    except BrokenPipeError:
+        code = 141
     except click.NoArgsIsHelpError as exc:
         sys.stderr.write((exc.ctx.get_help() if exc.ctx else "") + "\n")
         code = 2
@@ -41,4 +50,7 @@ def main() -> None:
     except click.ClickException as exc:
         print_error(exc.format_message())
         code = exc.exit_code
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if code:
+        drop_stdout()  # whatever is still buffered must not fail the interpreter's exit
+    sys.exit(code)

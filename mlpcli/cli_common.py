@@ -2,7 +2,8 @@
 reporter that shows progress on stderr. No numpy or pandas at import time.
 
 Exit codes: 0 success, 2 usage error (bad option or value, unwritable output), 3 bad input data,
-4 bad model file, 5 training diverged, 130 interrupted (SIGINT), 143 terminated (SIGTERM),
+4 bad model file, 5 training diverged, 130 interrupted (SIGINT), 141 stdout reader gone,
+143 terminated (SIGTERM),
 1 unexpected internal error (rerun with --debug for the traceback).
 """
 
@@ -22,7 +23,8 @@ from mlpcli import __version__
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success · 2 bad option or value · 3 bad input data · "
-    "4 bad model file · 5 training diverged · 130 interrupted · 143 terminated · "
+    "4 bad model file · 5 training diverged · 130 interrupted · 141 stdout reader gone · "
+    "143 terminated · "
     "1 internal error (rerun with --debug)."
 )
 
@@ -41,7 +43,13 @@ _state: dict[str, Any] = {"debug": os.environ.get("MLPCLI_DEBUG", "") not in (""
 
 def version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"mlpcli {__version__}")
+        try:
+            typer.echo(f"mlpcli {__version__}")
+        except BrokenPipeError:  # Click would turn it into exit 1
+            from mlpcli.outputs import drop_stdout
+
+            drop_stdout()
+            raise typer.Exit(141) from None
         raise typer.Exit()
 
 
@@ -63,6 +71,9 @@ def _root(
 
 def print_error(message: str) -> None:
     """`Error: ...` on stderr; a JSON object instead under `--log-format jsonl`."""
+    from mlpcli.errors import printable
+
+    message = printable(message)
     if _state.get("log_format") == "jsonl":
         import json
         import time
@@ -74,7 +85,9 @@ def print_error(message: str) -> None:
 
     console = stderr_console()
     if console.is_terminal:
-        console.print(f"[bold red]Error:[/bold red] {message}", highlight=False)
+        from mlpcli.display import styled
+
+        console.print(styled("[bold red]Error:[/bold red]", message, console), highlight=False)
     else:
         sys.stderr.write(f"Error: {message}\n")
 
@@ -87,7 +100,7 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
         from mlpcli.errors import MlpcliError
 
         try:
-            return func(*args, **kwargs)
+            return _all_or_nothing(func, *args, **kwargs)
         except MlpcliError as exc:
             _traceback_if_debugging()
             print_error(str(exc))
@@ -100,6 +113,11 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # `mlpcli ... | head`: stop quietly, as Unix tools do
+            from mlpcli.outputs import drop_stdout
+
+            drop_stdout()
+            raise typer.Exit(141) from None
         except OSError as exc:
             # Outside the library's own checks: a closed pipe, a full disk under stdout.
             _traceback_if_debugging()
@@ -117,6 +135,21 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _all_or_nothing(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a command with its output files staged: all are put in place when it succeeds
+    (`typer.Exit(0)` included), none when it fails or is interrupted."""
+    from mlpcli.outputs import OutputStage, staged_outputs
+
+    stage: OutputStage
+    with staged_outputs() as stage:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit as exc:
+            if exc.exit_code == 0:
+                stage.commit()
+            raise
+
+
 def _traceback_if_debugging() -> None:
     """With --debug, every error shows its traceback; the exit code stays the documented one."""
     if _state["debug"]:
@@ -125,8 +158,10 @@ def _traceback_if_debugging() -> None:
         traceback.print_exc()
 
 
-class Stop(Exception):
-    """Raised (outside training) when SIGINT or SIGTERM arrives."""
+class Stop(BaseException):
+    """Raised (outside training) when SIGINT or SIGTERM arrives. A BaseException, like
+    KeyboardInterrupt, so no `except Exception` on the way (a reader's error translation)
+    turns it into a data error."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -135,7 +170,7 @@ class Stop(Exception):
 
 class Signals:
     """SIGINT/SIGTERM during training ask the loop to stop after the current batch; elsewhere
-    they stop at once. Either way temporary files are removed by the atomic writers."""
+    they stop at once. Either way the run's staged output files are removed."""
 
     def __init__(self) -> None:
         self.signum: int | None = None

@@ -131,11 +131,15 @@ def cv(
         mlpcli cv sample_data/expression.csv --target subtype --id sample_id \
             --folds 5 --repeats 3 --n-jobs -1 --out cv.json --oof-out oof.csv
     """
-    from mlpcli import crossval, workflows
+    from mlpcli import crossval
+    from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
     settings = resolve_settings(options, config)
-    workflows.check_outputs({"--out": out, "--oof-out": oof_out})
+    check_paths(
+        {"DATA": data, "--valid-file": settings.data.valid_file, "--config": config},
+        {"--out": out, "--oof-out": oof_out, "--json": STDOUT if as_json else None},
+    )
     progress = task_progress(reporter, "fold")
     with catch_signals():
         try:
@@ -243,12 +247,19 @@ def tune(
             --space space.toml --cv 5 --n-jobs -1 --results-csv tune.csv \
             --out best.npz
     """
-    from mlpcli import tuning, workflows
+    from mlpcli import tuning
+    from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
     settings = resolve_settings(options, config)
-    workflows.check_outputs(
-        {"--results-csv": results_csv, "--results-json": results_json, "--out": out}
+    check_paths(
+        {"DATA": data, "--space": space, "--config": config},
+        {
+            "--results-csv": results_csv,
+            "--results-json": results_json,
+            "--out": out,
+            "--json": STDOUT if as_json else None,
+        },
     )
     search_space = tuning.read_space(space, settings)
     tuning.warn_overridden(search_space, options)

@@ -154,13 +154,14 @@ def explain(
         mlpcli explain model.npz test.csv --repeats 20 --out importance.csv
     """
     from mlpcli import explain as lib
-    from mlpcli import workflows
-    from mlpcli.errors import UsageError
+    from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
-    if json_out and out == "-":
-        raise UsageError("--json and --out - both write to stdout; give --out a file name.")
-    workflows.check_outputs({"--out": None if out == "-" else out, "--plot": plot})
+    check_paths(
+        {"MODEL": model, "DATA": data, "--group-features": group_features, "--baseline": baseline},
+        {"--json": STDOUT if json_out else None, "--out": out, "--plot": plot},
+        stdout=["--json", "--out"],
+    )
     if plot is not None:
         lib.check_plot(plot)
     options = lib.ExplainOptions(

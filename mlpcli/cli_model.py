@@ -6,7 +6,6 @@ neither pandas nor the training code, so it answers in a fraction of a second.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -119,8 +118,10 @@ def predict(
         mlpcli predict model.npz new_samples.csv --out predictions.csv
     """
     from mlpcli import predicting
+    from mlpcli.outputs import check_paths
 
     reporter = _reporter(quiet, log_format)
+    check_paths({"MODEL": model, "DATA": data}, {"--out": out}, stdout=["--out"])
     options = predicting.PredictOptions(
         ids=tuple(id) if id else None,
         proba=proba,
@@ -129,12 +130,8 @@ def predict(
         sep=sep,
         decimal=decimal,
     )
-    try:
-        with catch_signals():
-            summary = predicting.predict_file(model, data, out, options)
-    except BrokenPipeError:  # `mlpcli predict ... | head`: stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(141) from None
+    with catch_signals():
+        summary = predicting.predict_file(model, data, out, options)
     where = "stdout" if out == "-" else out
     reporter.message(
         f"Predicted {summary.n_rows} row(s) of '{summary.source}' into {where} in "
@@ -196,19 +193,22 @@ def evaluate(
         mlpcli evaluate model.npz test.csv --json > metrics.json
     """
     from mlpcli import predicting
-    from mlpcli.errors import UsageError, choose
-    from mlpcli.outputs import check_writable, write_text
+    from mlpcli.errors import choose
+    from mlpcli.outputs import STDOUT, check_paths, write_text
 
     reporter = _reporter(quiet, log_format)
-    if json_out and out == "-":
-        raise UsageError("--json and --out - both write to stdout; give --out a file name.")
-    if out is not None and out != "-":
-        check_writable(out, "--out")
+    images: list[str] = []
     if plots is not None:
         from mlpcli import plotting
 
         plotting.require_matplotlib("--plots")
         choose("image format (--plot-format)", plot_format, plotting.FORMATS)
+        images = plotting.evaluation_plot_paths(plots, plot_format)
+    check_paths(
+        {"MODEL": model, "DATA": data},
+        {"--json": STDOUT if json_out else None, "--out": out, "--plots": images},
+        stdout=["--json", "--out"],
+    )
     with catch_signals():
         evaluation = predicting.evaluate_table(
             model,

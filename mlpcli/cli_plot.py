@@ -47,11 +47,12 @@ def plot(
     from pathlib import Path
 
     from mlpcli import modelfile, plotting, workflows
-    from mlpcli.outputs import sha256_file
+    from mlpcli.outputs import check_paths, sha256_file
 
     reporter = make_reporter(quiet, log_format)
     plotting.require_matplotlib("mlpcli plot")
     plotting.image_format(out)
+    check_paths({"MODEL": model}, {"--out": out})
     with catch_signals():
         metadata = modelfile.read_metadata(model)
         seed = metadata.get("settings", {}).get("train", {}).get("seed")
@@ -93,8 +94,10 @@ def report(
         mlpcli report model.npz --data test.csv --out report.html
     """
     from mlpcli import report as lib
+    from mlpcli.outputs import check_paths
 
     reporter = make_reporter(quiet, log_format)
+    check_paths({"MODEL": model, "--data": data}, {"--out": out})
     with catch_signals():
         lib.write_report(model, out, data)
     reporter.message(f"Wrote {out}")

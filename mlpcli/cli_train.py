@@ -103,6 +103,7 @@ def train(
     """
     from mlpcli import config as config_module
     from mlpcli import workflows
+    from mlpcli.outputs import check_paths, commit_staged
 
     reporter = make_reporter(quiet, log_format, log_every)
     base = None
@@ -111,14 +112,22 @@ def train(
 
         base = config_module.Settings.from_dict(modelfile.read_metadata(resume)["settings"])
     settings = resolve_settings(options, config, base)
-    workflows.check_outputs(
+    check_paths(
+        {
+            "DATA": data,
+            "--valid-file": settings.data.valid_file,
+            "--config": config,
+            "--resume": resume,
+        },
         {
             "--out": out,
             "--metrics-out": metrics_out,
             "--history-out": history_out,
             "--split-out": split_out,
             "--checkpoint": checkpoint,
-        }
+        },
+        # A checkpoint is read in full before training; continuing to checkpoint into it is fine.
+        may_share=[("--checkpoint", "--resume")],
     )
     with catch_signals() as signals:
 
@@ -169,6 +178,7 @@ def train(
             }
         )
     if interrupted:
+        commit_staged()  # the model asked for by --save-on-interrupt, if any
         raise typer.Exit(128 + (signals.signum or signal.SIGINT))
 
 

@@ -10,6 +10,7 @@ No numpy or pandas here: `--help` imports this module.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import difflib
 import math
 import re
@@ -103,14 +104,8 @@ def number(
         if optional and (value is None or str(value).strip().lower() in ("", "none", "off")):
             return None
         try:
-            if kind is int:
-                as_float = float(value)
-                if not as_float.is_integer():
-                    raise ValueError
-                result: float = int(as_float)
-            else:
-                result = float(value)
-        except (TypeError, ValueError):
+            result: float = _whole_number(value) if kind is int else float(value)
+        except (TypeError, ValueError, ArithmeticError):
             what = "a whole number" if kind is int else "a number"
             raise UsageError(f"{flag(name)} must be {what}; got '{value}'.") from None
         if not math.isfinite(result):
@@ -122,6 +117,23 @@ def number(
         return result
 
     return parse
+
+
+def _whole_number(value: Any) -> int:
+    """An exact integer from an int, a whole float, or text ("12", "1e3"): never through a
+    float, which would round 2**53 + 1 (a seed) to 2**53."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    exact = decimal.Decimal(str(value).strip())
+    if not exact.is_finite() or exact != exact.to_integral_value() or abs(exact.adjusted()) > 4300:
+        raise ValueError(value)
+    return int(exact)
 
 
 def parse_hidden(name: str, value: Any) -> tuple[int, ...]:

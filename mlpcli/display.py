@@ -17,12 +17,37 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mlpcli.errors import printable
+
 LOG = logging.getLogger("mlpcli")
+
+
+class SafeConsole(Console):
+    """A rich console that shows text from data as it is: every string it prints (messages,
+    table titles and cells, names from tables and model files) passes through `render_str`,
+    which escapes control characters, so an ESC sequence in a column name never reaches the
+    terminal. Markup is off unless asked for (`styled`), so a column named `[/]` is text."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(markup=False, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(printable(text, multiline=True), **kwargs)
+
+
+def styled(label: str, text: str, console: Console) -> Any:
+    """`label` (rich markup) then plain `text`: the label's colour on terminals only."""
+    from rich.text import Text
+
+    head = Text.from_markup(label) if console.is_terminal else Text(Text.from_markup(label).plain)
+    return Text.assemble(head, " ", printable(text, multiline=True))
 
 
 def stderr_console(force_terminal: bool | None = None, stderr: bool = True) -> Console:
     """A console for tables and progress; in logs and pipes wide enough that no number is cut."""
-    console = Console(stderr=stderr, force_terminal=force_terminal, highlight=False, soft_wrap=True)
+    console = SafeConsole(
+        stderr=stderr, force_terminal=force_terminal, highlight=False, soft_wrap=True
+    )
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 200
     return console
@@ -46,10 +71,7 @@ class Reporter:
         """An informational line (decisions such as the detected task)."""
 
     def warning(self, text: str) -> None:
-        self.console.print(
-            f"[yellow]Warning:[/yellow] {text}" if self.console.is_terminal else f"Warning: {text}",
-            markup=self.console.is_terminal,
-        )
+        self.console.print(styled("[yellow]Warning:[/yellow]", text, self.console))
 
     def start(self, info: dict[str, Any]) -> None:
         pass

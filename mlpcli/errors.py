@@ -8,8 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-#: Control characters from user data (a cell holding a newline) would break the one-line rule.
-_ESCAPES = {c: f"\\x{c:02x}" for c in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+#: Characters a terminal acts on instead of showing: C0 and C1 controls and DEL (an ESC
+#: sequence in a column name can retitle the terminal or hide text), and the bidirectional
+#: overrides that reorder what is shown. Each is shown as its escape.
+_ESCAPES = (
+    {c: f"\\x{c:02x}" for c in [*range(32), *range(0x7F, 0xA0)]}
+    | {c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+    | {10: "\\n", 13: "\\r", 9: "\\t"}
+)
+_ESCAPES_MULTILINE = {k: v for k, v in _ESCAPES.items() if k not in (9, 10)}
+
+
+def printable(text: str, multiline: bool = False) -> str:
+    """`text` with every control character escaped (`\\x1b`); `multiline` keeps newlines
+    and tabs (tables and messages laid out on several lines)."""
+    return text.translate(_ESCAPES_MULTILINE if multiline else _ESCAPES)
 
 
 class MlpcliError(Exception):
@@ -18,7 +31,7 @@ class MlpcliError(Exception):
     exit_code = 1
 
     def __init__(self, message: str = "") -> None:
-        super().__init__(str(message).translate(_ESCAPES))
+        super().__init__(printable(str(message)))
 
 
 class UsageError(MlpcliError):

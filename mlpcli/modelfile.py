@@ -37,9 +37,14 @@ SCHEMA: dict[str, type | tuple[type, ...]] = {
 
 
 def save(
-    path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, Any], option: str = "--out"
+    path: str | Path,
+    arrays: dict[str, np.ndarray],
+    metadata: dict[str, Any],
+    option: str = "--out",
+    now: bool = False,
 ) -> None:
-    """Write arrays and metadata atomically; refuses object arrays and non-finite weights."""
+    """Write arrays and metadata atomically (staged with the run's other outputs unless `now`);
+    refuses object arrays and non-finite weights."""
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
     for name, array in arrays.items():
         if array.dtype == object:
@@ -47,7 +52,7 @@ def save(
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise ValueError(f"array '{name}' holds non-finite values; refusing to save it")
     payload = json.dumps(meta, allow_nan=False, sort_keys=True).encode("utf-8")
-    with atomic_path(path, option) as tmp, tmp.open("wb") as fh:
+    with atomic_path(path, option, now=now) as tmp, tmp.open("wb") as fh:
         contents = {**arrays, METADATA_KEY: np.frombuffer(payload, dtype=np.uint8)}
         # numpy's stub gives savez's **kwds the type of its allow_pickle flag.
         np.savez(fh, **contents)  # type: ignore[arg-type]

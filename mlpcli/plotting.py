@@ -606,6 +606,16 @@ def evaluation_figures(
     return {name: draw(scores) for name, draw in plots.items()}  # type: ignore[attr-defined]
 
 
+def evaluation_plot_paths(folder: str | Path, fmt: str) -> list[str]:
+    """Every file `evaluate --plots DIR` may write (any task), for the input/output check;
+    none while DIR does not exist yet (no input can be in it)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    names = sorted({name for plots in EVALUATION_PLOTS.values() for name in plots})
+    return [str(folder / f"{name}.{fmt}") for name in names]
+
+
 def evaluation_plots(
     task: str,
     y_true: ArrayLike,

@@ -27,7 +27,7 @@ from mlpcli import __version__, data, metrics, modelfile, optimizers, schedules,
 from mlpcli.config import FULL_BATCH_OPTIMIZERS, Settings
 from mlpcli.errors import DataError, UsageError
 from mlpcli.nn.network import MLP, Architecture
-from mlpcli.outputs import atomic_path, check_writable, write_text
+from mlpcli.outputs import atomic_path, write_text
 from mlpcli.preprocessing import Preprocessor, TargetEncoder
 from mlpcli.training import EpochRecord, FitOptions, FitResult, Trainer
 
@@ -616,13 +616,6 @@ def _blank(value: float | None) -> Any:
     return "" if value is None else value
 
 
-def check_outputs(paths: dict[str, str | None]) -> None:
-    """Fail before training when an output cannot be written."""
-    for option, path in paths.items():
-        if path is not None:
-            check_writable(path, option)
-
-
 def write_outputs(
     outcome: TrainOutcome,
     out: str,
@@ -631,7 +624,8 @@ def write_outputs(
     split_out: str | None = None,
     interrupted: bool = False,
 ) -> list[str]:
-    """Write the model and the optional side files, each atomically; returns their paths."""
+    """Write the model and the optional side files (staged together when the caller runs in
+    `outputs.staged_outputs`, as the CLI does); returns their paths."""
     metadata = outcome.metadata
     if interrupted:
         metadata = {**metadata, "training": {**metadata["training"], "interrupted": True}}
@@ -735,7 +729,8 @@ def save_checkpoint(
     )
     metadata["checkpoint"] = state_meta
     arrays.update({CHECKPOINT_PREFIX + k: v for k, v in state_arrays.items()})
-    modelfile.save(path, arrays, metadata, option="--checkpoint")
+    # Written at once, not staged: a checkpoint must survive the run being killed.
+    modelfile.save(path, arrays, metadata, option="--checkpoint", now=True)
 
 
 def restore_checkpoint(trainer: Trainer, path: str, prepared: PreparedData) -> None:

@@ -3,6 +3,7 @@ the documented exit code, and no output file."""
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -191,3 +192,51 @@ def test_bad_model_files_exit_4_and_never_run_code(
     assert text in stderr and stderr.count("\n") == 1
     assert not out.exists()
     assert not (tmp_path / "marker").exists()
+
+
+def _same_file(data: Path, tmp: Path) -> list[str]:
+    return ["--out", str(data)]
+
+
+def _hard_link(data: Path, tmp: Path) -> list[str]:
+    os.link(data, tmp / "link.csv")
+    return ["--out", str(tmp / "link.csv")]
+
+
+def _symlink(data: Path, tmp: Path) -> list[str]:
+    (tmp / "link.csv").symlink_to(data)
+    return ["--out", str(tmp / "link.csv")]
+
+
+def _two_outputs(data: Path, tmp: Path) -> list[str]:
+    return [
+        "--out",
+        str(tmp / "m.npz"),
+        "--metrics-out",
+        str(tmp / "x"),
+        "--split-out",
+        str(tmp / "x"),
+    ]
+
+
+OUTPUT_CASES: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
+    "output-is-the-input": (_same_file, "is the same file as the input DATA"),
+    "output-hard-links-the-input": (_hard_link, "is the same file as the input DATA"),
+    "output-symlinks-the-input": (_symlink, "is the same file as the input DATA"),
+    "two-outputs-one-file": (_two_outputs, "are the same file"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUTPUT_CASES), ids=list(OUTPUT_CASES))
+def test_outputs_that_would_destroy_a_file_are_refused(tmp_path: Path, case: str) -> None:
+    make, text = OUTPUT_CASES[case]
+    data = write(tmp_path / "data.csv", SMALL)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    extra = make(data, tmp_path)
+    listed = sorted(p.name for p in tmp_path.iterdir())
+    got, stderr = run("train", str(data), "--target", "y", "--epochs", "2", *extra)
+    assert got == 2, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and text in errors[0]
+    assert data.read_text(encoding="utf-8") == SMALL
+    assert sorted(p.name for p in tmp_path.iterdir()) == listed and "data.csv" in before
