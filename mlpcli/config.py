@@ -23,6 +23,8 @@ from mlpcli.errors import UsageError
 
 Parser = Callable[[str, Any], Any]
 
+#: "auto" and the names of `task.TASKS`, spelt out because `--help` must not import numpy
+#: (tests/test_task.py checks that the two agree).
 TASKS = ("auto", "binary", "multiclass", "multilabel", "regression")
 IMPUTE = ("median", "mean", "constant")
 SCALE = ("standard", "minmax", "robust", "none")

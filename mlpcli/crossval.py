@@ -32,6 +32,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from mlpcli import metrics, splitting, workflows
+from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError, install_hint
 from mlpcli.outputs import atomic_path, write_text
@@ -329,30 +330,9 @@ def run_fold(
 
 
 # --------------------------------------------------------------------------- scoring
-#: task -> what a metric compares against: class indices, 0/1 columns, or original units.
-TRUTH: dict[str, Callable[[TargetEncoder, Any, np.ndarray], Any]] = {
-    "binary": lambda encoder, y_index, Y: y_index,
-    "multiclass": lambda encoder, y_index, Y: y_index,
-    "multilabel": lambda encoder, y_index, Y: Y.astype(np.intp),
-    "regression": lambda encoder, y_index, Y: encoder.decode(Y),
-}
-
-#: (task, the metric's `needs`) -> predictions from the network outputs P, as the metric
-#: wants them (decisions at 0.5 as in the evaluation report).
-PREDICTED: dict[tuple[str, str], Callable[[TargetEncoder, np.ndarray], Any]] = {
-    ("binary", "labels"): lambda encoder, P: (P[:, 0] >= 0.5).astype(np.intp),
-    ("binary", "proba"): lambda encoder, P: np.column_stack([1.0 - P[:, 0], P[:, 0]]),
-    ("multiclass", "labels"): lambda encoder, P: P.argmax(axis=1),
-    ("multiclass", "proba"): lambda encoder, P: P,
-    ("multilabel", "labels"): lambda encoder, P: (P >= 0.5).astype(np.intp),
-    ("multilabel", "proba"): lambda encoder, P: P,
-    ("regression", "values"): lambda encoder, P: encoder.decode(P),
-}
-
-
 def check_metric(name: str | None, task: str) -> metrics.Metric:
     """The `--metric` (default: the task's default metric), if it applies to the task."""
-    metric = metrics.get(name or metrics.DEFAULT_METRICS[task])
+    metric = tasks.get(task).metric(name)
     if task not in metric.tasks:
         raise UsageError(
             f"--metric {metric.name} does not apply to a {task} task; choose one of: "
@@ -367,8 +347,9 @@ def metric_score(
     """One metric of outputs `P` against encoded targets, in original units for regression;
     None where it is undefined on these rows (roc_auc of a fold with one class)."""
     metric = metrics.get(name)
-    y_true = TRUTH[encoder.task](encoder, y_index, Y)
-    y_pred = PREDICTED[encoder.task, metric.needs](encoder, P)
+    spec = tasks.get(encoder.task)
+    y_true = spec.truth(encoder, y_index, Y)
+    y_pred = spec.predictions(metric.needs, encoder, P)
     try:
         value = float(metric(y_true, y_pred))
     except metrics.UndefinedMetricError:
@@ -649,7 +630,7 @@ def cross_validate(
         replay = LogReplay()
         loaded = workflows.load_table(path, settings)
         encoded = encode_folds(loaded, settings, folds, repeats, replay)
-        headline = metrics.DEFAULT_METRICS[loaded.task.task]
+        headline = tasks.get(loaded.task.task).default_metric
         count = itertools.count(1)
 
         def on_done(i: int, result: FoldResult) -> None:
@@ -673,7 +654,7 @@ def cross_validate(
         folds,
         repeats,
         len(loaded.frame),
-        stratified=loaded.task.task in ("binary", "multiclass"),
+        stratified=tasks.get(loaded.task.task).stratified,
         grouped=settings.data.group is not None,
         results=results,
         inputs={loaded.table.source: loaded.table.sha256},
@@ -686,27 +667,6 @@ def cross_validate(
 # --------------------------------------------------------------------------- out-of-fold table
 def _single(names: list[str], prefix: str) -> list[str]:
     return [prefix] if len(names) == 1 else [f"{prefix}_{n}" for n in names]
-
-
-def _binary_proba(encoder: TargetEncoder, P: np.ndarray) -> dict[str, np.ndarray]:
-    return {f"proba_{encoder.labels[0]}": 1.0 - P[:, 0], f"proba_{encoder.labels[1]}": P[:, 0]}
-
-
-def _column_proba(encoder: TargetEncoder, P: np.ndarray) -> dict[str, np.ndarray]:
-    return {f"proba_{label}": P[:, j] for j, label in enumerate(encoder.labels)}
-
-
-def _no_proba(encoder: TargetEncoder, P: np.ndarray) -> dict[str, np.ndarray]:
-    return {}
-
-
-#: task -> probability columns of the out-of-fold table.
-PROBA_COLUMNS: dict[str, Callable[[TargetEncoder, np.ndarray], dict[str, np.ndarray]]] = {
-    "binary": _binary_proba,
-    "multiclass": _column_proba,
-    "multilabel": _column_proba,
-    "regression": _no_proba,
-}
 
 
 def out_of_fold(
@@ -740,7 +700,7 @@ def out_of_fold(
             piece[name] = observed if observed.ndim == 1 else observed[:, j]
         for j, name in enumerate(_single(targets, "prediction")):
             piece[name] = predicted if predicted.ndim == 1 else predicted[:, j]
-        for name, values in PROBA_COLUMNS[encoder.task](encoder, P).items():
+        for name, values in tasks.get(encoder.task).proba_columns(encoder.labels, P).items():
             piece[name] = values
         piece["_order"] = rows
         pieces.append(piece)

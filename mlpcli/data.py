@@ -111,8 +111,6 @@ ID_NAMES = frozenset(
     }
 )
 
-TASKS = ("binary", "multiclass", "multilabel", "regression")
-
 
 class _Reader(Protocol):
     """Anything with a binary `read`: files, stdin, decompressors, our wrappers."""

@@ -37,6 +37,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from mlpcli import config, data, metrics, workflows
+from mlpcli import task as tasks
 from mlpcli.errors import DataError, UsageError, choose, install_hint
 from mlpcli.nn.network import MLP
 from mlpcli.outputs import atomic_path, sha256_file
@@ -305,38 +306,6 @@ def _output_units(encoder: TargetEncoder) -> str:
 
 
 # --------------------------------------------------------------------------- permutation
-def _binary_labels(P: NDArray[Any]) -> NDArray[Any]:
-    return (P[:, 0] >= 0.5).astype(np.intp)
-
-
-def _multiclass_labels(P: NDArray[Any]) -> NDArray[Any]:
-    return np.argmax(P, axis=1)
-
-
-def _multilabel_labels(P: NDArray[Any]) -> NDArray[Any]:
-    return (P >= 0.5).astype(np.intp)
-
-
-#: task -> network outputs to predicted labels, as the training loop decides them.
-_LABELS: dict[str, Callable[[NDArray[Any]], NDArray[Any]]] = {
-    "binary": _binary_labels,
-    "multiclass": _multiclass_labels,
-    "multilabel": _multilabel_labels,
-}
-
-
-def _proba(P: NDArray[Any], encoder: TargetEncoder) -> NDArray[Any]:
-    return P[:, 0] if encoder.task == "binary" else P
-
-
-#: what a metric needs -> network outputs P to its y_pred.
-_PREDICTIONS: dict[str, Callable[[NDArray[Any], TargetEncoder], NDArray[Any]]] = {
-    "labels": lambda P, encoder: _LABELS[encoder.task](P),
-    "proba": _proba,
-    "values": lambda P, encoder: encoder.decode(P),
-}
-
-
 @dataclass
 class _Scorer:
     """score(network outputs) on fixed true targets, in the metric's own units."""
@@ -346,12 +315,13 @@ class _Scorer:
     y_true: NDArray[Any]
 
     def __call__(self, P: NDArray[Any]) -> float:
-        return float(self.metric(self.y_true, _PREDICTIONS[self.metric.needs](P, self.encoder)))
+        spec = tasks.get(self.encoder.task)
+        return float(self.metric(self.y_true, spec.predictions(self.metric.needs, self.encoder, P)))
 
 
 def _scorer(model: TrainedModel, frame: pd.DataFrame, name: str | None) -> _Scorer:
     task = model.task
-    metric = metrics.get(name or metrics.DEFAULT_METRICS[task])
+    metric = tasks.get(task).metric(name)
     if task not in metric.tasks:
         raise UsageError(
             f"--metric '{metric.name}' does not apply to a {task} model; choose one of: "

@@ -46,16 +46,6 @@ Ints = NDArray[np.intp]
 Bools = NDArray[np.bool_]
 Needs = Literal["labels", "proba", "values"]
 
-TASKS = ("binary", "multiclass", "multilabel", "regression")
-#: The metric the training loop reports every epoch (fast and vectorised); multilabel follows
-#: scikit-learn's `ClassifierMixin.score`, which is subset accuracy.
-DEFAULT_METRICS = {
-    "binary": "accuracy",
-    "multiclass": "accuracy",
-    "multilabel": "accuracy",
-    "regression": "r2",
-}
-
 BRIER_DEFINITIONS = {
     "binary": "mean over samples of (p - y)^2, p = probability of the positive class",
     "multiclass": "mean over samples of sum over classes k of (p_k - y_k)^2, y one-hot",

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from mlpcli import task as tasks
 from mlpcli.errors import (
     DataError,
     ModelFileError,
@@ -154,10 +155,8 @@ def training_figure(metadata: dict[str, Any], title: str = "") -> Any:
             f"{title or 'the model'}: no training history to plot (training stopped before "
             "the first epoch ended); retrain it."
         )
-    from mlpcli.metrics import DEFAULT_METRICS
-
     task = str(metadata.get("task", ""))
-    metric = DEFAULT_METRICS.get(task, "metric")
+    metric = tasks.TASKS[task].default_metric if task in tasks.TASKS else "metric"
     epochs = _column(history, "epoch")
     best = int(training.get("best_epoch") or 0)
     at_best = np.flatnonzero(epochs == best)
@@ -334,11 +333,7 @@ class Scores:
     def one_vs_rest(self) -> list[tuple[str, NDArray[np.bool_], Floats]]:
         """(name, positives, score) per curve: the positive class of a binary task, every class
         of a multiclass task (one-vs-rest), every target of a multilabel task."""
-        if self.task == "binary":
-            return [(self.labels[1], self.y == 1, self.P[:, 1])]
-        if self.task == "multiclass":
-            return [(name, self.y == k, self.P[:, k]) for k, name in enumerate(self.labels)]
-        return [(name, self.y[:, j] == 1, self.P[:, j]) for j, name in enumerate(self.labels)]
+        return tasks.get(self.task).one_vs_rest(self.y, self.P, self.labels)
 
 
 def _scores(task: str, y_true: ArrayLike, outputs: ArrayLike, labels: Sequence[Any]) -> Scores:
@@ -355,8 +350,8 @@ def _scores(task: str, y_true: ArrayLike, outputs: ArrayLike, labels: Sequence[A
         raise DataError("No rows to plot.")
     if not np.isfinite(P).all():
         raise DataError("Predictions contain NaN or infinite values; nothing can be plotted.")
-    if task == "binary" and P.shape[1] == 1:
-        P = np.column_stack([1.0 - P[:, 0], P[:, 0]])
+    if P.shape[1] == 1:  # binary: the network's single column P(labels[1]) becomes two
+        P = tasks.get(task).probabilities(P)
     if task == "regression":
         y = y.astype(np.float64).reshape(len(y), -1)
     elif task == "multilabel":

@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mlpcli import modelfile
+from mlpcli import task as tasks
 from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.outputs import STDOUT, atomic_path, sha256_file
 
@@ -60,9 +61,6 @@ MAX_CHUNK_ROWS = 100_000
 #: ones in the last float32 digit. Blocks this small also keep a (256, 128) network's
 #: activations in cache: 3x faster than 65,536-row blocks on one core.
 FORWARD_BLOCK = 1024
-
-#: Tasks with a decision threshold on a probability.
-THRESHOLD_TASKS = ("binary", "multilabel")
 
 
 # --------------------------------------------------------------------------- reading
@@ -249,7 +247,7 @@ def _threshold(model: TrainedModel, threshold: float | None) -> float:
     """The decision threshold: 0.5 unless given; only binary and multilabel models have one."""
     if threshold is None:
         return 0.5
-    if model.task not in THRESHOLD_TASKS:
+    if not tasks.get(model.task).has_threshold:
         raise UsageError(
             f"--threshold applies to binary and multilabel models; '{model.path}' is a "
             f"{model.task} model."
@@ -351,18 +349,9 @@ def prediction_frame(
     else:
         for j, target in enumerate(targets):
             out[f"prediction_{target}"] = decoded[:, j]
-    if proba and encoder.classification:
-        probabilities = class_probabilities(encoder.task, P)
-        for j, label in enumerate(encoder.labels):
-            out[f"proba_{label}"] = probabilities[:, j]
+    if proba:
+        out.update(tasks.get(encoder.task).proba_columns(encoder.labels, P))
     return pd.DataFrame(out, copy=False)
-
-
-def class_probabilities(task: str, P: NDArray[np.floating]) -> NDArray[np.floating]:
-    """One column per label: the binary network's single output P(labels[1]) becomes two."""
-    if task == "binary":
-        return np.column_stack([1 - P[:, 0], P[:, 0]])
-    return P
 
 
 def predict_frame(
@@ -536,17 +525,6 @@ def predict_file(
 
 
 # --------------------------------------------------------------------------- evaluate
-def _known_values(model: TrainedModel) -> dict[str, list[str]]:
-    """Per classification target, the label strings the model knows (none for regression)."""
-    encoder = model.encoder
-    if encoder.task == "multilabel":
-        values = model.metadata["target"].get("values", [])
-        return {t: [str(v) for v in pair] for t, pair in zip(encoder.targets, values, strict=True)}
-    if encoder.classification:
-        return {encoder.targets[0]: encoder.labels}
-    return {}
-
-
 def _unknown_labels(frame: pd.DataFrame, known: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
     from mlpcli.preprocessing import level_codes
 
@@ -568,45 +546,11 @@ def _truth(encoder: TargetEncoder, frame: pd.DataFrame) -> NDArray[Any]:
     return np.column_stack([numeric_values(frame[t], t, what="Target") for t in encoder.targets])
 
 
-def _classification_report(
-    encoder: TargetEncoder, P: NDArray[Any], truth: NDArray[Any], threshold: float
-) -> dict[str, Any]:
-    from mlpcli import metrics
-
-    proba = class_probabilities(encoder.task, P)
-    return metrics.classification_report(truth, proba, encoder.labels, threshold)
-
-
-def _multilabel_report(
-    encoder: TargetEncoder, P: NDArray[Any], truth: NDArray[Any], threshold: float
-) -> dict[str, Any]:
-    from mlpcli import metrics
-
-    return metrics.multilabel_report(truth, P, encoder.labels, threshold)
-
-
-def _regression_report(
-    encoder: TargetEncoder, P: NDArray[Any], truth: NDArray[Any], threshold: float
-) -> dict[str, Any]:
-    from mlpcli import metrics
-
-    return metrics.regression_report(truth, encoder.decode(P), encoder.targets)
-
-
-#: task -> report of (encoder, network outputs, truth from `_truth`, threshold).
-REPORTS: dict[str, Callable[[TargetEncoder, NDArray[Any], NDArray[Any], float], dict[str, Any]]] = {
-    "binary": _classification_report,
-    "multiclass": _classification_report,
-    "multilabel": _multilabel_report,
-    "regression": _regression_report,
-}
-
-
 def outputs_report(
     encoder: TargetEncoder, P: NDArray[Any], truth: NDArray[Any], threshold: float = 0.5
 ) -> dict[str, Any]:
     """Every metric of the task from network outputs, in the original label space or units."""
-    return REPORTS[encoder.task](encoder, P, truth, threshold)
+    return tasks.get(encoder.task).report(encoder, P, truth, threshold)
 
 
 @dataclass
@@ -665,7 +609,7 @@ def evaluate_table(
     cut = _threshold(model, threshold)
     encoder = model.encoder
     targets = encoder.targets
-    known = _known_values(model)
+    known = model.encoder.known_values()
     unknown: dict[str, set[str]] = {}
     outputs: list[NDArray[Any]] = []
     truths: list[NDArray[Any]] = []
@@ -712,7 +656,7 @@ def evaluate_table(
         "task": encoder.task,
         "targets": targets,
         "labels": encoder.labels,
-        "threshold": cut if model.task in THRESHOLD_TASKS else None,
+        "threshold": cut if tasks.get(model.task).has_threshold else None,
         "n_rows": n_rows,
         "n_evaluated": n_rows - n_missing,
         "n_missing_target": n_missing,

@@ -658,10 +658,16 @@ class _Task:
 
     name: ClassVar[str]
     classification: ClassVar[bool] = True
+    #: Whether `--class-weight` may map labels to weights (not only 'balanced').
+    weights_by_label: ClassVar[bool] = True
 
     def __init__(self, targets: list[str]) -> None:
         self.targets = targets
         self.labels: list[str] = []
+
+    def known_values(self) -> dict[str, list[str]]:
+        """Per classification target, the label strings the encoder knows."""
+        return {}
 
     @property
     def n_outputs(self) -> int:
@@ -691,6 +697,9 @@ class _SingleColumnClasses(_Task):
 
     min_labels: ClassVar[int] = 2
     max_labels: ClassVar[int | None] = None
+
+    def known_values(self) -> dict[str, list[str]]:
+        return {self.targets[0]: list(self.labels)}
 
     def fit(self, frame: pd.DataFrame, labels: Sequence[str] | None) -> None:
         (target,) = self.targets
@@ -773,10 +782,14 @@ class _Multilabel(_Task):
     """
 
     name = "multilabel"
+    weights_by_label = False
 
     def __init__(self, targets: list[str]) -> None:
         super().__init__(targets)
         self.values: list[list[str]] = []
+
+    def known_values(self) -> dict[str, list[str]]:
+        return {t: list(pair) for t, pair in zip(self.targets, self.values, strict=True)}
 
     @property
     def n_outputs(self) -> int:
@@ -935,6 +948,10 @@ class TargetEncoder:
     def targets(self) -> list[str]:
         return list(self._fitted().targets)
 
+    def known_values(self) -> dict[str, list[str]]:
+        """Per classification target, the label strings the model knows (none for regression)."""
+        return self._fitted().known_values()
+
     @property
     def labels(self) -> list[str]:
         """Class labels (binary/multiclass), target names (multilabel), empty for regression."""
@@ -981,7 +998,7 @@ class TargetEncoder:
             weigh: Callable[[NDArray[np.integer]], Array]
             weigh = choose("class weight", mode, CLASS_WEIGHTS)  # type: ignore[arg-type, assignment]
             return weigh(np.asarray(y_index))
-        if task.name == "multilabel":
+        if not task.weights_by_label:
             raise UsageError("--class-weight takes 'balanced' for multilabel targets, not a map.")
         unknown = [k for k in mode if k not in task.labels]
         if unknown:

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mlpcli import __version__, plotting
+from mlpcli import task as tasks
 from mlpcli.outputs import check_writable, sha256_file, write_text
 
 #: Report sections whose dict values are averages, flattened into the headline metric table.
@@ -30,13 +31,6 @@ _AVERAGE_KEYS = ("macro_avg", "weighted_avg", "average")
 #: Per-class / per-target breakdowns, each rendered as its own table.
 _BREAKDOWN_KEYS = ("per_class", "per_target")
 _SPLITS = ("train", "validation", "test")
-#: The metric shown on the summary cards, as named in the flattened metric table.
-_CARD_METRIC = {
-    "binary": "accuracy",
-    "multiclass": "accuracy",
-    "multilabel": "subset_accuracy",
-    "regression": "average r2",
-}
 
 
 @dataclass
@@ -399,7 +393,8 @@ def _provenance_section(mine: dict[str, Any], training: dict[str, Any]) -> str:
 
 
 def _summary_cards(meta: dict[str, Any], reports: dict[str, dict[str, Any]]) -> str:
-    metric = _CARD_METRIC.get(str(meta.get("task")), "")
+    kind = tasks.TASKS.get(str(meta.get("task")))
+    metric = kind.card_metric if kind else ""
     cards: list[tuple[str, Any]] = [("task", meta.get("task"))]
     for split in ("validation", "test"):
         value = _headline(reports.get(split) or {}).get(metric)

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpcli import __version__, data, metrics, modelfile, optimizers, schedules, splitting
+from mlpcli import __version__, data, modelfile, optimizers, schedules, splitting
+from mlpcli import task as tasks
 from mlpcli.config import FULL_BATCH_OPTIMIZERS, Settings
 from mlpcli.errors import DataError, UsageError
 from mlpcli.nn.network import MLP, Architecture
@@ -32,8 +33,6 @@ from mlpcli.preprocessing import Preprocessor, TargetEncoder
 from mlpcli.training import EpochRecord, FitOptions, FitResult, Trainer
 
 LOG = logging.getLogger("mlpcli")
-
-DEFAULT_LOSS = {"binary": "bce", "multiclass": "ce", "multilabel": "bce", "regression": "mse"}
 
 
 # --------------------------------------------------------------------------- data
@@ -86,7 +85,7 @@ class LoadedTable:
 
     def class_codes(self) -> np.ndarray | None:
         """Class indices to stratify on (binary and multiclass), else None."""
-        if self.task.task not in ("binary", "multiclass"):
+        if not tasks.get(self.task.task).stratified:
             return None
         encoder = TargetEncoder().fit(
             self.frame, self.selection.targets, self.task.task, self.task.labels
@@ -292,10 +291,10 @@ def _split_frame(
 
 # --------------------------------------------------------------------------- model
 def build_network(
-    settings: Settings, n_inputs: int, n_outputs: int, task: str, rng: np.random.Generator
+    settings: Settings, n_inputs: int, n_outputs: int, kind: str, rng: np.random.Generator
 ) -> MLP:
     m = settings.model
-    loss = DEFAULT_LOSS[task] if m.loss == "auto" else m.loss
+    loss = tasks.get(kind).default_loss if m.loss == "auto" else m.loss
     activation = m.activation * len(m.hidden) if len(m.activation) == 1 else m.activation
     decoupled = settings.train.optimizer == "adamw"
     arch = Architecture(
@@ -303,7 +302,7 @@ def build_network(
         hidden_layer_sizes=m.hidden,
         n_outputs=n_outputs,
         activation=tuple(activation),
-        output_activation=_output_activation(m.output_activation, loss, task),
+        output_activation=_output_activation(m.output_activation, loss, kind),
         loss=loss,
         dtype=m.dtype,
         batchnorm=m.batchnorm,
@@ -316,14 +315,13 @@ def build_network(
     return MLP.from_architecture(arch, seed=rng)
 
 
-def _output_activation(name: str, loss: str, task: str) -> str:
+def _output_activation(name: str, loss: str, kind: str) -> str:
+    """`auto`: the activation a cross-entropy pairs with, else the task's own."""
     if name != "auto":
         return name
     if loss in ("bce", "ce"):
         return "sigmoid" if loss == "bce" else "softmax"
-    return {"binary": "sigmoid", "multilabel": "sigmoid", "multiclass": "softmax"}.get(
-        task, "identity"
-    )
+    return tasks.get(kind).output_activation
 
 
 def build_optimizer(settings: Settings) -> Any:
@@ -350,7 +348,7 @@ def build_schedule(settings: Settings, lr0: float) -> Any:
     return schedules.get(t.schedule, lr0, t.epochs, **hyper)
 
 
-def fit_options(settings: Settings, task: str, has_validation: bool) -> FitOptions:
+def fit_options(settings: Settings, kind: str, has_validation: bool) -> FitOptions:
     t = settings.train
     if t.batch_size == "auto":
         batch: int | None = None if t.optimizer in FULL_BATCH_OPTIMIZERS else 32
@@ -362,7 +360,7 @@ def fit_options(settings: Settings, task: str, has_validation: bool) -> FitOptio
     if not has_validation and monitor != "train_loss":
         LOG.warning(f"No validation rows: early stopping watches train_loss instead of {monitor}.")
         monitor = "train_loss"
-    name, _, greater = epoch_metric(task)
+    name, _, greater = epoch_metric(kind)
     return FitOptions(
         epochs=t.epochs,
         batch_size=batch,
@@ -375,18 +373,12 @@ def fit_options(settings: Settings, task: str, has_validation: bool) -> FitOptio
     )
 
 
-def epoch_metric(task: str) -> tuple[str, Callable[[np.ndarray, np.ndarray], float], bool]:
+def epoch_metric(kind: str) -> tuple[str, Callable[[np.ndarray, np.ndarray], float], bool]:
     """The validation metric tracked every epoch: name, function of (encoded Y, outputs P), and
-    whether greater is better. Accuracy for classification, R^2 (scale-free, so the
-    standardised targets give the same value) for regression."""
-    metric = metrics.get(metrics.DEFAULT_METRICS[task])
-    decide: Callable[[np.ndarray], np.ndarray] = {
-        "multiclass": lambda A: A.argmax(axis=1),
-        "binary": lambda A: (A[:, 0] >= 0.5).astype(np.intp),
-        "multilabel": lambda A: (A >= 0.5).astype(np.intp),
-        "regression": lambda A: A,
-    }[task]
-    return metric.name, lambda Y, P: metric(decide(Y), decide(P)), metric.greater_is_better
+    whether greater is better (the task's default metric)."""
+    spec = tasks.get(kind)
+    metric = spec.metric(None)
+    return metric.name, spec.epoch_score, metric.greater_is_better
 
 
 @contextlib.contextmanager
@@ -416,12 +408,12 @@ class TrainOutcome:
 
 def make_trainer(settings: Settings, prepared: PreparedData, rng: np.random.Generator) -> Trainer:
     """The network, optimizer, schedule and loop options for prepared data."""
-    task = prepared.task.task
-    net = build_network(settings, prepared.X.shape[1], prepared.target_encoder.n_outputs, task, rng)
+    kind = prepared.task.task
+    net = build_network(settings, prepared.X.shape[1], prepared.target_encoder.n_outputs, kind, rng)
     optimizer = build_optimizer(settings)
     schedule = build_schedule(settings, optimizer.lr)
-    options = fit_options(settings, task, prepared.X_val is not None)
-    return Trainer(net, optimizer, options, rng, schedule, epoch_metric(task)[1])
+    options = fit_options(settings, kind, prepared.X_val is not None)
+    return Trainer(net, optimizer, options, rng, schedule, epoch_metric(kind)[1])
 
 
 def fit_model(
@@ -451,13 +443,8 @@ def evaluation_report(
     encoder: TargetEncoder, net: MLP, X: np.ndarray, y_index: np.ndarray | None, Y: np.ndarray
 ) -> dict[str, Any]:
     """Full metrics of a network on encoded data, in the original label space / units."""
-    P = net.forward(X)
-    if encoder.task == "regression":
-        return metrics.regression_report(encoder.decode(Y), encoder.decode(P), encoder.targets)
-    if encoder.task == "multilabel":
-        return metrics.multilabel_report(Y, P, encoder.labels)
-    proba = P if encoder.task == "multiclass" else np.column_stack([1.0 - P[:, 0], P[:, 0]])
-    return metrics.classification_report(np.asarray(y_index), proba, encoder.labels)
+    spec = tasks.get(encoder.task)
+    return spec.report(encoder, net.forward(X), spec.truth(encoder, y_index, Y))
 
 
 def train(

@@ -12,6 +12,7 @@ import pytest
 from numpy.typing import NDArray
 
 from mlpcli import metrics
+from mlpcli import task as tasks
 from mlpcli.errors import DataError, UsageError
 from mlpcli.metrics import METRICS
 
@@ -358,7 +359,7 @@ def _cases() -> list[Any]:
     return [
         pytest.param(name, task, id=f"{name}-{task}")
         for name, m in METRICS.items()
-        for task in metrics.TASKS
+        for task in tasks.TASKS
         if task in m.tasks
     ]
 
@@ -397,10 +398,10 @@ def test_metrics_without_multilabel_support_say_so(name: str) -> None:
         metric(y, y if metric.needs == "labels" else y.astype(float))
 
 
-@pytest.mark.parametrize("task", list(metrics.DEFAULT_METRICS), ids=str)
+@pytest.mark.parametrize("task", list(tasks.TASKS), ids=str)
 def test_default_metrics_apply_to_their_task(task: str) -> None:
-    assert task in metrics.get(metrics.DEFAULT_METRICS[task]).tasks
-    assert metrics.DEFAULT_METRICS[task] in metrics.for_task(task)
+    assert task in metrics.get(tasks.TASKS[task].default_metric).tasks
+    assert tasks.TASKS[task].default_metric in metrics.for_task(task)
 
 
 def test_get_unknown_metric_lists_the_choices() -> None:
