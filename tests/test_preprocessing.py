@@ -479,9 +479,9 @@ def test_encoding_derivatives_include_the_smooth_clip(log1p: bool) -> None:
     frame = pd.DataFrame({"a": rng.gamma(2.0, 3.0, 50)})
     pre = Preprocessor(scale="robust_range", clip="smooth", log1p=log1p).fit(frame, ["a"])
     eps = 1e-6
-    numeric = (
-        pre.transform(frame + eps, np.float64) - pre.transform(frame - eps, np.float64)
-    ) / (2 * eps)
+    numeric = (pre.transform(frame + eps, np.float64) - pre.transform(frame - eps, np.float64)) / (
+        2 * eps
+    )
     np.testing.assert_allclose(pre.encoding_derivatives(frame), numeric, rtol=1e-6)
     # The reference row is the clipped encoding of the imputation value (the training median).
     u = (pre.impute_values_ - pre.centers_) / pre.scales_
