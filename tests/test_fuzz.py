@@ -105,3 +105,54 @@ def test_pipeline_never_raises_anything_but_mlpcli_errors(
         event("trained and predicted")
         assert outputs.shape == (len(frame), model.net.architecture.n_outputs)
         assert all(math.isfinite(v) for v in np.asarray(outputs, dtype=float).ravel())
+
+
+@given(st.text(max_size=60), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_printable_leaves_no_character_a_terminal_acts_on(text: str, multiline: bool) -> None:
+    import unicodedata
+
+    from mlpcli.errors import printable
+
+    shown = printable(text, multiline)
+    kept = {"\n", "\t"} if multiline else set()
+    assert not [
+        c
+        for c in shown
+        if c not in kept
+        and (
+            unicodedata.category(c) == "Cc"
+            or 0x202A <= ord(c) <= 0x202E
+            or 0x2066 <= ord(c) <= 0x2069
+        )
+    ]
+    if text.isprintable():
+        assert shown == text  # ordinary names are shown as they are
+
+
+@given(st.lists(st.sampled_from(["same", "dot", "link", "hard"]), min_size=1, max_size=3))
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_every_alias_of_an_input_is_refused_as_an_output(aliases: list[str]) -> None:
+    import os
+
+    from mlpcli.errors import OutputError
+    from mlpcli.outputs import check_paths
+
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "data.csv"
+        data.write_text("a,y\n1,x\n")
+        path = data
+        for i, kind in enumerate(aliases):
+            nxt = Path(folder) / f"alias{i}.csv"
+            if kind == "dot":
+                nxt = path.parent / "." / path.name
+            elif kind == "link":
+                nxt.symlink_to(path)
+            elif kind == "hard":
+                os.link(path, nxt)
+            path = nxt if kind != "same" else path
+        with pytest.raises(OutputError, match="is the same file as the input DATA"):
+            check_paths({"DATA": str(data)}, {"--out": str(path)})
+        assert data.read_text() == "a,y\n1,x\n"
