@@ -271,14 +271,21 @@ def test_continuing_a_checkpoint_into_itself_is_allowed(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- non-regular targets
-def test_dev_null_outputs_are_written_in_place(tmp_path: Path) -> None:
+def test_a_character_device_output_is_written_in_place(tmp_path: Path) -> None:
+    # A null device of our own in tmp_path: a regression must never replace the real /dev/null.
+    null = tmp_path / "null"
+    try:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        null.write_bytes(b"probe")
+    except OSError as exc:
+        pytest.skip(f"cannot make a device node here ({exc.strerror})")
     code, stderr = run(
         *("train", EXPRESSION, *TRAIN, "--out", tmp_path / "m.npz"),
-        *("--metrics-out", "/dev/null", "--history-out", "/dev/null"),
+        *("--metrics-out", null, "--history-out", null),
     )
     assert code == 0, stderr
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
-    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "null"]
 
 
 def test_a_fifo_output_receives_the_file_and_stays_a_fifo(tmp_path: Path) -> None:
@@ -296,13 +303,14 @@ def test_a_fifo_output_receives_the_file_and_stays_a_fifo(tmp_path: Path) -> Non
     assert json.loads(received[0])["task"] == "multiclass"
 
 
-def test_dev_stdout_is_written_through_never_replaced(tmp_path: Path) -> None:
-    done = mlpcli(
-        "train", EXPRESSION, *TRAIN, "--out", tmp_path / "m.npz", "--metrics-out", "/dev/stdout"
-    )
+def test_a_link_to_stdout_is_written_through_never_replaced(tmp_path: Path) -> None:
+    # /dev/stdout itself is never used here: a regression would replace the machine's own.
+    link = tmp_path / "stdout"
+    link.symlink_to("/proc/self/fd/1")
+    done = mlpcli("train", EXPRESSION, *TRAIN, "--out", tmp_path / "m.npz", "--metrics-out", link)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["task"] == "multiclass"
-    assert os.path.islink("/dev/stdout")
+    assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
 
 
 # --------------------------------------------------------------------------- modes and temporaries
