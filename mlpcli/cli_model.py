@@ -339,6 +339,9 @@ def _pairs(title: str, values: dict[str, Any], keys: tuple[str, ...] | None = No
 _SUMMARY = (
     "accuracy",
     "balanced_accuracy",
+    "positive_class",
+    "sensitivity",
+    "specificity",
     "mcc",
     "roc_auc",
     "average_precision",
@@ -349,7 +352,7 @@ _SUMMARY = (
 
 
 def _classification_tables(report: dict[str, Any], title: str) -> list[Any]:
-    summary = {k: report[k] for k in _SUMMARY if report.get(k, "") is not None}
+    summary = {k: report[k] for k in _SUMMARY if report.get(k) is not None}
     for average in ("macro_avg", "weighted_avg"):
         for key in ("precision", "recall", "f1"):
             summary[f"{key} ({average[:-4]})"] = report[average][key]

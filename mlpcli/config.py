@@ -241,6 +241,15 @@ def parse_decimal(name: str, value: Any) -> str:
     return text
 
 
+def parse_thousands(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if len(text) != 1 or text.isalnum():
+        raise UsageError(f"{flag(name)} must be one character such as ',' or \"'\"; got '{value}'.")
+    return text
+
+
 # --------------------------------------------------------------------------- fields
 def option(
     default: Any,
@@ -309,6 +318,33 @@ class DataConfig:
         metavar="COL",
         repeatable=True,
     )
+    positive_class: str | None = option(
+        None,
+        "Positive class of a binary target (the one sensitivity, ROC AUC and the threshold refer "
+        "to) [default: the second label in sorted order].",
+        parse_optional_str,
+        metavar="LABEL",
+    )
+    numeric: tuple[str, ...] = option(
+        (),
+        "Columns read as numbers even where some cells are not; those cells become missing "
+        "(and are counted in a warning).",
+        parse_list,
+        metavar="COL",
+        repeatable=True,
+    )
+    thousands: str | None = option(
+        None,
+        "Thousands separator inside numbers, e.g. ',' for 1,234,567 [default: none].",
+        parse_thousands,
+        metavar="CHAR",
+    )
+    strict: bool = option(
+        False,
+        "Stop with an error wherever mlpcli would warn and go on (repeated IDs, mostly-numeric "
+        "text columns, pooled categorical levels, dropped empty columns, rare classes).",
+        parse_bool,
+    )
     task: str = option(
         "auto",
         "Learning task; auto decides from the target and says why.",
@@ -333,6 +369,18 @@ class DataConfig:
         None,
         "Text encoding [default: UTF-8, with or without BOM].",
         parse_optional_str,
+    )
+    sheet: str | None = option(
+        None,
+        "Sheet of an Excel (.xlsx) table [default: the first].",
+        parse_optional_str,
+        metavar="NAME",
+    )
+    layer: str | None = option(
+        None,
+        "Layer of an AnnData (.h5ad) file used as the features [default: X].",
+        parse_optional_str,
+        metavar="NAME",
     )
     transpose: bool = option(
         False,
@@ -378,7 +426,18 @@ class PreprocessConfig:
     )
     scale: str = option("standard", "Feature scaling.", choice(SCALE), choices=SCALE)
     log1p: bool = option(False, "Apply log(1 + x) to numeric features (counts).", parse_bool)
-    max_levels: int = option(50, "Most levels a categorical column may have.", number(int, 2))
+    min_level_count: int = option(
+        5,
+        "Categorical levels seen in fewer training rows pool into one level '__other__' "
+        "(when at least two are that rare); 1 keeps every level.",
+        number(int, 1),
+    )
+    max_levels: int = option(
+        50,
+        "Most one-hot columns per categorical column; the least frequent levels beyond it pool "
+        "into '__other__'.",
+        number(int, 2),
+    )
 
 
 @dataclass(frozen=True)

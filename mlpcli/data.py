@@ -39,7 +39,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from mlpcli.errors import DataError, MlpcliError, UsageError, choose
+from mlpcli import formats
+from mlpcli.errors import (
+    DataError,
+    MlpcliError,
+    UsageError,
+    choose,
+    install_hint,
+    warn_or_fail,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,6 +88,13 @@ SNIFF_BYTES = 64 * 1024
 #: the rest are then junk to report rather than categories to one-hot encode.
 NUMERIC_SHARE = 0.9
 
+#: A text column whose cells are at least this share numbers is "mostly numeric": it is still
+#: categorical, but the warning names the other tokens (missing-value markers, typos).
+MOSTLY_NUMERIC = 0.5
+
+#: A numeric column named like an ID is one when at least this share of its values differ.
+ID_DISTINCT_SHARE = 0.9
+
 #: Feature magnitudes above this are reported: they overflow float32 arithmetic in training.
 MAX_ABS_VALUE = 1e30
 
@@ -111,6 +126,9 @@ ID_NAMES = frozenset(
     }
 )
 
+#: Name given to a first column without a header: R's `write.csv` row names.
+ROW_NAMES = "row_name"
+
 
 class _Reader(Protocol):
     """Anything with a binary `read`: files, stdin, decompressors, our wrappers."""
@@ -126,6 +144,8 @@ class Table:
     source: str
     sha256: str
     sep: str = ","
+    #: A column the layout marks as the row ID (R row names, the --transpose corner cell).
+    id_column: str | None = None
 
 
 @dataclass
@@ -300,6 +320,11 @@ def _open_zip(raw: _Reader, name: str) -> _Reader:
         for info in archive.infolist()
         if not info.is_dir() and not info.filename.startswith("__MACOSX/")
     ]
+    if "xl/workbook.xml" in members:
+        raise DataError(
+            f"'{name}' is an Excel workbook, not a zipped table; name it .xlsx to read it "
+            f"(the excel extra: {install_hint('excel')}), or save the sheet as CSV."
+        )
     if len(members) != 1:
         listed = ", ".join(members[:5]) or "nothing"
         raise DataError(
@@ -550,10 +575,19 @@ def read_table(
     stdin: BinaryIO | None = None,
     checksum: bool = True,
     text_columns: Sequence[str] = (),
+    thousands: str | None = None,
+    numeric: Sequence[str] = (),
+    sheet: str | None = None,
+    layer: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> Table:
     """Read a delimited table ("-" for stdin) into a frame with float32 numeric columns.
 
-    `text_columns` (sample IDs) stay text: "007" is not the number 7.
+    `text_columns` (sample IDs) stay text: "007" is not the number 7. `numeric` columns are
+    forced to numbers, unparseable cells becoming missing (counted in a warning). A first
+    column without a header (R's row names) is named `ROW_NAMES` and becomes `id_column`.
+    Parquet, Feather, Excel (`sheet`) and AnnData (`layer`) files go to their reader in
+    `formats` (which reads only `columns`, when given) and then through the same checks.
 
     The separator comes from `sep`, else the extension (.csv, .tsv/.tab), else sniffing;
     compression from the outer extension (.gz .bz2 .xz .zip .zst), else the magic bytes.
@@ -569,6 +603,22 @@ def read_table(
 
     if len(decimal) != 1:
         raise UsageError(f"--decimal must be one character, got '{decimal}'.")
+    reader = formats.reader_for(path)
+    if reader is not None:
+        options = formats.ReadOptions(
+            sheet=sheet,
+            layer=layer,
+            columns=columns,
+            text_columns=tuple(text_columns),
+            na_values=tuple(DEFAULT_NA_VALUES if na_values is None else na_values),
+        )
+        return _read_format(reader, str(path), options, transpose, checksum, numeric, decimal)
+    for option, value in (("--sheet", sheet), ("--layer", layer)):
+        if value is not None:
+            raise UsageError(
+                f"{option} applies to {'Excel' if option == '--sheet' else 'AnnData'} files, "
+                f"not to the text table '{path}'."
+            )
     resolved_sep = _resolve_sep(sep) if sep is not None else None
     encoding = _normalise_encoding(encoding)
     raw, name = _open_raw(path, stdin)
@@ -594,6 +644,7 @@ def read_table(
         cells = _header_cells(text, used_sep)
         _check_header(name, cells, text, used_sep)
         _warn_decimal_comma(name, text, used_sep, decimal)
+        unnamed = _unnamed_first(cells, transpose)
 
         with warnings.catch_warnings():
             # Mixed-type columns are reported by select_columns with their row number.
@@ -607,7 +658,8 @@ def read_table(
                 encoding=None if encoding == "utf-8" else encoding,
                 engine="c",
                 compression=None,
-                dtype=dict.fromkeys(text_columns, "str") or None,
+                dtype=dict.fromkeys([*text_columns, *unnamed], "str") or None,
+                thousands=thousands,
             )
         sha256 = hasher.hexdigest()
     except MlpcliError:
@@ -620,9 +672,109 @@ def read_table(
             raw.close()
     if len(frame) == 0:
         raise DataError(f"'{name}' has a header but no data rows.")
+    id_column = None
     if transpose:
-        frame = _transpose(frame, name, cells[0] if cells else "", decimal)
-    return Table(frame=_to_float32(frame), source=name, sha256=sha256, sep=used_sep)
+        id_column = cells[0].strip() if cells and cells[0].strip() else "sample"
+        frame = _transpose(frame, name, id_column, decimal)
+    else:
+        frame, id_column = _row_names(frame, name, bool(unnamed))
+    frame = force_numeric(_to_float32(frame), numeric, name)
+    return Table(
+        frame=frame, source=name, sha256=sha256, sep=used_sep, id_column=id_column
+    )
+
+
+def _read_format(
+    reader: formats.FormatReader,
+    name: str,
+    options: formats.ReadOptions,
+    transpose: bool,
+    checksum: bool,
+    numeric: Sequence[str],
+    decimal: str,
+) -> Table:
+    """A binary table through its reader, then the layout and typing steps of a text one."""
+    if not Path(name).is_file():
+        _open_raw(name, None)[0].close()  # the same "not found" / "is a directory" messages
+    hasher = _FileHasher(name) if checksum else None
+    result = reader.read(name, options)
+    frame, id_column = result.frame, result.id_column
+    if len(frame) == 0:
+        raise DataError(f"'{name}' has a header but no data rows.")
+    if transpose:
+        if id_column is not None:
+            raise UsageError(
+                f"--transpose does not apply to '{name}' ({reader.name}): its rows are already "
+                "samples."
+            )
+        id_column = str(frame.columns[0]) or "sample"
+        frame = _transpose(frame, name, id_column, decimal)
+    frame = force_numeric(_to_float32(frame), numeric, name)
+    sha256 = hasher.hexdigest() if hasher is not None else ""
+    return Table(frame=frame, source=name, sha256=sha256, sep="", id_column=id_column)
+
+
+def _unnamed_first(cells: Sequence[str], transpose: bool) -> list[str]:
+    """pandas' name for an empty first header cell (read as text: row names are labels)."""
+    if transpose or len(cells) < 2 or cells[0].strip():
+        return []
+    return ["Unnamed: 0"]
+
+
+def _row_names(
+    frame: pd.DataFrame, name: str, unnamed: bool, quiet: bool = False
+) -> tuple[pd.DataFrame, str | None]:
+    """R tables: `write.csv` leaves the first header cell empty, `write.table` leaves it out
+    (pandas then makes the first column the index). Either way it is the row ID."""
+    import pandas as pd
+
+    if not isinstance(frame.index, pd.RangeIndex):
+        frame = frame.rename_axis(ROW_NAMES).reset_index()
+        frame[ROW_NAMES] = frame[ROW_NAMES].astype("str")
+    elif unnamed:
+        frame = frame.rename(columns={frame.columns[0]: ROW_NAMES})
+    else:
+        return frame, None
+    if ROW_NAMES in frame.columns[1:]:
+        raise DataError(f"'{name}' has a column '{ROW_NAMES}' and unnamed row names; rename it.")
+    if not quiet:
+        log.info(
+            "'%s': the first column has no header (R row names); it is the row ID '%s'.",
+            name,
+            ROW_NAMES,
+        )
+    return frame, ROW_NAMES
+
+
+def force_numeric(frame: pd.DataFrame, names: Sequence[str], source: str) -> pd.DataFrame:
+    """`--numeric COL`: cells that do not parse as numbers become missing, with a warning that
+    counts them (absent names are left to `select_columns` to report)."""
+    import pandas as pd
+
+    for name in names:
+        if name not in frame.columns or pd.api.types.is_numeric_dtype(frame[name]):
+            continue
+        column = frame[name]
+        numbers = pd.to_numeric(column, errors="coerce")
+        lost = numbers.isna() & column.notna()
+        if lost.any():
+            log.warning(
+                "Column '%s'%s (--numeric): %d cell(s) that are not numbers read as missing "
+                "(%s).",
+                name,
+                _where(source),
+                int(lost.sum()),
+                _token_counts(column[lost]),
+            )
+        frame[name] = numbers.astype(np.float32)
+    return frame
+
+
+def _token_counts(values: pd.Series, limit: int = 5) -> str:
+    """`'other' x40, 'n/d' x2`: the distinct offending cells with their counts, most first."""
+    counts = values.astype("str").value_counts()
+    shown = ", ".join(f"'{token}' x{count}" for token, count in counts.iloc[:limit].items())
+    return shown + (f" and {len(counts) - limit} more" if len(counts) > limit else "")
 
 
 def _to_float32(frame: pd.DataFrame) -> pd.DataFrame:
@@ -661,6 +813,10 @@ class TableChunks:
         usecols: Sequence[str] | None = None,
         stdin: BinaryIO | None = None,
         checksum: bool = True,
+        thousands: str | None = None,
+        numeric: Sequence[str] = (),
+        sheet: str | None = None,
+        layer: str | None = None,
     ) -> None:
         import pandas as pd
 
@@ -675,11 +831,29 @@ class TableChunks:
         self._raw: BinaryIO | None = None
         self._codec: _Codec | None = None
         self._digest: Callable[[], str] = str
-        if transpose:
+        self._numeric = tuple(numeric)
+        self._unnamed = False
+        self.id_column: str | None = None
+        if transpose or sheet is not None or layer is not None or formats.reader_for(path):
+            # Samples as columns cannot be streamed; binary formats are memory-mapped instead.
             self._whole = read_table(
-                path, sep, decimal, na_values, True, encoding, stdin=stdin, checksum=checksum
+                path,
+                sep,
+                decimal,
+                na_values,
+                transpose,
+                encoding,
+                stdin=stdin,
+                checksum=checksum,
+                text_columns=text_columns,
+                thousands=thousands,
+                numeric=numeric,
+                sheet=sheet,
+                layer=layer,
+                columns=None if usecols is None else [*usecols, *text_columns],
             )
             self.source, self.sep, self._encoding = self._whole.source, self._whole.sep, ""
+            self.id_column = self._whole.id_column
             return
         resolved_sep = _resolve_sep(sep) if sep is not None else None
         self._encoding = encoding = _normalise_encoding(encoding)
@@ -704,8 +878,11 @@ class TableChunks:
                     f"The decimal mark and the separator of '{name}' are both "
                     f"{_sep_name(decimal)}; pass --sep (e.g. --sep ';' with --decimal ,)."
                 )
-            _check_header(name, _header_cells(text, self.sep), text, self.sep)
+            cells = _header_cells(text, self.sep)
+            _check_header(name, cells, text, self.sep)
             _warn_decimal_comma(name, text, self.sep, decimal)
+            unnamed = _unnamed_first(cells, False)
+            self._unnamed = bool(unnamed)
             source: str | Path | _Prefixed = _Prefixed(head, stream)
             self._digest = hasher.hexdigest
             if regular and codec is None:
@@ -721,9 +898,10 @@ class TableChunks:
                 engine="c",
                 compression=None,
                 chunksize=chunk_size,
-                dtype=dict.fromkeys(text_columns, "str") or None,
+                dtype=dict.fromkeys([*text_columns, *unnamed], "str") or None,
                 # A callable, so absent names are left for the caller to report all at once.
-                usecols=None if usecols is None else set(usecols).__contains__,
+                usecols=None if usecols is None else {*usecols, *unnamed}.__contains__,
+                thousands=thousands,
             )
         except MlpcliError:
             self.close()
@@ -755,8 +933,12 @@ class TableChunks:
                 raise _translate(
                     error, self.source, self.sep, self._encoding, self._codec
                 ) from None
+            frame, self.id_column = _row_names(
+                frame, self.source, self._unnamed, quiet=n_rows > 0
+            )
+            frame.index = pd.RangeIndex(n_rows, n_rows + len(frame))
             n_rows += len(frame)
-            yield _to_float32(frame)
+            yield force_numeric(_to_float32(frame), self._numeric, self.source)
         if n_rows == 0:
             raise DataError(f"'{self.source}' has a header but no data rows.")
 
@@ -928,13 +1110,28 @@ def _check_numeric(column: pd.Series, name: str, source: str) -> None:
         )
 
 
-def _check_text(column: pd.Series, name: str, source: str) -> None:
-    """A mostly-numeric text column is a typo or an unknown missing-value token, not categories."""
+_THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
+
+
+def _check_text(column: pd.Series, name: str, source: str, strict: bool = False) -> None:
+    """A text column that is numbers with separators, or numbers and a few other tokens, stays
+    categorical with a warning naming what was found and the option that reads it as numbers."""
     import pandas as pd
 
     present = column.notna().to_numpy()
     n_present = int(present.sum())
     texts = column.astype("str")
+    numbers = pd.to_numeric(column, errors="coerce").notna().to_numpy()
+    thousands = texts.str.fullmatch(_THOUSANDS.pattern).fillna(False).to_numpy(bool)
+    if thousands.any() and (thousands | numbers | ~present).all():
+        row = _first_row(thousands)
+        warn_or_fail(
+            f"Column '{name}'{_where(source)} holds numbers with a thousands separator "
+            f"('{texts.iloc[row - 1]}' in data row {row}), so it is read as categorical; pass "
+            "--thousands , to read them as numbers.",
+            strict,
+        )
+        return
     decimal_comma = texts.str.fullmatch(_DECIMAL_COMMA.pattern).fillna(False).to_numpy(bool)
     if n_present and int(decimal_comma.sum()) >= NUMERIC_SHARE * n_present:
         row = _first_row(decimal_comma)
@@ -943,16 +1140,38 @@ def _check_text(column: pd.Series, name: str, source: str) -> None:
             f"('{texts.iloc[row - 1]}' in data row {row}); pass --decimal , "
             f"(or --categorical {shlex.quote(name)} to keep it as text)."
         )
-    numbers = pd.to_numeric(column, errors="coerce").notna().to_numpy()
     junk = present & ~numbers
-    if n_present and int(numbers.sum()) >= NUMERIC_SHARE * n_present and junk.any():
+    if n_present and int(numbers.sum()) >= MOSTLY_NUMERIC * n_present and junk.any():
         row = _first_row(junk)
-        raise DataError(
-            f"Column '{name}'{_where(source)} looks numeric but data row {row} holds "
-            f"'{column.iloc[row - 1]}'; if that marks a missing value list it with --na-values "
-            f"(which replaces the default tokens), or pass --categorical {shlex.quote(name)} to "
-            "treat the column as text."
+        token = str(column.iloc[row - 1])
+        warn_or_fail(
+            f"Column '{name}'{_where(source)} is mostly numeric but {int(junk.sum())} of its "
+            f"{n_present} values are not numbers ({_token_counts(column[junk])}; first in data "
+            f"row {row}), so it is read as categorical. If '{token}' marks a missing value, "
+            f"add it with --na-values {shlex.quote(token)} (the list replaces the default "
+            f"tokens); or pass --numeric {shlex.quote(name)} to read such cells as missing.",
+            strict,
         )
+
+
+def _is_numeric_id(column: pd.Series, name: str) -> bool:
+    """Integers that name rows: a column called like an ID with (almost) all values distinct,
+    or any column holding exactly the row numbers 1..n (or 0..n-1) in some order."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+        return False
+    values = column.dropna().to_numpy(dtype=np.float64)
+    if len(values) < 2 or not np.all(np.isfinite(values)) or np.any(np.mod(values, 1.0)):
+        return False
+    n_distinct = len(np.unique(values))
+    if _looks_like_id_name(name):
+        return n_distinct >= ID_DISTINCT_SHARE * len(values)
+    return (
+        len(values) == len(column) >= 20
+        and n_distinct == len(values)
+        and values.max() - values.min() == len(values) - 1
+    )
 
 
 def select_columns(
@@ -963,12 +1182,17 @@ def select_columns(
     drop: Sequence[str] = (),
     categorical: Sequence[str] = (),
     source: str = "",
+    *,
+    numeric: Sequence[str] = (),
+    strict: bool = False,
 ) -> ColumnSelection:
     """Choose target, id and feature columns and check the features are usable.
 
-    `features`, `drop` and `categorical` take names and fnmatch patterns. By default every
-    column other than targets, ids and dropped ones is a feature, except unique text columns
-    named like sample IDs, which are left out with a warning.
+    `features`, `drop`, `categorical` and `numeric` take names and fnmatch patterns. By default
+    every column other than targets, ids and dropped ones is a feature, except unique text
+    columns named like sample IDs and integer columns that look like IDs or row numbers, which
+    are left out with a warning, and entirely empty columns, dropped with one warning for all.
+    With `strict` those warnings (and the mostly-numeric ones) are errors.
     """
     import pandas as pd
 
@@ -996,24 +1220,42 @@ def select_columns(
     dropped = set(_expand(drop, columns, "--drop", source))
     wanted = set(columns if features is None else _expand(features, columns, "--features", source))
     named_categorical = set(_expand(categorical, columns, "--categorical", source))
+    named_numeric = set(_expand(numeric, columns, "--numeric", source))
     excluded = set(targets) | set(ids) | dropped
     chosen = [c for c in columns if c in wanted and c not in excluded]
 
     # Exact names the user typed are kept as given; only defaults and glob matches are vetted.
-    explicit = {n for n in (*(features or ()), *categorical) if not _is_pattern(n)}
+    explicit = {n for n in (*(features or ()), *categorical, *numeric) if not _is_pattern(n)}
     unique_text = {n for n in chosen if n not in explicit and _is_unique_text(frame[n])}
     kept = []
     for name in chosen:
         if name in unique_text and _looks_like_id_name(name):
-            log.warning(
-                "Column '%s'%s looks like a sample ID (a different text value in every row), "
-                "so it is not used as a feature; pass --id %s to say so.",
-                name,
-                _where(source),
-                shlex.quote(name),
+            warn_or_fail(
+                f"Column '{name}'{_where(source)} looks like a sample ID (a different text "
+                f"value in every row), so it is not used as a feature; pass --id "
+                f"{shlex.quote(name)} to say so.",
+                strict,
+            )
+            continue
+        if name not in explicit and _is_numeric_id(frame[name], name):
+            n_distinct = frame[name].nunique()
+            warn_or_fail(
+                f"Column '{name}'{_where(source)} looks like a numeric sample ID ({n_distinct} "
+                f"distinct integers in {int(frame[name].notna().sum())} rows), so it is not "
+                f"used as a feature; pass --id {shlex.quote(name)} to carry it into "
+                f"predictions, or --numeric {shlex.quote(name)} to use it as a feature.",
+                strict,
             )
             continue
         kept.append(name)
+    empty = [name for name in kept if frame[name].isna().all()]
+    if empty:
+        warn_or_fail(
+            f"{len(empty)} column(s){_where(source)} are entirely missing and are left out: "
+            f"{', '.join(repr(n) for n in empty)}.",
+            strict,
+        )
+        kept = [name for name in kept if name not in set(empty)]
     if not kept:
         raise DataError(
             f"No feature columns left{_where(source)} after setting aside targets, ids and "
@@ -1022,15 +1264,10 @@ def select_columns(
 
     for name in kept:
         column = frame[name]
-        if column.isna().all():
-            raise DataError(
-                f"Column '{name}'{_where(source)} is entirely missing; "
-                f"leave it out with --drop {shlex.quote(name)}."
-            )
         if pd.api.types.is_numeric_dtype(column):
             _check_numeric(column, name, source)
-        elif name not in named_categorical:
-            _check_text(column, name, source)
+        elif name not in named_categorical and name not in named_numeric:
+            _check_text(column, name, source, strict)
     lonely = [name for name in kept if name in unique_text]
     if lonely and len(frame) > 20:
         shown = ", ".join(f"'{n}'" for n in lonely[:5]) + (", ..." if len(lonely) > 5 else "")

@@ -6,6 +6,7 @@ file, column or option, the bad value, and what to do.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 #: Characters a terminal acts on instead of showing: C0 and C1 controls and DEL (an ESC
@@ -68,6 +69,9 @@ class OutputError(MlpcliError):
 EXTRAS: dict[str, str] = {
     "plot": "matplotlib",
     "dask": '"dask[distributed]"',
+    "parquet": "pyarrow",
+    "excel": "openpyxl",
+    "anndata": "h5py",
 }
 
 
@@ -85,3 +89,11 @@ def choose(kind: str, name: str, registry: Mapping[str, object]) -> object:
     except KeyError:
         choices = ", ".join(sorted(registry))
         raise UsageError(f"Unknown {kind} '{name}'; choose one of: {choices}.") from None
+
+
+def warn_or_fail(message: str, strict: bool) -> None:
+    """A problem scikit-learn or pandas would go on with: a warning on the `mlpcli` logger,
+    or with `--strict` (for pipelines that want every surprise to stop them) a DataError."""
+    if strict:
+        raise DataError(f"{message} (This is an error because of --strict.)")
+    logging.getLogger("mlpcli").warning(message)

@@ -708,6 +708,12 @@ def classification_report(
         "threshold": float(threshold) if binary else None,
         "accuracy": _num(accuracy(y, y_pred)),
         "balanced_accuracy": _num(balanced_accuracy(y, y_pred)),
+        # The clinician's pair: recall of the positive class (labels[1]) and of the negative.
+        **(
+            {"positive_class": names[1], "sensitivity": _num(rec[1]), "specificity": _num(rec[0])}
+            if binary
+            else {}
+        ),
         "per_class": {
             name: {
                 "precision": _num(prec[i]),

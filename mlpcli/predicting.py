@@ -99,6 +99,10 @@ def open_chunks(
         text_columns=text_columns,
         usecols=[*model.preprocessor.input_columns, *text_columns, *extra_columns],
         checksum=checksum,
+        thousands=d.thousands,
+        numeric=d.numeric,
+        sheet=d.sheet,
+        layer=d.layer,
     )
 
 

@@ -19,13 +19,16 @@ robust_range followed by smooth clipping is RealMLP-TD's numeric preprocessing (
 the bulk of each column stays almost linear, and a column that is mostly one value (IQR 0) is
 still scaled by its spread instead of being treated as constant.
 
-Categorical columns are one-hot encoded; missing is a level of its own and a level not seen in
-training encodes as all zeros.
+Categorical columns are one-hot encoded; missing is a level of its own. Levels seen in fewer
+than `min_level_count` training rows, and the least frequent beyond `max_levels`, pool into one
+level OTHER_LEVEL (scikit-learn's "infrequent" category); a level not seen in training encodes as
+that level if the column has it, else as all zeros.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -34,7 +37,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import DTypeLike, NDArray
 
-from mlpcli.errors import DataError, ModelFileError, UsageError, choose
+from mlpcli.errors import DataError, ModelFileError, UsageError, choose, warn_or_fail
 
 log = logging.getLogger("mlpcli")
 
@@ -42,6 +45,8 @@ Array = NDArray[np.float64]
 
 #: The level that stands for a missing categorical value.
 MISSING_LEVEL = "__missing__"
+#: The level that rare (and unseen) categorical values pool into.
+OTHER_LEVEL = "__other__"
 #: Suffix of a missing-indicator output column.
 INDICATOR_SUFFIX = "__missing"
 STATE_VERSION = 1
@@ -188,8 +193,8 @@ def numeric_values(series: pd.Series, name: str, what: str = "Column") -> Array:
             first = series.to_numpy()[np.flatnonzero(bad)[0]]
             raise DataError(
                 f"{what} '{name}' must be numeric but holds {first!r} "
-                f"({int(bad.sum())} non-numeric value(s) in all); fix the value, declare it "
-                f"missing with --na-values, or drop the column with --drop."
+                f"({int(bad.sum())} non-numeric value(s) in all); blank those cells (missing "
+                "values are imputed as in training) or replace them with numbers."
             )
         values = coerced.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     infinite = np.isinf(values)
@@ -252,6 +257,9 @@ class Preprocessor:
         log1p: bool = False,
         max_levels: int = 50,
         clip: str = "none",
+        min_level_count: int = 1,
+        *,
+        strict: bool = False,
     ) -> None:
         choose("imputation", impute, IMPUTERS)  # type: ignore[arg-type]
         choose("scaling", scale, SCALERS)  # type: ignore[arg-type]
@@ -259,14 +267,18 @@ class Preprocessor:
         self._clipper: Clipper = choose("clipping", clip, CLIPPERS)()  # type: ignore[operator]
         if not np.isfinite(fill_value):
             raise UsageError(f"--fill-value must be a finite number, got {fill_value}.")
-        if max_levels < 1:
-            raise UsageError(f"--max-levels must be at least 1, got {max_levels}.")
+        if max_levels < 2:
+            raise UsageError(f"--max-levels must be at least 2, got {max_levels}.")
+        if min_level_count < 1:
+            raise UsageError(f"--min-level-count must be at least 1, got {min_level_count}.")
         self.impute = impute
         self.fill_value = float(fill_value)
         self.missing_indicators = missing_indicators
         self.scale = scale
         self.log1p = log1p
         self.max_levels = int(max_levels)
+        self.min_level_count = int(min_level_count)
+        self.strict = strict
         self._columns: list[_Column] = []
         self.impute_values_: Array = np.empty(0)
         self.centers_: Array = np.empty(0)
@@ -425,24 +437,42 @@ class Preprocessor:
         self._columns = columns
 
     def _fit_levels(self, series: pd.Series, name: str) -> list[str]:
+        """Sorted level names (plus MISSING_LEVEL, OTHER_LEVEL): rare levels pool into one, and
+        so do the least frequent beyond `max_levels`, with a warning (an error if strict)."""
         codes, names = level_codes(series)
-        levels = sorted(set(names))
-        if (codes < 0).any():
-            levels.append(MISSING_LEVEL)
-        if len(levels) > self.max_levels:
-            hint = ""
-            numeric = pd.to_numeric(series.astype(object), errors="coerce")
-            bad = numeric.isna() & series.notna()
-            if numeric.notna().mean() > 0.5 and bad.any():
-                hint = (
-                    f" It looks numeric except for values such as {series[bad].iloc[0]!r}; "
-                    "declare those missing with --na-values."
-                )
-            raise DataError(
-                f"Categorical column '{name}' has {len(levels)} levels, more than --max-levels "
-                f"{self.max_levels}; drop it with --drop '{name}' or raise --max-levels.{hint}"
+        counts: Counter[str] = Counter()
+        for j, count in enumerate(np.bincount(codes[codes >= 0], minlength=len(names))):
+            counts[names[j]] += int(count)
+        missing = [MISSING_LEVEL] if (codes < 0).any() else []
+        rare = {level for level, count in counts.items() if count < self.min_level_count}
+        if len(rare) < 2:  # pooling one level into "other" would only rename it
+            rare = set()
+        kept = sorted(set(counts) - rare, key=lambda level: (-counts[level], level))
+        capped: set[str] = set()
+        room = self.max_levels - len(missing) - 1  # one column is left for OTHER_LEVEL
+        if len(kept) + len(missing) + bool(rare) > self.max_levels:
+            capped = set(kept[room:])
+        pooled = rare | capped
+        levels = sorted(set(counts) - pooled) + missing
+        if not pooled:
+            return levels
+        why = []
+        if rare:
+            why.append(
+                f"{len(rare)} seen in fewer than {self.min_level_count} rows (--min-level-count)"
             )
-        return levels
+        if capped:
+            why.append(
+                f"{len(capped)} beyond the {room} most frequent (--max-levels {self.max_levels})"
+            )
+        example = min(pooled, key=lambda level: (-counts[level], level))
+        warn_or_fail(
+            f"Categorical column '{name}' has {len(counts)} levels; {' and '.join(why)} are "
+            f"pooled into one level '{OTHER_LEVEL}' ({sum(counts[v] for v in pooled)} rows, e.g. "
+            f"{example!r} in {counts[example]}).",
+            self.strict,
+        )
+        return [*levels, OTHER_LEVEL]
 
     @staticmethod
     def _log1p(x: Array, missing: NDArray[np.bool_], name: str) -> None:
@@ -498,9 +528,11 @@ class Preprocessor:
     def _transform_categorical(self, series: pd.Series, column: _Column, out: NDArray[Any]) -> None:
         codes, names = level_codes(series)
         lookup = {level: j for j, level in enumerate(column.levels)}
+        other = lookup.get(OTHER_LEVEL, -1)  # pooled and unseen levels, if the column pools
         # The last entry serves code -1 (missing): the missing level, or -1 if training had none.
         to_level = np.array(
-            [lookup.get(n, -1) for n in names] + [lookup.get(MISSING_LEVEL, -1)], dtype=np.intp
+            [lookup.get(n, other) for n in names] + [lookup.get(MISSING_LEVEL, -1)],
+            dtype=np.intp,
         )
         level = to_level[codes]
         known = level >= 0
@@ -566,6 +598,8 @@ class Preprocessor:
                 "scale": self.scale,
                 "log1p": self.log1p,
                 "max_levels": self.max_levels,
+                # Written only when pooling is on, so older model files stay byte-identical.
+                **({"min_level_count": self.min_level_count} if self.min_level_count > 1 else {}),
                 # Written only when set, so model files without clipping stay byte-identical.
                 **({"clip": self.clip} if self.clip != "none" else {}),
             },

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from mlpcli.errors import DataError, UsageError
+from mlpcli.errors import DataError, UsageError, warn_or_fail
 
 Index = NDArray[np.intp]
 
@@ -65,10 +65,12 @@ def train_valid_split(
     y: ArrayLike | None = None,
     groups: ArrayLike | None = None,
     labels: Sequence[str] | None = None,
+    strict: bool = False,
 ) -> tuple[Index, Index]:
     """Sorted (train, valid) row indices with about `fraction * n` validation rows.
 
-    `y` (class indices) stratifies: every class gets at least one row on each side. `groups`
+    `y` (class indices) stratifies: every class gets at least one row on each side, except a
+    class with a single sample, which trains (with a warning; an error if `strict`). `groups`
     keeps each group on one side (and uses `y`, if given, to balance classes). `labels[c]`
     names class c in error messages.
     """
@@ -79,7 +81,7 @@ def train_valid_split(
     if groups is not None:
         mask = _grouped_valid_mask(n, fraction, rng, _groups(groups, n), y, labels)
     elif y is not None:
-        mask = _stratified_valid_mask(n, fraction, rng, *_classes(y, n, labels))
+        mask = _stratified_valid_mask(n, fraction, rng, *_classes(y, n, labels), strict=strict)
     else:
         n_valid = min(max(round(fraction * n), 1), n - 1)
         mask = np.zeros(n, dtype=bool)
@@ -94,13 +96,17 @@ def _stratified_valid_mask(
     codes: Index,
     counts: NDArray[np.int64],
     names: list[str],
+    strict: bool = False,
 ) -> NDArray[np.bool_]:
     too_small = [name for name, count in zip(names, counts, strict=True) if count < 2]
     if too_small:
-        raise DataError(
-            f"Class '{too_small[0]}' has fewer than 2 samples, too few for a stratified "
-            f"validation split ({len(too_small)} such class(es)); give a separate --valid-file "
-            "or remove the class's rows."
+        shown = ", ".join(f"'{name}'" for name in too_small[:5])
+        more = f" and {len(too_small) - 5} more" if len(too_small) > 5 else ""
+        warn_or_fail(
+            f"{len(too_small)} class(es) have a single sample ({shown}{more}), so that sample "
+            "trains and the class is not validated; give a separate --valid-file or more "
+            "samples to validate it.",
+            strict,
         )
     # Largest-remainder rounding of fraction * count_c, so the total is round(fraction * n);
     # ties go to random classes. Then every class keeps one row on each side.
@@ -110,7 +116,7 @@ def _stratified_valid_mask(
     if extra > 0:
         order = np.lexsort((rng.random(len(counts)), -(exact - quota)))
         quota[order[:extra]] += 1
-    quota = np.clip(quota, 1, counts - 1)
+    quota = np.minimum(np.maximum(quota, 1), counts - 1)  # a one-sample class: 0, it trains
     rank = _rank_within(codes, rng)
     return rank < quota[codes]
 

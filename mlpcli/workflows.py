@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import math
 import platform
 import re
 import sys
@@ -26,7 +27,7 @@ import pandas as pd
 from mlpcli import __version__, data, modelfile, optimizers, schedules, splitting
 from mlpcli import task as tasks
 from mlpcli.config import FULL_BATCH_OPTIMIZERS, Settings
-from mlpcli.errors import DataError, UsageError
+from mlpcli.errors import DataError, UsageError, warn_or_fail
 from mlpcli.nn.network import MLP, Architecture
 from mlpcli.outputs import atomic_path, write_text
 from mlpcli.preprocessing import Preprocessor, TargetEncoder
@@ -67,6 +68,10 @@ def read(path: str, settings: Settings) -> data.Table:
         transpose=d.transpose,
         encoding=d.encoding,
         text_columns=d.id,
+        thousands=d.thousands,
+        numeric=d.numeric,
+        sheet=d.sheet,
+        layer=d.layer,
     )
 
 
@@ -132,10 +137,21 @@ def load_table(path: str, settings: Settings) -> LoadedTable:
             raise DataError(f"{table.source}: --group column '{d.group}' does not exist.")
         if d.group not in d.target and d.group not in d.id:
             drop.append(d.group)
+    ids = d.id
+    if not ids and table.id_column is not None and table.id_column not in d.target:
+        ids = (table.id_column,)  # R row names, the --transpose corner cell
     selection = data.select_columns(
-        table.frame, d.target, d.id, d.features or None, drop, d.categorical, source=table.source
+        table.frame,
+        d.target,
+        ids,
+        d.features or None,
+        drop,
+        d.categorical,
+        source=table.source,
+        numeric=d.numeric,
+        strict=d.strict,
     )
-    _check_unique_ids(table, selection.ids)
+    _check_unique_ids(table, selection.ids, d.group, d.strict)
     frame, n_dropped = data.drop_missing_targets(
         table.frame, selection.targets, source=table.source
     )
@@ -144,12 +160,53 @@ def load_table(path: str, settings: Settings) -> LoadedTable:
     table.frame = frame
     task = data.detect_task(frame, selection.targets, d.task, source=table.source)
     how = "detected; override with --task" if d.task == "auto" else "set with --task"
-    LOG.info(f"Task: {task.task}, {how}. Why: {task.reason}.")
+    task = _choose_positive(task, d.positive_class)
+    positive = ""
+    if task.task == "binary" and task.labels:
+        why = "--positive-class" if d.positive_class else "change it with --positive-class"
+        positive = f" Positive class: '{task.labels[1]}' ({why})."
+    LOG.info(f"Task: {task.task}, {how}. Why: {task.reason}.{positive}")
+    _check_class_count(task, len(frame), table.source, d.strict)
     return LoadedTable(table, selection, task, n_dropped)
 
 
-def _check_unique_ids(table: data.Table, ids: Sequence[str]) -> None:
-    """IDs name samples in predictions and splits: a repeated one would be ambiguous."""
+def _choose_positive(task: data.TaskInfo, positive: str | None) -> data.TaskInfo:
+    """`--positive-class LABEL` puts LABEL second: a binary model's output is P(labels[1])."""
+    if positive is None:
+        return task
+    if task.task != "binary" or task.labels is None:
+        raise UsageError(
+            f"--positive-class applies to binary targets, but the task is {task.task}; "
+            "leave it out."
+        )
+    if positive not in task.labels:
+        raise UsageError(
+            f"--positive-class got '{positive}'; choose one of: {', '.join(task.labels)}."
+        )
+    others = [label for label in task.labels if label != positive]
+    return data.TaskInfo(task.task, task.reason, [*others, positive])
+
+
+def _check_class_count(task: data.TaskInfo, n_rows: int, source: str, strict: bool) -> None:
+    """More classes than sqrt(n) leaves a handful of samples per class: often an ID or a
+    measurement given as --target, rarely a label worth learning."""
+    if task.task != "multiclass" or task.labels is None:
+        return
+    limit = math.sqrt(n_rows)
+    if len(task.labels) > limit:
+        warn_or_fail(
+            f"{source}: the target has {len(task.labels)} classes in {n_rows} rows (more than "
+            f"the square root of the row count, {limit:.1f}); is it really a label? For a "
+            "numeric quantity pass --task regression.",
+            strict,
+        )
+
+
+def _check_unique_ids(
+    table: data.Table, ids: Sequence[str], group: str | None, strict: bool
+) -> None:
+    """Repeated IDs (several samples per patient) are carried into predictions as they are;
+    the warning points at --group, which keeps such rows on one side of the split."""
     if not ids:
         return
     key = (
@@ -159,13 +216,23 @@ def _check_unique_ids(table: data.Table, ids: Sequence[str]) -> None:
     )
     repeated = key.duplicated(keep=False)
     if repeated.any():
-        rows = np.flatnonzero(repeated.to_numpy())[:2] + 1
-        value = table.frame[list(ids)].iloc[rows[0] - 1].tolist()
+        rows = np.flatnonzero(repeated.to_numpy())
+        first = key.iloc[rows[0]]
+        second = rows[1:][(key.iloc[rows[1:]] == first).to_numpy()][0]
+        value = table.frame[list(ids)].iloc[rows[0]].tolist()
         shown = value[0] if len(value) == 1 else tuple(value)
-        raise DataError(
-            f"{table.source}: ID column(s) {', '.join(ids)} repeat the value {shown!r} "
-            f"(data rows {rows[0]} and {rows[1]}); IDs must be unique. Fix the table, or pass "
-            "the column with --drop instead of --id."
+        n_values = int(key[repeated].nunique())
+        advice = (
+            ""
+            if group is not None
+            else f" If rows with one ID belong together (one patient), pass --group {ids[0]} so "
+            "they stay on one side of the split."
+        )
+        warn_or_fail(
+            f"{table.source}: ID column(s) {', '.join(ids)} repeat {n_values} value(s) in "
+            f"{len(rows)} rows, e.g. {shown!r} in data rows {rows[0] + 1} and {second + 1}; "
+            f"they are carried into predictions as they are.{advice}",
+            strict,
         )
 
 
@@ -192,6 +259,8 @@ def encode_split(
         scale=p.scale,
         log1p=p.log1p,
         max_levels=p.max_levels,
+        min_level_count=p.min_level_count,
+        strict=settings.data.strict,
     )
     dtype = np.dtype(settings.model.dtype)
     X = pre.fit(train_frame, selection.features, selection.categorical).transform(
@@ -251,6 +320,7 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
             y=loaded.class_codes(),
             groups=loaded.group_codes(d.group, d.group_pattern),
             labels=loaded.task.labels,
+            strict=d.strict,
         )
         valid_frame = frame.iloc[valid_idx]
     train_frame = frame.iloc[train_idx] if len(valid_idx) else frame

@@ -44,18 +44,18 @@ TRAIN_CASES: dict[str, tuple[object, list[str], int, str]] = {
     "wrong-delimiter": ("a;b;y\n1;2;x\n3;4;z\n", [], 3, "pass --sep ';'"),
     "missing-target": (SMALL, ["--target", "Y"], 3, "did you mean 'y'"),
     "constant-target": ("a,y\n1,x\n2,x\n3,x\n", [], 3, "single value 'x'"),
-    "single-sample-class": (SMALL + "5,5,w\n", [], 3, "Class 'w' has fewer than 2 samples"),
+    "single-sample-class": (SMALL + "5,5,w\n", ["--strict"], 3, "a single sample ('w')"),
     "empty-target": ("a,y\n1,\n2,\n", [], 3, "has no values"),
     "target-is-id": (SMALL, ["--id", "y"], 2, "both as --target and as --id"),
     "all-missing-feature": (
         "a,b,y\n" + "".join(f",{i},{'xz'[i % 2]}\n" for i in range(9)),
-        [],
+        ["--strict"],  # without it: a warning, and the column is left out
         3,
-        "Column 'a'",
+        "1 column(s) in",
     ),
     "junk-in-numeric": (
         SMALL.replace("\n7,1,", "\n7,1x,", 1).replace("\n5,2,", "\n5,abc,"),
-        [],
+        ["--strict", "--drop", "a"],  # without --strict: a categorical column and a warning
         3,
         "Column 'b'",
     ),
@@ -64,9 +64,9 @@ TRAIN_CASES: dict[str, tuple[object, list[str], int, str]] = {
     "duplicated-columns": ("a,a,y\n1,2,x\n3,4,z\n", [], 3, "duplicated column names: 'a'"),
     "duplicated-ids": (
         "id,a,y\ns1,1,x\ns1,2,z\ns2,3,x\ns3,4,z\n",
-        ["--id", "id"],
+        ["--id", "id", "--strict"],  # without --strict: a warning
         3,
-        "repeat the value 's1'",
+        "repeat 1 value(s) in 2 rows, e.g. 's1'",
     ),
 }
 

@@ -575,7 +575,7 @@ def test_id_names(genes: pd.DataFrame, name: str, caplog: pytest.LogCaptureFixtu
 @pytest.mark.parametrize(
     ("name", "values"),
     [
-        ("sample_id", list(range(30))),  # numeric: could be a real measurement
+        ("dose", [float(i % 7) for i in range(30)]),  # integers, but neither unique nor an id
         ("patient", [f"P{i % 10}" for i in range(30)]),  # repeated: a grouping, not an id
         ("label", [f"L{i}" for i in range(30)]),  # unique but not named like an id
     ],
@@ -613,10 +613,18 @@ def test_categorical_names_and_patterns(genes: pd.DataFrame) -> None:
     assert "grade" not in selection.numeric
 
 
-def test_entirely_missing_feature(genes: pd.DataFrame) -> None:
-    frame = genes.assign(empty=np.float32("nan"))
-    raises(DataError, "'empty'", "entirely missing", "--drop empty")(
-        lambda: select_columns(frame, ["subtype"], ids=["sample_id"])
+def test_entirely_missing_features_are_dropped_in_one_warning(
+    genes: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    frame = genes.assign(empty=np.float32("nan"), blank=np.float32("nan"))
+    with caplog.at_level(logging.WARNING, logger="mlpcli"):
+        selection = select_columns(frame, ["subtype"], ids=["sample_id"])
+    assert "empty" not in selection.features and "blank" not in selection.features
+    assert [r.getMessage() for r in caplog.records] == [
+        "2 column(s) are entirely missing and are left out: 'empty', 'blank'."
+    ]
+    raises(DataError, "'empty', 'blank'", "--strict")(
+        lambda: select_columns(frame, ["subtype"], ids=["sample_id"], strict=True)
     )
 
 
@@ -624,9 +632,13 @@ def test_numeric_column_with_junk_names_value_and_row(genes: pd.DataFrame) -> No
     values = [str(v) for v in range(30)]
     values[16] = "abc"
     frame = genes.assign(dose=pd.Series(values, dtype="str"))
-    raises(DataError, "'dose'", "'abc'", "data row 17", "--na-values", "--categorical dose")(
-        lambda: select_columns(frame, ["subtype"], ids=["sample_id"], source="g.csv")
+    raises(DataError, "'dose'", "'abc'", "data row 17", "--na-values", "--numeric dose")(
+        lambda: select_columns(
+            frame, ["subtype"], ids=["sample_id"], source="g.csv", strict=True
+        )
     )
+    # Without --strict the column is categorical.
+    assert "dose" in select_columns(frame, ["subtype"], ids=["sample_id"]).categorical
     # Named categorical, the same column is accepted as text.
     selection = select_columns(frame, ["subtype"], ids=["sample_id"], categorical=["dose"])
     assert "dose" in selection.categorical
@@ -636,7 +648,7 @@ def test_junk_found_in_a_read_file(tmp_path: Path) -> None:
     rows = "".join(f"{i},{i * 0.5}\n" if i != 17 else "17,n.d.\n" for i in range(1, 31))
     table = read_table(write(tmp_path / "j.csv", "y,x\n" + rows))
     raises(DataError, "'x'", "j.csv", "'n.d.'", "data row 17")(
-        lambda: select_columns(table.frame, ["y"], source=table.source)
+        lambda: select_columns(table.frame, ["y"], source=table.source, strict=True)
     )
 
 

@@ -173,11 +173,29 @@ def test_unseen_level_encodes_as_zeros_and_is_logged_once(
     assert "'batch'" in message and "4 row(s)" in message and "'b9'" in message
 
 
-def test_too_many_levels_names_column_count_and_remedies() -> None:
-    data = pd.DataFrame({"gene_id": [f"g{i}" for i in range(12)]})
-    with pytest.raises(DataError, match=r"'gene_id' has 12 levels.*--drop.*--max-levels"):
-        Preprocessor(max_levels=10).fit(data, ["gene_id"])
-    assert Preprocessor(max_levels=12).fit(data, ["gene_id"]).n_features_out == 12
+def test_levels_beyond_max_levels_pool_into_other(caplog: pytest.LogCaptureFixture) -> None:
+    data = pd.DataFrame({"site": [f"s{i:02d}" for i in range(12)] + ["s00", "s01"]})
+    with caplog.at_level(logging.WARNING, logger="mlpcli"):
+        pre = Preprocessor(max_levels=10).fit(data, ["site"])
+    assert pre.feature_names_out == [f"site=s{i:02d}" for i in range(9)] + ["site=__other__"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "Categorical column 'site' has 12 levels; 3 beyond the 9 most frequent (--max-levels 10)"
+        " are pooled into one level '__other__' (3 rows, e.g. 's09' in 1)."
+    ]
+    # Pooled and unseen levels both encode as __other__.
+    X = pre.transform(pd.DataFrame({"site": ["s11", "new", "s00"]}))
+    np.testing.assert_array_equal(X[:, -1], [1, 1, 0])
+    with pytest.raises(DataError, match=r"--max-levels 10.*because of --strict"):
+        Preprocessor(max_levels=10, strict=True).fit(data, ["site"])
+    assert Preprocessor(max_levels=12).fit(data, ["site"]).n_features_out == 12
+
+
+def test_rare_levels_pool_only_when_two_or_more() -> None:
+    two_rare = pd.DataFrame({"c": ["a"] * 5 + ["b"] * 5 + ["x", "y"]})
+    pre = Preprocessor(min_level_count=2).fit(two_rare, ["c"])
+    assert pre.feature_names_out == ["c=a", "c=b", "c=__other__"]
+    one_rare = pd.DataFrame({"c": ["a"] * 5 + ["b"] * 5 + ["x"]})
+    assert Preprocessor(min_level_count=2).fit(one_rare, ["c"]).n_features_out == 3
 
 
 def test_numeric_column_named_categorical_matches_int_and_float() -> None:

@@ -49,10 +49,17 @@ def test_stratified_split_gives_every_class_both_sides() -> None:
     assert (np.bincount(y[train], minlength=4) >= 1).all()
 
 
-def test_class_with_one_sample_is_named() -> None:
+def test_class_with_one_sample_trains_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     y = np.array([0, 0, 0, 1, 2, 2])
-    with pytest.raises(DataError, match=r"Class 'rare' has fewer than 2 samples.*--valid-file"):
-        train_valid_split(6, 0.3, rng(), y=y, labels=["common", "rare", "other"])
+    with caplog.at_level("WARNING", logger="mlpcli"):
+        train, valid = train_valid_split(6, 0.3, rng(), y=y, labels=["common", "rare", "other"])
+    assert 3 in train and set(y[valid]) == {0, 2}
+    assert caplog.messages == [
+        "1 class(es) have a single sample ('rare'), so that sample trains and the class is not "
+        "validated; give a separate --valid-file or more samples to validate it."
+    ]
+    with pytest.raises(DataError, match=r"single sample \('rare'\).*because of --strict"):
+        train_valid_split(6, 0.3, rng(), y=y, labels=["common", "rare", "other"], strict=True)
 
 
 def test_grouped_split_never_shares_a_group() -> None:

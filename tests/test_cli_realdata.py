@@ -1,0 +1,269 @@
+"""Real tables in: the cases where mlpcli used to refuse a table that scikit-learn and pandas
+accept. Each now goes on with one warning naming the column, what was found and the option that
+changes the decision, and `--strict` turns that warning into an error (exit 3).
+
+Every table is generated here; the tests assert the exact warning or error text, the exit code
+and the model's input columns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mlpcli import modelfile
+from mlpcli.cli import app
+
+pytestmark = pytest.mark.usefixtures("plain_terminal")
+
+FAST = ("--epochs", "2", "--hidden", "4", "-q")
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+NO_VALIDATION = "No validation rows: early stopping watches train_loss instead of val_loss."
+
+
+def warnings_in(stderr: str) -> list[str]:
+    """The warnings on stderr, without the one every `--valid-fraction 0` run gives."""
+    lines = [line.removeprefix("Warning: ") for line in stderr.splitlines()]
+    shown = [line for line, raw in zip(lines, stderr.splitlines(), strict=True) if raw != line]
+    return [line for line in shown if line != NO_VALIDATION]
+
+
+def errors_in(stderr: str) -> list[str]:
+    return [line[len("Error: ") :] for line in stderr.splitlines() if line.startswith("Error: ")]
+
+
+def model_columns(path: Path) -> list[str]:
+    """The network's input columns as stored in the model file."""
+    meta = modelfile.read_metadata(path)
+    out: list[str] = []
+    for column in meta["preprocessing"]["columns"]:
+        if column["kind"] == "categorical":
+            out += [f"{column['name']}={level}" for level in column["levels"]]
+        else:
+            out.append(column["name"])
+    return out
+
+
+def measurements(n: int, seed: int = 0) -> pd.DataFrame:
+    """Two numeric measurements and a binary status that depends on them."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2)).round(3)
+    return pd.DataFrame(
+        {"x1": x[:, 0], "x2": x[:, 1], "status": np.where(x[:, 0] > x[:, 1], "case", "ctrl")}
+    )
+
+
+# --- 76 clinics -------------------------------------------------------------------------------
+
+
+def clinics_csv(path: Path) -> Path:
+    """392 patients from 76 clinics: 30 with 10 patients each and 46 with 2 each."""
+    names = [f"Clinic {i:02d}" for i in range(1, 77)]
+    clinic = [n for n in names[:30] for _ in range(10)] + [n for n in names[30:] for _ in range(2)]
+    frame = measurements(len(clinic))
+    frame.insert(0, "clinic", clinic)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_76_level_column_trains_with_rare_levels_pooled(tmp_path: Path) -> None:
+    data = clinics_csv(tmp_path / "clinics.csv")
+    model, split = tmp_path / "m.npz", tmp_path / "split.csv"
+    code, _, stderr = run(
+        "train", data, "--target", "status", *FAST, "--out", model, "--split-out", split
+    )
+    assert code == 0, stderr
+    # Pooling is fitted on the training rows: count each clinic there.
+    frame = pd.read_csv(data)
+    train = frame[pd.read_csv(split)["set"].to_numpy() == "train"]
+    counts = train["clinic"].value_counts()
+    rare = sorted(counts[counts < 5].index, key=lambda c: (-counts[c], c))
+    assert len(rare) >= 40  # the 46 two-patient clinics, and none of the big ones
+    assert warnings_in(stderr) == [
+        f"Categorical column 'clinic' has {len(counts)} levels; {len(rare)} seen in fewer than "
+        f"5 rows (--min-level-count) are pooled into one level '__other__' "
+        f"({int(counts[rare].sum())} rows, e.g. '{rare[0]}' in {counts[rare[0]]})."
+    ]
+    kept = sorted(set(counts.index) - set(rare))
+    assert model_columns(model) == [f"clinic={c}" for c in kept] + [
+        "clinic=__other__",
+        "x1",
+        "x2",
+    ]
+
+
+def test_76_frequent_levels_beyond_max_levels_pool_the_least_frequent(tmp_path: Path) -> None:
+    names = [f"site{i:02d}" for i in range(76)]
+    sites = [n for i, n in enumerate(names) for _ in range(8 if i < 40 else 6)]
+    frame = measurements(len(sites))
+    frame.insert(0, "site", sites)
+    frame.to_csv(tmp_path / "sites.csv", index=False)
+    model = tmp_path / "m.npz"
+    code, _, stderr = run(
+        "train", tmp_path / "sites.csv", "--target", "status", "--valid-fraction", "0",
+        *FAST, "--out", model,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        "Categorical column 'site' has 76 levels; 27 beyond the 49 most frequent "
+        "(--max-levels 50) are pooled into one level '__other__' (162 rows, e.g. 'site49' in 6)."
+    ]
+    assert model_columns(model)[:50] == [f"site={n}" for n in names[:49]] + ["site=__other__"]
+
+
+def test_76_level_column_is_an_error_under_strict(tmp_path: Path) -> None:
+    data = clinics_csv(tmp_path / "clinics.csv")
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--valid-fraction", "0", "--strict", *FAST,
+        "--out", tmp_path / "m.npz",
+    )  # fmt: skip
+    assert code == 3
+    assert errors_in(stderr) == [
+        "Categorical column 'clinic' has 76 levels; 46 seen in fewer than 5 rows "
+        "(--min-level-count) are pooled into one level '__other__' (92 rows, e.g. 'Clinic 31' "
+        "in 2). (This is an error because of --strict.)"
+    ]
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_min_level_count_1_keeps_every_level(tmp_path: Path) -> None:
+    data = clinics_csv(tmp_path / "clinics.csv")
+    model = tmp_path / "m.npz"
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--valid-fraction", "0",
+        "--min-level-count", "1", "--max-levels", "100", *FAST, "--out", model,
+    )  # fmt: skip
+    assert code == 0 and warnings_in(stderr) == []
+    assert len(model_columns(model)) == 76 + 2
+
+
+# --- grades 9, 10, 11, 12, other --------------------------------------------------------------
+
+
+def grades_csv(path: Path) -> Path:
+    """400 students, grade 9-12 except 12 rows (from data row 388) graded 'other'."""
+    frame = measurements(400)
+    grade = [str(9 + i % 4) for i in range(400)]
+    grade[387:399] = ["other"] * 12
+    frame.insert(0, "grade", grade)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def grades_warning(path: Path) -> str:
+    return (
+        f"Column 'grade' in '{path}' is mostly numeric but 12 of its 400 values are not numbers "
+        "('other' x12; first in data row 388), so it is read as categorical. If 'other' marks "
+        "a missing value, add it with --na-values other (the list replaces the default "
+        "tokens); or pass --numeric grade to read such cells as missing."
+    )
+
+
+def test_mostly_numeric_column_is_categorical_with_a_warning(tmp_path: Path) -> None:
+    data = grades_csv(tmp_path / "grades.csv")
+    model = tmp_path / "m.npz"
+    code, _, stderr = run("train", data, "--target", "status", *FAST, "--out", model)
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [grades_warning(data)]
+    assert model_columns(model) == [
+        *("grade=10", "grade=11", "grade=12", "grade=9", "grade=other"),
+        *("x1", "x2"),
+    ]
+
+
+def test_numeric_option_reads_the_tokens_as_missing(tmp_path: Path) -> None:
+    data = grades_csv(tmp_path / "grades.csv")
+    model = tmp_path / "m.npz"
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--numeric", "grade", *FAST, "--out", model
+    )
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        f"Column 'grade' in '{data}' (--numeric): 12 cell(s) that are not numbers read as "
+        "missing ('other' x12)."
+    ]
+    assert model_columns(model) == ["grade", "x1", "x2"]
+    # predict applies the same reading to new tables.
+    code, stdout, stderr = run("predict", model, data, "--no-proba")
+    assert code == 0, stderr
+    assert len(stdout.splitlines()) == 401
+
+
+def test_mostly_numeric_column_is_an_error_under_strict(tmp_path: Path) -> None:
+    data = grades_csv(tmp_path / "grades.csv")
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--strict", *FAST, "--out", tmp_path / "m.npz"
+    )
+    assert code == 3
+    assert errors_in(stderr) == [
+        grades_warning(data) + " (This is an error because of --strict.)"
+    ]
+
+
+# --- repeated IDs -----------------------------------------------------------------------------
+
+
+def visits_csv(path: Path) -> Path:
+    """100 patients with 4 visits each: the ID repeats."""
+    frame = measurements(400)
+    frame.insert(0, "patient_id", [f"P{i // 4:03d}" for i in range(400)])
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_repeated_ids_train_with_a_warning_and_reach_the_predictions(tmp_path: Path) -> None:
+    data = visits_csv(tmp_path / "visits.csv")
+    model = tmp_path / "m.npz"
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--id", "patient_id", *FAST, "--out", model
+    )
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        f"{data}: ID column(s) patient_id repeat 100 value(s) in 400 rows, e.g. 'P000' in data "
+        "rows 1 and 2; they are carried into predictions as they are. If rows with one ID "
+        "belong together (one patient), pass --group patient_id so they stay on one side of "
+        "the split."
+    ]
+    assert model_columns(model) == ["x1", "x2"]
+    code, stdout, _ = run("predict", model, data, "--no-proba")
+    assert code == 0
+    assert [line.split(",")[0] for line in stdout.splitlines()[1:6]] == [
+        *("P000", "P000", "P000", "P000", "P001")
+    ]
+
+
+def test_repeated_ids_with_group_warn_without_the_advice(tmp_path: Path) -> None:
+    data = visits_csv(tmp_path / "visits.csv")
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--id", "patient_id", "--group", "patient_id",
+        *FAST, "--out", tmp_path / "m.npz",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        f"{data}: ID column(s) patient_id repeat 100 value(s) in 400 rows, e.g. 'P000' in data "
+        "rows 1 and 2; they are carried into predictions as they are."
+    ]
+
+
+def test_repeated_ids_are_an_error_under_strict(tmp_path: Path) -> None:
+    data = visits_csv(tmp_path / "visits.csv")
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--id", "patient_id", "--strict", *FAST,
+        "--out", tmp_path / "m.npz",
+    )  # fmt: skip
+    assert code == 3
+    assert len(errors_in(stderr)) == 1
+    assert errors_in(stderr)[0].endswith(
+        "pass --group patient_id so they stay on one side of the split. (This is an error "
+        "because of --strict.)"
+    )
