@@ -43,6 +43,10 @@ class Task:
     stratified: ClassVar[bool] = False
     #: Whether `--threshold` applies (one sigmoid per decision).
     has_threshold: ClassVar[bool] = False
+    #: One label is "the positive class" (--positive-class; sensitivity and specificity).
+    has_positive_class: ClassVar[bool] = False
+    #: Many labels with few samples each are suspicious (an ID or a measurement as --target).
+    checks_class_count: ClassVar[bool] = False
 
     def decide(self, P: NDArray[Any], threshold: float = THRESHOLD) -> NDArray[Any]:
         """Network outputs to decisions: class indices (n,), a 0/1 matrix (n, t), or values."""
@@ -102,6 +106,7 @@ class Binary(Task):
     default_metric = "accuracy"
     stratified = True
     has_threshold = True
+    has_positive_class = True
 
     def decide(self, P: NDArray[Any], threshold: float = THRESHOLD) -> NDArray[Any]:
         return (P[:, 0] >= threshold).astype(np.intp)
@@ -124,6 +129,7 @@ class Multiclass(Task):
     output_activation = "softmax"
     default_metric = "accuracy"
     stratified = True
+    checks_class_count = True
 
     def decide(self, P: NDArray[Any], threshold: float = THRESHOLD) -> NDArray[Any]:
         return np.asarray(P.argmax(axis=1))

@@ -162,7 +162,7 @@ def load_table(path: str, settings: Settings) -> LoadedTable:
     how = "detected; override with --task" if d.task == "auto" else "set with --task"
     task = _choose_positive(task, d.positive_class)
     positive = ""
-    if task.task == "binary" and task.labels:
+    if tasks.get(task.task).has_positive_class and task.labels:
         why = "--positive-class" if d.positive_class else "change it with --positive-class"
         positive = f" Positive class: '{task.labels[1]}' ({why})."
     LOG.info(f"Task: {task.task}, {how}. Why: {task.reason}.{positive}")
@@ -174,7 +174,7 @@ def _choose_positive(task: data.TaskInfo, positive: str | None) -> data.TaskInfo
     """`--positive-class LABEL` puts LABEL second: a binary model's output is P(labels[1])."""
     if positive is None:
         return task
-    if task.task != "binary" or task.labels is None:
+    if not tasks.get(task.task).has_positive_class or task.labels is None:
         raise UsageError(
             f"--positive-class applies to binary targets, but the task is {task.task}; "
             "leave it out."
@@ -190,7 +190,7 @@ def _choose_positive(task: data.TaskInfo, positive: str | None) -> data.TaskInfo
 def _check_class_count(task: data.TaskInfo, n_rows: int, source: str, strict: bool) -> None:
     """More classes than sqrt(n) leaves a handful of samples per class: often an ID or a
     measurement given as --target, rarely a label worth learning."""
-    if task.task != "multiclass" or task.labels is None:
+    if not tasks.get(task.task).checks_class_count or task.labels is None:
         return
     limit = math.sqrt(n_rows)
     if len(task.labels) > limit:

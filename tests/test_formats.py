@@ -74,7 +74,10 @@ def _matrix(parent: object, name: str, X: np.ndarray, sparse: bool) -> None:
 
 
 def write_h5ad(
-    path: Path, frame: pd.DataFrame, sparse: bool = False, layers: dict[str, np.ndarray] | None = None
+    path: Path,
+    frame: pd.DataFrame,
+    sparse: bool = False,
+    layers: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """obs = batch and subtype (categorical), obs_names = sample_id, X = the genes."""
     h5py = pytest.importorskip("h5py")
@@ -127,7 +130,7 @@ def csv_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFram
     model = folder / "m.npz"
     code, _, stderr = run("train", EXPRESSION, "--id", "sample_id", *TRAIN, "--out", model)
     assert code == 0, stderr
-    code, stdout, stderr = run("predict", model, EXPRESSION, "--out", folder / "p.csv")
+    code, _, stderr = run("predict", model, EXPRESSION, "--out", folder / "p.csv")
     assert code == 0, stderr
     return model, pd.read_csv(folder / "p.csv", dtype={"sample_id": "str"})
 
@@ -190,7 +193,9 @@ def test_h5ad_layer_option(tmp_path: Path) -> None:
     assert stdout.splitlines()[0] == "obs_names,prediction"
     code, _, stderr = run("train", data, "--layer", "spliced", *TRAIN, "--out", model)
     assert code == 3
-    assert stderr.strip() == f"Error: '{data}' has no layer 'spliced'; --layer takes one of: counts."
+    assert stderr.strip() == (
+        f"Error: '{data}' has no layer 'spliced'; --layer takes one of: counts."
+    )
 
 
 def test_sheet_on_a_csv_is_a_usage_error(tmp_path: Path) -> None:
