@@ -96,4 +96,4 @@ def warn_or_fail(message: str, strict: bool) -> None:
     or with `--strict` (for pipelines that want every surprise to stop them) a DataError."""
     if strict:
         raise DataError(f"{message} (This is an error because of --strict.)")
-    logging.getLogger("mlpcli").warning(message)
+    logging.getLogger("mlpcli").warning(message.translate(_ESCAPES))  # cells from the data

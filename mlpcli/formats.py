@@ -365,11 +365,13 @@ def reader_for(path: str | Path) -> FormatReader | None:
     for reader in READERS.values():
         if suffix in reader.extensions:
             return reader
+    if not Path(name).is_file():
+        return None  # FIFOs and devices are read once, as text; missing files reported there
     try:
         with open(name, "rb") as handle:
             head = handle.read(8)
     except OSError:
-        return None  # the text reader reports a missing or unreadable file
+        return None  # the text reader reports an unreadable file
     for reader in READERS.values():
         if reader.magic != b"PK\x03\x04" and head.startswith(reader.magic):
             return reader

@@ -600,6 +600,10 @@ def test_inspect_escapes_control_characters_in_names(hostile_model: Path, colour
 def test_messages_escape_control_characters_from_data(tmp_path: Path) -> None:
     data = tmp_path / "d.csv"
     data.write_text("a,b,y\n1,2,x\x1b]0;t\x07\n3,4,z\n")
-    done = mlpcli("train", data, "--target", "y", "--out", tmp_path / "m.npz")
+    # One sample per class: a warning naming the class, an error with --strict.
+    done = mlpcli("train", data, "--target", "y", "--epochs", "1", "--out", tmp_path / "m.npz")
+    stderr = done.stderr.decode()
+    assert done.returncode == 0 and "\x1b" not in stderr and "x\\x1b]0;t\\x07" in stderr
+    done = mlpcli("train", data, "--target", "y", "--strict", "--out", tmp_path / "m.npz")
     stderr = done.stderr.decode()
     assert done.returncode == 3 and "\x1b" not in stderr and "x\\x1b]0;t\\x07" in stderr

@@ -267,3 +267,228 @@ def test_repeated_ids_are_an_error_under_strict(tmp_path: Path) -> None:
         "pass --group patient_id so they stay on one side of the split. (This is an error "
         "because of --strict.)"
     )
+
+
+# --- layouts: R row names, the --transpose corner --------------------------------------------
+
+
+def test_r_write_csv_row_names_are_the_row_id(tmp_path: Path) -> None:
+    frame = measurements(60)
+    data = tmp_path / "r.csv"
+    frame.set_axis([str(i + 1) for i in range(60)]).to_csv(data, quoting=2)  # R quotes all
+    assert data.read_text().startswith('"","x1","x2","status"\n"1",')
+    model = tmp_path / "m.npz"
+    code, _, stderr = run("train", data, "--target", "status", "--epochs", "2", "--out", model)
+    assert code == 0, stderr
+    assert f"'{data}': the first column has no header (R row names); it is the row ID " in stderr
+    assert "Unnamed" not in stderr
+    assert modelfile.read_metadata(model)["id_columns"] == ["row_name"]
+    assert model_columns(model) == ["x1", "x2"]
+    code, stdout, _ = run("predict", model, data, "--no-proba")
+    assert code == 0
+    assert stdout.splitlines()[:2] == ["row_name,prediction", "1," + stdout.splitlines()[1][2:]]
+
+
+def test_r_write_table_header_one_field_short(tmp_path: Path) -> None:
+    frame = measurements(60)
+    data = tmp_path / "r.tsv"
+    lines = ["x1\tx2\tstatus"] + [
+        f"S{i}\t{r.x1}\t{r.x2}\t{r.status}" for i, r in enumerate(frame.itertuples())
+    ]
+    data.write_text("\n".join(lines) + "\n")
+    model = tmp_path / "m.npz"
+    code, _, stderr = run("train", data, "--target", "status", *FAST, "--out", model)
+    assert code == 0, stderr
+    assert modelfile.read_metadata(model)["id_columns"] == ["row_name"]
+    assert model_columns(model) == ["x1", "x2"]
+    code, stdout, _ = run("predict", model, data, "--no-proba")
+    assert [line.split(",")[0] for line in stdout.splitlines()[:3]] == ["row_name", "S0", "S1"]
+
+
+def test_transpose_corner_column_is_the_sample_id(tmp_path: Path) -> None:
+    frame = measurements(40)
+    samples = [f"S{i:02d}" for i in range(40)]
+    data = tmp_path / "genes.csv"
+    rows = [
+        "gene," + ",".join(samples),
+        "status," + ",".join(frame["status"]),
+        "G1," + ",".join(map(str, frame["x1"])),
+        "G2," + ",".join(map(str, frame["x2"])),
+    ]
+    data.write_text("\n".join(rows) + "\n")
+    model = tmp_path / "m.npz"
+    code, _, stderr = run(
+        "train", data, "--transpose", "--target", "status", *FAST, "--out", model
+    )
+    assert code == 0, stderr
+    assert warnings_in(stderr) == []
+    assert modelfile.read_metadata(model)["id_columns"] == ["gene"]
+    assert model_columns(model) == ["G1", "G2"]
+
+
+# --- classes ----------------------------------------------------------------------------------
+
+
+def test_class_with_one_sample_trains_with_a_warning(tmp_path: Path) -> None:
+    frame = measurements(61)
+    frame["status"] = ["a"] * 30 + ["b"] * 30 + ["c"]
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    model = tmp_path / "m.npz"
+    code, _, stderr = run("train", tmp_path / "d.csv", "--target", "status", *FAST, "--out", model)
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        "1 class(es) have a single sample ('c'), so that sample trains and the class is not "
+        "validated; give a separate --valid-file or more samples to validate it."
+    ]
+    assert modelfile.read_metadata(model)["target"]["labels"] == ["a", "b", "c"]
+    code, _, stderr = run(
+        "train", tmp_path / "d.csv", "--target", "status", "--strict", *FAST, "--out", model
+    )
+    assert code == 3 and errors_in(stderr)[0].startswith("1 class(es) have a single sample")
+
+
+def test_more_classes_than_sqrt_n_asks_if_it_is_a_label(tmp_path: Path) -> None:
+    frame = measurements(120)
+    frame["status"] = [f"L{i % 30:02d}" for i in range(120)]
+    data = tmp_path / "d.csv"
+    frame.to_csv(data, index=False)
+    code, _, stderr = run("train", data, "--target", "status", *FAST, "--out", tmp_path / "m")
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        f"{data}: the target has 30 classes in 120 rows (more than the square root of the row "
+        "count, 11.0); is it really a label? For a numeric quantity pass --task regression."
+    ]
+
+
+def test_positive_class_and_sensitivity_specificity(tmp_path: Path) -> None:
+    import json
+
+    data = tmp_path / "d.csv"
+    measurements(200).to_csv(data, index=False)
+    model = tmp_path / "m.npz"
+    code, _, stderr = run("train", data, "--target", "status", "--epochs", "5", "--out", model)
+    assert code == 0
+    assert "Positive class: 'ctrl' (change it with --positive-class)." in stderr
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--positive-class", "case", "--epochs", "5",
+        "--out", model,
+    )  # fmt: skip
+    assert code == 0
+    assert "Positive class: 'case' (--positive-class)." in stderr
+    assert modelfile.read_metadata(model)["target"]["labels"] == ["ctrl", "case"]
+    code, stdout, stderr = run("evaluate", model, data, "--json")
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    metrics = report.get("metrics", report)
+    assert metrics["positive_class"] == "case"
+    assert metrics["sensitivity"] == metrics["per_class"]["case"]["recall"]
+    assert metrics["specificity"] == metrics["per_class"]["ctrl"]["recall"]
+    code, _, stderr = run("evaluate", model, data)
+    assert "sensitivity" in stderr and "specificity" in stderr
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--positive-class", "cases", *FAST, "--out", model
+    )
+    assert code == 2
+    assert errors_in(stderr) == ["--positive-class got 'cases'; choose one of: case, ctrl."]
+
+
+# --- columns: empty, numeric IDs, thousands, NAN tokens ---------------------------------------
+
+
+def test_all_missing_columns_in_one_warning_and_dropped(tmp_path: Path) -> None:
+    frame = measurements(60).assign(e1=np.nan, e2=np.nan, e3=np.nan)
+    data = tmp_path / "d.csv"
+    frame.to_csv(data, index=False)
+    model = tmp_path / "m.npz"
+    code, _, stderr = run("train", data, "--target", "status", *FAST, "--out", model)
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        f"3 column(s) in '{data}' are entirely missing and are left out: 'e1', 'e2', 'e3'."
+    ]
+    assert model_columns(model) == ["x1", "x2"]
+
+
+def test_numeric_patient_id_is_left_out(tmp_path: Path) -> None:
+    frame = measurements(400)
+    frame.insert(0, "patient_id", np.random.default_rng(1).permutation(400) + 1001)
+    data = tmp_path / "d.csv"
+    frame.to_csv(data, index=False)
+    model = tmp_path / "m.npz"
+    code, _, stderr = run("train", data, "--target", "status", *FAST, "--out", model)
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        f"Column 'patient_id' in '{data}' looks like a numeric sample ID (400 distinct integers "
+        "in 400 rows), so it is not used as a feature; pass --id patient_id to carry it into "
+        "predictions, or --numeric patient_id to use it as a feature."
+    ]
+    assert model_columns(model) == ["x1", "x2"]
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--numeric", "patient_id", *FAST, "--out", model
+    )
+    assert code == 0 and warnings_in(stderr) == []
+    assert model_columns(model) == ["patient_id", "x1", "x2"]
+
+
+def test_thousands_separators_are_detected_and_read_with_thousands(tmp_path: Path) -> None:
+    frame = measurements(300)
+    reads = np.random.default_rng(2).integers(200, 90_000, size=300)
+    frame.insert(0, "reads", [f"{v:,}" for v in reads])
+    data = tmp_path / "d.csv"
+    frame.to_csv(data, index=False)
+    row = int(np.flatnonzero(reads >= 1000)[0]) + 1
+    code, _, stderr = run("train", data, "--target", "status", *FAST, "--out", tmp_path / "m")
+    assert code == 0, stderr
+    assert warnings_in(stderr)[0] == (
+        f"Column 'reads' in '{data}' holds numbers with a thousands separator "
+        f"('{reads[row - 1]:,}' in data row {row}), so it is read as categorical; pass "
+        "--thousands , to read them as numbers."
+    )
+    model = tmp_path / "m.npz"
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--thousands", ",", *FAST, "--out", model
+    )
+    assert code == 0 and warnings_in(stderr) == []
+    assert model_columns(model) == ["reads", "x1", "x2"]
+
+
+def test_nan_tokens_are_named_instead_of_a_silent_one_hot_column(tmp_path: Path) -> None:
+    frame = measurements(400)
+    conc = [f"{0.5 * (i % 21):.1f}" for i in range(400)]
+    for i in (10, 50, 90, 130, 170):
+        conc[i] = "NAN"
+    frame.insert(0, "conc", conc)
+    data = tmp_path / "d.csv"
+    frame.to_csv(data, index=False)
+    code, _, stderr = run("train", data, "--target", "status", *FAST, "--out", tmp_path / "m")
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        f"Column 'conc' in '{data}' is mostly numeric but 5 of its 400 values are not numbers "
+        "('NAN' x5; first in data row 11), so it is read as categorical. If 'NAN' marks a "
+        "missing value, add it with --na-values NAN (the list replaces the default tokens); or "
+        "pass --numeric conc to read such cells as missing."
+    ]
+    model = tmp_path / "m.npz"
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--na-values", "", "--na-values", "NAN", *FAST,
+        "--out", model,
+    )  # fmt: skip
+    assert code == 0 and warnings_in(stderr) == []
+    assert model_columns(model) == ["conc", "x1", "x2"]
+
+
+def test_predict_suggests_only_options_it_has(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    measurements(60).to_csv(data, index=False)
+    model = tmp_path / "m.npz"
+    assert run("train", data, "--target", "status", *FAST, "--out", model)[0] == 0
+    bad = measurements(5).astype({"x1": object})
+    bad.loc[2, "x1"] = "oops"
+    bad.to_csv(tmp_path / "new.csv", index=False)
+    for command in ("predict", "evaluate"):
+        code, _, stderr = run(command, model, tmp_path / "new.csv")
+        assert code == 3
+        assert errors_in(stderr) == [
+            "Column 'x1' must be numeric but holds 'oops' (1 non-numeric value(s) in all); blank "
+            "those cells (missing values are imputed as in training) or replace them with "
+            "numbers."
+        ]
