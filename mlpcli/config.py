@@ -304,6 +304,13 @@ class DataConfig:
         metavar="PATTERN",
         repeatable=True,
     )
+    features_file: str | None = option(
+        None,
+        "File of feature column names, one a line ('#' starts a comment); with --features, "
+        "both are used.",
+        parse_optional_str,
+        metavar="FILE",
+    )
     drop: tuple[str, ...] = option(
         (),
         "Columns to leave out: names or glob patterns.",
@@ -426,6 +433,13 @@ class PreprocessConfig:
     )
     scale: str = option("standard", "Feature scaling.", choice(SCALE), choices=SCALE)
     log1p: bool = option(False, "Apply log(1 + x) to numeric features (counts).", parse_bool)
+    top_variance: int | None = option(
+        None,
+        "Keep only the N numeric features with the largest variance on the training rows "
+        "(wide data, p >> n); categorical features are kept [default: all].",
+        number(int, 1, optional=True),
+        metavar="N",
+    )
     min_level_count: int = option(
         5,
         "Categorical levels seen in fewer training rows pool into one level '__other__' "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -16,6 +17,7 @@ import math
 import platform
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,11 +142,12 @@ def load_table(path: str, settings: Settings) -> LoadedTable:
     ids = d.id
     if not ids and table.id_column is not None and table.id_column not in d.target:
         ids = (table.id_column,)  # R row names, the --transpose corner cell
+    features = [*d.features, *_features_file(d.features_file, table, d.strict)]
     selection = data.select_columns(
         table.frame,
         d.target,
         ids,
-        d.features or None,
+        features or None,
         drop,
         d.categorical,
         source=table.source,
@@ -168,6 +171,59 @@ def load_table(path: str, settings: Settings) -> LoadedTable:
     LOG.info(f"Task: {task.task}, {how}. Why: {task.reason}.{positive}")
     _check_class_count(task, len(frame), table.source, d.strict)
     return LoadedTable(table, selection, task, n_dropped)
+
+
+def _features_file(path: str | None, table: data.Table, strict: bool) -> list[str]:
+    """`--features-file`: names one a line; names the table lacks are counted in a warning."""
+    if path is None:
+        return []
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"Cannot read --features-file '{path}': {error}.") from None
+    names = [line.split("#", 1)[0].strip() for line in lines]
+    names = list(dict.fromkeys(name for name in names if name))
+    if not names:
+        raise UsageError(f"--features-file '{path}' lists no column names.")
+    present = {str(c) for c in table.frame.columns}
+    absent = [name for name in names if name not in present]
+    if len(absent) == len(names):
+        raise DataError(
+            f"None of the {len(names)} names in --features-file '{path}' is a column of "
+            f"'{table.source}' (first: '{names[0]}'); check the file and the table's layout "
+            "(--transpose)."
+        )
+    if absent:
+        shown = ", ".join(f"'{n}'" for n in absent[:5]) + (", ..." if len(absent) > 5 else "")
+        warn_or_fail(
+            f"{len(absent)} of the {len(names)} names in --features-file '{path}' are not "
+            f"columns of '{table.source}' and are skipped: {shown}.",
+            strict,
+        )
+    return [name for name in names if name in present]
+
+
+def _top_variance(
+    frame: pd.DataFrame, selection: data.ColumnSelection, n: int | None
+) -> data.ColumnSelection:
+    """`--top-variance N`: the N numeric features that vary most on these (training) rows, in
+    table order; categorical features stay. Fitted per training set, so cv folds do not leak."""
+    numeric = selection.numeric
+    if n is None or n >= len(numeric):
+        return selection
+    values = frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: NaN, last
+        variance = np.nanvar(values, axis=0)
+    order = np.argsort(-np.nan_to_num(variance, nan=-1.0), kind="stable")
+    keep = {numeric[i] for i in order[:n]}
+    features = [c for c in selection.features if c in keep or c in selection.categorical]
+    low, high = float(variance[order[n - 1]]), float(variance[order[0]])
+    LOG.info(
+        f"--top-variance {n}: kept the {n} most variable of {len(numeric)} numeric features "
+        f"(variance {low:.3g} to {high:.3g} on the training rows)."
+    )
+    return dataclasses.replace(selection, features=features)
 
 
 def _choose_positive(task: data.TaskInfo, positive: str | None) -> data.TaskInfo:
@@ -249,9 +305,10 @@ def encode_split(
     Regression targets are standardised with the training rows' statistics only, so nothing
     leaks from validation (or a cross-validation fold) into training.
     """
-    task, selection = loaded.task, loaded.selection
-    encoder = TargetEncoder().fit(train_frame, selection.targets, task.task, task.labels)
     p = settings.preprocess
+    task = loaded.task
+    selection = _top_variance(train_frame, loaded.selection, p.top_variance)
+    encoder = TargetEncoder().fit(train_frame, selection.targets, task.task, task.labels)
     pre = Preprocessor(
         impute=p.impute,
         fill_value=p.fill_value,

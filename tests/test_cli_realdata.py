@@ -492,3 +492,61 @@ def test_predict_suggests_only_options_it_has(tmp_path: Path) -> None:
             "those cells (missing values are imputed as in training) or replace them with "
             "numbers."
         ]
+
+
+# --- wide data: --top-variance, --features-file -----------------------------------------------
+
+
+def wide_csv(path: Path) -> Path:
+    """60 samples x 200 genes; gene g_i has standard deviation 1 + i/10, plus a batch column."""
+    rng = np.random.default_rng(5)
+    scale = 1 + np.arange(200) / 10
+    X = rng.normal(size=(60, 200)) * scale
+    frame = pd.DataFrame(X.round(4), columns=[f"g{i:03d}" for i in range(200)])
+    frame.insert(0, "batch", ["b1", "b2", "b3"] * 20)
+    frame["status"] = np.where(X[:, 199] > 0, "case", "ctrl")
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_top_variance_keeps_the_most_variable_training_features(tmp_path: Path) -> None:
+    data = wide_csv(tmp_path / "wide.csv")
+    model, split = tmp_path / "m.npz", tmp_path / "split.csv"
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--top-variance", "10", "--epochs", "2",
+        "--out", model, "--split-out", split,
+    )  # fmt: skip
+    assert code == 0, stderr
+    frame = pd.read_csv(data)
+    train = frame[pd.read_csv(split)["set"].to_numpy() == "train"]
+    genes = [c for c in frame.columns if c.startswith("g")]
+    variance = train[genes].var(ddof=0).sort_values(ascending=False, kind="stable")
+    top = sorted(variance.index[:10])
+    assert model_columns(model) == ["batch=b1", "batch=b2", "batch=b3", *top]
+    assert (
+        f"--top-variance 10: kept the 10 most variable of 200 numeric features (variance "
+        f"{variance.iloc[9]:.3g} to {variance.iloc[0]:.3g} on the training rows)." in stderr
+    )
+    code, stdout, stderr = run("predict", model, data, "--no-proba")  # the model needs only those
+    assert code == 0 and len(stdout.splitlines()) == 61
+
+
+def test_features_file_names_the_columns_and_counts_the_unknown(tmp_path: Path) -> None:
+    data = wide_csv(tmp_path / "wide.csv")
+    names = tmp_path / "genes.txt"
+    names.write_text("# curated panel\ng005\ng150  # a comment\n\ng042\nGENE_X\nGENE_Y\n")
+    model = tmp_path / "m.npz"
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--features-file", names, *FAST, "--out", model
+    )
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        f"2 of the 5 names in --features-file '{names}' are not columns of '{data}' and are "
+        "skipped: 'GENE_X', 'GENE_Y'."
+    ]
+    assert model_columns(model) == ["g005", "g042", "g150"]
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--features-file", names, "--strict", *FAST,
+        "--out", model,
+    )  # fmt: skip
+    assert code == 3 and errors_in(stderr)[0].startswith("2 of the 5 names in --features-file")
