@@ -204,6 +204,34 @@ LogFormat = Annotated[
     str,
     typer.Option("--log-format", help="Progress on stderr: text, or jsonl (one JSON per line)."),
 ]
+NJobs = Annotated[
+    int,
+    typer.Option(
+        "--n-jobs",
+        "-j",
+        help="Tasks run at once on this machine; -1 for every core. Each task has its own "
+        "seed and a fixed number of BLAS threads, so results do not depend on N.",
+        rich_help_panel="Parallel",
+    ),
+]
+Backend = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="Where tasks run: local (joblib processes) or dask (a dask.distributed cluster; "
+        'needs the dask extra: pip install ".\\[dask]" in the mlpcli checkout).',
+        rich_help_panel="Parallel",
+    ),
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Address of the dask scheduler for --backend dask, e.g. tcp://10.0.0.5:8786.",
+        rich_help_panel="Parallel",
+    ),
+]
 LogEvery = Annotated[
     int,
     typer.Option("--log-every", min=1, help="Plain-text progress every N epochs (non-terminals)."),

@@ -12,8 +12,11 @@ from typing import Annotated, Any
 import typer
 
 from mlpcli.cli_common import (
+    Backend,
     LogFormat,
+    NJobs,
     Quiet,
+    Scheduler,
     app,
     catch_signals,
     errors_to_exit_codes,
@@ -37,34 +40,6 @@ Repeats = Annotated[
         min=1,
         help="Repeat the K folds this many times, each with a different shuffle of the seed.",
         rich_help_panel="Cross-validation",
-    ),
-]
-NJobs = Annotated[
-    int,
-    typer.Option(
-        "--n-jobs",
-        "-j",
-        help="Tasks run at once on this machine; -1 for every core. Each task uses --threads "
-        "BLAS threads (default 1), so results do not depend on N.",
-        rich_help_panel="Parallel",
-    ),
-]
-Backend = Annotated[
-    str,
-    typer.Option(
-        "--backend",
-        help="Where tasks run: local (joblib processes) or dask (a dask.distributed cluster; "
-        'needs the dask extra: pip install ".\\[dask]" in the mlpcli checkout).',
-        rich_help_panel="Parallel",
-    ),
-]
-Scheduler = Annotated[
-    str | None,
-    typer.Option(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="Address of the dask scheduler for --backend dask, e.g. tcp://10.0.0.5:8786.",
-        rich_help_panel="Parallel",
     ),
 ]
 ConfigFile = Annotated[

@@ -7,9 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlpcli.cli_common import (
+    Backend,
     LogFormat,
     ModelArg,
+    NJobs,
     Quiet,
+    Scheduler,
     app,
     catch_signals,
     errors_to_exit_codes,
@@ -99,13 +102,9 @@ def explain(
             rich_help_panel="Permutation",
         ),
     ] = 0,
-    n_jobs: Annotated[
-        int,
-        typer.Option(
-            help="permutation: worker processes (-1: every core); results do not depend on it.",
-            rich_help_panel="Permutation",
-        ),
-    ] = 1,
+    n_jobs: NJobs = 1,
+    backend: Backend = "local",
+    scheduler: Scheduler = None,
     group_features: Annotated[
         str | None,
         typer.Option(help=GROUPS_HELP, metavar="FILE", rich_help_panel="Permutation"),
@@ -149,6 +148,9 @@ def explain(
 
     One-hot blocks and missing indicators count as their column. Explain held-out rows.
 
+    Permutation repeats run in parallel with --n-jobs, or on a dask cluster with --backend dask
+    --scheduler ADDRESS; the same --seed gives the same result either way.
+
     Example:
 
         mlpcli explain model.npz test.csv --repeats 20 --out importance.csv
@@ -170,6 +172,8 @@ def explain(
         repeats=repeats,
         seed=seed,
         n_jobs=n_jobs,
+        backend=backend,
+        scheduler=scheduler,
         steps=steps,
         rule=rule,
     )

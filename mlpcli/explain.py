@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import itertools
 import json
 import logging
 import math
@@ -36,7 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from mlpcli import config, data, metrics, workflows
+from mlpcli import config, data, metrics, parallel, workflows
 from mlpcli import task as tasks
 from mlpcli.errors import DataError, UsageError, choose, install_hint
 from mlpcli.nn.network import MLP
@@ -66,6 +65,9 @@ class ExplainOptions:
     repeats: int | None = None
     seed: int = 0
     n_jobs: int = 1
+    #: Where permutation repeats run: "local" processes, or "dask" with `scheduler`.
+    backend: str = "local"
+    scheduler: str | None = None
     groups: Mapping[str, Sequence[str]] | None = None
     steps: int | None = None
     rule: str | None = None
@@ -393,8 +395,8 @@ def permutation_importance(
     X = model.transform(frame)
     feats = _features(model, options.groups)
     baseline = scorer(model.net.forward(X))
-    seeds = np.random.SeedSequence(options.seed).spawn(len(feats.names))
-    scores = _run_parallel(model.net, X, feats.indices, scorer, repeats, seeds, options.n_jobs)
+    seeds = parallel.seed_streams(options.seed, len(feats.names))
+    scores = _run_parallel(model.net, X, feats.indices, scorer, repeats, seeds, options)
     sign = 1.0 if scorer.metric.greater_is_better else -1.0
     drops = sign * (baseline - np.vstack(scores))
     return Explanation(
@@ -424,20 +426,21 @@ def _run_parallel(
     scorer: _Scorer,
     repeats: int,
     seeds: list[np.random.SeedSequence],
-    n_jobs: int,
+    options: ExplainOptions,
 ) -> list[Floats]:
-    """Features split into one contiguous chunk per worker process (the network's scratch
-    buffers are not thread-safe, and one chunk per worker pickles X once per worker)."""
-    if n_jobs == 1 or len(indices) < 2:
-        return _score_features(net, X, indices, scorer, repeats, seeds)
-    from joblib import Parallel, cpu_count, delayed
-
-    workers = min(len(indices), cpu_count() if n_jobs < 0 else n_jobs)
-    bounds = np.linspace(0, len(indices), workers + 1).astype(int)
-    chunks = Parallel(n_jobs=workers)(
-        delayed(_score_features)(net, X, indices[a:b], scorer, repeats, seeds[a:b])
-        for a, b in itertools.pairwise(bounds)
-    )
+    """Features split into one contiguous chunk per worker (the network's scratch buffers are
+    not thread-safe, and one chunk per worker ships X once per worker); each feature keeps its
+    own seed, so the scores do not depend on the backend or the number of workers."""
+    n_jobs = -1 if options.n_jobs < 0 else options.n_jobs
+    with parallel.Executor(options.backend, options.scheduler, n_jobs) as executor:
+        workers = executor.n_workers
+        if workers == 1 or len(indices) < 2:
+            return _score_features(net, X, indices, scorer, repeats, seeds)
+        calls = [
+            (net, X, indices[a:b], scorer, repeats, seeds[a:b])
+            for a, b in parallel.chunk_bounds(len(indices), workers)
+        ]
+        chunks = executor.map(_score_features, calls, [net, X, scorer])
     return [scores for chunk in chunks for scores in chunk]
 
 
@@ -664,6 +667,10 @@ def check_options(options: ExplainOptions) -> None:
         raise UsageError(f"--steps must be at least 2, got {options.steps}.")
     if options.rule is not None:
         choose("integration rule", options.rule, RULES)
+    if (options.backend != "local" or options.scheduler) and options.method != "permutation":
+        raise UsageError(
+            f"--backend and --scheduler apply to --method permutation, not {options.method}."
+        )
     if options.n_jobs == 0:
         raise UsageError("--n-jobs must be a positive count, or -1 for every core; got 0.")
     if options.metric is not None:

@@ -1,5 +1,5 @@
 """Hyperparameter search over `train` options: grid or random, scored by cross-validation or by
-the validation split, run in parallel through `crossval.Executor` (joblib, or a dask cluster).
+the validation split, run in parallel through `parallel.Executor` (joblib, or a dask cluster).
 
 A search space is a TOML file whose keys are `train` option names (`hidden`, `lr`,
 `weight_decay` or `weight-decay`):
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpcli import config, crossval, metrics, workflows
+from mlpcli import config, crossval, metrics, parallel, workflows
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError, choose
 from mlpcli.outputs import atomic_path, write_text
@@ -469,7 +469,7 @@ def search(
 ) -> TuneResult:
     """Score every candidate of the space, by `cv`-fold cross-validation (repeated `repeats`
     times) or, without `cv`, on the validation split of `mlpcli train`."""
-    executor = crossval.Executor(backend, scheduler, n_jobs)
+    executor = parallel.Executor(backend, scheduler, n_jobs)
     if cv is None and repeats != 1:
         raise UsageError("--repeats needs --cv K: the validation split is drawn once.")
     candidates = make_candidates(space, settings, search, n_iter)

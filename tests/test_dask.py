@@ -169,6 +169,25 @@ def test_cv_on_the_cluster_equals_the_local_run(cluster: str, table: Path, tmp_p
     assert (tmp_path / "remote.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
+def test_explain_on_the_cluster_equals_the_local_run(
+    cluster: str, table: Path, tmp_path: Path
+) -> None:
+    mlpcli("train", table, "--target", "status", "--id", "sample", "--hidden", "4",
+           "--epochs", 20, "--out", "model.npz", "--quiet", cwd=tmp_path)  # fmt: skip
+    args = ["explain", "model.npz", table, "--repeats", 5, "--seed", 3, "--quiet"]
+    before = scheduler_counts(cluster)
+    mlpcli(*args, "--backend", "dask", "--scheduler", cluster, "--out", "remote.csv",
+           cwd=tmp_path)  # fmt: skip
+    after = scheduler_counts(cluster)
+    mlpcli(*args, "--n-jobs", 2, "--out", "local.csv", cwd=tmp_path)
+    mlpcli(*args, "--out", "serial.csv", cwd=tmp_path)
+    remote = (tmp_path / "remote.csv").read_bytes()
+    assert remote == (tmp_path / "local.csv").read_bytes() == (tmp_path / "serial.csv").read_bytes()
+    # The features' chunks ran on the cluster's two worker threads.
+    ran = {k: v.get("memory", 0) - before.get(k, {}).get("memory", 0) for k, v in after.items()}
+    assert sum(v for k, v in ran.items() if "_indexed" in k) == 2
+
+
 def test_an_unreachable_scheduler_is_a_usage_error(table: Path, tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
@@ -182,10 +201,10 @@ def test_an_unreachable_scheduler_is_a_usage_error(table: Path, tmp_path: Path) 
 
 
 def test_n_jobs_is_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    from mlpcli import crossval
+    from mlpcli import parallel
 
     with caplog.at_level(logging.WARNING, logger="mlpcli"):
-        crossval.Executor("dask", "tcp://127.0.0.1:1", n_jobs=4)  # no connection until entered
+        parallel.Executor("dask", "tcp://127.0.0.1:1", n_jobs=4)  # no connection until entered
     assert [r.getMessage() for r in caplog.records] == [
         "--n-jobs 4 is ignored with --backend dask: every worker thread of the cluster runs tasks."
     ]

@@ -351,8 +351,14 @@ def test_permutation_needs_the_target_but_gradients_do_not(
         (ex.ExplainOptions(metric="r2"), "--metric 'r2' does not apply to a binary model"),
         (ex.ExplainOptions(n_jobs=0), "--n-jobs"),
         (ex.ExplainOptions("integrated-gradients", rule="simpson"), "choose one of"),
+        (ex.ExplainOptions("gradient", backend="dask"), "--backend and --scheduler apply to"),
+        (ex.ExplainOptions(backend="spark"), "--backend got 'spark'; choose one of: local, dask"),
+        (ex.ExplainOptions(backend="dask"), "--backend dask needs --scheduler ADDRESS"),
     ],
-    ids=["method", "metric", "groups", "steps", "repeats", "metric-task", "n-jobs", "rule"],
+    ids=[
+        *("method", "metric", "groups", "steps", "repeats", "metric-task", "n-jobs", "rule"),
+        *("backend-method", "backend", "no-scheduler"),
+    ],
 )
 def test_bad_options_are_usage_errors(
     models: dict[str, workflows.TrainedModel],
