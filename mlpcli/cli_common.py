@@ -197,6 +197,15 @@ def catch_signals() -> Iterator[Signals]:
 
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.")]
+Transpose = Annotated[
+    bool | None,
+    typer.Option(
+        "--transpose/--no-transpose",
+        help="DATA is features x samples (genes as rows) \\[default: as in training].",
+        show_default=False,
+        rich_help_panel="Reading",
+    ),
+]
 ModelArg = Annotated[
     str, typer.Argument(help="Model file written by `mlpcli train`.", metavar="MODEL")
 ]

@@ -13,6 +13,7 @@ from mlpcli.cli_common import (
     NJobs,
     Quiet,
     Scheduler,
+    Transpose,
     app,
     catch_signals,
     errors_to_exit_codes,
@@ -139,6 +140,7 @@ def explain(
     decimal: Annotated[
         str | None, typer.Option(help="Decimal mark of DATA \\[default: as in training].")
     ] = None,
+    transpose: Transpose = None,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
 ) -> None:
@@ -186,6 +188,7 @@ def explain(
             baseline_path=baseline,
             sep=sep,
             decimal=decimal,
+            transpose=transpose,
         )
         if out is not None:
             lib.write_table(result, out)

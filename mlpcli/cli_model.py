@@ -16,6 +16,7 @@ from mlpcli.cli_common import (
     LogFormat,
     ModelArg,
     Quiet,
+    Transpose,
     app,
     catch_signals,
     errors_to_exit_codes,
@@ -104,6 +105,7 @@ def predict(
     chunk_size: ChunkSize = None,
     sep: Sep = None,
     decimal: Decimal = None,
+    transpose: Transpose = None,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
 ) -> None:
@@ -129,6 +131,7 @@ def predict(
         chunk_size=chunk_size,
         sep=sep,
         decimal=decimal,
+        transpose=transpose,
     )
     with catch_signals():
         summary = predicting.predict_file(model, data, out, options)
@@ -178,6 +181,7 @@ def evaluate(
     chunk_size: ChunkSize = None,
     sep: Sep = None,
     decimal: Decimal = None,
+    transpose: Transpose = None,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
 ) -> None:
@@ -218,6 +222,7 @@ def evaluate(
             decimal=decimal,
             chunk_size=chunk_size,
             command=list(sys.argv),
+            transpose=transpose,
         )
         document = evaluation.document
         text = predicting.to_json(document)

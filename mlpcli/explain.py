@@ -686,15 +686,26 @@ def explain(model: TrainedModel, frame: pd.DataFrame, options: ExplainOptions) -
 
 
 def read_data(
-    model: TrainedModel, path: str, sep: str | None = None, decimal: str | None = None
+    model: TrainedModel,
+    path: str,
+    sep: str | None = None,
+    decimal: str | None = None,
+    transpose: bool | None = None,
 ) -> data.Table:
     """Read a table as the model's training table was read (same separator, decimal mark,
-    missing-value tokens), unless `sep` or `decimal` override them."""
-    settings = config.Settings.from_dict(model.metadata.get("settings", {}))
-    changes = {k: v for k, v in {"sep": sep, "decimal": decimal}.items() if v is not None}
-    if changes:
-        settings = settings.replace(**changes)
-    return workflows.read(path, settings)
+    missing-value tokens, layout), unless `sep`, `decimal` or `transpose` override them; a
+    table lacking the model's features is an error that says if it looks transposed."""
+    from mlpcli import predicting
+
+    settings = predicting.model_settings(model, sep, decimal, transpose)
+    table = workflows.read(path, settings)
+    predicting.check_columns(
+        model,
+        table.frame.columns,
+        table.source,
+        hint=lambda: predicting.transposed_hint(model, path, settings.data.transpose, settings),
+    )
+    return table
 
 
 def explain_files(
@@ -706,18 +717,19 @@ def explain_files(
     baseline_path: str | None = None,
     sep: str | None = None,
     decimal: str | None = None,
+    transpose: bool | None = None,
 ) -> Explanation:
     """`mlpcli explain` as a function: load the model, read the tables, explain, record inputs."""
     if groups_path is not None:
         options = dataclasses.replace(options, groups=read_groups(groups_path))
     check_options(options)
     model = workflows.load_trained(model_path)
-    table = read_data(model, data_path, sep, decimal)
+    table = read_data(model, data_path, sep, decimal, transpose)
     inputs = {str(model_path): sha256_file(model_path), table.source: table.sha256}
     if groups_path is not None:
         inputs[str(groups_path)] = sha256_file(groups_path)
     if baseline_path is not None:
-        baseline = read_data(model, baseline_path, sep, decimal)
+        baseline = read_data(model, baseline_path, sep, decimal, transpose)
         inputs[baseline.source] = baseline.sha256
         options = dataclasses.replace(options, baseline=baseline.frame)
     result = explain(model, table.frame, options)

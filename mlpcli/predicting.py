@@ -64,13 +64,44 @@ FORWARD_BLOCK = 1024
 
 
 # --------------------------------------------------------------------------- reading
-def model_settings(model: TrainedModel, sep: str | None, decimal: str | None) -> Settings:
-    """The training run's settings, with `--sep`/`--decimal` overriding how DATA is read."""
+def model_settings(
+    model: TrainedModel, sep: str | None, decimal: str | None, transpose: bool | None = None
+) -> Settings:
+    """The training run's settings, with `--sep`/`--decimal`/`--transpose` overriding how DATA
+    is read."""
     from mlpcli.config import Settings
 
     settings = Settings.from_dict(model.metadata.get("settings", {}))
-    changes = {k: v for k, v in {"sep": sep, "decimal": decimal}.items() if v is not None}
+    given = {"sep": sep, "decimal": decimal, "transpose": transpose}
+    changes = {k: v for k, v in given.items() if v is not None}
     return settings.replace(**changes) if changes else settings
+
+
+def transposed_hint(model: TrainedModel, path: str, transposed: bool, settings: Settings) -> str:
+    """When a table lacks the model's features, say so if it looks laid out the other way:
+    its first column (or, read with --transpose, its header) holds the feature names."""
+    from mlpcli import workflows
+    from mlpcli.errors import MlpcliError
+
+    if path == "-" or not Path(path).is_file():
+        return ""
+    plain = settings.replace(transpose=False)
+    try:
+        frame = workflows.read(path, plain).frame
+    except MlpcliError:
+        return ""
+    names = {str(c) for c in frame.columns} if transposed else set(frame.iloc[:, 0].astype(str))
+    features = model.preprocessor.input_columns
+    found = sum(name in names for name in features)
+    if found < max(1, len(features) // 2):
+        return ""
+    where = "header" if transposed else "first column"
+    option = "--no-transpose" if transposed else "--transpose"
+    return (
+        f" Its {where} holds {found} of the model's {len(features)} feature names, so the table "
+        f"looks {'not ' if transposed else ''}transposed (features as "
+        f"{'columns' if transposed else 'rows'}); pass {option}."
+    )
 
 
 def open_chunks(
@@ -82,12 +113,13 @@ def open_chunks(
     text_columns: Sequence[str] = (),
     checksum: bool = True,
     extra_columns: Sequence[str] = (),
+    transpose: bool | None = None,
 ) -> TableChunks:
     """A `data.TableChunks` reading `path` as the model's training table was read, parsing only
     the model's feature columns plus `text_columns` and `extra_columns`."""
     from mlpcli.data import TableChunks
 
-    d = model_settings(model, sep, decimal).data
+    d = model_settings(model, sep, decimal, transpose).data
     return TableChunks(
         path,
         chunk_rows(model, chunk_size),
@@ -189,9 +221,14 @@ def forward(model: TrainedModel, frame: pd.DataFrame) -> NDArray[np.floating]:
 
 
 def check_columns(
-    model: TrainedModel, columns: Iterable[Any], source: str, targets: Sequence[str] = ()
+    model: TrainedModel,
+    columns: Iterable[Any],
+    source: str,
+    targets: Sequence[str] = (),
+    hint: Callable[[], str] = str,
 ) -> None:
-    """Every feature (and target) column the model needs is in the table; names all missing."""
+    """Every feature (and target) column the model needs is in the table; names all missing
+    (and adds `hint()`, e.g. that the table looks transposed)."""
     present = {str(c) for c in columns}
     for what, needed in (("target", targets), ("feature", model.preprocessor.input_columns)):
         missing = [c for c in needed if c not in present]
@@ -200,7 +237,7 @@ def check_columns(
             more = f" and {len(missing) - 50} more" if len(missing) > 50 else ""
             raise DataError(
                 f"'{source}' lacks {len(missing)} {what} column(s) the model needs: {shown}{more}; "
-                "give a table with the columns of the training table (in any order)."
+                "give a table with the columns of the training table (in any order)." + hint()
             )
 
 
@@ -269,6 +306,18 @@ def _load(model: TrainedModel | str | Path) -> TrainedModel:
     return model
 
 
+def _hint(
+    model: TrainedModel,
+    path: str,
+    sep: str | None,
+    decimal: str | None,
+    transpose: bool | None,
+) -> Callable[[], str]:
+    """`transposed_hint` for `check_columns`, computed only when columns are missing."""
+    settings = model_settings(model, sep, decimal, transpose)
+    return lambda: transposed_hint(model, path, settings.data.transpose, settings)
+
+
 # --------------------------------------------------------------------------- predict
 @dataclass(frozen=True)
 class PredictOptions:
@@ -280,6 +329,7 @@ class PredictOptions:
     chunk_size: int | None = None  # None: CHUNK_CELLS worth
     sep: str | None = None  # None: as in training
     decimal: str | None = None
+    transpose: bool | None = None
 
 
 @dataclass
@@ -506,6 +556,7 @@ def predict_file(
             options.decimal,
             text_ids,
             checksum=False,
+            transpose=options.transpose,
         ) as table,
         table_writer(out) as write,
         _unseen_level_summary(),
@@ -515,7 +566,12 @@ def predict_file(
         ids: list[str] = []
         for chunk in chunks:
             if summary.n_chunks == 0:
-                check_columns(model, chunk.columns, table.source)
+                check_columns(
+                    model,
+                    chunk.columns,
+                    table.source,
+                    hint=_hint(model, data_path, options.sep, options.decimal, options.transpose),
+                )
                 ids = id_columns(model, chunk.columns, table.source, options.ids)
             frame = prediction_frame(
                 model, chunk, ids, options.proba, threshold, first_row=summary.n_rows + 1
@@ -579,6 +635,7 @@ def evaluate_file(
     decimal: str | None = None,
     chunk_size: int | None = None,
     command: list[str] | None = None,
+    transpose: bool | None = None,
 ) -> dict[str, Any]:
     """`mlpcli evaluate`: metrics of a saved model on a table with the target column(s).
 
@@ -593,6 +650,7 @@ def evaluate_file(
         decimal=decimal,
         chunk_size=chunk_size,
         command=command,
+        transpose=transpose,
     ).document
 
 
@@ -605,6 +663,7 @@ def evaluate_table(
     decimal: str | None = None,
     chunk_size: int | None = None,
     command: list[str] | None = None,
+    transpose: bool | None = None,
 ) -> Evaluation:
     """`evaluate_file`, keeping the arrays for plots."""
     from mlpcli import workflows
@@ -619,13 +678,16 @@ def evaluate_table(
     truths: list[NDArray[Any]] = []
     n_rows = n_missing = 0
     with (
-        open_chunks(model, data_path, chunk_size, sep, decimal, extra_columns=targets) as table,
+        open_chunks(
+            model, data_path, chunk_size, sep, decimal, extra_columns=targets, transpose=transpose
+        ) as table,
         _unseen_level_summary(),
         closing(prefetch(table)) as chunks,
     ):
         for chunk in chunks:
             if n_rows == 0:
-                check_columns(model, chunk.columns, table.source, targets)
+                hint = _hint(model, data_path, sep, decimal, transpose)
+                check_columns(model, chunk.columns, table.source, targets, hint)
             n_rows += len(chunk)
             present = chunk[targets].notna().all(axis=1).to_numpy()
             n_missing += int((~present).sum())

@@ -550,3 +550,39 @@ def test_features_file_names_the_columns_and_counts_the_unknown(tmp_path: Path) 
         "--out", model,
     )  # fmt: skip
     assert code == 3 and errors_in(stderr)[0].startswith("2 of the 5 names in --features-file")
+
+
+# --- layout in predict, evaluate, explain -----------------------------------------------------
+
+
+def test_a_transposed_table_is_named_and_read_with_transpose(tmp_path: Path) -> None:
+    frame = measurements(40)
+    frame.insert(0, "sample", [f"S{i:02d}" for i in range(40)])
+    data = tmp_path / "d.csv"
+    frame.to_csv(data, index=False)
+    model = tmp_path / "m.npz"
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--id", "sample", *FAST, "--out", model
+    )
+    assert code == 0, stderr
+    genes = tmp_path / "genes.csv"  # the same samples as a features x samples matrix
+    frame.set_index("sample").T.rename_axis("sample").to_csv(genes)
+    hint = (
+        " Its first column holds 2 of the model's 2 feature names, so the table looks transposed "
+        "(features as rows); pass --transpose."
+    )
+    advice = "give a table with the columns of the training table (in any order)."
+    for command, lacks in (
+        ("predict", "2 feature column(s) the model needs: 'x1', 'x2'"),
+        ("explain", "2 feature column(s) the model needs: 'x1', 'x2'"),
+        ("evaluate", "1 target column(s) the model needs: 'status'"),
+    ):
+        code, _, stderr = run(command, model, genes)
+        assert code == 3, (command, stderr)
+        assert errors_in(stderr) == [f"'{genes}' lacks {lacks}; {advice}{hint}"], command
+    code, stdout, stderr = run("predict", model, genes, "--transpose", "--no-proba")
+    assert code == 0, stderr
+    expected = run("predict", model, data, "--no-proba")[1]
+    assert stdout == expected
+    code, _, stderr = run("evaluate", model, genes, "--transpose")
+    assert code == 0, stderr
