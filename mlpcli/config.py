@@ -304,6 +304,19 @@ class DataConfig:
         metavar="PATTERN",
         repeatable=True,
     )
+    labels: str | None = option(
+        None,
+        "A separate sample sheet (targets, groups, covariates) joined to DATA by the --on "
+        "column; IDs found in only one of the tables are counted in a warning.",
+        parse_optional_str,
+        metavar="FILE",
+    )
+    on: str | None = option(
+        None,
+        "The ID column shared by DATA and the --labels sample sheet [default: DATA's row ID].",
+        parse_optional_str,
+        metavar="COL",
+    )
     features_file: str | None = option(
         None,
         "File of feature column names, one a line ('#' starts a comment); with --features, "

@@ -85,6 +85,7 @@ class LoadedTable:
     selection: data.ColumnSelection
     task: data.TaskInfo
     n_dropped: int
+    extra_inputs: dict[str, str] = field(default_factory=dict)  # --labels: source -> sha256
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -133,6 +134,7 @@ def load_table(path: str, settings: Settings) -> LoadedTable:
     if not d.target:
         raise UsageError("Name the target column with --target COL.")
     table = read(path, settings)
+    extra_inputs = _join_labels(table, settings)
     drop = list(d.drop)
     if d.group is not None:
         if d.group not in table.frame.columns:
@@ -170,7 +172,60 @@ def load_table(path: str, settings: Settings) -> LoadedTable:
         positive = f" Positive class: '{task.labels[1]}' ({why})."
     LOG.info(f"Task: {task.task}, {how}. Why: {task.reason}.{positive}")
     _check_class_count(task, len(frame), table.source, d.strict)
-    return LoadedTable(table, selection, task, n_dropped)
+    return LoadedTable(table, selection, task, n_dropped, extra_inputs)
+
+
+def _join_labels(table: data.Table, settings: Settings) -> dict[str, str]:
+    """`--labels FILE --on COL`: add the sample sheet's columns to each row of DATA with the
+    same ID. Rows of DATA without an entry get missing targets (dropped with a warning later);
+    both kinds of unmatched IDs are counted and named in one warning."""
+    d = settings.data
+    if d.labels is None:
+        if d.on is not None:
+            raise UsageError("--on names the ID column of a --labels sample sheet; add --labels.")
+        return {}
+    on = d.on or table.id_column
+    if on is None:
+        raise UsageError("--labels needs --on COL, the ID column shared by both tables.")
+    sheet = data.read_table(
+        d.labels, na_values=d.na_values, encoding=d.encoding, text_columns=(on,)
+    )
+    for where, frame in ((table.source, table.frame), (sheet.source, sheet.frame)):
+        if on not in frame.columns:
+            raise DataError(f"--on column '{on}' not found in '{where}'.")
+    keys = sheet.frame[on].astype(str)
+    if keys.duplicated().any():
+        first = keys[keys.duplicated()].iloc[0]
+        raise DataError(
+            f"'{sheet.source}': the --on column '{on}' repeats '{first}'; a sample sheet needs "
+            "one row per ID."
+        )
+    shared = sorted(set(sheet.frame.columns) & set(table.frame.columns) - {on})
+    if shared:
+        raise DataError(
+            f"Columns {', '.join(map(repr, shared[:5]))} are in both '{table.source}' and "
+            f"'{sheet.source}'; drop them from one table."
+        )
+    ids = table.frame[on].astype(str)
+    unlabelled = ids[~ids.isin(set(keys))]
+    unused = keys[~keys.isin(set(ids))]
+    if len(unlabelled) or len(unused):
+        parts = []
+        if len(unlabelled):
+            parts.append(
+                f"{len(unlabelled)} of {len(ids)} rows of '{table.source}' have no entry "
+                f"(e.g. '{unlabelled.iloc[0]}')"
+            )
+        if len(unused):
+            parts.append(
+                f"{len(unused)} of {len(keys)} IDs of the sheet have no row in the data "
+                f"(e.g. '{unused.iloc[0]}')"
+            )
+        warn_or_fail(f"--labels '{sheet.source}' joined on '{on}': {'; '.join(parts)}.", d.strict)
+    extra = sheet.frame.drop(columns=on).set_axis(keys.to_numpy())
+    joined = extra.reindex(ids.to_numpy()).reset_index(drop=True)
+    table.frame = pd.concat([table.frame.reset_index(drop=True), joined], axis=1)
+    return {sheet.source: sheet.sha256}
 
 
 def _features_file(path: str | None, table: data.Table, strict: bool) -> list[str]:
@@ -356,7 +411,7 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
     d = settings.data
     loaded = load_table(path, settings)
     frame = loaded.frame
-    inputs = {loaded.table.source: loaded.table.sha256}
+    inputs = {loaded.table.source: loaded.table.sha256, **loaded.extra_inputs}
     valid_frame: pd.DataFrame | None = None
     train_idx, valid_idx = np.arange(len(frame)), np.arange(0)
     if d.valid_file is not None:

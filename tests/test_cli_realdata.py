@@ -586,3 +586,50 @@ def test_a_transposed_table_is_named_and_read_with_transpose(tmp_path: Path) -> 
     assert stdout == expected
     code, _, stderr = run("evaluate", model, genes, "--transpose")
     assert code == 0, stderr
+
+
+# --- sample sheets: --labels FILE --on COL ----------------------------------------------------
+
+
+def test_labels_sheet_is_joined_by_id_and_unmatched_ids_are_named(tmp_path: Path) -> None:
+    import json
+
+    frame = measurements(80)
+    frame.insert(0, "sample", [f"S{i:02d}" for i in range(80)])
+    features = tmp_path / "expr.csv"
+    frame.drop(columns="status").iloc[:78].to_csv(features, index=False)  # S78, S79 absent
+    sheet = frame[["sample", "status"]].iloc[3:].assign(patient=[f"P{i // 2}" for i in range(77)])
+    labels = tmp_path / "samples.tsv"
+    sheet.to_csv(labels, sep="\t", index=False)  # S00-S02 unlabelled
+    model, metrics = tmp_path / "m.npz", tmp_path / "m.json"
+    code, _, stderr = run(
+        "train", features, "--labels", labels, "--on", "sample", "--id", "sample",
+        "--target", "status", "--group", "patient", *FAST, "--out", model,
+        "--metrics-out", metrics,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        f"--labels '{labels}' joined on 'sample': 3 of 78 rows of '{features}' have no entry "
+        "(e.g. 'S00'); 2 of 77 IDs of the sheet have no row in the data (e.g. 'S78').",
+        f"{features}: dropped 3 row(s) whose target is missing.",
+    ]
+    assert model_columns(model) == ["x1", "x2"]
+    inputs = json.loads(metrics.read_text())["provenance"]["inputs"]
+    assert [entry["path"] for entry in inputs] == [str(features), str(labels)]
+
+
+def test_labels_sheet_with_a_repeated_id_is_refused(tmp_path: Path) -> None:
+    frame = measurements(20)
+    frame.insert(0, "sample", [f"S{i:02d}" for i in range(20)])
+    frame.drop(columns="status").to_csv(tmp_path / "x.csv", index=False)
+    sheet = frame[["sample", "status"]]
+    pd.concat([sheet, sheet.iloc[:1]]).to_csv(tmp_path / "y.csv", index=False)
+    code, _, stderr = run(
+        "train", tmp_path / "x.csv", "--labels", tmp_path / "y.csv", "--on", "sample",
+        "--target", "status", *FAST, "--out", tmp_path / "m.npz",
+    )  # fmt: skip
+    assert code == 3
+    assert errors_in(stderr) == [
+        f"'{tmp_path / 'y.csv'}': the --on column 'sample' repeats 'S00'; a sample sheet needs "
+        "one row per ID."
+    ]
