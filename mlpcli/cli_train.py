@@ -182,6 +182,67 @@ def train(
         raise typer.Exit(128 + (signals.signum or signal.SIGINT))
 
 
+@app.command()
+@errors_to_exit_codes
+def split(
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Table to split (CSV/TSV, maybe compressed, Parquet, Feather or Excel).",
+            show_default=False,
+            metavar="DATA",
+        ),
+    ],
+    *,
+    test_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of rows (or groups) in the test table.")
+    ] = 0.2,
+    group: Annotated[
+        str | None,
+        typer.Option(help="Column of groups (patients) kept whole on one side.", metavar="COL"),
+    ] = None,
+    stratify: Annotated[
+        str | None,
+        typer.Option(
+            help="Column (the target) whose class proportions both sides keep.", metavar="COL"
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same split.")] = 0,
+    sep: Annotated[
+        str | None,
+        typer.Option(
+            help="Field delimiter \\[default: from the extension, else sniffed].", metavar="CHAR"
+        ),
+    ] = None,
+    out_dir: Annotated[
+        str, typer.Option(help="Folder for the train, test and listing files.", metavar="DIR")
+    ] = ".",
+    quiet: Quiet = False,
+    log_format: LogFormat = "text",
+) -> None:
+    """Split a table into DATA.train and DATA.test files, in DATA's format, and a listing.
+
+    Cells are copied as written and rows keep their order; `<stem>.split.csv` lists each row
+    number (and group) with its set. Train on one file and report on the other.
+
+    Example:
+
+        mlpcli split cohort.csv --test-fraction 0.2 --group patient --stratify subtype
+    """
+    from mlpcli import tablesplit
+
+    reporter = make_reporter(quiet, log_format)
+    with catch_signals():
+        result = tablesplit.split_table(
+            data, test_fraction, out_dir, group=group, stratify=stratify, seed=seed, sep=sep
+        )
+    reporter.message(
+        f"Wrote {result.n_train} training row(s) to {result.train}, {result.n_test} test row(s) "
+        f"to {result.test} and the listing to {result.listing}."
+    )
+    reporter.close()
+
+
 def _summary(outcome: Any) -> Any:
     from mlpcli.display import summary_table
 

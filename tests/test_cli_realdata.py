@@ -633,3 +633,41 @@ def test_labels_sheet_with_a_repeated_id_is_refused(tmp_path: Path) -> None:
         f"'{tmp_path / 'y.csv'}': the --on column 'sample' repeats 'S00'; a sample sheet needs "
         "one row per ID."
     ]
+
+
+# --- mlpcli split -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["cohort.csv", "cohort.tsv.gz", "cohort.parquet"])
+def test_split_writes_train_and_test_in_the_input_format(tmp_path: Path, name: str) -> None:
+    frame = measurements(100)
+    frame.insert(0, "patient", [f"P{i // 4:02d}" for i in range(100)])
+    frame["x1"] = [f"{v:.6f}" for v in frame["x1"]]  # six decimals must survive as written
+    data = tmp_path / name
+    if name.endswith(".parquet"):
+        pytest.importorskip("pyarrow")
+        frame.to_parquet(data)
+    else:
+        frame.to_csv(data, sep="\t" if ".tsv" in name else ",", index=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, stderr = run(
+        "split", data, "--test-fraction", "0.25", "--group", "patient", "--seed", "1",
+        "--out-dir", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    suffix = name.partition(".")[2]
+    train, test = out / f"cohort.train.{suffix}", out / f"cohort.test.{suffix}"
+    # Groups of 4 rows: 6 patients (24 rows) are closest to a quarter of 100.
+    assert f"Wrote 76 training row(s) to {train}, 24 test row(s) to {test}" in stderr
+    read = pd.read_parquet if suffix == "parquet" else lambda p: pd.read_csv(
+        p, sep="\t" if ".tsv" in name else ",", dtype={"x1": str}
+    )
+    a, b = read(train), read(test)
+    assert set(a["patient"]).isdisjoint(b["patient"])
+    assert sorted([*a["x1"], *b["x1"]]) == sorted(frame["x1"])
+    listing = pd.read_csv(out / "cohort.split.csv")
+    assert list(listing.columns) == ["row", "patient", "set"]
+    assert (listing["set"] == "test").sum() == 24
+    code, _, stderr = run("train", train, "--target", "status", *FAST, "--out", tmp_path / "m")
+    assert code == 0, stderr
