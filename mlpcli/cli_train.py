@@ -90,6 +90,15 @@ def train(
             rich_help_panel="Output",
         ),
     ] = None,
+    test_file: Annotated[
+        str | None,
+        typer.Option(
+            help="A held-out table scored after training; its metrics are reported as 'test', "
+            "apart from the validation ones.",
+            metavar="FILE",
+            rich_help_panel="Output",
+        ),
+    ] = None,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
     log_every: LogEvery = 10,
@@ -116,6 +125,7 @@ def train(
         {
             "DATA": data,
             "--valid-file": settings.data.valid_file,
+            "--test-file": test_file,
             "--config": config,
             "--resume": resume,
         },
@@ -145,6 +155,7 @@ def train(
                 checkpoint=checkpoint,
                 checkpoint_every=checkpoint_every,
                 resume=resume,
+                test_file=test_file,
             )
         finally:
             signals.training = False
@@ -254,7 +265,7 @@ def _summary(outcome: Any) -> Any:
         ("stop reason", result.stop_reason),
         (f"best {result.monitor}", result.best_value),
     ]
-    for split in ("validation", "train"):
+    for split in ("validation", "test", "train"):
         report = outcome.metrics.get(split)
         if report:
             for key in (

@@ -639,12 +639,14 @@ def train(
     checkpoint: str | None = None,
     checkpoint_every: int = 1,
     resume: str | None = None,
+    test_file: str | None = None,
 ) -> TrainOutcome:
     """Read, prepare, train and evaluate; returns everything needed to save the model.
 
     `on_start` hears about the prepared data just before the first epoch. With `checkpoint`,
     the best model so far plus the whole loop state is saved every `checkpoint_every` epochs;
     `resume` continues from such a file and ends with the weights of an uninterrupted run.
+    `test_file` is scored after training, as "test" metrics kept apart from validation ones.
     """
     rng = np.random.default_rng(settings.train.seed)
     prepared = prepare_data(path, settings, rng)
@@ -680,8 +682,26 @@ def train(
         report["validation"] = evaluation_report(
             prepared.target_encoder, net, prepared.X_val, prepared.y_index_val, prepared.Y_val
         )
+    if test_file is not None:
+        report["test"] = _test_report(test_file, settings, prepared, net)
     metadata, arrays = model_contents(settings, prepared, net, result, report, command)
     return TrainOutcome(settings, prepared, net, result, report, metadata, arrays)
+
+
+def _test_report(path: str, settings: Settings, prepared: PreparedData, net: MLP) -> dict[str, Any]:
+    """`train --test-file`: metrics of the trained network on a table it never saw (neither
+    training nor early stopping); its checksum joins the provenance."""
+    table = read(path, settings)
+    frame, n_dropped = data.drop_missing_targets(
+        table.frame, prepared.selection.targets, source=table.source
+    )
+    if n_dropped:
+        LOG.warning(f"{table.source}: dropped {n_dropped} test row(s) whose target is missing.")
+    dtype = np.dtype(settings.model.dtype)
+    X = prepared.preprocessor.transform(frame, dtype)
+    y_index, Y = _encode(prepared.target_encoder, frame, dtype)
+    prepared.inputs[table.source] = table.sha256
+    return evaluation_report(prepared.target_encoder, net, X, y_index, Y)
 
 
 def provenance(

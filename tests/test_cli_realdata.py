@@ -671,3 +671,34 @@ def test_split_writes_train_and_test_in_the_input_format(tmp_path: Path, name: s
     assert (listing["set"] == "test").sum() == 24
     code, _, stderr = run("train", train, "--target", "status", *FAST, "--out", tmp_path / "m")
     assert code == 0, stderr
+
+
+def test_train_test_file_reports_test_metrics_apart_from_validation(tmp_path: Path) -> None:
+    import json
+
+    data = tmp_path / "cohort.csv"
+    measurements(200).to_csv(data, index=False)
+    assert run("split", data, "--test-fraction", "0.25", "--stratify", "status",
+               "--out-dir", tmp_path)[0] == 0  # fmt: skip
+    model, metrics = tmp_path / "m.npz", tmp_path / "m.json"
+    code, _, stderr = run(
+        "train", tmp_path / "cohort.train.csv", "--target", "status", "--epochs", "5",
+        "--test-file", tmp_path / "cohort.test.csv", "--out", model, "--metrics-out", metrics,
+    )  # fmt: skip
+    assert code == 0, stderr
+    document = json.loads(metrics.read_text())
+    assert sorted(document["metrics"]) == ["test", "train", "validation"]
+    assert document["metrics"]["test"]["n_samples"] == 50
+    assert document["metrics"]["validation"]["n_samples"] == 30
+    inputs = [entry["path"] for entry in document["provenance"]["inputs"]]
+    assert inputs == [str(tmp_path / "cohort.train.csv"), str(tmp_path / "cohort.test.csv")]
+    summary = [line for line in stderr.splitlines() if line.startswith("│") and "accuracy" in line]
+    assert [line.split("│")[1].strip() for line in summary if "balanced" not in line] == [
+        "validation accuracy",
+        "test accuracy",
+        "train accuracy",
+    ]
+    # The test metrics are those evaluate computes on the same table.
+    code, stdout, _ = run("evaluate", model, tmp_path / "cohort.test.csv", "--json")
+    evaluated = json.loads(stdout)
+    assert evaluated["metrics"]["accuracy"] == document["metrics"]["test"]["accuracy"]
