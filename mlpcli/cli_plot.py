@@ -46,8 +46,9 @@ def plot(
     """
     from pathlib import Path
 
-    from mlpcli import modelfile, plotting, workflows
+    from mlpcli import modelfile, plotting
     from mlpcli.outputs import check_paths, sha256_file
+    from mlpcli.outputs import provenance as provenance_of
 
     reporter = make_reporter(quiet, log_format)
     plotting.require_matplotlib("mlpcli plot")
@@ -56,7 +57,7 @@ def plot(
     with catch_signals():
         metadata = modelfile.read_metadata(model)
         seed = metadata.get("settings", {}).get("train", {}).get("seed")
-        provenance = workflows.provenance(None, {model: sha256_file(model)}, seed)
+        provenance = provenance_of(None, {model: sha256_file(model)}, seed)
         plotting.plot_training(metadata, out, Path(model).name, provenance)
     reporter.message(f"Wrote {out}")
     reporter.close()

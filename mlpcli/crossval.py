@@ -34,7 +34,7 @@ from mlpcli import metrics, splitting, workflows
 from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError
-from mlpcli.outputs import atomic_path, write_text
+from mlpcli.outputs import atomic_path, provenance, write_text
 from mlpcli.parallel import Executor
 from mlpcli.preprocessing import TargetEncoder
 
@@ -440,7 +440,7 @@ class CVResult:
                 for r in self.results
             ],
             "settings": self.settings.to_dict(),
-            "provenance": workflows.provenance(command, self.inputs, self.settings.train.seed),
+            "provenance": provenance(command, self.inputs, self.settings.train.seed),
         }
 
 

@@ -39,9 +39,9 @@ from mlpcli import config, data, metrics, parallel, workflows
 from mlpcli import task as tasks
 from mlpcli.errors import DataError, UsageError, choose, install_hint
 from mlpcli.nn.network import MLP
-from mlpcli.outputs import atomic_path, sha256_file
+from mlpcli.outputs import atomic_path, provenance, sha256_file
 from mlpcli.preprocessing import TargetEncoder
-from mlpcli.workflows import TrainedModel
+from mlpcli.trained import TrainedModel, load_trained
 
 LOG = logging.getLogger("mlpcli")
 
@@ -170,7 +170,7 @@ class Explanation:
             "baseline": self.baseline,
             "completeness": self.completeness,
             "features": rows,
-            "provenance": workflows.provenance(command, self.inputs, self.seed),
+            "provenance": provenance(command, self.inputs, self.seed),
         }
 
     def to_json(self, command: list[str] | None = None) -> str:
@@ -723,7 +723,7 @@ def explain_files(
     if groups_path is not None:
         options = dataclasses.replace(options, groups=read_groups(groups_path))
     check_options(options)
-    model = workflows.load_trained(model_path)
+    model = load_trained(model_path)
     table = read_data(model, data_path, sep, decimal, transpose)
     inputs = {str(model_path): sha256_file(model_path), table.source: table.sha256}
     if groups_path is not None:

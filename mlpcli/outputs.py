@@ -7,6 +7,7 @@
   stage (`atomic_path`) is its own stage.
 - Overwritten files keep their mode. Devices and FIFOs (`/dev/null`, `/dev/stdout`, a named
   pipe) are written in place at commit time, never replaced by a regular file.
+- `provenance` is the record every JSON output carries: command, versions, seed, inputs.
 - Temporaries are named `.<name>.mlpcli-<host>-<pid>-<random>.tmp`; a later run writing the same
   target removes the ones whose process is dead (a kill -9), never a running process's.
 """
@@ -504,3 +505,24 @@ def drop_stdout() -> None:
     os.close(null)
     with suppress(OSError, OutputError):
         sys.stdout.flush()
+
+
+def provenance(
+    command: list[str] | None, inputs: dict[str, str], seed: int | None
+) -> dict[str, Any]:
+    """Where a result came from: for every JSON output (command, versions, seed, inputs).
+    NumPy is imported here, not above: `--help` imports this module."""
+    import platform
+
+    import numpy as np
+
+    from mlpcli import __version__
+
+    return {
+        "command": command if command is not None else list(sys.argv),
+        "mlpcli_version": __version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "seed": seed,
+        "inputs": [{"path": p, "sha256": h} for p, h in inputs.items()],
+    }

@@ -7,7 +7,7 @@ memory stays flat however many rows come in: read a chunk, preprocess it, run th
 the rows to a temporary file, and rename it onto `--out` at the end.
 
 `describe_model` (for `mlpcli inspect`) reads only the metadata and the preprocessing arrays, so
-this module imports pandas and the training workflows inside the functions that need them:
+this module imports pandas inside the functions that need them (`trained.py` too):
 `inspect` starts without paying pandas' 0.4 s import.
 """
 
@@ -36,7 +36,8 @@ from numpy.typing import NDArray
 from mlpcli import modelfile
 from mlpcli import task as tasks
 from mlpcli.errors import DataError, ModelFileError, UsageError
-from mlpcli.outputs import STDOUT, atomic_path, sha256_file
+from mlpcli.outputs import STDOUT, atomic_path, provenance, sha256_file
+from mlpcli.trained import FORWARD_BLOCK, TrainedModel, forward, load_trained
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from mlpcli.config import Settings
     from mlpcli.data import TableChunks
     from mlpcli.preprocessing import TargetEncoder
-    from mlpcli.workflows import TrainedModel
 
 log = logging.getLogger("mlpcli")
 
@@ -54,13 +54,6 @@ T = TypeVar("T")
 #: features (~190 MB peak; 100,000 rows took 440 MB and were no faster), fewer for wide tables.
 CHUNK_CELLS = 2_500_000
 MAX_CHUNK_ROWS = 100_000
-
-#: Rows per forward pass. Every pass gets exactly this many rows (the last one zero-padded), so
-#: a row's outputs do not depend on which other rows share its chunk: BLAS sums in an order that
-#: depends on the matrix height, and chunked predictions would otherwise differ from one-shot
-#: ones in the last float32 digit. Blocks this small also keep a (256, 128) network's
-#: activations in cache: 3x faster than 65,536-row blocks on one core.
-FORWARD_BLOCK = 1024
 
 
 # --------------------------------------------------------------------------- reading
@@ -187,39 +180,6 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Generator[T, None, None]:
         worker.join()
 
 
-_BLAS: list[Any] = []
-
-
-def one_blas_thread() -> Any:
-    """A context in which BLAS runs on one thread (a cached threadpoolctl controller: 7 us).
-
-    Predictions then do not depend on the machine's core count (BLAS sums in an order that
-    depends on its threads), and the second core is free for `prefetch` to parse the next
-    chunk: on 2 cores, 2 BLAS threads on 1,024-row blocks were slower, not faster."""
-    if not _BLAS:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0].limit(limits=1, user_api="blas")
-
-
-def forward(model: TrainedModel, frame: pd.DataFrame) -> NDArray[np.floating]:
-    """Network outputs for the rows of a raw table, in blocks of `FORWARD_BLOCK` rows on one
-    BLAS thread: the same row gives the same bits in any chunk, on any machine size."""
-    X = model.transform(frame)
-    net = model.net
-    out = np.empty((len(X), net.architecture.n_outputs), dtype=net.dtype)
-    with one_blas_thread():
-        for start in range(0, len(X), FORWARD_BLOCK):
-            block = X[start : start + FORWARD_BLOCK]
-            rows = len(block)
-            if rows < FORWARD_BLOCK:
-                padding = np.zeros((FORWARD_BLOCK - rows, X.shape[1]), X.dtype)
-                block = np.concatenate([block, padding])
-            out[start : start + rows] = net.forward(block, batch_size=FORWARD_BLOCK)[:rows]
-    return out
-
-
 def check_columns(
     model: TrainedModel,
     columns: Iterable[Any],
@@ -299,10 +259,8 @@ def _threshold(model: TrainedModel, threshold: float | None) -> float:
 
 
 def _load(model: TrainedModel | str | Path) -> TrainedModel:
-    from mlpcli import workflows
-
     if isinstance(model, (str, Path)):
-        return workflows.load_trained(model)
+        return load_trained(model)
     return model
 
 
@@ -666,9 +624,7 @@ def evaluate_table(
     transpose: bool | None = None,
 ) -> Evaluation:
     """`evaluate_file`, keeping the arrays for plots."""
-    from mlpcli import workflows
-
-    model = workflows.load_trained(model_path)
+    model = load_trained(model_path)
     cut = _threshold(model, threshold)
     encoder = model.encoder
     targets = encoder.targets
@@ -727,7 +683,7 @@ def evaluate_table(
         "n_evaluated": n_rows - n_missing,
         "n_missing_target": n_missing,
         "metrics": report,
-        "provenance": workflows.provenance(command, inputs, None),
+        "provenance": provenance(command, inputs, None),
     }
     regression = not encoder.classification
     return Evaluation(

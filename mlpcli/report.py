@@ -524,7 +524,8 @@ def write_report(
     command: list[str] | None = None,
 ) -> Path:
     """`mlpcli report`: read the model (and test table), render, write `out` atomically."""
-    from mlpcli import modelfile, workflows
+    from mlpcli import modelfile
+    from mlpcli.outputs import provenance as provenance_of
 
     plotting.require_matplotlib("mlpcli report")
     check_writable(out, "--out")
@@ -536,6 +537,6 @@ def write_report(
     if test is not None:
         inputs[test.source] = test.sha256
     seed = meta.get("settings", {}).get("train", {}).get("seed")
-    provenance = workflows.provenance(command, inputs, seed)
+    provenance = provenance_of(command, inputs, seed)
     write_text(out, render(meta, Path(model_path).name, provenance, test), "--out")
     return Path(out)

@@ -31,7 +31,7 @@ import pandas as pd
 from mlpcli import config, crossval, metrics, parallel, workflows
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError, choose
-from mlpcli.outputs import atomic_path, write_text
+from mlpcli.outputs import atomic_path, provenance, write_text
 from mlpcli.training import EpochRecord
 
 LOG = logging.getLogger("mlpcli")
@@ -448,7 +448,7 @@ class TuneResult:
             "task": self.task,
             **self.record(),
             "settings": self.settings.to_dict(),
-            "provenance": workflows.provenance(command, self.inputs, self.settings.train.seed),
+            "provenance": provenance(command, self.inputs, self.settings.train.seed),
         }
 
 

@@ -14,9 +14,7 @@ import io
 import json
 import logging
 import math
-import platform
 import re
-import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ from mlpcli import task as tasks
 from mlpcli.config import FULL_BATCH_OPTIMIZERS, Settings
 from mlpcli.errors import DataError, UsageError, warn_or_fail
 from mlpcli.nn.network import MLP, Architecture
-from mlpcli.outputs import atomic_path, write_text
+from mlpcli.outputs import atomic_path, provenance, write_text
 from mlpcli.preprocessing import Preprocessor, TargetEncoder
 from mlpcli.training import EpochRecord, FitOptions, FitResult, Trainer
 
@@ -704,20 +702,6 @@ def _test_report(path: str, settings: Settings, prepared: PreparedData, net: MLP
     return evaluation_report(prepared.target_encoder, net, X, y_index, Y)
 
 
-def provenance(
-    command: list[str] | None, inputs: dict[str, str], seed: int | None
-) -> dict[str, Any]:
-    """Where a result came from: for every JSON output (command, versions, seed, inputs)."""
-    return {
-        "command": command if command is not None else list(sys.argv),
-        "mlpcli_version": __version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "seed": seed,
-        "inputs": [{"path": p, "sha256": h} for p, h in inputs.items()],
-    }
-
-
 def model_contents(
     settings: Settings,
     prepared: PreparedData,
@@ -839,61 +823,6 @@ def write_outputs(
             outcome.prepared.split.to_csv(tmp, index=False)
         written.append(split_out)
     return written
-
-
-# --------------------------------------------------------------------------- saved models
-@dataclass
-class TrainedModel:
-    """A model file brought back to life: network, preprocessing, target encoding, metadata."""
-
-    net: MLP
-    preprocessor: Preprocessor
-    encoder: TargetEncoder
-    metadata: dict[str, Any]
-    path: str = ""
-
-    @property
-    def task(self) -> str:
-        return str(self.metadata["task"])
-
-    @property
-    def id_columns(self) -> list[str]:
-        return list(self.metadata.get("id_columns", []))
-
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw table rows -> network inputs, with the stored preprocessing (columns by name)."""
-        return self.preprocessor.transform(frame, self.net.dtype)
-
-    def predict_outputs(self, frame: pd.DataFrame) -> np.ndarray:
-        """Network outputs (probabilities, or standardised regression values) for raw rows,
-        bit for bit those of `mlpcli predict`."""
-        from mlpcli import predicting
-
-        return predicting.forward(self, frame)
-
-
-def load_trained(path: str | Path) -> TrainedModel:
-    """Load and check a model file; every inconsistency is a `ModelFileError`."""
-    from mlpcli.errors import ModelFileError
-
-    meta, arrays = modelfile.load(path)
-    try:
-        arch = Architecture.from_dict(meta["architecture"])
-        net = MLP.from_architecture(arch, seed=0)
-        net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
-        pre = Preprocessor.from_state(meta["preprocessing"], arrays)
-        encoder = TargetEncoder.from_state(meta["target"], arrays)
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError, UsageError) as exc:
-        raise ModelFileError(
-            f"'{path}': the model file is damaged or inconsistent ({exc}); retrain it."
-        ) from None
-    if pre.n_features_out != arch.n_inputs or encoder.n_outputs != arch.n_outputs:
-        raise ModelFileError(
-            f"'{path}': the stored preprocessing does not match the network's shape; retrain it."
-        )
-    return TrainedModel(net, pre, encoder, meta, str(path))
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import config, metrics, workflows
+from mlpcli import config, metrics, trained, workflows
 from mlpcli import explain as ex
 from mlpcli.errors import DataError, UsageError
 from mlpcli.nn.network import MLP
@@ -72,8 +72,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> dict
 
 
 @pytest.fixture(scope="module")
-def models(files: dict[str, Path]) -> dict[str, workflows.TrainedModel]:
-    return {k: workflows.load_trained(v) for k, v in files.items() if k != "data"}
+def models(files: dict[str, Path]) -> dict[str, trained.TrainedModel]:
+    return {k: trained.load_trained(v) for k, v in files.items() if k != "data"}
 
 
 def importance(result: ex.Explanation) -> dict[str, float]:
@@ -84,7 +84,7 @@ def importance(result: ex.Explanation) -> dict[str, float]:
 @pytest.mark.parametrize("task", list(TARGETS), ids=list(TARGETS))
 @pytest.mark.parametrize("method", list(ex.METHODS), ids=list(ex.METHODS))
 def test_relevant_features_rank_on_top(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame, method: str, task: str
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame, method: str, task: str
 ) -> None:
     result = ex.explain(models[task], frame, ex.ExplainOptions(method=method))
     top = result.to_frame()["feature"].head(2)
@@ -98,7 +98,7 @@ def test_relevant_features_rank_on_top(
 
 @pytest.mark.parametrize("task", list(TARGETS), ids=list(TARGETS))
 def test_irrelevant_permutation_importance_is_within_noise_of_zero(
-    models: dict[str, workflows.TrainedModel], task: str
+    models: dict[str, trained.TrainedModel], task: str
 ) -> None:
     # On new rows, as recommended: on the training rows an overfitted network "uses" noise.
     heldout = make_frame(seed=4)
@@ -114,7 +114,7 @@ def test_irrelevant_permutation_importance_is_within_noise_of_zero(
 
 
 def test_gradient_recovers_coefficients_in_raw_units(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame
 ) -> None:
     """y = 2 z1 - 1.5 z3 with z = (f - offset) / scale: dy/df1 = 2, dy/df3 = -1.5 / 0.5 = -3."""
     result = ex.explain(models["regression"], frame, ex.ExplainOptions(method="gradient"))
@@ -126,7 +126,7 @@ def test_gradient_recovers_coefficients_in_raw_units(
 
 
 def test_linear_model_gradient_and_attributions_by_hand(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame
 ) -> None:
     """Without hidden layers f(x) = std (sum_j w_j (x_j - c_j) / s_j + b) + mean, so
     d f / d x_j = std w_j / s_j and a_ij = std w_j (x_ij - median_j) / s_j exactly."""
@@ -152,7 +152,7 @@ def test_linear_model_gradient_and_attributions_by_hand(
 
 @pytest.mark.parametrize("rule", list(ex.RULES), ids=list(ex.RULES))
 def test_integrated_gradients_completeness_in_float64(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame, rule: str
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame, rule: str
 ) -> None:
     steps = 64 if rule == "gauss-legendre" else 1024  # the trapezoid converges as 1 / steps^2
     options = ex.ExplainOptions(method="integrated-gradients", rule=rule, steps=steps)
@@ -164,7 +164,7 @@ def test_integrated_gradients_completeness_in_float64(
 
 
 def test_completeness_error_is_logged(
-    models: dict[str, workflows.TrainedModel],
+    models: dict[str, trained.TrainedModel],
     frame: pd.DataFrame,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -175,7 +175,7 @@ def test_completeness_error_is_logged(
 
 # --------------------------------------------------------------------------- reproducibility
 def test_same_seed_gives_identical_results_whatever_n_jobs(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame
 ) -> None:
     runs = [
         ex.explain(models["binary"], frame, ex.ExplainOptions(repeats=3, seed=7, n_jobs=n_jobs))
@@ -231,7 +231,7 @@ def test_categorical_block_and_missing_indicator_are_permuted_as_a_whole(
 
 
 def test_results_are_per_input_column(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame
 ) -> None:
     result = ex.explain(models["binary"], frame, ex.ExplainOptions(repeats=2))
     assert result.features == FEATURES
@@ -259,7 +259,7 @@ def test_group_files(tmp_path: Path, name: str, text: str) -> None:
 
 @pytest.mark.parametrize("method", ["permutation", "integrated-gradients"])
 def test_groups_are_explained_together(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame, method: str
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame, method: str
 ) -> None:
     groups = {"signal": ["f1", "f3"], "noise": ["f2", "f4"]}
     result = ex.explain(models["regression"], frame, ex.ExplainOptions(method, groups=groups))
@@ -283,7 +283,7 @@ def test_groups_are_explained_together(
     ids=["unknown-column", "bad-header", "short-row"],
 )
 def test_bad_group_files_are_data_errors(
-    models: dict[str, workflows.TrainedModel],
+    models: dict[str, trained.TrainedModel],
     frame: pd.DataFrame,
     tmp_path: Path,
     text: str,
@@ -298,7 +298,7 @@ def test_bad_group_files_are_data_errors(
 
 # --------------------------------------------------------------------------- outputs and metrics
 def test_lower_is_better_metric_keeps_positive_means_important(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame
 ) -> None:
     result = ex.explain(models["regression"], frame, ex.ExplainOptions(metric="rmse", repeats=3))
     assert result.metric == "rmse" and result.greater_is_better is False
@@ -306,7 +306,7 @@ def test_lower_is_better_metric_keeps_positive_means_important(
 
 
 def test_per_class_columns_for_multiclass(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame
 ) -> None:
     result = ex.explain(models["multiclass"], frame, ex.ExplainOptions(method="gradient"))
     assert result.outputs == ["a", "b", "c"]
@@ -318,7 +318,7 @@ def test_per_class_columns_for_multiclass(
 
 
 def test_missing_targets_are_dropped_with_a_warning(
-    models: dict[str, workflows.TrainedModel],
+    models: dict[str, trained.TrainedModel],
     frame: pd.DataFrame,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -331,7 +331,7 @@ def test_missing_targets_are_dropped_with_a_warning(
 
 
 def test_permutation_needs_the_target_but_gradients_do_not(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame
 ) -> None:
     unlabelled = frame.drop(columns=["label"])
     with pytest.raises(DataError, match="needs the target column"):
@@ -361,7 +361,7 @@ def test_permutation_needs_the_target_but_gradients_do_not(
     ],
 )
 def test_bad_options_are_usage_errors(
-    models: dict[str, workflows.TrainedModel],
+    models: dict[str, trained.TrainedModel],
     frame: pd.DataFrame,
     options: ex.ExplainOptions,
     message: str,
@@ -371,7 +371,7 @@ def test_bad_options_are_usage_errors(
 
 
 def test_baseline_table_must_be_one_row(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame
 ) -> None:
     options = ex.ExplainOptions("integrated-gradients", baseline=frame.iloc[:2])
     with pytest.raises(UsageError, match="exactly one row"):
@@ -385,7 +385,7 @@ def test_baseline_table_must_be_one_row(
 
 
 def test_json_document_is_stable_and_finite(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame
 ) -> None:
     import json
 
@@ -401,7 +401,7 @@ def test_json_document_is_stable_and_finite(
 
 @pytest.mark.parametrize(("suffix", "sep"), [(".csv", ","), (".tsv", "\t")], ids=["csv", "tsv"])
 def test_table_written_by_extension(
-    models: dict[str, workflows.TrainedModel],
+    models: dict[str, trained.TrainedModel],
     frame: pd.DataFrame,
     tmp_path: Path,
     suffix: str,
@@ -494,7 +494,7 @@ def test_reference_row(impute: str, at_median: bool) -> None:
 
 
 def test_plot_draws_a_ranked_bar_chart(
-    models: dict[str, workflows.TrainedModel], frame: pd.DataFrame, tmp_path: Path
+    models: dict[str, trained.TrainedModel], frame: pd.DataFrame, tmp_path: Path
 ) -> None:
     pytest.importorskip("matplotlib")
     result = ex.explain(models["binary"], frame, ex.ExplainOptions(repeats=2))

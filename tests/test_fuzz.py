@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mlpcli import config, workflows
+from mlpcli import config, trained, workflows
 from mlpcli.errors import MlpcliError
 
 #: End to end (a fuzzed end-to-end pipeline): deselected by `pytest -m "not slow"`.
@@ -93,7 +93,7 @@ def test_pipeline_never_raises_anything_but_mlpcli_errors(
             outcome = workflows.train(str(path), settings_, command=["fuzz"])
             model_path = Path(folder) / "m.npz"
             workflows.write_outputs(outcome, str(model_path))
-            model = workflows.load_trained(model_path)
+            model = trained.load_trained(model_path)
             frame = workflows.read(str(path), settings_).frame
             outputs = model.predict_outputs(frame)
         except MlpcliError as exc:

@@ -14,7 +14,7 @@ from conftest import PickleMarker
 
 from mlpcli import modelfile
 from mlpcli.errors import ModelFileError
-from mlpcli.workflows import load_trained
+from mlpcli.trained import load_trained
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import config, metrics, modelfile, predicting, workflows
+from mlpcli import config, metrics, modelfile, predicting, trained, workflows
 from mlpcli.data import TableChunks, read_table
 from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.nn.network import MLP
@@ -104,8 +104,8 @@ def outcomes(data_folder: Path) -> dict[str, workflows.TrainOutcome]:
 @pytest.fixture(scope="module")
 def models(
     folder: Path, outcomes: dict[str, workflows.TrainOutcome]
-) -> dict[str, workflows.TrainedModel]:
-    return {task: workflows.load_trained(folder / f"{task}.npz") for task in outcomes}
+) -> dict[str, trained.TrainedModel]:
+    return {task: trained.load_trained(folder / f"{task}.npz") for task in outcomes}
 
 
 def read_csv_text(text: str, sep: str = ",") -> pd.DataFrame:
@@ -118,10 +118,10 @@ def test_model_loaded_from_disk_predicts_exactly_like_the_trained_one(
     task: str,
     frame: pd.DataFrame,
     outcomes: dict[str, workflows.TrainOutcome],
-    models: dict[str, workflows.TrainedModel],
+    models: dict[str, trained.TrainedModel],
 ) -> None:
     outcome = outcomes[task]
-    in_memory = workflows.TrainedModel(
+    in_memory = trained.TrainedModel(
         outcome.net,
         outcome.prepared.preprocessor,
         outcome.prepared.target_encoder,
@@ -155,16 +155,16 @@ def test_chunked_prediction_equals_one_shot_to_the_last_digit(
 
 
 def test_block_forward_matches_the_network_up_to_float32_rounding(
-    frame: pd.DataFrame, models: dict[str, workflows.TrainedModel]
+    frame: pd.DataFrame, models: dict[str, trained.TrainedModel]
 ) -> None:
     model = models["multiclass"]
-    got = predicting.forward(model, frame)
+    got = trained.forward(model, frame)
     np.testing.assert_allclose(got, model.predict_outputs(frame), rtol=1e-5, atol=1e-7)
 
 
 # --------------------------------------------------------------------------- raw tables
 def test_shuffled_column_order_gives_the_same_predictions(
-    frame: pd.DataFrame, models: dict[str, workflows.TrainedModel]
+    frame: pd.DataFrame, models: dict[str, trained.TrainedModel]
 ) -> None:
     model = models["binary"]
     shuffled = frame[list(np.random.default_rng(0).permutation(frame.columns))]
@@ -175,7 +175,7 @@ def test_shuffled_column_order_gives_the_same_predictions(
 
 
 def test_extra_columns_are_ignored(
-    frame: pd.DataFrame, models: dict[str, workflows.TrainedModel]
+    frame: pd.DataFrame, models: dict[str, trained.TrainedModel]
 ) -> None:
     model = models["binary"]
     extra = frame.assign(notes="free text", GENE999=1.5)
@@ -218,7 +218,7 @@ def test_unseen_category_is_encoded_as_zeros_with_one_warning_for_all_chunks(
 
 
 def test_missing_values_are_imputed_as_in_training(
-    frame: pd.DataFrame, models: dict[str, workflows.TrainedModel]
+    frame: pd.DataFrame, models: dict[str, trained.TrainedModel]
 ) -> None:
     model = models["regression"]
     (median,) = [r["impute_value"] for r in model.preprocessor.describe() if r["column"] == "f2"]
@@ -231,7 +231,7 @@ def test_missing_values_are_imputed_as_in_training(
 
 
 def test_output_columns_for_each_task(
-    frame: pd.DataFrame, models: dict[str, workflows.TrainedModel]
+    frame: pd.DataFrame, models: dict[str, trained.TrainedModel]
 ) -> None:
     head = frame.head(50)
     columns = {task: list(predicting.predict_frame(m, head).columns) for task, m in models.items()}
@@ -246,7 +246,7 @@ def test_output_columns_for_each_task(
 
 
 def test_labels_probabilities_and_units_are_the_original_ones(
-    frame: pd.DataFrame, models: dict[str, workflows.TrainedModel]
+    frame: pd.DataFrame, models: dict[str, trained.TrainedModel]
 ) -> None:
     head = frame.head(200)
     multi = predicting.predict_frame(models["multiclass"], head)
@@ -268,7 +268,7 @@ def test_labels_probabilities_and_units_are_the_original_ones(
 
 @pytest.mark.parametrize("task", ["binary", "multilabel"])
 def test_threshold_moves_the_decision(
-    task: str, frame: pd.DataFrame, models: dict[str, workflows.TrainedModel]
+    task: str, frame: pd.DataFrame, models: dict[str, trained.TrainedModel]
 ) -> None:
     model = models[task]
     head = frame.head(300)
@@ -282,7 +282,7 @@ def test_threshold_moves_the_decision(
 
 
 def test_threshold_is_refused_for_multiclass_and_out_of_range(
-    frame: pd.DataFrame, models: dict[str, workflows.TrainedModel]
+    frame: pd.DataFrame, models: dict[str, trained.TrainedModel]
 ) -> None:
     with pytest.raises(UsageError, match="--threshold applies to binary and multilabel models"):
         predicting.predict_frame(models["multiclass"], frame, PredictOptions(threshold=0.3))
@@ -307,7 +307,7 @@ def test_absent_stored_id_falls_back_to_row_numbers_with_a_warning(
 
 
 def test_id_given_now_replaces_the_stored_one_and_must_exist(
-    frame: pd.DataFrame, models: dict[str, workflows.TrainedModel]
+    frame: pd.DataFrame, models: dict[str, trained.TrainedModel]
 ) -> None:
     got = predicting.predict_frame(models["binary"], frame.head(3), PredictOptions(ids=("kind",)))
     assert got.columns[0] == "kind" and got["kind"].tolist() == frame["kind"].head(3).tolist()
@@ -481,11 +481,11 @@ def test_evaluate_threshold_and_a_class_never_predicted(hand_case: tuple[Path, P
 
 @pytest.mark.parametrize("task", list(TARGETS))
 def test_evaluate_equals_the_metric_functions_on_the_same_arrays(
-    task: str, folder: Path, read_frame: pd.DataFrame, models: dict[str, workflows.TrainedModel]
+    task: str, folder: Path, read_frame: pd.DataFrame, models: dict[str, trained.TrainedModel]
 ) -> None:
     model = models[task]
     doc = predicting.evaluate_file(folder / f"{task}.npz", str(folder / "data.csv"))
-    P = predicting.forward(model, read_frame)
+    P = trained.forward(model, read_frame)
     encoder = model.encoder
     if task == "regression":
         # float64 in C order, as evaluate reads the targets: sums then add up in one order
@@ -547,7 +547,7 @@ def test_evaluate_document_is_json_with_checksums(folder: Path) -> None:
 # --------------------------------------------------------------------------- inspect
 @pytest.mark.parametrize("task", list(TARGETS))
 def test_describe_model_reads_everything_from_metadata(
-    task: str, folder: Path, models: dict[str, workflows.TrainedModel]
+    task: str, folder: Path, models: dict[str, trained.TrainedModel]
 ) -> None:
     doc = predicting.describe_model(folder / f"{task}.npz")
     model = models[task]

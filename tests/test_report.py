@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mlpcli import report, workflows
+from mlpcli import report, trained
 from mlpcli.errors import DataError
 
 pytest.importorskip("matplotlib", reason='reports need matplotlib: pip install ".[plot]"')
@@ -130,7 +130,7 @@ class Page(HTMLParser):
 
 
 def test_train_and_test_tables_are_as_intended(models: dict[str, tuple[Path, Path]]) -> None:
-    model = workflows.load_trained(models["binary"][0])
+    model = trained.load_trained(models["binary"][0])
     assert model.task == "binary"
     assert model.encoder.labels == sorted(LABELS)
     assert EVIL_COLUMN in model.metadata["feature_columns"]
@@ -186,7 +186,7 @@ def test_report_numbers_and_provenance(
     models: dict[str, tuple[Path, Path]], tmp_path: Path
 ) -> None:
     model_path, test_path = models["binary"]
-    model = workflows.load_trained(model_path)
+    model = trained.load_trained(model_path)
     evaluation = report.evaluate_table(str(model_path), str(test_path))
     assert (evaluation.n_rows, evaluation.n_dropped) == (39, 1)
 
