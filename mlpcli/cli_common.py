@@ -58,11 +58,17 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=version_callback, is_eager=True, help="Show the version and exit."
+            "--version",
+            "-V",
+            callback=version_callback,
+            metavar="",
+            is_eager=True,
+            help="Show the version and exit.",
         ),
     ] = False,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show Python tracebacks of unexpected errors.")
+        bool,
+        typer.Option("--debug", help="Show Python tracebacks of unexpected errors.", metavar=""),
     ] = False,
 ) -> None:
     """Train multilayer perceptrons on tabular CSV data."""
@@ -196,7 +202,16 @@ def catch_signals() -> Iterator[Signals]:
             signal.signal(s, old)
 
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.")]
+#: Flags take no value: an empty metavar keeps `<bool>` out of the help.
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.", metavar="")
+]
+JsonFlag = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print the result as JSON on stdout.", rich_help_panel="Output", metavar=""
+    ),
+]
 Transpose = Annotated[
     bool | None,
     typer.Option(
@@ -204,6 +219,7 @@ Transpose = Annotated[
         help="DATA is features x samples (genes as rows) \\[default: as in training].",
         show_default=False,
         rich_help_panel="Reading",
+        metavar="",
     ),
 ]
 ModelArg = Annotated[

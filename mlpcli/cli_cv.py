@@ -13,6 +13,7 @@ import typer
 
 from mlpcli.cli_common import (
     Backend,
+    JsonFlag,
     LogFormat,
     NJobs,
     Quiet,
@@ -47,10 +48,6 @@ ConfigFile = Annotated[
     typer.Option(
         help="TOML file supplying any option; flags override it.", rich_help_panel="Output"
     ),
-]
-AsJson = Annotated[
-    bool,
-    typer.Option("--json", help="Print the results as JSON on stdout.", rich_help_panel="Output"),
 ]
 
 
@@ -89,7 +86,7 @@ def cv(
             rich_help_panel="Output",
         ),
     ] = None,
-    as_json: AsJson = False,
+    as_json: JsonFlag = False,
     config: ConfigFile = None,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
@@ -205,7 +202,7 @@ def tune(
             rich_help_panel="Output",
         ),
     ] = None,
-    as_json: AsJson = False,
+    as_json: JsonFlag = False,
     config: ConfigFile = None,
     quiet: Quiet = False,
     log_format: LogFormat = "text",

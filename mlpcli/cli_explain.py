@@ -8,6 +8,7 @@ import typer
 
 from mlpcli.cli_common import (
     Backend,
+    JsonFlag,
     LogFormat,
     ModelArg,
     NJobs,
@@ -59,14 +60,7 @@ def explain(
             rich_help_panel="Output",
         ),
     ] = None,
-    json_out: Annotated[
-        bool,
-        typer.Option(
-            "--json",
-            help="Print a JSON document with every number to stdout.",
-            rich_help_panel="Output",
-        ),
-    ] = False,
+    json_out: JsonFlag = False,
     top: Annotated[
         int,
         typer.Option(

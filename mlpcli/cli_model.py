@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from mlpcli.cli_common import (
+    JsonFlag,
     LogFormat,
     ModelArg,
     Quiet,
@@ -62,10 +63,6 @@ Threshold = Annotated[
         show_default=False,
     ),
 ]
-JsonOut = Annotated[
-    bool,
-    typer.Option("--json", help="Print the result as JSON on stdout.", rich_help_panel="Output"),
-]
 
 
 @app.command()
@@ -98,7 +95,9 @@ def predict(
     proba: Annotated[
         bool,
         typer.Option(
-            help="Add a proba_<label> column per class (classification).", rich_help_panel="Output"
+            help="Add a proba_<label> column per class (classification).",
+            rich_help_panel="Output",
+            metavar="",
         ),
     ] = True,
     threshold: Threshold = None,
@@ -156,7 +155,7 @@ def evaluate(
         ),
     ],
     *,
-    json_out: JsonOut = False,
+    json_out: JsonFlag = False,
     out: Annotated[
         str | None,
         typer.Option(
@@ -257,7 +256,7 @@ def evaluate(
 def inspect(
     model: ModelArg,
     *,
-    json_out: JsonOut = False,
+    json_out: JsonFlag = False,
     rows: Annotated[
         int,
         typer.Option(

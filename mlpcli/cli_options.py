@@ -46,6 +46,8 @@ def _parameter(f: dataclasses.Field[Any], panel: str) -> inspect.Parameter:
     else:
         kind = str | None
     metavar = meta["metavar"] or ("NAME" if meta["choices"] else _metavar(str(f.type)))
+    if kind == bool | None:  # a --x/--no-x pair takes no value
+        metavar = ""
     if meta["short"]:
         decls.append(meta["short"])
     default = _default_text(f.default)

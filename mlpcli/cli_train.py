@@ -68,6 +68,7 @@ def train(
             "--save-on-interrupt",
             help="On SIGINT/SIGTERM, save the best weights so far (marked interrupted).",
             rich_help_panel="Output",
+            metavar="",
         ),
     ] = False,
     checkpoint: Annotated[

@@ -7,6 +7,7 @@ it is registered.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -51,3 +52,25 @@ def test_every_parameter_has_help_text(name: str) -> None:
         if p.param_type_name in ("option", "argument") and not getattr(p, "help", None)
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_flags(runner: CliRunner, flag: str) -> None:
+    from mlpcli import __version__
+
+    result = runner.invoke(app, [flag])
+    assert result.exit_code == 0
+    assert result.stdout == f"mlpcli {__version__}\n"
+
+
+#: Typer's own flags, whose metavar mlpcli does not declare.
+TYPER_FLAGS = ("--help", "--install-completion", "--show-completion")
+
+
+@pytest.mark.parametrize("name", ["", *sorted(COMMANDS)], ids=["mlpcli", *sorted(COMMANDS)])
+def test_flags_show_no_value_placeholder(runner: CliRunner, name: str) -> None:
+    result = runner.invoke(app, [*([name] if name else []), "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    rows = [line for line in result.stdout.splitlines() if not any(f in line for f in TYPER_FLAGS)]
+    assert [line for line in rows if "<bool>" in line] == []
+    assert [line for line in rows if re.search(r"--no-[a-z-]+\s+TEXT", line)] == []
