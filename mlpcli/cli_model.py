@@ -166,7 +166,7 @@ def evaluate(
         str | None,
         typer.Option(
             help="Folder to draw the confusion matrix, ROC and precision-recall curves in "
-            '(regression: predicted vs true, residuals); needs the plot extra (pip '
+            "(regression: predicted vs true, residuals); needs the plot extra (pip "
             'install ".\\[plot]" in the mlpcli checkout).',
             metavar="DIR",
             rich_help_panel="Output",
@@ -245,6 +245,8 @@ def evaluate(
     )
     if document["n_missing_target"]:
         title += f" ({document['n_missing_target']} without a target left out)"
+    if document.get("data_overlap", {}).get("training_data"):
+        title = f"Training data — not a test: {title}"
     for table in report_tables(document["metrics"], title):
         reporter.table(table)
     _notes(reporter, document["metrics"])

@@ -725,18 +725,11 @@ def resolve(values: Mapping[str, Any], base: Settings | None = None, source: str
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Flat option values from a TOML file; tables like [model] may group them."""
-    import tomllib  # only with --config: 1.6 ms that every `--help` would pay otherwise
+
+    from mlpcli.limits import MAX_CONFIG_BYTES, read_toml
 
     path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"--config file '{path}' does not exist.") from None
-    except IsADirectoryError:
-        raise UsageError(f"--config '{path}' is a folder; give a TOML file.") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--config file '{path}' is not valid TOML: {exc}.") from None
+    doc = read_toml(path, "--config", MAX_CONFIG_BYTES)
     flat: dict[str, Any] = {}
     for key, value in doc.items():
         if isinstance(value, dict) and normalise_key(key) not in all_fields():

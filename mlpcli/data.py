@@ -48,6 +48,7 @@ from mlpcli.errors import (
     install_hint,
     warn_or_fail,
 )
+from mlpcli.limits import MAX_HEADER_BYTES, SHOWN_CHARS, format_bytes, shorten
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -283,12 +284,15 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def _read_prefix(stream: _Reader, size: int, whole_line: bool = True) -> tuple[bytes, bool]:
-    """Read `size` bytes (and on to a newline, so the header is whole); also say if EOF came."""
+def _read_prefix(
+    stream: _Reader, size: int, whole_line: bool = True, limit: int = MAX_HEADER_BYTES
+) -> tuple[bytes, bool]:
+    """Read `size` bytes (and on to a newline, so the header is whole, but never more than
+    `limit`: /dev/zero has no newline); also say if EOF came."""
     parts: list[bytes] = []
     total = 0
     newline = not whole_line
-    while total < size or not newline:
+    while (total < size or not newline) and total < limit:
         chunk = stream.read(max(size - total, 1 << 16) if whole_line else size - total)
         if not chunk:
             return b"".join(parts), True
@@ -372,6 +376,19 @@ _CODEC_ERRORS: tuple[type[BaseException], ...] = (
     lzma.LZMAError,
     zipfile.BadZipFile,
 )
+
+
+def _read_head(stream: _Reader, name: str) -> tuple[bytes, bool]:
+    """The sample that is sniffed: `SNIFF_BYTES` and the rest of its line, refusing a first
+    line longer than `MAX_HEADER_BYTES` (a table's header is never that long)."""
+    head, complete = _read_prefix(stream, SNIFF_BYTES)
+    if not complete and b"\n" not in head:
+        start = head[:SHOWN_CHARS].decode("utf-8", errors="replace")
+        raise DataError(
+            f"'{name}': the first line is longer than {format_bytes(MAX_HEADER_BYTES)} "
+            f"(it starts '{start}...'); this is not a table with a header line."
+        )
+    return head, complete
 
 
 def _codec_for(name: str, head: bytes) -> _Codec | None:
@@ -631,7 +648,7 @@ def read_table(
         stream: _Reader = _Prefixed(magic, hasher)
         if codec is not None:
             stream = codec.open(stream, name)
-        head, complete = _read_prefix(stream, SNIFF_BYTES)
+        head, complete = _read_head(stream, name)
         text = _decode_sample(name, head, encoding, complete)
         if not text.strip():
             raise DataError(f"'{name}' is empty; expected a header line and data rows.")
@@ -679,9 +696,7 @@ def read_table(
     else:
         frame, id_column = _row_names(frame, name, bool(unnamed))
     frame = force_numeric(_to_float32(frame), numeric, name)
-    return Table(
-        frame=frame, source=name, sha256=sha256, sep=used_sep, id_column=id_column
-    )
+    return Table(frame=frame, source=name, sha256=sha256, sep=used_sep, id_column=id_column)
 
 
 def _read_format(
@@ -759,8 +774,7 @@ def force_numeric(frame: pd.DataFrame, names: Sequence[str], source: str) -> pd.
         lost = numbers.isna() & column.notna()
         if lost.any():
             log.warning(
-                "Column '%s'%s (--numeric): %d cell(s) that are not numbers read as missing "
-                "(%s).",
+                "Column '%s'%s (--numeric): %d cell(s) that are not numbers read as missing (%s).",
                 name,
                 _where(source),
                 int(lost.sum()),
@@ -868,7 +882,7 @@ class TableChunks:
             stream: _Reader = _Prefixed(magic, hasher)
             if codec is not None:
                 stream = codec.open(stream, name)
-            head, complete = _read_prefix(stream, SNIFF_BYTES)
+            head, complete = _read_head(stream, name)
             text = _decode_sample(name, head, encoding, complete)
             if not text.strip():
                 raise DataError(f"'{name}' is empty; expected a header line and data rows.")
@@ -933,9 +947,7 @@ class TableChunks:
                 raise _translate(
                     error, self.source, self.sep, self._encoding, self._codec
                 ) from None
-            frame, self.id_column = _row_names(
-                frame, self.source, self._unnamed, quiet=n_rows > 0
-            )
+            frame, self.id_column = _row_names(frame, self.source, self._unnamed, quiet=n_rows > 0)
             frame.index = pd.RangeIndex(n_rows, n_rows + len(frame))
             n_rows += len(frame)
             yield force_numeric(_to_float32(frame), self._numeric, self.source)
@@ -1137,13 +1149,13 @@ def _check_text(column: pd.Series, name: str, source: str, strict: bool = False)
         row = _first_row(decimal_comma)
         raise DataError(
             f"Column '{name}'{_where(source)} holds numbers with a decimal comma "
-            f"('{texts.iloc[row - 1]}' in data row {row}); pass --decimal , "
+            f"('{shorten(texts.iloc[row - 1])}' in data row {row}); pass --decimal , "
             f"(or --categorical {shlex.quote(name)} to keep it as text)."
         )
     junk = present & ~numbers
     if n_present and int(numbers.sum()) >= MOSTLY_NUMERIC * n_present and junk.any():
         row = _first_row(junk)
-        token = str(column.iloc[row - 1])
+        token = shorten(column.iloc[row - 1])
         warn_or_fail(
             f"Column '{name}'{_where(source)} is mostly numeric but {int(junk.sum())} of its "
             f"{n_present} values are not numbers ({_token_counts(column[junk])}; first in data "

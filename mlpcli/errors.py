@@ -26,13 +26,21 @@ def printable(text: str, multiline: bool = False) -> str:
     return text.translate(_ESCAPES_MULTILINE if multiline else _ESCAPES)
 
 
+#: Longer messages keep their start and end: they quote values from files, which may be huge.
+MAX_MESSAGE_CHARS = 4000
+
+
 class MlpcliError(Exception):
     """Base class of every error mlpcli reports to a user: always a single line."""
 
     exit_code = 1
 
     def __init__(self, message: str = "") -> None:
-        super().__init__(printable(str(message)))
+        text = str(message)
+        if len(text) > MAX_MESSAGE_CHARS:  # a 2 GB cell or header never reaches the terminal
+            left_out = len(text) - MAX_MESSAGE_CHARS
+            text = f"{text[:3000]} ...({left_out:,} characters left out)... {text[-1000:]}"
+        super().__init__(printable(text))
 
 
 class UsageError(MlpcliError):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import logging
 import math
@@ -38,6 +39,7 @@ from numpy.typing import NDArray
 from mlpcli import config, data, metrics, parallel, workflows
 from mlpcli import task as tasks
 from mlpcli.errors import DataError, UsageError, choose, install_hint
+from mlpcli.limits import MAX_GROUPS_BYTES, read_bounded, shorten
 from mlpcli.nn.network import MLP
 from mlpcli.outputs import atomic_path, provenance, sha256_file
 from mlpcli.preprocessing import TargetEncoder
@@ -106,11 +108,16 @@ class Explanation:
 
     @property
     def rank(self) -> Indices:
-        """1 for the most important feature; undefined (NaN) importances rank last."""
+        """1 for the most important feature; equal importances share the best of their ranks
+        (0, 0, 0 rank 1, 1, 1: no order is invented); undefined (NaN) importances rank last."""
         key = np.where(np.isnan(self.importance), -np.inf, self.importance)
         order = np.lexsort((np.arange(len(key)), -key))
         rank = np.empty(len(key), dtype=np.intp)
         rank[order] = np.arange(1, len(key) + 1)
+        # Ties with the previous feature in `order` take its rank.
+        for previous, i in itertools.pairwise(order):
+            if key[i] == key[previous] and not np.isnan(self.importance[i]):
+                rank[i] = rank[previous]
         return rank
 
     def to_frame(self) -> pd.DataFrame:
@@ -232,10 +239,9 @@ def read_groups(path: str | Path) -> dict[str, list[str]]:
     a group's lines need not be adjacent. A column may sit in several groups.
     """
     path = Path(path)
+    raw = read_bounded(path, "--group-features", MAX_GROUPS_BYTES, DataError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"--group-features '{path}': cannot read it ({exc.strerror}).") from None
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise DataError(f"--group-features '{path}': not UTF-8 text.") from None
     reader = _GROUP_READERS.get(path.suffix.lower(), _groups_from_table)
@@ -248,8 +254,14 @@ def read_groups(path: str | Path) -> dict[str, list[str]]:
 def _groups_from_toml(text: str, path: Path) -> dict[str, list[str]]:
     try:
         doc = tomllib.loads(text)
+    except RecursionError:
+        raise DataError(
+            f"--group-features '{path}': nested too deeply to be a groups file."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise DataError(f"--group-features '{path}': not valid TOML ({exc}).") from None
+        raise DataError(
+            f"--group-features '{path}': not valid TOML ({shorten(exc, 200)})."
+        ) from None
     groups: dict[str, list[str]] = {}
     for name, members in doc.items():
         if not (isinstance(members, list) and members and all(isinstance(m, str) for m in members)):
@@ -399,6 +411,8 @@ def permutation_importance(
     scores = _run_parallel(model.net, X, feats.indices, scorer, repeats, seeds, options)
     sign = 1.0 if scorer.metric.greater_is_better else -1.0
     drops = sign * (baseline - np.vstack(scores))
+    if len(drops) and not drops.any():
+        _warn_all_zero(scorer.metric.name, len(X), model.encoder.classification)
     return Explanation(
         method="permutation",
         task=model.task,
@@ -416,6 +430,20 @@ def permutation_importance(
         seed=options.seed,
         repeat_importances=drops,
         n_dropped=n_dropped,
+    )
+
+
+def _warn_all_zero(metric: str, n_rows: int, classification: bool) -> None:
+    """Every shuffle left the metric exactly unchanged: the ranks carry no information."""
+    advice = (
+        " Try --metric log_loss, which sees every change in the predicted probabilities."
+        if classification and metric != "log_loss"
+        else ""
+    )
+    LOG.warning(
+        f"Permutation importance is exactly 0 for every feature: shuffling no feature changed "
+        f"the {metric} on these {n_rows} rows (a metric plateau, or correlated features "
+        f"standing in for each other), so all features share rank 1.{advice}"
     )
 
 
@@ -732,9 +760,27 @@ def explain_files(
         baseline = read_data(model, baseline_path, sep, decimal, transpose)
         inputs[baseline.source] = baseline.sha256
         options = dataclasses.replace(options, baseline=baseline.frame)
+    warn_if_training_data(model, table)
     result = explain(model, table.frame, options)
     result.inputs = inputs
     return result
+
+
+def warn_if_training_data(model: TrainedModel, table: data.Table) -> None:
+    """The loud `overlap` warning when the explained table holds the model's training rows:
+    importances then describe what the model memorised as much as what generalises."""
+    from mlpcli import overlap
+
+    ids = model.id_columns
+    frame = table.frame
+    values = (
+        overlap.row_ids([frame[c].tolist() for c in ids])
+        if ids and all(c in frame.columns for c in ids)
+        else None
+    )
+    warning = overlap.check(model.metadata, table.source, table.sha256, values).warning("explain")
+    if warning:
+        LOG.warning(warning)
 
 
 # --------------------------------------------------------------------------- files

@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from mlpcli import modelfile
+from mlpcli import modelfile, overlap
 from mlpcli import task as tasks
 from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.outputs import STDOUT, atomic_path, provenance, sha256_file
@@ -64,7 +64,13 @@ def model_settings(
     is read."""
     from mlpcli.config import Settings
 
-    settings = Settings.from_dict(model.metadata.get("settings", {}))
+    try:
+        settings = Settings.from_dict(model.metadata.get("settings", {}))
+    except (UsageError, TypeError, ValueError, AttributeError, KeyError) as exc:  # the file's
+        raise ModelFileError(
+            f"'{model.path}': the model's stored settings are invalid ({exc}); the file is "
+            "damaged or was not written by mlpcli."
+        ) from None
     given = {"sep": sep, "decimal": decimal, "transpose": transpose}
     changes = {k: v for k, v in given.items() if v is not None}
     return settings.replace(**changes) if changes else settings
@@ -622,8 +628,10 @@ def evaluate_table(
     chunk_size: int | None = None,
     command: list[str] | None = None,
     transpose: bool | None = None,
+    command_name: str = "evaluate",
 ) -> Evaluation:
-    """`evaluate_file`, keeping the arrays for plots."""
+    """`evaluate_file`, keeping the arrays for plots; `command_name` is the command the
+    warning about training rows names."""
     model = load_trained(model_path)
     cut = _threshold(model, threshold)
     encoder = model.encoder
@@ -633,9 +641,19 @@ def evaluate_table(
     outputs: list[NDArray[Any]] = []
     truths: list[NDArray[Any]] = []
     n_rows = n_missing = 0
+    ids = model.id_columns
+    text_ids = [c for c in ids if c not in set(model.preprocessor.input_columns)]
+    same_rows = overlap.OverlapCheck(model.metadata)
     with (
         open_chunks(
-            model, data_path, chunk_size, sep, decimal, extra_columns=targets, transpose=transpose
+            model,
+            data_path,
+            chunk_size,
+            sep,
+            decimal,
+            text_ids,
+            extra_columns=targets,
+            transpose=transpose,
         ) as table,
         _unseen_level_summary(),
         closing(prefetch(table)) as chunks,
@@ -644,6 +662,8 @@ def evaluate_table(
             if n_rows == 0:
                 hint = _hint(model, data_path, sep, decimal, transpose)
                 check_columns(model, chunk.columns, table.source, targets, hint)
+            if ids and all(c in chunk.columns for c in ids):
+                same_rows.add(overlap.row_ids([chunk[c].tolist() for c in ids]))
             n_rows += len(chunk)
             present = chunk[targets].notna().all(axis=1).to_numpy()
             n_missing += int((~present).sum())
@@ -656,6 +676,10 @@ def evaluate_table(
             truths.append(_truth(encoder, rows))
         data_sha256 = table.sha256()
     source = table.source
+    found = same_rows.result(source, data_sha256)
+    warning = found.warning(command_name)
+    if warning:
+        log.warning(warning)
     for target, labels in unknown.items():
         raise DataError(
             f"'{source}': target '{target}' has label(s) the model was not trained on: "
@@ -683,6 +707,7 @@ def evaluate_table(
         "n_evaluated": n_rows - n_missing,
         "n_missing_target": n_missing,
         "metrics": report,
+        "data_overlap": found.document(),
         "provenance": provenance(command, inputs, None),
     }
     regression = not encoder.classification
@@ -700,20 +725,6 @@ def to_json(document: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- inspect
-_STATISTICS = ("pre.impute", "pre.center", "pre.scale", "target.mean", "target.std")
-
-
-def _statistics(path: str | Path) -> dict[str, NDArray[np.float64]]:
-    """The preprocessing and target-scaling arrays only; the weights stay on disk."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {k: np.asarray(archive[k], np.float64) for k in _STATISTICS if k in archive}
-    except (OSError, ValueError, EOFError) as exc:
-        raise ModelFileError(
-            f"'{path}': the preprocessing arrays are unreadable ({exc})."
-        ) from None
-
-
 def _layers(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
     arch = meta["architecture"]
     hidden = list(arch["hidden_layer_sizes"])
@@ -721,6 +732,12 @@ def _layers(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
     activation = activation * len(hidden) if len(activation) == 1 else activation
     names = meta.get("layer_names") or [f"layer{i + 1}" for i in range(len(hidden))] + ["output"]
     counts = meta.get("n_parameters") or [None] * (len(hidden) + 1)
+    for key, values in (("layer_names", names), ("n_parameters", counts)):
+        if len(values) != len(hidden) + 1:
+            raise ModelFileError(
+                f"model metadata field '{key}' has {len(values)} entries for "
+                f"{len(hidden) + 1} layers; the file is damaged or was not written by mlpcli."
+            )
     sizes = [arch["n_inputs"], *hidden, arch["n_outputs"]]
     layers = []
     for i in range(len(hidden) + 1):
@@ -785,12 +802,14 @@ def describe_model(path: str | Path) -> dict[str, Any]:
     """Everything about a model file, from its metadata and preprocessing arrays: architecture,
     parameter counts, optimizer and hyperparameters, preprocessing, labels, training summary,
     per-epoch history and metrics. No data and no pandas."""
-    meta = modelfile.read_metadata(path)
-    stats = _statistics(path)
+    meta, arrays = modelfile.load_checked(path)  # every array checked; the weights too
+    stats = {k: np.asarray(v, np.float64) for k, v in arrays.items() if not k.startswith("net.")}
     try:
         layers = _layers(meta)
         features = _features(meta, stats)
-    except (KeyError, TypeError, ValueError) as exc:
+    except ModelFileError as exc:
+        raise ModelFileError(f"'{path}': {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ModelFileError(f"'{path}': the model metadata is incomplete ({exc}).") from None
     arch = meta["architecture"]
     target = meta["target"]

@@ -38,6 +38,7 @@ import pandas as pd
 from numpy.typing import DTypeLike, NDArray
 
 from mlpcli.errors import DataError, ModelFileError, UsageError, choose, warn_or_fail
+from mlpcli.modelfile import PREPROCESSING_ARRAYS
 
 log = logging.getLogger("mlpcli")
 
@@ -585,7 +586,7 @@ class Preprocessor:
             )
         return records
 
-    _ARRAYS: ClassVar[tuple[str, ...]] = ("impute", "center", "scale")
+    _ARRAYS: ClassVar[tuple[str, ...]] = PREPROCESSING_ARRAYS
 
     def to_state(self, prefix: str = "pre") -> tuple[dict[str, Any], dict[str, Array]]:
         """JSON-able metadata and float64 arrays named `<prefix>.impute|center|scale`."""

@@ -30,7 +30,9 @@ from mlpcli.outputs import check_writable, sha256_file, write_text
 _AVERAGE_KEYS = ("macro_avg", "weighted_avg", "average")
 #: Per-class / per-target breakdowns, each rendered as its own table.
 _BREAKDOWN_KEYS = ("per_class", "per_target")
-_SPLITS = ("train", "validation", "test")
+#: What the table given to `report` is called when it holds the model's own training rows.
+NOT_A_TEST = "training data — not a test"
+_SPLITS = ("train", "validation", "test", NOT_A_TEST)
 
 
 @dataclass
@@ -46,14 +48,21 @@ class TableEvaluation:
     y_true: NDArray[Any]
     outputs: NDArray[Any]
     labels: list[str]
+    #: `overlap.Overlap.warning` when the table holds training rows, else None.
+    not_a_test: str | None = None
+
+    @property
+    def split(self) -> str:
+        """The table's column in the metric table: "test", unless it is training data."""
+        return NOT_A_TEST if self.not_a_test else "test"
 
 
 def evaluate_table(model_path: str, path: str) -> TableEvaluation:
     """`mlpcli evaluate`'s evaluation of a table (same reading, streaming and exact forward),
     with `y_true`/`outputs` ready for `plotting.evaluation_figures`."""
-    from mlpcli import predicting
+    from mlpcli import overlap, predicting
 
-    evaluation = predicting.evaluate_table(model_path, path)
+    evaluation = predicting.evaluate_table(model_path, path, command_name="report")
     document = evaluation.document
     checksums = {i["path"]: i["sha256"] for i in document["provenance"]["inputs"]}
     return TableEvaluation(
@@ -66,7 +75,17 @@ def evaluate_table(model_path: str, path: str) -> TableEvaluation:
         y_true=np.asarray(evaluation.y_true),
         outputs=np.asarray(evaluation.outputs),
         labels=list(evaluation.labels),
+        not_a_test=overlap.Overlap(document["data"], **_overlap_fields(document)).warning("report"),
     )
+
+
+def _overlap_fields(document: dict[str, Any]) -> dict[str, Any]:
+    found = document.get("data_overlap", {})
+    return {
+        "role": found.get("same_table_as"),
+        "shared_ids": found.get("shared_ids", 0),
+        "checked_ids": found.get("checked_ids", 0),
+    }
 
 
 # --------------------------------------------------------------------------- HTML helpers
@@ -366,7 +385,11 @@ def _test_section(test: TableEvaluation) -> str:
             ("rows dropped (missing target)", test.n_dropped),
         ]
     )
-    return _section("test", "Test data: plots", facts + f'<div class="figures">{images}</div>')
+    heading = "Test data: plots"
+    if test.not_a_test:
+        heading = "Training data — not a test: plots"
+        facts = f'<ul class="notes"><li>{_e(test.not_a_test)}</li></ul>' + facts
+    return _section("test", heading, facts + f'<div class="figures">{images}</div>')
 
 
 def _provenance_section(mine: dict[str, Any], training: dict[str, Any]) -> str:
@@ -396,10 +419,12 @@ def _summary_cards(meta: dict[str, Any], reports: dict[str, dict[str, Any]]) -> 
     kind = tasks.TASKS.get(str(meta.get("task")))
     metric = kind.card_metric if kind else ""
     cards: list[tuple[str, Any]] = [("task", meta.get("task"))]
-    for split in ("validation", "test"):
+    for split in ("validation", "test", NOT_A_TEST):
         value = _headline(reports.get(split) or {}).get(metric)
         if value is not None:
-            cards.append((f"{split} {metric}", value))
+            cards.append(
+                (f"{metric} on {split}" if split == NOT_A_TEST else f"{split} {metric}", value)
+            )
     n_params = meta.get("n_parameters") or []
     total = sum(n_params) if isinstance(n_params, list) else n_params
     cards += [
@@ -474,7 +499,7 @@ def render(
     """The whole HTML document."""
     reports = dict(meta.get("metrics") or {})
     if test is not None:
-        reports["test"] = test.report
+        reports[test.split] = test.report
     sections = [
         _data_section(meta),
         _preprocessing_section(meta),
@@ -495,7 +520,7 @@ def render(
             ("training", "Training"),
             ("curves", "Curves"),
             ("metrics", "Metrics"),
-            *([("test", "Test plots")] if test is not None else []),
+            *([("test", test.split.capitalize() + " plots")] if test is not None else []),
             ("provenance", "Provenance"),
         ]
     )
@@ -530,7 +555,7 @@ def write_report(
     plotting.require_matplotlib("mlpcli report")
     check_writable(out, "--out")
     test = None
-    meta = modelfile.read_metadata(model_path)
+    meta = modelfile.load_checked(model_path)[0]  # a damaged model gets no model card
     if data_path is not None:
         test = evaluate_table(model_path, data_path)
     inputs = {model_path: sha256_file(model_path)}

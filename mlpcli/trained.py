@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from mlpcli import modelfile
 from mlpcli.errors import ModelFileError, UsageError
+from mlpcli.limits import shorten
 from mlpcli.nn.network import MLP, Architecture
 
 if TYPE_CHECKING:
@@ -97,24 +98,38 @@ class TrainedModel:
 
 
 def load_trained(path: str | Path) -> TrainedModel:
-    """Load and check a model file; every inconsistency is a `ModelFileError`."""
+    """Load and check a model file; every inconsistency is a `ModelFileError`.
+
+    Order matters for hostile files: the metadata is checked, every array's header is checked
+    against the shape the metadata implies, then the arrays are read, and only once the
+    preprocessing and targets agree with the architecture is the network allocated.
+    """
     from mlpcli.preprocessing import Preprocessor, TargetEncoder
 
-    meta, arrays = modelfile.load(path)
+    meta, arrays = modelfile.load_checked(path)
     try:
         arch = Architecture.from_dict(meta["architecture"])
-        net = MLP.from_architecture(arch, seed=0)
-        net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
         pre = Preprocessor.from_state(meta["preprocessing"], arrays)
         encoder = TargetEncoder.from_state(meta["target"], arrays)
+        if pre.n_features_out != arch.n_inputs or encoder.n_outputs != arch.n_outputs:
+            raise ModelFileError(
+                f"'{path}': the architecture's {arch.n_inputs:,} inputs and "
+                f"{arch.n_outputs:,} outputs do not match the stored preprocessing "
+                f"({pre.n_features_out:,}) and targets ({encoder.n_outputs:,}); the file is "
+                "damaged or inconsistent; retrain it."
+            )
+        if encoder.task != meta["task"]:
+            raise ModelFileError(
+                f"'{path}': the metadata says task '{shorten(meta['task'])}' but the target "
+                f"encoding is {encoder.task}; the file is damaged; retrain it."
+            )
+        net = MLP.from_architecture(arch, seed=0)
+        net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, UsageError) as exc:
         raise ModelFileError(
-            f"'{path}': the model file is damaged or inconsistent ({exc}); retrain it."
+            f"'{path}': the model file is damaged or inconsistent ({shorten(exc, 200)}); "
+            "retrain it."
         ) from None
-    if pre.n_features_out != arch.n_inputs or encoder.n_outputs != arch.n_outputs:
-        raise ModelFileError(
-            f"'{path}': the stored preprocessing does not match the network's shape; retrain it."
-        )
     return TrainedModel(net, pre, encoder, meta, str(path))

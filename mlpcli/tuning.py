@@ -19,7 +19,6 @@ import itertools
 import json
 import logging
 import math
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import pandas as pd
 from mlpcli import config, crossval, metrics, parallel, workflows
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError, choose
+from mlpcli.limits import MAX_CONFIG_BYTES, read_toml
 from mlpcli.outputs import atomic_path, provenance, write_text
 from mlpcli.training import EpochRecord
 
@@ -180,15 +180,7 @@ def read_space(path: str | Path, base: Settings) -> SearchSpace:
     Tables like `[model]` may group keys, as in `--config` files.
     """
     where = f"--space {path}"
-    try:
-        with Path(path).open("rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"--space file '{path}' does not exist.") from None
-    except IsADirectoryError:
-        raise UsageError(f"--space '{path}' is a folder; give a TOML file.") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--space file '{path}' is not valid TOML: {exc}.") from None
+    doc = read_toml(path, "--space", MAX_CONFIG_BYTES)
     return space_from_dict(doc, base, where)
 
 

@@ -747,8 +747,27 @@ def model_contents(
         },
         "metrics": report,
         "provenance": provenance(command, prepared.inputs, settings.train.seed),
+        "data": training_fingerprints(prepared),
     }
     return metadata, arrays
+
+
+def training_fingerprints(prepared: PreparedData) -> dict[str, Any]:
+    """Per split, the table's SHA-256, row count and a sketch of its IDs (`overlap`), so that
+    `evaluate`, `explain` and `report` can tell when they are given training rows."""
+    from mlpcli import overlap
+
+    shas = list(prepared.inputs.values())  # the training table first, then any --valid-file
+    ids = list(prepared.selection.ids)
+    split = prepared.split
+    found: dict[str, Any] = {}
+    for role, name, sha in (("train", "train", shas[0]), ("validation", "valid", shas[-1])):
+        rows = split[split["set"] == name]
+        if role == "validation" and len(rows) == 0:
+            continue
+        values = overlap.row_ids([rows[c].tolist() for c in ids]) if ids else None
+        found[role] = overlap.fingerprint(sha, len(rows), values)
+    return found
 
 
 def history_csv(result: FitResult, metric_name: str) -> str:
@@ -855,7 +874,11 @@ def restore_checkpoint(trainer: Trainer, path: str, prepared: PreparedData) -> N
     """Load a checkpoint's loop state into a trainer built from the same data and settings."""
     from mlpcli.errors import ModelFileError
 
-    meta, arrays = modelfile.load(path)
+    with modelfile.ModelArchive(path) as archive:
+        meta = archive.metadata
+        limit = trainer.net.flat_params.size  # no loop state is larger than the parameters
+        names = [n for n in archive.members if n.startswith(CHECKPOINT_PREFIX)]
+        arrays = archive.arrays(dict.fromkeys(names, limit)) if "checkpoint" in meta else {}
     if "checkpoint" not in meta:
         raise ModelFileError(
             f"--resume '{path}' is a model file, not a checkpoint; write one with --checkpoint."

@@ -205,9 +205,7 @@ def test_mostly_numeric_column_is_an_error_under_strict(tmp_path: Path) -> None:
         "train", data, "--target", "status", "--strict", *FAST, "--out", tmp_path / "m.npz"
     )
     assert code == 3
-    assert errors_in(stderr) == [
-        grades_warning(data) + " (This is an error because of --strict.)"
-    ]
+    assert errors_in(stderr) == [grades_warning(data) + " (This is an error because of --strict.)"]
 
 
 # --- repeated IDs -----------------------------------------------------------------------------
@@ -317,9 +315,7 @@ def test_transpose_corner_column_is_the_sample_id(tmp_path: Path) -> None:
     ]
     data.write_text("\n".join(rows) + "\n")
     model = tmp_path / "m.npz"
-    code, _, stderr = run(
-        "train", data, "--transpose", "--target", "status", *FAST, "--out", model
-    )
+    code, _, stderr = run("train", data, "--transpose", "--target", "status", *FAST, "--out", model)
     assert code == 0, stderr
     assert warnings_in(stderr) == []
     assert modelfile.read_metadata(model)["id_columns"] == ["gene"]
@@ -660,8 +656,10 @@ def test_split_writes_train_and_test_in_the_input_format(tmp_path: Path, name: s
     train, test = out / f"cohort.train.{suffix}", out / f"cohort.test.{suffix}"
     # Groups of 4 rows: 6 patients (24 rows) are closest to a quarter of 100.
     assert f"Wrote 76 training row(s) to {train}, 24 test row(s) to {test}" in stderr
-    read = pd.read_parquet if suffix == "parquet" else lambda p: pd.read_csv(
-        p, sep="\t" if ".tsv" in name else ",", dtype={"x1": str}
+    read = (
+        pd.read_parquet
+        if suffix == "parquet"
+        else lambda p: pd.read_csv(p, sep="\t" if ".tsv" in name else ",", dtype={"x1": str})
     )
     a, b = read(train), read(test)
     assert set(a["patient"]).isdisjoint(b["patient"])

@@ -633,9 +633,7 @@ def test_numeric_column_with_junk_names_value_and_row(genes: pd.DataFrame) -> No
     values[16] = "abc"
     frame = genes.assign(dose=pd.Series(values, dtype="str"))
     raises(DataError, "'dose'", "'abc'", "data row 17", "--na-values", "--numeric dose")(
-        lambda: select_columns(
-            frame, ["subtype"], ids=["sample_id"], source="g.csv", strict=True
-        )
+        lambda: select_columns(frame, ["subtype"], ids=["sample_id"], source="g.csv", strict=True)
     )
     # Without --strict the column is categorical.
     assert "dose" in select_columns(frame, ["subtype"], ids=["sample_id"]).categorical

@@ -236,7 +236,7 @@ def test_zipped_excel_workbook_is_named(tmp_path: Path) -> None:
     assert code == 3
     assert stderr.strip() == (
         f"Error: '{renamed}' is an Excel workbook, not a zipped table; name it .xlsx to read it "
-        "(the excel extra: pip install \".[excel]\" in the mlpcli checkout, or pip install "
+        '(the excel extra: pip install ".[excel]" in the mlpcli checkout, or pip install '
         "openpyxl), or save the sheet as CSV."
     )
 

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from mlpcli import config, trained, workflows
+from mlpcli.cli import app
 from mlpcli.errors import MlpcliError
 
 #: End to end (a fuzzed end-to-end pipeline): deselected by `pytest -m "not slow"`.
@@ -156,3 +158,163 @@ def test_every_alias_of_an_input_is_refused_as_an_output(aliases: list[str]) -> 
         with pytest.raises(OutputError, match="is the same file as the input DATA"):
             check_paths({"DATA": str(data)}, {"--out": str(path)})
         assert data.read_text() == "a,y\n1,x\n"
+
+
+# --- model-file metadata and arrays (issue 12) --------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+WRONG_VALUES = st.one_of(
+    st.integers(-3, 3),
+    st.sampled_from([2**63, -(2**40), 2_000_000_000]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=4),
+    st.booleans(),
+    st.none(),
+    st.lists(st.one_of(st.integers(0, 3), st.text(max_size=2), st.none()), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(0, 3), max_size=2),
+)
+
+
+def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every key path in a JSON document (lists: their first two items)."""
+    found: list[tuple[object, ...]] = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node[:2]):
+            found += _paths(value, (*prefix, i))
+    return found
+
+
+@pytest.fixture(scope="module")
+def fuzz_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, object]]:
+    import json
+
+    folder = tmp_path_factory.mktemp("fuzz-model")
+    lines = (ROOT / "sample_data" / "expression.csv").read_text().splitlines()[:61]
+    data = folder / "small.csv"
+    data.write_text("\n".join(lines) + "\n")
+    model = folder / "m.npz"
+    result = CliRunner().invoke(
+        app,
+        [
+            *("train", str(data), "--target", "subtype", "--id", "sample_id"),
+            *("--epochs", "2", "--hidden", "4", "--out", str(model), "-q"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    with np.load(model) as archive:
+        meta = json.loads(archive["__metadata__"].tobytes())
+    return data, model, meta
+
+
+def _write_model(source: Path, target: Path, meta: object, arrays: dict[str, np.ndarray]) -> None:
+    import json
+
+    with np.load(source) as archive:
+        stored = {k: archive[k] for k in archive.files if k != "__metadata__"}
+    stored.update(arrays)
+    payload = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with target.open("wb") as fh:
+        np.savez(fh, **stored, __metadata__=payload)
+
+
+def _commands(model: Path, data: Path, out: Path) -> dict[str, list[str]]:
+    return {
+        "predict": ["predict", str(model), str(data), "--out", str(out / "p.csv")],
+        "evaluate": ["evaluate", str(model), str(data), "--out", str(out / "e.json")],
+        "inspect": ["inspect", str(model), "--json"],
+        "explain": [
+            "explain",
+            str(model),
+            str(data),
+            "--repeats",
+            "1",
+            "--out",
+            str(out / "x.csv"),
+        ],
+    }
+
+
+def _assert_clean_outcome(result: object, out: Path) -> None:
+    code = result.exit_code  # type: ignore[attr-defined]
+    stderr = result.stderr  # type: ignore[attr-defined]
+    assert code in (0, 3, 4), (code, stderr, result.exception)  # type: ignore[attr-defined]
+    assert "Traceback" not in stderr
+    if code:
+        assert stderr.count("\n") == 1 and stderr.startswith("Error: "), stderr
+        assert list(out.iterdir()) == []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    choice=st.data(),
+    value=WRONG_VALUES,
+    command=st.sampled_from(["predict", "evaluate", "inspect", "explain"]),
+)
+def test_wrong_typed_metadata_never_gives_an_internal_error(
+    fuzz_model: tuple[Path, Path, dict[str, object]],
+    choice: st.DataObject,
+    value: object,
+    command: str,
+) -> None:
+    import copy
+
+    data, model, meta = fuzz_model
+    path = choice.draw(st.sampled_from(_paths(meta)), label="field")
+    changed = copy.deepcopy(meta)
+    node: object = changed
+    for key in path[:-1]:
+        node = node[key]  # type: ignore[index]
+    node[path[-1]] = value  # type: ignore[index]
+    with tempfile.TemporaryDirectory() as folder:
+        bad = Path(folder) / "bad.npz"
+        _write_model(model, bad, changed, {})
+        out = Path(folder) / "out"
+        out.mkdir()
+        result = CliRunner().invoke(app, _commands(bad, data, out)[command])
+        event(f"exit {result.exit_code}")
+        _assert_clean_outcome(result, out)
+
+
+ARRAY_VALUES = st.sampled_from(
+    [
+        np.array([np.nan]),
+        np.array([[np.inf, 1.0]]),
+        np.zeros((2, 2), np.complex64),
+        np.zeros(3, "datetime64[D]"),
+        np.zeros(3, "timedelta64[s]"),
+        np.zeros(2, [("a", "<f4"), ("b", "<i4")]),
+        np.array(["x", "y"]),
+        np.zeros((0,)),
+        np.zeros((4, 4, 4), np.float32),
+        np.ones(5, np.int8),
+        np.ones(1, bool),
+        np.float64(3.0),
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(choice=st.data(), array=ARRAY_VALUES, command=st.sampled_from(["predict", "inspect"]))
+def test_hostile_arrays_never_give_an_internal_error(
+    fuzz_model: tuple[Path, Path, dict[str, object]],
+    choice: st.DataObject,
+    array: np.ndarray,
+    command: str,
+) -> None:
+    data, model, meta = fuzz_model
+    with np.load(model) as archive:
+        names = sorted(k for k in archive.files if k != "__metadata__")
+    name = choice.draw(st.sampled_from([*names, "junk"]), label="array")
+    with tempfile.TemporaryDirectory() as folder:
+        bad = Path(folder) / "bad.npz"
+        _write_model(model, bad, meta, {name: array})
+        out = Path(folder) / "out"
+        out.mkdir()
+        result = CliRunner().invoke(app, _commands(bad, data, out)[command])
+        event(f"exit {result.exit_code}")
+        _assert_clean_outcome(result, out)
+        if name != "junk":
+            assert result.exit_code == 4, result.stderr
+            assert f"array '{name}'" in result.stderr

@@ -654,3 +654,22 @@ def test_one_activation_name_in_a_list_applies_to_every_layer():
 def test_a_network_needs_inputs_and_outputs(n_inputs, n_outputs):
     with pytest.raises(UsageError, match="at least one input and one output"):
         MLP(n_inputs, (5,), n_outputs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"hidden_layer_sizes": ()},
+        {"hidden_layer_sizes": (5, 3)},
+        {"hidden_layer_sizes": (4, 4, 4), "batchnorm": True, "residual": True},
+        {"hidden_layer_sizes": (6,), "batchnorm": True, "dropout": 0.2},
+    ],
+    ids=["linear", "two-hidden", "batchnorm-residual", "batchnorm-dropout"],
+)
+def test_state_shapes_match_the_built_network_without_allocating(kwargs: dict) -> None:
+    from mlpcli.nn.network import n_parameters, state_shapes
+
+    net = MLP(7, n_outputs=2, seed=0, **kwargs)
+    built = {name: array.shape for name, array in net.state_arrays().items()}
+    assert state_shapes(net.architecture) == built
+    assert n_parameters(net.architecture) == sum(net.n_parameters())

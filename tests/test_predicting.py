@@ -534,8 +534,10 @@ def test_evaluate_document_is_json_with_checksums(folder: Path) -> None:
     assert json.loads(text) == doc
     assert list(doc) == [
         "model", "data", "task", "targets", "labels", "threshold", "n_rows", "n_evaluated",
-        "n_missing_target", "metrics", "provenance",
+        "n_missing_target", "metrics", "data_overlap", "provenance",
     ]  # fmt: skip
+    # The model was trained on this very table: the document says so.
+    assert doc["data_overlap"]["training_data"] and doc["data_overlap"]["same_table_as"] == "train"
     inputs = {i["path"]: i["sha256"] for i in doc["provenance"]["inputs"]}
     assert inputs == {
         str(model): hashlib.sha256(model.read_bytes()).hexdigest(),

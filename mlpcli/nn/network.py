@@ -8,6 +8,7 @@ it with one copy (what made the plain NumPy loop fast in PERF_NOTES.md).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -101,6 +102,32 @@ def _check_architecture(arch: Architecture) -> None:
                     f"{sizes[i - 1]} -> {sizes[i]} units. Use e.g. --hidden "
                     f"{','.join([str(sizes[0])] * len(sizes))}."
                 )
+
+
+def state_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every array `MLP.state_arrays()` gives for `arch`, computed
+    without allocating anything: a model file's arrays are checked against it before loading."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    sizes = [arch.n_inputs, *arch.hidden_layer_sizes]
+    for i, (k_in, k_out) in enumerate(itertools.pairwise(sizes)):
+        shapes[f"layer{i + 1}.W"] = (k_in, k_out)
+        if arch.batchnorm:
+            shapes[f"layer{i + 1}.gamma"] = shapes[f"layer{i + 1}.beta"] = (k_out,)
+        else:
+            shapes[f"layer{i + 1}.b"] = (k_out,)
+    shapes["output.W"] = (sizes[-1], arch.n_outputs)
+    shapes["output.b"] = (arch.n_outputs,)
+    if arch.batchnorm:
+        for i, k_out in enumerate(arch.hidden_layer_sizes):
+            shapes[f"bn{i + 1}.running_mean"] = shapes[f"bn{i + 1}.running_var"] = (k_out,)
+    return shapes
+
+
+def n_parameters(arch: Architecture) -> int:
+    """Trainable parameters of `arch` (no allocation): the size of the flat buffers."""
+    return sum(
+        math.prod(shape) for name, shape in state_shapes(arch).items() if ".running_" not in name
+    )
 
 
 def _dtype_name(dtype: Any) -> str:
