@@ -284,6 +284,68 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+class _FieldCheck(io.RawIOBase):
+    """Passes a delimited text stream through, refusing a line with more fields than the
+    header: pandas, when asked for some columns only (`usecols`), silently drops the extra
+    fields that it reports when reading every column (as `train` does). Counting separators
+    is vectorised; a stream holding a quote character is not checked from there on, since a
+    quoted field may hold the separator."""
+
+    def __init__(self, stream: _Reader, name: str, sep: str, n_fields: int) -> None:
+        super().__init__()
+        self._stream, self._name, self._n_fields = stream, name, n_fields
+        self._sep = ord(sep)
+        self._line = 1  # the line the next byte belongs to
+        self._fields = 1  # fields seen so far on that line
+        self._quoted = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._stream.read(-1 if size is None else size)
+        if data and not self._quoted:
+            self._scan(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _scan(self, data: bytes) -> None:
+        if b'"' in data:
+            self._quoted = True
+            return
+        raw = np.frombuffer(data, dtype=np.uint8)
+        ends = np.flatnonzero(raw == 10)
+        seps = np.cumsum(raw == self._sep)
+        # Fields per line: separators up to each newline (the first line continues the last).
+        at_end = seps[ends] if len(ends) else np.empty(0, np.intp)
+        counts = np.diff(np.concatenate([[0], at_end])) + 1
+        if len(counts):
+            counts[0] += self._fields - 1
+        bad = np.flatnonzero(counts > self._n_fields)
+        bad = bad[self._line + bad > 1]  # never the header line
+        if len(bad):
+            first = int(bad[0])
+            self._fail(self._line + first, int(counts[first]))
+        if len(ends):
+            self._line += len(ends)
+            self._fields = int(seps[-1] - at_end[-1]) + 1
+        else:
+            self._fields += int(seps[-1]) if len(seps) else 0
+        if self._line > 1 and self._fields > self._n_fields:
+            self._fail(self._line, self._fields)
+
+    def _fail(self, line: int, fields: int) -> None:
+        raise DataError(
+            f"'{self._name}' line {line} has {fields} fields but earlier lines have "
+            f"{self._n_fields}; check the separator (now {_sep_name(chr(self._sep))}, change "
+            "it with --sep) and quoting."
+        )
+
+
 def _read_prefix(
     stream: _Reader, size: int, whole_line: bool = True, limit: int = MAX_HEADER_BYTES
 ) -> tuple[bytes, bool]:
@@ -897,9 +959,14 @@ class TableChunks:
             _warn_decimal_comma(name, text, self.sep, decimal)
             unnamed = _unnamed_first(cells, False)
             self._unnamed = bool(unnamed)
-            source: str | Path | _Prefixed = _Prefixed(head, stream)
+            prefixed = _Prefixed(head, stream)
+            source: str | Path | _Prefixed | _FieldCheck = prefixed
             self._digest = hasher.hexdigest
-            if regular and codec is None:
+            # Only some columns are parsed: pandas then ignores extra fields, so count them.
+            check_fields = usecols is not None and len(self.sep) == 1 and encoding == "utf-8"
+            if check_fields:
+                source = _FieldCheck(prefixed, name, self.sep, len(cells))
+            elif regular and codec is None:
                 hasher.close()  # pandas reads the path itself; hash the file alongside
                 source, self._digest = path, _FileHasher(path).hexdigest if checksum else str
             self._reader = pd.read_csv(

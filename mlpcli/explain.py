@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from mlpcli import config, data, metrics, parallel, workflows
 from mlpcli import task as tasks
 from mlpcli.errors import DataError, UsageError, choose, install_hint
-from mlpcli.limits import MAX_GROUPS_BYTES, read_bounded, shorten
+from mlpcli.limits import MAX_GROUPS_BYTES, check_memory, read_bounded, shorten
 from mlpcli.nn.network import MLP
 from mlpcli.outputs import atomic_path, provenance, sha256_file
 from mlpcli.preprocessing import TargetEncoder
@@ -592,6 +592,14 @@ def integrated_gradients(
     net = model.net
     steps = 64 if options.steps is None else options.steps
     rule = options.rule or "gauss-legendre"
+    width = max(net.architecture.n_inputs, *net.architecture.hidden_layer_sizes, 1)
+    # A batch of at least `steps` path points (path, gradients, activations), and for
+    # Gauss-Legendre numpy's dense (steps x steps) companion matrix.
+    check_memory(
+        8.0 * (4 * steps * width + (steps * steps if rule == "gauss-legendre" else 0)),
+        f"--steps {steps:,} ({rule})",
+        "a few hundred steps are plenty (the completeness check says when more are needed).",
+    )
     nodes, weights = choose("integration rule", rule, RULES)(steps)  # type: ignore[operator]
     x0, described = baseline_row(model, options.baseline)
     X = model.transform(frame).astype(np.float64)

@@ -5,6 +5,7 @@ one-line error instead of exhausting the machine's memory.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -122,3 +123,12 @@ def check_memory(estimate: float, what: str, advice: str) -> None:
             f"{what} would need about {format_bytes(estimate)} of memory, more than this "
             f"machine's {format_bytes(available)}; {advice}"
         )
+
+
+def network_bytes(sizes: Iterable[int], itemsize: int, batch_rows: int = 1024) -> int:
+    """Rough memory of training a dense network with these layer sizes (inputs, hidden...,
+    outputs): parameters, gradients, the best-epoch copy and two optimizer slots (5 copies),
+    plus three activation buffers per layer for a batch."""
+    widths = [int(w) for w in sizes]
+    parameters = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    return itemsize * (5 * parameters + 3 * batch_rows * sum(widths[1:]))

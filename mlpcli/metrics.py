@@ -810,6 +810,29 @@ def multilabel_report(
     }
 
 
+#: A target whose spread is below this share of its mean makes R² meaningless: tables are read
+#: as float32 (spacing 1.2e-7 of the value), so rounding alone is of the order of the spread.
+R2_RELATIVE_SPREAD = 1e-6
+
+
+def tiny_spread(Y: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Per column: True when sd < `R2_RELATIVE_SPREAD` x |mean| (and the column varies)."""
+    Y = np.asarray(Y, dtype=np.float64).reshape(len(Y), -1)
+    sd, mean = Y.std(axis=0), np.abs(Y.mean(axis=0))
+    return (sd > 0) & (sd < R2_RELATIVE_SPREAD * mean)
+
+
+def _scale_notes(Y: NDArray[np.float64], names: list[str]) -> list[str]:
+    tiny = tiny_spread(Y)
+    if not tiny.any() or len(Y) < 2:
+        return []
+    return [
+        f"R² is meaningless for target(s) {_class_list(names, tiny)}: their standard deviation "
+        f"is below {R2_RELATIVE_SPREAD:g} of their mean, so rounding dominates; subtract a "
+        "reference value from the target (or rescale it) and retrain."
+    ]
+
+
 def regression_report(
     Y_true: ArrayLike, Y_pred: ArrayLike, target_names: Sequence[Any]
 ) -> dict[str, Any]:
@@ -832,6 +855,7 @@ def regression_report(
                     else "(constant true or predicted values)."
                 )
             )
+    notes += _scale_notes(Y, names)
     return {
         "task": "regression",
         "n_samples": len(Y),

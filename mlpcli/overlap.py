@@ -83,6 +83,14 @@ class Overlap:
         }
 
 
+def _hash_value(text: str) -> int | None:
+    """A stored hash (16 hex digits), or None for a damaged entry (which only weakens the check)."""
+    try:
+        return int(text, 16) if len(text) == 16 else None
+    except ValueError:
+        return None
+
+
 class OverlapCheck:
     """Counts, chunk by chunk, a table's IDs found among the model's stored training IDs."""
 
@@ -91,7 +99,7 @@ class OverlapCheck:
         self.stored: set[int] = set()
         self.ceiling = -1  # IDs hashing above it cannot be checked exactly
         for record in (metadata.get("data") or {}).values():
-            hashes = [int(h, 16) for h in record.get("ids", [])]
+            hashes = [h for h in map(_hash_value, record.get("ids", [])) if h is not None]
             self.stored.update(hashes)
             if hashes:
                 top = max(hashes) if len(hashes) >= SKETCH_SIZE else (1 << 64) - 1

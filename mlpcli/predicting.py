@@ -141,7 +141,8 @@ def chunk_rows(model: TrainedModel, chunk_size: int | None) -> int:
     """Rows per chunk: `chunk_size` (default: `CHUNK_CELLS` worth of feature columns) rounded
     up to whole forward blocks, so chunks start on block boundaries."""
     if chunk_size is None:
-        n_columns = max(1, len(model.preprocessor.input_columns))
+        # Cells read, or written: 10,000 classes make 10,000 probability columns per row.
+        n_columns = max(1, len(model.preprocessor.input_columns), model.net.architecture.n_outputs)
         chunk_size = min(MAX_CHUNK_ROWS, CHUNK_CELLS // n_columns)
     if chunk_size < 1:
         raise UsageError(f"--chunk-size must be at least 1 row, got {chunk_size}.")

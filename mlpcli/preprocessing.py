@@ -900,6 +900,14 @@ class _Regression(_Task):
 
     def fit(self, frame: pd.DataFrame, labels: Sequence[str] | None) -> None:
         Y = self._values(frame)
+        from mlpcli.metrics import R2_RELATIVE_SPREAD, tiny_spread
+
+        for target in np.asarray(self.targets)[tiny_spread(Y)]:
+            log.warning(
+                f"Target '{target}' varies by less than {R2_RELATIVE_SPREAD:g} of its mean: its "
+                "R² and standardisation are dominated by rounding; subtract a reference value "
+                "from it (or rescale it) first."
+            )
         self.mean = Y.mean(axis=0)
         std = Y.std(axis=0)
         constant = ~(std > 1e-12 * np.maximum(1.0, np.abs(self.mean)))

@@ -28,6 +28,7 @@ from mlpcli import __version__, data, modelfile, optimizers, schedules, splittin
 from mlpcli import task as tasks
 from mlpcli.config import FULL_BATCH_OPTIMIZERS, Settings
 from mlpcli.errors import DataError, UsageError, warn_or_fail
+from mlpcli.limits import check_memory, network_bytes
 from mlpcli.nn.network import MLP, Architecture
 from mlpcli.outputs import atomic_path, provenance, write_text
 from mlpcli.preprocessing import Preprocessor, TargetEncoder
@@ -373,6 +374,13 @@ def encode_split(
         strict=settings.data.strict,
     )
     dtype = np.dtype(settings.model.dtype)
+    n_rows = len(train_frame) + (0 if valid_frame is None else len(valid_frame))
+    # The encoded targets and the network's outputs on them: (rows x outputs) several times.
+    check_memory(
+        4.0 * n_rows * encoder.n_outputs * dtype.itemsize,
+        f"Encoding {n_rows:,} rows for {encoder.n_outputs:,} network outputs (classes)",
+        "merge rare classes, or train on fewer rows.",
+    )
     X = pre.fit(train_frame, selection.features, selection.categorical).transform(
         train_frame, dtype
     )
@@ -474,6 +482,12 @@ def build_network(
     settings: Settings, n_inputs: int, n_outputs: int, kind: str, rng: np.random.Generator
 ) -> MLP:
     m = settings.model
+    sizes = [n_inputs, *m.hidden, n_outputs]
+    check_memory(
+        network_bytes(sizes, np.dtype(m.dtype).itemsize),
+        f"A network of layer sizes {' -> '.join(f'{w:,}' for w in sizes)}",
+        "give smaller --hidden sizes.",
+    )
     loss = tasks.get(kind).default_loss if m.loss == "auto" else m.loss
     activation = m.activation * len(m.hidden) if len(m.activation) == 1 else m.activation
     decoupled = settings.train.optimizer == "adamw"

@@ -541,3 +541,79 @@ def test_a_huge_column_name_is_shortened_in_messages(tmp_path: Path) -> None:
     got, stderr = run("train", str(data), "--target", "y", "--out", str(tmp_path / "m.npz"))
     assert got == 3
     assert len(stderr) < 5000 and "characters left out" in stderr and stderr.count("\n") == 1
+
+
+# --- rows with extra fields and absurd sizes (issue 12) ------------------------------------------
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_predict_and_evaluate_refuse_rows_with_extra_fields_like_train(
+    tmp_path: Path, model: Path, command: str
+) -> None:
+    lines = EXPRESSION.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].rstrip("\n") + ",extra1,extra2\n"
+    data = write(tmp_path / "extra.csv", "".join(lines))
+    before = _digests(data, model)
+    out = tmp_path / "out.csv"
+    got, stderr = run(command, str(model), str(data), "--out", str(out))
+    assert got == 3
+    expected = (
+        f"Error: '{data}' line 4 has 65 fields but earlier lines have 63; check the separator "
+        "(now ',', change it with --sep) and quoting.\n"
+    )
+    assert stderr == expected
+    got, train_stderr = run("train", str(data), "--target", "subtype", "--out", str(out))
+    assert got == 3 and train_stderr.endswith(expected)  # the same words as train
+    assert not out.exists() and _digests(data, model) == before
+
+
+def test_absurd_hidden_sizes_are_refused_with_the_estimate(tmp_path: Path) -> None:
+    data = write(tmp_path / "d.csv", SMALL)
+    out = tmp_path / "m.npz"
+    got, stderr = run(
+        "train", str(data), "--target", "y", "--hidden", "100000,100000", "--out", str(out)
+    )
+    assert got == 2
+    error = stderr.splitlines()[-1]
+    assert error.startswith(
+        "Error: A network of layer sizes 2 -> 100,000 -> 100,000 -> 1 would need about "
+        "188.6 GiB of memory, more than this machine's "
+    )
+    assert error.endswith("; give smaller --hidden sizes.")
+    assert not out.exists()
+
+
+def test_absurd_integration_steps_are_refused_with_the_estimate(
+    tmp_path: Path, model: Path
+) -> None:
+    out = tmp_path / "x.csv"
+    got, stderr = run(
+        *("explain", str(model), str(EXPRESSION), "--method", "integrated-gradients"),
+        *("--steps", "1000000000", "--out", str(out), "-q"),
+    )
+    assert got == 2
+    error = stderr.splitlines()[-1]
+    assert error.startswith(
+        "Error: --steps 1,000,000,000 (gauss-legendre) would need about 7275959.4 TiB of memory"
+    )
+    assert not out.exists()
+
+
+def test_too_many_classes_for_this_machine_are_refused_before_encoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlpcli import limits
+
+    # 3,000 classes x 6,000 rows: 288 MB of one-hot targets and outputs; pretend 100 MB of RAM.
+    monkeypatch.setattr(limits, "physical_memory", lambda: 100 << 20)
+    rows = "".join(f"{i % 7},c{i % 3000}\n" for i in range(6000))
+    data = write(tmp_path / "many.csv", "a,y\n" + rows)
+    out = tmp_path / "m.npz"
+    got, stderr = run(
+        "train", str(data), "--target", "y", "--task", "multiclass", "--out", str(out)
+    )
+    assert got == 2, stderr
+    assert stderr.splitlines()[-1] == (
+        "Error: Encoding 6,000 rows for 3,000 network outputs (classes) would need about "
+        "274.7 MiB of memory, more than this machine's 100.0 MiB; merge rare classes, or "
+        "train on fewer rows."
+    )
+    assert not out.exists()

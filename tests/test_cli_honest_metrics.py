@@ -192,3 +192,20 @@ def test_all_zero_permutation_importance_warns_with_tied_ranks(
     )
     table = pd.read_csv(out)
     assert (table["importance"] == 0).all() and (table["rank"] == 1).all()
+
+
+def test_a_target_whose_spread_is_rounding_is_warned_about(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(60)
+    frame = pd.DataFrame({"a": a, "b": rng.standard_normal(60), "y": 1e6 + 0.3 * a})
+    data = tmp_path / "tiny.csv"
+    frame.to_csv(data, index=False)
+    model = tmp_path / "m.npz"
+    code, _, stderr = run("train", data, "--target", "y", "--epochs", "2", "--out", model, "-q")
+    assert code == 0
+    assert stderr == (
+        "Warning: Target 'y' varies by less than 1e-06 of its mean: its R² and standardisation "
+        "are dominated by rounding; subtract a reference value from it (or rescale it) first.\n"
+    )
+    code, _, stderr = run("evaluate", model, data)
+    assert code == 0 and "Note: R² is meaningless for target(s) 'y'" in stderr

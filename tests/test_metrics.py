@@ -636,3 +636,15 @@ def test_regression_report_accepts_one_column_and_float32() -> None:
 def test_regression_report_rejects_nan_predictions() -> None:
     with pytest.raises(DataError, match=r"NaN or infinity \(row 1\)"):
         metrics.regression_report(Y_REG, np.array([1.0, np.nan, 2.0, 3.0]), ["t"])
+
+
+def test_r2_of_a_target_with_a_tiny_relative_spread_gets_a_note() -> None:
+    rng = np.random.default_rng(0)
+    y = 1e6 + 0.3 * rng.standard_normal(50)  # sd / mean = 3e-7
+    report = metrics.regression_report(y, y + 0.01, ["y"])
+    assert report["notes"] == [
+        "R² is meaningless for target(s) 'y': their standard deviation is below 1e-06 of their "
+        "mean, so rounding dominates; subtract a reference value from the target (or rescale "
+        "it) and retrain."
+    ]
+    assert metrics.regression_report(y - 1e6, y - 1e6 + 0.01, ["y"])["notes"] == []
