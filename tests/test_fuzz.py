@@ -241,8 +241,9 @@ def _assert_clean_outcome(result: object, out: Path) -> None:
     stderr = result.stderr  # type: ignore[attr-defined]
     assert code in (0, 3, 4), (code, stderr, result.exception)  # type: ignore[attr-defined]
     assert "Traceback" not in stderr
-    if code:
-        assert stderr.count("\n") == 1 and stderr.startswith("Error: "), stderr
+    if code:  # warnings (NOT A TEST ...) may come first; then exactly one error line
+        errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+        assert len(errors) == 1 and stderr.splitlines()[-1] == errors[0], stderr
         assert list(out.iterdir()) == []
 
 
