@@ -517,6 +517,16 @@ def _consistent_fields(text: str, sep: str, n_records: int = 6) -> int:
     return counts.pop() if len(counts) == 1 else 0
 
 
+def check_reading_options(sep: str | None, decimal: str, encoding: str | None) -> None:
+    """The `UsageError` `read_table` would raise for these options, raised now: a model file's
+    stored options are checked when it is loaded, so a damaged one is a model-file error."""
+    if sep is not None:
+        _resolve_sep(sep)
+    if not isinstance(decimal, str) or len(decimal) != 1:
+        raise UsageError(f"--decimal must be one character, got '{decimal}'.")
+    _normalise_encoding(encoding)
+
+
 def _normalise_encoding(encoding: str | None) -> str:
     """pandas' C engine decodes UTF-8 (and skips a BOM) natively; other codecs go through Python."""
     if encoding is None:

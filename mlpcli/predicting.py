@@ -63,9 +63,12 @@ def model_settings(
     """The training run's settings, with `--sep`/`--decimal`/`--transpose` overriding how DATA
     is read."""
     from mlpcli.config import Settings
+    from mlpcli.data import check_reading_options
 
     try:
         settings = Settings.from_dict(model.metadata.get("settings", {}))
+        d = settings.data
+        check_reading_options(d.sep, d.decimal, d.encoding)  # the stored ones, not --sep
     except (UsageError, TypeError, ValueError, AttributeError, KeyError) as exc:  # the file's
         raise ModelFileError(
             f"'{model.path}': the model's stored settings are invalid ({exc}); the file is "
