@@ -47,10 +47,13 @@ class LocalBackend:
 
         return int(joblib.cpu_count()) if self.n_jobs < 0 else self.n_jobs
 
-    def config(self, scatter: list[Any]) -> contextlib.AbstractContextManager[Any]:
+    def config(self, scatter: list[Any], n_tasks: int) -> contextlib.AbstractContextManager[Any]:
+        """Never more worker processes than tasks (each costs ~100 MB and a second to start),
+        nor, with -1, than cores."""
         import joblib
 
-        return joblib.parallel_config(backend="loky", n_jobs=self.n_jobs)
+        workers = max(1, min(self.n_workers(), n_tasks))
+        return joblib.parallel_config(backend="loky", n_jobs=workers)
 
 
 class DaskBackend:
@@ -101,7 +104,7 @@ class DaskBackend:
     def n_workers(self) -> int:
         return int(sum(self.client.nthreads().values())) if self.client is not None else 1
 
-    def config(self, scatter: list[Any]) -> contextlib.AbstractContextManager[Any]:
+    def config(self, scatter: list[Any], n_tasks: int) -> contextlib.AbstractContextManager[Any]:
         import joblib
 
         return joblib.parallel_config(
@@ -189,7 +192,7 @@ class Executor:
         import joblib
 
         results: list[Any] = [None] * len(calls)
-        with self.backend.config(scatter):
+        with self.backend.config(scatter, len(calls)):
             parallel = joblib.Parallel(return_as="generator_unordered")
             jobs = (joblib.delayed(_indexed)(func, i, *args) for i, args in enumerate(calls))
             for i, result in parallel(jobs):

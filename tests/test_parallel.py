@@ -68,3 +68,22 @@ def test_seed_streams_are_spawned_from_the_seed() -> None:
 def test_local_workers_follow_n_jobs() -> None:
     assert parallel.Executor(n_jobs=3).n_workers == 3
     assert parallel.Executor(n_jobs=-1).n_workers >= 1
+
+
+@pytest.mark.parametrize(("n_jobs", "n_tasks", "workers"), [(8, 2, 2), (2, 5, 2), (-1, 1, 1)])
+def test_local_executor_never_starts_more_workers_than_tasks(
+    monkeypatch: pytest.MonkeyPatch, n_jobs: int, n_tasks: int, workers: int
+) -> None:
+    import joblib
+
+    asked: list[object] = []
+    real = joblib.parallel_config
+
+    def spy(*args: object, **kwargs: object) -> object:
+        asked.append(kwargs.get("n_jobs"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(joblib, "parallel_config", spy)
+    with parallel.Executor("local", None, n_jobs) as executor:
+        assert executor.map(abs, [(-i,) for i in range(n_tasks)], []) == list(range(n_tasks))
+    assert asked == [workers]
