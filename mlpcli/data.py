@@ -325,6 +325,9 @@ class _FieldCheck(io.RawIOBase):
         counts = np.diff(np.concatenate([[0], at_end])) + 1
         if len(counts):
             counts[0] += self._fields - 1
+        first_row = 2 - self._line  # index of line 2 (the first data row) in `counts`
+        if 0 <= first_row < len(counts) and counts[first_row] == self._n_fields + 1:
+            self._n_fields += 1  # R's write.table: no header cell over the row names (as pandas)
         bad = np.flatnonzero(counts > self._n_fields)
         bad = bad[self._line + bad > 1]  # never the header line
         if len(bad):
@@ -859,7 +862,9 @@ def force_numeric(frame: pd.DataFrame, names: Sequence[str], source: str) -> pd.
 def _token_counts(values: pd.Series, limit: int = 5) -> str:
     """`'other' x40, 'n/d' x2`: the distinct offending cells with their counts, most first."""
     counts = values.astype("str").value_counts()
-    shown = ", ".join(f"'{token}' x{count}" for token, count in counts.iloc[:limit].items())
+    shown = ", ".join(
+        f"'{shorten(token)}' x{count}" for token, count in counts.iloc[:limit].items()
+    )
     return shown + (f" and {len(counts) - limit} more" if len(counts) > limit else "")
 
 
