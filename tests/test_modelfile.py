@@ -167,7 +167,7 @@ def _add_zero_member(source: Path, target: Path, name: str, n_floats: int) -> Pa
 _PEAK_RSS = """
 import resource, sys
 from mlpcli.errors import ModelFileError
-from mlpcli.workflows import load_trained
+from mlpcli.trained import load_trained
 try:
     load_trained(sys.argv[1])
     print("loaded", end=" ")
