@@ -443,7 +443,7 @@ def test_an_interrupted_evaluate_leaves_neither_json_nor_plots(
 
 
 def test_commit_holds_a_signal_until_every_file_is_in_place(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     install = outputs._Target.install
     calls: list[Path] = []
@@ -455,6 +455,9 @@ def test_commit_holds_a_signal_until_every_file_is_in_place(
         install(self, tmp)
 
     monkeypatch.setattr(outputs._Target, "install", install_then_signal)
+    # Python's own SIGINT handler, whatever an earlier test or imported library left installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     with pytest.raises(KeyboardInterrupt), outputs.staged_outputs():
         outputs.write_text(tmp_path / "a.txt", "a")
         outputs.write_text(tmp_path / "b.txt", "b")
