@@ -288,8 +288,8 @@ class _FieldCheck(io.RawIOBase):
     """Passes a delimited text stream through, refusing a line with more fields than the
     header: pandas, when asked for some columns only (`usecols`), silently drops the extra
     fields that it reports when reading every column (as `train` does). Counting separators
-    is vectorised; a stream holding a quote character is not checked from there on, since a
-    quoted field may hold the separator."""
+    is vectorised; separators and newlines inside double quotes do not count (the parity of the
+    quotes seen so far tells inside from outside, and an escaped `""` flips it twice)."""
 
     def __init__(self, stream: _Reader, name: str, sep: str, n_fields: int) -> None:
         super().__init__()
@@ -297,14 +297,14 @@ class _FieldCheck(io.RawIOBase):
         self._sep = ord(sep)
         self._line = 1  # the line the next byte belongs to
         self._fields = 1  # fields seen so far on that line
-        self._quoted = False
+        self._inside = 0  # 1 while inside a quoted field
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
         data = self._stream.read(-1 if size is None else size)
-        if data and not self._quoted:
+        if data:
             self._scan(data)
         return data
 
@@ -314,12 +314,16 @@ class _FieldCheck(io.RawIOBase):
         return len(data)
 
     def _scan(self, data: bytes) -> None:
-        if b'"' in data:
-            self._quoted = True
-            return
         raw = np.frombuffer(data, dtype=np.uint8)
-        ends = np.flatnonzero(raw == 10)
-        seps = np.cumsum(raw == self._sep)
+        is_newline, is_sep = raw == 10, raw == self._sep
+        if b'"' in data:
+            quotes = np.cumsum(raw == 34) + self._inside
+            outside = quotes % 2 == 0
+            is_newline &= outside
+            is_sep &= outside
+            self._inside = int(quotes[-1] % 2)
+        ends = np.flatnonzero(is_newline)
+        seps = np.cumsum(is_sep)
         # Fields per line: separators up to each newline (the first line continues the last).
         at_end = seps[ends] if len(ends) else np.empty(0, np.intp)
         counts = np.diff(np.concatenate([[0], at_end])) + 1

@@ -565,6 +565,38 @@ def test_predict_and_evaluate_refuse_rows_with_extra_fields_like_train(
     assert not out.exists() and _digests(data, model) == before
 
 
+def _quoted_ids(lines: list[str]) -> list[str]:
+    """The first field of every data row quoted, holding the separator and an escaped quote."""
+    return [lines[0]] + [
+        f'"{line.split(",", 1)[0]}, tumour ""A"""' + "," + line.split(",", 1)[1]
+        for line in lines[1:]
+    ]
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_quoted_separators_are_not_extra_fields_but_extra_fields_in_a_quoted_file_are(
+    tmp_path: Path, model: Path, command: str
+) -> None:
+    lines = _quoted_ids(EXPRESSION.read_text().splitlines(keepends=True))
+    lines[1] = lines[1].replace(", tumour", ",\ntumour", 1)  # a newline inside quotes too
+    fine = write(tmp_path / "quoted.csv", "".join(lines))
+    out = tmp_path / "out.csv"
+    got, stderr = run(command, str(model), str(fine), "--out", str(out))
+    assert got == 0, stderr
+    out.unlink()
+    lines = _quoted_ids(EXPRESSION.read_text().splitlines(keepends=True))
+    lines[3] = lines[3].rstrip("\n") + ',"extra, one",extra2\n'
+    bad = write(tmp_path / "extra.csv", "".join(lines))
+    before = _digests(bad, model)
+    got, stderr = run(command, str(model), str(bad), "--out", str(out))
+    assert got == 3, stderr
+    assert stderr == (
+        f"Error: '{bad}' line 4 has 65 fields but earlier lines have 63; check the separator "
+        "(now ',', change it with --sep) and quoting.\n"
+    )
+    assert not out.exists() and _digests(bad, model) == before
+
+
 def test_absurd_hidden_sizes_are_refused_with_the_estimate(tmp_path: Path) -> None:
     data = write(tmp_path / "d.csv", SMALL)
     out = tmp_path / "m.npz"
