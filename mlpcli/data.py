@@ -547,6 +547,19 @@ def _normalise_encoding(encoding: str | None) -> str:
     return "utf-8" if canonical in ("utf-8", "utf-8-sig") else canonical
 
 
+def _bytes_are_ascii(encoding: str, sep: str) -> bool:
+    """Whether separators, quotes and newlines can be counted in the raw bytes: a one-character
+    separator in UTF-8 or a single-byte ASCII superset (latin-1, cp1252), where no byte of
+    another character can look like one of them (unlike UTF-16 or Shift JIS)."""
+    if len(sep) != 1 or not sep.isascii():
+        return False
+    if encoding == "utf-8":
+        return True
+    high = bytes(range(128, 256)).decode(encoding, errors="replace")
+    low = bytes(range(128)).decode(encoding, errors="replace")
+    return len(high) == 128 and low == bytes(range(128)).decode("ascii")
+
+
 def _decode_sample(name: str, head: bytes, encoding: str, complete: bool) -> str:
     """Decode the sniffing sample strictly, so a wrong encoding is reported with its line."""
     if not complete:
@@ -982,7 +995,7 @@ class TableChunks:
             source: str | Path | _Prefixed | _FieldCheck = prefixed
             self._digest = hasher.hexdigest
             # Only some columns are parsed: pandas then ignores extra fields, so count them.
-            check_fields = usecols is not None and len(self.sep) == 1 and encoding == "utf-8"
+            check_fields = usecols is not None and _bytes_are_ascii(encoding, self.sep)
             if check_fields:
                 source = _FieldCheck(prefixed, name, self.sep, len(cells))
             elif regular and codec is None:

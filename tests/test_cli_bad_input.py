@@ -597,6 +597,37 @@ def test_quoted_separators_are_not_extra_fields_but_extra_fields_in_a_quoted_fil
     assert not out.exists() and _digests(bad, model) == before
 
 
+@pytest.mark.parametrize(
+    ("encoding", "checked"), [("latin-1", True), ("cp1252", True), ("utf-16", False)]
+)
+def test_extra_fields_are_counted_in_the_raw_bytes_only_where_that_is_safe(
+    encoding: str, checked: bool
+) -> None:
+    from mlpcli.data import _bytes_are_ascii
+
+    assert _bytes_are_ascii(encoding, ",") is checked
+    assert _bytes_are_ascii(encoding, ", ") is False  # a multi-character separator
+
+
+def test_extra_fields_in_a_latin1_table_are_refused(tmp_path: Path) -> None:
+    rows = "".join(f"caf\xe9 {i},{i},{i % 3},{'xz'[i % 2]}\n" for i in range(20))
+    data = write(tmp_path / "l1.csv", ("id,a,b,y\n" + rows).encode("latin-1"))
+    model = tmp_path / "m.npz"
+    got, stderr = run(
+        "train", str(data), "--target", "y", "--id", "id", "--encoding", "latin-1",
+        "--epochs", "2", "--out", str(model), "-q",
+    )
+    assert got == 0, stderr
+    bad_rows = "id,a,b\ncaf\xe9,1,2\ncaf\xe9,1,2,9\n"
+    bad = write(tmp_path / "bad.csv", bad_rows.encode("latin-1"))
+    out = tmp_path / "out.csv"
+    got, stderr = run("predict", str(model), str(bad), "--out", str(out))
+    assert got == 3
+    assert stderr.endswith(f"'{bad}' line 3 has 4 fields but earlier lines have 3; check the "
+                           "separator (now ',', change it with --sep) and quoting.\n")
+    assert not out.exists()
+
+
 def test_absurd_hidden_sizes_are_refused_with_the_estimate(tmp_path: Path) -> None:
     data = write(tmp_path / "d.csv", SMALL)
     out = tmp_path / "m.npz"
