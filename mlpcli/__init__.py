@@ -5,6 +5,7 @@ The public Python API is loaded lazily, so the command line starts without impor
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 __version__ = "0.1.0"
@@ -12,7 +13,15 @@ __version__ = "0.1.0"
 #: an unrelated project.
 DISTRIBUTION = "mlpcli-tabular"
 
-__all__ = ["MLP", "__version__"]
+__all__ = ["MLP", "__version__", "load"]
+
+
+def load(path: str | Path) -> Any:
+    """A fitted scikit-learn estimator (`mlpcli.sklearn.MLPClassifier` or `MLPRegressor`) from
+    any model file, also one written by `mlpcli train`; needs the `sklearn` extra."""
+    from mlpcli.sklearn import load as load_estimator
+
+    return load_estimator(path)
 
 
 def __getattr__(name: str) -> Any:

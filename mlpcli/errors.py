@@ -80,6 +80,7 @@ EXTRAS: dict[str, str] = {
     "parquet": "pyarrow",
     "excel": "openpyxl",
     "anndata": "h5py",
+    "sklearn": "scikit-learn",
 }
 
 

@@ -104,9 +104,17 @@ def load_trained(path: str | Path) -> TrainedModel:
     against the shape the metadata implies, then the arrays are read, and only once the
     preprocessing and targets agree with the architecture is the network allocated.
     """
+    meta, arrays = modelfile.load_checked(path)
+    return trained_from_contents(meta, arrays, path)
+
+
+def trained_from_contents(
+    meta: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Path = ""
+) -> TrainedModel:
+    """A model from a model file's metadata and arrays (as read, or as `train` produced them:
+    the scikit-learn estimators keep these as their state)."""
     from mlpcli.preprocessing import Preprocessor, TargetEncoder
 
-    meta, arrays = modelfile.load_checked(path)
     try:
         arch = Architecture.from_dict(meta["architecture"])
         pre = Preprocessor.from_state(meta["preprocessing"], arrays)

@@ -129,10 +129,26 @@ class LoadedTable:
 
 def load_table(path: str, settings: Settings) -> LoadedTable:
     """Read a table, choose its columns, drop rows without a target and decide the task."""
+    if not settings.data.target:
+        raise UsageError("Name the target column with --target COL.")
+    return select_table(read(path, settings), settings)
+
+
+def frame_table(frame: pd.DataFrame, source: str = "the DataFrame") -> data.Table:
+    """A table in memory as if read from a file; its checksum hashes the values and columns, so
+    the provenance of a model fitted from Python still identifies its data."""
+    import hashlib
+
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update("\x1f".join(map(str, frame.columns)).encode("utf-8"))
+    return data.Table(frame=frame, source=source, sha256=digest.hexdigest())
+
+
+def select_table(table: data.Table, settings: Settings) -> LoadedTable:
+    """Choose a table's columns, drop rows without a target and decide the task."""
     d = settings.data
     if not d.target:
         raise UsageError("Name the target column with --target COL.")
-    table = read(path, settings)
     extra_inputs = _join_labels(table, settings)
     drop = list(d.drop)
     if d.group is not None:
@@ -353,11 +369,13 @@ def encode_split(
     valid_frame: pd.DataFrame | None,
     split: pd.DataFrame | None = None,
     inputs: dict[str, str] | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> PreparedData:
     """Fit preprocessing and target encoding on the training rows, then encode both sides.
 
     Regression targets are standardised with the training rows' statistics only, so nothing
-    leaks from validation (or a cross-validation fold) into training.
+    leaks from validation (or a cross-validation fold) into training. `sample_weight` (one per
+    training row, from the Python API) multiplies the class weights.
     """
     p = settings.preprocess
     task = loaded.task
@@ -390,9 +408,11 @@ def encode_split(
         X_val = pre.transform(valid_frame, dtype)
         y_index_val, Y_val = _encode(encoder, valid_frame, dtype)
     weight = settings.train.class_weight
-    sample_weight = None
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=dtype)
     if weight is not None:
-        sample_weight = encoder.class_weights(y_index, weight).astype(dtype)
+        by_class = encoder.class_weights(y_index, weight).astype(dtype)
+        sample_weight = by_class if sample_weight is None else sample_weight * by_class
     return PreparedData(
         X=X,
         Y=Y,
@@ -414,8 +434,18 @@ def encode_split(
 
 def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> PreparedData:
     """Everything before training: read, select, split, fit preprocessing on training rows."""
+    return prepare_loaded(load_table(path, settings), settings, rng)
+
+
+def prepare_loaded(
+    loaded: LoadedTable,
+    settings: Settings,
+    rng: np.random.Generator,
+    sample_weight: np.ndarray | None = None,
+) -> PreparedData:
+    """Split a selected table and fit preprocessing on its training rows; `sample_weight` has
+    one weight per row of `loaded.frame` and follows the rows into the training side."""
     d = settings.data
-    loaded = load_table(path, settings)
     frame = loaded.frame
     inputs = {loaded.table.source: loaded.table.sha256, **loaded.extra_inputs}
     valid_frame: pd.DataFrame | None = None
@@ -449,7 +479,8 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
             valid_frame, loaded.selection.ids, np.arange(0), np.arange(len(valid_frame))
         )
         split = pd.concat([split, extra], ignore_index=True)
-    return encode_split(loaded, settings, train_frame, valid_frame, split, inputs)
+    weight = None if sample_weight is None else np.asarray(sample_weight)[train_idx]
+    return encode_split(loaded, settings, train_frame, valid_frame, split, inputs, weight)
 
 
 def _encode(encoder: TargetEncoder, frame: pd.DataFrame, dtype: np.dtype) -> tuple[Any, np.ndarray]:
@@ -685,6 +716,37 @@ def train(
                 save_checkpoint(checkpoint, trainer, settings, prepared, command)
 
     net, result = fit_model(settings, prepared, rng, on_epoch, should_stop, trainer)
+    return _outcome(settings, prepared, net, result, command)
+
+
+def train_frame(
+    frame: pd.DataFrame,
+    settings: Settings,
+    sample_weight: np.ndarray | None = None,
+    command: list[str] | None = None,
+    source: str = "the DataFrame",
+) -> TrainOutcome:
+    """`train` on a table in memory (the scikit-learn estimators' path): the same selection,
+    split, preprocessing, network and loop as `mlpcli train`, and the same model contents."""
+    rng = np.random.default_rng(settings.train.seed)
+    loaded = select_table(frame_table(frame, source), settings)
+    if sample_weight is not None and len(sample_weight) != len(loaded.frame):
+        raise DataError(
+            f"sample_weight has {len(sample_weight)} value(s) for {len(loaded.frame)} row(s)."
+        )
+    prepared = prepare_loaded(loaded, settings, rng, sample_weight)
+    net, result = fit_model(settings, prepared, rng)
+    return _outcome(settings, prepared, net, result, command)
+
+
+def _outcome(
+    settings: Settings,
+    prepared: PreparedData,
+    net: MLP,
+    result: FitResult,
+    command: list[str] | None,
+) -> TrainOutcome:
+    """The metrics on both sides and the model file's contents of a finished run."""
     report: dict[str, Any] = {
         "train": evaluation_report(
             prepared.target_encoder, net, prepared.X, prepared.y_index, prepared.Y

@@ -46,10 +46,43 @@ def test_readme_main_job_runs(tmp_path: Path) -> None:
     assert "Training summary" in done.stderr and done.stdout == ""
 
 
-def test_readme_python_example_runs() -> None:
-    code = re.search(r"## Python API\n\n```python\n(.*?)```", README, re.S)
-    assert code
-    exec(compile(code.group(1), "README.md", "exec"), {})
+def _section(title: str) -> str:
+    found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", README, re.S | re.M)
+    assert found, f"README has no section '{title}'"
+    return found.group(1)
+
+
+def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Python block of the "Python API" section, in order, in one namespace, in a folder
+    holding the sample data and a `model.npz` from `mlpcli train` (as README's first command)."""
+    blocks = re.findall(r"```python\n(.*?)```", _section("Python API"), re.S)
+    assert len(blocks) >= 2
+    if "sklearn" in "".join(blocks):
+        pytest.importorskip(
+            "sklearn", reason='the sklearn extra is missing: pip install ".[sklearn]"'
+        )
+    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    main_job = shlex.split(_first_commands()[0].split("&& ", 1)[1])
+    main_job[main_job.index("--out") + 1] = "model.npz"
+    done = subprocess.run(
+        [sys.executable, "-m", "mlpcli", *main_job[1:], "--epochs", "20", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    predicted = subprocess.run(
+        [sys.executable, "-m", "mlpcli", "predict", "clf.npz", "sample_data/expression.csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.startswith("row,prediction,proba_basal,proba_her2,proba_luminal\n")
 
 
 @pytest.mark.parametrize("flag", ["--hidden", "--group-pattern", "--log-format", "--config"])
