@@ -10,10 +10,19 @@ import sys
 
 import typer
 
-from mlpcli import cli_cv, cli_explain, cli_model, cli_plot, cli_train
+from mlpcli import cli_cv, cli_explain, cli_export, cli_model, cli_plot, cli_train
 from mlpcli.cli_common import app
 
-__all__ = ["app", "cli_cv", "cli_explain", "cli_model", "cli_plot", "cli_train", "main"]
+__all__ = [
+    "app",
+    "cli_cv",
+    "cli_explain",
+    "cli_export",
+    "cli_model",
+    "cli_plot",
+    "cli_train",
+    "main",
+]
 
 
 def main() -> None:

@@ -450,6 +450,7 @@ def _inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
         "loss": arch["loss"],
         "dtype": arch["dtype"],
         "format version": doc["format_version"],
+        "export formats": ", ".join(f"{k} ({v})" for k, v in doc["export_formats"].items()),
     }
     if "scaling" in target:
         overview["target mean"] = target["scaling"]["mean"]

@@ -81,6 +81,7 @@ EXTRAS: dict[str, str] = {
     "excel": "openpyxl",
     "anndata": "h5py",
     "sklearn": "scikit-learn",
+    "onnx": "onnx onnxruntime",
 }
 
 

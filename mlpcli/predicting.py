@@ -805,7 +805,9 @@ def _features(meta: Mapping[str, Any], stats: Mapping[str, NDArray[np.float64]])
 def describe_model(path: str | Path) -> dict[str, Any]:
     """Everything about a model file, from its metadata and preprocessing arrays: architecture,
     parameter counts, optimizer and hyperparameters, preprocessing, labels, training summary,
-    per-epoch history and metrics. No data and no pandas."""
+    per-epoch history, metrics and the export formats it supports. No data and no pandas."""
+    from mlpcli import export
+
     meta, arrays = modelfile.load_checked(path)  # every array checked; the weights too
     stats = {k: np.asarray(v, np.float64) for k, v in arrays.items() if not k.startswith("net.")}
     try:
@@ -865,6 +867,7 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "history": history,
         "metrics": meta["metrics"],
         "settings": meta["settings"],
+        "export_formats": export.support(meta),
     }
 
 

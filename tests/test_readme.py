@@ -52,37 +52,55 @@ def _section(title: str) -> str:
     return found.group(1)
 
 
-def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every Python block of the "Python API" section, in order, in one namespace, in a folder
-    holding the sample data and a `model.npz` from `mlpcli train` (as README's first command)."""
-    blocks = re.findall(r"```python\n(.*?)```", _section("Python API"), re.S)
-    assert len(blocks) >= 2
-    if "sklearn" in "".join(blocks):
-        pytest.importorskip(
-            "sklearn", reason='the sklearn extra is missing: pip install ".[sklearn]"'
-        )
+@pytest.fixture
+def readme_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder holding the sample data and a `model.npz` from README's first command
+    (fewer epochs), made the current directory."""
     (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
     main_job = shlex.split(_first_commands()[0].split("&& ", 1)[1])
     main_job[main_job.index("--out") + 1] = "model.npz"
-    done = subprocess.run(
-        [sys.executable, "-m", "mlpcli", *main_job[1:], "--epochs", "20", "--quiet"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    done = _mlpcli(tmp_path, *main_job[1:], "--epochs", "20", "--quiet")
     assert done.returncode == 0, done.stderr
     monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _mlpcli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlpcli", *args], cwd=folder, capture_output=True, text=True
+    )
+
+
+def _run_python_blocks(section: str, extra: str) -> None:
+    """Every Python block of a README section, in order, in one namespace."""
+    blocks = re.findall(r"```python\n(.*?)```", _section(section), re.S)
+    assert blocks, f"README section '{section}' has no Python example"
+    pytest.importorskip(extra, reason=f'an extra is missing: pip install ".[{extra}]"')
     namespace: dict[str, object] = {}
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)
-    predicted = subprocess.run(
-        [sys.executable, "-m", "mlpcli", "predict", "clf.npz", "sample_data/expression.csv"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+
+
+def test_readme_python_api_examples_run(readme_folder: Path) -> None:
+    _run_python_blocks("Python API", "sklearn")
+    predicted = _mlpcli(readme_folder, "predict", "clf.npz", "sample_data/expression.csv")
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.startswith("row,prediction,proba_basal,proba_her2,proba_luminal\n")
+
+
+def test_readme_export_examples_run(readme_folder: Path) -> None:
+    pytest.importorskip("onnx", reason='the onnx extra is missing: pip install ".[onnx]"')
+    block = re.search(r"```bash\n(.*?)```", _section("Export"), re.S)
+    assert block
+    commands = [line.split("  #")[0] for line in block.group(1).splitlines() if line]
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "mlpcli", command
+        done = _mlpcli(readme_folder, *argv[1:])
+        assert done.returncode == 0, (command, done.stderr)
+    assert "onnx (yes)" in done.stdout
+    assert (readme_folder / "model.onnx").stat().st_size > 0
+    _run_python_blocks("Export", "onnxruntime")
 
 
 @pytest.mark.parametrize("flag", ["--hidden", "--group-pattern", "--log-format", "--config"])

@@ -1,0 +1,60 @@
+"""`mlpcli export`: a model file in a format other tools serve (ONNX; needs the `onnx` extra)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlpcli.cli_common import (
+    LogFormat,
+    ModelArg,
+    Quiet,
+    app,
+    catch_signals,
+    errors_to_exit_codes,
+    make_reporter,
+)
+
+
+@app.command()
+@errors_to_exit_codes
+def export(
+    model: ModelArg,
+    *,
+    format: Annotated[
+        str,
+        typer.Option("--format", "-f", help="Export format: onnx.", metavar="FORMAT"),
+    ] = "onnx",
+    out: Annotated[
+        str,
+        typer.Option("--out", "-o", help="File to write, atomically.", show_default=False),
+    ],
+    quiet: Quiet = False,
+    log_format: LogFormat = "text",
+) -> None:
+    """Export a model for serving elsewhere: the stored preprocessing (imputation, scaling,
+    clipping, one-hot encoding) and the network in one ONNX graph, with `label` and
+    `probabilities` (or `prediction`) outputs.
+
+    Inputs: `numeric`, float32 of the numeric columns in the order the ONNX metadata lists
+    (`numeric_columns`; NaN for missing), and one string input per categorical column ("" for
+    missing). `mlpcli inspect` lists the formats a model supports. Needs the onnx package:
+    pip install ".\\[onnx]" in the mlpcli checkout.
+
+    Example:
+
+        mlpcli export model.npz --format onnx --out model.onnx
+    """
+    from mlpcli import export as exporting
+    from mlpcli.outputs import check_paths
+
+    reporter = make_reporter(quiet, log_format)
+    check_paths({"MODEL": model}, {"--out": out})
+    with catch_signals():
+        summary = exporting.export_file(model, format, out)
+    reporter.message(
+        f"Wrote {summary.out} ({summary.format}, {summary.n_inputs} input column(s), "
+        f"{summary.n_bytes} bytes)"
+    )
+    reporter.close()

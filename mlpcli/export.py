@@ -1,0 +1,448 @@
+"""Export a model file for serving elsewhere: ONNX, written with `onnx.helper` (the `onnx` extra).
+
+The ONNX graph is the whole inference path of `mlpcli predict`:
+
+- inputs: `numeric`, float32 (N, k), the raw numeric feature columns in the order listed in the
+  model's metadata (`numeric_columns`), NaN for a missing value; and one string input (N, 1) per
+  categorical column, named after the column, holding the level as mlpcli spells it (integral
+  numbers without `.0`) and "" for a missing value;
+- the stored preprocessing: log1p, imputation, scaling, smooth clipping, missing indicators and
+  one-hot encoding (an unseen level encodes as all zeros, as in mlpcli);
+- the network: dense layers, batch normalisation (running statistics), every hidden
+  activation, skip connections (dropout is the identity at inference), the output activation;
+- outputs: classification `label` (strings; (N, t) for multilabel, the decision threshold 0.5)
+  and `probabilities` (one column per label, as `proba_<label>`); regression `prediction`
+  (float64 (N, t), in the targets' units).
+
+Each format is a small class in `FORMATS`; `unsupported(metadata)` says why a model cannot be
+exported (read by `inspect`, without importing onnx).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from mlpcli import __version__
+from mlpcli.errors import UsageError, choose, install_hint
+from mlpcli.outputs import atomic_path
+from mlpcli.task import THRESHOLD
+
+if TYPE_CHECKING:
+    from mlpcli.nn.layers import Layer
+    from mlpcli.workflows import TrainedModel
+
+#: The ONNX operator set the graphs use (Mish needs 18; string Equal needs 19).
+OPSET = 20
+#: The string input value that stands for a missing categorical cell.
+MISSING_STRING = ""
+NUMERIC_INPUT = "numeric"
+
+
+class _Graph:
+    """Nodes and constants under construction, with fresh names."""
+
+    def __init__(self) -> None:
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes: list[Any] = []
+        self.constants: list[Any] = []
+        self._count = 0
+
+    def _name(self, stem: str) -> str:
+        self._count += 1
+        return f"{stem}_{self._count}"
+
+    def const(self, value: Any, dtype: Any = None) -> str:
+        array = np.asarray(value, dtype=dtype)
+        name = self._name("c")
+        if array.dtype.kind in "OUS":
+            strings: Any = [str(v).encode("utf-8") for v in array.ravel()]
+            tensor = self.helper.make_tensor(name, 8, array.shape, strings)  # 8: string
+        else:
+            tensor = self.numpy_helper.from_array(array, name)
+        self.constants.append(tensor)
+        return name
+
+    def op(self, op_type: str, *inputs: str, output: str | None = None, **attrs: Any) -> str:
+        out = output or self._name(op_type.lower())
+        self.nodes.append(self.helper.make_node(op_type, list(inputs), [out], **attrs))
+        return out
+
+
+# --------------------------------------------------------------------------- activations
+def _softplus(g: _Graph, z: str, dtype: np.dtype) -> str:
+    # max(z, 0) + log(1 + e^-|z|): never overflows, as mlpcli's own softplus.
+    tail = g.op("Log", g.op("Add", g.const(1.0, dtype), g.op("Exp", g.op("Neg", g.op("Abs", z)))))
+    return g.op("Add", g.op("Relu", z), tail)
+
+
+def _gelu(g: _Graph, z: str, dtype: np.dtype) -> str:
+    # The tanh approximation, as mlpcli's: z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) / 2.
+    cube = g.op("Mul", g.op("Mul", z, z), z)
+    inner = g.op("Add", z, g.op("Mul", cube, g.const(0.044715, dtype)))
+    t = g.op("Tanh", g.op("Mul", inner, g.const(np.sqrt(2.0 / np.pi), dtype)))
+    half = g.op("Mul", g.op("Add", t, g.const(1.0, dtype)), g.const(0.5, dtype))
+    return g.op("Mul", z, half)
+
+
+def _named(op_type: str, **attrs: Any) -> Callable[[_Graph, str, Any, Any], str]:
+    return lambda g, z, dtype, activation: g.op(op_type, z, **attrs)
+
+
+#: Activation name -> builder of its ONNX nodes: f(graph, input, dtype, activation object).
+ACTIVATIONS: dict[str, Callable[[_Graph, str, Any, Any], str]] = {
+    "identity": _named("Identity"),
+    "sigmoid": _named("Sigmoid"),
+    "tanh": _named("Tanh"),
+    "relu": _named("Relu"),
+    "leaky_relu": lambda g, z, dtype, act: g.op("LeakyRelu", z, alpha=float(act.slope)),
+    "softplus": lambda g, z, dtype, act: _softplus(g, z, dtype),
+    "elu": lambda g, z, dtype, act: g.op("Elu", z, alpha=float(act.alpha)),
+    "selu": lambda g, z, dtype, act: g.op(
+        "Selu", z, alpha=1.6732632423543772848170429916717, gamma=1.0507009873554804934193349852946
+    ),
+    "mish": _named("Mish"),
+    "gelu": lambda g, z, dtype, act: _gelu(g, z, dtype),
+    "softmax": _named("Softmax", axis=1),
+}
+
+#: Preprocessing clip name -> builder f(graph, x) on float64 values.
+CLIPS: dict[str, Callable[[_Graph, str], str]] = {
+    "none": lambda g, x: x,
+    "smooth": lambda g, x: g.op(
+        "Div",
+        x,
+        g.op(
+            "Sqrt",
+            g.op("Add", g.const(1.0), g.op("Pow", g.op("Div", x, g.const(3.0)), g.const(2.0))),
+        ),
+    ),
+}
+
+
+# --------------------------------------------------------------------------- the graph
+def _preprocessing(g: _Graph, model: TrainedModel, inputs: list[Any]) -> str:
+    """Raw inputs -> the network's input matrix, in the preprocessor's output column order."""
+    from mlpcli.preprocessing import MISSING_LEVEL
+
+    pre = model.preprocessor
+    dtype = model.net.dtype
+    onnx_dtype = g.helper.np_dtype_to_tensor_dtype(dtype)
+    state, _ = pre.to_state()
+    columns = state["columns"]
+    numeric = [c for c in columns if c["kind"] == "numeric"]
+    blocks: list[str] = []
+    position: dict[tuple[str, str], int] = {}  # (column, output name) -> index in the concat
+    width = 0
+    if numeric:
+        inputs.append(
+            g.helper.make_tensor_value_info(NUMERIC_INPUT, 1, ["N", len(numeric)])
+        )  # 1: float32
+        raw = g.op("Cast", NUMERIC_INPUT, to=11)  # float64, as mlpcli's preprocessing computes
+        missing = g.op("IsNaN", raw)
+        x = raw
+        if pre.log1p:
+            x = g.op("Log", g.op("Add", x, g.const(1.0)))
+        x = g.op("Where", missing, g.const(pre.impute_values_[None, :]), x)
+        x = g.op(
+            "Div", g.op("Sub", x, g.const(pre.centers_[None, :])), g.const(pre.scales_[None, :])
+        )
+        x = CLIPS[pre.clip](g, x)
+        blocks.append(g.op("Cast", x, to=onnx_dtype))
+        for j, c in enumerate(numeric):
+            position[(c["name"], "value")] = j
+        width = len(numeric)
+        flagged = [j for j, c in enumerate(numeric) if c["indicator"]]
+        if flagged:
+            chosen = g.op("Gather", missing, g.const(np.array(flagged, dtype=np.int64)), axis=1)
+            blocks.append(g.op("Cast", chosen, to=onnx_dtype))
+            for k, j in enumerate(flagged):
+                position[(numeric[j]["name"], "indicator")] = width + k
+            width += len(flagged)
+    for c in columns:
+        if c["kind"] != "categorical":
+            continue
+        name = c["name"]
+        inputs.append(g.helper.make_tensor_value_info(name, 8, ["N", 1]))  # 8: string
+        levels = [MISSING_STRING if v == MISSING_LEVEL else v for v in c["levels"]]
+        hot = g.op("Equal", name, g.const(np.array([levels], dtype=object)))
+        blocks.append(g.op("Cast", hot, to=onnx_dtype))
+        for k, level in enumerate(c["levels"]):
+            position[(name, level)] = width + k
+        width += len(levels)
+    order = []
+    for c in columns:
+        if c["kind"] == "categorical":
+            order += [position[(c["name"], level)] for level in c["levels"]]
+        else:
+            order.append(position[(c["name"], "value")])
+            if c["indicator"]:
+                order.append(position[(c["name"], "indicator")])
+    joined = blocks[0] if len(blocks) == 1 else g.op("Concat", *blocks, axis=1)
+    if order == list(range(width)):
+        return joined
+    return g.op("Gather", joined, g.const(np.array(order, dtype=np.int64)), axis=1)
+
+
+def _layer(g: _Graph, layer: Layer, x: str, dtype: np.dtype) -> str:
+    """One network layer in inference mode; each kind of `nn.layers` has its entry."""
+    return LAYERS[layer.kind](g, layer, x, dtype)
+
+
+def _dense(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    z = g.op("MatMul", x, g.const(layer.params[0]))
+    return g.op("Add", z, g.const(layer.params[1])) if layer.bias else z
+
+
+def _batchnorm(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    # As BatchNorm.forward in inference: (x - running_mean) inv_std gamma + beta.
+    inv_std = 1.0 / np.sqrt(layer.running_var + layer.eps)
+    xhat = g.op("Mul", g.op("Sub", x, g.const(layer.running_mean)), g.const(inv_std, dtype))
+    gamma, beta = layer.params
+    return g.op("Add", g.op("Mul", xhat, g.const(gamma)), g.const(beta))
+
+
+def _activation(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    return ACTIVATIONS[layer.activation.name](g, x, dtype, layer.activation)
+
+
+def _residual(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    out = x
+    for inner in layer.block:
+        out = _layer(g, inner, out, dtype)
+    return g.op("Add", out, x)
+
+
+#: Layer kind -> builder of its inference nodes.
+LAYERS: dict[str, Callable[[_Graph, Any, str, np.dtype], str]] = {
+    "dense": _dense,
+    "batchnorm": _batchnorm,
+    "activation": _activation,
+    "dropout": lambda g, layer, x, dtype: x,  # the identity at inference
+    "residual": _residual,
+}
+
+
+def _labels(g: _Graph, values: list[str], index: str) -> str:
+    return g.op("Gather", g.const(np.array(values, dtype=object)), index)
+
+
+def _regression(g: _Graph, model: TrainedModel, P: str, outputs: list[Any]) -> None:
+    state = model.encoder.to_state()[1]
+    values = g.op("Mul", g.op("Cast", P, to=11), g.const(state["target.std"][None, :]))
+    g.op("Add", values, g.const(state["target.mean"][None, :]), output="prediction")
+    shape = ["N", len(model.encoder.targets)]
+    outputs.append(g.helper.make_tensor_value_info("prediction", 11, shape))
+
+
+def _binary(g: _Graph, model: TrainedModel, P: str, outputs: list[Any]) -> None:
+    dtype = model.net.dtype
+    g.op("Concat", g.op("Sub", g.const(1.0, dtype), P), P, axis=1, output="probabilities")
+    p = g.op("Squeeze", P, g.const(np.array([1], dtype=np.int64)))
+    index = g.op("Cast", g.op("GreaterOrEqual", p, g.const(THRESHOLD, dtype)), to=7)
+    g.op("Identity", _labels(g, model.encoder.labels, index), output="label")
+    _classification_outputs(g, model, outputs, ["N"])
+
+
+def _multiclass(g: _Graph, model: TrainedModel, P: str, outputs: list[Any]) -> None:
+    g.op("Identity", P, output="probabilities")
+    index = g.op("ArgMax", P, axis=1, keepdims=0)  # the first of equal maxima, as NumPy's
+    g.op("Identity", _labels(g, model.encoder.labels, index), output="label")
+    _classification_outputs(g, model, outputs, ["N"])
+
+
+def _multilabel(g: _Graph, model: TrainedModel, P: str, outputs: list[Any]) -> None:
+    # Target j's two values (as the table spells them) sit at 2j and 2j + 1 of one list.
+    n = len(model.encoder.labels)
+    g.op("Identity", P, output="probabilities")
+    on = g.op("Cast", g.op("GreaterOrEqual", P, g.const(THRESHOLD, model.net.dtype)), to=7)
+    offsets = g.const(2 * np.arange(n, dtype=np.int64)[None, :])
+    flat = [v for pair in model.encoder.to_state()[0]["values"] for v in pair]
+    g.op("Identity", _labels(g, flat, g.op("Add", on, offsets)), output="label")
+    _classification_outputs(g, model, outputs, ["N", n])
+
+
+def _classification_outputs(
+    g: _Graph, model: TrainedModel, outputs: list[Any], label_shape: list[Any]
+) -> None:
+    proba_type = g.helper.np_dtype_to_tensor_dtype(model.net.dtype)
+    n = len(model.encoder.labels)
+    outputs.append(g.helper.make_tensor_value_info("label", 8, label_shape))
+    outputs.append(g.helper.make_tensor_value_info("probabilities", proba_type, ["N", n]))
+
+
+#: Task name -> builder of the outputs from the network's output P: `label` + `probabilities`,
+#: or `prediction` in the targets' units.
+OUTPUTS: dict[str, Callable[[_Graph, Any, str, list[Any]], None]] = {
+    "binary": _binary,
+    "multiclass": _multiclass,
+    "multilabel": _multilabel,
+    "regression": _regression,
+}
+
+
+def onnx_model(model: TrainedModel) -> Any:
+    """The ONNX ModelProto of a loaded model (checked with `onnx.checker`)."""
+    import onnx
+
+    g = _Graph()
+    inputs: list[Any] = []
+    outputs: list[Any] = []
+    x = _preprocessing(g, model, inputs)
+    for layer in model.net.layers:
+        x = _layer(g, layer, x, model.net.dtype)
+    output_activation = model.net.output_activation
+    P = ACTIVATIONS[output_activation.name](g, x, model.net.dtype, output_activation)
+    OUTPUTS[model.task](g, model, P, outputs)
+    graph = g.helper.make_graph(g.nodes, "mlpcli", inputs, outputs, g.constants)
+    proto = g.helper.make_model(
+        graph,
+        opset_imports=[g.helper.make_opsetid("", OPSET)],
+        producer_name="mlpcli",
+        producer_version=__version__,
+    )
+    proto.ir_version = min(proto.ir_version, 10)  # what current runtimes read
+    onnx.helper.set_model_props(proto, _properties(model))
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def _properties(model: TrainedModel) -> dict[str, str]:
+    """The metadata a server needs to feed the graph: input columns, labels, conventions."""
+    state, _ = model.preprocessor.to_state()
+    numeric = [c["name"] for c in state["columns"] if c["kind"] == "numeric"]
+    categorical = {c["name"]: c["levels"] for c in state["columns"] if c["kind"] == "categorical"}
+    return {
+        "mlpcli_version": __version__,
+        "task": model.task,
+        "targets": json.dumps(model.encoder.targets),
+        "labels": json.dumps(model.encoder.labels),
+        "numeric_columns": json.dumps(numeric),
+        "categorical_columns": json.dumps(categorical),
+        "input_encoding": (
+            f"'{NUMERIC_INPUT}': float32 (N, {len(numeric)}) of the raw numeric columns in the "
+            "order of numeric_columns, NaN for missing; one string (N, 1) input per categorical "
+            "column, the level as mlpcli spells it, '' for missing"
+        ),
+        "threshold": str(THRESHOLD),
+    }
+
+
+# --------------------------------------------------------------------------- formats
+class ExportFormat:
+    """One export format: what it needs and how it writes a model."""
+
+    name: ClassVar[str]
+    extra: ClassVar[str]
+    module: ClassVar[str]
+
+    def unsupported(self, metadata: Mapping[str, Any]) -> str | None:
+        """Why a model (by its metadata) cannot be exported, or None."""
+        raise NotImplementedError
+
+    def write(self, model: TrainedModel, out: str | Path) -> int:
+        """Write (staged with the command's other outputs); returns the size in bytes."""
+        raise NotImplementedError
+
+
+class Onnx(ExportFormat):
+    name = "onnx"
+    extra = "onnx"
+    module = "onnx"
+
+    def unsupported(self, metadata: Mapping[str, Any]) -> str | None:
+        arch = metadata.get("architecture", {})
+        names = [*arch.get("activation", []), arch.get("output_activation")]
+        missing = sorted({str(n) for n in names if n not in ACTIVATIONS})
+        if missing:
+            return f"activation(s) {', '.join(missing)} have no ONNX form here"
+        options = metadata.get("preprocessing", {}).get("options", {})
+        clip = options.get("clip", "none")
+        if clip not in CLIPS:
+            return f"clipping '{clip}' has no ONNX form here"
+        return None
+
+    def write(self, model: TrainedModel, out: str | Path) -> int:
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                f"--format onnx needs the onnx package, which is not installed: "
+                f"{install_hint('onnx')}."
+            ) from None
+        payload = onnx_model(model).SerializeToString()
+        with atomic_path(out, "--out") as tmp:
+            tmp.write_bytes(payload)
+        return len(payload)
+
+
+FORMATS: dict[str, type[ExportFormat]] = {"onnx": Onnx}
+
+
+def support(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Each export format -> "yes", or why not (for `inspect`; imports no exporter)."""
+    import importlib.util
+
+    found: dict[str, str] = {}
+    for name, fmt in FORMATS.items():
+        reason = fmt().unsupported(metadata)
+        if reason is None and importlib.util.find_spec(fmt.module) is None:
+            reason = f"needs the {fmt.extra} extra"
+        found[name] = "yes" if reason is None else f"no: {reason}"
+    return found
+
+
+def onnx_inputs(model: TrainedModel, frame: Any) -> dict[str, np.ndarray]:
+    """The graph's inputs for the rows of a raw table (columns by name): what a server feeds."""
+    import pandas as pd
+
+    from mlpcli.preprocessing import level_string
+
+    state, _ = model.preprocessor.to_state()
+    numeric = [c["name"] for c in state["columns"] if c["kind"] == "numeric"]
+    feeds: dict[str, np.ndarray] = {}
+    if numeric:
+        feeds[NUMERIC_INPUT] = np.column_stack(
+            [pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float32) for c in numeric]
+        )
+    for c in state["columns"]:
+        if c["kind"] == "categorical":
+            cells = frame[c["name"]].to_numpy(dtype=object)
+            levels = [MISSING_STRING if pd.isna(v) else level_string(v) for v in cells]
+            feeds[c["name"]] = np.array(levels, dtype=object).reshape(-1, 1)
+    return feeds
+
+
+@dataclass
+class ExportSummary:
+    model: str
+    out: str
+    format: str
+    n_inputs: int
+    n_bytes: int
+
+
+def export_file(path: str | Path, format: str, out: str | Path) -> ExportSummary:
+    """Write the model file at `path` in `format` to `out`, atomically."""
+    from mlpcli import workflows
+
+    exporter: ExportFormat = choose("export format", format, FORMATS)()  # type: ignore[operator]
+    model = workflows.load_trained(path)
+    reason = exporter.unsupported(model.metadata)
+    if reason is not None:
+        raise UsageError(f"'{path}' cannot be exported as {format}: {reason}.")
+    n_bytes = exporter.write(model, out)
+    return ExportSummary(
+        model=str(path),
+        out=str(out),
+        format=format,
+        n_inputs=len(model.preprocessor.input_columns),
+        n_bytes=n_bytes,
+    )

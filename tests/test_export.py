@@ -1,0 +1,237 @@
+"""`mlpcli export --format onnx`: onnxruntime on the exported graph gives what `mlpcli predict`
+gives, to 1e-5, for every task, every activation and layer kind, and the stored preprocessing."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import data, export, predicting, workflows
+from mlpcli.config import resolve
+from mlpcli.nn import activations
+from mlpcli.nn.network import MLP
+from mlpcli.preprocessing import Preprocessor
+
+ort = pytest.importorskip("onnxruntime", reason='the onnx extra is missing: pip install ".[onnx]"')
+pytest.importorskip("onnx", reason='the onnx extra is missing: pip install ".[onnx]"')
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPRESSION = ROOT / "sample_data" / "expression.csv"
+DRUGS = ROOT / "sample_data" / "drug_response.csv"
+TOLERANCE = 1e-5
+
+
+def _read(path: Path, ids: list[str]) -> pd.DataFrame:
+    """The table exactly as `mlpcli train` and `predict` read it (float32 columns, NA)."""
+    return data.read_table(path, text_columns=ids).frame
+
+
+def _expression() -> pd.DataFrame:
+    frame = _read(EXPRESSION, ["sample_id"])
+    frame["basal"] = (frame["subtype"] == "basal").astype(int)
+    frame["luminal"] = (frame["subtype"] == "luminal").astype(int)
+    return frame
+
+
+def _binary() -> pd.DataFrame:
+    frame = _read(EXPRESSION, ["sample_id"])
+    return frame[frame["subtype"] != "her2"].reset_index(drop=True)
+
+
+def _drugs() -> pd.DataFrame:
+    frame = _read(DRUGS, ["cell_line"])
+    frame["ic50_rank"] = frame["ic50"].rank()
+    return frame
+
+
+#: task -> (table, its target columns, columns that are neither target nor feature).
+TASKS: dict[str, tuple[Callable[[], pd.DataFrame], list[str], list[str]]] = {
+    "binary": (_binary, ["subtype"], ["sample_id"]),
+    "multiclass": (_expression, ["subtype"], ["sample_id", "basal", "luminal"]),
+    "multilabel": (_expression, ["basal", "luminal"], ["sample_id", "subtype"]),
+    "regression": (_drugs, ["ic50"], ["cell_line", "ic50_rank"]),
+    "multi-output": (_drugs, ["ic50", "ic50_rank"], ["cell_line"]),
+}
+
+
+def train(task: str, **options: object) -> tuple[workflows.TrainedModel, pd.DataFrame]:
+    """A model trained as `mlpcli train` trains it (3 epochs), and its table."""
+    make, targets, others = TASKS[task]
+    frame = make()
+    task_name = "regression" if task == "multi-output" else task
+    values = {"target": targets, "drop": others, "task": task_name, "epochs": 3, **options}
+    values.setdefault("hidden", "16,8")
+    outcome = workflows.train_frame(frame, resolve(values))
+    model = workflows.trained_from_contents(outcome.metadata, outcome.arrays)
+    return model, frame
+
+
+def with_activation(model: workflows.TrainedModel, name: str) -> workflows.TrainedModel:
+    """The same weights under another hidden activation: every registered one, also those the
+    command line does not offer yet."""
+    arch = dataclasses.replace(
+        model.net.architecture, activation=(name,) * len(model.net.architecture.activation)
+    )
+    net = MLP.from_architecture(arch, seed=0)
+    net.load_state_arrays(model.net.state_arrays())
+    metadata = {**model.metadata, "architecture": arch.to_dict()}
+    return dataclasses.replace(model, net=net, metadata=metadata)
+
+
+def with_preprocessing(
+    model: workflows.TrainedModel, frame: pd.DataFrame, **options: object
+) -> workflows.TrainedModel:
+    """The same network behind a preprocessor refitted with other options (same columns)."""
+    pre = model.preprocessor
+    kinds = pre.input_kinds()
+    refit = Preprocessor(**options).fit(  # type: ignore[arg-type]
+        frame, pre.input_columns, [c for c, k in kinds.items() if k == "categorical"]
+    )
+    assert refit.n_features_out == pre.n_features_out
+    meta, _ = refit.to_state()
+    return dataclasses.replace(
+        model, preprocessor=refit, metadata={**model.metadata, "preprocessing": meta}
+    )
+
+
+def differences(model: workflows.TrainedModel, frame: pd.DataFrame) -> dict[str, float]:
+    """Max |onnxruntime - mlpcli predict| per output, after checking the labels are equal."""
+    expected = predicting.predict_frame(model, frame)
+    session = ort.InferenceSession(
+        export.onnx_model(model).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    names = [o.name for o in session.get_outputs()]
+    got = dict(zip(names, session.run(names, export.onnx_inputs(model, frame)), strict=True))
+    encoder = model.encoder
+    targets = encoder.targets
+    columns = ["prediction"] if len(targets) == 1 else [f"prediction_{t}" for t in targets]
+    if encoder.task == "regression":
+        value = expected[columns].to_numpy(np.float64)
+        scale = np.maximum(1.0, np.abs(value))  # relative in large units, absolute near zero
+        return {"prediction": float(np.max(np.abs(got["prediction"] - value) / scale))}
+    label = got["label"].reshape(len(frame), -1)
+    assert (label == expected[columns].to_numpy(dtype=str)).all()
+    proba = expected[[f"proba_{label}" for label in encoder.labels]].to_numpy(np.float64)
+    return {"probabilities": float(np.max(np.abs(got["probabilities"] - proba)))}
+
+
+def assert_parity(model: workflows.TrainedModel, frame: pd.DataFrame) -> None:
+    for output, difference in differences(model, frame).items():
+        assert difference <= TOLERANCE, (output, difference)
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_task(task: str) -> None:
+    assert_parity(*train(task))
+
+
+@pytest.fixture(scope="module")
+def base() -> dict[str, tuple[workflows.TrainedModel, pd.DataFrame]]:
+    return {task: train(task) for task in ("multiclass", "regression")}
+
+
+@pytest.mark.parametrize("name", activations.HIDDEN_ACTIVATIONS)
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_every_hidden_activation(
+    base: dict[str, tuple[workflows.TrainedModel, pd.DataFrame]], task: str, name: str
+) -> None:
+    model, frame = base[task]
+    assert_parity(with_activation(model, name), frame)
+
+
+LAYERS = {
+    "batchnorm": {"batchnorm": True},
+    "dropout": {"dropout": 0.2},
+    "residual": {"hidden": "16,16,16", "residual": True},
+    "all-together": {"hidden": "8,8", "residual": True, "batchnorm": True, "dropout": 0.1},
+    "no-hidden-layer": {"hidden": ""},
+    "per-layer-activations": {"activation": "tanh,elu", "leaky_slope": 0.2},
+    "leaky-slope": {"activation": "leaky_relu", "leaky_slope": 0.3},
+    "float64": {"dtype": "float64"},
+}
+
+
+@pytest.mark.parametrize("options", list(LAYERS.values()), ids=list(LAYERS))
+@pytest.mark.parametrize("task", ["binary", "multilabel"])
+def test_every_layer_kind(task: str, options: dict[str, object]) -> None:
+    assert_parity(*train(task, **options))
+
+
+@pytest.mark.parametrize("output", ["identity", "relu", "softplus"])
+def test_regression_output_activations(output: str) -> None:
+    assert_parity(*train("multi-output", output_activation=output))
+
+
+PREPROCESSING = {
+    "minmax": {"scale": "minmax"},
+    "robust": {"scale": "robust"},
+    "none": {"scale": "none", "impute": "mean"},
+    "log1p-constant": {"log1p": True, "impute": "constant", "fill_value": -1.0},
+    "indicators": {"missing_indicators": True},
+    "robust-range-smooth-clip": {"scale": "robust_range", "clip": "smooth"},
+}
+
+
+@pytest.mark.parametrize("options", list(PREPROCESSING.values()), ids=list(PREPROCESSING))
+def test_stored_preprocessing(
+    base: dict[str, tuple[workflows.TrainedModel, pd.DataFrame]], options: dict[str, object]
+) -> None:
+    model, frame = base["regression"]  # numeric columns with missing cells and a text column
+    if options.get("missing_indicators"):
+        model, frame = train("regression", missing_indicators=True)
+    else:
+        model = with_preprocessing(model, frame, **options)
+    assert_parity(model, frame)
+
+
+def test_unseen_and_missing_levels(
+    base: dict[str, tuple[workflows.TrainedModel, pd.DataFrame]],
+) -> None:
+    model, frame = base["regression"]
+    changed = frame.copy()
+    changed.loc[:9, "tissue"] = "brain-never-seen"  # all zeros in both
+    changed.loc[10:19, "tissue"] = np.nan
+    assert_parity(model, changed)
+
+
+def test_cli_export_matches_cli_predict(runner: object, tmp_path: Path) -> None:
+    from mlpcli.cli import app
+
+    invoke = runner.invoke  # type: ignore[attr-defined]
+    model = tmp_path / "model.npz"
+    train_args = ["train", str(EXPRESSION), "--target", "subtype", "--id", "sample_id"]
+    assert invoke(app, [*train_args, "--epochs", "3", "--out", str(model), "-q"]).exit_code == 0
+    onnx_file, predictions = tmp_path / "model.onnx", tmp_path / "predictions.csv"
+    done = invoke(app, ["export", str(model), "--format", "onnx", "--out", str(onnx_file)])
+    assert done.exit_code == 0, done.output
+    assert f"Wrote {onnx_file} (onnx, 61 input column(s)" in done.stderr
+    predict = ["predict", str(model), str(EXPRESSION), "--out", str(predictions)]
+    assert invoke(app, predict).exit_code == 0
+    expected = pd.read_csv(predictions)
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    frame = _read(EXPRESSION, ["sample_id"])
+    trained = workflows.load_trained(model)
+    label, proba = session.run(["label", "probabilities"], export.onnx_inputs(trained, frame))
+    assert label.tolist() == expected["prediction"].tolist()
+    columns = [f"proba_{c}" for c in trained.encoder.labels]
+    assert np.max(np.abs(proba - expected[columns].to_numpy())) <= TOLERANCE
+    props = {p.key: p.value for p in __import__("onnx").load(str(onnx_file)).metadata_props}
+    assert props["task"] == "multiclass" and '"GENE001"' in props["numeric_columns"]
+
+
+def test_inspect_lists_export_formats(tiny_model: Path) -> None:
+    document = predicting.describe_model(tiny_model)
+    assert document["export_formats"] == {"onnx": "yes"}
+
+
+def test_unsupported_model_is_refused_before_writing(tmp_path: Path, tiny_model: Path) -> None:
+    meta = {"architecture": {"activation": ["relu"], "output_activation": "swish"}}
+    assert export.Onnx().unsupported(meta) == "activation(s) swish have no ONNX form here"
+    with pytest.raises(Exception, match="Unknown export format 'tflite'; choose one of: onnx"):
+        export.export_file(tiny_model, "tflite", tmp_path / "m.x")
+    assert not list(tmp_path.iterdir())
