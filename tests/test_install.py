@@ -4,6 +4,7 @@ tells anyone to install `mlpcli` by name from the public index (an unrelated pro
 from __future__ import annotations
 
 import email.parser
+import os
 import re
 import shlex
 import subprocess
@@ -135,6 +136,7 @@ def test_wheel_metadata_is_complete(wheel: Path) -> None:
 
 @pytest.mark.slow
 def test_wheel_installs_into_a_fresh_venv_and_runs(wheel: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -146,7 +148,11 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(wheel: Path, tmp_path: Path) 
     )
     assert install.returncode == 0, install.stderr[-3000:]
     version = subprocess.run(
-        [str(venv / "bin" / "mlpcli"), "--version"], capture_output=True, text=True, cwd=tmp_path
+        [str(venv / "bin" / "mlpcli"), "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"mlpcli {mlpcli.__version__}"
@@ -155,5 +161,6 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(wheel: Path, tmp_path: Path) 
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env=env,  # a fresh venv: nothing from this process's PYTHONPATH
     )
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
