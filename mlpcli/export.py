@@ -35,7 +35,7 @@ from mlpcli.task import THRESHOLD
 
 if TYPE_CHECKING:
     from mlpcli.nn.layers import Layer
-    from mlpcli.workflows import TrainedModel
+    from mlpcli.trained import TrainedModel
 
 #: The ONNX operator set the graphs use (Mish needs 18; string Equal needs 19).
 OPSET = 20
@@ -431,10 +431,10 @@ class ExportSummary:
 
 def export_file(path: str | Path, format: str, out: str | Path) -> ExportSummary:
     """Write the model file at `path` in `format` to `out`, atomically."""
-    from mlpcli import workflows
+    from mlpcli import trained
 
     exporter: ExportFormat = choose("export format", format, FORMATS)()  # type: ignore[operator]
-    model = workflows.load_trained(path)
+    model = trained.load_trained(path)
     reason = exporter.unsupported(model.metadata)
     if reason is not None:
         raise UsageError(f"'{path}' cannot be exported as {format}: {reason}.")

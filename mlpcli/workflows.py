@@ -716,7 +716,7 @@ def train(
                 save_checkpoint(checkpoint, trainer, settings, prepared, command)
 
     net, result = fit_model(settings, prepared, rng, on_epoch, should_stop, trainer)
-    return _outcome(settings, prepared, net, result, command)
+    return _outcome(settings, prepared, net, result, command, test_file)
 
 
 def train_frame(
@@ -745,8 +745,9 @@ def _outcome(
     net: MLP,
     result: FitResult,
     command: list[str] | None,
+    test_file: str | None = None,
 ) -> TrainOutcome:
-    """The metrics on both sides and the model file's contents of a finished run."""
+    """The metrics on both sides (and on `test_file`) and the model file's contents."""
     report: dict[str, Any] = {
         "train": evaluation_report(
             prepared.target_encoder, net, prepared.X, prepared.y_index, prepared.Y

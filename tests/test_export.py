@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import data, export, predicting, workflows
+from mlpcli import data, export, predicting, trained, workflows
 from mlpcli.config import resolve
 from mlpcli.nn import activations
 from mlpcli.nn.network import MLP
@@ -59,7 +59,7 @@ TASKS: dict[str, tuple[Callable[[], pd.DataFrame], list[str], list[str]]] = {
 }
 
 
-def train(task: str, **options: object) -> tuple[workflows.TrainedModel, pd.DataFrame]:
+def train(task: str, **options: object) -> tuple[trained.TrainedModel, pd.DataFrame]:
     """A model trained as `mlpcli train` trains it (3 epochs), and its table."""
     make, targets, others = TASKS[task]
     frame = make()
@@ -67,11 +67,11 @@ def train(task: str, **options: object) -> tuple[workflows.TrainedModel, pd.Data
     values = {"target": targets, "drop": others, "task": task_name, "epochs": 3, **options}
     values.setdefault("hidden", "16,8")
     outcome = workflows.train_frame(frame, resolve(values))
-    model = workflows.trained_from_contents(outcome.metadata, outcome.arrays)
+    model = trained.trained_from_contents(outcome.metadata, outcome.arrays)
     return model, frame
 
 
-def with_activation(model: workflows.TrainedModel, name: str) -> workflows.TrainedModel:
+def with_activation(model: trained.TrainedModel, name: str) -> trained.TrainedModel:
     """The same weights under another hidden activation: every registered one, also those the
     command line does not offer yet."""
     arch = dataclasses.replace(
@@ -84,8 +84,8 @@ def with_activation(model: workflows.TrainedModel, name: str) -> workflows.Train
 
 
 def with_preprocessing(
-    model: workflows.TrainedModel, frame: pd.DataFrame, **options: object
-) -> workflows.TrainedModel:
+    model: trained.TrainedModel, frame: pd.DataFrame, **options: object
+) -> trained.TrainedModel:
     """The same network behind a preprocessor refitted with other options (same columns)."""
     pre = model.preprocessor
     kinds = pre.input_kinds()
@@ -99,7 +99,7 @@ def with_preprocessing(
     )
 
 
-def differences(model: workflows.TrainedModel, frame: pd.DataFrame) -> dict[str, float]:
+def differences(model: trained.TrainedModel, frame: pd.DataFrame) -> dict[str, float]:
     """Max |onnxruntime - mlpcli predict| per output, after checking the labels are equal."""
     expected = predicting.predict_frame(model, frame)
     session = ort.InferenceSession(
@@ -120,7 +120,7 @@ def differences(model: workflows.TrainedModel, frame: pd.DataFrame) -> dict[str,
     return {"probabilities": float(np.max(np.abs(got["probabilities"] - proba)))}
 
 
-def assert_parity(model: workflows.TrainedModel, frame: pd.DataFrame) -> None:
+def assert_parity(model: trained.TrainedModel, frame: pd.DataFrame) -> None:
     for output, difference in differences(model, frame).items():
         assert difference <= TOLERANCE, (output, difference)
 
@@ -131,14 +131,14 @@ def test_every_task(task: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def base() -> dict[str, tuple[workflows.TrainedModel, pd.DataFrame]]:
+def base() -> dict[str, tuple[trained.TrainedModel, pd.DataFrame]]:
     return {task: train(task) for task in ("multiclass", "regression")}
 
 
 @pytest.mark.parametrize("name", activations.HIDDEN_ACTIVATIONS)
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 def test_every_hidden_activation(
-    base: dict[str, tuple[workflows.TrainedModel, pd.DataFrame]], task: str, name: str
+    base: dict[str, tuple[trained.TrainedModel, pd.DataFrame]], task: str, name: str
 ) -> None:
     model, frame = base[task]
     assert_parity(with_activation(model, name), frame)
@@ -179,7 +179,7 @@ PREPROCESSING = {
 
 @pytest.mark.parametrize("options", list(PREPROCESSING.values()), ids=list(PREPROCESSING))
 def test_stored_preprocessing(
-    base: dict[str, tuple[workflows.TrainedModel, pd.DataFrame]], options: dict[str, object]
+    base: dict[str, tuple[trained.TrainedModel, pd.DataFrame]], options: dict[str, object]
 ) -> None:
     model, frame = base["regression"]  # numeric columns with missing cells and a text column
     if options.get("missing_indicators"):
@@ -190,7 +190,7 @@ def test_stored_preprocessing(
 
 
 def test_unseen_and_missing_levels(
-    base: dict[str, tuple[workflows.TrainedModel, pd.DataFrame]],
+    base: dict[str, tuple[trained.TrainedModel, pd.DataFrame]],
 ) -> None:
     model, frame = base["regression"]
     changed = frame.copy()
@@ -215,10 +215,10 @@ def test_cli_export_matches_cli_predict(runner: object, tmp_path: Path) -> None:
     expected = pd.read_csv(predictions)
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     frame = _read(EXPRESSION, ["sample_id"])
-    trained = workflows.load_trained(model)
-    label, proba = session.run(["label", "probabilities"], export.onnx_inputs(trained, frame))
+    loaded = trained.load_trained(model)
+    label, proba = session.run(["label", "probabilities"], export.onnx_inputs(loaded, frame))
     assert label.tolist() == expected["prediction"].tolist()
-    columns = [f"proba_{c}" for c in trained.encoder.labels]
+    columns = [f"proba_{c}" for c in loaded.encoder.labels]
     assert np.max(np.abs(proba - expected[columns].to_numpy())) <= TOLERANCE
     props = {p.key: p.value for p in __import__("onnx").load(str(onnx_file)).metadata_props}
     assert props["task"] == "multiclass" and '"GENE001"' in props["numeric_columns"]
