@@ -25,6 +25,7 @@ Threads: every method runs with `--threads` BLAS/OpenMP/torch threads (default 1
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import subprocess
@@ -305,10 +306,26 @@ class Results:
     failures: list[str] = field(default_factory=list)
 
 
-def run(tables: list[str], seeds: list[int], methods: list[str], threads: int) -> Results:
+def _stored(path: Path | None) -> dict[tuple[str, str, int], dict[str, float]]:
+    """Results of earlier runs (one JSON line per method, table and seed), so methods that do
+    not change (the baselines) are measured once and the report merges them."""
+    if path is None or not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["method"], r["table"], r["seed"]): r for r in rows}
+
+
+def run(
+    tables: list[str],
+    seeds: list[int],
+    methods: list[str],
+    threads: int,
+    store: Path | None = None,
+) -> Results:
     from threadpoolctl import threadpool_limits
 
     results = Results()
+    stored = _stored(store)
     active = []
     for name in methods:
         reason = _missing(METHODS[name])
@@ -323,11 +340,17 @@ def run(tables: list[str], seeds: list[int], methods: list[str], threads: int) -
         torch.set_num_threads(threads)
     for table_name in tables:
         table = TABLES[table_name]
-        frame = load(table)
+        frame = None
         for seed in seeds:
-            train_rows, test_rows = split(len(frame), seed)
-            train, test = frame.iloc[train_rows], frame.iloc[test_rows]
             for name in active:
+                if (name, table_name, seed) in stored:
+                    row = stored[(name, table_name, seed)]
+                    results.seconds[name] += row["seconds"]
+                    results.errors[name].setdefault(table_name, []).append(row["error"])
+                    continue
+                frame = load(table) if frame is None else frame
+                train_rows, test_rows = split(len(frame), seed)
+                train, test = frame.iloc[train_rows], frame.iloc[test_rows]
                 started = time.perf_counter()
                 try:
                     with threadpool_limits(threads):
@@ -335,9 +358,14 @@ def run(tables: list[str], seeds: list[int], methods: list[str], threads: int) -
                 except Exception as exc:  # a failing method is reported, the run goes on
                     results.failures.append(f"{name} on {table_name} seed {seed}: {exc!r}"[:300])
                     continue
-                results.seconds[name] += time.perf_counter() - started
+                seconds = time.perf_counter() - started
+                results.seconds[name] += seconds
                 err = error(table.task, test[table.target], pred)
                 results.errors[name].setdefault(table_name, []).append(err)
+                if store is not None:
+                    row = {"method": name, "table": table_name, "seed": seed}
+                    with store.open("a") as handle:
+                        handle.write(json.dumps({**row, "error": err, "seconds": seconds}) + "\n")
                 print(
                     f"{table_name:22s} seed {seed} {name:14s} error {err:.4f} "
                     f"({time.perf_counter() - started:.1f} s)",
@@ -398,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="threads per method")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     parser.add_argument("--preamble", default="", help="a paragraph put before the tables")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="JSON-lines store of per-run results: runs found there are reused, new ones appended",
+    )
     args = parser.parse_args(argv)
     tables, methods = args.tables.split(","), args.methods.split(",")
     for what, names, known in (("table", tables, TABLES), ("method", methods, METHODS)):
@@ -405,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown {what}(s) {unknown}; choose from {', '.join(known)}")
     seeds = list(range(args.seeds))
-    results = run(tables, seeds, methods, args.threads)
+    results = run(tables, seeds, methods, args.threads, args.results)
     shown = list(argv)  # the command line without the (long) preamble text
     if "--preamble" in shown:
         i = shown.index("--preamble")

@@ -78,3 +78,13 @@ def test_report_lists_tables_ratios_times_and_skips(quality) -> None:
     assert f"| mlpcli | {mlpcli:.4f} | {mlpcli / hgb:.3f} | 3.0 |" in text
     assert "Skipped realmlp-td: pytabkit not installed." in text
     assert "Command: `python bench/quality.py --tables a,b`" in text
+
+
+def test_stored_results_are_reused_not_rerun(quality, tmp_path, monkeypatch) -> None:
+    store = tmp_path / "results.jsonl"
+    row = {"method": "hgb", "table": "pima", "seed": 0, "error": 0.25, "seconds": 1.5}
+    store.write_text(__import__("json").dumps(row) + "\n")
+    monkeypatch.setattr(quality, "load", lambda table: pytest.fail("a stored run was re-run"))
+    results = quality.run(["pima"], [0], ["hgb"], 1, store)
+    assert results.errors["hgb"] == {"pima": [0.25]}
+    assert results.seconds["hgb"] == 1.5
