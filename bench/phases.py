@@ -5,7 +5,7 @@ stage timed and the resident memory sampled every 10 ms.
 
 Takes the options of `mlpcli train` (`--name value` pairs, as the command line gives them) and
 prints one JSON object: per stage the seconds (inclusive, and exclusive of nested stages) and
-the peak resident memory while it ran. The stages are the `mlpcli.workflows` functions the
+the peak resident memory while it ran. The stages are the `mlpcli.pipeline` functions the
 command calls, wrapped for the run; a stage that does not exist in this version is left out.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 STARTED = time.perf_counter()
 
-#: workflows functions timed as stages, in the order the command calls them.
+#: pipeline functions timed as stages, in the order the command calls them.
 STAGES = (
     "prepare_data",
     "load_table",
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> None:
     sampler = Sampler()
     sampler.start()
     t_import = time.perf_counter()
-    from mlpcli import config, workflows
+    from mlpcli import config, pipeline
 
     import_seconds = time.perf_counter() - t_import
     records: list[dict[str, Any]] = []
@@ -94,10 +94,10 @@ def main(argv: list[str]) -> None:
         return wrapper
 
     for name in STAGES:
-        if hasattr(workflows, name):
-            setattr(workflows, name, timed(name, getattr(workflows, name)))
+        if hasattr(pipeline, name):
+            setattr(pipeline, name, timed(name, getattr(pipeline, name)))
     prepared_memory: dict[str, int] = {}
-    prepare = workflows.prepare_data
+    prepare = pipeline.prepare_data
 
     def measured_prepare(*args: Any, **kwargs: Any) -> Any:
         """Resident memory after preparation, and how much of it the prepared data holds."""
@@ -108,10 +108,10 @@ def main(argv: list[str]) -> None:
         prepared_memory.update(rss=rss_bytes(), live=live)
         return prepared
 
-    workflows.prepare_data = measured_prepare
+    pipeline.prepare_data = measured_prepare
     settings = config.resolve(options)
-    outcome = workflows.train(data_path, settings, command=["phases", *argv])
-    workflows.write_outputs(outcome, out_path)
+    outcome = pipeline.train(data_path, settings, command=["phases", *argv])
+    pipeline.write_outputs(outcome, out_path)
     total = time.perf_counter() - STARTED
     sampler.stop.set()
     sampler.join()

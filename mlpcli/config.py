@@ -1,6 +1,6 @@
 """Every option of `train`, defined once: frozen dataclasses whose fields carry their help text.
 
-`cli_options.py` turns these fields into Typer options for `train` (and later `cv` and `tune`),
+`cli/options.py` turns these fields into Typer options for `train` (and later `cv` and `tune`),
 `--config FILE` and search spaces use the field names as keys, and the resolved settings are
 stored in the model file. Each field's `parse` turns a command-line string, a TOML value or a
 stored JSON value into the canonical value, raising `UsageError` that names the option.

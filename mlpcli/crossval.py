@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from mlpcli import metrics, splitting, workflows
+from mlpcli import metrics, pipeline, splitting
 from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError
@@ -117,7 +117,7 @@ class Strata:
     labels: list[str] | None
 
     @classmethod
-    def of(cls, loaded: workflows.LoadedTable, settings: Settings) -> Strata:
+    def of(cls, loaded: pipeline.LoadedTable, settings: Settings) -> Strata:
         d = settings.data
         return cls(
             loaded.class_codes(), loaded.group_codes(d.group, d.group_pattern), loaded.task.labels
@@ -159,7 +159,7 @@ class EncodedFold:
 
     repeat: int
     fold: int
-    prepared: workflows.PreparedData
+    prepared: pipeline.PreparedData
     X_test: np.ndarray
     y_index_test: np.ndarray | None
     Y_test: np.ndarray
@@ -183,7 +183,7 @@ def check_cv_settings(settings: Settings) -> None:
 
 
 def encode_fold(
-    loaded: workflows.LoadedTable, settings: Settings, strata: Strata, plan: FoldPlan
+    loaded: pipeline.LoadedTable, settings: Settings, strata: Strata, plan: FoldPlan
 ) -> EncodedFold:
     """Fit preprocessing on the fold's training rows (less its early-stopping rows, split off
     with the fold's own stream), then encode the training, validation and held-out rows."""
@@ -197,7 +197,7 @@ def encode_fold(
         )
         train_rows = plan.train_rows[inner_train]
         valid_frame = frame.iloc[plan.train_rows[inner_valid]]
-    prepared = workflows.encode_split(loaded, settings, frame.iloc[train_rows], valid_frame)
+    prepared = pipeline.encode_split(loaded, settings, frame.iloc[train_rows], valid_frame)
     test_frame = frame.iloc[plan.test_rows]
     X_test = prepared.preprocessor.transform(test_frame, prepared.X.dtype)
     y_index_test, Y_test = _encode_targets(prepared.target_encoder, test_frame, prepared.X.dtype)
@@ -221,7 +221,7 @@ def _encode_targets(
 
 
 def encode_folds(
-    loaded: workflows.LoadedTable,
+    loaded: pipeline.LoadedTable,
     settings: Settings,
     folds: int,
     repeats: int,
@@ -241,7 +241,7 @@ def validation_fold(path: str, settings: Settings, replay: LogReplay) -> Encoded
     rows: the same rows, preprocessing and generator state as `train` with this seed."""
     rng = np.random.default_rng(settings.train.seed)
     with collect_log() as records:
-        prepared = workflows.prepare_data(path, settings, rng)
+        prepared = pipeline.prepare_data(path, settings, rng)
     replay(records)
     if prepared.X_val is None or prepared.Y_val is None:
         raise UsageError(
@@ -307,9 +307,9 @@ def run_fold(
         seconds=0.0,
     )
     started = time.perf_counter()
-    with collect_log() as result.messages, workflows.blas_threads(task_threads(settings)):
+    with collect_log() as result.messages, pipeline.blas_threads(task_threads(settings)):
         try:
-            net, fit = workflows.fit_model(settings, prepared, fold.generator())
+            net, fit = pipeline.fit_model(settings, prepared, fold.generator())
         except DivergenceError as exc:
             result.error = str(exc)
             result.seconds = time.perf_counter() - started
@@ -317,7 +317,7 @@ def run_fold(
         encoder = prepared.target_encoder
         P = net.forward(fold.X_test)
         if report:
-            result.report = workflows.evaluation_report(
+            result.report = pipeline.evaluation_report(
                 encoder, net, fold.X_test, fold.y_index_test, fold.Y_test
             )
         if metric is not None:
@@ -465,7 +465,7 @@ def cross_validate(
     check_cv_settings(settings)
     with executor:
         replay = LogReplay()
-        loaded = workflows.load_table(path, settings)
+        loaded = pipeline.load_table(path, settings)
         encoded = encode_folds(loaded, settings, folds, repeats, replay)
         headline = tasks.get(loaded.task.task).default_metric
         count = itertools.count(1)
@@ -507,7 +507,7 @@ def _single(names: list[str], prefix: str) -> list[str]:
 
 
 def out_of_fold(
-    loaded: workflows.LoadedTable, encoded: list[EncodedFold], results: list[FoldResult]
+    loaded: pipeline.LoadedTable, encoded: list[EncodedFold], results: list[FoldResult]
 ) -> pd.DataFrame:
     """One row per sample and repeat: ID (or 1-based row), repeat, fold, the observed value,
     the prediction in original labels or units, and class probabilities."""

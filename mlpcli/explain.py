@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from mlpcli import config, data, metrics, parallel, workflows
+from mlpcli import config, data, metrics, parallel, pipeline
 from mlpcli import task as tasks
 from mlpcli.errors import DataError, UsageError, choose, install_hint
 from mlpcli.limits import MAX_GROUPS_BYTES, check_memory, read_bounded, shorten
@@ -734,7 +734,7 @@ def read_data(
     from mlpcli import predicting
 
     settings = predicting.model_settings(model, sep, decimal, transpose)
-    table = workflows.read(path, settings)
+    table = pipeline.read(path, settings)
     predicting.check_columns(
         model,
         table.frame.columns,

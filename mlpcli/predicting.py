@@ -82,14 +82,14 @@ def model_settings(
 def transposed_hint(model: TrainedModel, path: str, transposed: bool, settings: Settings) -> str:
     """When a table lacks the model's features, say so if it looks laid out the other way:
     its first column (or, read with --transpose, its header) holds the feature names."""
-    from mlpcli import workflows
+    from mlpcli import pipeline
     from mlpcli.errors import MlpcliError
 
     if path == "-" or not Path(path).is_file():
         return ""
     plain = settings.replace(transpose=False)
     try:
-        frame = workflows.read(path, plain).frame
+        frame = pipeline.read(path, plain).frame
     except MlpcliError:
         return ""
     names = {str(c) for c in frame.columns} if transposed else set(frame.iloc[:, 0].astype(str))

@@ -1,6 +1,6 @@
 """scikit-learn estimators on mlpcli's core: `MLPClassifier`, `MLPRegressor` and `load`.
 
-`fit` runs exactly what `mlpcli train` runs (`workflows.train_frame`: column selection, the
+`fit` runs exactly what `mlpcli train` runs (`pipeline.train_frame`: column selection, the
 validation split, preprocessing of mixed-type columns fitted on the training rows, the network,
 the loop with early stopping), so a fitted estimator holds the contents of a model file: `save`
 writes the `.npz` that `mlpcli predict` reads, and `load` turns any model file, also one written
@@ -217,8 +217,8 @@ class _MLPEstimator(BaseEstimator):
     def _fit_frame(
         self, X: Any, Y: NDArray[Any], task: str, sample_weight: Any, prefix: str = "y"
     ) -> None:
-        """Train on X and the target matrix Y (n, t) through `workflows.train_frame`."""
-        from mlpcli import workflows
+        """Train on X and the target matrix Y (n, t) through `pipeline.train_frame`."""
+        from mlpcli import pipeline
 
         frame = self._frame(X, reset=True)
         check_consistent_length(frame, Y)
@@ -232,7 +232,7 @@ class _MLPEstimator(BaseEstimator):
             weights = _check_sample_weight(sample_weight, frame, dtype=np.float64)
         settings = self._settings(task, targets, features)
         with _as_value_errors():
-            outcome = workflows.train_frame(
+            outcome = pipeline.train_frame(
                 frame, settings, weights, command=[f"mlpcli.sklearn.{type(self).__name__}.fit"]
             )
         self._set_contents(outcome.metadata, outcome.arrays)

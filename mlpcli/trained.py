@@ -2,7 +2,7 @@
 
 `TrainedModel` and `load_trained` are what `predict`, `evaluate`, `explain`, `report` and the
 Python API use; the block forward gives every row the same bits in any chunk and on any machine.
-Training (`pipeline` code in `workflows.py`) and prediction (`predicting.py`) both import this
+Training (`pipeline` code in `pipeline.py`) and prediction (`predicting.py`) both import this
 module and it imports neither, so the two no longer reach into each other.
 
 `inspect` reads model files without pandas: the preprocessing and target classes (which import

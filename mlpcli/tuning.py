@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpcli import config, crossval, metrics, parallel, workflows
+from mlpcli import config, crossval, metrics, parallel, pipeline
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError, choose
 from mlpcli.limits import MAX_CONFIG_BYTES, read_toml
@@ -321,8 +321,8 @@ def make_candidates(
     for i, params in enumerate(draw(space, n_iter, rng)):  # type: ignore[operator]
         candidate = Candidate(i, params, _parse_all(params, base, space.source))
         try:
-            optimizer = workflows.build_optimizer(candidate.settings)
-            workflows.build_schedule(candidate.settings, optimizer.lr)
+            optimizer = pipeline.build_optimizer(candidate.settings)
+            pipeline.build_schedule(candidate.settings, optimizer.lr)
         except UsageError as exc:
             raise UsageError(f"Candidate {i + 1} ({candidate.describe()}): {exc}") from None
         out.append(candidate)
@@ -521,7 +521,7 @@ def _shared_folds(
             return [crossval.validation_fold(path, s, replay)]
     else:
         crossval.check_cv_settings(settings)
-        loaded = workflows.load_table(path, settings)
+        loaded = pipeline.load_table(path, settings)
 
         def folds_of(s: Settings) -> list[crossval.EncodedFold]:
             return crossval.encode_folds(loaded, s, cv, repeats, replay)
@@ -543,7 +543,7 @@ def refit(
     should_stop: Callable[[], bool] | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
     command: list[str] | None = None,
-) -> workflows.TrainOutcome:
+) -> pipeline.TrainOutcome:
     """Train the best candidate as `mlpcli train` would; its metadata records the search."""
     best = result.best()
     if best is None:
@@ -552,7 +552,7 @@ def refit(
             f"No candidate could be scored (status: {', '.join(statuses)}); nothing to refit. "
             "Lower the learning rates in the space or choose another --metric."
         )
-    outcome = workflows.train(path, best.settings, callback, should_stop, on_start, command)
+    outcome = pipeline.train(path, best.settings, callback, should_stop, on_start, command)
     outcome.metadata["search"] = result.record()
     return outcome
 

@@ -614,8 +614,19 @@ def test_extra_fields_in_a_latin1_table_are_refused(tmp_path: Path) -> None:
     data = write(tmp_path / "l1.csv", ("id,a,b,y\n" + rows).encode("latin-1"))
     model = tmp_path / "m.npz"
     got, stderr = run(
-        "train", str(data), "--target", "y", "--id", "id", "--encoding", "latin-1",
-        "--epochs", "2", "--out", str(model), "-q",
+        "train",
+        str(data),
+        "--target",
+        "y",
+        "--id",
+        "id",
+        "--encoding",
+        "latin-1",
+        "--epochs",
+        "2",
+        "--out",
+        str(model),
+        "-q",
     )
     assert got == 0, stderr
     bad_rows = "id,a,b\ncaf\xe9,1,2\ncaf\xe9,1,2,9\n"
@@ -623,8 +634,10 @@ def test_extra_fields_in_a_latin1_table_are_refused(tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     got, stderr = run("predict", str(model), str(bad), "--out", str(out))
     assert got == 3
-    assert stderr.endswith(f"'{bad}' line 3 has 4 fields but earlier lines have 3; check the "
-                           "separator (now ',', change it with --sep) and quoting.\n")
+    assert stderr.endswith(
+        f"'{bad}' line 3 has 4 fields but earlier lines have 3; check the "
+        "separator (now ',', change it with --sep) and quoting.\n"
+    )
     assert not out.exists()
 
 

@@ -399,12 +399,12 @@ def test_a_kill_9_leaves_a_named_temporary_that_the_next_run_removes(
 def test_a_run_failing_on_its_last_output_writes_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlpcli import workflows
+    from mlpcli import pipeline
 
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(workflows.pd.DataFrame, "to_csv", full_disk)  # --split-out is last
+    monkeypatch.setattr(pipeline.pd.DataFrame, "to_csv", full_disk)  # --split-out is last
     code, stderr = run(
         *("train", EXPRESSION, *TRAIN, "--out", tmp_path / "m.npz"),
         *("--metrics-out", tmp_path / "m.json", "--history-out", tmp_path / "h.csv"),

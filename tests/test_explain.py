@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import config, metrics, trained, workflows
+from mlpcli import config, metrics, pipeline, trained
 from mlpcli import explain as ex
 from mlpcli.errors import DataError, UsageError
 from mlpcli.nn.network import MLP
@@ -45,8 +45,8 @@ def train_model(path: Path, frame_path: Path, target: str, **options: object) ->
     drop = [t for t in TARGETS.values() if t != target]
     values = {"target": [target], "drop": drop, "hidden": "16", "epochs": 150, "seed": 1}
     settings = config.resolve({**values, **options})
-    outcome = workflows.train(str(frame_path), settings)
-    workflows.write_outputs(outcome, str(path))
+    outcome = pipeline.train(str(frame_path), settings)
+    pipeline.write_outputs(outcome, str(path))
     return path
 
 

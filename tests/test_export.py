@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import data, export, predicting, trained, workflows
+from mlpcli import data, export, pipeline, predicting, trained
 from mlpcli.config import resolve
 from mlpcli.nn import activations
 from mlpcli.nn.network import MLP
@@ -66,7 +66,7 @@ def train(task: str, **options: object) -> tuple[trained.TrainedModel, pd.DataFr
     task_name = "regression" if task == "multi-output" else task
     values = {"target": targets, "drop": others, "task": task_name, "epochs": 3, **options}
     values.setdefault("hidden", "16,8")
-    outcome = workflows.train_frame(frame, resolve(values))
+    outcome = pipeline.train_frame(frame, resolve(values))
     model = trained.trained_from_contents(outcome.metadata, outcome.arrays)
     return model, frame
 

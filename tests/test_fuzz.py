@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mlpcli import config, trained, workflows
+from mlpcli import config, pipeline, trained
 from mlpcli.cli import app
 from mlpcli.errors import MlpcliError
 
@@ -92,11 +92,11 @@ def test_pipeline_never_raises_anything_but_mlpcli_errors(
             }
         )
         try:
-            outcome = workflows.train(str(path), settings_, command=["fuzz"])
+            outcome = pipeline.train(str(path), settings_, command=["fuzz"])
             model_path = Path(folder) / "m.npz"
-            workflows.write_outputs(outcome, str(model_path))
+            pipeline.write_outputs(outcome, str(model_path))
             model = trained.load_trained(model_path)
-            frame = workflows.read(str(path), settings_).frame
+            frame = pipeline.read(str(path), settings_).frame
             outputs = model.predict_outputs(frame)
         except MlpcliError as exc:
             event(f"refused: {type(exc).__name__}")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import config, metrics, modelfile, predicting, trained, workflows
+from mlpcli import config, metrics, modelfile, pipeline, predicting, trained
 from mlpcli.data import TableChunks, read_table
 from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.nn.network import MLP
@@ -77,13 +77,13 @@ def read_frame(data_folder: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def folder(data_folder: Path, outcomes: dict[str, workflows.TrainOutcome]) -> Path:
+def folder(data_folder: Path, outcomes: dict[str, pipeline.TrainOutcome]) -> Path:
     """data.csv and one model file per task: <task>.npz."""
     return data_folder
 
 
 @pytest.fixture(scope="module")
-def outcomes(data_folder: Path) -> dict[str, workflows.TrainOutcome]:
+def outcomes(data_folder: Path) -> dict[str, pipeline.TrainOutcome]:
     """One model per task, trained in memory and saved next to the data."""
     result = {}
     for task, targets in TARGETS.items():
@@ -95,15 +95,15 @@ def outcomes(data_folder: Path) -> dict[str, workflows.TrainOutcome]:
             "epochs": 15,
             "seed": 1,
         }
-        outcome = workflows.train(str(data_folder / "data.csv"), config.resolve(values))
-        workflows.write_outputs(outcome, str(data_folder / f"{task}.npz"))
+        outcome = pipeline.train(str(data_folder / "data.csv"), config.resolve(values))
+        pipeline.write_outputs(outcome, str(data_folder / f"{task}.npz"))
         result[task] = outcome
     return result
 
 
 @pytest.fixture(scope="module")
 def models(
-    folder: Path, outcomes: dict[str, workflows.TrainOutcome]
+    folder: Path, outcomes: dict[str, pipeline.TrainOutcome]
 ) -> dict[str, trained.TrainedModel]:
     return {task: trained.load_trained(folder / f"{task}.npz") for task in outcomes}
 
@@ -117,7 +117,7 @@ def read_csv_text(text: str, sep: str = ",") -> pd.DataFrame:
 def test_model_loaded_from_disk_predicts_exactly_like_the_trained_one(
     task: str,
     frame: pd.DataFrame,
-    outcomes: dict[str, workflows.TrainOutcome],
+    outcomes: dict[str, pipeline.TrainOutcome],
     models: dict[str, trained.TrainedModel],
 ) -> None:
     outcome = outcomes[task]

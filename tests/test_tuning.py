@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import crossval, metrics, modelfile, tuning, workflows
+from mlpcli import crossval, metrics, modelfile, pipeline, tuning
 from mlpcli.config import Settings, resolve
 from mlpcli.errors import DivergenceError, UsageError
 
@@ -286,7 +286,7 @@ def test_validation_split_score_equals_trains_validation_metric(
 ) -> None:
     space = tuning.read_space(space_file(tmp_path, "lr = [0.03]\n"), base())
     result = tuning.search(separable, base(), space, metric="roc_auc")
-    trained = workflows.train(separable, result.candidates[0].settings)
+    trained = pipeline.train(separable, result.candidates[0].settings)
     assert result.rows()[0]["scores"] == [trained.metrics["validation"]["roc_auc"]]
 
 
@@ -314,7 +314,7 @@ def test_refit_saves_the_best_candidate_and_records_the_search(
     result = tuning.search(separable, base(), space, cv=3)
     outcome = tuning.refit(separable, result)
     out = tmp_path / "best.npz"
-    workflows.write_outputs(outcome, str(out))
+    pipeline.write_outputs(outcome, str(out))
     meta = modelfile.read_metadata(out)
     assert meta["settings"]["train"]["lr"] == 0.03 and meta["settings"]["model"]["hidden"] == [4]
     search = meta["search"]

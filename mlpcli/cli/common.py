@@ -87,11 +87,11 @@ def print_error(message: str) -> None:
         doc = {"event": "error", "time": round(time.time(), 3), "message": message}
         sys.stderr.write(json.dumps(doc) + "\n")
         return
-    from mlpcli.display import stderr_console
+    from mlpcli.cli.display import stderr_console
 
     console = stderr_console()
     if console.is_terminal:
-        from mlpcli.display import styled
+        from mlpcli.cli.display import styled
 
         console.print(styled("[bold red]Error:[/bold red]", message, console), highlight=False)
     else:
@@ -266,8 +266,8 @@ LogEvery = Annotated[
 def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Any:
     import logging
 
-    from mlpcli.display import ReporterHandler
-    from mlpcli.display import make_reporter as build
+    from mlpcli.cli.display import ReporterHandler
+    from mlpcli.cli.display import make_reporter as build
     from mlpcli.errors import UsageError
 
     if log_format not in ("text", "jsonl"):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlpcli.cli_common import (
+from mlpcli.cli.common import (
     Backend,
     JsonFlag,
     LogFormat,

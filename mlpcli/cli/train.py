@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.cli_common import (
+from mlpcli.cli.common import (
     LogEvery,
     LogFormat,
     Quiet,
@@ -17,7 +17,7 @@ from mlpcli.cli_common import (
     make_reporter,
     resolve_settings,
 )
-from mlpcli.cli_options import with_settings_options
+from mlpcli.cli.options import with_settings_options
 
 
 @app.command()
@@ -112,7 +112,7 @@ def train(
         mlpcli train sample_data/expression.csv --target subtype --id sample_id --out model.npz
     """
     from mlpcli import config as config_module
-    from mlpcli import workflows
+    from mlpcli import pipeline
     from mlpcli.outputs import check_paths, commit_staged
 
     reporter = make_reporter(quiet, log_format, log_every)
@@ -147,7 +147,7 @@ def train(
             reporter.start(info)
 
         try:
-            outcome = workflows.train(
+            outcome = pipeline.train(
                 data,
                 settings,
                 callback=reporter.epoch,
@@ -168,7 +168,7 @@ def train(
                 "the best weights so far)."
             )
         else:
-            outcome.written = workflows.write_outputs(
+            outcome.written = pipeline.write_outputs(
                 outcome,
                 out,
                 metrics_out=metrics_out,
@@ -256,7 +256,7 @@ def split(
 
 
 def _summary(outcome: Any) -> Any:
-    from mlpcli.display import summary_table
+    from mlpcli.cli.display import summary_table
 
     result = outcome.result
     rows: list[tuple[str, Any]] = [

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.cli_common import (
+from mlpcli.cli.common import (
     Backend,
     JsonFlag,
     LogFormat,
@@ -24,7 +24,7 @@ from mlpcli.cli_common import (
     make_reporter,
     resolve_settings,
 )
-from mlpcli.cli_options import with_settings_options
+from mlpcli.cli.options import with_settings_options
 
 DataArg = Annotated[
     str,
@@ -264,7 +264,7 @@ def tune(
 
 def _refit(data: str, result: Any, out: str, reporter: Any, signals: Any) -> bool:
     """Train and save the best candidate; False if interrupted (nothing written)."""
-    from mlpcli import tuning, workflows
+    from mlpcli import pipeline, tuning
 
     def on_start(info: dict[str, Any]) -> None:
         signals.training = True
@@ -285,7 +285,7 @@ def _refit(data: str, result: Any, out: str, reporter: Any, signals: Any) -> boo
     if outcome.result.stop_reason == "interrupted":
         reporter.warning("Interrupted: no model written.")
         return False
-    for path in workflows.write_outputs(outcome, out):
+    for path in pipeline.write_outputs(outcome, out):
         reporter.message(f"Wrote {path}.")
     return True
 
@@ -427,7 +427,7 @@ class _Bar(_Silent):
 def task_progress(reporter: Any, noun: str) -> _Silent:
     """The progress display that matches the reporter: a bar on a terminal, plain lines in
     logs, JSON lines with --log-format jsonl, nothing with --quiet."""
-    from mlpcli.display import JsonlReporter, PlainReporter, RichReporter
+    from mlpcli.cli.display import JsonlReporter, PlainReporter, RichReporter
 
     kinds: dict[type, type[_Silent]] = {
         RichReporter: _Bar,

@@ -10,19 +10,10 @@ import sys
 
 import typer
 
-from mlpcli import cli_cv, cli_explain, cli_export, cli_model, cli_plot, cli_train
-from mlpcli.cli_common import app
+from mlpcli.cli import cv, explain, export, model, plot, train
+from mlpcli.cli.common import app
 
-__all__ = [
-    "app",
-    "cli_cv",
-    "cli_explain",
-    "cli_export",
-    "cli_model",
-    "cli_plot",
-    "cli_train",
-    "main",
-]
+__all__ = ["app", "cv", "explain", "export", "main", "model", "plot", "train"]
 
 
 def main() -> None:
@@ -33,7 +24,7 @@ def main() -> None:
     except ImportError:  # pragma: no cover
         from click import exceptions as click  # type: ignore[no-redef]
 
-    from mlpcli.cli_common import print_error
+    from mlpcli.cli.common import print_error
     from mlpcli.errors import MlpcliError
     from mlpcli.outputs import drop_stdout, guard_standard_streams
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mlpcli.cli_common import (
+from mlpcli.cli.common import (
     LogFormat,
     ModelArg,
     Quiet,

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.cli_common import (
+from mlpcli.cli.common import (
     JsonFlag,
     LogFormat,
     ModelArg,
@@ -283,7 +283,7 @@ def inspect(
     if json_out:
         typer.echo(predicting.to_json(document), nl=False)
         return
-    from mlpcli.display import stderr_console
+    from mlpcli.cli.display import stderr_console
 
     # The description is this command's result, so it goes to stdout (`inspect m.npz | less`).
     console = stderr_console(stderr=False)
@@ -301,7 +301,7 @@ def inspect(
 
 # --------------------------------------------------------------------------- rendering
 def _reporter(quiet: bool, log_format: str) -> Any:
-    from mlpcli.cli_common import make_reporter
+    from mlpcli.cli.common import make_reporter
 
     return make_reporter(quiet, log_format)
 
