@@ -32,6 +32,7 @@ sys.path.insert(0, str(HERE))
 from cases import CASES, Case  # noqa: E402
 from idle import cpu_snapshot, others_share, wait_idle  # noqa: E402
 from impls import IMPLS  # noqa: E402
+from targets import Measured, collect  # noqa: E402
 
 REFERENCE = "mlpcli"
 
@@ -365,6 +366,19 @@ def targets_section(results: dict[str, CaseResult], extra: dict[str, Any]) -> li
     return [*lines, ""]
 
 
+def targets16_section(measured: Measured) -> list[str]:
+    """Issue 16's targets, one row or more per function of `targets.py`."""
+    lines = [
+        "## Targets of issue 16",
+        "",
+        "| target (issue 16) | measured (median) | verdict |",
+        "| --- | --- | --- |",
+    ]
+    verdicts = {True: "met", False: "**not met**", None: "n/a"}
+    lines += [f"| {a} | {b} | {verdicts[ok]} |" for a, b, ok in collect(measured)]
+    return [*lines, ""]
+
+
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -460,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratios are taken per round, between runs made seconds apart. See bench/README.md.",
         "",
     ]
+    lines += targets16_section(Measured(cases=results, figures=extra.get("figures", {})))
     lines += targets_section(results, extra)
     if results:
         lines += ["## Engine: the same training run, side by side", ""]
