@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpcli import formats, splitting
+from mlpcli import splitting
+from mlpcli.data import formats
 from mlpcli.errors import DataError, UsageError
 from mlpcli.outputs import atomic_path
 

@@ -603,7 +603,7 @@ def test_quoted_separators_are_not_extra_fields_but_extra_fields_in_a_quoted_fil
 def test_extra_fields_are_counted_in_the_raw_bytes_only_where_that_is_safe(
     encoding: str, checked: bool
 ) -> None:
-    from mlpcli.data import _bytes_are_ascii
+    from mlpcli.data.read import _bytes_are_ascii
 
     assert _bytes_are_ascii(encoding, ",") is checked
     assert _bytes_are_ascii(encoding, ", ") is False  # a multi-character separator

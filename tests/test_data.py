@@ -923,6 +923,9 @@ def test_sample_drug_response() -> None:
     assert detect_task(frame, ["ic50"]).task == "regression"
 
 
-def test_module_imports_pandas_lazily() -> None:
-    source = Path(data.__file__).read_text()
-    assert "\nimport pandas" not in source and "\nfrom pandas" not in source
+def test_package_imports_pandas_lazily() -> None:
+    modules = sorted(Path(data.__file__).parent.glob("*.py"))
+    assert len(modules) >= 5
+    for module in modules:
+        source = module.read_text()
+        assert "\nimport pandas" not in source and "\nfrom pandas" not in source, module.name
