@@ -31,7 +31,10 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from mlpcli.streaming import TableSummary
 
 import numpy as np
 import pandas as pd
@@ -56,54 +59,91 @@ STATE_VERSION = 1
 # --- registries ---------------------------------------------------------------------------------
 
 
-def _impute_median(values: Array, fill_value: float) -> float:
-    return float(np.median(values))
+class ColumnStats(Protocol):
+    """What imputers and scalers read of a column: `ArrayStats` computes it from the values in
+    memory, `streaming.NumericStats` from one pass over chunks (quantiles approximate there)."""
+
+    def mean(self) -> float: ...
+    def std(self) -> float: ...
+    def min(self) -> float: ...
+    def max(self) -> float: ...
+    def median(self) -> float: ...
+    def percentiles(self, q: Sequence[float]) -> Array: ...
 
 
-def _impute_mean(values: Array, fill_value: float) -> float:
-    return float(np.mean(values))
+class ArrayStats:
+    """Exact statistics of a column held in memory (NumPy's, as fitting always computed them)."""
+
+    def __init__(self, x: Array) -> None:
+        self.x = x
+
+    def mean(self) -> float:
+        return float(np.mean(self.x))
+
+    def std(self) -> float:
+        return float(np.std(self.x))
+
+    def min(self) -> float:
+        return float(np.min(self.x))
+
+    def max(self) -> float:
+        return float(np.max(self.x))
+
+    def median(self) -> float:
+        return float(np.median(self.x))
+
+    def percentiles(self, q: Sequence[float]) -> Array:
+        return np.percentile(self.x, q)
 
 
-def _impute_constant(values: Array, fill_value: float) -> float:
+def _impute_median(values: ColumnStats, fill_value: float) -> float:
+    return values.median()
+
+
+def _impute_mean(values: ColumnStats, fill_value: float) -> float:
+    return values.mean()
+
+
+def _impute_constant(values: ColumnStats, fill_value: float) -> float:
     return float(fill_value)
 
 
 #: name -> f(observed training values, fill_value) -> value that replaces a missing cell.
-IMPUTERS: dict[str, Callable[[Array, float], float]] = {
+IMPUTERS: dict[str, Callable[[ColumnStats, float], float]] = {
     "median": _impute_median,
     "mean": _impute_mean,
     "constant": _impute_constant,
 }
 
 
-def _scale_standard(x: Array) -> tuple[float, float]:
-    return float(np.mean(x)), float(np.std(x))
+def _scale_standard(x: ColumnStats) -> tuple[float, float]:
+    return x.mean(), x.std()
 
 
-def _scale_minmax(x: Array) -> tuple[float, float]:
-    low, high = float(np.min(x)), float(np.max(x))
+def _scale_minmax(x: ColumnStats) -> tuple[float, float]:
+    low, high = x.min(), x.max()
     return low, high - low
 
 
-def _scale_robust(x: Array) -> tuple[float, float]:
-    q25, q50, q75 = np.percentile(x, [25.0, 50.0, 75.0])
+def _scale_robust(x: ColumnStats) -> tuple[float, float]:
+    q25, q50, q75 = x.percentiles([25.0, 50.0, 75.0])
     return float(q50), float(q75 - q25)
 
 
-def _scale_robust_range(x: Array) -> tuple[float, float]:
-    q25, q50, q75 = np.percentile(x, [25.0, 50.0, 75.0])
+def _scale_robust_range(x: ColumnStats) -> tuple[float, float]:
+    q25, q50, q75 = x.percentiles([25.0, 50.0, 75.0])
     spread = float(q75 - q25)
     if spread == 0.0:  # a mostly-constant column (e.g. sparse counts): half its range instead
-        spread = 0.5 * float(np.max(x) - np.min(x))
+        spread = 0.5 * (x.max() - x.min())
     return float(q50), spread
 
 
-def _scale_none(x: Array) -> tuple[float, float]:
+def _scale_none(x: ColumnStats) -> tuple[float, float]:
     return 0.0, 1.0
 
 
 #: name -> f(imputed training column) -> (center, scale); output is (x - center) / scale.
-SCALERS: dict[str, Callable[[Array], tuple[float, float]]] = {
+SCALERS: dict[str, Callable[[ColumnStats], tuple[float, float]]] = {
     "standard": _scale_standard,
     "minmax": _scale_minmax,
     "robust": _scale_robust,
@@ -240,6 +280,34 @@ class _Column:
         if self.kind == "categorical":
             return [f"{self.name}={level}" for level in self.levels]
         return [self.name] + ([self.name + INDICATOR_SUFFIX] if self.indicator else [])
+
+
+@dataclass
+class _Fitted:
+    """Columns and their statistics as fitting decides them, in table order."""
+
+    columns: list[_Column] = field(default_factory=list)
+    impute_values: list[float] = field(default_factory=list)
+    centers: list[float] = field(default_factory=list)
+    scales: list[float] = field(default_factory=list)
+    constant: list[str] = field(default_factory=list)
+
+    def categorical(self, name: str, levels: list[str]) -> None:
+        self.columns.append(_Column(name, "categorical", levels=levels))
+
+    def numeric(
+        self, name: str, fill: float, scaling: tuple[float, float], indicator: bool
+    ) -> None:
+        center, spread = scaling
+        # A rounding-error spread is as constant as an exact zero.
+        if not spread > 1e-12 * max(1.0, abs(center)):
+            self.constant.append(name)
+            spread = 1.0
+        index = len(self.centers)
+        self.columns.append(_Column(name, "numeric", numeric_index=index, indicator=indicator))
+        self.impute_values.append(fill)
+        self.centers.append(center)
+        self.scales.append(spread)
 
 
 class Preprocessor:
@@ -381,53 +449,70 @@ class Preprocessor:
             raise DataError("No training rows to fit the preprocessing on.")
 
         listed = set(categorical)
-        columns: list[_Column] = []
-        impute_values: list[float] = []
-        centers: list[float] = []
-        scales: list[float] = []
-        constant: list[str] = []
+        fitted = _Fitted()
         for name in features:
             series = frame[name]
             if name in listed or not pd.api.types.is_numeric_dtype(series.dtype):
-                columns.append(_Column(name, "categorical", levels=self._fit_levels(series, name)))
+                codes, names = level_codes(series)
+                counts: Counter[str] = Counter()
+                for j, count in enumerate(np.bincount(codes[codes >= 0], minlength=len(names))):
+                    counts[names[j]] += int(count)
+                fitted.categorical(name, self._fit_levels(counts, bool((codes < 0).any()), name))
                 continue
             x = numeric_values(series, name)
             missing = np.isnan(x)
             if self.log1p:
                 self._log1p(x, missing, name)
-            observed = x[~missing]
-            if observed.size == 0 and self.impute != "constant":
-                raise DataError(
-                    f"Column '{name}' has no values in the training rows; drop it with "
-                    f"--drop '{name}' or use --impute constant."
-                )
-            fill = IMPUTERS[self.impute](observed, self.fill_value)
+            fill = self._fill_value(ArrayStats(x[~missing]), int((~missing).sum()), name)
             x[missing] = fill
-            center, spread = SCALERS[self.scale](x)
-            # A rounding-error spread is as constant as an exact zero.
-            if not spread > 1e-12 * max(1.0, abs(center)):
-                constant.append(name)
-                spread = 1.0
-            columns.append(
-                _Column(
-                    name,
-                    "numeric",
-                    numeric_index=len(centers),
-                    indicator=self.missing_indicators and bool(missing.any()),
+            scaling = SCALERS[self.scale](ArrayStats(x))
+            fitted.numeric(name, fill, scaling, self._indicator(missing.any()))
+        return self._finish(fitted)
+
+    def fit_summary(self, summary: TableSummary) -> Preprocessor:
+        """Fit from one streaming pass over the training rows (`streaming.TableSummary`; columns
+        in its table order): exact means, spreads, ranges and levels; median and quartiles
+        within the sketch's stated rank error (exact up to `streaming.SKETCH_K` rows)."""
+        if summary.log1p != self.log1p:
+            raise ValueError("the summary's log1p differs from the preprocessor's")
+        if summary.n_rows == 0:
+            raise DataError("No training rows to fit the preprocessing on.")
+        fitted = _Fitted()
+        for name in summary.order:
+            if name in summary.levels:
+                levels = self._fit_levels(
+                    summary.levels[name], summary.missing_levels[name] > 0, name
                 )
+                fitted.categorical(name, levels)
+                continue
+            stats = summary.stats[name]
+            fill = self._fill_value(stats, stats.count, name)
+            imputed = stats.with_fill(fill, stats.n_missing)
+            scaling = SCALERS[self.scale](imputed)
+            fitted.numeric(name, fill, scaling, self._indicator(stats.n_missing > 0))
+        return self._finish(fitted)
+
+    def _indicator(self, any_missing: bool | np.bool_) -> bool:
+        return self.missing_indicators and bool(any_missing)
+
+    def _fill_value(self, observed: ColumnStats, n_observed: int, name: str) -> float:
+        if n_observed == 0 and self.impute != "constant":
+            raise DataError(
+                f"Column '{name}' has no values in the training rows; drop it with "
+                f"--drop '{name}' or use --impute constant."
             )
-            impute_values.append(fill)
-            centers.append(center)
-            scales.append(spread)
-        if constant:
+        return IMPUTERS[self.impute](observed, self.fill_value)
+
+    def _finish(self, fitted: _Fitted) -> Preprocessor:
+        if fitted.constant:
             log.warning(
                 "Constant column(s) in the training rows, scaled by 1 instead of 0: %s.",
-                _quote_list(constant),
+                _quote_list(fitted.constant),
             )
-        self._set_columns(columns)
-        self.impute_values_ = np.asarray(impute_values, dtype=np.float64)
-        self.centers_ = np.asarray(centers, dtype=np.float64)
-        self.scales_ = np.asarray(scales, dtype=np.float64)
+        self._set_columns(fitted.columns)
+        self.impute_values_ = np.asarray(fitted.impute_values, dtype=np.float64)
+        self.centers_ = np.asarray(fitted.centers, dtype=np.float64)
+        self.scales_ = np.asarray(fitted.scales, dtype=np.float64)
         return self
 
     def _set_columns(self, columns: list[_Column]) -> None:
@@ -437,14 +522,11 @@ class Preprocessor:
             offset += column.width
         self._columns = columns
 
-    def _fit_levels(self, series: pd.Series, name: str) -> list[str]:
-        """Sorted level names (plus MISSING_LEVEL, OTHER_LEVEL): rare levels pool into one, and
-        so do the least frequent beyond `max_levels`, with a warning (an error if strict)."""
-        codes, names = level_codes(series)
-        counts: Counter[str] = Counter()
-        for j, count in enumerate(np.bincount(codes[codes >= 0], minlength=len(names))):
-            counts[names[j]] += int(count)
-        missing = [MISSING_LEVEL] if (codes < 0).any() else []
+    def _fit_levels(self, counts: Counter[str], has_missing: bool, name: str) -> list[str]:
+        """Sorted level names (plus MISSING_LEVEL, OTHER_LEVEL) from the training rows' level
+        counts: rare levels pool into one, and so do the least frequent beyond `max_levels`,
+        with a warning (an error if strict)."""
+        missing = [MISSING_LEVEL] if has_missing else []
         rare = {level for level, count in counts.items() if count < self.min_level_count}
         if len(rare) < 2:  # pooling one level into "other" would only rename it
             rare = set()
