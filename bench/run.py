@@ -416,6 +416,21 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="CSV sizes for whole commands (default 10000,100000,1000000; quick 10000,100000).",
     )
+    parser.add_argument(
+        "--no-recipe", action="store_true", help="Skip the recipe against RealMLP-TD."
+    )
+    parser.add_argument(
+        "--realmlp-python",
+        default=os.environ.get("MLPCLI_BENCH_REALMLP_PYTHON", sys.executable),
+        help="The Python whose environment has pytabkit (RealMLP-TD); default this one.",
+    )
+    parser.add_argument(
+        "--recipe-epochs",
+        type=int,
+        default=None,
+        help="Epochs of the recipe comparison (default: the presets' 256; quick 16).",
+    )
+    parser.add_argument("--members", type=int, default=4, help="K of the ensemble row (4).")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     if args.native_blas is None:
@@ -466,6 +481,22 @@ def main(argv: list[str] | None = None) -> int:
             log=log,
             wait=args.wait_idle,
         )
+    if not args.no_recipe:
+        import recipe
+
+        log("recipe against RealMLP-TD")
+        epochs = args.recipe_epochs if args.recipe_epochs is not None else 16 * args.quick
+        found = recipe.run_all(
+            list(recipe.TABLES),
+            args.members,
+            args.threads,
+            1 if args.quick else 3,
+            epochs,
+            args.realmlp_python,
+            log,
+        )
+        extra.setdefault("figures", {}).update(found["figures"])
+        extra["sections"] = [*extra.get("sections", []), *found["sections"]]
     lines = [
         "# mlpcli performance results",
         "",

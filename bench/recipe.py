@@ -1,0 +1,272 @@
+"""The recipe's cost: mlpcli's RealMLP-TD-style recipe against pytabkit's RealMLP-TD, and an
+ensemble of K members against one member (issue 16).
+
+    python bench/recipe.py                                  # both tables, K = 4, 3 rounds
+    python bench/recipe.py --realmlp-python /path/to/venv/bin/python --epochs 32 --repeats 1
+
+Each method trains one model on the same generated table in its own fresh process, per round
+and in alternating order (A B, then B A): mlpcli = robust scaling + smooth clip
+(`Preprocessor`) + `fit_recipe` with the `realmlp_td` preset, 20% of the rows validating;
+RealMLP-TD = `RealMLP_TD_{Classifier,Regressor}(device="cpu", n_threads=T).fit(X, y)`, which
+preprocesses and holds out its own 20%. Wall time of the fit, imports excluded, same threads.
+pytabkit brings torch, so it may live in another environment: `--realmlp-python` runs its
+worker there (default: this interpreter); a missing pytabkit skips it and says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    task: str  # "classification" | "regression"
+    n_rows: int
+    n_features: int
+    n_classes: int = 0
+
+    def describe(self) -> str:
+        kind = f"{self.n_classes} classes" if self.task == "classification" else "regression"
+        return f"{self.n_rows:,} x {self.n_features}, {kind}"
+
+
+TABLES = {
+    t.name: t
+    for t in (
+        Table("reg1k", "regression", 1_000, 8),
+        Table("cls3k", "classification", 3_000, 20, 3),
+    )
+}
+
+
+def make_table(table: Table, seed: int = 20240611) -> tuple[np.ndarray, np.ndarray]:
+    """Numeric features with a nonlinear target (a random one-hidden-layer teacher)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((table.n_rows, table.n_features)).astype(np.float32)
+    A = rng.standard_normal((table.n_features, 16)) / np.sqrt(table.n_features)
+    T = np.tanh(X @ A) @ rng.standard_normal((16, max(table.n_classes, 1)))
+    if table.task == "classification":
+        return X, T.argmax(axis=1).astype(np.int64)
+    return X, (T[:, 0] + 0.1 * rng.standard_normal(table.n_rows)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- workers
+def fit_mlpcli(X: np.ndarray, y: np.ndarray, task: str, seed: int, epochs: int, k: int) -> None:
+    import pandas as pd
+
+    from mlpcli.nn.recipe import preset
+    from mlpcli.preprocessing import Preprocessor
+    from mlpcli.training import fit_recipe
+
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(frame))
+    n_val = round(0.2 * len(frame))
+    fit_rows, val_rows = np.sort(order[n_val:]), np.sort(order[:n_val])
+    pre = Preprocessor(scale="robust_range", clip="smooth")
+    X_fit = pre.fit_transform(frame.iloc[fit_rows], list(frame.columns))
+    X_val = pre.transform(frame.iloc[val_rows])
+    overrides: dict[str, Any] = {"n_members": k}
+    if epochs:
+        overrides["epochs"] = epochs
+    config = preset("realmlp_td", task, **overrides)
+    if task == "regression":
+        Y = y[:, None].astype(np.float32)
+        loss, metric = "mse", None
+    else:
+        Y = np.eye(int(y.max()) + 1, dtype=np.float32)[y]
+        loss = "ce"
+
+        def metric(T: np.ndarray, P: np.ndarray) -> float:
+            return float(np.mean(P.argmax(axis=1) == T.argmax(axis=1)))
+
+    fit_recipe(
+        X_fit, Y[fit_rows], X_val, Y[val_rows], loss=loss, config=config, seed=rng, metric=metric
+    )
+
+
+def fit_realmlp(X: np.ndarray, y: np.ndarray, task: str, seed: int, epochs: int, k: int) -> None:
+    import warnings
+
+    from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
+
+    cls = RealMLP_TD_Regressor if task == "regression" else RealMLP_TD_Classifier
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    extra = {"n_epochs": epochs} if epochs else {}
+    model = cls(random_state=seed, device="cpu", n_threads=threads, verbosity=0, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+
+
+FITS: dict[str, Callable[..., None]] = {"mlpcli": fit_mlpcli, "realmlp": fit_realmlp}
+NEEDS = {"mlpcli": "mlpcli", "realmlp": "pytabkit"}
+
+
+def worker(method: str, data: str, task: str, epochs: int, k: int, threads: int) -> None:
+    """Import, then time one fit; prints {"seconds": ...} or {"skip": reason}."""
+    try:
+        __import__(NEEDS[method])
+    except ImportError as exc:
+        print(json.dumps({"skip": f"{NEEDS[method]} not installed ({exc})"}))
+        return
+    from threadpoolctl import threadpool_limits
+
+    arrays = np.load(data)
+    X, y = arrays["X"], arrays["y"]
+    with threadpool_limits(limits=threads):
+        if method == "realmlp":
+            import torch
+
+            torch.set_num_threads(threads)
+        started = time.perf_counter()
+        FITS[method](X, y, task, 0, epochs, k)
+        seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds}))
+
+
+# --------------------------------------------------------------------------- driver
+def _run_worker(
+    python: str, method: str, data: Path, table: Table, epochs: int, k: int, threads: int
+) -> dict[str, Any]:
+    env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+    args = [python, str(Path(__file__).resolve()), "worker", method, str(data), table.task]
+    proc = subprocess.run(
+        [*args, str(epochs), str(k), str(threads)], capture_output=True, text=True, env=env
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"skip": f"worker failed ({proc.returncode}): {tail}"}
+    return dict(json.loads(lines[-1]))
+
+
+def run_all(
+    tables: list[str],
+    members: int,
+    threads: int,
+    repeats: int,
+    epochs: int,
+    realmlp_python: str,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Time every table; returns {"figures": {"recipe": ...}, "sections": [markdown lines]}."""
+    rows: list[str] = []
+    per_model: list[float] = []  # mlpcli / RealMLP-TD, per table (median over rounds)
+    ensemble: list[float] = []  # K members / one member, per table
+    skipped: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in tables:
+            table = TABLES[name]
+            X, y = make_table(table)
+            data = Path(tmp) / f"{name}.npz"
+            np.savez(data, X=X, y=y)
+            runs: dict[str, list[float]] = {"mlpcli": [], "realmlp": [], "ensemble": []}
+            jobs = [
+                ("mlpcli", sys.executable, "mlpcli", 1),
+                ("realmlp", realmlp_python, "realmlp", 1),
+                ("ensemble", sys.executable, "mlpcli", members),
+            ]
+            for r in range(repeats):
+                for key, python, method, k in jobs if r % 2 == 0 else jobs[::-1]:
+                    if key in skipped:
+                        continue
+                    result = _run_worker(python, method, data, table, epochs, k, threads)
+                    if "skip" in result:
+                        skipped[key] = result["skip"]
+                        continue
+                    runs[key].append(result["seconds"])
+                log(
+                    f"  {name} round {r + 1}/{repeats}: "
+                    + ", ".join(f"{key} {v[-1]:.2f} s" for key, v in runs.items() if v)
+                )
+            med = {key: statistics.median(v) for key, v in runs.items() if v}
+            if "mlpcli" in med and "realmlp" in med:
+                ratios = [a / b for a, b in zip(runs["mlpcli"], runs["realmlp"], strict=False)]
+                per_model.append(statistics.median(ratios))
+            if "mlpcli" in med and "ensemble" in med:
+                ensemble.append(med["ensemble"] / med["mlpcli"])
+
+            def cell(key: str, m: dict[str, float] = med) -> str:
+                return f"{m[key]:.2f}" if key in m else "skipped"
+
+            ratio = f"{per_model[-1]:.2f}" if "realmlp" in med and "mlpcli" in med else "-"
+            k_ratio = f"{ensemble[-1]:.2f}" if "ensemble" in med and "mlpcli" in med else "-"
+            rows.append(
+                f"| {table.describe()} | {cell('mlpcli')} | {cell('realmlp')} | {ratio} | "
+                f"{cell('ensemble')} | {k_ratio} |"
+            )
+    figures: dict[str, Any] = {"ensemble": {}}
+    if per_model:
+        figures["ratio"] = max(per_model)
+        figures["detail"] = "worst table; " + ", ".join(f"{r:.2f}" for r in per_model)
+    else:
+        figures["ratio"], figures["why"] = None, skipped.get("realmlp", "no table ran")
+    if ensemble:
+        figures["ensemble"][members] = max(ensemble)
+    epochs_text = f"{epochs} epochs (shortened)" if epochs else "the presets' 256 epochs"
+    section = [
+        "## The recipe against RealMLP-TD, and ensembles",
+        "",
+        f"Wall time of one fit, seconds (median of {repeats} rounds, each method in a fresh "
+        f"process, alternating order), {threads} thread(s), {epochs_text}. mlpcli: robust "
+        "scaling + smooth clip + `fit_recipe` (preset `realmlp_td`), 20% validation; "
+        "RealMLP-TD: pytabkit's `RealMLP_TD_*().fit` on CPU (its own preprocessing and 20% "
+        f"validation). Ensemble: the same recipe with `n_members={members}`.",
+        "",
+        "| table | mlpcli recipe | RealMLP-TD | mlpcli / RealMLP-TD | "
+        f"K={members} ensemble | K={members} / one |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ]
+    section += ["", *[f"Skipped: {key}: {why}" for key, why in skipped.items()]]
+    return {"figures": {"recipe": figures}, "sections": [[*section, ""]]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "worker":
+        method, data, task, epochs, k, threads = argv[1:7]
+        worker(method, data, task, int(epochs), int(k), int(threads))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tables", default=",".join(TABLES))
+    parser.add_argument("--members", type=int, default=4, help="K of the ensemble (4).")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=0, help="0: the presets' own (256).")
+    parser.add_argument("--realmlp-python", default=sys.executable)
+    args = parser.parse_args(argv)
+    out = run_all(
+        args.tables.split(","),
+        args.members,
+        args.threads,
+        args.repeats,
+        args.epochs,
+        args.realmlp_python,
+        lambda s: print(s, file=sys.stderr, flush=True),
+    )
+    for section in out["sections"]:
+        print("\n".join(section))
+    print(json.dumps(out["figures"]), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
