@@ -331,6 +331,8 @@ class AdamW(Adam):
     name = "adamw"
     HYPERPARAMETERS: ClassVar[dict[str, float]] = {**Adam.HYPERPARAMETERS, "weight_decay": 0.01}
     weight_decay: float
+    #: (the lr_factors they came from, per parameter: masked factors and a reused buffer)
+    _groups: tuple[Sequence[float | Array], dict[int, tuple[Array, Array]]] | None = None
 
     @property  # type: ignore[override]
     def decay_masks(self) -> list[bool | NDArray[np.bool_]] | None:
@@ -365,18 +367,31 @@ class AdamW(Adam):
         one plain multiply per step, where a masked `where=` multiply took 1.5x the time of the
         whole Adam step on a flat buffer. With `lr_factors`, 1 - lr*f_i*wd where the mask is set.
         Rebuilt when lr or wd changes (a per-step schedule rebuilds it every step)."""
+        if self.lr_factors is not None:
+            return self._grouped_factor(i, mask, dtype, lr)
         key = (lr, self.weight_decay)
         if self._factors_lr != key:
             self._factors, self._factors_lr = {}, key
         if i not in self._factors:
             factor = np.ones(np.shape(mask), dtype=dtype)
-            if self.lr_factors is None:
-                np.copyto(factor, 1.0 - lr * self.weight_decay, where=mask)
-            else:
-                scaled = np.broadcast_to(np.asarray(self.lr_factors[i], dtype=dtype), factor.shape)
-                np.copyto(factor, 1.0 - (lr * self.weight_decay) * scaled, where=mask)
+            np.copyto(factor, 1.0 - lr * self.weight_decay, where=mask)
             self._factors[i] = factor
         return self._factors[i]
+
+    def _grouped_factor(self, i: int, mask: NDArray[np.bool_], dtype: np.dtype, lr: float) -> Array:
+        """1 - (lr*wd)*f_i where the mask is set, else 1, in two passes over a reused buffer:
+        f_i masked to 0 is kept, since 1 - (lr*wd)*0 is exactly 1. The recipe's per-step
+        schedules change lr every step, where rebuilding with `where=` allocated each time."""
+        assert self.lr_factors is not None
+        groups = self._groups
+        if groups is None or groups[0] is not self.lr_factors:
+            groups = self._groups = (self.lr_factors, {})
+        if i not in groups[1]:
+            scaled = np.broadcast_to(np.asarray(self.lr_factors[i], dtype=dtype), np.shape(mask))
+            groups[1][i] = (np.where(mask, scaled, 0).astype(dtype), np.empty(scaled.shape, dtype))
+        masked, factor = groups[1][i]
+        np.multiply(masked, lr * self.weight_decay, out=factor)
+        return np.subtract(1.0, factor, out=factor)
 
 
 class Rprop(Optimizer):

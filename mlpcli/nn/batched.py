@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 from mlpcli.errors import UsageError
 from mlpcli.nn.activations import Activation
+from mlpcli.nn.layers import _ones
 
 Array = NDArray[np.floating]
 
@@ -52,6 +53,31 @@ class ParamSpec:
     decay: bool = True
 
 
+class _Scratch:
+    """Training-time scratch arrays by role, reused while the shape stays (every full batch).
+
+    Only training passes use them (inference allocates, so a large validation set leaves no
+    large buffers behind); what a forward caches for its backward lives here until the next
+    training forward, so callers copy a returned array they want to keep.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, Array] = {}
+
+    def get(self, role: str, shape: tuple[int, ...], dtype: np.dtype) -> Array:
+        buf = self._arrays.get(role)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._arrays[role] = np.empty(shape, dtype=dtype)
+        return buf
+
+
+def _out(
+    scratch: _Scratch, training: bool, role: str, shape: tuple[int, ...], dtype: np.dtype
+) -> Array:
+    """A reused scratch array in training, a fresh one in inference."""
+    return scratch.get(role, shape, dtype) if training else np.empty(shape, dtype=dtype)
+
+
 class MemberLayer:
     """Base class: maps (K, n, n_in) to (K, n, n_out); parameters are views bound by the net."""
 
@@ -62,6 +88,7 @@ class MemberLayer:
         self.n_out = self.n_in
         self.params: list[Array] = []
         self.grads: list[Array] = []
+        self._scratch = _Scratch()
 
     def specs(self) -> list[ParamSpec]:
         return []
@@ -97,14 +124,16 @@ class FeatureScale(MemberLayer):
 
     def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
         self._X = X
-        return X * self.params[0][:, None, :]
+        Y = _out(self._scratch, training, "Y", X.shape, X.dtype)
+        return np.multiply(X, self.params[0][:, None, :], out=Y)
 
     def backward(self, dY: Array) -> Array:
         X = self._X
         assert X is not None, "backward before forward"
-        # ds = sum_i dY_i * X_i, dX = dY * s
+        # ds = sum_i dY_i * X_i, dX = dY * s (in place: dY is the next layer's scratch)
         np.einsum("knd,knd->kd", dY, X, out=self.grads[0])
-        return dY * self.params[0][:, None, :]
+        dY *= self.params[0][:, None, :]
+        return dY
 
 
 #: Weight parametrisations: the gain g that multiplies W in the forward pass.
@@ -186,31 +215,40 @@ class MemberDense(MemberLayer):
         picked = Z[members, rows, units]  # (K, k, n_points)
         return -(picked * weights).sum(axis=2)
 
+    def _gained(self, training: bool) -> Array:
+        """g W, formed once per forward (one pass over W) and reused by the backward's dX,
+        where scaling Z and dX by g took a pass over each (n x k) array."""
+        W = self.params[0]
+        if self.gain == 1.0:
+            return W
+        Wg = _out(self._scratch, training, "Wg", W.shape, W.dtype)
+        return np.multiply(W, self.gain, out=Wg)
+
     def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
         self._X = X
-        W, b = self.params
-        Z = np.matmul(X, W)
-        if self.gain != 1.0:
-            Z *= self.gain
+        b = self.params[1]
+        self._Wg = Wg = self._gained(training)
+        K, n, _ = X.shape
+        Z = _out(self._scratch, training, "Z", (K, n, self.n_out), X.dtype)
+        np.matmul(X, Wg, out=Z)
         Z += b[:, None, :]
         return Z
 
     def backward(self, dZ: Array) -> Array:
         X = self._X
         assert X is not None, "backward before forward"
-        W = self.params[0]
         dW, db = self.grads
-        # dW = g X^T dZ, db = sum_i dZ_i, dX = g dZ W^T (per member)
+        # dW = g X^T dZ, db = sum_i dZ_i, dX = dZ (g W)^T (per member)
         np.matmul(X.transpose(0, 2, 1), dZ, out=dW)
         if self.gain != 1.0:
             dW *= self.gain
-        np.sum(dZ, axis=1, out=db)
+        # The row sum as a product with ones: one BLAS call, faster than np.sum over axis 1.
+        np.matmul(_ones(dZ.shape[1], dZ.dtype), dZ, out=db)
         if not self.input_grad:
             return dZ  # unused: the first layer's input is data
-        dX = np.matmul(dZ, W.transpose(0, 2, 1))
-        if self.gain != 1.0:
-            dX *= self.gain
-        return dX
+        K, n, _ = dZ.shape
+        dX = self._scratch.get("dX", (K, n, self.n_in), dZ.dtype)
+        return np.matmul(dZ, self._Wg.transpose(0, 2, 1), out=dX)
 
 
 class BatchEnsembleDense(MemberDense):
@@ -305,6 +343,7 @@ class ParametricActivation(MemberLayer):
         self.activation, self.lr_factor = activation, lr_factor
         self._X: Array | None = None
         self._F: Array | None = None
+        self._D: Array | None = None
 
     def specs(self) -> list[ParamSpec]:
         return [ParamSpec("alpha", (self.n_members, self.n_in), self.lr_factor)]
@@ -313,19 +352,26 @@ class ParametricActivation(MemberLayer):
         self.params[0][...] = 1.0
 
     def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
-        F = self.activation.forward(X)
-        self._X, self._F = X, F
-        alpha = self.params[0][:, None, :]
-        return X + alpha * (F - X)
+        scratch, shape, dtype = self._scratch, X.shape, X.dtype
+        F = self.activation.forward(X, out=_out(scratch, training, "F", shape, dtype))
+        D = np.subtract(F, X, out=_out(scratch, training, "D", shape, dtype))
+        self._X, self._F, self._D = X, F, D
+        Y = np.multiply(
+            D, self.params[0][:, None, :], out=_out(scratch, training, "Y", shape, dtype)
+        )
+        Y += X
+        return Y
 
     def backward(self, dY: Array) -> Array:
-        X, F = self._X, self._F
-        assert X is not None and F is not None, "backward before forward"
+        X, F, D = self._X, self._F, self._D
+        assert X is not None and F is not None and D is not None, "backward before forward"
         alpha = self.params[0][:, None, :]
         # dalpha = sum_i dY (f(X) - X), dX = dY (1 - alpha) + alpha f'(X) dY
-        np.einsum("knd,knd->kd", dY, F - X, out=self.grads[0])
-        dF = self.activation.backward(dY * alpha, X, F)
-        dF += dY * (1.0 - alpha)
+        np.einsum("knd,knd->kd", dY, D, out=self.grads[0])
+        dA = np.multiply(dY, alpha, out=self._scratch.get("dA", dY.shape, dY.dtype))
+        dF = self.activation.backward(dA, X, F)
+        dY *= 1.0 - alpha  # in place: dY is the next layer's scratch
+        dF += dY
         return dF
 
 
@@ -346,13 +392,18 @@ class MemberDropout(MemberLayer):
             self._mask = None
             return X
         assert rng is not None, "dropout in training needs a random generator"
-        mask = (rng.random(X.shape) >= self.p).astype(X.dtype)
+        # Uniforms drawn straight into the mask in its own dtype (no float64 draw and cast).
+        mask = self._scratch.get("mask", X.shape, X.dtype)
+        rng.random(out=mask, dtype=mask.dtype)  # type: ignore[call-overload]
+        np.greater_equal(mask, self.p, out=mask)
         mask *= 1.0 / (1.0 - self.p)
         self._mask = mask
-        return X * mask
+        return np.multiply(X, mask, out=self._scratch.get("Y", X.shape, X.dtype))
 
     def backward(self, dY: Array) -> Array:
-        return dY if self._mask is None else dY * self._mask
+        if self._mask is not None:
+            dY *= self._mask
+        return dY
 
 
 def _numeric_columns(n_in: int, numeric: Sequence[int] | None) -> NDArray[np.intp]:
@@ -414,15 +465,25 @@ class PeriodicEmbedding(MemberLayer):
 
     def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
         w, b, V, c = self.params
-        K, n, _ = X.shape
+        K, n, n_in = X.shape
+        d, h, F = self.numeric.size, self.hidden, self.n_frequencies
+        scratch = self._scratch
         # Columns as a batch axis: x (K, d, n, 1) * w (K, d, 1, F) -> (K, d, n, F)
         x = X[:, :, self.numeric].transpose(0, 2, 1)[..., None]
-        A = x * (2.0 * math.pi) * w + b
-        C = np.cos(A)
-        E = np.matmul(C, V) + c  # (K, d, n, h)
+        A = np.multiply(
+            x, (2.0 * math.pi) * w, out=_out(scratch, training, "A", (K, d, n, F), X.dtype)
+        )
+        A += b
+        C = np.cos(A, out=_out(scratch, training, "C", A.shape, A.dtype))
+        # The output is [E, X]: E = C V + c is written straight into its columns, as (K, d, n, h)
+        # views of them, with no np.concatenate.
+        out = _out(scratch, training, "out", (K, n, d * h + n_in), X.dtype)
+        E = out[:, :, : d * h].reshape(K, n, d, h).transpose(0, 2, 1, 3)
+        np.matmul(C, V, out=E)
+        E += c
+        out[:, :, d * h :] = X
         self._cache = (x, A, C)
-        embedded = E.transpose(0, 2, 1, 3).reshape(K, n, -1)
-        return np.concatenate([embedded, X], axis=2)
+        return out
 
     def backward(self, dY: Array) -> Array:
         assert self._cache is not None, "backward before forward"
@@ -435,13 +496,16 @@ class PeriodicEmbedding(MemberLayer):
         # E = C V + c: dV = C^T dE, dc = sum_n dE, dC = dE V^T
         np.matmul(C.transpose(0, 1, 3, 2), dE, out=dV)
         np.sum(dE, axis=2, keepdims=True, out=dc)
-        dA = np.matmul(dE, V.transpose(0, 1, 3, 2))
-        dA *= -np.sin(A)  # C = cos(A)
+        dA = np.matmul(dE, V.transpose(0, 1, 3, 2), out=self._scratch.get("dA", A.shape, A.dtype))
+        # C = cos(A): dA = -dC sin(A); the sign is folded into the three sums below.
+        dA *= np.sin(A, out=A)  # A is not needed after this
         # A = 2 pi x w + b: dw = 2 pi sum_n x dA, db = sum_n dA, dx = 2 pi sum_F dA w
         np.sum(dA * x, axis=2, keepdims=True, out=dw)
-        dw *= 2.0 * math.pi
+        dw *= -2.0 * math.pi
         np.sum(dA, axis=2, keepdims=True, out=db)
-        dx = np.matmul(dA, w.transpose(0, 1, 3, 2))[..., 0] * (2.0 * math.pi)  # (K, d, n)
+        np.negative(db, out=db)
+        dx = np.matmul(dA, w.transpose(0, 1, 3, 2))[..., 0]  # (K, d, n)
+        dx *= -2.0 * math.pi
         dX = dY[:, :, d * h :].copy()
         dX[:, :, self.numeric] += dx.transpose(0, 2, 1)
         return dX
