@@ -198,12 +198,19 @@ class Trainer:
         sample_weight: np.ndarray | None = None,
         callback: Callable[[EpochRecord], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        batches: Any | None = None,
     ) -> FitResult:
-        """Train until patience, the epoch limit, divergence (raises) or `should_stop()`."""
+        """Train until patience, the epoch limit, divergence (raises) or `should_stop()`.
+
+        `batches` replaces the in-memory sampler over (X, Y, sample_weight), which are then
+        unused: an object with `n_rows`, `n_batches` and `epoch(rng)` yielding (Xb, Yb, wb),
+        such as `sampling.BlockBatches` over a table on disk (out-of-core training).
+        """
         net, opts = self.net, self.options
-        X = np.ascontiguousarray(X, dtype=net.dtype)
-        Y = np.ascontiguousarray(Y, dtype=net.dtype)
-        n = X.shape[0]
+        if batches is None:
+            X = np.ascontiguousarray(X, dtype=net.dtype)
+            Y = np.ascontiguousarray(Y, dtype=net.dtype)
+        n = X.shape[0] if batches is None else batches.n_rows
         has_val = X_val is not None and Y_val is not None and len(X_val) > 0
         if opts.monitor != "train_loss" and not has_val:
             raise UsageError(
@@ -218,10 +225,11 @@ class Trainer:
                 f"--optimizer {self.optimizer.name} is a full-batch method (it does not work "
                 f"with mini-batches); use --batch-size full instead of {opts.batch_size}."
             )
-        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=net.dtype)
-        # Batch normalisation cannot learn from a batch of one sample: its variance is zero.
-        drop_single = bool(net.batchnorm_layers())
-        batches = _Batches(X, Y, weights, batch, drop_single)
+        if batches is None:
+            weights = None if sample_weight is None else np.asarray(sample_weight, net.dtype)
+            # Batch normalisation cannot learn from a batch of one sample: its variance is zero.
+            drop_single = bool(net.batchnorm_layers())
+            batches = _Batches(X, Y, weights, batch, drop_single)
         flat_params, flat_grads = net.flat_params, net.flat_grads
         # Hoisted out of the batch loop: per batch it runs one forward/backward, one dot
         # product per layer (the gradient norms) and one optimizer step, and little else.
@@ -412,16 +420,16 @@ def evaluate_loss(
     """Inference-mode mean loss and outputs, computed in batches to bound memory.
 
     A network with its own `evaluate` (an ensemble: the loss of its mean output) answers itself.
+    `X` may be rows on disk (`sampling.RowFile`): each batch is read as it is needed.
     """
     if hasattr(net, "evaluate"):
         return net.evaluate(X, Y)  # type: ignore[no-any-return]
-    X = np.asarray(X, dtype=net.dtype)
     Y = np.asarray(Y, dtype=net.dtype)
     P = np.empty((X.shape[0], net.architecture.n_outputs), dtype=net.dtype)
     total = 0.0
     for start in range(0, X.shape[0], batch_size):
         stop = start + batch_size
-        Z = net._logits(X[start:stop], False, None)
+        Z = net._logits(np.asarray(X[start:stop], dtype=net.dtype), False, None)
         loss, _ = net.loss_fn(Y[start:stop], Z, net.output_activation)
         total += loss * len(Z)
         net.output_activation.forward(Z, out=P[start:stop])
