@@ -569,8 +569,9 @@ def _truth(encoder: TargetEncoder, frame: pd.DataFrame) -> NDArray[Any]:
     units for regression (read as given, not through the float32 standardisation)."""
     if encoder.classification:
         return np.asarray(encoder.encode(frame)[0])
-    from mlpcli.preprocessing import numeric_values
+    from mlpcli.preprocessing import check_numbers, numeric_values
 
+    check_numbers(frame, encoder.targets, what="Target")
     return np.column_stack([numeric_values(frame[t], t, what="Target") for t in encoder.targets])
 
 

@@ -41,6 +41,7 @@ import pandas as pd
 from numpy.typing import DTypeLike, NDArray
 
 from mlpcli.errors import DataError, ModelFileError, UsageError, choose, warn_or_fail
+from mlpcli.limits import shorten
 from mlpcli.modelfile import PREPROCESSING_ARRAYS
 
 log = logging.getLogger("mlpcli")
@@ -223,20 +224,51 @@ def _quote_list(names: Sequence[str], limit: int = 10) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+#: What to do about cells that are not numbers in a numeric column, at predict time.
+_BLANK_THEM = (
+    "blank those cells (missing values are imputed as in training) or replace them with numbers."
+)
+
+
+def _not_numbers(series: pd.Series) -> str | None:
+    """`holds 'oops' (2 non-numeric value(s) in all; first in data row 3)`, or None when every
+    present cell of a text column parses as a number. The row is the frame's integer index + 1
+    (a table's data row, chunks included), else the position."""
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return None
+    bad = pd.to_numeric(series, errors="coerce").isna().to_numpy() & series.notna().to_numpy()
+    if not bad.any():
+        return None
+    first = int(np.flatnonzero(bad)[0])
+    label = series.index[first]
+    row = int(label) + 1 if isinstance(label, int | np.integer) else first + 1
+    return (
+        f"holds {shorten(series.iloc[first])!r} ({int(bad.sum())} non-numeric value(s) in all; "
+        f"first in data row {row})"
+    )
+
+
+def check_numbers(frame: pd.DataFrame, names: Sequence[str], what: str = "Column") -> None:
+    """Every column of `names` that holds cells that are not numbers, named in one error."""
+    found = [(name, detail) for name in names if (detail := _not_numbers(frame[name]))]
+    if len(found) == 1:
+        name, detail = found[0]
+        raise DataError(f"{what} '{name}' must be numeric but {detail}; {_BLANK_THEM}")
+    if found:
+        each = "; ".join(f"'{name}' {detail}" for name, detail in found)
+        raise DataError(
+            f"{len(found)} {what.lower()}s must be numeric but hold other values: {each}; "
+            f"{_BLANK_THEM}"
+        )
+
+
 def numeric_values(series: pd.Series, name: str, what: str = "Column") -> Array:
     """A fresh float64 copy of a column (NaN for missing); strings that are not numbers fail."""
     if pd.api.types.is_numeric_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     else:
+        check_numbers(series.to_frame(name), [name], what)
         coerced = pd.to_numeric(series, errors="coerce")
-        bad = coerced.isna().to_numpy() & series.notna().to_numpy()
-        if bad.any():
-            first = series.to_numpy()[np.flatnonzero(bad)[0]]
-            raise DataError(
-                f"{what} '{name}' must be numeric but holds {first!r} "
-                f"({int(bad.sum())} non-numeric value(s) in all); blank those cells (missing "
-                "values are imputed as in training) or replace them with numbers."
-            )
         values = coerced.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     infinite = np.isinf(values)
     if infinite.any():
@@ -390,6 +422,7 @@ class Preprocessor:
         Shape (n_samples, n_features_out).
         """
         _check_columns(frame, self.input_columns, "feature")
+        check_numbers(frame, [c.name for c in self._columns if c.kind == "numeric"])
         D = np.ones((len(frame), self.n_features_out))
         for column in self._columns:
             if column.kind != "numeric":
@@ -583,6 +616,7 @@ class Preprocessor:
         if not self._columns:
             raise ModelFileError("The preprocessor has not been fitted.")
         _check_columns(frame, self.input_columns, "feature")
+        check_numbers(frame, [c.name for c in self._columns if c.kind == "numeric"])
         n_samples = len(frame)
         out = np.zeros((n_samples, self.n_features_out), dtype=dtype)
         for column in self._columns:

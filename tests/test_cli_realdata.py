@@ -484,9 +484,81 @@ def test_predict_suggests_only_options_it_has(tmp_path: Path) -> None:
         code, _, stderr = run(command, model, tmp_path / "new.csv")
         assert code == 3
         assert errors_in(stderr) == [
-            "Column 'x1' must be numeric but holds 'oops' (1 non-numeric value(s) in all); blank "
-            "those cells (missing values are imputed as in training) or replace them with "
-            "numbers."
+            "Column 'x1' must be numeric but holds 'oops' (1 non-numeric value(s) in all; first "
+            "in data row 3); blank those cells (missing values are imputed as in training) or "
+            "replace them with numbers."
+        ]
+
+
+# --- all problems of one kind in one message --------------------------------------------------
+
+
+def test_unparseable_columns_are_named_in_one_warning_per_check(tmp_path: Path) -> None:
+    frame = measurements(400)
+    grade = [str(9 + i % 4) for i in range(400)]
+    grade[387:399] = ["other"] * 12
+    conc = [f"{0.5 * (i % 21):.1f}" for i in range(400)]
+    for i in (10, 50, 90, 130, 170):
+        conc[i] = "NAN"
+    reads = [f"{1000 + 7 * (i % 10):,}" for i in range(400)]
+    depth = [f"{500 * (i % 8):,}" for i in range(400)]
+    frame = frame.assign(grade=grade, conc=conc, reads=reads, depth=depth)
+    data = tmp_path / "d.csv"
+    frame.to_csv(data, index=False)
+    model = tmp_path / "m.npz"
+    code, _, stderr = run("train", data, "--target", "status", *FAST, "--out", model)
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        f"2 columns in '{data}' hold numbers with a thousands separator ('reads': 400 of 400, "
+        "e.g. '1,000' in data row 1; 'depth': 300 of 400, e.g. '1,000' in data row 3), so "
+        "they are read as categorical; pass --thousands , to read them as numbers.",
+        f"2 columns in '{data}' are mostly numeric but hold values that are not numbers "
+        "('grade': 12 of 400 ('other' x12; first in data row 388); 'conc': 5 of 400 ('NAN' x5; "
+        "first in data row 11)), so they are read as categorical. If those tokens mark missing "
+        "values, add them with --na-values other --na-values NAN (the list replaces the default "
+        "tokens); or pass --numeric grade --numeric conc to read such cells as missing.",
+    ]
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--strict", *FAST, "--out", tmp_path / "s.npz"
+    )
+    assert code == 3 and len(errors_in(stderr)) == 1
+    assert errors_in(stderr)[0].startswith("2 columns in ")
+    assert "'reads': 400 of 400" in stderr and "'depth': 300 of 400" in stderr
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_decimal_comma_columns_are_named_in_one_error(tmp_path: Path) -> None:
+    frame = measurements(30).assign(
+        conc=[f"{i},5" for i in range(30)], dose=[f"0,{i + 1}" for i in range(30)]
+    )
+    data = tmp_path / "d.tsv"
+    frame.to_csv(data, sep="\t", index=False)
+    code, _, stderr = run("train", data, "--target", "status", *FAST, "--out", tmp_path / "m")
+    assert code == 3
+    assert errors_in(stderr) == [
+        f"2 columns in '{data}' hold numbers with a decimal comma ('conc': 30 of 30, e.g. '0,5' "
+        "in data row 1; 'dose': 30 of 30, e.g. '0,1' in data row 1); pass --decimal , (or "
+        "--categorical conc --categorical dose to keep them as text)."
+    ]
+
+
+def test_predict_names_every_column_that_holds_text_in_one_error(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    measurements(60).to_csv(data, index=False)
+    model = tmp_path / "m.npz"
+    assert run("train", data, "--target", "status", *FAST, "--out", model)[0] == 0
+    bad = measurements(5).astype({"x1": object, "x2": object})
+    bad.loc[2, "x1"] = "oops"
+    bad.loc[[1, 4], "x2"] = "n/d"
+    bad.to_csv(tmp_path / "new.csv", index=False)
+    for command in ("predict", "evaluate"):
+        code, _, stderr = run(command, model, tmp_path / "new.csv")
+        assert code == 3
+        assert errors_in(stderr) == [
+            "2 columns must be numeric but hold other values: 'x1' holds 'oops' (1 non-numeric "
+            "value(s) in all; first in data row 3); 'x2' holds 'n/d' (2 non-numeric value(s) in "
+            "all; first in data row 2); blank those cells (missing values are imputed as in "
+            "training) or replace them with numbers."
         ]
 
 

@@ -9,7 +9,7 @@ import fnmatch
 import logging
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -163,45 +163,146 @@ def check_numeric(column: pd.Series, name: str, source: str) -> None:
 _THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
 
 
-def _check_text(column: pd.Series, name: str, source: str, strict: bool = False) -> None:
-    """A text column that is numbers with separators, or numbers and a few other tokens, stays
-    categorical with a warning naming what was found and the option that reads it as numbers."""
+@dataclass(frozen=True)
+class TextFinding:
+    """A text column that holds numbers the reading did not parse: what was found, with the
+    count, the first offending token and its data row, for one message over all such columns."""
+
+    name: str
+    count: int
+    n_present: int
+    token: str
+    row: int
+    tokens: str = ""  # `'other' x12, 'n/d' x2`, for mostly-numeric columns
+
+
+def _quoted(findings: Sequence[TextFinding], option: str) -> str:
+    return " ".join(f"{option} {shlex.quote(f.name)}" for f in findings)
+
+
+def _where_each(findings: Sequence[TextFinding]) -> str:
+    return "; ".join(
+        f"'{f.name}': {f.count} of {f.n_present}, e.g. '{f.token}' in data row {f.row}"
+        for f in findings
+    )
+
+
+def _thousands_message(findings: Sequence[TextFinding], source: str) -> str:
+    if len(findings) == 1:
+        f = findings[0]
+        return (
+            f"Column '{f.name}'{where(source)} holds numbers with a thousands separator "
+            f"('{f.token}' in data row {f.row}), so it is read as categorical; pass "
+            "--thousands , to read them as numbers."
+        )
+    return (
+        f"{len(findings)} columns{where(source)} hold numbers with a thousands separator "
+        f"({_where_each(findings)}), so they are read as categorical; pass --thousands , to "
+        "read them as numbers."
+    )
+
+
+def _decimal_comma_message(findings: Sequence[TextFinding], source: str) -> str:
+    if len(findings) == 1:
+        f = findings[0]
+        return (
+            f"Column '{f.name}'{where(source)} holds numbers with a decimal comma "
+            f"('{f.token}' in data row {f.row}); pass --decimal , "
+            f"(or --categorical {shlex.quote(f.name)} to keep it as text)."
+        )
+    return (
+        f"{len(findings)} columns{where(source)} hold numbers with a decimal comma "
+        f"({_where_each(findings)}); pass --decimal , (or "
+        f"{_quoted(findings, '--categorical')} to keep them as text)."
+    )
+
+
+def _mostly_numeric_message(findings: Sequence[TextFinding], source: str) -> str:
+    if len(findings) == 1:
+        f = findings[0]
+        return (
+            f"Column '{f.name}'{where(source)} is mostly numeric but {f.count} of its "
+            f"{f.n_present} values are not numbers ({f.tokens}; first in data row {f.row}), so "
+            f"it is read as categorical. If '{f.token}' marks a missing value, add it with "
+            f"--na-values {shlex.quote(f.token)} (the list replaces the default tokens); or pass "
+            f"--numeric {shlex.quote(f.name)} to read such cells as missing."
+        )
+    each = "; ".join(
+        f"'{f.name}': {f.count} of {f.n_present} ({f.tokens}; first in data row {f.row})"
+        for f in findings
+    )
+    tokens = " ".join(
+        f"--na-values {shlex.quote(t)}" for t in dict.fromkeys(f.token for f in findings)
+    )
+    return (
+        f"{len(findings)} columns{where(source)} are mostly numeric but hold values that are not "
+        f"numbers ({each}), so they are read as categorical. If those tokens mark missing "
+        f"values, add them with {tokens} (the list replaces the default tokens); or pass "
+        f"{_quoted(findings, '--numeric')} to read such cells as missing."
+    )
+
+
+@dataclass(frozen=True)
+class TextCheck:
+    """One way a text column can hold numbers: its single message over every such column, and
+    whether going on is a peer's choice (a warning, an error under --strict) or wrong."""
+
+    message: Callable[[Sequence[TextFinding], str], str]
+    refuse: bool = False
+
+
+#: The checks, in the order their messages are given (an error first stops the others).
+TEXT_CHECKS: dict[str, TextCheck] = {
+    "decimal_comma": TextCheck(_decimal_comma_message, refuse=True),
+    "thousands": TextCheck(_thousands_message),
+    "mostly_numeric": TextCheck(_mostly_numeric_message),
+}
+
+
+def _text_finding(column: pd.Series, name: str) -> tuple[str, TextFinding] | None:
+    """Which check a text column fails (a key of TEXT_CHECKS) and what it holds, or None:
+    numbers with separators, or numbers and a few other tokens, stay categorical."""
     import pandas as pd
 
     present = column.notna().to_numpy()
     n_present = int(present.sum())
     texts = column.astype("str")
     numbers = pd.to_numeric(column, errors="coerce").notna().to_numpy()
+
+    def finding(bad: np.ndarray, **extra: str) -> TextFinding:
+        row = first_row(bad)
+        token = shorten(texts.iloc[row - 1])
+        return TextFinding(name, int(bad.sum()), n_present, token, row, **extra)
+
     thousands = texts.str.fullmatch(_THOUSANDS.pattern).fillna(False).to_numpy(bool)
     if thousands.any() and (thousands | numbers | ~present).all():
-        row = first_row(thousands)
-        warn_or_fail(
-            f"Column '{name}'{where(source)} holds numbers with a thousands separator "
-            f"('{texts.iloc[row - 1]}' in data row {row}), so it is read as categorical; pass "
-            "--thousands , to read them as numbers.",
-            strict,
-        )
-        return
+        return "thousands", finding(thousands)
     decimal_comma = texts.str.fullmatch(DECIMAL_COMMA.pattern).fillna(False).to_numpy(bool)
     if n_present and int(decimal_comma.sum()) >= NUMERIC_SHARE * n_present:
-        row = first_row(decimal_comma)
-        raise DataError(
-            f"Column '{name}'{where(source)} holds numbers with a decimal comma "
-            f"('{shorten(texts.iloc[row - 1])}' in data row {row}); pass --decimal , "
-            f"(or --categorical {shlex.quote(name)} to keep it as text)."
-        )
+        return "decimal_comma", finding(decimal_comma)
     junk = present & ~numbers
     if n_present and int(numbers.sum()) >= MOSTLY_NUMERIC * n_present and junk.any():
-        row = first_row(junk)
-        token = shorten(column.iloc[row - 1])
-        warn_or_fail(
-            f"Column '{name}'{where(source)} is mostly numeric but {int(junk.sum())} of its "
-            f"{n_present} values are not numbers ({token_counts(column[junk])}; first in data "
-            f"row {row}), so it is read as categorical. If '{token}' marks a missing value, "
-            f"add it with --na-values {shlex.quote(token)} (the list replaces the default "
-            f"tokens); or pass --numeric {shlex.quote(name)} to read such cells as missing.",
-            strict,
-        )
+        return "mostly_numeric", finding(junk, tokens=token_counts(column[junk]))
+    return None
+
+
+def check_texts(
+    frame: pd.DataFrame, names: Sequence[str], source: str = "", strict: bool = False
+) -> None:
+    """All text columns that fail one check are named in one message (with counts, a token and
+    its row each): an error where going on would be wrong, else a warning (error if strict)."""
+    found: dict[str, list[TextFinding]] = {}
+    for name in names:
+        result = _text_finding(frame[name], name)
+        if result is not None:
+            found.setdefault(result[0], []).append(result[1])
+    for key, check in TEXT_CHECKS.items():
+        if key not in found:
+            continue
+        message = check.message(found[key], source)
+        if check.refuse:
+            raise DataError(message)
+        warn_or_fail(message, strict)
 
 
 def _is_numeric_id(column: pd.Series, name: str) -> bool:
@@ -312,12 +413,13 @@ def select_columns(
             "--drop; check --features and --drop."
         )
 
+    texts = []
     for name in kept:
-        column = frame[name]
-        if pd.api.types.is_numeric_dtype(column):
-            check_numeric(column, name, source)
+        if pd.api.types.is_numeric_dtype(frame[name]):
+            check_numeric(frame[name], name, source)
         elif name not in named_categorical and name not in named_numeric:
-            _check_text(column, name, source, strict)
+            texts.append(name)
+    check_texts(frame, texts, source, strict)
     lonely = [name for name in kept if name in unique_text]
     if lonely and len(frame) > 20:
         shown = ", ".join(f"'{n}'" for n in lonely[:5]) + (", ..." if len(lonely) > 5 else "")
