@@ -74,3 +74,63 @@ def test_flags_show_no_value_placeholder(runner: CliRunner, name: str) -> None:
     rows = [line for line in result.stdout.splitlines() if not any(f in line for f in TYPER_FLAGS)]
     assert [line for line in rows if "<bool>" in line] == []
     assert [line for line in rows if re.search(r"--no-[a-z-]+\s+TEXT", line)] == []
+
+
+def _declared_flags() -> list[tuple[str, str]]:
+    """(flag, where) for every `typer.Option(...)`/`typer.Argument(...)` written in the CLI
+    package: its first flag literal, else the parameter (or alias) it is the annotation of."""
+    import ast
+    from pathlib import Path
+
+    import mlpcli.cli
+
+    found: list[tuple[str, str]] = []
+    for path in sorted(Path(mlpcli.cli.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        owner: dict[int, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.arg) and node.annotation is not None:
+                for inner in ast.walk(node.annotation):
+                    owner[id(inner)] = "--" + node.arg.replace("_", "-")
+        for node in ast.walk(tree):
+            func = node.func if isinstance(node, ast.Call) else None
+            if not (isinstance(func, ast.Attribute) and func.attr in ("Option", "Argument")):
+                continue
+            if any(isinstance(a, ast.Starred) for a in node.args):
+                continue  # the settings options, generated from config.py's fields
+            literals = [
+                a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value)
+            ]
+            metavar = [
+                k.value.value
+                for k in node.keywords
+                if k.arg == "metavar" and isinstance(k.value, ast.Constant)
+            ]
+            if func.attr == "Argument":
+                name = f"argument {metavar[0] if metavar else owner.get(id(node), '?')}"
+            else:
+                name = str(literals[0]).split("/")[0] if literals else owner.get(id(node), "?")
+            found.append((name, f"{path.name}:{node.lineno}"))
+    return found
+
+
+def test_every_option_is_declared_once() -> None:
+    """Reusable options live in cli/options.py (a factory where the help differs by command),
+    so no flag is declared twice, differently, in two command modules."""
+    seen: dict[str, list[str]] = {}
+    for name, where in _declared_flags():
+        seen.setdefault(name, []).append(where)
+    assert "?" not in seen, seen.get("?")
+    assert {name: places for name, places in seen.items() if len(places) > 1} == {}
+
+
+def test_shared_options_are_the_same_everywhere() -> None:
+    """The same flag means the same thing: --n-jobs has -j wherever it is taken (cv, tune,
+    explain), and DATA/--config/--json/--quiet come from one declaration."""
+    for name, command in COMMANDS.items():
+        for param in command.params:
+            opts = set(getattr(param, "opts", ()))
+            if "--n-jobs" in opts:
+                assert "-j" in opts, name
+            if "--out" in opts:
+                assert "-o" in opts, name

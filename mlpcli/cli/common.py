@@ -202,76 +202,18 @@ def catch_signals() -> Iterator[Signals]:
             signal.signal(s, old)
 
 
-#: Flags take no value: an empty metavar keeps `<bool>` out of the help.
-Quiet = Annotated[
-    bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.", metavar="")
-]
-JsonFlag = Annotated[
-    bool,
-    typer.Option(
-        "--json", help="Print the result as JSON on stdout.", rich_help_panel="Output", metavar=""
-    ),
-]
-Transpose = Annotated[
-    bool | None,
-    typer.Option(
-        "--transpose/--no-transpose",
-        help="DATA is features x samples (genes as rows) \\[default: as in training].",
-        show_default=False,
-        rich_help_panel="Reading",
-        metavar="",
-    ),
-]
-ModelArg = Annotated[
-    str, typer.Argument(help="Model file written by `mlpcli train`.", metavar="MODEL")
-]
-LogFormat = Annotated[
-    str,
-    typer.Option("--log-format", help="Progress on stderr: text, or jsonl (one JSON per line)."),
-]
-NJobs = Annotated[
-    int,
-    typer.Option(
-        "--n-jobs",
-        "-j",
-        help="Tasks run at once on this machine; -1 for every core. Each task has its own "
-        "seed and a fixed number of BLAS threads, so results do not depend on N.",
-        rich_help_panel="Parallel",
-    ),
-]
-Backend = Annotated[
-    str,
-    typer.Option(
-        "--backend",
-        help="Where tasks run: local (joblib processes) or dask (a dask.distributed cluster; "
-        'needs the dask extra: pip install ".\\[dask]" in the mlpcli checkout).',
-        rich_help_panel="Parallel",
-    ),
-]
-Scheduler = Annotated[
-    str | None,
-    typer.Option(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="Address of the dask scheduler for --backend dask, e.g. tcp://10.0.0.5:8786.",
-        rich_help_panel="Parallel",
-    ),
-]
-LogEvery = Annotated[
-    int,
-    typer.Option("--log-every", min=1, help="Plain-text progress every N epochs (non-terminals)."),
-]
-
-
 def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Any:
     import logging
 
     from mlpcli.cli.display import ReporterHandler
     from mlpcli.cli.display import make_reporter as build
+    from mlpcli.cli.options import LOG_FORMATS
     from mlpcli.errors import UsageError
 
-    if log_format not in ("text", "jsonl"):
-        raise UsageError(f"--log-format got '{log_format}'; choose one of: text, jsonl.")
+    if log_format not in LOG_FORMATS:
+        raise UsageError(
+            f"--log-format got '{log_format}'; choose one of: {', '.join(LOG_FORMATS)}."
+        )
     _state["log_format"] = log_format
     reporter = build(quiet=quiet, log_format=log_format, every=every)
     log = logging.getLogger("mlpcli")

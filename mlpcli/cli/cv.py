@@ -12,50 +12,34 @@ from typing import Annotated, Any
 import typer
 
 from mlpcli.cli.common import (
-    Backend,
-    JsonFlag,
-    LogFormat,
-    NJobs,
-    Quiet,
-    Scheduler,
     app,
     catch_signals,
     errors_to_exit_codes,
     make_reporter,
     resolve_settings,
 )
-from mlpcli.cli.options import with_settings_options
-
-DataArg = Annotated[
-    str,
-    typer.Argument(
-        help="Table to learn from (CSV/TSV, maybe compressed; - for stdin).",
-        show_default=False,
-        metavar="DATA",
-    ),
-]
-Repeats = Annotated[
-    int,
-    typer.Option(
-        "--repeats",
-        min=1,
-        help="Repeat the K folds this many times, each with a different shuffle of the seed.",
-        rich_help_panel="Cross-validation",
-    ),
-]
-ConfigFile = Annotated[
-    str | None,
-    typer.Option(
-        help="TOML file supplying any option; flags override it.", rich_help_panel="Output"
-    ),
-]
+from mlpcli.cli.options import (
+    OUTPUT,
+    Backend,
+    ConfigFile,
+    JsonFlag,
+    LogFormat,
+    NJobs,
+    Quiet,
+    Repeats,
+    Scheduler,
+    TrainingData,
+    metric_option,
+    out_option,
+    with_settings_options,
+)
 
 
 @app.command()
 @errors_to_exit_codes
 @with_settings_options()
 def cv(
-    data: DataArg,
+    data: TrainingData,
     *,
     folds: Annotated[
         int,
@@ -71,19 +55,13 @@ def cv(
     backend: Backend = "local",
     scheduler: Scheduler = None,
     out: Annotated[
-        str | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Write mean, sd and per-fold values of every metric as JSON.",
-            rich_help_panel="Output",
-        ),
+        str | None, out_option("Write mean, sd and per-fold values of every metric as JSON.")
     ] = None,
     oof_out: Annotated[
         str | None,
         typer.Option(
             help="Write each sample's out-of-fold prediction per repeat as CSV.",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     as_json: JsonFlag = False,
@@ -138,7 +116,7 @@ def cv(
 @errors_to_exit_codes
 @with_settings_options()
 def tune(
-    data: DataArg,
+    data: TrainingData,
     *,
     space: Annotated[
         str,
@@ -170,8 +148,8 @@ def tune(
     repeats: Repeats = 1,
     metric: Annotated[
         str | None,
-        typer.Option(
-            help="Metric that ranks the candidates (default: accuracy; r2 for regression).",
+        metric_option(
+            "Metric that ranks the candidates (default: accuracy; r2 for regression).",
             rich_help_panel="Search",
         ),
     ] = None,
@@ -182,24 +160,21 @@ def tune(
         str | None,
         typer.Option(
             help="Write the ranked candidates as CSV: rank, parameters, mean, sd, seconds.",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     results_json: Annotated[
         str | None,
         typer.Option(
             help="Write the ranked candidates, per-fold scores and the space as JSON.",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     out: Annotated[
         str | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Refit the best candidate as train would and save it here; its metadata "
-            "records the search.",
-            rich_help_panel="Output",
+        out_option(
+            "Refit the best candidate as train would and save it here; its metadata "
+            "records the search."
         ),
     ] = None,
     as_json: JsonFlag = False,

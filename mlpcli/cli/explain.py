@@ -6,19 +6,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlpcli.cli.common import (
+from mlpcli.cli.common import app, catch_signals, errors_to_exit_codes, make_reporter
+from mlpcli.cli.options import (
+    OUTPUT,
     Backend,
     JsonFlag,
     LogFormat,
     ModelArg,
+    ModelDecimal,
+    ModelSep,
     NJobs,
     Quiet,
     Scheduler,
     Transpose,
-    app,
-    catch_signals,
-    errors_to_exit_codes,
-    make_reporter,
+    data_argument,
+    metric_option,
+    out_option,
+    repeats_option,
+    seed_option,
 )
 
 if TYPE_CHECKING:
@@ -42,22 +47,18 @@ def explain(
     model: ModelArg,
     data: Annotated[
         str,
-        typer.Argument(
-            help="Table with the model's feature columns (CSV/TSV, maybe compressed; - for "
-            "stdin); permutation also needs the target column(s).",
-            metavar="DATA",
+        data_argument(
+            "Table with the model's feature columns (CSV/TSV, maybe compressed; - for "
+            "stdin); permutation also needs the target column(s)."
         ),
     ],
     *,
     method: Annotated[str, typer.Option("--method", "-m", help=METHOD_HELP)] = "permutation",
     out: Annotated[
         str | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Write the importances: CSV, TSV for .tsv; - for stdout. Columns feature, "
-            "importance, sd, rank, then effect and per-class columns where they apply.",
-            rich_help_panel="Output",
+        out_option(
+            "Write the importances: CSV, TSV for .tsv; - for stdout. Columns feature, "
+            "importance, sd, rank, then effect and per-class columns where they apply."
         ),
     ] = None,
     json_out: JsonFlag = False,
@@ -66,7 +67,7 @@ def explain(
         typer.Option(
             min=1,
             help="Features shown in the table on stderr and the plot.",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
         ),
     ] = 20,
     plot: Annotated[
@@ -74,26 +75,26 @@ def explain(
         typer.Option(
             help="Ranked bar chart with error bars (.png, .pdf, .svg); needs the plot "
             'extra: pip install ".\\[plot]" in the mlpcli checkout.',
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     metric: Annotated[
         str | None,
-        typer.Option(
-            help="permutation: metric to lose \\[default: the training validation metric].",
+        metric_option(
+            "permutation: metric to lose \\[default: the training validation metric].",
             rich_help_panel="Permutation",
         ),
     ] = None,
     repeats: Annotated[
         int | None,
-        typer.Option(
-            help="permutation: shuffles per column \\[default: 10].", rich_help_panel="Permutation"
+        repeats_option(
+            "permutation: shuffles per column \\[default: 10].", rich_help_panel="Permutation"
         ),
     ] = None,
     seed: Annotated[
         int,
-        typer.Option(
-            help="permutation: random seed; the same seed gives the same result.",
+        seed_option(
+            "permutation: random seed; the same seed gives the same result.",
             rich_help_panel="Permutation",
         ),
     ] = 0,
@@ -127,13 +128,8 @@ def explain(
             rich_help_panel="Integrated gradients",
         ),
     ] = None,
-    sep: Annotated[
-        str | None,
-        typer.Option(help="Field delimiter of DATA \\[default: as in training].", metavar="CHAR"),
-    ] = None,
-    decimal: Annotated[
-        str | None, typer.Option(help="Decimal mark of DATA \\[default: as in training].")
-    ] = None,
+    sep: ModelSep = None,
+    decimal: ModelDecimal = None,
     transpose: Transpose = None,
     quiet: Quiet = False,
     log_format: LogFormat = "text",

@@ -6,15 +6,8 @@ from typing import Annotated
 
 import typer
 
-from mlpcli.cli.common import (
-    LogFormat,
-    ModelArg,
-    Quiet,
-    app,
-    catch_signals,
-    errors_to_exit_codes,
-    make_reporter,
-)
+from mlpcli.cli.common import app, catch_signals, errors_to_exit_codes, make_reporter
+from mlpcli.cli.options import LogFormat, ModelArg, Quiet, out_option
 
 
 @app.command()
@@ -26,10 +19,7 @@ def export(
         str,
         typer.Option("--format", "-f", help="Export format: onnx.", metavar="FORMAT"),
     ] = "onnx",
-    out: Annotated[
-        str,
-        typer.Option("--out", "-o", help="File to write, atomically.", show_default=False),
-    ],
+    out: Annotated[str, out_option("File to write, atomically.")],
     quiet: Quiet = False,
     log_format: LogFormat = "text",
 ) -> None:

@@ -12,73 +12,41 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.cli.common import (
+from mlpcli.cli.common import app, catch_signals, errors_to_exit_codes
+from mlpcli.cli.options import (
+    OUTPUT,
+    ChunkSize,
     JsonFlag,
     LogFormat,
     ModelArg,
+    ModelDecimal,
+    ModelSep,
     Quiet,
+    Threshold,
     Transpose,
-    app,
-    catch_signals,
-    errors_to_exit_codes,
+    data_argument,
+    out_option,
 )
-
-DataArg = Annotated[
-    str,
-    typer.Argument(
-        help="Table with the model's feature columns, in any order, extra columns ignored "
-        "(CSV/TSV, maybe compressed; - for stdin).",
-        metavar="DATA",
-    ),
-]
-Sep = Annotated[
-    str | None,
-    typer.Option(
-        help="Field delimiter of DATA \\[default: as in training].",
-        metavar="CHAR",
-        rich_help_panel="Reading",
-    ),
-]
-Decimal = Annotated[
-    str | None,
-    typer.Option(
-        help="Decimal mark of DATA \\[default: as in training].", rich_help_panel="Reading"
-    ),
-]
-ChunkSize = Annotated[
-    int | None,
-    typer.Option(
-        min=1,
-        help="Rows read and predicted at a time, rounded up to a multiple of 1024; bounds memory "
-        "\\[default: 2.5 million cells' worth, 25,000 rows of 100 features].",
-        show_default=False,
-        rich_help_panel="Reading",
-    ),
-]
-Threshold = Annotated[
-    float | None,
-    typer.Option(
-        help="Decision threshold on the probability, for binary and multilabel models "
-        "\\[default: 0.5].",
-        show_default=False,
-    ),
-]
 
 
 @app.command()
 @errors_to_exit_codes
 def predict(
     model: ModelArg,
-    data: DataArg,
+    data: Annotated[
+        str,
+        data_argument(
+            "Table with the model's feature columns, in any order, extra columns ignored "
+            "(CSV/TSV, maybe compressed; - for stdin)."
+        ),
+    ],
     *,
     out: Annotated[
         str,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Predictions file: .csv or .tsv, optionally .gz/.bz2/.xz/.zst; - for CSV on "
+        out_option(
+            "Predictions file: .csv or .tsv, optionally .gz/.bz2/.xz/.zst; - for CSV on "
             "stdout. Written atomically.",
-            rich_help_panel="Output",
+            show_default=True,
         ),
     ] = "-",
     id: Annotated[
@@ -89,21 +57,21 @@ def predict(
             "named in training].",
             metavar="COL",
             show_default=False,
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     proba: Annotated[
         bool,
         typer.Option(
             help="Add a proba_<label> column per class (classification).",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
             metavar="",
         ),
     ] = True,
     threshold: Threshold = None,
     chunk_size: ChunkSize = None,
-    sep: Sep = None,
-    decimal: Decimal = None,
+    sep: ModelSep = None,
+    decimal: ModelDecimal = None,
     transpose: Transpose = None,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
@@ -148,20 +116,14 @@ def evaluate(
     model: ModelArg,
     data: Annotated[
         str,
-        typer.Argument(
-            help="Table with the model's feature and target columns (CSV/TSV, maybe compressed; "
-            "- for stdin).",
-            metavar="DATA",
+        data_argument(
+            "Table with the model's feature and target columns (CSV/TSV, maybe compressed; "
+            "- for stdin)."
         ),
     ],
     *,
     json_out: JsonFlag = False,
-    out: Annotated[
-        str | None,
-        typer.Option(
-            "--out", "-o", help="Write the JSON document to a file.", rich_help_panel="Output"
-        ),
-    ] = None,
+    out: Annotated[str | None, out_option("Write the JSON document to a file.")] = None,
     plots: Annotated[
         str | None,
         typer.Option(
@@ -169,17 +131,17 @@ def evaluate(
             "(regression: predicted vs true, residuals); needs the plot extra (pip "
             'install ".\\[plot]" in the mlpcli checkout).',
             metavar="DIR",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     plot_format: Annotated[
         str,
-        typer.Option(help="Image format of --plots: png, svg or pdf.", rich_help_panel="Output"),
+        typer.Option(help="Image format of --plots: png, svg or pdf.", rich_help_panel=OUTPUT),
     ] = "png",
     threshold: Threshold = None,
     chunk_size: ChunkSize = None,
-    sep: Sep = None,
-    decimal: Decimal = None,
+    sep: ModelSep = None,
+    decimal: ModelDecimal = None,
     transpose: Transpose = None,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
@@ -264,7 +226,7 @@ def inspect(
         typer.Option(
             min=0,
             help="Feature rows shown in the preprocessing table (0: all; --json has all).",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
         ),
     ] = 20,
 ) -> None:

@@ -1,5 +1,12 @@
-"""Typer options generated from the option fields in `config.py`, so `train`, `cv` and `tune`
-share one definition of every option. No logic beyond the translation; no numpy here."""
+"""Every reusable option of the command line, declared once.
+
+Two kinds: the settings options, generated from the option fields in `config.py` so `train`,
+`cv` and `tune` share one definition of each; and the hand-written options several commands take
+(DATA and MODEL, `--config`, the reading options, `--n-jobs`, `--json`, `--quiet`, `--out`...).
+A command module imports these and declares only what is its own; `tests/test_cli_docs.py`
+fails if a flag is declared twice. An option whose help differs by command (`--out`, `--seed`)
+has one factory here that takes the help text. No logic beyond the translation; no numpy here.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,184 @@ import typer
 
 from mlpcli.config import SECTIONS, flag
 
+#: Help panels, in the order a person reads them.
+OUTPUT = "Output"
+READING = "Reading"
+PARALLEL = "Parallel"
+CONFIGURATION = "Configuration"
 
+
+# --------------------------------------------------------------------------- arguments
+def data_argument(help_text: str) -> Any:
+    """The DATA argument; each command says what the table must hold."""
+    return typer.Argument(help=help_text, show_default=False, metavar="DATA")
+
+
+TrainingData = Annotated[
+    str, data_argument("Table to learn from (CSV/TSV, maybe compressed; - for stdin).")
+]
+ModelArg = Annotated[
+    str, typer.Argument(help="Model file written by mlpcli train.", metavar="MODEL")
+]
+
+
+# --------------------------------------------------------------------------- output
+def out_option(help_text: str, **extra: Any) -> Any:
+    """`--out/-o`: what the command writes there is its own help."""
+    extra.setdefault("show_default", False)
+    return typer.Option("--out", "-o", help=help_text, rich_help_panel=OUTPUT, **extra)
+
+
+#: Flags take no value: an empty metavar keeps `<bool>` out of the help.
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.", metavar="")
+]
+JsonFlag = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print the result as JSON on stdout.", rich_help_panel=OUTPUT, metavar=""
+    ),
+]
+LOG_FORMATS = ("text", "jsonl")
+LogFormat = Annotated[
+    str,
+    typer.Option(
+        "--log-format",
+        help="Progress on stderr: text, or jsonl (one JSON per line).",
+        autocompletion=lambda: list(LOG_FORMATS),
+    ),
+]
+LogEvery = Annotated[
+    int,
+    typer.Option("--log-every", min=1, help="Plain-text progress every N epochs (non-terminals)."),
+]
+
+
+# --------------------------------------------------------------------------- settings
+ConfigFile = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        help="TOML file supplying any option; flags override it.",
+        metavar="FILE",
+        rich_help_panel=CONFIGURATION,
+    ),
+]
+
+
+def seed_option(help_text: str, **extra: Any) -> Any:
+    """`--seed` of the commands outside the settings (`split`, `explain`)."""
+    return typer.Option("--seed", help=help_text, **extra)
+
+
+def repeats_option(help_text: str, **extra: Any) -> Any:
+    """`--repeats`: of the folds for cv/tune, of the shuffles for explain."""
+    return typer.Option("--repeats", help=help_text, **extra)
+
+
+def metric_option(help_text: str, **extra: Any) -> Any:
+    """`--metric`: the one that ranks (tune) or the one lost (explain)."""
+    return typer.Option("--metric", help=help_text, **extra)
+
+
+Repeats = Annotated[
+    int,
+    repeats_option(
+        "Repeat the K folds this many times, each with a different shuffle of the seed.",
+        min=1,
+        rich_help_panel="Cross-validation",
+    ),
+]
+
+
+# --------------------------------------------------------------------------- reading
+def sep_option(default: str) -> Any:
+    """`--sep` for commands that read a table outside the settings."""
+    return typer.Option(
+        "--sep",
+        help=f"Field delimiter of DATA \\[default: {default}].",
+        metavar="CHAR",
+        rich_help_panel=READING,
+    )
+
+
+#: The reading options of commands that use a model: they default to the model's own.
+ModelSep = Annotated[str | None, sep_option("as in training")]
+ModelDecimal = Annotated[
+    str | None,
+    typer.Option(
+        "--decimal",
+        help="Decimal mark of DATA \\[default: as in training].",
+        metavar="CHAR",
+        rich_help_panel=READING,
+    ),
+]
+Transpose = Annotated[
+    bool | None,
+    typer.Option(
+        "--transpose/--no-transpose",
+        help="DATA is features x samples (genes as rows) \\[default: as in training].",
+        show_default=False,
+        rich_help_panel=READING,
+        metavar="",
+    ),
+]
+ChunkSize = Annotated[
+    int | None,
+    typer.Option(
+        "--chunk-size",
+        min=1,
+        help="Rows read and predicted at a time, rounded up to a multiple of 1024; bounds memory "
+        "\\[default: 2.5 million cells' worth, 25,000 rows of 100 features].",
+        show_default=False,
+        rich_help_panel=READING,
+    ),
+]
+Threshold = Annotated[
+    float | None,
+    typer.Option(
+        "--threshold",
+        help="Decision threshold on the probability, for binary and multilabel models "
+        "\\[default: 0.5].",
+        show_default=False,
+    ),
+]
+
+
+# --------------------------------------------------------------------------- parallel
+BACKENDS = ("local", "dask")
+NJobs = Annotated[
+    int,
+    typer.Option(
+        "--n-jobs",
+        "-j",
+        help="Tasks run at once on this machine; -1 for every core. Each task has its own "
+        "seed and a fixed number of BLAS threads, so results do not depend on N.",
+        rich_help_panel=PARALLEL,
+    ),
+]
+Backend = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="Where tasks run: local (joblib processes) or dask (a dask.distributed cluster; "
+        'needs the dask extra: pip install ".\\[dask]" in the mlpcli checkout).',
+        rich_help_panel=PARALLEL,
+        autocompletion=lambda: list(BACKENDS),
+    ),
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Address of the dask scheduler for --backend dask, e.g. tcp://10.0.0.5:8786.",
+        rich_help_panel=PARALLEL,
+    ),
+]
+
+
+# --------------------------------------------------------------------------- generated
 def _default_text(value: Any) -> str | bool:
     if value is None:
         return False

@@ -6,15 +6,8 @@ from typing import Annotated
 
 import typer
 
-from mlpcli.cli.common import (
-    LogFormat,
-    ModelArg,
-    Quiet,
-    app,
-    catch_signals,
-    errors_to_exit_codes,
-    make_reporter,
-)
+from mlpcli.cli.common import app, catch_signals, errors_to_exit_codes, make_reporter
+from mlpcli.cli.options import LogFormat, ModelArg, Quiet, out_option
 
 
 @app.command()
@@ -23,13 +16,7 @@ def plot(
     model: ModelArg,
     *,
     out: Annotated[
-        str,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Image to write; the format follows the extension: .png, .svg or .pdf.",
-            show_default=False,
-        ),
+        str, out_option("Image to write; the format follows the extension: .png, .svg or .pdf.")
     ],
     quiet: Quiet = False,
     log_format: LogFormat = "text",
@@ -68,10 +55,7 @@ def plot(
 def report(
     model: ModelArg,
     *,
-    out: Annotated[
-        str,
-        typer.Option("--out", "-o", help="HTML file to write.", show_default=False),
-    ],
+    out: Annotated[str, out_option("HTML file to write.")],
     data: Annotated[
         str | None,
         typer.Option(

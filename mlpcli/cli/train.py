@@ -8,66 +8,55 @@ from typing import Annotated, Any
 import typer
 
 from mlpcli.cli.common import (
-    LogEvery,
-    LogFormat,
-    Quiet,
     app,
     catch_signals,
     errors_to_exit_codes,
     make_reporter,
     resolve_settings,
 )
-from mlpcli.cli.options import with_settings_options
+from mlpcli.cli.options import (
+    CONFIGURATION,
+    OUTPUT,
+    ConfigFile,
+    LogEvery,
+    LogFormat,
+    Quiet,
+    TrainingData,
+    data_argument,
+    out_option,
+    seed_option,
+    sep_option,
+    with_settings_options,
+)
 
 
 @app.command()
 @errors_to_exit_codes
 @with_settings_options()
 def train(
-    data: Annotated[
-        str,
-        typer.Argument(
-            help="Table to train on (CSV/TSV, maybe compressed; - for stdin).",
-            show_default=False,
-            metavar="DATA",
-        ),
-    ],
+    data: TrainingData,
     *,
-    out: Annotated[
-        str,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Model file to write (.npz).",
-            rich_help_panel="Output",
-            show_default=False,
-        ),
-    ],
+    out: Annotated[str, out_option("Model file to write (.npz).")],
     metrics_out: Annotated[
-        str | None, typer.Option(help="Write final metrics as JSON.", rich_help_panel="Output")
+        str | None, typer.Option(help="Write final metrics as JSON.", rich_help_panel=OUTPUT)
     ] = None,
     history_out: Annotated[
-        str | None, typer.Option(help="Write per-epoch history as CSV.", rich_help_panel="Output")
+        str | None, typer.Option(help="Write per-epoch history as CSV.", rich_help_panel=OUTPUT)
     ] = None,
     split_out: Annotated[
         str | None,
         typer.Option(
             help="Write each sample's ID and its set (train/valid) as CSV.",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
-    config: Annotated[
-        str | None,
-        typer.Option(
-            help="TOML file supplying any option; flags override it.", rich_help_panel="Output"
-        ),
-    ] = None,
+    config: ConfigFile = None,
     save_on_interrupt: Annotated[
         bool,
         typer.Option(
             "--save-on-interrupt",
             help="On SIGINT/SIGTERM, save the best weights so far (marked interrupted).",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
             metavar="",
         ),
     ] = False,
@@ -75,20 +64,21 @@ def train(
         str | None,
         typer.Option(
             help="Save the best model so far and the training state to this file.",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     checkpoint_every: Annotated[
         int,
         typer.Option(
-            min=1, help="Write --checkpoint every N epochs.", rich_help_panel="Output", metavar="N"
+            min=1, help="Write --checkpoint every N epochs.", rich_help_panel=OUTPUT, metavar="N"
         ),
     ] = 1,
     resume: Annotated[
         str | None,
         typer.Option(
             help="Continue from a --checkpoint file (its settings; flags given now override).",
-            rich_help_panel="Output",
+            metavar="FILE",
+            rich_help_panel=CONFIGURATION,
         ),
     ] = None,
     test_file: Annotated[
@@ -97,7 +87,7 @@ def train(
             help="A held-out table scored after training; its metrics are reported as 'test', "
             "apart from the validation ones.",
             metavar="FILE",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     quiet: Quiet = False,
@@ -199,11 +189,7 @@ def train(
 def split(
     data: Annotated[
         str,
-        typer.Argument(
-            help="Table to split (CSV/TSV, maybe compressed, Parquet, Feather or Excel).",
-            show_default=False,
-            metavar="DATA",
-        ),
+        data_argument("Table to split (CSV/TSV, maybe compressed, Parquet, Feather or Excel)."),
     ],
     *,
     test_fraction: Annotated[
@@ -219,13 +205,8 @@ def split(
             help="Column (the target) whose class proportions both sides keep.", metavar="COL"
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same split.")] = 0,
-    sep: Annotated[
-        str | None,
-        typer.Option(
-            help="Field delimiter \\[default: from the extension, else sniffed].", metavar="CHAR"
-        ),
-    ] = None,
+    seed: Annotated[int, seed_option("Random seed: the same seed, the same split.")] = 0,
+    sep: Annotated[str | None, sep_option("from the extension, else sniffed")] = None,
     out_dir: Annotated[
         str, typer.Option(help="Folder for the train, test and listing files.", metavar="DIR")
     ] = ".",
