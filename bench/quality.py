@@ -25,6 +25,7 @@ Threads: every method runs with `--threads` BLAS/OpenMP/torch threads (default 1
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -153,8 +154,16 @@ def run_mlpcli(train: pd.DataFrame, test: pd.DataFrame, table: Table, seed: int,
         return pd.read_csv(d / "pred.csv")["prediction"].to_numpy()
 
 
-def run_recipe(train: pd.DataFrame, test: pd.DataFrame, table: Table, seed: int, threads: int):
-    """The recipe through the library: preprocessing, fit_recipe, decode."""
+def run_recipe(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    table: Table,
+    seed: int,
+    threads: int,
+    **overrides: Any,
+):
+    """The recipe through the library: preprocessing, fit_recipe, decode; `overrides` are
+    RecipeConfig fields (an ensemble, say)."""
     from mlpcli.nn.recipe import preset
     from mlpcli.preprocessing import Preprocessor, TargetEncoder
     from mlpcli.training import fit_recipe
@@ -181,7 +190,7 @@ def run_recipe(train: pd.DataFrame, test: pd.DataFrame, table: Table, seed: int,
     Y_fit = encoded_fit if task == "regression" else encoded_fit[1]
     Y_val = encoded_val if task == "regression" else encoded_val[1]
     kind = "regression" if task == "regression" else "classification"
-    config = preset("realmlp_td", kind)
+    config = preset("realmlp_td", kind, **overrides)
     net, _ = fit_recipe(
         X_fit, Y_fit, X_val, Y_val, loss=loss, config=config, numeric=numeric, seed=rng,
         metric=metric,
@@ -272,6 +281,13 @@ class MethodInfo:
 METHODS: dict[str, MethodInfo] = {
     "mlpcli": MethodInfo(run_mlpcli, note="`mlpcli train` defaults + `mlpcli predict`"),
     "mlpcli-recipe": MethodInfo(run_recipe, note="RealMLP-TD-style recipe via the library"),
+    "mlpcli-recipe-k4": MethodInfo(
+        functools.partial(run_recipe, n_members=4), note="the recipe, 4 members on shared batches"
+    ),
+    "mlpcli-recipe-k4-disjoint": MethodInfo(
+        functools.partial(run_recipe, n_members=4, member_batches="disjoint"),
+        note="the recipe, 4 members, each on its own rows of a 4 x 256 batch",
+    ),
     "hgb": MethodInfo(run_hgb, ("sklearn",), "HistGradientBoosting defaults"),
     "sklearn-mlp": MethodInfo(run_sklearn_mlp, ("sklearn",), "impute+scale+one-hot, MLP"),
     "realmlp-td": MethodInfo(run_realmlp, ("pytabkit", "torch"), "pytabkit RealMLP-TD, CPU"),

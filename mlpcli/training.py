@@ -558,7 +558,7 @@ def fit_recipe(
     monitor = "train_loss" if not has_val else "val_metric" if metric else "val_loss"
     options = FitOptions(
         epochs=config.epochs,
-        batch_size=config.batch_size,
+        batch_size=net.trainer_batch_size(),
         patience=None,
         monitor=monitor,
         metric_greater_is_better=metric_greater_is_better,

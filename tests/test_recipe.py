@@ -157,6 +157,26 @@ def test_k_batched_members_equal_k_separate_members(rng: np.random.Generator) ->
     np.testing.assert_allclose(batched.predict(X), outputs.mean(axis=0))
 
 
+def test_disjoint_member_batches_give_each_member_its_own_rows(rng: np.random.Generator) -> None:
+    """With member_batches="disjoint", member k of K = 3 gets the gradient a lone net with its
+    weights gets on rows [k m, (k + 1) m) of the batch, and the trainer's batch is K x B."""
+    n_members, m = 3, 4
+    batched = _net("ce", 3, n_members=n_members, member_batches="disjoint")
+    assert batched.trainer_batch_size() == n_members * batched.config.batch_size
+    X, Y = rng.normal(size=(n_members * m + 2, D)), _targets("ce", rng, n_members * m + 2, 3)
+    batched.loss_and_gradients(X, Y)
+    state = batched.state_arrays()
+    grads = dict(zip(batched.param_names, [g.copy() for g in batched.gradients()], strict=True))
+    for k in range(n_members):
+        alone = _net("ce", 3, n_members=1)
+        alone.load_state_arrays({name: a[k : k + 1] for name, a in state.items()})
+        alone.loss_and_gradients(X[k * m : (k + 1) * m], Y[k * m : (k + 1) * m])
+        for name, g in zip(alone.param_names, alone.gradients(), strict=True):
+            np.testing.assert_allclose(g[0], grads[name][k], rtol=1e-10, atol=1e-14)
+    with pytest.raises(UsageError, match="member batches"):
+        _net("ce", 3, member_batches="overlapping")
+
+
 def test_members_differ_and_seeds_are_deterministic() -> None:
     a, b = _net("ce", 3, seed=4), _net("ce", 3, seed=4)
     np.testing.assert_array_equal(a.flat_params, b.flat_params)

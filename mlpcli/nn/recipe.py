@@ -110,6 +110,10 @@ class RecipeConfig:
     #: How members' hidden layers hold weights: "packed" (each its own, `dense`) or "batch"
     #: (one shared matrix with per-member adapters, `be_dense`, TabM's default).
     ensemble: str = "packed"
+    #: Which rows each member trains on per step (a key of MEMBER_BATCHES): "shared", every
+    #: member the whole batch (TabM); "disjoint", each member its own batch_size rows of a
+    #: K x batch_size batch, so K members cost about one member's FLOPs per epoch.
+    member_batches: str = "shared"
     #: Rows of training data the data-dependent initialisation looks at (a random sample).
     init_rows: int = 4096
 
@@ -170,6 +174,12 @@ def _ple(
     return PiecewiseLinearEncoding(n_members, n_in, numeric, config.ple.n_bins)
 
 
+#: member_batches -> the trainer's batch size for K members of batch size B.
+MEMBER_BATCHES: dict[str, Callable[[int, int], int]] = {
+    "shared": lambda batch_size, n_members: batch_size,
+    "disjoint": lambda batch_size, n_members: batch_size * n_members,
+}
+
 #: ensemble kind -> the dense layer of the hidden blocks (the output layer is always `dense`).
 ENSEMBLE_KINDS: dict[str, type[MemberDense]] = {"packed": MemberDense, "batch": BatchEnsembleDense}
 
@@ -209,6 +219,8 @@ class RecipeNet:
         self.loss_fn = losses.get(loss, label_smoothing=smoothing)
         self.output_activation = activations.get(self.loss_fn.output_activation)
         self.numeric = None if numeric is None else [int(i) for i in numeric]
+        choose("member batches", config.member_batches, MEMBER_BATCHES)  # type: ignore[arg-type]
+        self._disjoint = config.member_batches == "disjoint" and config.n_members > 1
         self.layers = self._build_layers()
         self.dropouts = [layer for layer in self.layers if isinstance(layer, MemberDropout)]
         self._allocate()
@@ -353,12 +365,20 @@ class RecipeNet:
         self.initialised = True
 
     def _logits(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        return self._forward(self._members(X), training, rng)
+
+    def _forward(self, out: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        """(K, n, n_inputs) member inputs -> (K, n, n_outputs) logits."""
         if not self.initialised:
             raise RuntimeError("initialise(X_train) the recipe network before using it")
-        out = self._members(X)
         for layer in self.layers:
             out = layer.forward(out, training, rng)
         return out
+
+    def trainer_batch_size(self) -> int:
+        """Rows per optimizer step: batch_size, or K x batch_size with disjoint member batches."""
+        c = self.config
+        return MEMBER_BATCHES[c.member_batches](c.batch_size, c.n_members)
 
     def member_outputs(self, X: np.ndarray, batch_size: int = 65536) -> Array:
         """(K, n, n_outputs) outputs after the output activation, in inference mode."""
@@ -392,10 +412,20 @@ class RecipeNet:
         Returns the members' mean loss. Each member's gradient is that of its own mean loss,
         as if it were trained alone (dZ is scaled by K after the loss's 1 / (K n)).
         """
-        Z = self._logits(X, training, rng)
-        K, n, k = Z.shape
-        Y_all = np.broadcast_to(np.asarray(Y, dtype=self.dtype), (K, n, k)).reshape(K * n, k)
-        w = None if sample_weight is None else np.tile(np.asarray(sample_weight), K)
+        K = self.config.n_members
+        if self._disjoint and len(X) >= K:
+            # Member k trains on rows [k m, (k + 1) m) of the (shuffled) batch; the n mod K
+            # rows left over sit this step out.
+            m = len(X) // K
+            Z = self._forward(np.asarray(X[: K * m]).reshape(K, m, -1), training, rng)
+            _, n, k = Z.shape
+            Y_all = np.asarray(Y[: K * m], dtype=self.dtype)
+            w = None if sample_weight is None else np.asarray(sample_weight)[: K * m]
+        else:
+            Z = self._logits(X, training, rng)
+            _, n, k = Z.shape
+            Y_all = np.broadcast_to(np.asarray(Y, dtype=self.dtype), (K, n, k)).reshape(K * n, k)
+            w = None if sample_weight is None else np.tile(np.asarray(sample_weight), K)
         loss, dZ = self.loss_fn(Y_all, Z.reshape(K * n, k), self.output_activation, w)
         grad: Array = dZ.reshape(K, n, k) * K
         for layer in reversed(self.layers):
