@@ -288,6 +288,10 @@ METHODS: dict[str, MethodInfo] = {
         functools.partial(run_recipe, n_members=4, member_batches="disjoint"),
         note="the recipe, 4 members, each on its own rows of a 4 x 256 batch",
     ),
+    "mlpcli-recipe-k4-split": MethodInfo(
+        functools.partial(run_recipe, n_members=4, member_batches="split"),
+        note="the recipe, 4 members, each on its own 64 rows of a 256-row batch",
+    ),
     "hgb": MethodInfo(run_hgb, ("sklearn",), "HistGradientBoosting defaults"),
     "sklearn-mlp": MethodInfo(run_sklearn_mlp, ("sklearn",), "impute+scale+one-hot, MLP"),
     "realmlp-td": MethodInfo(run_realmlp, ("pytabkit", "torch"), "pytabkit RealMLP-TD, CPU"),

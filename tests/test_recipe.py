@@ -175,6 +175,8 @@ def test_disjoint_member_batches_give_each_member_its_own_rows(rng: np.random.Ge
             np.testing.assert_allclose(g[0], grads[name][k], rtol=1e-10, atol=1e-14)
     with pytest.raises(UsageError, match="member batches"):
         _net("ce", 3, member_batches="overlapping")
+    split = _net("ce", 3, n_members=n_members, member_batches="split")
+    assert split.trainer_batch_size() == split.config.batch_size
 
 
 def test_members_differ_and_seeds_are_deterministic() -> None:

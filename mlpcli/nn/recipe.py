@@ -112,7 +112,8 @@ class RecipeConfig:
     ensemble: str = "packed"
     #: Which rows each member trains on per step (a key of MEMBER_BATCHES): "shared", every
     #: member the whole batch (TabM); "disjoint", each member its own batch_size rows of a
-    #: K x batch_size batch, so K members cost about one member's FLOPs per epoch.
+    #: K x batch_size batch; "split", each its own batch_size / K rows of the batch. Both of
+    #: the latter cost about one member's FLOPs per epoch.
     member_batches: str = "shared"
     #: Rows of training data the data-dependent initialisation looks at (a random sample).
     init_rows: int = 4096
@@ -178,6 +179,7 @@ def _ple(
 MEMBER_BATCHES: dict[str, Callable[[int, int], int]] = {
     "shared": lambda batch_size, n_members: batch_size,
     "disjoint": lambda batch_size, n_members: batch_size * n_members,
+    "split": lambda batch_size, n_members: batch_size,
 }
 
 #: ensemble kind -> the dense layer of the hidden blocks (the output layer is always `dense`).
@@ -220,7 +222,7 @@ class RecipeNet:
         self.output_activation = activations.get(self.loss_fn.output_activation)
         self.numeric = None if numeric is None else [int(i) for i in numeric]
         choose("member batches", config.member_batches, MEMBER_BATCHES)  # type: ignore[arg-type]
-        self._disjoint = config.member_batches == "disjoint" and config.n_members > 1
+        self._disjoint = config.member_batches != "shared" and config.n_members > 1
         self.layers = self._build_layers()
         self.dropouts = [layer for layer in self.layers if isinstance(layer, MemberDropout)]
         self._allocate()
