@@ -45,6 +45,8 @@ SCHEDULES = ("constant", "step", "cosine", "plateau")
 INITIALIZERS = ("auto", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform")
 MONITORS = ("val_loss", "val_metric", "train_loss")
 DTYPES = ("float32", "float64")
+#: `--threshold auto` rules (the keys of `calibration.THRESHOLD_METRICS`; tests check they agree).
+THRESHOLD_METRICS = ("youden", "f1")
 #: Optimizers that need the full batch (the trainer refuses mini-batches for them).
 FULL_BATCH_OPTIMIZERS = ("gd", "rprop")
 
@@ -222,6 +224,21 @@ def parse_sep(name: str, value: Any) -> str | None:
             f"got '{value}'."
         )
     return text
+
+
+def parse_threshold(name: str, value: Any) -> float | str | None:
+    """A probability in [0, 1], `auto` (chosen on the validation rows), or none (0.5)."""
+    text = "" if value is None else str(value).strip().lower()
+    if text in ("", "none"):
+        return None
+    if text == "auto":
+        return "auto"
+    try:
+        return float(number(float, 0.0, 1.0)(name, value))
+    except UsageError:
+        raise UsageError(
+            f"{flag(name)} takes a probability in [0, 1] or 'auto'; got '{value}'."
+        ) from None
 
 
 def parse_regex(name: str, value: Any) -> str | None:
@@ -617,6 +634,27 @@ class TrainConfig:
         None,
         "BLAS threads [default: all cores for train; 1 per task for cv, tune].",
         number(int, 1, optional=True),
+    )
+    calibrate: bool = option(
+        False,
+        "Temperature scaling: fit T on the validation rows' logits and apply softmax(z / T) "
+        "(or sigmoid(z / T)) in every prediction (binary, multiclass).",
+        parse_bool,
+    )
+    threshold: float | str | None = option(
+        None,
+        "Decision threshold stored in the model (binary, multilabel): a probability, or "
+        "'auto' to choose it on the validation rows by --threshold-metric (binary) "
+        "[default: 0.5].",
+        parse_threshold,
+        metavar="P|auto",
+    )
+    threshold_metric: str = option(
+        "youden",
+        "What --threshold auto maximises on the validation rows: youden (sensitivity + "
+        "specificity - 1) or f1.",
+        choice(THRESHOLD_METRICS),
+        choices=THRESHOLD_METRICS,
     )
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from mlpcli import metrics, pipeline, splitting
+from mlpcli import calibration, metrics, pipeline, splitting
 from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError
@@ -315,13 +315,18 @@ def run_fold(
             result.seconds = time.perf_counter() - started
             return result
         encoder = prepared.target_encoder
+        # the fold's model as train would save it: --calibrate / --threshold on its validation
+        posthoc = calibration.fit_posthoc(
+            settings, prepared.task.task, net, prepared.X_val, prepared.y_index_val
+        )
+        net, cut = posthoc.net, posthoc.threshold
         P = net.forward(fold.X_test)
         if report:
             result.report = pipeline.evaluation_report(
-                encoder, net, fold.X_test, fold.y_index_test, fold.Y_test
+                encoder, net, fold.X_test, fold.y_index_test, fold.Y_test, cut
             )
         if metric is not None:
-            result.score = metric_score(metric, encoder, fold.y_index_test, fold.Y_test, P)
+            result.score = metric_score(metric, encoder, fold.y_index_test, fold.Y_test, P, cut)
     result.seconds = time.perf_counter() - started
     result.epochs_run, result.best_epoch = fit.epochs_run, fit.best_epoch
     result.stop_reason = fit.stop_reason
@@ -342,14 +347,19 @@ def check_metric(name: str | None, task: str) -> metrics.Metric:
 
 
 def metric_score(
-    name: str, encoder: TargetEncoder, y_index: Any, Y: np.ndarray, P: np.ndarray
+    name: str,
+    encoder: TargetEncoder,
+    y_index: Any,
+    Y: np.ndarray,
+    P: np.ndarray,
+    threshold: float = tasks.THRESHOLD,
 ) -> float | None:
     """One metric of outputs `P` against encoded targets, in original units for regression;
     None where it is undefined on these rows (roc_auc of a fold with one class)."""
     metric = metrics.get(name)
     spec = tasks.get(encoder.task)
     y_true = spec.truth(encoder, y_index, Y)
-    y_pred = spec.predictions(metric.needs, encoder, P)
+    y_pred = spec.predictions(metric.needs, encoder, P, threshold)
     try:
         value = float(metric(y_true, y_pred))
     except metrics.UndefinedMetricError:

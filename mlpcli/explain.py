@@ -327,10 +327,12 @@ class _Scorer:
     metric: metrics.Metric
     encoder: TargetEncoder
     y_true: NDArray[Any]
+    threshold: float = tasks.THRESHOLD  # the model's decision threshold
 
     def __call__(self, P: NDArray[Any]) -> float:
         spec = tasks.get(self.encoder.task)
-        return float(self.metric(self.y_true, spec.predictions(self.metric.needs, self.encoder, P)))
+        predicted = spec.predictions(self.metric.needs, self.encoder, P, self.threshold)
+        return float(self.metric(self.y_true, predicted))
 
 
 def _scorer(model: TrainedModel, frame: pd.DataFrame, name: str | None) -> _Scorer:
@@ -343,7 +345,7 @@ def _scorer(model: TrainedModel, frame: pd.DataFrame, name: str | None) -> _Scor
         )
     encoded = model.encoder.encode(frame, np.float64)
     y_true = encoded[0] if model.encoder.classification else model.encoder.decode(encoded)
-    return _Scorer(metric, model.encoder, y_true)
+    return _Scorer(metric, model.encoder, y_true, model.threshold)
 
 
 def _repeat_scores(

@@ -10,7 +10,9 @@ The ONNX graph is the whole inference path of `mlpcli predict`:
   one-hot encoding (an unseen level encodes as all zeros, as in mlpcli);
 - the network: dense layers, batch normalisation (running statistics), every hidden
   activation, skip connections (dropout is the identity at inference), the output activation;
-- outputs: classification `label` (strings; (N, t) for multilabel, the decision threshold 0.5)
+- outputs: classification `label` (strings; (N, t) for multilabel, at the model's decision
+  threshold: 0.5 unless `train --threshold` stored one; a `--calibrate` temperature is folded into
+  the output layer, so the graph applies it too)
   and `probabilities` (one column per label, as `proba_<label>`); regression `prediction`
   (float64 (N, t), in the targets' units).
 
@@ -31,7 +33,6 @@ import numpy as np
 from mlpcli import __version__
 from mlpcli.errors import UsageError, choose, install_hint
 from mlpcli.outputs import atomic_path
-from mlpcli.task import THRESHOLD
 
 if TYPE_CHECKING:
     from mlpcli.nn.layers import Layer
@@ -246,7 +247,7 @@ def _binary(g: _Graph, model: TrainedModel, P: str, outputs: list[Any]) -> None:
     dtype = model.net.dtype
     g.op("Concat", g.op("Sub", g.const(1.0, dtype), P), P, axis=1, output="probabilities")
     p = g.op("Squeeze", P, g.const(np.array([1], dtype=np.int64)))
-    index = g.op("Cast", g.op("GreaterOrEqual", p, g.const(THRESHOLD, dtype)), to=7)
+    index = g.op("Cast", g.op("GreaterOrEqual", p, g.const(model.threshold, dtype)), to=7)
     g.op("Identity", _labels(g, model.encoder.labels, index), output="label")
     _classification_outputs(g, model, outputs, ["N"])
 
@@ -262,7 +263,7 @@ def _multilabel(g: _Graph, model: TrainedModel, P: str, outputs: list[Any]) -> N
     # Target j's two values (as the table spells them) sit at 2j and 2j + 1 of one list.
     n = len(model.encoder.labels)
     g.op("Identity", P, output="probabilities")
-    on = g.op("Cast", g.op("GreaterOrEqual", P, g.const(THRESHOLD, model.net.dtype)), to=7)
+    on = g.op("Cast", g.op("GreaterOrEqual", P, g.const(model.threshold, model.net.dtype)), to=7)
     offsets = g.const(2 * np.arange(n, dtype=np.int64)[None, :])
     flat = [v for pair in model.encoder.to_state()[0]["values"] for v in pair]
     g.op("Identity", _labels(g, flat, g.op("Add", on, offsets)), output="label")
@@ -331,7 +332,8 @@ def _properties(model: TrainedModel) -> dict[str, str]:
             "order of numeric_columns, NaN for missing; one string (N, 1) input per categorical "
             "column, the level as mlpcli spells it, '' for missing"
         ),
-        "threshold": str(THRESHOLD),
+        "threshold": str(model.threshold),
+        "temperature": str(model.temperature or 1.0),
     }
 
 

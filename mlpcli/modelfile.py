@@ -63,8 +63,14 @@ def _kind(value: Any) -> str:
 class Scalar(Spec):
     """A JSON string, boolean, integer or number (an integer is a number; true is neither)."""
 
-    def __init__(self, kind: type, minimum: float | None = None, nullable: bool = False) -> None:
-        self.kind, self.minimum, self.nullable = kind, minimum, nullable
+    def __init__(
+        self,
+        kind: type,
+        minimum: float | None = None,
+        nullable: bool = False,
+        maximum: float | None = None,
+    ) -> None:
+        self.kind, self.minimum, self.nullable, self.maximum = kind, minimum, nullable, maximum
 
     def problem(self, value: Any, where: str) -> tuple[str, str] | None:
         if value is None and self.nullable:
@@ -79,6 +85,8 @@ class Scalar(Spec):
             return where, "should be a finite number"
         if self.minimum is not None and isinstance(value, (int, float)) and value < self.minimum:
             return where, f"should be at least {self.minimum:g}, not {shorten(value)}"
+        if self.maximum is not None and isinstance(value, (int, float)) and value > self.maximum:
+            return where, f"should be at most {self.maximum:g}, not {shorten(value)}"
         return None
 
 
@@ -146,6 +154,7 @@ COUNT, SIZE = Scalar(int, minimum=0), Scalar(int, minimum=1)
 MAYBE_TEXT, MAYBE_NUMBER = Scalar(str, nullable=True), Scalar(float, nullable=True)
 MAYBE_COUNT = Scalar(int, minimum=0, nullable=True)
 OBJECT = MapOf(Anything())
+PROBABILITY = Scalar(float, minimum=0.0, maximum=1.0)
 
 ARCHITECTURE = Record(
     {
@@ -258,6 +267,14 @@ METADATA = Record(
             },
         ),
         "data": MapOf(FINGERPRINT),
+        # train --calibrate / --threshold (calibration.fit_posthoc)
+        "calibration": Record(
+            {"temperature": Scalar(float, minimum=1e-2, maximum=1e2)},
+            {"method": TEXT, "n_rows": COUNT, "before": OBJECT, "after": OBJECT},
+        ),
+        "threshold": Record(
+            {"value": PROBABILITY}, {"metric": TEXT, "score": MAYBE_NUMBER, "n_rows": COUNT}
+        ),
         "checkpoint": OBJECT,
         "search": OBJECT,
     },

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpcli import __version__, data, modelfile, optimizers, schedules, splitting
+from mlpcli import __version__, calibration, data, modelfile, optimizers, schedules, splitting
 from mlpcli import task as tasks
 from mlpcli.config import FULL_BATCH_OPTIMIZERS, Settings
 from mlpcli.errors import DataError, UsageError, warn_or_fail
@@ -665,11 +665,16 @@ def fit_model(
 
 
 def evaluation_report(
-    encoder: TargetEncoder, net: MLP, X: np.ndarray, y_index: np.ndarray | None, Y: np.ndarray
+    encoder: TargetEncoder,
+    net: MLP,
+    X: np.ndarray,
+    y_index: np.ndarray | None,
+    Y: np.ndarray,
+    threshold: float = tasks.THRESHOLD,
 ) -> dict[str, Any]:
     """Full metrics of a network on encoded data, in the original label space / units."""
     spec = tasks.get(encoder.task)
-    return spec.report(encoder, net.forward(X), spec.truth(encoder, y_index, Y))
+    return spec.report(encoder, net.forward(X), spec.truth(encoder, y_index, Y), threshold)
 
 
 def train(
@@ -693,6 +698,7 @@ def train(
     """
     rng = np.random.default_rng(settings.train.seed)
     prepared = prepare_data(path, settings, rng)
+    calibration.check_options(settings, prepared.task.task, prepared.X_val is not None)
     if on_start is not None:
         on_start(
             {
@@ -735,6 +741,7 @@ def train_frame(
             f"sample_weight has {len(sample_weight)} value(s) for {len(loaded.frame)} row(s)."
         )
     prepared = prepare_loaded(loaded, settings, rng, sample_weight)
+    calibration.check_options(settings, prepared.task.task, prepared.X_val is not None)
     net, result = fit_model(settings, prepared, rng)
     return _outcome(settings, prepared, net, result, command)
 
@@ -747,23 +754,29 @@ def _outcome(
     command: list[str] | None,
     test_file: str | None = None,
 ) -> TrainOutcome:
-    """The metrics on both sides (and on `test_file`) and the model file's contents."""
+    """The metrics on both sides (and on `test_file`) and the model file's contents; metrics
+    are those of the model as saved (with its temperature and decision threshold)."""
+    posthoc = calibration.fit_posthoc(
+        settings, prepared.task.task, net, prepared.X_val, prepared.y_index_val
+    )
+    scored, cut, encoder = posthoc.net, posthoc.threshold, prepared.target_encoder
     report: dict[str, Any] = {
-        "train": evaluation_report(
-            prepared.target_encoder, net, prepared.X, prepared.y_index, prepared.Y
-        )
+        "train": evaluation_report(encoder, scored, prepared.X, prepared.y_index, prepared.Y, cut)
     }
     if prepared.X_val is not None and prepared.Y_val is not None:
         report["validation"] = evaluation_report(
-            prepared.target_encoder, net, prepared.X_val, prepared.y_index_val, prepared.Y_val
+            encoder, scored, prepared.X_val, prepared.y_index_val, prepared.Y_val, cut
         )
     if test_file is not None:
-        report["test"] = _test_report(test_file, settings, prepared, net)
+        report["test"] = _test_report(test_file, settings, prepared, scored, cut)
     metadata, arrays = model_contents(settings, prepared, net, result, report, command)
+    metadata.update(posthoc.metadata)
     return TrainOutcome(settings, prepared, net, result, report, metadata, arrays)
 
 
-def _test_report(path: str, settings: Settings, prepared: PreparedData, net: MLP) -> dict[str, Any]:
+def _test_report(
+    path: str, settings: Settings, prepared: PreparedData, net: MLP, threshold: float
+) -> dict[str, Any]:
     """`train --test-file`: metrics of the trained network on a table it never saw (neither
     training nor early stopping); its checksum joins the provenance."""
     table = read(path, settings)
@@ -776,7 +789,7 @@ def _test_report(path: str, settings: Settings, prepared: PreparedData, net: MLP
     X = prepared.preprocessor.transform(frame, dtype)
     y_index, Y = _encode(prepared.target_encoder, frame, dtype)
     prepared.inputs[table.source] = table.sha256
-    return evaluation_report(prepared.target_encoder, net, X, y_index, Y)
+    return evaluation_report(prepared.target_encoder, net, X, y_index, Y, threshold)
 
 
 def model_contents(
@@ -907,6 +920,7 @@ def write_outputs(
             "training": {k: v for k, v in metadata["training"].items() if k != "history"},
             "settings": metadata["settings"],
             "provenance": metadata["provenance"],
+            **{k: metadata[k] for k in calibration.METADATA_KEYS if k in metadata},
         }
         write_text(metrics_out, json.dumps(doc, indent=2, allow_nan=False) + "\n", "--metrics-out")
         written.append(metrics_out)

@@ -255,9 +255,10 @@ def _unseen_level_summary() -> Iterator[None]:
 
 
 def _threshold(model: TrainedModel, threshold: float | None) -> float:
-    """The decision threshold: 0.5 unless given; only binary and multilabel models have one."""
+    """The decision threshold: the model's own (`train --threshold`, else 0.5) unless given;
+    only binary and multilabel models have one."""
     if threshold is None:
-        return 0.5
+        return model.threshold
     if not tasks.get(model.task).has_threshold:
         raise UsageError(
             f"--threshold applies to binary and multilabel models; '{model.path}' is a "
@@ -293,7 +294,7 @@ class PredictOptions:
 
     ids: tuple[str, ...] | None = None  # None: the model's stored ID columns
     proba: bool = True
-    threshold: float | None = None  # None: 0.5
+    threshold: float | None = None  # None: the model's (0.5 unless trained with one)
     chunk_size: int | None = None  # None: CHUNK_CELLS worth
     sep: str | None = None  # None: as in training
     decimal: str | None = None
@@ -869,6 +870,8 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "metrics": meta["metrics"],
         "settings": meta["settings"],
         "export_formats": export.support(meta),
+        "calibration": meta.get("calibration"),
+        "threshold": meta.get("threshold"),
     }
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mlpcli import __version__, plotting
+from mlpcli import __version__, calibration, plotting
 from mlpcli import task as tasks
 from mlpcli.outputs import check_writable, sha256_file, write_text
 
@@ -259,6 +259,7 @@ def _training_section(meta: dict[str, Any]) -> str:
         )
         if key in training
     ]
+    run.extend(calibration.summary_rows(meta))
     body = (
         '<div class="cols"><div><h3>Optimizer</h3>'
         + _kv(optimizer.items())

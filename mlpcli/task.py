@@ -43,6 +43,10 @@ class Task:
     stratified: ClassVar[bool] = False
     #: Whether `--threshold` applies (one sigmoid per decision).
     has_threshold: ClassVar[bool] = False
+    #: Whether `train --calibrate` applies (one softmax or sigmoid over exclusive classes).
+    calibrates: ClassVar[bool] = False
+    #: Whether `train --threshold auto` can choose the threshold (one positive class).
+    picks_threshold: ClassVar[bool] = False
     #: One label is "the positive class" (--positive-class; sensitivity and specificity).
     has_positive_class: ClassVar[bool] = False
     #: Many labels with few samples each are suspicious (an ID or a measurement as --target).
@@ -65,9 +69,12 @@ class Task:
         """What metrics compare against, from encoded targets: class indices by default."""
         return y_index
 
-    def predictions(self, needs: str, encoder: TargetEncoder, P: NDArray[Any]) -> Any:
-        """Network outputs as a metric of the given `needs` wants them (decisions at 0.5)."""
-        return self.decide(P) if needs == "labels" else self.probabilities(P)
+    def predictions(
+        self, needs: str, encoder: TargetEncoder, P: NDArray[Any], threshold: float = THRESHOLD
+    ) -> Any:
+        """Network outputs as a metric of the given `needs` wants them (decisions at the
+        threshold)."""
+        return self.decide(P, threshold) if needs == "labels" else self.probabilities(P)
 
     def metric(self, name: str | None) -> metrics.Metric:
         """The named metric, or the task's default; applicability is the caller's to check."""
@@ -106,6 +113,8 @@ class Binary(Task):
     default_metric = "accuracy"
     stratified = True
     has_threshold = True
+    calibrates = True
+    picks_threshold = True
     has_positive_class = True
 
     def decide(self, P: NDArray[Any], threshold: float = THRESHOLD) -> NDArray[Any]:
@@ -129,6 +138,7 @@ class Multiclass(Task):
     output_activation = "softmax"
     default_metric = "accuracy"
     stratified = True
+    calibrates = True
     checks_class_count = True
 
     def decide(self, P: NDArray[Any], threshold: float = THRESHOLD) -> NDArray[Any]:
@@ -186,7 +196,9 @@ class Regression(Task):
     def truth(self, encoder: TargetEncoder, y_index: Any, Y: NDArray[Any]) -> Any:
         return encoder.decode(Y)
 
-    def predictions(self, needs: str, encoder: TargetEncoder, P: NDArray[Any]) -> Any:
+    def predictions(
+        self, needs: str, encoder: TargetEncoder, P: NDArray[Any], threshold: float = THRESHOLD
+    ) -> Any:
         return encoder.decode(P)
 
     def report(

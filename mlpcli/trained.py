@@ -19,9 +19,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mlpcli import modelfile
+from mlpcli.calibration import fold_temperature
 from mlpcli.errors import ModelFileError, UsageError
 from mlpcli.limits import shorten
 from mlpcli.nn.network import MLP, Architecture
+from mlpcli.task import THRESHOLD
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,6 +89,17 @@ class TrainedModel:
     def id_columns(self) -> list[str]:
         return list(self.metadata.get("id_columns", []))
 
+    @property
+    def temperature(self) -> float | None:
+        """T of `train --calibrate`, already folded into the output layer; None if uncalibrated."""
+        found = self.metadata.get("calibration", {}).get("temperature")
+        return None if found is None else float(found)
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold stored by `train --threshold`, else 0.5."""
+        return float(self.metadata.get("threshold", {}).get("value", THRESHOLD))
+
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Raw table rows -> network inputs, with the stored preprocessing (columns by name)."""
         return self.preprocessor.transform(frame, self.net.dtype)
@@ -133,6 +146,9 @@ def trained_from_contents(
             )
         net = MLP.from_architecture(arch, seed=0)
         net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
+        temperature = meta.get("calibration", {}).get("temperature")
+        if temperature is not None:  # range checked by the metadata schema
+            fold_temperature(net, temperature)
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, UsageError) as exc:

@@ -70,3 +70,65 @@ def test_ece_by_hand() -> None:
 def test_bad_logits_are_refused() -> None:
     with pytest.raises(ValueError, match="expected logits of shape"):
         calibration.fit_temperature(np.zeros(3), [0, 1, 0])
+
+
+# ------------------------------------------------------------------ thresholds (by hand)
+#: Scores and truth worked by hand: at each distinct score s (positive when p >= s)
+#:   s    0.9  0.8  0.7  0.6  0.4  0.3  0.2  0.1
+#:   TP    1    2    2    3    3    4    4    4      (4 positives, 4 negatives)
+#:   FP    0    0    1    1    2    2    3    4
+#:   J   .25   .5  .25   .5  .25   .5  .25   0      TPR - FPR
+#:   F1   .4  .667 .571  .75 .667   .8 .727 .667    2 TP / (2 TP + FP + FN)
+SCORES = np.array([0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1])
+TRUTH = np.array([1, 1, 0, 1, 0, 1, 0, 0])
+
+
+def test_youden_threshold_by_hand() -> None:
+    """J = 0.5 at 0.8, 0.6 and 0.3: the highest wins; the cut is the midpoint (0.8 + 0.7) / 2."""
+    chosen = calibration.choose_threshold(TRUTH, SCORES, "youden")
+    assert chosen.threshold == pytest.approx(0.75)
+    assert chosen.value == pytest.approx(0.5)
+
+
+def test_f1_threshold_by_hand() -> None:
+    """F1 = 0.8 at 0.3 only: the cut is (0.3 + 0.2) / 2."""
+    chosen = calibration.choose_threshold(TRUTH, SCORES, "f1")
+    assert chosen.threshold == pytest.approx(0.25)
+    assert chosen.value == pytest.approx(0.8)
+
+
+def test_threshold_ignores_row_order_and_handles_tied_scores() -> None:
+    """Tied scores are one candidate: (0.5, 0.5, 0.2) with truth (1, 0, 0) gives J = 1 - 1/2 at
+    0.5 and 0 at 0.2, so the cut is 0.35; shuffling the rows changes nothing."""
+    p, y = np.array([0.2, 0.5, 0.5]), np.array([0, 0, 1])
+    assert calibration.choose_threshold(y, p).threshold == pytest.approx(0.35)
+    assert calibration.choose_threshold(y[::-1], p[::-1]).threshold == pytest.approx(0.35)
+
+
+def test_the_lowest_score_is_the_cut_when_everything_must_be_positive() -> None:
+    chosen = calibration.choose_threshold(np.array([0, 1]), np.array([0.9, 0.1]), "f1")
+    assert chosen.threshold == pytest.approx(0.1)  # F1: 0 at 0.9, 2/3 at 0.1
+
+
+def test_one_class_has_no_threshold() -> None:
+    with pytest.raises(ValueError, match="both classes"):
+        calibration.choose_threshold(np.ones(3), np.array([0.1, 0.2, 0.3]))
+
+
+def test_config_lists_the_threshold_metrics() -> None:
+    from mlpcli import config
+
+    assert set(config.THRESHOLD_METRICS) == set(calibration.THRESHOLD_METRICS)
+
+
+def test_folding_t_into_the_output_layer_divides_the_logits(rng: np.random.Generator) -> None:
+    """softmax(X (W / T) + b / T) = softmax(z / T): the folded network outputs what
+    `probabilities(z, T)` gives for its own logits."""
+    from mlpcli.nn.network import MLP
+
+    net = MLP(4, (5,), 3, loss="ce", dtype="float64", seed=1)
+    X = rng.normal(size=(20, 4))
+    Z = calibration.logits(net, X)
+    folded = calibration.calibrated_copy(net, 2.5)
+    np.testing.assert_allclose(folded.forward(X), calibration.probabilities(Z, 2.5), rtol=1e-12)
+    np.testing.assert_array_equal(calibration.logits(net, X), Z)  # the original is untouched

@@ -235,3 +235,21 @@ def test_unsupported_model_is_refused_before_writing(tmp_path: Path, tiny_model:
     with pytest.raises(Exception, match="Unknown export format 'tflite'; choose one of: onnx"):
         export.export_file(tiny_model, "tflite", tmp_path / "m.x")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("task", "options"),
+    [
+        ("binary", {"calibrate": True, "threshold": "auto"}),
+        ("binary", {"threshold": 0.3}),
+        ("multiclass", {"calibrate": True}),
+    ],
+    ids=["binary-calibrated-auto-threshold", "binary-fixed-threshold", "multiclass-calibrated"],
+)
+def test_calibration_and_threshold_are_in_the_graph(task: str, options: dict[str, object]) -> None:
+    """The temperature (folded into the output layer) and the stored threshold reach the ONNX
+    graph: labels and probabilities agree with `mlpcli predict`."""
+    model, frame = train(task, **options)
+    assert (model.temperature is not None) == bool(options.get("calibrate"))
+    assert model.threshold != 0.5 or task == "multiclass"
+    assert_parity(model, frame)

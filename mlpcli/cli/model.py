@@ -398,6 +398,8 @@ def _notes(reporter: Any, report: dict[str, Any]) -> None:
 
 
 def _inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
+    from mlpcli.calibration import summary_rows
+
     arch = doc["architecture"]
     target = doc["target"]
     overview = {
@@ -417,6 +419,7 @@ def _inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
     if "scaling" in target:
         overview["target mean"] = target["scaling"]["mean"]
         overview["target std"] = target["scaling"]["std"]
+    overview.update(summary_rows(doc))
     layers = [
         [
             layer["name"],

@@ -158,7 +158,7 @@ Threshold = Annotated[
     typer.Option(
         "--threshold",
         help="Decision threshold on the probability, for binary and multilabel models "
-        "\\[default: 0.5].",
+        "\\[default: the model's, from train --threshold; else 0.5].",
         show_default=False,
     ),
 ]

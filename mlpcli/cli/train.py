@@ -237,6 +237,7 @@ def split(
 
 
 def _summary(outcome: Any) -> Any:
+    from mlpcli.calibration import summary_rows
     from mlpcli.cli.display import summary_table
 
     result = outcome.result
@@ -267,6 +268,7 @@ def _summary(outcome: Any) -> Any:
                 )
                 if isinstance(value, float):
                     rows.append((f"{split} {key}", value))
+    rows.extend(summary_rows(outcome.metadata))
     rows.append(("time", f"{result.seconds:.2f} s"))
     rows.extend(("wrote", path) for path in outcome.written)
     return summary_table("Training summary", rows)
