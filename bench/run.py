@@ -431,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
         help="Epochs of the recipe comparison (default: the presets' 256; quick 16).",
     )
     parser.add_argument("--members", type=int, default=4, help="K of the ensemble row (4).")
+    parser.add_argument(
+        "--recipe-repeats", type=int, default=1, help="Rounds of the recipe comparison (1)."
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     if args.native_blas is None:
@@ -490,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
             list(recipe.TABLES),
             args.members,
             args.threads,
-            1 if args.quick else 3,
+            args.recipe_repeats,
             epochs,
             args.realmlp_python,
             log,
