@@ -3,6 +3,9 @@ terminal and a CLI runner, tiny tables, and one small model trained once per ses
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +31,38 @@ class PickleMarker:
 SEED = 20240611
 ROOT = Path(__file__).resolve().parents[1]
 EXPRESSION = ROOT / "sample_data" / "expression.csv"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every command the suite runs (in-process, or as a subprocess that inherits or copies the
+    environment) caches tables in a temporary folder, never in the user's cache: set before the
+    test modules are imported, so their module-level environments see it too."""
+    folder = tempfile.mkdtemp(prefix="mlpcli-test-cache-")
+    config.stash[_CACHE_KEY] = (folder, os.environ.get("MLPCLI_CACHE_DIR"))
+    os.environ["MLPCLI_CACHE_DIR"] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder, before = config.stash[_CACHE_KEY]
+    shutil.rmtree(folder, ignore_errors=True)
+    if before is None:
+        os.environ.pop("MLPCLI_CACHE_DIR", None)
+    else:
+        os.environ["MLPCLI_CACHE_DIR"] = before
+
+
+_CACHE_KEY = pytest.StashKey[tuple[str, "str | None"]]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def table_cache() -> Path:
+    """The suite's table cache folder (see `pytest_configure`)."""
+    return Path(os.environ["MLPCLI_CACHE_DIR"])
+
+
+def cache_env() -> dict[str, str]:
+    """The suite's cache setting, for subprocesses started with an environment of their own."""
+    return {"MLPCLI_CACHE_DIR": os.environ["MLPCLI_CACHE_DIR"]}
 
 
 @pytest.fixture

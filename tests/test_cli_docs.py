@@ -98,9 +98,7 @@ def _declared_flags() -> list[tuple[str, str]]:
                 continue
             if any(isinstance(a, ast.Starred) for a in node.args):
                 continue  # the settings options, generated from config.py's fields
-            literals = [
-                a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value)
-            ]
+            literals = [a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value)]
             metavar = [
                 k.value.value
                 for k in node.keywords

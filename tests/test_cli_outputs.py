@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cache_env
 from typer.testing import CliRunner
 
 from mlpcli import outputs
@@ -26,7 +27,7 @@ from mlpcli.config import number
 ROOT = Path(__file__).resolve().parents[1]
 EXPRESSION = ROOT / "sample_data" / "expression.csv"
 TRAIN = ["--target", "subtype", "--id", "sample_id", "--epochs", "2", "--hidden", "8", "-q"]
-ENV = {"PATH": "/usr/bin:/bin", "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
+ENV = {"PATH": "/usr/bin:/bin", "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"} | cache_env()
 
 
 def run(*args: str | Path) -> tuple[int, str]:

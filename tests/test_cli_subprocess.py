@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import cache_env
 
 #: End to end (the installed command in real processes): deselected by `pytest -m "not slow"`.
 pytestmark = pytest.mark.slow
@@ -26,7 +27,8 @@ def mlpcli(*args: str | Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"},
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
+        | cache_env(),
         timeout=120,
     )
 

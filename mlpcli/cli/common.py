@@ -202,6 +202,16 @@ def catch_signals() -> Iterator[Signals]:
             signal.signal(s, old)
 
 
+def use_cache(cache_dir: str | None, no_cache: bool) -> None:
+    """Point the table cache at `--cache DIR` (or its default folder), or turn it off."""
+    from mlpcli.data import cache
+    from mlpcli.errors import UsageError
+
+    if no_cache and cache_dir is not None:
+        raise UsageError("--cache DIR and --no-cache contradict each other; pass one of them.")
+    cache.use(None if no_cache else cache_dir or cache.default_root())
+
+
 def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Any:
     import logging
 

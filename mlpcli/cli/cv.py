@@ -17,14 +17,17 @@ from mlpcli.cli.common import (
     errors_to_exit_codes,
     make_reporter,
     resolve_settings,
+    use_cache,
 )
 from mlpcli.cli.options import (
     OUTPUT,
     Backend,
+    CacheDir,
     ConfigFile,
     JsonFlag,
     LogFormat,
     NJobs,
+    NoCache,
     Quiet,
     Repeats,
     Scheduler,
@@ -66,6 +69,8 @@ def cv(
     ] = None,
     as_json: JsonFlag = False,
     config: ConfigFile = None,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
     options: dict[str, Any],
@@ -85,6 +90,7 @@ def cv(
     from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
+    use_cache(cache_dir, no_cache)
     settings = resolve_settings(options, config)
     check_paths(
         {"DATA": data, "--valid-file": settings.data.valid_file, "--config": config},
@@ -179,6 +185,8 @@ def tune(
     ] = None,
     as_json: JsonFlag = False,
     config: ConfigFile = None,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
     options: dict[str, Any],
@@ -198,6 +206,7 @@ def tune(
     from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
+    use_cache(cache_dir, no_cache)
     settings = resolve_settings(options, config)
     check_paths(
         {"DATA": data, "--space": space, "--config": config},

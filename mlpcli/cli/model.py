@@ -12,15 +12,17 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.cli.common import app, catch_signals, errors_to_exit_codes
+from mlpcli.cli.common import app, catch_signals, errors_to_exit_codes, use_cache
 from mlpcli.cli.options import (
     OUTPUT,
+    CacheDir,
     ChunkSize,
     JsonFlag,
     LogFormat,
     ModelArg,
     ModelDecimal,
     ModelSep,
+    NoCache,
     Quiet,
     Threshold,
     Transpose,
@@ -73,6 +75,8 @@ def predict(
     sep: ModelSep = None,
     decimal: ModelDecimal = None,
     transpose: Transpose = None,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
 ) -> None:
@@ -90,6 +94,7 @@ def predict(
     from mlpcli.outputs import check_paths
 
     reporter = _reporter(quiet, log_format)
+    use_cache(cache_dir, no_cache)
     check_paths({"MODEL": model, "DATA": data}, {"--out": out}, stdout=["--out"])
     options = predicting.PredictOptions(
         ids=tuple(id) if id else None,
@@ -143,6 +148,8 @@ def evaluate(
     sep: ModelSep = None,
     decimal: ModelDecimal = None,
     transpose: Transpose = None,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
 ) -> None:
@@ -162,6 +169,7 @@ def evaluate(
     from mlpcli.outputs import STDOUT, check_paths, write_text
 
     reporter = _reporter(quiet, log_format)
+    use_cache(cache_dir, no_cache)
     images: list[str] = []
     if plots is not None:
         from mlpcli import plotting

@@ -153,6 +153,26 @@ ChunkSize = Annotated[
         rich_help_panel=READING,
     ),
 ]
+CacheDir = Annotated[
+    str | None,
+    typer.Option(
+        "--cache",
+        metavar="DIR",
+        help="Keep parsed tables in DIR, so the next command on the same file skips parsing "
+        "\\[default: $MLPCLI_CACHE_DIR, else $XDG_CACHE_HOME/mlpcli or ~/.cache/mlpcli].",
+        show_default=False,
+        rich_help_panel=READING,
+    ),
+]
+NoCache = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache",
+        help="Parse every table; read and write no table cache.",
+        rich_help_panel=READING,
+        metavar="",
+    ),
+]
 Threshold = Annotated[
     float | None,
     typer.Option(

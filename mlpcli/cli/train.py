@@ -13,13 +13,16 @@ from mlpcli.cli.common import (
     errors_to_exit_codes,
     make_reporter,
     resolve_settings,
+    use_cache,
 )
 from mlpcli.cli.options import (
     CONFIGURATION,
     OUTPUT,
+    CacheDir,
     ConfigFile,
     LogEvery,
     LogFormat,
+    NoCache,
     Quiet,
     TrainingData,
     data_argument,
@@ -90,6 +93,8 @@ def train(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
     log_every: LogEvery = 10,
@@ -106,6 +111,7 @@ def train(
     from mlpcli.outputs import check_paths, commit_staged
 
     reporter = make_reporter(quiet, log_format, log_every)
+    use_cache(cache_dir, no_cache)
     base = None
     if resume is not None:
         from mlpcli import modelfile

@@ -1,0 +1,259 @@
+"""The table cache: a second read of the same file comes from the cache with the same frame and
+messages; damaged or stale entries are rebuilt, never trusted; results do not depend on it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mlpcli.cli import app
+from mlpcli.data import cache, read, read_table
+
+EXPRESSION = Path(__file__).resolve().parents[1] / "sample_data" / "expression.csv"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A cache of its own, on for the test, off again after it."""
+    folder = tmp_path / "cache"
+    before = cache.active_root()
+    cache.use(folder)
+    yield folder
+    cache.use(before)
+
+
+def settled(path: Path) -> Path:
+    """Make a just-written file look older than the racy window, so its stat is recorded."""
+    past = time.time() - 10
+    os.utime(path, (past, past))
+    return path
+
+
+@pytest.fixture
+def tricky(tmp_path: Path) -> Path:
+    """IDs with leading zeros, quoted text with separators, missing cells, ints, booleans and
+    R row names (an empty first header cell)."""
+    path = tmp_path / "tricky.csv"
+    path.write_text(
+        ",id,x,n,flag,label\n"
+        'r1,007,1.5,1,True,"a, b"\n'
+        "r2,008,NA,2,False,c\n"
+        "r3,,2.25,3,True,\n"
+        'r4,010,-0.5,4,False,"say ""hi"""\n',
+        encoding="utf-8",
+    )
+    return settled(path)
+
+
+def parsed_never(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the file was parsed although its cache entry is valid")
+
+    monkeypatch.setattr(read, "_parse_table", fail)
+
+
+def test_second_read_comes_from_the_cache_with_the_same_frame_and_messages(
+    root: Path, tricky: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="mlpcli"):
+        first = read_table(tricky, text_columns=["id"])
+    said = [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    parsed_never(monkeypatch)
+    with caplog.at_level(logging.INFO, logger="mlpcli"):
+        second = read_table(tricky, text_columns=["id"])
+    pd.testing.assert_frame_equal(second.frame, first.frame)
+    assert second.frame["id"].tolist()[:2] == ["007", "008"]
+    assert (second.sha256, second.sep, second.id_column) == (
+        first.sha256,
+        first.sep,
+        first.id_column,
+    )
+    assert [r.getMessage() for r in caplog.records] == said
+    assert any("row name" in message for message in said)
+
+
+def test_other_options_or_other_bytes_are_other_entries(root: Path, tricky: Path) -> None:
+    read_table(tricky, text_columns=["id"])
+    as_numbers = read_table(tricky)  # no text_columns: id is numeric
+    assert as_numbers.frame["id"].dtype == np.float32
+    tricky.write_text(tricky.read_text().replace("1.5", "9.5"), encoding="utf-8")
+    changed = read_table(settled(tricky), text_columns=["id"])
+    assert changed.frame["x"].iloc[0] == 9.5
+    assert len(list((root / cache.ENTRIES).iterdir())) == 3
+
+
+def damage_truncate(folder: Path) -> None:
+    data = (folder / cache.NUMERIC_FILE).read_bytes()
+    (folder / cache.NUMERIC_FILE).write_bytes(data[:-4])
+
+
+def damage_flip(folder: Path) -> None:
+    data = bytearray((folder / cache.NUMERIC_FILE).read_bytes())
+    data[5] ^= 0x10
+    (folder / cache.NUMERIC_FILE).write_bytes(bytes(data))
+
+
+def damage_codes(folder: Path) -> None:
+    codes = folder / "codes-0.i32"
+    data = bytearray(codes.read_bytes())
+    data[0] ^= 0x01
+    codes.write_bytes(bytes(data))
+
+
+def damage_meta(folder: Path) -> None:
+    (folder / cache.META_FILE).write_text("{not json", encoding="utf-8")
+
+
+def damage_version(folder: Path) -> None:
+    meta = json.loads((folder / cache.META_FILE).read_text())
+    meta["format"] = cache.FORMAT_VERSION + 1
+    (folder / cache.META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+
+
+def damage_missing(folder: Path) -> None:
+    (folder / "levels-0.json").unlink()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [damage_truncate, damage_flip, damage_codes, damage_meta, damage_version, damage_missing],
+    ids=["truncated", "bit-flip", "codes", "bad-meta", "wrong-version", "missing-file"],
+)
+def test_a_damaged_entry_is_rebuilt_not_trusted(root: Path, tricky: Path, damage: object) -> None:
+    first = read_table(tricky, text_columns=["id"])
+    (folder,) = (root / cache.ENTRIES).iterdir()
+    damage(folder)  # type: ignore[operator]
+    again = read_table(tricky, text_columns=["id"])
+    pd.testing.assert_frame_equal(again.frame, first.frame)
+    rebuilt = cache.lookup(
+        root, tricky, json.loads((folder / cache.META_FILE).read_text())["options"]
+    )
+    assert rebuilt is not None  # the rebuilt entry is valid again
+    pd.testing.assert_frame_equal(rebuilt.frame(), first.frame)
+
+
+def test_a_just_written_file_is_not_found_by_its_stat(root: Path, tmp_path: Path) -> None:
+    path = tmp_path / "fresh.csv"
+    path.write_text("a,b\n1,2\n3,4\n", encoding="utf-8")
+    table = read_table(path)
+    assert cache.known_sha256(root, path) is None  # racy: it may change within the same tick
+    assert cache.lookup_sha(root, table.sha256, _options()) is not None
+    read_table(settled(path))
+    assert cache.known_sha256(root, path) == table.sha256
+
+
+def _options(**given: object) -> dict[str, object]:
+    defaults: dict[str, object] = {
+        "sep": None,
+        "decimal": ".",
+        "na_values": None,
+        "transpose": False,
+        "encoding": None,
+        "text_columns": [],
+        "thousands": None,
+        "numeric": [],
+        "sheet": None,
+        "layer": None,
+        "columns": None,
+    }
+    return {**defaults, **given}
+
+
+def test_chunks_build_the_same_entry_as_the_whole_table(root: Path, tricky: Path) -> None:
+    whole = read_table(tricky, text_columns=["id"])
+    chunks = [whole.frame.iloc[:1], whole.frame.iloc[1:3], whole.frame.iloc[3:]]
+    entry = cache.build_entry(chunks, root / "chunked", {"x": 1}, lambda: whole.sha256)
+    assert entry is not None
+    pd.testing.assert_frame_equal(entry.frame(), whole.frame)
+    assert entry.numeric.dtype == np.float32 and entry.numeric.flags.c_contiguous
+    assert entry.numeric_columns == ["x", "n", "flag"]
+    assert entry.levels("label")[entry.codes("label")[0]] == "a, b"
+    assert entry.codes("id")[2] == -1
+
+
+def test_a_column_the_cache_cannot_hold_is_not_cached(root: Path, tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text("a,b\n1,99999999999\n2,3\n", encoding="utf-8")
+    table = read_table(settled(path))
+    assert table.frame["b"].tolist() == [99999999999, 3]  # beyond float32: not cached
+    assert not list((root / cache.ENTRIES).iterdir())
+
+
+def test_concurrent_commits_of_one_entry_leave_one_valid_entry(root: Path, tricky: Path) -> None:
+    frame = read_table(tricky, text_columns=["id"]).frame
+    writers = [cache.EntryWriter(root / "race", {"x": 2}) for _ in range(4)]
+    for writer in writers:
+        writer.append(frame)
+    entries: list[object] = []
+    threads = [
+        threading.Thread(target=lambda w=w: entries.append(w.commit("ab" * 32))) for w in writers
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(entry is not None for entry in entries)
+    assert len([p for p in (root / "race" / cache.ENTRIES).iterdir()]) == 1
+
+
+def test_cache_default_folder_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLPCLI_CACHE_DIR", "/x/mine")
+    assert cache.default_root() == Path("/x/mine")
+    monkeypatch.delenv("MLPCLI_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/x/xdg")
+    assert cache.default_root() == Path("/x/xdg/mlpcli")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache.default_root() == Path.home() / ".cache" / "mlpcli"
+
+
+def _train(data: Path, out: Path, *flags: str) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            *("train", str(data), "--target", "subtype", "--id", "sample_id", "--hidden", "8"),
+            *("--epochs", "3", "--seed", "5", "--out", str(out), "-q", *flags),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    """Every array of a model file, byte for byte (the metadata holds wall-clock timings)."""
+    with zipfile.ZipFile(path) as archive:
+        return {n: archive.read(n) for n in archive.namelist() if n != "__metadata__.npy"}
+
+
+def test_models_are_the_same_with_and_without_the_cache(tmp_path: Path) -> None:
+    data = tmp_path / "expression.csv"
+    data.write_bytes(EXPRESSION.read_bytes())
+    settled(data)
+    folder = tmp_path / "cache"
+    _train(data, tmp_path / "a.npz", "--cache", str(folder))  # parses, stores
+    _train(data, tmp_path / "b.npz", "--cache", str(folder))  # from the cache
+    _train(data, tmp_path / "c.npz", "--no-cache")
+    assert cache.known_sha256(folder, data) is not None
+    a, b, c = (_members(tmp_path / f"{n}.npz") for n in "abc")
+    assert a == b == c
+
+
+def test_cache_and_no_cache_together_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            *("train", str(EXPRESSION), "--target", "subtype", "--out", str(tmp_path / "m.npz")),
+            *("--cache", str(tmp_path), "--no-cache"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--no-cache" in result.output
