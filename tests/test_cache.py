@@ -177,7 +177,7 @@ def test_chunks_build_the_same_entry_as_the_whole_table(root: Path, tricky: Path
     assert entry is not None
     pd.testing.assert_frame_equal(entry.frame(), whole.frame)
     assert entry.numeric.dtype == np.float32 and entry.numeric.flags.c_contiguous
-    assert entry.numeric_columns == ["x", "n", "flag"]
+    assert entry.numeric_columns == ["x", "n", "flag"]  # float32 columns first
     assert entry.levels("label")[entry.codes("label")[0]] == "a, b"
     assert entry.codes("id")[2] == -1
 

@@ -284,15 +284,14 @@ class Entry:
         for position, c in enumerate(columns):
             if c["kind"] == "numeric":
                 by_dtype.setdefault(c["dtype"], []).append(position)
-        matrix_t = self.numeric.T
         for dtype, positions in by_dtype.items():
             slots = [columns[p]["slot"] for p in positions]
-            if slots == list(range(slots[0], slots[0] + len(slots))):
-                values = matrix_t[slots[0] : slots[0] + len(slots)]  # a view, no copy
-            else:
-                values = matrix_t[slots]
             if dtype != "float32":
-                values = values.astype(dtype)
+                values = self.numeric.T[slots].astype(dtype)
+            elif slots == list(range(self.numeric.shape[1])):
+                values = self.numeric.T  # the memory map itself, no copy
+            else:  # the layout `canonical` gives: float32 columns row-major, C order
+                values = np.ascontiguousarray(self.numeric[:, slots]).T
             blocks.append((values, np.asarray(positions, dtype=np.intp)))
         for position, c in enumerate(columns):
             if c["kind"] == "text":
@@ -391,9 +390,13 @@ class EntryWriter:
         columns = []
         for name in frame.columns:
             kind, dtype = _dtype_kind(frame[name])
-            names = self._numeric if kind == "numeric" else self._text
-            columns.append({"name": name, "kind": kind, "dtype": dtype, "slot": len(names)})
-            names.append(name)
+            columns.append({"name": name, "kind": kind, "dtype": dtype})
+        # Float columns first: the frame's float block is then the memory map itself.
+        order = sorted(range(len(columns)), key=lambda i: columns[i]["dtype"] != "float32")
+        for i in order:
+            names = self._numeric if columns[i]["kind"] == "numeric" else self._text
+            columns[i]["slot"] = len(names)
+            names.append(columns[i]["name"])
         self._columns = columns
         self._columns_dtype = str(frame.columns.dtype)
         self._levels = [{} for _ in self._text]
