@@ -28,6 +28,7 @@ Parser = Callable[[str, Any], Any]
 TASKS = ("auto", "binary", "multiclass", "multilabel", "regression")
 IMPUTE = ("median", "mean", "constant")
 SCALE = ("standard", "minmax", "robust", "none")
+HIGH_CARDINALITY = ("frequency", "onehot")
 HIDDEN_ACTIVATIONS = (
     "identity",
     "sigmoid",
@@ -478,9 +479,17 @@ class PreprocessConfig:
     )
     max_levels: int = option(
         50,
-        "Most one-hot columns per categorical column; the least frequent levels beyond it pool "
-        "into '__other__'.",
+        "Most levels a categorical column is one-hot encoded with (after --min-level-count); a "
+        "column with more is encoded by --high-cardinality.",
         number(int, 2),
+    )
+    high_cardinality: str = option(
+        "frequency",
+        "Encoding of a categorical column with more than --max-levels levels: frequency (one "
+        "column, each level's share of the training rows; 0 for an unseen level) or onehot "
+        "(the least frequent levels pool into '__other__').",
+        choice(HIGH_CARDINALITY),
+        choices=HIGH_CARDINALITY,
     )
 
 

@@ -496,9 +496,10 @@ def gradient_saliency(
     kinds = pre.input_kinds()
     slices = pre.input_slices()
     names = list(slices)
-    numeric = [j for j, name in enumerate(names) if kinds[name] == "numeric"]
+    # A frequency-encoded column is one value (its level's training share), like a number.
+    numeric = [j for j, name in enumerate(names) if kinds[name] != "categorical"]
     value_cols = np.array([slices[names[j]][0] for j in numeric], dtype=np.intp)
-    categorical = [j for j, name in enumerate(names) if kinds[name] != "numeric"]
+    categorical = [j for j, name in enumerate(names) if kinds[name] == "categorical"]
     scale = _output_scale(model.encoder)
     n, k = len(X), net.architecture.n_outputs
     per_row = np.zeros((n, len(names)))  # |d f / d x_j| per row, averaged over outputs

@@ -6,8 +6,9 @@ The ONNX graph is the whole inference path of `mlpcli predict`:
   model's metadata (`numeric_columns`), NaN for a missing value; and one string input (N, 1) per
   categorical column, named after the column, holding the level as mlpcli spells it (integral
   numbers without `.0`) and "" for a missing value;
-- the stored preprocessing: log1p, imputation, scaling, smooth clipping, missing indicators and
-  one-hot encoding (an unseen level encodes as all zeros, as in mlpcli);
+- the stored preprocessing: log1p, imputation, scaling, smooth clipping, missing indicators,
+  one-hot encoding (an unseen level encodes as the pooled level '__other__' where the column has
+  one, else as all zeros, as in mlpcli) and frequency encoding (a level's training share);
 - the network: dense layers, batch normalisation (running statistics), every hidden
   activation, skip connections (dropout is the identity at inference), the output activation;
 - outputs: classification `label` (strings; (N, t) for multilabel, at the model's decision
@@ -32,6 +33,7 @@ import numpy as np
 
 from mlpcli import __version__
 from mlpcli.errors import UsageError, choose, install_hint
+from mlpcli.modelfile import LEVEL_KINDS
 from mlpcli.outputs import atomic_path
 
 if TYPE_CHECKING:
@@ -131,7 +133,7 @@ CLIPS: dict[str, Callable[[_Graph, str], str]] = {
 # --------------------------------------------------------------------------- the graph
 def _preprocessing(g: _Graph, model: TrainedModel, inputs: list[Any]) -> str:
     """Raw inputs -> the network's input matrix, in the preprocessor's output column order."""
-    from mlpcli.preprocessing import MISSING_LEVEL
+    from mlpcli.preprocessing import MISSING_LEVEL, OTHER_LEVEL
 
     pre = model.preprocessor
     dtype = model.net.dtype
@@ -168,13 +170,31 @@ def _preprocessing(g: _Graph, model: TrainedModel, inputs: list[Any]) -> str:
                 position[(numeric[j]["name"], "indicator")] = width + k
             width += len(flagged)
     for c in columns:
-        if c["kind"] != "categorical":
+        if c["kind"] not in LEVEL_KINDS:
             continue
         name = c["name"]
         inputs.append(g.helper.make_tensor_value_info(name, 8, ["N", 1]))  # 8: string
         levels = [MISSING_STRING if v == MISSING_LEVEL else v for v in c["levels"]]
-        hot = g.op("Equal", name, g.const(np.array([levels], dtype=object)))
+        # OTHER_LEVEL (pooled rare levels) is on for any level the others do not match.
+        matched = [v for v in levels if v != OTHER_LEVEL]
+        hot = g.op("Equal", name, g.const(np.array([matched], dtype=object)))
+        if c["kind"] == "frequency":  # the level's training share: one-hot times the shares
+            counts = np.asarray(c["counts"], dtype=np.float64)
+            share = g.op(
+                "MatMul", g.op("Cast", hot, to=11), g.const((counts / counts.sum())[:, None])
+            )
+            blocks.append(g.op("Cast", share, to=onnx_dtype))
+            position[(name, "value")] = width
+            width += 1
+            continue
         blocks.append(g.op("Cast", hot, to=onnx_dtype))
+        if OTHER_LEVEL in c["levels"]:  # always the last level: on where no other level is
+            seen = g.op("ReduceMax", blocks[-1], g.const(np.array([1])), keepdims=1)
+            other = g.op("Sub", g.const(np.ones((1, 1), dtype=dtype)), seen)
+            if MISSING_LEVEL not in c["levels"]:  # a missing cell is then all zeros
+                blank = g.op("Equal", name, g.const(np.array([[MISSING_STRING]], dtype=object)))
+                other = g.op("Where", blank, g.const(np.zeros((1, 1), dtype=dtype)), other)
+            blocks.append(other)
         for k, level in enumerate(c["levels"]):
             position[(name, level)] = width + k
         width += len(levels)
@@ -319,7 +339,7 @@ def _properties(model: TrainedModel) -> dict[str, str]:
     """The metadata a server needs to feed the graph: input columns, labels, conventions."""
     state, _ = model.preprocessor.to_state()
     numeric = [c["name"] for c in state["columns"] if c["kind"] == "numeric"]
-    categorical = {c["name"]: c["levels"] for c in state["columns"] if c["kind"] == "categorical"}
+    categorical = {c["name"]: c["levels"] for c in state["columns"] if c["kind"] in LEVEL_KINDS}
     return {
         "mlpcli_version": __version__,
         "task": model.task,
@@ -415,7 +435,7 @@ def onnx_inputs(model: TrainedModel, frame: Any) -> dict[str, np.ndarray]:
             [pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float32) for c in numeric]
         )
     for c in state["columns"]:
-        if c["kind"] == "categorical":
+        if c["kind"] in LEVEL_KINDS:
             cells = frame[c["name"]].to_numpy(dtype=object)
             levels = [MISSING_STRING if pd.isna(v) else level_string(v) for v in cells]
             feeds[c["name"]] = np.array(levels, dtype=object).reshape(-1, 1)

@@ -212,12 +212,13 @@ METADATA = Record(
                         "scale": TEXT,
                         "log1p": FLAG,
                         "max_levels": SIZE,
+                        "high_cardinality": TEXT,
                     },
                 ),
                 "columns": ListOf(
                     Record(
                         {"name": TEXT, "kind": TEXT},
-                        {"indicator": FLAG, "levels": ListOf(TEXT)},
+                        {"indicator": FLAG, "levels": ListOf(TEXT), "counts": ListOf(COUNT)},
                     )
                 ),
             },
@@ -300,6 +301,20 @@ SCHEMA: dict[str, type | tuple[type, ...]] = {
 PREPROCESSING_ARRAYS = ("impute", "center", "scale")
 #: Per task, the target encoding's arrays, one value per target (`TargetEncoder.to_state`).
 TARGET_ARRAYS: dict[str, tuple[str, ...]] = {"regression": ("mean", "std")}
+
+#: Stored preprocessing column kinds that encode a categorical input -> the encoding's name.
+LEVEL_ENCODINGS = {"categorical": "one-hot", "frequency": "frequency"}
+LEVEL_KINDS = tuple(LEVEL_ENCODINGS)
+
+
+def level_record(column: Mapping[str, Any]) -> dict[str, Any]:
+    """How a stored categorical column record is described (`describe`, `mlpcli inspect`)."""
+    return {
+        "column": column["name"],
+        "kind": "categorical",
+        "encoding": LEVEL_ENCODINGS[column["kind"]],
+        "levels": list(column["levels"]),
+    }
 
 
 def expected_arrays(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:

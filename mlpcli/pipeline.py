@@ -389,6 +389,7 @@ def encode_split(
         log1p=p.log1p,
         max_levels=p.max_levels,
         min_level_count=p.min_level_count,
+        high_cardinality=p.high_cardinality,
         strict=settings.data.strict,
     )
     dtype = np.dtype(settings.model.dtype)

@@ -771,15 +771,8 @@ def _features(meta: Mapping[str, Any], stats: Mapping[str, NDArray[np.float64]])
     numeric = 0
     records: list[dict[str, Any]] = []
     for column in state.get("columns", []):
-        if column["kind"] == "categorical":
-            records.append(
-                {
-                    "column": column["name"],
-                    "kind": "categorical",
-                    "encoding": "one-hot",
-                    "levels": list(column["levels"]),
-                }
-            )
+        if column["kind"] in modelfile.LEVEL_KINDS:
+            records.append(modelfile.level_record(column))
             continue
         try:
             values = [float(stats[f"pre.{k}"][numeric]) for k in ("impute", "center", "scale")]

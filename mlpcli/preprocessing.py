@@ -20,9 +20,13 @@ the bulk of each column stays almost linear, and a column that is mostly one val
 still scaled by its spread instead of being treated as constant.
 
 Categorical columns are one-hot encoded; missing is a level of its own. Levels seen in fewer
-than `min_level_count` training rows, and the least frequent beyond `max_levels`, pool into one
-level OTHER_LEVEL (scikit-learn's "infrequent" category); a level not seen in training encodes as
-that level if the column has it, else as all zeros.
+than `min_level_count` training rows pool into one level OTHER_LEVEL (scikit-learn's "infrequent"
+category); a level not seen in training encodes as that level if the column has it, else as all
+zeros. A column left with more than `max_levels` levels is, by `high_cardinality`:
+
+- frequency: one column, level -> its share of the training rows (count / n), unseen -> 0
+             (category_encoders' CountEncoder, normalised);
+- onehot:    the least frequent levels beyond `max_levels` pool into OTHER_LEVEL as well.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from mlpcli.errors import DataError, ModelFileError, UsageError, choose, warn_or_fail
 from mlpcli.limits import shorten
-from mlpcli.modelfile import PREPROCESSING_ARRAYS
+from mlpcli.modelfile import LEVEL_KINDS, PREPROCESSING_ARRAYS, level_record
 
 log = logging.getLogger("mlpcli")
 
@@ -288,6 +292,31 @@ def _check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> No
         )
 
 
+def _level_index(series: pd.Series, column: _Column, other: int = -1) -> NDArray[np.intp]:
+    """Per row, the index of its level in `column.levels`; a level the training rows never had
+    gets `other` (-1: encoded as all zeros, with a warning `predicting` merges per table)."""
+    codes, names = level_codes(series)
+    lookup = {level: j for j, level in enumerate(column.levels)}
+    # The last entry serves code -1 (missing): the missing level, or -1 if training had none.
+    to_level = np.array(
+        [lookup.get(n, other) for n in names] + [lookup.get(MISSING_LEVEL, -1)], dtype=np.intp
+    )
+    level = to_level[codes]
+    known = level >= 0
+    if not known.all():
+        unseen = sorted({n for n, j in zip(names, to_level[:-1], strict=True) if j < 0})
+        if (codes[~known] < 0).any():
+            unseen.append("(missing)")
+        log.warning(
+            "Column '%s': %d row(s) have levels not seen in training (%s); "
+            "they are encoded as all zeros.",
+            column.name,
+            int((~known).sum()),
+            _quote_list(unseen, 5),
+        )
+    return level
+
+
 # --- the feature preprocessor -------------------------------------------------------------------
 
 
@@ -296,11 +325,12 @@ class _Column:
     """One input column and where its output block starts."""
 
     name: str
-    kind: str  # "numeric" or "categorical"
+    kind: str  # "numeric", "categorical" (one-hot) or "frequency"
     offset: int = 0
     numeric_index: int = -1  # index into the impute/center/scale arrays
     indicator: bool = False
     levels: list[str] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)  # training rows per level ("frequency")
 
     @property
     def width(self) -> int:
@@ -313,6 +343,11 @@ class _Column:
             return [f"{self.name}={level}" for level in self.levels]
         return [self.name] + ([self.name + INDICATOR_SUFFIX] if self.indicator else [])
 
+    def shares(self) -> Array:
+        """Each level's share of the training rows (the "frequency" encoding)."""
+        counts = np.asarray(self.counts, dtype=np.float64)
+        return counts / counts.sum()
+
 
 @dataclass
 class _Fitted:
@@ -324,8 +359,8 @@ class _Fitted:
     scales: list[float] = field(default_factory=list)
     constant: list[str] = field(default_factory=list)
 
-    def categorical(self, name: str, levels: list[str]) -> None:
-        self.columns.append(_Column(name, "categorical", levels=levels))
+    def categorical(self, column: _Column) -> None:
+        self.columns.append(column)
 
     def numeric(
         self, name: str, fill: float, scaling: tuple[float, float], indicator: bool
@@ -359,11 +394,13 @@ class Preprocessor:
         max_levels: int = 50,
         clip: str = "none",
         min_level_count: int = 1,
+        high_cardinality: str = "onehot",
         *,
         strict: bool = False,
     ) -> None:
         choose("imputation", impute, IMPUTERS)  # type: ignore[arg-type]
         choose("scaling", scale, SCALERS)  # type: ignore[arg-type]
+        choose("high-cardinality encoding", high_cardinality, HIGH_CARDINALITY)  # type: ignore[arg-type]
         self.clip = clip
         self._clipper: Clipper = choose("clipping", clip, CLIPPERS)()  # type: ignore[operator]
         if not np.isfinite(fill_value):
@@ -379,6 +416,7 @@ class Preprocessor:
         self.log1p = log1p
         self.max_levels = int(max_levels)
         self.min_level_count = int(min_level_count)
+        self.high_cardinality = high_cardinality
         self.strict = strict
         self._columns: list[_Column] = []
         self.impute_values_: Array = np.empty(0)
@@ -409,8 +447,9 @@ class Preprocessor:
         return {c.name: np.arange(c.offset, c.offset + c.width) for c in self._columns}
 
     def input_kinds(self) -> dict[str, str]:
-        """Each input column -> "numeric" (its value is the first output column) or
-        "categorical" (every output column is a 0/1 level indicator)."""
+        """Each input column -> "numeric" (its value is the first output column),
+        "categorical" (every output column is a 0/1 level indicator) or "frequency" (one
+        column: the level's share of the training rows)."""
         return {c.name: c.kind for c in self._columns}
 
     def encoding_derivatives(self, frame: pd.DataFrame) -> Array:
@@ -452,6 +491,9 @@ class Preprocessor:
         """
         row = np.zeros(self.n_features_out)
         for column in self._columns:
+            if column.kind == "frequency":  # the training rows' mean share
+                row[column.offset] = float(np.sum(column.shares() ** 2))
+                continue
             if column.kind != "numeric":
                 row[column.offset : column.offset + column.width] = 1.0 / column.width
                 continue
@@ -490,7 +532,7 @@ class Preprocessor:
                 counts: Counter[str] = Counter()
                 for j, count in enumerate(np.bincount(codes[codes >= 0], minlength=len(names))):
                     counts[names[j]] += int(count)
-                fitted.categorical(name, self._fit_levels(counts, bool((codes < 0).any()), name))
+                fitted.categorical(self._fit_levels(counts, int((codes < 0).sum()), name))
                 continue
             x = numeric_values(series, name)
             missing = np.isnan(x)
@@ -513,10 +555,9 @@ class Preprocessor:
         fitted = _Fitted()
         for name in summary.order:
             if name in summary.levels:
-                levels = self._fit_levels(
-                    summary.levels[name], summary.missing_levels[name] > 0, name
+                fitted.categorical(
+                    self._fit_levels(summary.levels[name], summary.missing_levels[name], name)
                 )
-                fitted.categorical(name, levels)
                 continue
             stats = summary.stats[name]
             fill = self._fill_value(stats, stats.count, name)
@@ -555,29 +596,34 @@ class Preprocessor:
             offset += column.width
         self._columns = columns
 
-    def _fit_levels(self, counts: Counter[str], has_missing: bool, name: str) -> list[str]:
-        """Sorted level names (plus MISSING_LEVEL, OTHER_LEVEL) from the training rows' level
-        counts: rare levels pool into one, and so do the least frequent beyond `max_levels`,
-        with a warning (an error if strict)."""
-        missing = [MISSING_LEVEL] if has_missing else []
+    def _fit_levels(self, counts: Counter[str], n_missing: int, name: str) -> _Column:
+        """A categorical column from the training rows' level counts: rare levels pool into
+        one, with a warning (an error if strict); a column left with more than `max_levels`
+        levels is encoded by `high_cardinality`."""
         rare = {level for level, count in counts.items() if count < self.min_level_count}
         if len(rare) < 2:  # pooling one level into "other" would only rename it
             rare = set()
-        kept = sorted(set(counts) - rare, key=lambda level: (-counts[level], level))
-        capped: set[str] = set()
-        room = self.max_levels - len(missing) - 1  # one column is left for OTHER_LEVEL
-        if len(kept) + len(missing) + bool(rare) > self.max_levels:
-            capped = set(kept[room:])
+        if len(counts) - len(rare) + bool(rare) + bool(n_missing) > self.max_levels:
+            encode = HIGH_CARDINALITY[self.high_cardinality]
+            return encode(self, name, counts, n_missing, rare)
+        return self._pooled(name, counts, n_missing, rare, set())
+
+    def _pooled(
+        self, name: str, counts: Counter[str], n_missing: int, rare: set[str], capped: set[str]
+    ) -> _Column:
+        """A one-hot column whose `rare` and `capped` levels pool into OTHER_LEVEL (sorted
+        level names, then MISSING_LEVEL, OTHER_LEVEL), with one warning saying why."""
         pooled = rare | capped
-        levels = sorted(set(counts) - pooled) + missing
+        levels = sorted(set(counts) - pooled) + ([MISSING_LEVEL] if n_missing else [])
         if not pooled:
-            return levels
+            return _Column(name, "categorical", levels=levels)
         why = []
         if rare:
             why.append(
                 f"{len(rare)} seen in fewer than {self.min_level_count} rows (--min-level-count)"
             )
         if capped:
+            room = self.max_levels - bool(n_missing) - 1
             why.append(
                 f"{len(capped)} beyond the {room} most frequent (--max-levels {self.max_levels})"
             )
@@ -588,7 +634,38 @@ class Preprocessor:
             f"{example!r} in {counts[example]}).",
             self.strict,
         )
-        return [*levels, OTHER_LEVEL]
+        return _Column(name, "categorical", levels=[*levels, OTHER_LEVEL])
+
+    def _capped(self, name: str, counts: Counter[str], n_missing: int, rare: set[str]) -> _Column:
+        """--high-cardinality onehot: the least frequent levels beyond `max_levels` pool too."""
+        kept = sorted(set(counts) - rare, key=lambda level: (-counts[level], level))
+        room = self.max_levels - bool(n_missing) - 1  # one column is left for OTHER_LEVEL
+        return self._pooled(name, counts, n_missing, rare, set(kept[room:]))
+
+    def _frequency(
+        self, name: str, counts: Counter[str], n_missing: int, rare: set[str]
+    ) -> _Column:
+        """--high-cardinality frequency: one column holding each level's training share (every
+        level keeps its own count: pooled, a rare level would get the whole pool's share)."""
+        levels = sorted(counts)
+        after = ""
+        if rare:
+            n_levels = len(counts) - len(rare) + 1 + bool(n_missing)
+            after = f" ({n_levels} after pooling those seen in fewer than {self.min_level_count})"
+        warn_or_fail(
+            f"Categorical column '{name}' has {len(counts)} levels{after}, more than "
+            f"--max-levels {self.max_levels}, so it is frequency-encoded: one column holding "
+            "each level's share of the training rows (0 for a level not seen in training). "
+            "Pass --high-cardinality onehot to one-hot the most frequent levels instead, or "
+            "raise --max-levels.",
+            self.strict,
+        )
+        return _Column(
+            name,
+            "frequency",
+            levels=levels + ([MISSING_LEVEL] if n_missing else []),
+            counts=[counts[level] for level in levels] + ([n_missing] if n_missing else []),
+        )
 
     @staticmethod
     def _log1p(x: Array, missing: NDArray[np.bool_], name: str) -> None:
@@ -623,6 +700,8 @@ class Preprocessor:
             series = frame[column.name]
             if column.kind == "categorical":
                 self._transform_categorical(series, column, out)
+            elif column.kind == "frequency":
+                self._transform_frequency(series, column, out)
             else:
                 self._transform_numeric(series, column, out)
         return out
@@ -643,29 +722,16 @@ class Preprocessor:
             out[:, column.offset + 1] = missing
 
     def _transform_categorical(self, series: pd.Series, column: _Column, out: NDArray[Any]) -> None:
-        codes, names = level_codes(series)
-        lookup = {level: j for j, level in enumerate(column.levels)}
-        other = lookup.get(OTHER_LEVEL, -1)  # pooled and unseen levels, if the column pools
-        # The last entry serves code -1 (missing): the missing level, or -1 if training had none.
-        to_level = np.array(
-            [lookup.get(n, other) for n in names] + [lookup.get(MISSING_LEVEL, -1)],
-            dtype=np.intp,
-        )
-        level = to_level[codes]
-        known = level >= 0
-        rows = np.flatnonzero(known)
+        # Pooled and unseen levels encode as OTHER_LEVEL, if the column pools.
+        other = column.levels.index(OTHER_LEVEL) if OTHER_LEVEL in column.levels else -1
+        level = _level_index(series, column, other)
+        rows = np.flatnonzero(level >= 0)
         out[rows, column.offset + level[rows]] = 1
-        if not known.all():
-            unseen = sorted({n for n, j in zip(names, to_level[:-1], strict=True) if j < 0})
-            if (codes[~known] < 0).any():
-                unseen.append("(missing)")
-            log.warning(
-                "Column '%s': %d row(s) have levels not seen in training (%s); "
-                "they are encoded as all zeros.",
-                column.name,
-                int((~known).sum()),
-                _quote_list(unseen, 5),
-            )
+
+    def _transform_frequency(self, series: pd.Series, column: _Column, out: NDArray[Any]) -> None:
+        level = _level_index(series, column)
+        known = level >= 0
+        out[known, column.offset] = column.shares()[level[known]]
 
     # -- reporting and state
 
@@ -673,16 +739,9 @@ class Preprocessor:
         """One JSON-able record per input column: how it is imputed, scaled or encoded."""
         records: list[dict[str, Any]] = []
         for c in self._columns:
-            if c.kind == "categorical":
-                records.append(
-                    {
-                        "column": c.name,
-                        "kind": "categorical",
-                        "encoding": "one-hot",
-                        "levels": list(c.levels),
-                        "outputs": c.output_names(),
-                    }
-                )
+            if c.kind in LEVEL_KINDS:
+                record = level_record({"name": c.name, "kind": c.kind, "levels": c.levels})
+                records.append({**record, "outputs": c.output_names()})
                 continue
             i = c.numeric_index
             records.append(
@@ -719,10 +778,21 @@ class Preprocessor:
                 **({"min_level_count": self.min_level_count} if self.min_level_count > 1 else {}),
                 # Written only when set, so model files without clipping stay byte-identical.
                 **({"clip": self.clip} if self.clip != "none" else {}),
+                **(
+                    {"high_cardinality": self.high_cardinality}
+                    if self.high_cardinality != "onehot"
+                    else {}
+                ),
             },
             "missing_level": MISSING_LEVEL,
             "columns": [
-                {"name": c.name, "kind": c.kind, "indicator": c.indicator, "levels": c.levels}
+                {
+                    "name": c.name,
+                    "kind": c.kind,
+                    "indicator": c.indicator,
+                    "levels": c.levels,
+                    **({"counts": c.counts} if c.kind == "frequency" else {}),
+                }
                 for c in self._columns
             ],
         }
@@ -748,6 +818,7 @@ class Preprocessor:
                     str(c["kind"]),
                     indicator=bool(c["indicator"]),
                     levels=[str(v) for v in c["levels"]],
+                    counts=[int(v) for v in c.get("counts", ())],
                 )
                 for c in meta["columns"]
             ]
@@ -755,8 +826,14 @@ class Preprocessor:
         except (KeyError, TypeError) as exc:
             raise ModelFileError(f"Preprocessing state is incomplete or malformed: {exc}") from None
         numeric = [c for c in columns if c.kind == "numeric"]
-        if any(c.kind not in ("numeric", "categorical") for c in columns) or any(
-            v.shape != (len(numeric),) for v in values
+        frequency = [c for c in columns if c.kind == "frequency"]
+        if (
+            any(c.kind not in ("numeric", *LEVEL_KINDS) for c in columns)
+            or any(v.shape != (len(numeric),) for v in values)
+            or any(
+                len(c.counts) != len(c.levels) or min(c.counts, default=0) < 0 for c in frequency
+            )
+            or any(sum(c.counts) < 1 for c in frequency)
         ):
             raise ModelFileError("Preprocessing state arrays do not match its column list.")
         for i, c in enumerate(numeric):
@@ -764,6 +841,13 @@ class Preprocessor:
         self._set_columns(columns)
         self.impute_values_, self.centers_, self.scales_ = values
         return self
+
+
+#: --high-cardinality: how a categorical column with more than --max-levels levels is encoded.
+HIGH_CARDINALITY: dict[str, Callable[[Preprocessor, str, Counter[str], int, set[str]], _Column]] = {
+    "frequency": Preprocessor._frequency,
+    "onehot": Preprocessor._capped,
+}
 
 
 # --- targets ------------------------------------------------------------------------------------

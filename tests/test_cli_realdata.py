@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from mlpcli import modelfile
 from mlpcli.cli import app
+from mlpcli.trained import load_trained
 
 pytestmark = pytest.mark.usefixtures("plain_terminal")
 
@@ -49,6 +50,8 @@ def model_columns(path: Path) -> list[str]:
     for column in meta["preprocessing"]["columns"]:
         if column["kind"] == "categorical":
             out += [f"{column['name']}={level}" for level in column["levels"]]
+        elif column["kind"] == "frequency":
+            out.append(f"{column['name']} (frequency)")
         else:
             out.append(column["name"])
     return out
@@ -102,23 +105,63 @@ def test_76_level_column_trains_with_rare_levels_pooled(tmp_path: Path) -> None:
     ]
 
 
-def test_76_frequent_levels_beyond_max_levels_pool_the_least_frequent(tmp_path: Path) -> None:
+def sites_csv(path: Path) -> Path:
+    """536 samples from 76 sites, each seen often enough to keep: 40 with 8, 36 with 6."""
     names = [f"site{i:02d}" for i in range(76)]
     sites = [n for i, n in enumerate(names) for _ in range(8 if i < 40 else 6)]
     frame = measurements(len(sites))
     frame.insert(0, "site", sites)
-    frame.to_csv(tmp_path / "sites.csv", index=False)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_76_frequent_levels_are_frequency_encoded(tmp_path: Path) -> None:
+    data = sites_csv(tmp_path / "sites.csv")
     model = tmp_path / "m.npz"
     code, _, stderr = run(
-        "train", tmp_path / "sites.csv", "--target", "status", "--valid-fraction", "0",
-        *FAST, "--out", model,
+        "train", data, "--target", "status", "--valid-fraction", "0", *FAST, "--out", model
+    )
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        "Categorical column 'site' has 76 levels, more than --max-levels 50, so it is "
+        "frequency-encoded: one column holding each level's share of the training rows (0 for a "
+        "level not seen in training). Pass --high-cardinality onehot to one-hot the most "
+        "frequent levels instead, or raise --max-levels."
+    ]
+    assert model_columns(model) == ["site (frequency)", "x1", "x2"]
+    column = modelfile.read_metadata(model)["preprocessing"]["columns"][0]
+    assert column["levels"] == [f"site{i:02d}" for i in range(76)]
+    assert column["counts"] == [8] * 40 + [6] * 36
+
+    # predict on raw new rows: known sites get their training share, unseen ones 0.
+    new = measurements(4, seed=3)
+    new.insert(0, "site", ["site00", "site75", "site99", "nowhere"])
+    new.to_csv(tmp_path / "new.csv", index=False)
+    code, stdout, stderr = run("predict", model, tmp_path / "new.csv")
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [
+        "Column 'site': 2 row(s) have levels not seen in training ('nowhere', 'site99'); they "
+        "are encoded as all zeros."
+    ]
+    assert len(stdout.splitlines()) == 5
+    X = load_trained(model).transform(pd.read_csv(tmp_path / "new.csv"))
+    np.testing.assert_allclose(X[:, 0], [8 / 536, 6 / 536, 0, 0], rtol=1e-6)
+
+
+def test_high_cardinality_onehot_pools_the_least_frequent(tmp_path: Path) -> None:
+    data = sites_csv(tmp_path / "sites.csv")
+    model = tmp_path / "m.npz"
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--valid-fraction", "0",
+        "--high-cardinality", "onehot", *FAST, "--out", model,
     )  # fmt: skip
     assert code == 0, stderr
     assert warnings_in(stderr) == [
         "Categorical column 'site' has 76 levels; 27 beyond the 49 most frequent "
         "(--max-levels 50) are pooled into one level '__other__' (162 rows, e.g. 'site49' in 6)."
     ]
-    assert model_columns(model)[:50] == [f"site={n}" for n in names[:49]] + ["site=__other__"]
+    names = [f"site{i:02d}" for i in range(49)]
+    assert model_columns(model)[:50] == [f"site={n}" for n in names] + ["site=__other__"]
 
 
 def test_76_level_column_is_an_error_under_strict(tmp_path: Path) -> None:

@@ -253,3 +253,16 @@ def test_calibration_and_threshold_are_in_the_graph(task: str, options: dict[str
     assert (model.temperature is not None) == bool(options.get("calibrate"))
     assert model.threshold != 0.5 or task == "multiclass"
     assert_parity(model, frame)
+
+
+@pytest.mark.parametrize("high_cardinality", ["frequency", "onehot"])
+def test_high_cardinality_encodings(high_cardinality: str) -> None:
+    """tissue has 5 levels and missing cells: over --max-levels 4 it is frequency-encoded, or
+    one-hot with its least frequent levels pooled into '__other__' (unseen levels go there)."""
+    model, frame = train("regression", max_levels=4, high_cardinality=high_cardinality)
+    kind = {"frequency": "frequency", "onehot": "categorical"}[high_cardinality]
+    assert model.preprocessor.input_kinds()["tissue"] == kind
+    changed = frame.copy()
+    changed.loc[:9, "tissue"] = "brain-never-seen"
+    changed.loc[10:19, "tissue"] = np.nan
+    assert_parity(model, changed)

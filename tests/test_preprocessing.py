@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlpcli.errors import DataError, UsageError
+from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.preprocessing import (
     IMPUTERS,
     MISSING_LEVEL,
@@ -504,3 +504,30 @@ def test_encoding_derivatives_include_the_smooth_clip(log1p: bool) -> None:
     # The reference row is the clipped encoding of the imputation value (the training median).
     u = (pre.impute_values_ - pre.centers_) / pre.scales_
     np.testing.assert_allclose(pre.reference_row(), u / np.sqrt(1 + (u / 3) ** 2))
+
+
+def test_frequency_encoding_beyond_max_levels_round_trips() -> None:
+    frame = pd.DataFrame({"site": ["a"] * 5 + ["b"] * 3 + ["c"] + [None], "x": np.arange(10.0)})
+    pre = Preprocessor(max_levels=3, high_cardinality="frequency").fit(frame, ["site", "x"])
+    assert pre.input_kinds() == {"site": "frequency", "x": "numeric"}
+    assert pre.feature_names_out == ["site", "x"]
+    new = pd.DataFrame({"site": ["b", "c", None, "never"], "x": [0.0, 1.0, 2.0, 3.0]})
+    np.testing.assert_allclose(pre.transform(new, np.float64)[:, 0], [0.3, 0.1, 0.1, 0.0])
+    meta, arrays = pre.to_state()
+    assert meta["columns"][0]["counts"] == [5, 3, 1, 1]
+    again = Preprocessor.from_state(meta, arrays)
+    np.testing.assert_array_equal(again.transform(new), pre.transform(new))
+    assert again.reference_row()[0] == pytest.approx(0.25 + 0.09 + 0.01 + 0.01)
+    assert again.describe()[0]["encoding"] == "frequency"
+
+
+def test_frequency_state_with_counts_that_do_not_match_is_refused() -> None:
+    frame = pd.DataFrame({"site": list("aabbccdd"), "x": np.arange(8.0)})
+    meta, arrays = (
+        Preprocessor(max_levels=2, high_cardinality="frequency")
+        .fit(frame, ["site", "x"])
+        .to_state()
+    )
+    meta["columns"][0]["counts"] = [1, 2]
+    with pytest.raises(ModelFileError, match="do not match its column list"):
+        Preprocessor.from_state(meta, arrays)
