@@ -484,6 +484,15 @@ def main(argv: list[str] | None = None) -> int:
             log=log,
             wait=args.wait_idle,
         )
+    if "batch32" in results:
+        import stepcost
+
+        log("batch 32: where one step goes")
+        load = f"{os.getloadavg()[0]:.1f}"
+        extra["sections"] = [
+            *extra.get("sections", []),
+            stepcost.section(args.threads, repeats, load),
+        ]
     if not args.no_recipe:
         import recipe
 
