@@ -51,7 +51,7 @@ def test_cv_writes_results_and_out_of_fold_predictions(
     assert (
         "Cross-validation: 3 folds x 2 repeat(s), stratified, binary, 60 samples" in result.stderr
     )
-    assert "fold 6/6 done: repeat 2 fold 3 accuracy=" in result.stderr
+    assert "6/6 folds done; last: repeat 2 fold 3, accuracy " in result.stderr
     assert f"wrote {out}, {oof}" in result.stderr
     doc = json.loads(out.read_text())
     assert doc["folds"] == 3 and doc["repeats"] == 2 and doc["stratified"] is True
@@ -166,7 +166,7 @@ def test_tune_ranks_writes_tables_and_refits_the_best(
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert "Search: grid, 4 candidate(s), 3-fold cv, roc_auc (higher is better)" in result.stderr
-    assert "task 12/12 done: candidate 4 fold 3 roc_auc=" in result.stderr
+    assert "12/12 tasks done; last: candidate 4 fold 3, roc_auc " in result.stderr
     assert f"Wrote {model}." in result.stderr
     ranked = pd.read_csv(csv, keep_default_na=False)
     assert ranked["rank"].tolist() == sorted(ranked["rank"].tolist())
@@ -274,7 +274,7 @@ def test_real_cv_in_two_processes_matches_one(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["metrics"] == json.loads(out.read_text())["metrics"]
-    assert "fold 3/3 done" in done.stderr and "Cross-validation:" in done.stderr
+    assert "3/3 folds done" in done.stderr and "Cross-validation:" in done.stderr
     one = run(runner, *cv_args(table, "--folds", 3, "--n-jobs", 1, "--json", "-q"))
     assert json.loads(one.stdout)["metrics"] == json.loads(done.stdout)["metrics"]
 

@@ -212,6 +212,30 @@ def use_cache(cache_dir: str | None, no_cache: bool) -> None:
     cache.use(None if no_cache else cache_dir or cache.default_root())
 
 
+@contextmanager
+def live_training(
+    signals: Signals, reporter: Any, announce: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """The hooks a training call takes (`**hooks`): epochs to the reporter, and SIGINT/SIGTERM
+    during the epochs asking the loop to stop after the current batch instead of raising."""
+
+    def on_start(info: dict[str, Any]) -> None:
+        signals.training = True
+        if announce:
+            reporter.message(announce)
+        reporter.start(info)
+
+    try:
+        yield {
+            "callback": reporter.epoch,
+            "should_stop": signals.stop_requested,
+            "on_start": on_start,
+        }
+    finally:
+        signals.training = False
+        reporter.close()
+
+
 def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Any:
     import logging
 

@@ -3,10 +3,11 @@ parallel on this machine (joblib) or on a dask cluster. Both take every `train` 
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
-import time
+from contextlib import closing
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +16,7 @@ from mlpcli.cli.common import (
     app,
     catch_signals,
     errors_to_exit_codes,
+    live_training,
     make_reporter,
     resolve_settings,
     use_cache,
@@ -87,6 +89,7 @@ def cv(
             --folds 5 --repeats 3 --n-jobs -1 --out cv.json --oof-out oof.csv
     """
     from mlpcli import crossval
+    from mlpcli.cli import tables
     from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
@@ -96,24 +99,20 @@ def cv(
         {"DATA": data, "--valid-file": settings.data.valid_file, "--config": config},
         {"--out": out, "--oof-out": oof_out, "--json": STDOUT if as_json else None},
     )
-    progress = task_progress(reporter, "fold")
-    with catch_signals():
-        try:
-            result = crossval.cross_validate(
-                data,
-                settings,
-                folds,
-                repeats,
-                n_jobs=n_jobs,
-                backend=backend,
-                scheduler=scheduler,
-                predictions=oof_out is not None,
-                on_progress=progress,
-            )
-        finally:
-            progress.close()
+    with catch_signals(), closing(reporter):
+        result = crossval.cross_validate(
+            data,
+            settings,
+            folds,
+            repeats,
+            n_jobs=n_jobs,
+            backend=backend,
+            scheduler=scheduler,
+            predictions=oof_out is not None,
+            on_progress=functools.partial(reporter.task, "fold"),
+        )
         written = crossval.write_outputs(result, out, oof_out)
-    reporter.table(_cv_table(result, written))
+    reporter.table(tables.cv_table(result, written))
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
 
@@ -203,6 +202,7 @@ def tune(
             --out best.npz
     """
     from mlpcli import tuning
+    from mlpcli.cli import tables
     from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
@@ -219,9 +219,8 @@ def tune(
     )
     search_space = tuning.read_space(space, settings)
     tuning.warn_overridden(search_space, options)
-    progress = task_progress(reporter, "task")
     with catch_signals() as signals:
-        try:
+        with closing(reporter):
             result = tuning.search(
                 data,
                 settings,
@@ -234,12 +233,10 @@ def tune(
                 n_jobs=n_jobs,
                 backend=backend,
                 scheduler=scheduler,
-                on_progress=progress,
+                on_progress=functools.partial(reporter.task, "task"),
             )
-        finally:
-            progress.close()
         written = tuning.write_results(result, results_csv, results_json)
-        reporter.table(_tune_table(result, written))
+        reporter.table(tables.tune_table(result, written))
         if out is not None and not _refit(data, result, out, reporter, signals):
             raise typer.Exit(128 + (signals.signum or signal.SIGINT))
     if as_json:
@@ -250,172 +247,12 @@ def _refit(data: str, result: Any, out: str, reporter: Any, signals: Any) -> boo
     """Train and save the best candidate; False if interrupted (nothing written)."""
     from mlpcli import pipeline, tuning
 
-    def on_start(info: dict[str, Any]) -> None:
-        signals.training = True
-        reporter.message(f"Refitting candidate {result.best().index + 1} on the data.")
-        reporter.start(info)
-
-    try:
-        outcome = tuning.refit(
-            data,
-            result,
-            callback=reporter.epoch,
-            should_stop=signals.stop_requested,
-            on_start=on_start,
-        )
-    finally:
-        signals.training = False
-        reporter.close()
+    announce = f"Refitting candidate {result.best().index + 1} on the data."
+    with live_training(signals, reporter, announce) as hooks:
+        outcome = tuning.refit(data, result, **hooks)
     if outcome.result.stop_reason == "interrupted":
         reporter.warning("Interrupted: no model written.")
         return False
     for path in pipeline.write_outputs(outcome, out):
         reporter.message(f"Wrote {path}.")
     return True
-
-
-# --------------------------------------------------------------------------- display
-def _cv_table(result: Any, written: list[str]) -> Any:
-    from rich.table import Table
-
-    grouping = "grouped, " if result.grouped else ""
-    grouping += "stratified, " if result.stratified else ""
-    table = Table(
-        title=f"Cross-validation: {result.folds} folds x {result.repeats} repeat(s), "
-        f"{grouping}{result.task}, {result.n_samples} samples",
-        title_justify="left",
-    )
-    for name in ("metric", "mean", "sd", "folds"):
-        table.add_column(name, justify="left" if name == "metric" else "right")
-    total = len(result.results)
-    for name, s in result.summary().items():
-        if name.startswith(("per_class.", "per_target.")):
-            continue
-        table.add_row(name, _fmt(s["mean"]), _fmt(s["sd"]), f"{s['n']}/{total}")
-    table.caption = "wrote " + ", ".join(written) if written else None
-    table.caption_justify = "left"
-    return table
-
-
-def _tune_table(result: Any, written: list[str], top: int = 10) -> Any:
-    from rich.table import Table
-
-    rows = result.rows()
-    better = "higher" if result.metric.greater_is_better else "lower"
-    scoring = f"{result.cv}-fold cv" if result.cv else "validation split"
-    table = Table(
-        title=f"Search: {result.search}, {len(rows)} candidate(s), {scoring}, "
-        f"{result.metric.name} ({better} is better)"
-        + (f"; best {top} shown" if len(rows) > top else ""),
-        title_justify="left",
-    )
-    columns = ["rank", *result.space.names, "mean", "sd", "seconds", "status"]
-    for name in columns:
-        table.add_column(name, justify="right" if name != "status" else "left")
-    from mlpcli.tuning import display
-
-    for row in rows[:top]:
-        cells = [_fmt(row["rank"]), *(display(row[n]) for n in result.space.names)]
-        table.add_row(
-            *cells, _fmt(row["mean"]), _fmt(row["sd"]), _fmt(row["seconds"]), row["status"]
-        )
-    table.caption = "wrote " + ", ".join(written) if written else None
-    table.caption_justify = "left"
-    return table
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-# --------------------------------------------------------------------------- progress
-class _Silent:
-    """No progress (--quiet)."""
-
-    def __init__(self, reporter: Any, noun: str) -> None:
-        self.console = reporter.console
-        self.noun = noun
-
-    def __call__(self, event: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _Plain(_Silent):
-    """About twenty plain lines over the run, for logs and pipes."""
-
-    def __call__(self, event: Any) -> None:
-        step = max(1, event.total // 20)
-        if event.done == 0 or (event.done % step and event.done != event.total):
-            return
-        value = "" if event.value is None else f" {event.metric}={event.value:.4g}"
-        self.console.print(
-            f"{self.noun} {event.done}/{event.total} done: {event.what}{value}",
-            markup=False,
-            highlight=False,
-        )
-
-
-class _Jsonl(_Silent):
-    """One JSON object per finished task on stderr (--log-format jsonl)."""
-
-    def __call__(self, event: Any) -> None:
-        doc = {"event": self.noun, "time": round(time.time(), 3), **vars(event)}
-        sys.stderr.write(json.dumps(doc) + "\n")
-        sys.stderr.flush()
-
-
-class _Bar(_Silent):
-    """A rich progress bar over the tasks, with the last finished one's score."""
-
-    progress: Any = None
-
-    def __call__(self, event: Any) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        if self.progress is None:
-            self.progress = Progress(
-                TextColumn(f"[bold]{self.noun}s"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[last]}"),
-                console=self.console,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(self.noun, total=event.total, last="")
-        last = "" if event.value is None else f"{event.what}: {event.metric} {event.value:.4g}"
-        self.progress.update(self.task, completed=event.done, last=last)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
-def task_progress(reporter: Any, noun: str) -> _Silent:
-    """The progress display that matches the reporter: a bar on a terminal, plain lines in
-    logs, JSON lines with --log-format jsonl, nothing with --quiet."""
-    from mlpcli.cli.display import JsonlReporter, PlainReporter, RichReporter
-
-    kinds: dict[type, type[_Silent]] = {
-        RichReporter: _Bar,
-        PlainReporter: _Plain,
-        JsonlReporter: _Jsonl,
-    }
-    return kinds.get(type(reporter), _Silent)(reporter, noun)

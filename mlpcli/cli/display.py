@@ -53,12 +53,24 @@ def stderr_console(force_terminal: bool | None = None, stderr: bool = True) -> C
     return console
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """The one number formatter of everything shown: four significant digits, `-` for a
+    missing or undefined value, yes/no for flags, lists comma-joined."""
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return "-" if value != value else f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt(v) for v in value) if value else "-"
     return str(value)
+
+
+def task_line(noun: str, event: Any) -> str:
+    """`3/6 folds done; last: repeat 1 fold 2, accuracy 0.85`: the count, then the task."""
+    score = "" if event.value is None else f", {event.metric} {fmt(event.value)}"
+    return f"{event.done}/{event.total} {noun}s done; last: {event.what}{score}"
 
 
 class Reporter:
@@ -78,6 +90,9 @@ class Reporter:
 
     def epoch(self, record: Any) -> None:
         pass
+
+    def task(self, noun: str, event: Any) -> None:
+        """One finished task of cv or tune (`event`: a `crossval.Progress`)."""
 
     def finish(self, summary: dict[str, Any]) -> None:
         pass
@@ -120,11 +135,18 @@ class PlainReporter(Reporter):
             return
         grad = max(record.grad_norms) if record.grad_norms else None
         self._line(
-            f"epoch {record.epoch}/{self.epochs} train_loss={_fmt(record.train_loss)} "
-            f"val_loss={_fmt(record.val_loss)} val_{self.metric_name}={_fmt(record.val_metric)} "
-            f"best_epoch={record.best_epoch} lr={_fmt(record.lr)} max_grad_norm={_fmt(grad)} "
+            f"epoch {record.epoch}/{self.epochs} train_loss={fmt(record.train_loss)} "
+            f"val_loss={fmt(record.val_loss)} val_{self.metric_name}={fmt(record.val_metric)} "
+            f"best_epoch={record.best_epoch} lr={fmt(record.lr)} max_grad_norm={fmt(grad)} "
             f"time={record.seconds:.2f}s"
         )
+
+    def task(self, noun: str, event: Any) -> None:
+        """About twenty lines over the run."""
+        step = max(1, event.total // 20)
+        if event.done == 0 or (event.done % step and event.done != event.total):
+            return
+        self._line(task_line(noun, event))
 
     def table(self, table: Table) -> None:
         self.console.print(table)
@@ -150,12 +172,16 @@ class JsonlReporter(Reporter):
     def epoch(self, record: Any) -> None:
         self._emit("epoch", **record.to_dict())
 
+    def task(self, noun: str, event: Any) -> None:
+        self._emit(noun, **vars(event))
+
     def finish(self, summary: dict[str, Any]) -> None:
         self._emit("finish", **summary)
 
 
 class RichReporter(Reporter):
-    """A live progress bar with the latest losses, metric, best epoch, lr and gradient norm."""
+    """Live progress bars: epochs with the latest losses, metric, best epoch, lr and gradient
+    norm; tasks of cv and tune with the last finished one's score."""
 
     def __init__(self, console: Console) -> None:
         super().__init__(console)
@@ -166,7 +192,7 @@ class RichReporter(Reporter):
     def message(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
 
-    def start(self, info: dict[str, Any]) -> None:
+    def _bar(self, label: str, total: int | None) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -176,9 +202,8 @@ class RichReporter(Reporter):
             TimeRemainingColumn,
         )
 
-        self.metric_name = info.get("metric_name", "metric")
         self._progress = Progress(
-            TextColumn("[bold]training"),
+            TextColumn(f"[bold]{label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -189,18 +214,28 @@ class RichReporter(Reporter):
             transient=False,
         )
         self._progress.start()
-        self._task = self._progress.add_task("train", total=info.get("epochs"), stats="")
+        self._task = self._progress.add_task(label, total=total, stats="")
+
+    def start(self, info: dict[str, Any]) -> None:
+        self.metric_name = info.get("metric_name", "metric")
+        self._bar("training", info.get("epochs"))
 
     def epoch(self, record: Any) -> None:
         if self._progress is None:
             return
         grad = max(record.grad_norms) if record.grad_norms else None
         stats = (
-            f"loss {_fmt(record.train_loss)} val {_fmt(record.val_loss)} "
-            f"{self.metric_name} {_fmt(record.val_metric)} best {record.best_epoch} "
-            f"lr {_fmt(record.lr)} |g| {_fmt(grad)}"
+            f"loss {fmt(record.train_loss)} val {fmt(record.val_loss)} "
+            f"{self.metric_name} {fmt(record.val_metric)} best {record.best_epoch} "
+            f"lr {fmt(record.lr)} |g| {fmt(grad)}"
         )
         self._progress.update(self._task, completed=record.epoch, stats=stats)
+
+    def task(self, noun: str, event: Any) -> None:
+        if self._progress is None:
+            self._bar(f"{noun}s", event.total)
+        last = "" if event.value is None else f"{event.what}: {event.metric} {fmt(event.value)}"
+        self._progress.update(self._task, completed=event.done, stats=last)
 
     def finish(self, summary: dict[str, Any]) -> None:
         self.close()
@@ -240,12 +275,3 @@ class ReporterHandler(logging.Handler):
             self.reporter.warning(text)
         else:
             self.reporter.message(text)
-
-
-def summary_table(title: str, rows: list[tuple[str, Any]]) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    for key, value in rows:
-        table.add_row(key, _fmt(value))
-    return table

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -25,9 +25,6 @@ from mlpcli.cli.options import (
     repeats_option,
     seed_option,
 )
-
-if TYPE_CHECKING:
-    from mlpcli.explain import Explanation
 
 METHOD_HELP = (
     "permutation (drop in --metric when a column is shuffled; needs the target), gradient "
@@ -148,6 +145,7 @@ def explain(
         mlpcli explain model.npz test.csv --repeats 20 --out importance.csv
     """
     from mlpcli import explain as lib
+    from mlpcli.cli import tables
     from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
@@ -180,33 +178,18 @@ def explain(
             decimal=decimal,
             transpose=transpose,
         )
-        if out is not None:
-            lib.write_table(result, out)
-        if plot is not None:
-            lib.plot(result, plot, top)
+        _write(result, out, plot, top)
     if json_out:
         typer.echo(result.to_json(), nl=False)
-    reporter.table(_table(result, top))
+    reporter.table(tables.explain_table(result, top))
     reporter.close()
 
 
-def _table(result: Explanation, top: int) -> Any:
-    from rich.table import Table
+def _write(result: Any, out: str | None, plot: str | None, top: int) -> None:
+    """The importance table (--out) and bar chart (--plot) asked for."""
+    from mlpcli import explain as lib
 
-    frame = result.to_frame().head(top)
-    title = f"Top {len(frame)} of {len(result.features)} features ({result.method}"
-    if result.metric is not None:
-        title += f"; baseline {result.metric} {result.baseline_score:.4g}"
-    table = Table(title=title + ")", title_justify="left")
-    columns = [c for c in ("rank", "feature", "importance", "sd", "effect") if c in frame]
-    for name in columns:
-        table.add_column(name, justify="left" if name == "feature" else "right")
-    for row in frame[columns].itertuples(index=False):
-        table.add_row(*(_fmt(value) for value in row))
-    return table
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "-" if value != value else f"{value:.4g}"
-    return str(value)
+    if out is not None:
+        lib.write_table(result, out)
+    if plot is not None:
+        lib.plot(result, plot, top)

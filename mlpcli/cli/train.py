@@ -11,6 +11,7 @@ from mlpcli.cli.common import (
     app,
     catch_signals,
     errors_to_exit_codes,
+    live_training,
     make_reporter,
     resolve_settings,
     use_cache,
@@ -106,57 +107,27 @@ def train(
 
         mlpcli train sample_data/expression.csv --target subtype --id sample_id --out model.npz
     """
-    from mlpcli import config as config_module
     from mlpcli import pipeline
-    from mlpcli.outputs import check_paths, commit_staged
+    from mlpcli.cli import tables
+    from mlpcli.outputs import commit_staged
 
     reporter = make_reporter(quiet, log_format, log_every)
     use_cache(cache_dir, no_cache)
-    base = None
-    if resume is not None:
-        from mlpcli import modelfile
-
-        base = config_module.Settings.from_dict(modelfile.read_metadata(resume)["settings"])
-    settings = resolve_settings(options, config, base)
-    check_paths(
-        {
-            "DATA": data,
-            "--valid-file": settings.data.valid_file,
-            "--test-file": test_file,
-            "--config": config,
-            "--resume": resume,
-        },
-        {
-            "--out": out,
-            "--metrics-out": metrics_out,
-            "--history-out": history_out,
-            "--split-out": split_out,
-            "--checkpoint": checkpoint,
-        },
-        # A checkpoint is read in full before training; continuing to checkpoint into it is fine.
-        may_share=[("--checkpoint", "--resume")],
-    )
+    settings = resolve_settings(options, config, _resumed_settings(resume))
+    side = {"metrics_out": metrics_out, "history_out": history_out, "split_out": split_out}
+    inputs = {"--test-file": test_file, "--config": config, "--resume": resume}
+    _check_paths(data, settings, inputs, {"out": out, "checkpoint": checkpoint, **side})
     with catch_signals() as signals:
-
-        def on_start(info: dict[str, Any]) -> None:
-            signals.training = True
-            reporter.start(info)
-
-        try:
+        with live_training(signals, reporter) as hooks:
             outcome = pipeline.train(
                 data,
                 settings,
-                callback=reporter.epoch,
-                should_stop=signals.stop_requested,
-                on_start=on_start,
                 checkpoint=checkpoint,
                 checkpoint_every=checkpoint_every,
                 resume=resume,
                 test_file=test_file,
+                **hooks,
             )
-        finally:
-            signals.training = False
-            reporter.close()
         interrupted = outcome.result.stop_reason == "interrupted"
         if interrupted and not save_on_interrupt:
             reporter.warning(
@@ -164,30 +135,48 @@ def train(
                 "the best weights so far)."
             )
         else:
-            outcome.written = pipeline.write_outputs(
-                outcome,
-                out,
-                metrics_out=metrics_out,
-                history_out=history_out,
-                split_out=split_out,
-                interrupted=interrupted,
-            )
-        reporter.table(_summary(outcome))
-        result = outcome.result
-        reporter.finish(
-            {
-                "epochs_run": result.epochs_run,
-                "best_epoch": result.best_epoch,
-                "stop_reason": result.stop_reason,
-                "best_value": result.best_value,
-                "monitor": result.monitor,
-                "seconds": round(result.seconds, 3),
-                "written": outcome.written,
-            }
-        )
+            outcome.written = pipeline.write_outputs(outcome, out, interrupted=interrupted, **side)
+        reporter.table(tables.train_summary(outcome))
+        reporter.finish(_finish_record(outcome))
     if interrupted:
         commit_staged()  # the model asked for by --save-on-interrupt, if any
         raise typer.Exit(128 + (signals.signum or signal.SIGINT))
+
+
+def _resumed_settings(resume: str | None) -> Any:
+    """A checkpoint's settings, under the flags given now; None without --resume."""
+    if resume is None:
+        return None
+    from mlpcli import config, modelfile
+
+    return config.Settings.from_dict(modelfile.read_metadata(resume)["settings"])
+
+
+def _check_paths(
+    data: str, settings: Any, inputs: dict[str, str | None], outputs: dict[str, str | None]
+) -> None:
+    from mlpcli.outputs import check_paths
+
+    check_paths(
+        {"DATA": data, "--valid-file": settings.data.valid_file, **inputs},
+        {"--" + name.replace("_", "-"): path for name, path in outputs.items()},
+        # A checkpoint is read in full before training; continuing to checkpoint into it is fine.
+        may_share=[("--checkpoint", "--resume")],
+    )
+
+
+def _finish_record(outcome: Any) -> dict[str, Any]:
+    """The run's last event (`finish` in --log-format jsonl)."""
+    result = outcome.result
+    return {
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "stop_reason": result.stop_reason,
+        "best_value": result.best_value,
+        "monitor": result.monitor,
+        "seconds": round(result.seconds, 3),
+        "written": outcome.written,
+    }
 
 
 @app.command()
@@ -240,41 +229,3 @@ def split(
         f"to {result.test} and the listing to {result.listing}."
     )
     reporter.close()
-
-
-def _summary(outcome: Any) -> Any:
-    from mlpcli.calibration import summary_rows
-    from mlpcli.cli.display import summary_table
-
-    result = outcome.result
-    rows: list[tuple[str, Any]] = [
-        ("task", outcome.prepared.task.task),
-        ("epochs run", result.epochs_run),
-        ("best epoch", result.best_epoch),
-        ("stop reason", result.stop_reason),
-        (f"best {result.monitor}", result.best_value),
-    ]
-    for split in ("validation", "test", "train"):
-        report = outcome.metrics.get(split)
-        if report:
-            for key in (
-                "accuracy",
-                "balanced_accuracy",
-                "f1_macro",
-                "roc_auc",
-                "r2",
-                "rmse",
-                "mae",
-            ):
-                value = report.get(
-                    key,
-                    report.get("average", {}).get(key)
-                    if isinstance(report.get("average"), dict)
-                    else None,
-                )
-                if isinstance(value, float):
-                    rows.append((f"{split} {key}", value))
-    rows.extend(summary_rows(outcome.metadata))
-    rows.append(("time", f"{result.seconds:.2f} s"))
-    rows.extend(("wrote", path) for path in outcome.written)
-    return summary_table("Training summary", rows)

@@ -1,0 +1,339 @@
+"""Every rich table mlpcli shows: training summary, cv and tune results, explanations, metric
+reports and the description of a model file. The commands build their result, then ask for
+its table here; numbers go through `display.fmt`, the one formatter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from mlpcli.cli.display import fmt
+
+if TYPE_CHECKING:
+    from mlpcli.explain import Explanation
+
+
+# --------------------------------------------------------------------------- train
+def summary_table(title: str, rows: list[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for key, value in rows:
+        table.add_row(key, fmt(value))
+    return table
+
+
+def train_summary(outcome: Any) -> Table:
+    from mlpcli.calibration import summary_rows
+
+    result = outcome.result
+    rows: list[tuple[str, Any]] = [
+        ("task", outcome.prepared.task.task),
+        ("epochs run", result.epochs_run),
+        ("best epoch", result.best_epoch),
+        ("stop reason", result.stop_reason),
+        (f"best {result.monitor}", result.best_value),
+    ]
+    for split in ("validation", "test", "train"):
+        report = outcome.metrics.get(split)
+        if report:
+            for key in (
+                "accuracy",
+                "balanced_accuracy",
+                "f1_macro",
+                "roc_auc",
+                "r2",
+                "rmse",
+                "mae",
+            ):
+                value = report.get(
+                    key,
+                    report.get("average", {}).get(key)
+                    if isinstance(report.get("average"), dict)
+                    else None,
+                )
+                if isinstance(value, float):
+                    rows.append((f"{split} {key}", value))
+    rows.extend(summary_rows(outcome.metadata))
+    rows.append(("time", f"{result.seconds:.2f} s"))
+    rows.extend(("wrote", path) for path in outcome.written)
+    return summary_table("Training summary", rows)
+
+
+# --------------------------------------------------------------------------- cv and tune
+def cv_table(result: Any, written: list[str]) -> Table:
+    grouping = "grouped, " if result.grouped else ""
+    grouping += "stratified, " if result.stratified else ""
+    table = Table(
+        title=f"Cross-validation: {result.folds} folds x {result.repeats} repeat(s), "
+        f"{grouping}{result.task}, {result.n_samples} samples",
+        title_justify="left",
+    )
+    for name in ("metric", "mean", "sd", "folds"):
+        table.add_column(name, justify="left" if name == "metric" else "right")
+    total = len(result.results)
+    for name, s in result.summary().items():
+        if name.startswith(("per_class.", "per_target.")):
+            continue
+        table.add_row(name, fmt(s["mean"]), fmt(s["sd"]), f"{s['n']}/{total}")
+    table.caption = "wrote " + ", ".join(written) if written else None
+    table.caption_justify = "left"
+    return table
+
+
+def tune_table(result: Any, written: list[str], top: int = 10) -> Table:
+    rows = result.rows()
+    better = "higher" if result.metric.greater_is_better else "lower"
+    scoring = f"{result.cv}-fold cv" if result.cv else "validation split"
+    table = Table(
+        title=f"Search: {result.search}, {len(rows)} candidate(s), {scoring}, "
+        f"{result.metric.name} ({better} is better)"
+        + (f"; best {top} shown" if len(rows) > top else ""),
+        title_justify="left",
+    )
+    columns = ["rank", *result.space.names, "mean", "sd", "seconds", "status"]
+    for name in columns:
+        table.add_column(name, justify="right" if name != "status" else "left")
+    from mlpcli.tuning import display
+
+    def cell(value: Any) -> str:  # a sampled 0.032720011216120115 reads as 0.03272
+        return fmt(value) if isinstance(value, float) else display(value)
+
+    for row in rows[:top]:
+        cells = [fmt(row["rank"]), *(cell(row[n]) for n in result.space.names)]
+        table.add_row(*cells, fmt(row["mean"]), fmt(row["sd"]), fmt(row["seconds"]), row["status"])
+    table.caption = "wrote " + ", ".join(written) if written else None
+    table.caption_justify = "left"
+    return table
+
+
+# --------------------------------------------------------------------------- explain
+def explain_table(result: Explanation, top: int) -> Table:
+    frame = result.to_frame().head(top)
+    title = f"Top {len(frame)} of {len(result.features)} features ({result.method}"
+    if result.metric is not None:
+        title += f"; baseline {result.metric} {result.baseline_score:.4g}"
+    table = Table(title=title + ")", title_justify="left")
+    columns = [c for c in ("rank", "feature", "importance", "sd", "effect") if c in frame]
+    for name in columns:
+        table.add_column(name, justify="left" if name == "feature" else "right")
+    for row in frame[columns].itertuples(index=False):
+        table.add_row(*(fmt(value) for value in row))
+    return table
+
+
+# --------------------------------------------------------------------------- evaluate and inspect
+def _table(title: str, header: list[str] | None, rows: list[list[Any]]) -> Any:
+    """Numbers right-aligned under a header; a headerless table is `what: value` pairs."""
+    table = Table(title=title, title_justify="left", show_header=header is not None)
+    for i, name in enumerate(header or ["", ""]):
+        right = header is not None and i > 0
+        table.add_column(
+            name,
+            justify="right" if right else "left",
+            style="bold" if i == 0 else None,
+            overflow="fold",
+            no_wrap=header is not None,
+        )
+    for row in rows:
+        table.add_row(*(fmt(v) for v in row))
+    return table
+
+
+def _pairs(title: str, values: dict[str, Any], keys: tuple[str, ...] | None = None) -> Any:
+    chosen = keys if keys is not None else tuple(values)
+    return _table(title, None, [[k, values.get(k)] for k in chosen if k in values])
+
+
+_SUMMARY = (
+    "accuracy",
+    "balanced_accuracy",
+    "positive_class",
+    "sensitivity",
+    "specificity",
+    "mcc",
+    "roc_auc",
+    "average_precision",
+    "log_loss",
+    "brier",
+    "threshold",
+)
+
+
+def _classification_tables(report: dict[str, Any], title: str) -> list[Any]:
+    summary = {k: report[k] for k in _SUMMARY if report.get(k) is not None}
+    for average in ("macro_avg", "weighted_avg"):
+        for key in ("precision", "recall", "f1"):
+            summary[f"{key} ({average[:-4]})"] = report[average][key]
+    per_class = [
+        [label, row["precision"], row["recall"], row["f1"], row["support"]]
+        for label, row in report["per_class"].items()
+    ]
+    confusion = report["confusion_matrix"]
+    matrix = [
+        [label, *counts]
+        for label, counts in zip(confusion["labels"], confusion["matrix"], strict=True)
+    ]
+    return [
+        _pairs(title, summary),
+        _table("Per class", ["class", "precision", "recall", "f1", "support"], per_class),
+        _table(
+            "Confusion matrix (rows: true class, columns: predicted)",
+            ["true \\ predicted", *confusion["labels"]],
+            matrix,
+        ),
+    ]
+
+
+_MULTILABEL = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "mcc",
+    "roc_auc",
+    "average_precision",
+    "log_loss",
+    "brier",
+    "support",
+)
+
+
+def _by_metric(title: str, columns: dict[str, dict[str, Any]], keys: list[str]) -> Any:
+    """One row per metric and one column per target: narrow enough for any terminal."""
+    rows = [[key, *(values.get(key) for values in columns.values())] for key in keys]
+    return _table(title, ["metric", *columns], rows)
+
+
+def _multilabel_tables(report: dict[str, Any], title: str) -> list[Any]:
+    summary = _pairs(title, report, ("subset_accuracy", "hamming_loss", "threshold"))
+    columns = {**report["per_target"], "macro average": report["macro_avg"]}
+    return [summary, _by_metric("Per target", columns, list(_MULTILABEL))]
+
+
+def _regression_tables(report: dict[str, Any], title: str) -> list[Any]:
+    columns = dict(report["per_target"])
+    if len(columns) > 1:
+        columns["average"] = report["average"]
+    return [_by_metric(title, columns, list(report["average"]))]
+
+
+#: report task -> rich tables of the report.
+REPORT_TABLES: dict[str, Callable[[dict[str, Any], str], list[Any]]] = {
+    "binary": _classification_tables,
+    "multiclass": _classification_tables,
+    "multilabel": _multilabel_tables,
+    "regression": _regression_tables,
+}
+
+
+def report_tables(report: dict[str, Any], title: str) -> list[Any]:
+    """Rich tables of a metrics report (as `metrics.*_report` return it)."""
+    return REPORT_TABLES[report["task"]](report, title)
+
+
+def evaluation_tables(document: dict[str, Any]) -> list[Table]:
+    """The tables of `evaluate`, titled with what was scored (and a warning on training data)."""
+    title = (
+        f"{document['task']} metrics on {document['n_evaluated']} row(s) of '{document['data']}'"
+    )
+    if document["n_missing_target"]:
+        title += f" ({document['n_missing_target']} without a target left out)"
+    if document.get("data_overlap", {}).get("training_data"):
+        title = f"Training data — not a test: {title}"
+    return report_tables(document["metrics"], title)
+
+
+def inspect_renderables(doc: dict[str, Any], limit: int, width: int) -> list[Any]:
+    """What `inspect` prints: the model's tables, its learning curve, its validation metrics."""
+    from rich.text import Text
+
+    from mlpcli import predicting
+
+    shown: list[Any] = list(inspect_tables(doc, limit))
+    curve = predicting.learning_curve(doc["history"], width=min(60, width - 14))
+    if curve:
+        shown.append(Text("Learning curve (loss per epoch)", style="bold"))
+        shown.append(Text("\n".join(curve)))
+    validation = doc["metrics"].get("validation")
+    if validation:
+        shown.extend(report_tables(validation, "Validation metrics (at training time)"))
+    return shown
+
+
+def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
+    from mlpcli.calibration import summary_rows
+
+    arch = doc["architecture"]
+    target = doc["target"]
+    overview = {
+        "model": doc["model"],
+        "task": doc["task"],
+        "why": doc["task_reason"],
+        "targets": target["targets"],
+        "labels": target["labels"] if doc["task"] != "regression" else None,
+        "ID columns": doc["id_columns"],
+        "inputs": f"{doc['preprocessing']['n_columns']} columns -> {arch['n_inputs']} values",
+        "parameters": arch["n_parameters"],
+        "loss": arch["loss"],
+        "dtype": arch["dtype"],
+        "format version": doc["format_version"],
+        "export formats": ", ".join(f"{k} ({v})" for k, v in doc["export_formats"].items()),
+    }
+    if "scaling" in target:
+        overview["target mean"] = target["scaling"]["mean"]
+        overview["target std"] = target["scaling"]["std"]
+    overview.update(summary_rows(doc))
+    layers = [
+        [
+            layer["name"],
+            f"{layer['inputs']} -> {layer['units']}",
+            layer["activation"],
+            layer["batchnorm"],
+            layer["dropout"],
+            layer["residual"],
+            layer["n_parameters"],
+        ]
+        for layer in arch["layers"]
+    ]
+    layers.append(["total", "", "", "", "", "", arch["n_parameters"]])
+    training = {k: v for k, v in doc["training"].items() if k not in ("inputs", "command")}
+    for item in doc["training"].get("inputs", []):
+        training[f"sha256 {item['path']}"] = item["sha256"]
+    hyper = {"optimizer": doc["optimizer"].get("name")}
+    hyper.update({k: v for k, v in doc["optimizer"].items() if k != "name"})
+    hyper.update({k: v for k, v in doc["hyperparameters"].items() if k not in hyper})
+    features = doc["preprocessing"]["features"]
+    shown = features if limit == 0 else features[:limit]
+    feature_rows = [_feature_row(f) for f in shown]
+    title = "Preprocessing"
+    if len(shown) < len(features):
+        title += f" (first {len(shown)} of {len(features)} columns; --rows 0 or --json for all)"
+    return [
+        _pairs("Model", overview),
+        _table(
+            "Architecture",
+            ["layer", "units", "activation", "batchnorm", "dropout", "residual", "params"],
+            layers,
+        ),
+        _pairs("Optimizer and hyperparameters", hyper),
+        _table(title, ["column", "kind", "imputation", "scaling / encoding"], feature_rows),
+        _pairs("Training", training),
+    ]
+
+
+def _feature_row(record: dict[str, Any]) -> list[Any]:
+    if record["kind"] == "categorical":
+        levels = record["levels"]
+        missing = "own level" if "__missing__" in levels else "all zeros"
+        return [record["column"], "categorical", f"missing: {missing}", f"one-hot: {fmt(levels)}"]
+    imputation = f"{record['impute']} = {record['impute_value']:.4g}"
+    if record["missing_indicator"]:
+        imputation += " + indicator"
+    scaling = f"{record['scaling']}: (x - {record['center']:.4g}) / {record['scale']:.4g}"
+    if record["log1p"]:
+        scaling = "log1p, then " + scaling
+    return [record["column"], "numeric", imputation, scaling]
