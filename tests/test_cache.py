@@ -257,3 +257,71 @@ def test_cache_and_no_cache_together_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--no-cache" in result.output
+
+
+# --------------------------------------------------------------------------- reading in blocks
+def _rows(n: int, start: int = 0) -> str:
+    return "".join(
+        f'S{i:03d},{i * 0.5:.2f},{i % 7},"x, ""{i}""\ny",c{i % 3}\n' for i in range(start, n)
+    )
+
+
+BLOCK_CASES = {
+    "quotes-newlines": "id,x,n,t,label\n" + _rows(300),
+    "missing": "id,x,n,t,label\n" + _rows(150) + 'S999,NA,,"",\n' + _rows(300, 150),
+    "int-then-float": "id,x,n,t,label\n" + _rows(200) + "S998,1.0,2.5,q,c1\n",
+    "text-in-a-late-block": "id,x,n,t,label\n" + _rows(200) + "S997,oops,1,q,c1\n",
+    "decimal-comma": "id;x;n\n" + "".join(f"S{i};{i},{i % 10};{i}\n" for i in range(400)),
+    "crlf": "id,x,n,t,label\r\n" + _rows(200).replace("\n", "\r\n"),
+    "no-final-newline": "id,x,n,t,label\n" + _rows(200).rstrip("\n"),
+}
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of a few records, so the small tables below are parsed in many blocks."""
+    monkeypatch.setattr(read, "BLOCK_BYTES", 300)
+    monkeypatch.setattr(read, "FIRST_BLOCK_BYTES", 200)
+
+
+@pytest.mark.parametrize("case", sorted(BLOCK_CASES))
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_blocks_give_the_frame_of_one_pandas_call(
+    case: str, suffix: str, tmp_path: Path, small_blocks: None
+) -> None:
+    import gzip
+
+    text = BLOCK_CASES[case].encode("utf-8")
+    path = tmp_path / f"t{suffix}"
+    path.write_bytes(gzip.compress(text) if suffix.endswith(".gz") else text)
+    decimal = "," if case == "decimal-comma" else "."
+    sep = ";" if case == "decimal-comma" else None
+    kwargs = {"text_columns": ["id"], "decimal": decimal, "sep": sep}
+    blocks = read._parse_table(path, sep, decimal, None, False, None, text_columns=["id"])
+    whole = read._parse_table(
+        path, sep, decimal, None, False, None, text_columns=["id"], in_blocks=False
+    )
+    pd.testing.assert_frame_equal(blocks.frame, cache.canonical(whole.frame))
+    assert blocks.sha256 == whole.sha256
+    assert read_table(path, **kwargs).frame.equals(blocks.frame)  # type: ignore[arg-type]
+
+
+def test_stdin_is_read_whole_with_the_same_frame(tmp_path: Path, small_blocks: None) -> None:
+    import io
+
+    text = BLOCK_CASES["quotes-newlines"].encode("utf-8")
+    path = tmp_path / "t.csv"
+    path.write_bytes(text)
+    piped = read_table("-", stdin=io.BytesIO(text), text_columns=["id"])
+    pd.testing.assert_frame_equal(piped.frame, read_table(path, text_columns=["id"]).frame)
+
+
+def test_a_bad_line_in_a_late_block_keeps_its_file_line_number(
+    tmp_path: Path, small_blocks: None
+) -> None:
+    from mlpcli.errors import DataError
+
+    path = tmp_path / "bad.csv"
+    path.write_text("a,b\n" + "1,2\n" * 200 + "1,2,3\n" + "1,2\n" * 20, encoding="utf-8")
+    with pytest.raises(DataError, match="line 202 has 3 fields but earlier lines have 2"):
+        read_table(path)

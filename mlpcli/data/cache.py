@@ -297,7 +297,7 @@ class Entry:
             if c["kind"] == "text":
                 blocks.append((self._text(c), np.asarray([position], dtype=np.intp)))
         names = pd.Index([c["name"] for c in columns], dtype=self.meta["table"]["columns_dtype"])
-        return _frame_from_blocks(blocks, index, names)
+        return frame_from_blocks(blocks, index, names)
 
     def _text(self, column: Mapping[str, Any]) -> Any:
         import pandas as pd
@@ -319,7 +319,10 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
     if not floats or not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
         return frame
     n_rows = len(frame)
-    columns_t = frame.iloc[:, floats].to_numpy().T  # (k, n_rows): a view of a single block
+    values = frame.iloc[:, floats].to_numpy()  # a view when the floats are one block
+    if values.flags.c_contiguous and np.shares_memory(values, frame.iloc[:, floats[0]].array):
+        return frame  # already one row-major block
+    columns_t = values.T
     matrix = np.empty((n_rows, len(floats)), dtype=np.float32)
     for start in range(0, n_rows, TRANSPOSE_ROWS):  # in cache-sized pieces: 2x a plain copy
         matrix[start : start + TRANSPOSE_ROWS] = columns_t[:, start : start + TRANSPOSE_ROWS].T
@@ -328,14 +331,14 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
         column = frame.iloc[:, position]
         values = column.to_numpy()[None, :] if isinstance(column.dtype, np.dtype) else column.array
         blocks.append((values, np.asarray([position], np.intp)))
-    return _frame_from_blocks(blocks, frame.index, frame.columns)
+    return frame_from_blocks(blocks, frame.index, frame.columns)
 
 
 #: Rows per piece of the blocked transpose (100 float32 columns: 400 KB, in L2).
 TRANSPOSE_ROWS = 1024
 
 
-def _frame_from_blocks(
+def frame_from_blocks(
     blocks: list[tuple[Any, NDArray[np.intp]]], index: pd.Index, columns: pd.Index
 ) -> pd.DataFrame:
     """A frame whose float block is the memory map itself (pandas >= 3), else built by columns."""
