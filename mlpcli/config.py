@@ -27,9 +27,11 @@ Parser = Callable[[str, Any], Any]
 #: (tests/test_task.py checks that the two agree).
 TASKS = ("auto", "binary", "multiclass", "multilabel", "regression")
 IMPUTE = ("median", "mean", "constant")
-SCALE = ("standard", "minmax", "robust", "none")
+SCALE = ("standard", "minmax", "robust", "robust_range", "none")
 HIGH_CARDINALITY = ("frequency", "onehot")
+CLIPS = ("none", "smooth")
 HIDDEN_ACTIVATIONS = (
+    "auto",
     "identity",
     "sigmoid",
     "tanh",
@@ -38,6 +40,8 @@ HIDDEN_ACTIVATIONS = (
     "softplus",
     "elu",
     "gelu",
+    "selu",
+    "mish",
 )
 OUTPUT_ACTIVATIONS = ("auto", "identity", "sigmoid", "softmax", "relu", "softplus")
 LOSSES = ("auto", "mse", "mae", "huber", "bce", "ce")
@@ -50,6 +54,33 @@ DTYPES = ("float32", "float64")
 THRESHOLD_METRICS = ("youden", "f1")
 #: Optimizers that need the full batch (the trainer refuses mini-batches for them).
 FULL_BATCH_OPTIMIZERS = ("gd", "rprop")
+#: How the recipe's members hold their hidden weights (`nn.recipe.ENSEMBLE_KINDS`).
+ENSEMBLE_KINDS = ("packed", "batch")
+#: Numeric embeddings of the recipe (`nn.recipe.EMBEDDINGS`).
+EMBEDDINGS = ("none", "pbld", "ple")
+
+#: Preset name -> the option values it stands for; options given on the command line or in
+#: `--config` override them. `classic` is the lecture's MLP (the options' own defaults);
+#: `realmlp_td` is the quality recipe (`nn.recipe`: RealMLP-TD, Holzmueller et al. 2024), whose
+#: task-dependent values (activation `auto`, learning rate, label smoothing) follow the task.
+PRESETS: dict[str, dict[str, Any]] = {
+    "classic": {},
+    "realmlp_td": {
+        "hidden": "256,256,256",
+        "activation": "auto",
+        "dropout": 0.15,
+        "weight_decay": 0.02,
+        "beta2": 0.95,
+        "epochs": 256,
+        "batch_size": 256,
+        "optimizer": "adamw",
+        "patience": "off",
+        "monitor": "val_metric",
+        "scale": "robust_range",
+        "clip": "smooth",
+        "embedding": "pbld",
+    },
+}
 
 
 def flag(name: str) -> str:
@@ -462,7 +493,18 @@ class PreprocessConfig:
     missing_indicators: bool = option(
         False, "Add a 0/1 column per feature that had missing values.", parse_bool
     )
-    scale: str = option("standard", "Feature scaling.", choice(SCALE), choices=SCALE)
+    scale: str = option(
+        "standard",
+        "Feature scaling (robust_range: median and IQR, as RealMLP-TD).",
+        choice(SCALE),
+        choices=SCALE,
+    )
+    clip: str = option(
+        "none",
+        "Clipping after scaling: smooth is x / sqrt(1 + (x/3)^2) (RealMLP-TD).",
+        choice(CLIPS),
+        choices=CLIPS,
+    )
     log1p: bool = option(False, "Apply log(1 + x) to numeric features (counts).", parse_bool)
     top_variance: int | None = option(
         None,
@@ -497,6 +539,46 @@ class PreprocessConfig:
 class ModelConfig:
     """The network's architecture."""
 
+    preset: str = option(
+        "classic",
+        "A set of defaults: classic (the lecture's MLP) or realmlp_td (the quality recipe: "
+        "robust scaling, periodic embeddings, 3 x 256 SELU/Mish, AdamW on a coslog4 schedule; "
+        "see README). Options you give override the preset's values.",
+        choice(tuple(PRESETS)),
+        choices=tuple(PRESETS),
+    )
+    ensemble: int = option(
+        1,
+        "Members of the ensemble, trained at once and averaged (--preset realmlp_td).",
+        number(int, 1, 64),
+        metavar="K",
+    )
+    ensemble_kind: str = option(
+        "packed",
+        "How members hold their hidden weights: packed (each its own) or batch (a shared "
+        "matrix with per-member rank-1 adapters, BatchEnsemble/TabM).",
+        choice(ENSEMBLE_KINDS),
+        choices=ENSEMBLE_KINDS,
+    )
+    bag: bool = option(
+        False,
+        "Train each ensemble member on its own bootstrap-free share: member k leaves out "
+        "fold k of K (needs --ensemble K of at least 2).",
+        parse_bool,
+    )
+    embedding: str = option(
+        "none",
+        "Numeric embedding in front of the recipe's network: pbld (periodic) or ple "
+        "(piecewise-linear) (--preset realmlp_td).",
+        choice(EMBEDDINGS),
+        choices=EMBEDDINGS,
+    )
+    label_smoothing: float | None = option(
+        None,
+        "Label smoothing of the cross-entropy (--preset realmlp_td) [default: 0.1 for "
+        "classification, else 0].",
+        number(float, 0.0, 1.0, high_inclusive=False, optional=True),
+    )
     hidden: tuple[int, ...] = option(
         (64, 32),
         "Hidden layer sizes, comma-separated; empty ('') for none.",
@@ -505,7 +587,8 @@ class ModelConfig:
     )
     activation: tuple[str, ...] = option(
         ("relu",),
-        "Hidden activation, one for all or one per layer, comma-separated.",
+        "Hidden activation, one for all or one per layer, comma-separated "
+        "(auto: SELU for classification, Mish for regression).",
         parse_activation,
         metavar="NAME",
         choices=HIDDEN_ACTIVATIONS,
@@ -739,9 +822,16 @@ def resolve(values: Mapping[str, Any], base: Settings | None = None, source: str
     """Settings from flat option values (None means "not given"), over `base` or the defaults.
 
     Unknown names are a `UsageError` that names them; `source` says where they came from.
+    A `preset` other than the base's first sets every option of that preset (`PRESETS`), then
+    the other values given here override them.
     """
     fields = all_fields()
     base = base or Settings()
+    given = {normalise_key(k): v for k, v in values.items() if v is not None}
+    if "preset" in given:
+        name = fields["preset"][1].metadata["parse"]("preset", given["preset"])
+        if name != base.model.preset:
+            values = {**PRESETS[name], **given}
     changes: dict[str, dict[str, Any]] = {}
     unknown = []
     for raw_key, value in values.items():

@@ -380,6 +380,12 @@ class Onnx(ExportFormat):
     module = "onnx"
 
     def unsupported(self, metadata: Mapping[str, Any]) -> str | None:
+        if "recipe" in metadata:
+            preset = metadata["recipe"].get("preset", "the recipe")
+            return (
+                f"a --preset {preset} model (embeddings, member ensemble) has no ONNX form "
+                "here; export a --preset classic model"
+            )
         arch = metadata.get("architecture", {})
         names = [*arch.get("activation", []), arch.get("output_activation")]
         missing = sorted({str(n) for n in names if n not in ACTIVATIONS})

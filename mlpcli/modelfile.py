@@ -278,6 +278,9 @@ METADATA = Record(
         ),
         "checkpoint": OBJECT,
         "search": OBJECT,
+        "recipe": Record(
+            {"preset": TEXT, "config": OBJECT, "numeric": ListOf(COUNT), "loss": TEXT}, {}
+        ),
     },
 )
 
@@ -317,14 +320,27 @@ def level_record(column: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def preset_name(meta: Mapping[str, Any]) -> str:
+    """Which preset trained a model: the recipe's name, else classic (files from before
+    presets existed are classic too)."""
+    if "recipe" in meta:
+        return str(meta["recipe"].get("preset", "realmlp_td"))
+    return str(meta.get("settings", {}).get("model", {}).get("preset", "classic"))
+
+
 def expected_arrays(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """Every array a model with this (validated) metadata holds and its shape, from the
     metadata alone: the network's from its architecture, the preprocessing's from its column
     list, the target scaling's from the targets. Checkpoint loop state is not included."""
     from mlpcli.nn.network import Architecture, state_shapes
 
-    arch = Architecture.from_dict(meta["architecture"])
-    shapes = {f"net.{k}": v for k, v in state_shapes(arch).items()}
+    if "recipe" in meta:  # --preset realmlp_td: the recipe network's arrays
+        from mlpcli.presets import state_shapes as recipe_shapes
+
+        shapes = {f"net.{k}": v for k, v in recipe_shapes(dict(meta)).items()}
+    else:
+        arch = Architecture.from_dict(meta["architecture"])
+        shapes = {f"net.{k}": v for k, v in state_shapes(arch).items()}
     n_numeric = sum(1 for c in meta["preprocessing"]["columns"] if c["kind"] == "numeric")
     shapes.update({f"pre.{k}": (n_numeric,) for k in PREPROCESSING_ARRAYS})
     n_targets = len(meta["target"]["targets"])

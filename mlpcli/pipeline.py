@@ -24,12 +24,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpcli import __version__, calibration, data, modelfile, optimizers, schedules, splitting
+from mlpcli import (
+    __version__,
+    calibration,
+    data,
+    modelfile,
+    optimizers,
+    presets,
+    schedules,
+    splitting,
+)
 from mlpcli import task as tasks
 from mlpcli.config import FULL_BATCH_OPTIMIZERS, Settings
 from mlpcli.errors import DataError, UsageError, warn_or_fail
 from mlpcli.limits import check_memory, network_bytes
 from mlpcli.nn.network import MLP, Architecture
+from mlpcli.nn.recipe import RecipeNet
 from mlpcli.outputs import atomic_path, provenance, write_text
 from mlpcli.preprocessing import Preprocessor, TargetEncoder
 from mlpcli.training import EpochRecord, FitOptions, FitResult, Trainer
@@ -386,6 +396,7 @@ def encode_split(
         fill_value=p.fill_value,
         missing_indicators=p.missing_indicators,
         scale=p.scale,
+        clip=p.clip,
         log1p=p.log1p,
         max_levels=p.max_levels,
         min_level_count=p.min_level_count,
@@ -522,6 +533,7 @@ def build_network(
     )
     loss = tasks.get(kind).default_loss if m.loss == "auto" else m.loss
     activation = m.activation * len(m.hidden) if len(m.activation) == 1 else m.activation
+    activation = tuple(presets.auto_activation(kind) if a == "auto" else a for a in activation)
     decoupled = settings.train.optimizer == "adamw"
     arch = Architecture(
         n_inputs=n_inputs,
@@ -635,10 +647,17 @@ class TrainOutcome:
 def make_trainer(settings: Settings, prepared: PreparedData, rng: np.random.Generator) -> Trainer:
     """The network, optimizer, schedule and loop options for prepared data."""
     kind = prepared.task.task
-    net = build_network(settings, prepared.X.shape[1], prepared.target_encoder.n_outputs, kind, rng)
+    options = fit_options(settings, kind, prepared.X_val is not None)
+    n_outputs = prepared.target_encoder.n_outputs
+    if presets.uses_recipe(settings):
+        return presets.make_recipe_trainer(
+            settings, prepared.X, n_outputs, kind, prepared.preprocessor, options, rng,
+            epoch_metric(kind)[1],
+        )  # fmt: skip
+    presets.check_classic(settings)
+    net = build_network(settings, prepared.X.shape[1], n_outputs, kind, rng)
     optimizer = build_optimizer(settings)
     schedule = build_schedule(settings, optimizer.lr)
-    options = fit_options(settings, kind, prepared.X_val is not None)
     return Trainer(net, optimizer, options, rng, schedule, epoch_metric(kind)[1])
 
 
@@ -822,7 +841,7 @@ def model_contents(
         "settings": settings.to_dict(),
         "optimizer": {
             "name": settings.train.optimizer,
-            **build_optimizer(settings).hyperparameters(),
+            **presets.optimizer_hyperparameters(net, build_optimizer(settings)),
         },
         "training": {
             "epochs_run": result.epochs_run,
@@ -840,6 +859,8 @@ def model_contents(
         "provenance": provenance(command, prepared.inputs, settings.train.seed),
         "data": training_fingerprints(prepared),
     }
+    if isinstance(net, RecipeNet):
+        metadata["recipe"] = presets.recipe_metadata(net, settings)
     return metadata, arrays
 
 

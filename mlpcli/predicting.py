@@ -37,7 +37,7 @@ from mlpcli import modelfile, overlap
 from mlpcli import task as tasks
 from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.outputs import STDOUT, atomic_path, provenance, sha256_file
-from mlpcli.trained import FORWARD_BLOCK, TrainedModel, forward, load_trained
+from mlpcli.trained import FORWARD_BLOCK, TrainedModel, check_ensemble, forward, load_trained
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -299,6 +299,7 @@ class PredictOptions:
     sep: str | None = None  # None: as in training
     decimal: str | None = None
     transpose: bool | None = None
+    spread: bool = False  # the ensemble members' standard deviation per row
 
 
 @dataclass
@@ -352,13 +353,16 @@ def prediction_frame(
     proba: bool = True,
     threshold: float = 0.5,
     first_row: int = 1,
+    spread: bool = False,
 ) -> pd.DataFrame:
     """Predictions for the rows of a raw table: ID columns (or `row` numbers from `first_row`),
     `prediction` (`prediction_<target>` for several targets) as label strings or original units,
-    then `proba_<label>` per class for classification."""
+    then `proba_<label>` per class for classification, then with `spread` the ensemble
+    members' standard deviation of each probability (`spread_<label>`) or value (`spread`)."""
     import pandas as pd
 
-    P = forward(model, frame)
+    members = forward(model, frame, members=True) if spread else None
+    P = forward(model, frame) if members is None else members.mean(axis=0)
     encoder = model.encoder
     out: dict[str, Any] = {}
     for name in ids:
@@ -374,7 +378,25 @@ def prediction_frame(
             out[f"prediction_{target}"] = decoded[:, j]
     if proba:
         out.update(tasks.get(encoder.task).proba_columns(encoder.labels, P))
+    if members is not None:
+        out.update(spread_columns(encoder, members))
     return pd.DataFrame(out, copy=False)
+
+
+def spread_columns(encoder: TargetEncoder, members: NDArray[Any]) -> dict[str, NDArray[Any]]:
+    """The members' standard deviation per row: of each class probability, or of each
+    regression value in the target's units."""
+    spec = tasks.get(encoder.task)
+    if spec.classification:
+        proba = np.stack([spec.probabilities(M) for M in members])
+        names = [f"spread_{label}" for label in encoder.labels]
+    else:
+        proba = np.stack([np.asarray(encoder.decode(M), dtype=np.float64) for M in members])
+        names = (
+            ["spread"] if len(encoder.targets) == 1 else [f"spread_{t}" for t in encoder.targets]
+        )
+    sd = proba.std(axis=0)
+    return {name: sd[:, j] for j, name in enumerate(names)}
 
 
 def predict_frame(
@@ -386,7 +408,7 @@ def predict_frame(
     ids = id_columns(model, frame.columns, "the table", options.ids)
     check_columns(model, frame.columns, "the table")
     threshold = _threshold(model, options.threshold)
-    return prediction_frame(model, frame, ids, options.proba, threshold)
+    return prediction_frame(model, frame, ids, options.proba, threshold, spread=options.spread)
 
 
 # --- writing
@@ -510,6 +532,8 @@ def predict_file(
     model = _load(model)
     options = options or PredictOptions()
     threshold = _threshold(model, options.threshold)
+    if options.spread:
+        check_ensemble(model)
     if out != STDOUT:
         output_format(out)  # a bad name fails before any reading
     wanted = options.ids or tuple(model.id_columns)
@@ -543,7 +567,13 @@ def predict_file(
                 )
                 ids = id_columns(model, chunk.columns, table.source, options.ids)
             frame = prediction_frame(
-                model, chunk, ids, options.proba, threshold, first_row=summary.n_rows + 1
+                model,
+                chunk,
+                ids,
+                options.proba,
+                threshold,
+                first_row=summary.n_rows + 1,
+                spread=options.spread,
             )
             write(frame, summary.n_chunks == 0)
             summary.columns = list(frame.columns)
@@ -832,6 +862,8 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "mlpcli_version": meta["mlpcli_version"],
         "task": meta["task"],
         "task_reason": meta.get("task_reason"),
+        "preset": modelfile.preset_name(meta),
+        "recipe": meta.get("recipe", {}).get("config"),
         "target": labels,
         "id_columns": meta.get("id_columns", []),
         "architecture": {

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mlpcli import __version__, calibration, plotting
+from mlpcli import __version__, calibration, modelfile, plotting
 from mlpcli import task as tasks
 from mlpcli.outputs import check_writable, sha256_file, write_text
 
@@ -215,6 +215,10 @@ def _levels(levels: list[Any], shown: int = 12) -> str:
     return text + (f", … ({len(levels)} in all)" if len(levels) > shown else "")
 
 
+#: The recipe's settings shown in the report beside the architecture (a `--preset` model).
+REPORTED_RECIPE = ("embedding", "n_members", "ensemble", "label_smoothing", "lr", "lr_schedule")
+
+
 def _architecture_section(meta: dict[str, Any]) -> str:
     arch = meta.get("architecture", {})
     sizes = [arch.get("n_inputs"), *arch.get("hidden_layer_sizes", []), arch.get("n_outputs")]
@@ -238,6 +242,9 @@ def _architecture_section(meta: dict[str, Any]) -> str:
         for key in ("loss", "dtype", "batchnorm", "dropout", "residual", "weight_decay", "init")
         if key in arch
     ]
+    recipe = meta.get("recipe", {}).get("config", {})
+    others.insert(0, ("preset", modelfile.preset_name(meta)))
+    others += [(key, recipe[key]) for key in REPORTED_RECIPE if key in recipe]
     body = _table(rows, header=["layer", "units", "activation", "parameters"]) + _kv(others)
     return _section("architecture", "Architecture", body)
 
@@ -550,7 +557,6 @@ def write_report(
     command: list[str] | None = None,
 ) -> Path:
     """`mlpcli report`: read the model (and test table), render, write `out` atomically."""
-    from mlpcli import modelfile
     from mlpcli.outputs import provenance as provenance_of
 
     plotting.require_matplotlib("mlpcli report")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,11 +54,17 @@ def one_blas_thread() -> Any:
     return _BLAS[0].limit(limits=1, user_api="blas")
 
 
-def forward(model: TrainedModel, frame: pd.DataFrame) -> NDArray[np.floating]:
+def forward(
+    model: TrainedModel, frame: pd.DataFrame, members: bool = False
+) -> NDArray[np.floating]:
     """Network outputs for the rows of a raw table, in blocks of `FORWARD_BLOCK` rows on one
-    BLAS thread: the same row gives the same bits in any chunk, on any machine size."""
+    BLAS thread: the same row gives the same bits in any chunk, on any machine size. With
+    `members`, an ensemble's (K, n, outputs) member outputs, whose mean is the usual output."""
     X = model.transform(frame)
     net = model.net
+    if members:
+        check_ensemble(model)
+        return _member_forward(model.net, X)
     out = np.empty((len(X), net.architecture.n_outputs), dtype=net.dtype)
     with one_blas_thread():
         for start in range(0, len(X), FORWARD_BLOCK):
@@ -68,6 +74,30 @@ def forward(model: TrainedModel, frame: pd.DataFrame) -> NDArray[np.floating]:
                 padding = np.zeros((FORWARD_BLOCK - rows, X.shape[1]), X.dtype)
                 block = np.concatenate([block, padding])
             out[start : start + rows] = net.forward(block, batch_size=FORWARD_BLOCK)[:rows]
+    return out
+
+
+def check_ensemble(model: TrainedModel, option: str = "--spread") -> None:
+    """Refuse a model with no ensemble members to spread over."""
+    net: Any = model.net
+    if not hasattr(net, "member_outputs") or net.config.n_members < 2:
+        raise UsageError(
+            f"{option} needs an ensemble model; '{model.path}' has one network. Train one with "
+            "--preset realmlp_td --ensemble K."
+        )
+
+
+def _member_forward(net: Any, X: np.ndarray) -> NDArray[np.floating]:
+    """Member outputs in the same zero-padded blocks as `forward` (same bits in the mean)."""
+    out = np.empty((net.config.n_members, len(X), net.n_outputs), dtype=net.dtype)
+    with one_blas_thread():
+        for start in range(0, len(X), FORWARD_BLOCK):
+            block = X[start : start + FORWARD_BLOCK]
+            rows = len(block)
+            if rows < FORWARD_BLOCK:
+                padding = np.zeros((FORWARD_BLOCK - rows, X.shape[1]), X.dtype)
+                block = np.concatenate([block, padding])
+            out[:, start : start + rows] = net.member_outputs(block, FORWARD_BLOCK)[:, :rows]
     return out
 
 
@@ -144,8 +174,13 @@ def trained_from_contents(
                 f"'{path}': the metadata says task '{shorten(meta['task'])}' but the target "
                 f"encoding is {encoder.task}; the file is damaged; retrain it."
             )
-        net = MLP.from_architecture(arch, seed=0)
-        net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
+        if "recipe" in meta:
+            from mlpcli.presets import load_net
+
+            net = cast(MLP, load_net(meta, arrays))
+        else:
+            net = MLP.from_architecture(arch, seed=0)
+            net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
         temperature = meta.get("calibration", {}).get("temperature")
         if temperature is not None:  # range checked by the metadata schema
             fold_temperature(net, temperature)

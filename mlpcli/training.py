@@ -519,6 +519,27 @@ class RecipeSchedules:
         self.net.set_dropout(c.dropout * self.dropout(t))
 
 
+def recipe_trainer(
+    net: RecipeNet,
+    options: FitOptions,
+    rng: np.random.Generator,
+    metric: Metric | None = None,
+    **adam: float,
+) -> Trainer:
+    """A `Trainer` for an initialised `RecipeNet`: AdamW with the parameter groups' lr factors
+    and the recipe's per-step lr/dropout/decay schedules (`adam`: e.g. beta1, eps)."""
+    from mlpcli import optimizers
+
+    c = net.config
+    optimizer = optimizers.get("adamw", lr=c.lr, beta2=c.beta2, weight_decay=c.weight_decay, **adam)
+    optimizer.lr_factors = [net.flat_lr_factors()]
+    # RecipeNet has what the trainer uses of a network (flat buffers, _backprop, evaluate...).
+    return Trainer(
+        cast(MLP, net), optimizer, options, rng, metric=metric,
+        step_hook=RecipeSchedules(net, optimizer, c),
+    )  # fmt: skip
+
+
 def fit_recipe(
     X: np.ndarray,
     Y: np.ndarray,
@@ -542,18 +563,12 @@ def fit_recipe(
     under the training loss' tie rule. `numeric` lists the numeric input columns (embedded);
     None embeds all.
     """
-    from mlpcli import optimizers
-
     config = config or RecipeConfig()
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     X = np.asarray(X)
     Y = np.asarray(Y)
     net = RecipeNet(X.shape[1], Y.shape[1], loss, config, numeric, dtype, seed=rng)
     net.initialise(X)
-    optimizer = optimizers.get(
-        "adamw", lr=config.lr, beta2=config.beta2, weight_decay=config.weight_decay
-    )
-    optimizer.lr_factors = [net.flat_lr_factors()]
     has_val = X_val is not None and Y_val is not None and len(X_val) > 0
     monitor = "train_loss" if not has_val else "val_metric" if metric else "val_loss"
     options = FitOptions(
@@ -564,14 +579,6 @@ def fit_recipe(
         metric_greater_is_better=metric_greater_is_better,
         ties="later",
     )
-    # RecipeNet has what the trainer uses of a network (flat buffers, _backprop, evaluate...).
-    trainer = Trainer(
-        cast(MLP, net),
-        optimizer,
-        options,
-        rng,
-        metric=metric,
-        step_hook=RecipeSchedules(net, optimizer, config),
-    )
+    trainer = recipe_trainer(net, options, rng, metric)
     result = trainer.fit(X, Y, X_val, Y_val, callback=callback)
     return net, result

@@ -263,5 +263,7 @@ def resolve_settings(options: dict[str, Any], config: str | None, base: Any = No
     from mlpcli import config as config_module
 
     file_values = config_module.read_config_file(config) if config else {}
+    if options.get("preset") is not None:  # the preset's values first, under the file's
+        base = config_module.resolve({"preset": options["preset"]}, base=base)
     settings = config_module.resolve(file_values, base=base, source=config or "")
     return config_module.resolve(options, base=settings)

@@ -76,6 +76,15 @@ def predict(
         ),
     ] = True,
     threshold: Threshold = None,
+    spread: Annotated[
+        bool,
+        typer.Option(
+            "--spread",
+            help="Add the ensemble members' standard deviation per row: spread_<label> per "
+            "class, or spread (regression); needs a model trained with --ensemble K.",
+            rich_help_panel="Output",
+        ),
+    ] = False,
     chunk_size: ChunkSize = None,
     sep: ModelSep = None,
     decimal: ModelDecimal = None,
@@ -105,6 +114,7 @@ def predict(
         ids=tuple(id) if id else None,
         proba=proba,
         threshold=threshold,
+        spread=spread,
         chunk_size=chunk_size,
         sep=sep,
         decimal=decimal,

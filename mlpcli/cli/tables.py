@@ -247,6 +247,13 @@ def evaluation_tables(document: dict[str, Any]) -> list[Table]:
     return report_tables(document["metrics"], title)
 
 
+def _members(doc: dict[str, Any]) -> str:
+    """` (K members, kind)` after the preset name of an ensemble model."""
+    recipe = doc.get("recipe") or {}
+    k = int(recipe.get("n_members", 1))
+    return f" ({k} members, {recipe.get('ensemble', 'packed')})" if k > 1 else ""
+
+
 def inspect_renderables(doc: dict[str, Any], limit: int, width: int) -> list[Any]:
     """What `inspect` prints: the model's tables, its learning curve, its validation metrics."""
     from rich.text import Text
@@ -273,6 +280,7 @@ def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
         "model": doc["model"],
         "task": doc["task"],
         "why": doc["task_reason"],
+        "preset": doc["preset"] + _members(doc),
         "targets": target["targets"],
         "labels": target["labels"] if doc["task"] != "regression" else None,
         "ID columns": doc["id_columns"],

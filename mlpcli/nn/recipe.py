@@ -48,6 +48,7 @@ from numpy.typing import NDArray
 
 from mlpcli.errors import UsageError, choose
 from mlpcli.nn import activations, losses
+from mlpcli.nn.network import Architecture
 from mlpcli.nn.batched import (
     BatchEnsembleDense,
     FeatureScale,
@@ -209,6 +210,7 @@ class RecipeNet:
         numeric: Sequence[int] | None = None,
         dtype: str = "float32",
         seed: int | np.random.Generator | None = None,
+        allocate: bool = True,
     ) -> None:
         self.config = config = config or RecipeConfig()
         if config.n_members < 1:
@@ -225,8 +227,33 @@ class RecipeNet:
         self._disjoint = config.member_batches != "shared" and config.n_members > 1
         self.layers = self._build_layers()
         self.dropouts = [layer for layer in self.layers if isinstance(layer, MemberDropout)]
-        self._allocate()
+        if allocate:
+            self._allocate()
         self.initialised = False
+
+    @classmethod
+    def unallocated(
+        cls,
+        n_inputs: int,
+        n_outputs: int,
+        loss: str,
+        config: RecipeConfig,
+        numeric: Sequence[int] | None = None,
+    ) -> RecipeNet:
+        """The layers without their parameter buffers: enough for `state_shapes()`."""
+        return cls(n_inputs, n_outputs, loss, config, numeric, seed=0, allocate=False)
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The name and shape of every array `state_arrays()` gives, without allocating: a
+        model file's arrays are checked against it before they are read."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, layer in enumerate(self.layers):
+            for spec in layer.specs():
+                shapes[f"{i}.{layer.kind}.{spec.name}"] = tuple(spec.shape)
+            if isinstance(layer, PiecewiseLinearEncoding):
+                shapes[f"{i}.ple.edges"] = layer.edges.shape
+                shapes[f"{i}.ple.n_edges"] = layer.n_edges.shape
+        return shapes
 
     def _build_layers(self) -> list[MemberLayer]:
         c, K = self.config, self.config.n_members
@@ -285,13 +312,51 @@ class RecipeNet:
             layer.bind(params, grads)
             if offset > start:
                 slices[i] = slice(start, offset)
-        self.layer_slices = list(slices.values())
-        self.layer_names = [f"{i}.{self.layers[i].kind}" for i in slices]
+        # Slices and names by block, as the plain MLP has them (layer1 .. layerH, output): the
+        # embedding and front scale join the first block, each dense layer starts a block.
+        blocks: list[list[int]] = [[]]
+        seen_dense = False
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, MemberDense):
+                if seen_dense:
+                    blocks.append([])
+                seen_dense = True
+            blocks[-1].append(i)
+        self.layer_slices = []
+        for block in blocks:
+            own = [slices[i] for i in block if i in slices]
+            self.layer_slices.append(slice(own[0].start, own[-1].stop))
+        self.layer_names = [f"layer{b + 1}" for b in range(len(blocks) - 1)] + ["output"]
         if not self.config.parametric_activation:
             # A fixed mix (alpha = 1, lr factor 0, no decay): plain f.
             for i, layer in enumerate(self.layers):
                 if isinstance(layer, ParametricActivation):
                     self._decay[slices[i]] = 0.0
+
+    @property
+    def architecture(self) -> Architecture:
+        """The plain-MLP description of this network (sizes, activations, loss), which
+        `inspect`, `report` and the model file's checks read; the recipe itself is `config`."""
+        c = self.config
+        return Architecture(
+            n_inputs=self.n_inputs,
+            hidden_layer_sizes=tuple(c.hidden_layer_sizes),
+            n_outputs=self.n_outputs,
+            activation=(c.activation,) * len(c.hidden_layer_sizes),
+            output_activation=self.output_activation.name,
+            loss=self.loss_name,
+            dtype=self.dtype.name,
+            dropout=c.dropout,
+            weight_decay=c.weight_decay,
+        )
+
+    def n_parameters(self) -> list[int]:
+        """Trainable parameters per block (layer1 .. output), all members together."""
+        return [s.stop - s.start for s in self.layer_slices]
+
+    def forward(self, X: np.ndarray, training: bool = False, batch_size: int = 65536) -> Array:
+        """The members' mean output, in inference mode (as `MLP.forward` is called)."""
+        return self.member_outputs(X, batch_size).mean(axis=0)
 
     # ----------------------------------------------------------------- groups and state
     def flat_lr_factors(self) -> Array:

@@ -1,0 +1,205 @@
+"""What `--preset realmlp_td` trains: settings -> `RecipeConfig`, its trainer, its model file.
+
+`config.PRESETS` holds the option values a preset stands for; this module turns resolved
+settings into the recipe network (`nn.recipe.RecipeNet`) and back from a model file. The
+lecture's MLP (`--preset classic`) never comes here, so its models stay bit for bit as they were.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlpcli import task as tasks
+from mlpcli.config import ModelConfig, Settings, TrainConfig, flag
+from mlpcli.errors import UsageError
+from mlpcli.nn.recipe import PRESETS as RECIPES
+from mlpcli.nn.recipe import RecipeConfig, RecipeNet, preset
+
+if TYPE_CHECKING:
+    from mlpcli.preprocessing import Preprocessor
+    from mlpcli.training import Metric, Trainer
+
+#: Options of the lecture's MLP that the recipe has no use for: giving one is an error.
+CLASSIC_ONLY = (
+    ("model", "output_activation"),
+    ("model", "loss"),
+    ("model", "init"),
+    ("model", "leaky_slope"),
+    ("model", "batchnorm"),
+    ("model", "residual"),
+    ("train", "schedule"),
+    ("train", "momentum"),
+    ("train", "lr_step_size"),
+    ("train", "lr_gamma"),
+    ("train", "lr_factor"),
+    ("train", "lr_patience"),
+    ("train", "min_lr"),
+)
+#: Options only the recipe reads (at these values they mean "off").
+RECIPE_ONLY = (("ensemble", 1), ("bag", False), ("label_smoothing", None))
+
+_DEFAULTS = {"model": ModelConfig(), "train": TrainConfig()}
+
+
+def uses_recipe(settings: Settings) -> bool:
+    return settings.model.preset in RECIPES
+
+
+def check_classic(settings: Settings) -> None:
+    """`--ensemble`, `--bag` and `--label-smoothing` need the recipe; say so."""
+    for name, off in RECIPE_ONLY:
+        if getattr(settings.model, name) != off:
+            raise UsageError(
+                f"{flag(name)} applies to the recipe; add --preset realmlp_td (the lecture's "
+                "MLP, --preset classic, trains one network without it)."
+            )
+
+
+def auto_activation(task: str) -> str:
+    """`--activation auto`: RealMLP-TD's choice for the task (SELU, or Mish for regression)."""
+    return preset("realmlp_td", recipe_kind(task)).activation
+
+
+def recipe_kind(task: str) -> str:
+    """The recipe's defaults differ between classification and regression only."""
+    return "classification" if tasks.get(task).classification else "regression"
+
+
+def recipe_config(settings: Settings, task: str) -> RecipeConfig:
+    """The recipe of the settings' preset for `task`, with the options that map onto it."""
+    m, t = settings.model, settings.train
+    for section, name in CLASSIC_ONLY:
+        if getattr(getattr(settings, section), name) != getattr(_DEFAULTS[section], name):
+            raise UsageError(
+                f"{flag(name)} applies to --preset classic; leave it out with --preset "
+                f"{m.preset} (see README, 'Presets')."
+            )
+    if t.optimizer != "adamw":
+        raise UsageError(
+            f"--preset {m.preset} trains with adamw; leave out --optimizer {t.optimizer} or "
+            "use --preset classic."
+        )
+    if len(set(m.activation)) > 1:
+        raise UsageError(
+            f"--preset {m.preset} uses one hidden activation for every layer; got "
+            f"{','.join(m.activation)}."
+        )
+    if m.bag and m.ensemble < 2:
+        raise UsageError("--bag trains members on different folds; give --ensemble 2 or more.")
+    base = preset(m.preset, recipe_kind(task))
+    activation = base.activation if m.activation[0] == "auto" else m.activation[0]
+    batch = t.batch_size
+    batch_size = base.batch_size if batch == "auto" else 1 << 30 if batch == "full" else int(batch)
+    return dataclasses.replace(
+        base,
+        hidden_layer_sizes=tuple(m.hidden),
+        activation=activation,
+        dropout=m.dropout,
+        weight_decay=base.weight_decay if t.weight_decay is None else t.weight_decay,
+        label_smoothing=base.label_smoothing if m.label_smoothing is None else m.label_smoothing,
+        lr=base.lr if t.lr is None else t.lr,
+        beta2=base.beta2 if t.beta2 is None else t.beta2,
+        epochs=t.epochs,
+        batch_size=batch_size,
+        n_members=m.ensemble,
+        ensemble=m.ensemble_kind,
+        embedding=m.embedding,
+    )
+
+
+def numeric_columns(pre: Preprocessor) -> list[int]:
+    """The network inputs that hold a numeric column's value (what the embedding embeds)."""
+    slices = pre.input_slices()
+    return [int(slices[c][0]) for c, kind in pre.input_kinds().items() if kind == "numeric"]
+
+
+def make_recipe_trainer(
+    settings: Settings,
+    X: np.ndarray,
+    n_outputs: int,
+    task: str,
+    pre: Preprocessor,
+    options: Any,
+    rng: np.random.Generator,
+    metric: Metric | None,
+) -> Trainer:
+    """An initialised recipe network and its trainer; `options` are the loop's (`fit_options`),
+    to which the recipe adds its epochs, batch size and ties to the later epoch."""
+    from mlpcli.training import recipe_trainer
+
+    config = recipe_config(settings, task)
+    net = RecipeNet(
+        X.shape[1],
+        n_outputs,
+        tasks.get(task).default_loss,
+        config,
+        numeric_columns(pre),
+        settings.model.dtype,
+        seed=rng,
+    )
+    net.initialise(X)
+    options = dataclasses.replace(
+        options, epochs=config.epochs, batch_size=config.batch_size, ties="later"
+    )
+    t = settings.train
+    adam = {k: v for k, v in (("beta1", t.beta1), ("eps", t.eps)) if v is not None}
+    return recipe_trainer(net, options, rng, metric, **adam)
+
+
+# --------------------------------------------------------------------------- model file
+def optimizer_hyperparameters(net: Any, classic: Any) -> dict[str, Any]:
+    """The optimizer's hyperparameters as the model file records them: the recipe's own
+    (initial lr, beta2, weight decay before their schedules; the schedules are in `recipe`),
+    else the classic optimizer's."""
+    if not isinstance(net, RecipeNet):
+        return dict(classic.hyperparameters())
+    c = net.config
+    hyper = dict(classic.hyperparameters())
+    hyper.update(lr=c.lr, beta2=c.beta2, weight_decay=c.weight_decay)
+    return hyper
+
+
+def recipe_metadata(net: RecipeNet, settings: Settings) -> dict[str, Any]:
+    """The model file's `recipe` entry: what rebuilds the network exactly."""
+    return {
+        "preset": settings.model.preset,
+        "config": net.config.to_dict(),
+        "numeric": list(net.numeric or []),
+        "loss": net.loss_name,
+    }
+
+
+def _config(recipe: dict[str, Any]) -> RecipeConfig:
+    config = RecipeConfig.from_dict(recipe["config"])
+    # A hostile file could ask for huge embeddings; no real model comes near these.
+    if config.ple.n_bins > 4096 or config.pbld.n_frequencies > 4096 or config.n_members > 64:
+        raise ValueError("the recipe's sizes are out of range")
+    return config
+
+
+def state_shapes(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Every `net.` array of a recipe model file and its shape, from the metadata alone."""
+    arch, recipe = meta["architecture"], meta["recipe"]
+    net = RecipeNet.unallocated(
+        arch["n_inputs"], arch["n_outputs"], recipe["loss"], _config(recipe), recipe["numeric"]
+    )
+    return net.state_shapes()
+
+
+def load_net(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> RecipeNet:
+    """The recipe network of a model file (`ValueError`/`KeyError` when inconsistent)."""
+    arch, recipe = meta["architecture"], meta["recipe"]
+    net = RecipeNet(
+        arch["n_inputs"],
+        arch["n_outputs"],
+        recipe["loss"],
+        _config(recipe),
+        recipe["numeric"],
+        arch.get("dtype", "float32"),
+        seed=0,
+    )
+    net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
+    return net
