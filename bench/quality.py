@@ -11,9 +11,10 @@ averaged over seeds first), its ratio to HistGradientBoosting's, and wall time p
 
 Methods (`--methods`, comma-separated; one that is not installed is skipped and reported):
 
-- mlpcli         `mlpcli train` with its defaults, then `mlpcli predict` (subprocesses, CSVs)
-- mlpcli-recipe  the RealMLP-TD-style recipe through the library (not yet a CLI preset):
-                 robust_range + smooth clip, `fit_recipe` with `RecipeConfig()` defaults
+- mlpcli            `mlpcli train` with its defaults, then `mlpcli predict` (subprocesses, CSVs)
+- mlpcli-classic    the same with `--preset classic` (the lecture's MLP)
+- mlpcli-realmlp    the same with `--preset realmlp_td` (the quality recipe)
+- mlpcli-ensemble5  the same with `--preset realmlp_td --ensemble 5`
 - hgb            scikit-learn HistGradientBoosting{Classifier,Regressor}(), categoricals native
 - sklearn-mlp    the script a user would write: impute + scale + one-hot, MLP{Classifier,
                  Regressor}(early_stopping=True), regression targets standardised
@@ -132,26 +133,32 @@ def _features(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
     return X
 
 
-def run_mlpcli(train: pd.DataFrame, test: pd.DataFrame, table: Table, seed: int, threads: int):
-    """`mlpcli train` with defaults and `mlpcli predict`, as a user runs them."""
-    env = {**os.environ, **_thread_env(threads)}
-    with tempfile.TemporaryDirectory(prefix="mlpcli-quality-") as tmp:
-        d = Path(tmp)
-        train.to_csv(d / "train.csv", index=False)
-        test.drop(columns=[table.target]).to_csv(d / "test.csv", index=False)
-        task = "regression" if table.task == "regression" else "auto"
-        mlpcli = [sys.executable, "-m", "mlpcli"]
-        train_cmd = [
-            *mlpcli, "train", str(d / "train.csv"), "--target", table.target,
-            "--task", task, "--seed", str(seed), "--out", str(d / "model.npz"), "--quiet",
-        ]  # fmt: skip
-        subprocess.run(train_cmd, check=True, env=env, capture_output=True)
-        predict_cmd = [
-            *mlpcli, "predict", str(d / "model.npz"), str(d / "test.csv"),
-            "--out", str(d / "pred.csv"), "--quiet",
-        ]  # fmt: skip
-        subprocess.run(predict_cmd, check=True, env=env, capture_output=True)
-        return pd.read_csv(d / "pred.csv")["prediction"].to_numpy()
+def _cli(*flags: str) -> Method:
+    """`mlpcli train` with `flags` (none: the defaults) and `mlpcli predict`, as a user runs
+    them: subprocesses on CSV files."""
+
+    def run_cli(train: pd.DataFrame, test: pd.DataFrame, table: Table, seed: int, threads: int):
+        env = {**os.environ, **_thread_env(threads)}
+        with tempfile.TemporaryDirectory(prefix="mlpcli-quality-") as tmp:
+            d = Path(tmp)
+            train.to_csv(d / "train.csv", index=False)
+            test.drop(columns=[table.target]).to_csv(d / "test.csv", index=False)
+            task = "regression" if table.task == "regression" else "auto"
+            mlpcli = [sys.executable, "-m", "mlpcli"]
+            train_cmd = [
+                *mlpcli, "train", str(d / "train.csv"), "--target", table.target,
+                "--task", task, "--seed", str(seed), "--threads", str(threads),
+                "--out", str(d / "model.npz"), "--quiet", *flags,
+            ]  # fmt: skip
+            subprocess.run(train_cmd, check=True, env=env, capture_output=True)
+            predict_cmd = [
+                *mlpcli, "predict", str(d / "model.npz"), str(d / "test.csv"),
+                "--out", str(d / "pred.csv"), "--quiet",
+            ]  # fmt: skip
+            subprocess.run(predict_cmd, check=True, env=env, capture_output=True)
+            return pd.read_csv(d / "pred.csv")["prediction"].to_numpy()
+
+    return run_cli
 
 
 def run_recipe(
@@ -279,7 +286,12 @@ class MethodInfo:
 
 
 METHODS: dict[str, MethodInfo] = {
-    "mlpcli": MethodInfo(run_mlpcli, note="`mlpcli train` defaults + `mlpcli predict`"),
+    "mlpcli": MethodInfo(_cli(), note="`mlpcli train` defaults + `mlpcli predict`"),
+    "mlpcli-classic": MethodInfo(_cli("--preset", "classic"), note="`--preset classic`"),
+    "mlpcli-realmlp": MethodInfo(_cli("--preset", "realmlp_td"), note="`--preset realmlp_td`"),
+    "mlpcli-ensemble5": MethodInfo(
+        _cli("--preset", "realmlp_td", "--ensemble", "5"), note="`--preset realmlp_td --ensemble 5`"
+    ),
     "mlpcli-recipe": MethodInfo(run_recipe, note="RealMLP-TD-style recipe via the library"),
     "mlpcli-recipe-k4": MethodInfo(
         functools.partial(run_recipe, n_members=4), note="the recipe, 4 members on shared batches"

@@ -560,12 +560,6 @@ class ModelConfig:
         choice(ENSEMBLE_KINDS),
         choices=ENSEMBLE_KINDS,
     )
-    bag: bool = option(
-        False,
-        "Train each ensemble member on its own bootstrap-free share: member k leaves out "
-        "fold k of K (needs --ensemble K of at least 2).",
-        parse_bool,
-    )
     embedding: str = option(
         "none",
         "Numeric embedding in front of the recipe's network: pbld (periodic) or ple "

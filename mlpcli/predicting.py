@@ -392,9 +392,8 @@ def spread_columns(encoder: TargetEncoder, members: NDArray[Any]) -> dict[str, N
         names = [f"spread_{label}" for label in encoder.labels]
     else:
         proba = np.stack([np.asarray(encoder.decode(M), dtype=np.float64) for M in members])
-        names = (
-            ["spread"] if len(encoder.targets) == 1 else [f"spread_{t}" for t in encoder.targets]
-        )
+        targets = encoder.targets
+        names = ["spread"] if len(targets) == 1 else [f"spread_{t}" for t in targets]
     sd = proba.std(axis=0)
     return {name: sd[:, j] for j, name in enumerate(names)}
 

@@ -39,7 +39,7 @@ CLASSIC_ONLY = (
     ("train", "min_lr"),
 )
 #: Options only the recipe reads (at these values they mean "off").
-RECIPE_ONLY = (("ensemble", 1), ("bag", False), ("label_smoothing", None))
+RECIPE_ONLY = (("ensemble", 1), ("label_smoothing", None))
 
 _DEFAULTS = {"model": ModelConfig(), "train": TrainConfig()}
 
@@ -87,8 +87,6 @@ def recipe_config(settings: Settings, task: str) -> RecipeConfig:
             f"--preset {m.preset} uses one hidden activation for every layer; got "
             f"{','.join(m.activation)}."
         )
-    if m.bag and m.ensemble < 2:
-        raise UsageError("--bag trains members on different folds; give --ensemble 2 or more.")
     base = preset(m.preset, recipe_kind(task))
     activation = base.activation if m.activation[0] == "auto" else m.activation[0]
     batch = t.batch_size

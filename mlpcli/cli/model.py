@@ -83,6 +83,7 @@ def predict(
             help="Add the ensemble members' standard deviation per row: spread_<label> per "
             "class, or spread (regression); needs a model trained with --ensemble K.",
             rich_help_panel="Output",
+            metavar="",
         ),
     ] = False,
     chunk_size: ChunkSize = None,

@@ -48,7 +48,6 @@ from numpy.typing import NDArray
 
 from mlpcli.errors import UsageError, choose
 from mlpcli.nn import activations, losses
-from mlpcli.nn.network import Architecture
 from mlpcli.nn.batched import (
     BatchEnsembleDense,
     FeatureScale,
@@ -59,6 +58,7 @@ from mlpcli.nn.batched import (
     PeriodicEmbedding,
     PiecewiseLinearEncoding,
 )
+from mlpcli.nn.network import Architecture
 
 Array = NDArray[np.floating]
 

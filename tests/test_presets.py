@@ -1,0 +1,179 @@
+"""`--preset`: classic reproduces the lecture's MLP bit for bit; the recipe preset trains,
+saves, loads and predicts (with `--spread` for ensembles) through every command."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import config, modelfile
+from mlpcli.errors import UsageError
+from mlpcli.pipeline import train_frame, write_outputs
+from mlpcli.predicting import PredictOptions, predict_frame
+from mlpcli.trained import load_trained
+
+pytestmark = pytest.mark.usefixtures("plain_terminal")
+
+#: A few recipe epochs on a tiny network: enough to exercise every piece quickly.
+TINY_RECIPE = {"preset": "realmlp_td", "hidden": "8,8", "epochs": 2, "batch_size": 16}
+
+
+def _table(n: int = 60, seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    frame["g"] = np.where(rng.random(n) > 0.5, "u", "v")
+    frame["y"] = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+    return frame
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return h.hexdigest()
+
+
+def _train(frame: pd.DataFrame, **values: object):  # type: ignore[no-untyped-def]
+    return train_frame(frame, config.resolve({"target": "y", "seed": 1, **values}))
+
+
+def test_classic_preset_is_bit_identical_to_the_defaults() -> None:
+    plain = _train(_table(), epochs=3, hidden="5")
+    classic = _train(_table(), epochs=3, hidden="5", preset="classic")
+    assert set(plain.arrays) == set(classic.arrays)
+    for name, array in plain.arrays.items():
+        assert array.dtype == classic.arrays[name].dtype, name
+        assert array.tobytes() == classic.arrays[name].tobytes(), name
+    # The same run at d4ee33c, before presets existed (one x86-64 machine with OpenBLAS;
+    # another BLAS may sum in another order and differ in the last bit).
+    assert _digest(classic.arrays) == (
+        "fb99dba7c9d1088833050329ca6b5f5e52ee5edf16ac59f363df620bc7d2cc2c"
+    )
+    assert "recipe" not in classic.metadata
+
+
+def test_a_preset_sets_its_values_and_given_options_override_them() -> None:
+    s = config.resolve({"preset": "realmlp_td", "epochs": "7"})
+    assert s.train.epochs == 7
+    assert s.model.hidden == (256, 256, 256)
+    assert (s.train.optimizer, s.preprocess.scale, s.preprocess.clip) == (
+        "adamw",
+        "robust_range",
+        "smooth",
+    )
+    assert s.train.patience is None and s.model.embedding == "pbld"
+    assert config.resolve({"preset": "classic"}) == config.Settings()
+    # A later change of other options keeps the preset's values.
+    assert s.replace(lr=0.01).model.hidden == (256, 256, 256)
+
+
+def test_cli_preset_comes_before_the_config_file(tmp_path: Path) -> None:
+    from mlpcli.cli.common import resolve_settings
+
+    path = tmp_path / "c.toml"
+    path.write_text("epochs = 9\nhidden = '16'\n")
+    s = resolve_settings({"preset": "realmlp_td", "dropout": "0.3"}, str(path))
+    assert (s.train.epochs, s.model.hidden, s.model.dropout) == (9, (16,), 0.3)
+    assert s.preprocess.clip == "smooth"
+
+
+def test_recipe_model_round_trips_and_predicts_as_trained(tmp_path: Path) -> None:
+    frame = _table()
+    outcome = _train(frame, **TINY_RECIPE)
+    out = tmp_path / "m.npz"
+    write_outputs(outcome, str(out))
+    meta = modelfile.read_metadata(out)
+    assert meta["recipe"]["preset"] == "realmlp_td"
+    assert meta["recipe"]["config"]["hidden_layer_sizes"] == [8, 8]
+    assert modelfile.preset_name(meta) == "realmlp_td"
+    assert meta["layer_names"] == ["layer1", "layer2", "output"]
+    model = load_trained(out)
+    X = outcome.prepared.preprocessor.transform(frame)
+    np.testing.assert_array_equal(model.net.forward(X), outcome.net.forward(X))
+    predicted = predict_frame(model, frame)
+    assert set(predicted["prediction"]) <= {"yes", "no"}
+    assert list(predicted.columns) == ["row", "prediction", "proba_no", "proba_yes"]
+
+
+def test_recipe_model_arrays_are_checked_against_the_recipe(tmp_path: Path) -> None:
+    outcome = _train(_table(), **TINY_RECIPE)
+    expected = modelfile.expected_arrays(outcome.metadata)
+    net_arrays = {k: v.shape for k, v in outcome.arrays.items() if k.startswith("net.")}
+    assert {k: v for k, v in expected.items() if k.startswith("net.")} == net_arrays
+
+
+def test_spread_is_the_members_standard_deviation(tmp_path: Path) -> None:
+    frame = _table()
+    outcome = _train(frame, **TINY_RECIPE, ensemble=3)
+    out = tmp_path / "e.npz"
+    write_outputs(outcome, str(out))
+    model = load_trained(out)
+    both = predict_frame(model, frame, PredictOptions(spread=True))
+    plain = predict_frame(model, frame)
+    pd.testing.assert_frame_equal(both[plain.columns], plain)
+    X = model.transform(frame)
+    members = model.net.member_outputs(X)  # type: ignore[attr-defined]
+    p_yes = members[:, :, 0]
+    np.testing.assert_allclose(both["spread_yes"], p_yes.std(axis=0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(both["spread_no"], both["spread_yes"], rtol=1e-5, atol=1e-7)
+
+
+def test_spread_of_a_single_network_is_an_error(tmp_path: Path) -> None:
+    outcome = _train(_table(), epochs=2, hidden="4")
+    out = tmp_path / "m.npz"
+    write_outputs(outcome, str(out))
+    with pytest.raises(UsageError, match="--spread needs an ensemble model"):
+        predict_frame(load_trained(out), _table(), PredictOptions(spread=True))
+
+
+def test_regression_recipe_spread_is_in_target_units(tmp_path: Path) -> None:
+    frame = _table()
+    frame["y"] = frame["a"] * 10.0 + 3.0
+    outcome = _train(frame, **TINY_RECIPE, ensemble=2, ensemble_kind="batch")
+    assert outcome.metadata["recipe"]["config"]["activation"] == "mish"
+    assert outcome.metadata["recipe"]["config"]["label_smoothing"] == 0.0
+    out = tmp_path / "r.npz"
+    write_outputs(outcome, str(out))
+    model = load_trained(out)
+    got = predict_frame(model, frame, PredictOptions(spread=True))
+    members = model.net.member_outputs(model.transform(frame))  # type: ignore[attr-defined]
+    decoded = np.stack([model.encoder.decode(m)[:, 0] for m in members])
+    np.testing.assert_allclose(got["spread"], decoded.std(axis=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({**TINY_RECIPE, "batchnorm": True}, "--batchnorm applies to --preset classic"),
+        ({**TINY_RECIPE, "optimizer": "sgd"}, "trains with adamw"),
+        ({"epochs": 2, "ensemble": 3}, "--ensemble applies to the recipe"),
+    ],
+    ids=["classic-only", "optimizer", "ensemble-needs-recipe"],
+)
+def test_options_that_do_not_apply_are_errors(values: dict[str, object], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        _train(_table(), **values)
+
+
+def test_cli_trains_inspects_and_refuses_to_export_a_recipe_model(
+    runner: object, cohort_csv: Path, tmp_path: Path
+) -> None:
+    from mlpcli.cli import app
+
+    out = tmp_path / "m.npz"
+    args = ["train", str(cohort_csv), "--target", "status", "--id", "sample", "--drop", "patient"]
+    flags = ["--preset", "realmlp_td", "--hidden", "8", "--epochs", "2", "--ensemble", "2"]
+    result = runner.invoke(app, [*args, *flags, "--out", str(out), "-q"])  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
+    shown = runner.invoke(app, ["inspect", str(out)])  # type: ignore[attr-defined]
+    assert "realmlp_td (2 members, packed)" in shown.output
+    exported = runner.invoke(app, ["export", str(out), "--out", str(tmp_path / "m.onnx")])  # type: ignore[attr-defined]
+    assert exported.exit_code == 2
+    assert "has no ONNX form here" in exported.output
+    assert not (tmp_path / "m.onnx").exists()
