@@ -279,7 +279,8 @@ METADATA = Record(
         "checkpoint": OBJECT,
         "search": OBJECT,
         "recipe": Record(
-            {"preset": TEXT, "config": OBJECT, "numeric": ListOf(COUNT), "loss": TEXT}, {}
+            {"preset": TEXT, "config": OBJECT, "numeric": ListOf(COUNT), "loss": TEXT},
+            {"categorical": ListOf(ListOf(COUNT))},
         ),
     },
 )

@@ -651,7 +651,7 @@ def make_trainer(settings: Settings, prepared: PreparedData, rng: np.random.Gene
     n_outputs = prepared.target_encoder.n_outputs
     if presets.uses_recipe(settings):
         return presets.make_recipe_trainer(
-            settings, prepared.X, n_outputs, kind, prepared.preprocessor, options, rng,
+            settings, prepared.X, prepared.Y, kind, prepared.preprocessor, options, rng,
             epoch_metric(kind)[1],
         )  # fmt: skip
     presets.check_classic(settings)

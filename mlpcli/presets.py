@@ -114,10 +114,17 @@ def numeric_columns(pre: Preprocessor) -> list[int]:
     return [int(slices[c][0]) for c, kind in pre.input_kinds().items() if kind == "numeric"]
 
 
+def categorical_blocks(pre: Preprocessor) -> list[tuple[int, int]]:
+    """Each categorical column's one-hot inputs [start, stop) (wide ones get an embedding)."""
+    slices = pre.input_slices()
+    blocks = [slices[c] for c, kind in pre.input_kinds().items() if kind == "categorical"]
+    return [(int(s[0]), int(s[-1]) + 1) for s in blocks]
+
+
 def make_recipe_trainer(
     settings: Settings,
     X: np.ndarray,
-    n_outputs: int,
+    Y: np.ndarray,
     task: str,
     pre: Preprocessor,
     options: Any,
@@ -131,14 +138,17 @@ def make_recipe_trainer(
     config = recipe_config(settings, task)
     net = RecipeNet(
         X.shape[1],
-        n_outputs,
+        Y.shape[1],
         tasks.get(task).default_loss,
         config,
         numeric_columns(pre),
         settings.model.dtype,
         seed=rng,
+        categorical=categorical_blocks(pre),
     )
     net.initialise(X)
+    if config.clamp_output:
+        net.set_output_range(Y)
     options = dataclasses.replace(
         options, epochs=config.epochs, batch_size=config.batch_size, ties="later"
     )
@@ -166,6 +176,7 @@ def recipe_metadata(net: RecipeNet, settings: Settings) -> dict[str, Any]:
         "preset": settings.model.preset,
         "config": net.config.to_dict(),
         "numeric": list(net.numeric or []),
+        "categorical": [list(block) for block in net.categorical],
         "loss": net.loss_name,
     }
 
@@ -178,11 +189,20 @@ def _config(recipe: dict[str, Any]) -> RecipeConfig:
     return config
 
 
+def _blocks(recipe: dict[str, Any]) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in recipe.get("categorical", [])]
+
+
 def state_shapes(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Every `net.` array of a recipe model file and its shape, from the metadata alone."""
     arch, recipe = meta["architecture"], meta["recipe"]
     net = RecipeNet.unallocated(
-        arch["n_inputs"], arch["n_outputs"], recipe["loss"], _config(recipe), recipe["numeric"]
+        arch["n_inputs"],
+        arch["n_outputs"],
+        recipe["loss"],
+        _config(recipe),
+        recipe["numeric"],
+        _blocks(recipe),
     )
     return net.state_shapes()
 
@@ -198,6 +218,7 @@ def load_net(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> RecipeNet:
         recipe["numeric"],
         arch.get("dtype", "float32"),
         seed=0,
+        categorical=_blocks(recipe),
     )
     net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
     return net

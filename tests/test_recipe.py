@@ -16,6 +16,7 @@ from mlpcli.nn import activations
 from mlpcli.nn.batched import (
     LAYERS,
     BatchEnsembleDense,
+    CategoricalEmbedding,
     FeatureScale,
     MemberDense,
     MemberDropout,
@@ -40,6 +41,7 @@ LAYER_CASES: dict[str, Callable[[], MemberLayer]] = {
     "dropout": lambda: MemberDropout(K, D, 0.3),
     "pbld": lambda: PeriodicEmbedding(K, D, numeric=[0, 1], n_frequencies=3, d_embedding=3),
     "ple": lambda: PiecewiseLinearEncoding(K, D, numeric=[0, 1], n_bins=4),
+    "cat_embedding": lambda: CategoricalEmbedding(K, D, [(1, 3)], d_embedding=2),
 }
 
 
@@ -299,7 +301,7 @@ def test_readme_recipe_example_runs() -> None:
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    code = re.search(r"## Quality recipe \(in progress\)\n.*?```python\n(.*?)```", readme, re.S)
+    code = re.search(r"\n## Presets: .*?```python\n(.*?)```", readme, re.S)
     assert code
     exec(compile(code.group(1), "README.md", "exec"), {})
 
@@ -323,3 +325,57 @@ def test_unknown_ensemble_kind_is_a_usage_error() -> None:
     message = "Unknown ensemble kind 'mixed'; choose one of: batch, packed"
     with pytest.raises(UsageError, match=message):
         RecipeNet(3, 2, "ce", replace(RecipeConfig(), ensemble="mixed"))
+
+
+def _categorical_net(seed: int = 0, **overrides) -> tuple[RecipeNet, np.ndarray]:
+    """5 inputs: a numeric column, then a 4-level one-hot block (embedded: more than 2 levels)."""
+    rng = np.random.default_rng(seed)
+    levels = rng.integers(0, 4, size=40)
+    X = np.column_stack([rng.normal(size=40), np.eye(4)[levels]])
+    config = small_config(max_one_hot=2, cat_embedding=3, **overrides)
+    net = RecipeNet(5, 3, "ce", config, [0], "float64", seed=seed, categorical=[(1, 5)])
+    net.initialise(X)
+    return net, X
+
+
+@pytest.mark.parametrize("embedding", ["none", "pbld"])
+def test_categorical_embedding_network_gradient(
+    embedding: str, rng: np.random.Generator, central_difference, relative_error
+) -> None:
+    net, X = _categorical_net(embedding=embedding)
+    assert any(isinstance(layer, CategoricalEmbedding) for layer in net.layers)
+    net.flat_params += 0.05 * rng.normal(size=net.flat_params.shape)
+    Y = _targets("ce", rng, len(X), 3)
+
+    def f() -> float:
+        return net.loss_and_gradients(X, Y, True, np.random.default_rng(5))[0]
+
+    analytic = net.loss_and_gradients(X, Y, True, np.random.default_rng(5))[1].copy()
+    assert relative_error(analytic, K * central_difference(f, net.flat_params)) < 1e-6
+
+
+def test_categorical_embedding_is_a_lookup_of_the_level_row() -> None:
+    layer = CategoricalEmbedding(1, 4, [(1, 4)], d_embedding=2)
+    E = np.arange(6.0).reshape(1, 3, 2)
+    layer.bind([E], [np.zeros_like(E)])
+    X = np.array([[[5.0, 0.0, 1.0, 0.0], [7.0, 0.0, 0.0, 1.0]]])  # levels 1 and 2
+    out = layer.forward(X, False, None)
+    np.testing.assert_array_equal(out, [[[5.0, 2.0, 3.0], [7.0, 4.0, 5.0]]])
+
+
+def test_few_levels_stay_one_hot() -> None:
+    config = small_config(max_one_hot=4)
+    net = RecipeNet(5, 3, "ce", config, [0], "float64", seed=0, categorical=[(1, 5)])
+    assert not any(isinstance(layer, CategoricalEmbedding) for layer in net.layers)
+
+
+def test_regression_outputs_are_clamped_to_the_training_range() -> None:
+    config = small_config(clamp_output=True, embedding="none")
+    net = RecipeNet(D, 1, "mse", config, None, "float64", seed=0)
+    net.initialise(np.random.default_rng(1).normal(size=(40, D)))
+    net.set_output_range(np.array([[-0.5], [0.25], [0.1]]))
+    out = net.member_outputs(np.random.default_rng(2).normal(size=(200, D)) * 50)
+    assert out.min() >= -0.5 and out.max() <= 0.25
+    assert np.isclose(out.min(), -0.5) or np.isclose(out.max(), 0.25)
+    assert set(net.state_shapes()) == set(net.state_arrays())
+    assert net.state_arrays()["output.low"].tolist() == [-0.5]

@@ -20,6 +20,8 @@ given (`initialise`), and keeps backward beside forward. Layers (registry `LAYER
 - pbld       periodic embedding of numeric column j: [cos(2 pi x w_j + b_j) V_j + c_j, x]
              with w_j ~ N(0, sigma^2) (F frequencies), b_j ~ U(-pi, pi), V_j (F, h-1); raw x
              kept ("densenet"), other columns passed through               (RealMLP-TD's PBLD)
+- cat_embedding  categorical columns of many levels: onehot @ E_j, a learned d-wide row per
+             level (an embedding lookup as a matrix product); other columns passed through
 - ple        piecewise-linear encoding of numeric column j on quantile bins e_0 < ... < e_T:
              component t = clip((x - e_{t-1}) / (e_t - e_{t-1}), 0, 1), the first unclipped
              below and the last above (Gorishniy et al. 2022, "On Embeddings for Numerical
@@ -511,6 +513,70 @@ class PeriodicEmbedding(MemberLayer):
         return dX
 
 
+class CategoricalEmbedding(MemberLayer):
+    """Learned embeddings of categorical columns with many levels; other columns pass through.
+
+    Block j is a column's one-hot columns [a_j, b_j) with L_j = b_j - a_j levels; it becomes
+    its level's row of E_j (L_j, d), computed as onehot @ E_j (an embedding lookup as a matrix
+    product, so one level's gradient is dE_j = onehot^T dY_j). Output: the passed-through
+    columns in order, then every block's d values. RealMLP-TD one-hot encodes up to 9 levels
+    and embeds larger categoricals in 8 dimensions.
+    """
+
+    kind = "cat_embedding"
+
+    def __init__(
+        self,
+        n_members: int,
+        n_in: int,
+        blocks: Sequence[tuple[int, int]],
+        d_embedding: int = 8,
+        input_grad: bool = True,
+    ) -> None:
+        super().__init__(n_members, n_in)
+        self.blocks = [(int(a), int(b)) for a, b in blocks]
+        keep = np.ones(n_in, dtype=bool)
+        for a, b in self.blocks:
+            if not 0 <= a < b <= n_in:
+                raise ValueError(f"categorical block [{a}, {b}) out of range for {n_in} inputs")
+            keep[a:b] = False
+        self.keep = np.flatnonzero(keep)
+        self.d = int(d_embedding)
+        self.input_grad = input_grad
+        self.n_out = self.keep.size + len(self.blocks) * self.d
+        self._X: Array | None = None
+
+    def specs(self) -> list[ParamSpec]:
+        K = self.n_members
+        return [ParamSpec(f"E{j}", (K, b - a, self.d)) for j, (a, b) in enumerate(self.blocks)]
+
+    def initialise(self, rng: np.random.Generator, X: Array) -> None:
+        for E in self.params:
+            E[...] = rng.standard_normal(E.shape)  # as torch's nn.Embedding
+
+    def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
+        self._X = X
+        parts = [X[:, :, self.keep]]
+        parts += [
+            np.matmul(X[:, :, a:b], E) for (a, b), E in zip(self.blocks, self.params, strict=True)
+        ]
+        return np.concatenate(parts, axis=2)
+
+    def backward(self, dY: Array) -> Array:
+        X = self._X
+        assert X is not None, "backward before forward"
+        m, d = self.keep.size, self.d
+        dX = np.zeros_like(X) if self.input_grad else X
+        if self.input_grad:
+            dX[:, :, self.keep] = dY[:, :, :m]
+        for j, ((a, b), E) in enumerate(zip(self.blocks, self.params, strict=True)):
+            dYj = dY[:, :, m + j * d : m + (j + 1) * d]
+            np.matmul(X[:, :, a:b].transpose(0, 2, 1), dYj, out=self.grads[j])  # dE = X^T dY
+            if self.input_grad:
+                dX[:, :, a:b] = np.matmul(dYj, E.transpose(0, 2, 1))
+        return dX
+
+
 def quantile_edges(x: Array, n_bins: int) -> Array:
     """Distinct training quantiles 0, 1/T, ..., 1 of one column (at most n_bins + 1 edges)."""
     edges = np.unique(np.quantile(x, np.linspace(0.0, 1.0, n_bins + 1)))
@@ -591,5 +657,6 @@ LAYERS: dict[str, type[MemberLayer]] = {
         MemberDropout,
         PeriodicEmbedding,
         PiecewiseLinearEncoding,
+        CategoricalEmbedding,
     )
 }

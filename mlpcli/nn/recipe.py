@@ -50,6 +50,7 @@ from mlpcli.errors import UsageError, choose
 from mlpcli.nn import activations, losses
 from mlpcli.nn.batched import (
     BatchEnsembleDense,
+    CategoricalEmbedding,
     FeatureScale,
     MemberDense,
     MemberDropout,
@@ -118,6 +119,12 @@ class RecipeConfig:
     member_batches: str = "shared"
     #: Rows of training data the data-dependent initialisation looks at (a random sample).
     init_rows: int = 4096
+    #: Categorical columns of more levels than this get a learned embedding of
+    #: `cat_embedding` dimensions (0: one-hot for all), as RealMLP-TD (9 and 8).
+    max_one_hot: int = 9
+    cat_embedding: int = 8
+    #: Clip regression outputs to the training targets' range at inference (RealMLP-TD).
+    clamp_output: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -138,7 +145,7 @@ class RecipeConfig:
 def _realmlp_td(task: str) -> RecipeConfig:
     """RealMLP-TD's defaults; regression swaps in Mish, lr 0.2 and no label smoothing."""
     if task == "regression":
-        return RecipeConfig(activation="mish", lr=0.2, label_smoothing=0.0)
+        return RecipeConfig(activation="mish", lr=0.2, label_smoothing=0.0, clamp_output=True)
     return RecipeConfig()
 
 
@@ -211,6 +218,7 @@ class RecipeNet:
         dtype: str = "float32",
         seed: int | np.random.Generator | None = None,
         allocate: bool = True,
+        categorical: Sequence[tuple[int, int]] = (),
     ) -> None:
         self.config = config = config or RecipeConfig()
         if config.n_members < 1:
@@ -225,6 +233,13 @@ class RecipeNet:
         self.numeric = None if numeric is None else [int(i) for i in numeric]
         choose("member batches", config.member_batches, MEMBER_BATCHES)  # type: ignore[arg-type]
         self._disjoint = config.member_batches != "shared" and config.n_members > 1
+        #: Every categorical column's one-hot block [start, stop) among the inputs; those with
+        #: more than `config.max_one_hot` levels are embedded.
+        self.categorical = [(int(a), int(b)) for a, b in categorical]
+        #: Regression outputs are clipped to the training targets' range at inference
+        #: (`set_output_range`; RealMLP-TD's clamp_output).
+        self.output_low = np.full(self.n_outputs, -1e30, dtype=self.dtype)
+        self.output_high = np.full(self.n_outputs, 1e30, dtype=self.dtype)
         self.layers = self._build_layers()
         self.dropouts = [layer for layer in self.layers if isinstance(layer, MemberDropout)]
         if allocate:
@@ -239,9 +254,13 @@ class RecipeNet:
         loss: str,
         config: RecipeConfig,
         numeric: Sequence[int] | None = None,
+        categorical: Sequence[tuple[int, int]] = (),
     ) -> RecipeNet:
         """The layers without their parameter buffers: enough for `state_shapes()`."""
-        return cls(n_inputs, n_outputs, loss, config, numeric, seed=0, allocate=False)
+        return cls(
+            n_inputs, n_outputs, loss, config, numeric, seed=0, allocate=False,
+            categorical=categorical,
+        )  # fmt: skip
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """The name and shape of every array `state_arrays()` gives, without allocating: a
@@ -253,6 +272,8 @@ class RecipeNet:
             if isinstance(layer, PiecewiseLinearEncoding):
                 shapes[f"{i}.ple.edges"] = layer.edges.shape
                 shapes[f"{i}.ple.n_edges"] = layer.n_edges.shape
+        if self.config.clamp_output:
+            shapes["output.low"] = shapes["output.high"] = (self.n_outputs,)
         return shapes
 
     def _build_layers(self) -> list[MemberLayer]:
@@ -263,6 +284,14 @@ class RecipeNet:
         if first is not None:
             layers.append(first)
         width = layers[-1].n_out if layers else self.n_inputs
+        # The numeric embedding puts its columns first and passes the inputs on after them.
+        shift = width - self.n_inputs
+        wide = [(a + shift, b + shift) for a, b in self.categorical if b - a > c.max_one_hot]
+        if c.cat_embedding > 0 and wide:
+            layers.append(
+                CategoricalEmbedding(K, width, wide, c.cat_embedding, input_grad=bool(layers))
+            )
+            width = layers[-1].n_out
         if c.front_scale:
             layers.append(FeatureScale(K, width, c.scale_lr_factor))
         dense = dict(
@@ -384,6 +413,11 @@ class RecipeNet:
             if isinstance(layer, PiecewiseLinearEncoding):
                 state[f"{i}.ple.edges"] = layer.edges.copy()
                 state[f"{i}.ple.n_edges"] = layer.n_edges.copy()
+        if self.config.clamp_output:
+            state["output.low"], state["output.high"] = (
+                self.output_low.copy(),
+                self.output_high.copy(),
+            )
         return state
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
@@ -392,6 +426,8 @@ class RecipeNet:
             if isinstance(layer, PiecewiseLinearEncoding):
                 targets[f"{i}.ple.edges"] = layer.edges
                 targets[f"{i}.ple.n_edges"] = layer.n_edges
+        if self.config.clamp_output:
+            targets["output.low"], targets["output.high"] = self.output_low, self.output_high
         if set(targets) != set(state):
             raise ValueError(
                 f"arrays do not match the recipe: missing {sorted(set(targets) - set(state))}, "
@@ -447,6 +483,12 @@ class RecipeNet:
         c = self.config
         return MEMBER_BATCHES[c.member_batches](c.batch_size, c.n_members)
 
+    def set_output_range(self, Y: np.ndarray) -> None:
+        """The training targets' range per output, to which `clamp_output` clips predictions."""
+        Y = np.asarray(Y)
+        self.output_low[...] = Y.min(axis=0)
+        self.output_high[...] = Y.max(axis=0)
+
     def member_outputs(self, X: np.ndarray, batch_size: int = 65536) -> Array:
         """(K, n, n_outputs) outputs after the output activation, in inference mode."""
         X = np.asarray(X, dtype=self.dtype)
@@ -455,7 +497,10 @@ class RecipeNet:
             Z = self._logits(X[start : start + batch_size], False, None)
             K, n, k = Z.shape
             parts.append(self.output_activation.forward(Z.reshape(K * n, k)).reshape(K, n, k))
-        return np.concatenate(parts, axis=1)
+        out = np.concatenate(parts, axis=1)
+        if self.config.clamp_output:
+            np.clip(out, self.output_low, self.output_high, out=out)
+        return out
 
     def predict(self, X: np.ndarray) -> Array:
         """The members' mean output (mean probabilities for classification)."""
