@@ -117,6 +117,10 @@ def fit_temperature(Z: ArrayLike, y: ArrayLike, low: float = 1e-2, high: float =
 def logits(net: MLP, X: NDArray[Any], batch_size: int = 65536) -> Array:
     """The output layer's pre-activations z (before sigmoid/softmax) in float64, in inference
     mode (no dropout, running batch-norm statistics)."""
+    if hasattr(net, "member_outputs"):  # a --preset recipe network
+        from mlpcli.presets import single_logits
+
+        return single_logits(net, X)
     X = net._as_input(X)
     out = np.empty((len(X), net.architecture.n_outputs), dtype=np.float64)
     for start in range(0, len(X), batch_size):

@@ -150,11 +150,23 @@ def make_recipe_trainer(
     if config.clamp_output:
         net.set_output_range(Y)
     options = dataclasses.replace(
-        options, epochs=config.epochs, batch_size=config.batch_size, ties="later"
+        options, epochs=config.epochs, batch_size=net.trainer_batch_size(), ties="later"
     )
     t = settings.train
     adam = {k: v for k, v in (("beta1", t.beta1), ("eps", t.eps)) if v is not None}
     return recipe_trainer(net, options, rng, metric, **adam)
+
+
+def single_logits(net: RecipeNet, X: np.ndarray) -> np.ndarray:
+    """The output pre-activations of a one-member recipe network (`--calibrate`); one
+    temperature cannot rescale an ensemble's averaged probabilities, so K > 1 is refused."""
+    if net.config.n_members > 1:
+        raise UsageError(
+            "--calibrate fits one temperature to one network's logits; an --ensemble model "
+            "averages several networks' probabilities. Leave out one of the two."
+        )
+    Z = [net._logits(X[i : i + 65536], False, None)[0] for i in range(0, max(len(X), 1), 65536)]
+    return np.concatenate(Z).astype(np.float64)
 
 
 # --------------------------------------------------------------------------- model file

@@ -177,3 +177,10 @@ def test_cli_trains_inspects_and_refuses_to_export_a_recipe_model(
     assert exported.exit_code == 2
     assert "has no ONNX form here" in exported.output
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_calibrate_works_on_one_recipe_network_and_refuses_an_ensemble() -> None:
+    outcome = _train(_table(), **TINY_RECIPE, calibrate=True)
+    assert outcome.metadata["calibration"]["temperature"] > 0
+    with pytest.raises(UsageError, match="--calibrate fits one temperature"):
+        _train(_table(), **TINY_RECIPE, calibrate=True, ensemble=2)
