@@ -120,7 +120,7 @@ def logits(net: MLP, X: NDArray[Any], batch_size: int = 65536) -> Array:
     if hasattr(net, "member_outputs"):  # a --preset recipe network
         from mlpcli.presets import single_logits
 
-        return single_logits(net, X)
+        return single_logits(net, X)  # type: ignore[arg-type]
     X = net._as_input(X)
     out = np.empty((len(X), net.architecture.n_outputs), dtype=np.float64)
     for start in range(0, len(X), batch_size):
