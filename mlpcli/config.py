@@ -560,6 +560,12 @@ class ModelConfig:
         choice(ENSEMBLE_KINDS),
         choices=ENSEMBLE_KINDS,
     )
+    bag: bool = option(
+        False,
+        "Bag the ensemble: member k of K does not train on the k-th of K random folds of the "
+        "training rows (needs --ensemble 2 or more).",
+        parse_bool,
+    )
     embedding: str = option(
         "none",
         "Numeric embedding in front of the recipe's network: pbld (periodic) or ple "

@@ -677,7 +677,7 @@ def fit_model(
             prepared.Y,
             prepared.X_val,
             prepared.Y_val,
-            prepared.sample_weight,
+            presets.training_weights(trainer.net, prepared.sample_weight, len(prepared.X)),
             callback=callback,
             should_stop=should_stop,
         )

@@ -39,7 +39,7 @@ CLASSIC_ONLY = (
     ("train", "min_lr"),
 )
 #: Options only the recipe reads (at these values they mean "off").
-RECIPE_ONLY = (("ensemble", 1), ("label_smoothing", None))
+RECIPE_ONLY = (("ensemble", 1), ("bag", False), ("label_smoothing", None))
 
 _DEFAULTS = {"model": ModelConfig(), "train": TrainConfig()}
 
@@ -87,6 +87,8 @@ def recipe_config(settings: Settings, task: str) -> RecipeConfig:
             f"--preset {m.preset} uses one hidden activation for every layer; got "
             f"{','.join(m.activation)}."
         )
+    if m.bag and m.ensemble < 2:
+        raise UsageError("--bag needs an ensemble to bag; add --ensemble K (K >= 2).")
     base = preset(m.preset, recipe_kind(task))
     activation = base.activation if m.activation[0] == "auto" else m.activation[0]
     batch = t.batch_size
@@ -103,6 +105,7 @@ def recipe_config(settings: Settings, task: str) -> RecipeConfig:
         epochs=t.epochs,
         batch_size=batch_size,
         n_members=m.ensemble,
+        bag=m.bag,
         ensemble=m.ensemble_kind,
         embedding=m.embedding,
     )
@@ -167,6 +170,18 @@ def single_logits(net: RecipeNet, X: np.ndarray) -> np.ndarray:
         )
     Z = [net._logits(X[i : i + 65536], False, None)[0] for i in range(0, max(len(X), 1), 65536)]
     return np.concatenate(Z).astype(np.float64)
+
+
+def training_weights(net: Any, sample_weight: np.ndarray | None, n: int) -> np.ndarray | None:
+    """The trainer's sample weights: as given, or with `--bag` one column per member, 0 on
+    the rows of that member's fold (K random folds of the n training rows)."""
+    if not isinstance(net, RecipeNet) or not net.config.bag:
+        return sample_weight
+    K = net.config.n_members
+    fold = np.empty(n, dtype=np.intp)
+    fold[net.rng.permutation(n)] = np.arange(n) % K
+    weights = (fold[:, None] != np.arange(K)[None, :]).astype(net.dtype)
+    return weights if sample_weight is None else weights * np.asarray(sample_weight)[:, None]
 
 
 # --------------------------------------------------------------------------- model file

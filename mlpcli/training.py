@@ -394,7 +394,7 @@ class _Batches:
         if not self.full:
             self._X = np.empty((batch_size, X.shape[1]), dtype=X.dtype)
             self._Y = np.empty((batch_size, Y.shape[1]), dtype=Y.dtype)
-            self._w = None if w is None else np.empty(batch_size, dtype=w.dtype)
+            self._w = None if w is None else np.empty((batch_size, *w.shape[1:]), dtype=w.dtype)
 
     def epoch(self, rng: np.random.Generator):  # type: ignore[no-untyped-def]
         if self.full:
@@ -410,7 +410,11 @@ class _Batches:
                 return
             Xb = self.X.take(idx, axis=0, out=self._X[:m])
             Yb = self.Y.take(idx, axis=0, out=self._Y[:m])
-            wb = None if self._w is None or self.w is None else self.w.take(idx, out=self._w[:m])
+            wb = (
+                None
+                if self._w is None or self.w is None
+                else self.w.take(idx, axis=0, out=self._w[:m])
+            )
             yield Xb, Yb, wb
 
 

@@ -153,8 +153,9 @@ def test_regression_recipe_spread_is_in_target_units(tmp_path: Path) -> None:
         ({**TINY_RECIPE, "batchnorm": True}, "--batchnorm applies to --preset classic"),
         ({**TINY_RECIPE, "optimizer": "sgd"}, "trains with adamw"),
         ({"epochs": 2, "ensemble": 3}, "--ensemble applies to the recipe"),
+        ({**TINY_RECIPE, "bag": True}, "--bag needs an ensemble"),
     ],
-    ids=["classic-only", "optimizer", "ensemble-needs-recipe"],
+    ids=["classic-only", "optimizer", "ensemble-needs-recipe", "bag-needs-members"],
 )
 def test_options_that_do_not_apply_are_errors(values: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
@@ -184,3 +185,16 @@ def test_calibrate_works_on_one_recipe_network_and_refuses_an_ensemble() -> None
     assert outcome.metadata["calibration"]["temperature"] > 0
     with pytest.raises(UsageError, match="--calibrate fits one temperature"):
         _train(_table(), **TINY_RECIPE, calibrate=True, ensemble=2)
+
+
+def test_bag_gives_each_member_its_own_fold_and_trains(tmp_path: Path) -> None:
+    from mlpcli.presets import training_weights
+
+    outcome = _train(_table(), **TINY_RECIPE, ensemble=3, bag=True)
+    assert outcome.metadata["recipe"]["config"]["bag"] is True
+    weights = training_weights(outcome.net, None, 30)
+    assert weights is not None and weights.shape == (30, 3)
+    # every row is left out by exactly one member; folds of 10 rows
+    np.testing.assert_array_equal(weights.sum(axis=1), 2.0)
+    np.testing.assert_array_equal(weights.sum(axis=0), 20.0)
+    assert training_weights(_train(_table(), **TINY_RECIPE).net, None, 30) is None

@@ -379,3 +379,21 @@ def test_regression_outputs_are_clamped_to_the_training_range() -> None:
     assert np.isclose(out.min(), -0.5) or np.isclose(out.max(), 0.25)
     assert set(net.state_shapes()) == set(net.state_arrays())
     assert net.state_arrays()["output.low"].tolist() == [-0.5]
+
+
+def test_bagged_member_gradient_is_that_of_its_own_rows(rng: np.random.Generator) -> None:
+    """With per-member 0/1 weights (--bag), member k's gradient equals a lone net's on the
+    rows member k keeps, however many of them a batch holds."""
+    batched = _net("ce", 3, n_members=2)
+    X, Y = rng.normal(size=(N, D)), _targets("ce", rng, N, 3)
+    keep = np.array([[1, 0], [1, 1], [0, 1], [1, 1], [1, 0], [0, 1], [1, 1]], dtype=float)
+    batched._backprop(X, Y, keep, False, None)
+    grads = dict(zip(batched.param_names, [g.copy() for g in batched.gradients()], strict=True))
+    state = batched.state_arrays()
+    for k in range(2):
+        alone = _net("ce", 3, n_members=1)
+        alone.load_state_arrays({name: a[k : k + 1] for name, a in state.items()})
+        rows = keep[:, k] == 1
+        alone._backprop(X[rows], Y[rows], None, False, None)
+        for name, g in zip(alone.param_names, alone.gradients(), strict=True):
+            np.testing.assert_allclose(g[0], grads[name][k], rtol=1e-10, atol=1e-14)

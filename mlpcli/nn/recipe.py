@@ -109,6 +109,8 @@ class RecipeConfig:
     epochs: int = 256
     batch_size: int = 256
     n_members: int = 1
+    #: Bagging: member k gets weight 0 on its own fold (`presets.training_weights`).
+    bag: bool = False
     #: How members' hidden layers hold weights: "packed" (each its own, `dense`) or "batch"
     #: (one shared matrix with per-member adapters, `be_dense`, TabM's default).
     ensemble: str = "packed"
@@ -533,16 +535,34 @@ class RecipeNet:
             _, n, k = Z.shape
             Y_all = np.asarray(Y[: K * m], dtype=self.dtype)
             w = None if sample_weight is None else np.asarray(sample_weight)[: K * m]
+            if w is not None and w.ndim == 2:  # --bag: member k's own column on its rows
+                w = w.reshape(K, m, K)[np.arange(K), :, np.arange(K)].reshape(-1)
         else:
             Z = self._logits(X, training, rng)
             _, n, k = Z.shape
             Y_all = np.broadcast_to(np.asarray(Y, dtype=self.dtype), (K, n, k)).reshape(K * n, k)
-            w = None if sample_weight is None else np.tile(np.asarray(sample_weight), K)
+            w = (
+                None
+                if sample_weight is None
+                else self._member_weights(np.asarray(sample_weight), K)
+            )
         loss, dZ = self.loss_fn(Y_all, Z.reshape(K * n, k), self.output_activation, w)
         grad: Array = dZ.reshape(K, n, k) * K
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
         return loss
+
+    @staticmethod
+    def _member_weights(w: np.ndarray, K: int) -> np.ndarray:
+        """(K n,) weights, member-major: (n,) weights shared by all members, or (n, K) per member
+        (bagging), rescaled so each member's gradient is that of its own weighted mean loss
+        (the loss divides by the total over members; member k's share T_k becomes T / K)."""
+        if w.ndim == 1:
+            return np.tile(w, K)
+        W = w.T.astype(np.float64)  # (K, n)
+        totals = W.sum(axis=1, keepdims=True)
+        scale = np.divide(W.sum() / K, totals, out=np.zeros_like(totals), where=totals > 0)
+        return (W * scale).reshape(-1).astype(w.dtype)
 
     def loss_and_gradients(
         self,
