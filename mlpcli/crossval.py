@@ -381,6 +381,21 @@ def flatten_report(report: dict[str, Any], prefix: str = "") -> dict[str, float 
     return out
 
 
+def nest_summaries(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """`summarise` of every metric of the reports, nested as in one report: the same leaves
+    as `flatten_report`, without joining names (a label may hold a dot)."""
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for r in reports for k in r if k not in NOT_METRICS):
+        values = [r.get(key) for r in reports]
+        if any(isinstance(v, dict) for v in values):
+            inner = nest_summaries([v if isinstance(v, dict) else {} for v in values])
+            if inner:
+                out[key] = inner
+        elif all(v is None or (isinstance(v, float) and not isinstance(v, bool)) for v in values):
+            out[key] = summarise(values)
+    return out
+
+
 def summarise(values: Sequence[float | None]) -> dict[str, Any]:
     """Mean and sample sd (ddof=1) over the folds where the value is defined."""
     defined = np.array([v for v in values if v is not None], dtype=np.float64)
@@ -425,6 +440,11 @@ class CVResult:
         names = list(dict.fromkeys(name for f in flat for name in f))
         return {name: summarise([f.get(name) for f in flat]) for name in names}
 
+    def nested_summary(self) -> dict[str, Any]:
+        """`summary()` shaped like one evaluation report (`macro_avg: {f1: ...}`, `per_class:
+        {basal: {recall: ...}}`), as `evaluate --json` nests its metrics."""
+        return nest_summaries([r.report or {} for r in self.results])
+
     def to_dict(self, command: list[str] | None = None) -> dict[str, Any]:
         return {
             "task": self.task,
@@ -433,7 +453,7 @@ class CVResult:
             "n_samples": self.n_samples,
             "stratified": self.stratified,
             "grouped": self.grouped,
-            "metrics": self.summary(),
+            "metrics": self.nested_summary(),
             "per_fold": [
                 {
                     "repeat": r.repeat + 1,

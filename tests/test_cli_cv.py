@@ -167,7 +167,9 @@ def test_tune_ranks_writes_tables_and_refits_the_best(
     assert result.stdout == ""
     assert "Search: grid, 4 candidate(s), 3-fold cv, roc_auc (higher is better)" in result.stderr
     assert "12/12 tasks done; last: candidate 4 fold 3, roc_auc " in result.stderr
-    assert f"Wrote {model}." in result.stderr
+    assert "Refit summary" in result.stderr and str(model) in result.stderr  # the refit's table
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert [line for line in lines if line.startswith("Task:")][1:] == []  # said once, not twice
     ranked = pd.read_csv(csv, keep_default_na=False)
     assert ranked["rank"].tolist() == sorted(ranked["rank"].tolist())
     assert ranked.loc[0, "lr"] == 0.05  # a learning rate of 1e-6 learns nothing in 10 epochs
@@ -198,6 +200,8 @@ def test_tune_random_search(runner: CliRunner, table: Path, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     lrs = [row["lr"] for row in json.loads(result.stdout)["ranking"]]
     assert len(set(lrs)) == 3 and all(1e-3 <= lr <= 1e-1 for lr in lrs)
+    shown = run(runner, *args[:-2])  # the table rounds the sampled values
+    assert all(f"{lr:.4g}" in shown.stderr and repr(lr) not in shown.stderr for lr in lrs)
 
 
 def test_tune_warns_when_a_flag_is_searched(runner: CliRunner, table: Path, space: Path) -> None:

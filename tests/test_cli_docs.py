@@ -153,3 +153,65 @@ def test_command_bodies_stay_short(name: str) -> None:
     """A command parses its options, calls the core once and renders: about 30 lines, 40 at
     most; the rest belongs in the library or in cli/tables.py and cli/display.py."""
     assert _body_lines(name) <= 40
+
+
+def test_commands_are_listed_in_workflow_order(runner: CliRunner) -> None:
+    from mlpcli.cli import COMMAND_ORDER
+
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    listed = [
+        line.split()[1]
+        for line in result.stdout.split("Commands", 1)[1].splitlines()
+        if line.startswith("│ ") and line.split()[1] in COMMANDS
+    ]
+    assert listed[0] == "train"
+    assert listed == sorted(listed, key=lambda n: (*COMMAND_ORDER, n).index(n))
+    assert sorted(listed) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS), ids=sorted(COMMANDS))
+def test_help_is_not_hard_wrapped_and_has_no_backticks(runner: CliRunner, name: str) -> None:
+    """The terminal wraps prose at its own width, so each paragraph is one line; the help
+    renders no Markdown, so no literal backticks reach it."""
+    text = COMMANDS[name].help or ""
+    prose = [p for p in text.split("\n\n") if not p.startswith(" ")]
+    assert [p for p in prose if "\n" in p] == []
+    result = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+    assert "`" not in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS), ids=sorted(COMMANDS))
+def test_examples_fit_80_columns_and_break_between_options(runner: CliRunner, name: str) -> None:
+    """An example line never wraps at 80 columns (so a value is never cut from its option):
+    continued lines end with a backslash and go on with an option."""
+    example = (COMMANDS[name].help or "").split("Example:", 1)[1].strip("\n").splitlines()
+    lines = [line for line in example if line.strip()]
+    assert all(len(line) <= 76 for line in lines), lines  # with its indent, a margin of 1
+    assert all(line.rstrip().endswith("\\") for line in lines[:-1]), lines
+    assert all(line.strip().startswith("-") for line in lines[1:]), lines
+    result = runner.invoke(app, [name, "--help"], env={"COLUMNS": "80"})
+    shown = result.stdout.split("Example:", 1)[1]
+    for line in lines:
+        assert line.strip() in shown
+
+
+@pytest.mark.parametrize(
+    ("name", "flag", "expected"),
+    [
+        ("train", "--log-format", {"text", "jsonl"}),
+        ("train", "--optimizer", {"adam", "sgd"}),
+        ("cv", "--backend", {"local", "dask"}),
+        ("tune", "--search", {"grid", "random"}),
+        ("explain", "--method", {"permutation", "gradient", "integrated-gradients"}),
+        ("explain", "--rule", {"gauss-legendre", "trapezoid"}),
+        ("evaluate", "--plot-format", {"png", "svg", "pdf"}),
+        ("export", "--format", {"onnx"}),
+    ],
+)
+def test_option_values_complete_from_their_choices(
+    name: str, flag: str, expected: set[str]
+) -> None:
+    command = COMMANDS[name]
+    param = next(p for p in command.params if flag in getattr(p, "opts", ()))
+    items = param.shell_complete(command.context_class(command), "")
+    assert expected <= {item.value for item in items}

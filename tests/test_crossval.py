@@ -337,3 +337,20 @@ def test_metric_of_another_task_lists_the_choices() -> None:
 
 
 # --- executors ----------------------------------------------------------------------------------
+
+
+def test_cv_json_nests_metrics_as_evaluate_does(tmp_path: Path) -> None:
+    """`cv --json` metrics have the shape of one evaluation report (evaluate's JSON), each leaf
+    the mean, sd, n and per-fold values of that metric; the flat summary has the same leaves."""
+    path = write_table(tmp_path, "multiclass")
+    result = crossval.cross_validate(path, settings_for("multiclass"), folds=3, repeats=1)
+    nested = result.to_dict()["metrics"]
+    report = result.results[0].report
+    assert set(nested["macro_avg"]) <= set(report["macro_avg"])
+    assert set(nested["per_class"]) == set(report["per_class"])
+    flat = result.summary()
+    assert nested["accuracy"] == flat["accuracy"]
+    assert nested["macro_avg"]["f1"] == flat["macro_avg.f1"]
+    label = next(iter(report["per_class"]))
+    assert nested["per_class"][label]["recall"] == flat[f"per_class.{label}.recall"]
+    assert "macro_avg.f1" not in nested

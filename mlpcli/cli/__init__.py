@@ -6,6 +6,8 @@ pandas, the library) happen inside commands so `--help` answers fast.
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
 
 import typer
@@ -13,7 +15,53 @@ import typer
 from mlpcli.cli import cv, explain, export, model, plot, train
 from mlpcli.cli.common import app
 
-__all__ = ["app", "cv", "explain", "export", "main", "model", "plot", "train"]
+__all__ = ["COMMAND_ORDER", "app", "cv", "explain", "export", "main", "model", "plot", "train"]
+
+#: `mlpcli --help` lists the commands in the order of a piece of work: train and use a model,
+#: choose one (cv, tune), understand it, ship it; then the helpers. Unlisted commands follow.
+COMMAND_ORDER = (
+    "train",
+    "predict",
+    "evaluate",
+    "cv",
+    "tune",
+    "explain",
+    "inspect",
+    "report",
+    "plot",
+    "export",
+    "split",
+)
+
+
+def help_text(doc: str) -> str:
+    """A docstring as `--help` shows it: paragraphs joined into one line each (the terminal
+    wraps them, at its own width), indented example lines kept as written, and `code` marks
+    shown as plain quotes, since the help does not render Markdown."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", inspect.cleandoc(doc)):
+        lines = block.splitlines()
+        if lines[0].startswith(" "):
+            paragraphs.append(block)
+        else:
+            paragraphs.append(" ".join(line.strip() for line in lines))
+    return re.sub(r"`([^`]*)`", r"'\1'", "\n\n".join(paragraphs))
+
+
+def _arrange() -> None:
+    rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+
+    def key(info: typer.models.CommandInfo) -> int:
+        name = info.name or (info.callback.__name__ if info.callback else "")
+        return rank.get(name, len(rank))
+
+    app.registered_commands.sort(key=key)
+    for info in app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = help_text(info.callback.__doc__)
+
+
+_arrange()
 
 
 def main() -> None:

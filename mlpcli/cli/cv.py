@@ -34,6 +34,7 @@ from mlpcli.cli.options import (
     Repeats,
     Scheduler,
     TrainingData,
+    completion,
     metric_option,
     out_option,
     with_settings_options,
@@ -136,7 +137,11 @@ def tune(
     ],
     search: Annotated[
         str,
-        typer.Option(help="grid (every combination) or random.", rich_help_panel="Search"),
+        typer.Option(
+            help="grid (every combination) or random.",
+            rich_help_panel="Search",
+            autocompletion=completion("mlpcli.tuning", "SEARCHES"),
+        ),
     ] = "grid",
     n_iter: Annotated[
         int,
@@ -197,9 +202,9 @@ def tune(
 
     Example:
 
-        mlpcli tune sample_data/expression.csv --target subtype --id sample_id \
-            --space space.toml --cv 5 --n-jobs -1 --results-csv tune.csv \
-            --out best.npz
+        mlpcli tune sample_data/expression.csv --target subtype \
+            --id sample_id --space space.toml --cv 5 --n-jobs -1 \
+            --results-csv tune.csv --out best.npz
     """
     from mlpcli import tuning
     from mlpcli.cli import tables
@@ -246,6 +251,7 @@ def tune(
 def _refit(data: str, result: Any, out: str, reporter: Any, signals: Any) -> bool:
     """Train and save the best candidate; False if interrupted (nothing written)."""
     from mlpcli import pipeline, tuning
+    from mlpcli.cli import tables
 
     announce = f"Refitting candidate {result.best().index + 1} on the data."
     with live_training(signals, reporter, announce) as hooks:
@@ -253,6 +259,6 @@ def _refit(data: str, result: Any, out: str, reporter: Any, signals: Any) -> boo
     if outcome.result.stop_reason == "interrupted":
         reporter.warning("Interrupted: no model written.")
         return False
-    for path in pipeline.write_outputs(outcome, out):
-        reporter.message(f"Wrote {path}.")
+    outcome.written = pipeline.write_outputs(outcome, out)
+    reporter.table(tables.train_summary(outcome, "Refit summary"))
     return True

@@ -263,14 +263,19 @@ def make_reporter(
 
 
 class ReporterHandler(logging.Handler):
-    """Routes the library's log records (warnings, decisions) to the reporter."""
+    """Routes the library's log records (warnings, decisions) to the reporter, each text once
+    per command."""
 
     def __init__(self, reporter: Reporter) -> None:
         super().__init__(logging.INFO)
         self.reporter = reporter
+        self.seen: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
+        if text in self.seen:  # the same decision again (tune's refit, every cv fold): once
+            return
+        self.seen.add(text)
         if record.levelno >= logging.WARNING:
             self.reporter.warning(text)
         else:

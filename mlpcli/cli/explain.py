@@ -19,6 +19,7 @@ from mlpcli.cli.options import (
     Quiet,
     Scheduler,
     Transpose,
+    completion,
     data_argument,
     metric_option,
     out_option,
@@ -50,7 +51,15 @@ def explain(
         ),
     ],
     *,
-    method: Annotated[str, typer.Option("--method", "-m", help=METHOD_HELP)] = "permutation",
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            "-m",
+            help=METHOD_HELP,
+            autocompletion=completion("mlpcli.explain", "METHODS"),
+        ),
+    ] = "permutation",
     out: Annotated[
         str | None,
         out_option(
@@ -113,6 +122,7 @@ def explain(
         str | None,
         typer.Option(
             help="integrated-gradients: gauss-legendre or trapezoid \\[default: gauss-legendre].",
+            autocompletion=completion("mlpcli.explain", "RULES"),
             rich_help_panel="Integrated gradients",
         ),
     ] = None,

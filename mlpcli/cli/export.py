@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mlpcli.cli.common import app, catch_signals, errors_to_exit_codes, make_reporter
-from mlpcli.cli.options import LogFormat, ModelArg, Quiet, out_option
+from mlpcli.cli.options import LogFormat, ModelArg, Quiet, completion, out_option
 
 
 @app.command()
@@ -17,15 +17,22 @@ def export(
     *,
     format: Annotated[
         str,
-        typer.Option("--format", "-f", help="Export format: onnx.", metavar="FORMAT"),
+        typer.Option(
+            "--format",
+            "-f",
+            help="Export format: onnx.",
+            metavar="FORMAT",
+            autocompletion=completion("mlpcli.export", "FORMATS"),
+        ),
     ] = "onnx",
     out: Annotated[str, out_option("File to write, atomically.")],
     quiet: Quiet = False,
     log_format: LogFormat = "text",
 ) -> None:
-    """Export a model for serving elsewhere: the stored preprocessing (imputation, scaling,
-    clipping, one-hot encoding) and the network in one ONNX graph, with `label` and
-    `probabilities` (or `prediction`) outputs.
+    """Export a model for serving elsewhere, as one ONNX graph.
+
+    The graph holds the stored preprocessing (imputation, scaling, clipping, one-hot encoding)
+    and the network, with `label` and `probabilities` (or `prediction`) outputs.
 
     Inputs: `numeric`, float32 of the numeric columns in the order the ONNX metadata lists
     (`numeric_columns`; NaN for missing), and one string input per categorical column ("" for

@@ -31,6 +31,7 @@ from mlpcli.cli.options import (
     Quiet,
     Threshold,
     Transpose,
+    completion,
     data_argument,
     out_option,
 )
@@ -157,7 +158,11 @@ def evaluate(
     ] = None,
     plot_format: Annotated[
         str,
-        typer.Option(help="Image format of --plots: png, svg or pdf.", rich_help_panel=OUTPUT),
+        typer.Option(
+            help="Image format of --plots: png, svg or pdf.",
+            rich_help_panel=OUTPUT,
+            autocompletion=completion("mlpcli.plotting", "FORMATS"),
+        ),
     ] = "png",
     threshold: Threshold = None,
     chunk_size: ChunkSize = None,

@@ -27,6 +27,18 @@ PARALLEL = "Parallel"
 CONFIGURATION = "Configuration"
 
 
+def completion(module: str, registry: str) -> Callable[[], list[str]]:
+    """Shell completion from a library registry, imported only when TAB is pressed (so
+    `--help` stays free of numpy)."""
+
+    def complete() -> list[str]:
+        import importlib
+
+        return list(getattr(importlib.import_module(module), registry))
+
+    return complete
+
+
 # --------------------------------------------------------------------------- arguments
 def data_argument(help_text: str) -> Any:
     """The DATA argument; each command says what the table must hold."""

@@ -21,8 +21,10 @@ def plot(
     quiet: Quiet = False,
     log_format: LogFormat = "text",
 ) -> None:
-    """Draw the training curves of a model: loss and validation metric per epoch with the
-    best epoch marked, each layer's gradient norm (log scale) and the learning rate.
+    """Draw the training curves of a model.
+
+    Loss and validation metric per epoch with the best epoch marked, each layer's gradient
+    norm (log scale) and the learning rate.
 
     The image carries its provenance (command, versions, the model's SHA-256) in its metadata.
     Needs matplotlib: pip install ".\\[plot]" in the mlpcli checkout.
@@ -68,9 +70,10 @@ def report(
     quiet: Quiet = False,
     log_format: LogFormat = "text",
 ) -> None:
-    """Write a model card: one self-contained HTML file (images embedded, opens offline)
-    with the data summary, preprocessing, architecture, optimizer and settings, training
-    curves, metrics, plots on --data, and provenance.
+    """Write a model card: one self-contained HTML file that opens offline.
+
+    The card holds the data summary, preprocessing, architecture, optimizer and settings,
+    training curves, metrics, plots on --data, and provenance; images are embedded.
 
     Needs matplotlib: pip install ".\\[plot]" in the mlpcli checkout.
 

@@ -25,7 +25,7 @@ def summary_table(title: str, rows: list[tuple[str, Any]]) -> Table:
     return table
 
 
-def train_summary(outcome: Any) -> Table:
+def train_summary(outcome: Any, title: str = "Training summary") -> Table:
     from mlpcli.calibration import summary_rows
 
     result = outcome.result
@@ -59,7 +59,7 @@ def train_summary(outcome: Any) -> Table:
     rows.extend(summary_rows(outcome.metadata))
     rows.append(("time", f"{result.seconds:.2f} s"))
     rows.extend(("wrote", path) for path in outcome.written)
-    return summary_table("Training summary", rows)
+    return summary_table(title, rows)
 
 
 # --------------------------------------------------------------------------- cv and tune

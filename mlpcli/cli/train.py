@@ -101,11 +101,12 @@ def train(
     log_every: LogEvery = 10,
     options: dict[str, Any],
 ) -> None:
-    """Train a network on a table and save one model file.
+    r"""Train a network on a table and save one model file.
 
     Example:
 
-        mlpcli train sample_data/expression.csv --target subtype --id sample_id --out model.npz
+        mlpcli train sample_data/expression.csv --target subtype \
+            --id sample_id --out model.npz
     """
     from mlpcli import pipeline
     from mlpcli.cli import tables
@@ -208,14 +209,15 @@ def split(
     quiet: Quiet = False,
     log_format: LogFormat = "text",
 ) -> None:
-    """Split a table into DATA.train and DATA.test files, in DATA's format, and a listing.
+    r"""Split a table into DATA.train and DATA.test files, in DATA's format, and a listing.
 
     Cells are copied as written and rows keep their order; `<stem>.split.csv` lists each row
     number (and group) with its set. Train on one file and report on the other.
 
     Example:
 
-        mlpcli split cohort.csv --test-fraction 0.2 --group patient --stratify subtype
+        mlpcli split cohort.csv --test-fraction 0.2 --group patient \
+            --stratify subtype
     """
     from mlpcli import tablesplit
 
