@@ -143,7 +143,13 @@ def gib(n: float | None) -> str:
 
 # --------------------------------------------------------------------------- sections
 def whole_commands(
-    data_dir: Path, sizes: list[int], threads: int, repeats: int, log: Log, wait: float = 0.0
+    data_dir: Path,
+    sizes: list[int],
+    threads: int,
+    repeats: int,
+    log: Log,
+    wait: float = 0.0,
+    figures: dict[str, Any] | None = None,
 ) -> tuple[list[str], list[tuple[str, str, bool | None]], dict[int, Path]]:
     predict = has_command("predict")
     rows_md = [
@@ -170,8 +176,10 @@ def whole_commands(
         model = data_dir / f"model_{size_name(n)}.npz"
         pred = data_dir / f"pred_{size_name(n)}.csv"
         train_cmd = [MLPCLI, "train", str(csv), "--out", str(model), *TRAIN_FLAGS]
-        train_cmd += ["--threads", str(threads), "--quiet"]
+        # No table cache: every round parses, as a first run does (iobench.py times the cache).
+        train_cmd += ["--threads", str(threads), "--quiet", "--no-cache"]
         predict_cmd = [MLPCLI, "predict", str(model), str(csv), "--out", str(pred), "--quiet"]
+        predict_cmd += ["--no-cache"]
         train_runs, predict_runs = [], []
         for r in range(repeats if n < 1_000_000 else max(1, min(repeats, 3))):
             run = timed_run(train_cmd, wait=wait)
@@ -209,6 +217,8 @@ def whole_commands(
                 else "not available | | |"
             )
         )
+        if figures is not None and train_peak is not None:
+            figures.setdefault("train_peak", {})[n] = (train_peak, feature_bytes)
         if n == max(sizes) and n >= 1_000_000 and train_peak is not None:
             ok = train_peak <= 3 * feature_bytes
             targets.append(
@@ -223,6 +233,15 @@ def whole_commands(
             predict_peaks[n] = p_peak or 0
         if n == max(sizes) and predict_runs:
             rate = statistics.median(p_rate)
+            if figures is not None:
+                below_n = [m for m in predict_peaks if m < n]
+                figures["predict"] = {
+                    "rows": n,
+                    "rate": rate,
+                    "peak": p_peak,
+                    "peak_below": predict_peaks[max(below_n)] if below_n else None,
+                    "rows_below": max(below_n) if below_n else None,
+                }
             # Flat: ten times the rows must not need much more memory; the smallest file is
             # dominated by the interpreter and libraries, so compare with the next size down.
             below = [m for m in predict_peaks if m < n]
@@ -590,7 +609,8 @@ def run_all(
     log(f"whole commands in {data_dir}")
     sections: list[list[str]] = []
     speed_before = calibrate()
-    table, targets, models = whole_commands(data_dir, sizes, threads, repeats, log, wait)
+    figures: dict[str, Any] = {}
+    table, targets, models = whole_commands(data_dir, sizes, threads, repeats, log, wait, figures)
     speed_after = calibrate()
     table[-1:-1] = [
         "",
@@ -627,4 +647,13 @@ def run_all(
                     )
                 )
     sections.append(determinism(data_dir, threads, log))
-    return {"targets": targets, "sections": sections}
+    if sizes:
+        import iobench
+
+        log("  reading, table cache, train against the scikit-learn script (iobench.py)")
+        main_csv = data_dir / "train_100k.csv"
+        figures["io"] = iobench.measure(
+            data_dir / f"train_{size_name(max(sizes))}.csv",
+            make_csv(main_csv, 100_000) if 100_000 in sizes else None,
+        )
+    return {"targets": targets, "sections": sections, "figures": figures}

@@ -56,26 +56,62 @@ def _not_measured(label: str, why: str) -> list[Row]:
 # --------------------------------------------------------------------------- issue 16, in order
 @target
 def whole_train_command(m: Measured) -> list[Row]:
+    """`mlpcli train` (no cache) against the scikit-learn script, interleaved (iobench.py)."""
     label = "Whole `train` command, 100,000 x 100 CSV: <= 0.35x the scikit-learn script"
-    return _not_measured(label, "no row for it yet (perf-io)")
+    found = m.figures.get("io", {}).get("whole_train")
+    if not found:
+        return _not_measured(label, "needs the 100,000-row CSV and scikit-learn (iobench.py)")
+    detail = (
+        f"{found['ratio']:.2f}x ({found['mlpcli_wall']:.1f} s against "
+        f"{found['sklearn_wall']:.1f} s; CPU {found['cpu_ratio']:.2f}x; "
+        f"load {m.figures['io']['load_before']})"
+    )
+    return [(label, detail, found["ratio"] <= 0.35)]
 
 
 @target
 def csv_reading(m: Measured) -> list[Row]:
+    """Blocks on two threads against one pandas call, fresh processes (iobench.py)."""
     label = "CSV reading, 1,000,000 x 100: >= 2x faster than at the start of issue 16"
-    return _not_measured(label, "no row for it yet (perf-io)")
+    found = m.figures.get("io", {}).get("read")
+    if not found:
+        return _not_measured(label, "the whole-command section did not run (iobench.py)")
+    speedup = found["whole_wall"] / found["blocks_wall"]
+    detail = (
+        f"{speedup:.2f}x on {found['file']} ({found['blocks_wall']:.1f} s against "
+        f"{found['whole_wall']:.1f} s; CPU {found['blocks_cpu']:.1f} s against "
+        f"{found['whole_cpu']:.1f} s; peak {found['blocks_peak'] / 2**30:.2f} against "
+        f"{found['whole_peak'] / 2**30:.2f} GiB; load {m.figures['io']['load_before']})"
+    )
+    return [(label, detail, speedup >= 2 if "1M" in found["file"] else None)]
 
 
 @target
 def table_cache(m: Measured) -> list[Row]:
+    """`read_table` with an empty cache, then again from it, fresh processes (iobench.py)."""
     label = "Table cache: the second run's load phase <= 10% of the first's"
-    return _not_measured(label, "no row for it yet (perf-io)")
+    found = m.figures.get("io", {}).get("cache")
+    if not found:
+        return _not_measured(label, "the whole-command section did not run (iobench.py)")
+    share = found["second_wall"] / found["first_wall"]
+    detail = (
+        f"{share:.1%} on {found['file']} ({found['second_wall']:.2f} s against "
+        f"{found['first_wall']:.1f} s; CPU {found['second_cpu']:.2f} s against "
+        f"{found['first_cpu']:.1f} s){'' if found['same'] else '; VALUES DIFFER'}"
+    )
+    return [(label, detail, share <= 0.10 and found["same"])]
 
 
 @target
 def train_memory(m: Measured) -> list[Row]:
+    """Peak RSS of `mlpcli train` (`/usr/bin/time -v`) over the float32 feature matrix."""
     label = "`train` on 1,000,000 x 100: peak memory <= 2x the float32 features"
-    return _not_measured(label, "no row for it yet (perf-io)")
+    peaks = m.figures.get("train_peak", {})
+    if 1_000_000 not in peaks:
+        return _not_measured(label, "the 1,000,000-row CSV was not run")
+    peak, features = peaks[1_000_000]
+    detail = f"{peak / 2**30:.2f} GiB ({peak / features:.1f}x {features / 2**30:.2f} GiB)"
+    return [(label, detail, peak <= 2 * features)]
 
 
 @target
@@ -125,5 +161,18 @@ def startup(m: Measured) -> list[Row]:
 
 @target
 def predict_rate(m: Measured) -> list[Row]:
+    """`mlpcli predict` on the largest CSV; flat: peak <= 1.5x the next size down's."""
     label = "`predict`, main-case model, CSV to CSV: >= 300,000 rows/s, flat memory"
-    return _not_measured(label, "no row for it yet (perf-io)")
+    found = m.figures.get("predict")
+    if not found or found["rows"] < 1_000_000:
+        return _not_measured(label, "the 1,000,000-row CSV was not predicted")
+    flat = found["peak_below"] is not None and found["peak"] <= 1.5 * found["peak_below"]
+    below = (
+        f", {found['peak_below'] / 2**30:.2f} GiB at {found['rows_below']:,}"
+        if found["peak_below"]
+        else ""
+    )
+    detail = (
+        f"{found['rate']:,.0f} rows/s; {found['peak'] / 2**30:.2f} GiB at {found['rows']:,}{below}"
+    )
+    return [(label, detail, found["rate"] >= 300_000 and flat)]
