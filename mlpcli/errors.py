@@ -7,7 +7,9 @@ file, column or option, the bad value, and what to do.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 #: Characters a terminal acts on instead of showing: C0 and C1 controls and DEL (an ESC
 #: sequence in a column name can retitle the terminal or hide text), and the bidirectional
@@ -107,3 +109,25 @@ def warn_or_fail(message: str, strict: bool) -> None:
     if strict:
         raise DataError(f"{message} (This is an error because of --strict.)")
     logging.getLogger("mlpcli").warning(message.translate(_ESCAPES))  # cells from the data
+
+
+#: The options of the command being run (set by the CLI), so that a message suggests only an
+#: option the user can pass to it; None outside a command (the Python API): any may be named.
+_COMMAND_OPTIONS: ContextVar[frozenset[str] | None] = ContextVar("options", default=None)
+
+
+@contextmanager
+def command_options(options: Collection[str] | None) -> Iterator[None]:
+    """Messages raised or logged inside suggest only these options (`offers`); None: any."""
+    token = _COMMAND_OPTIONS.set(None if options is None else frozenset(options))
+    try:
+        yield
+    finally:
+        _COMMAND_OPTIONS.reset(token)
+
+
+def offers(option: str) -> bool:
+    """Whether a message may suggest `option`: the running command has it (or none runs).
+    Where it differs by command, a message gives the option or, failing it, what else to do."""
+    options = _COMMAND_OPTIONS.get()
+    return options is None or option in options

@@ -14,6 +14,7 @@ this module imports pandas inside the functions that need them (`trained.py` too
 from __future__ import annotations
 
 import bz2
+import contextvars
 import gzip
 import json
 import logging
@@ -172,7 +173,9 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Generator[T, None, None]:
         except BaseException as error:  # handed to the consumer, never a thread traceback
             slots.put(("error", error))
 
-    worker = threading.Thread(target=work, name="mlpcli-prefetch", daemon=True)
+    # The reader runs in the caller's context, so its messages know the running command.
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(work,), name="mlpcli-prefetch", daemon=True)
     worker.start()
     try:
         while True:

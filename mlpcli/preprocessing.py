@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import DTypeLike, NDArray
 
-from mlpcli.errors import DataError, ModelFileError, UsageError, choose, warn_or_fail
+from mlpcli.errors import DataError, ModelFileError, UsageError, choose, offers, warn_or_fail
 from mlpcli.limits import shorten
 from mlpcli.modelfile import LEVEL_KINDS, PREPROCESSING_ARRAYS, level_record
 
@@ -672,8 +672,13 @@ class Preprocessor:
         negative = ~missing & (x < 0)
         if negative.any():
             raise DataError(
-                f"Column '{name}' has negative values (first: {x[negative][0]}), which --log1p "
-                "cannot transform; drop --log1p or drop the column."
+                f"Column '{name}' has negative values (first: {x[negative][0]}), which "
+                + (
+                    "--log1p cannot transform; drop --log1p or drop the column."
+                    if offers("--log1p")
+                    else "the model's log(1 + x) transform (from training) cannot take; blank "
+                    "or replace those cells."
+                )
             )
         np.log1p(x, out=x)
 

@@ -13,7 +13,7 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -103,10 +103,11 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def command(*args: Any, **kwargs: Any) -> Any:
-        from mlpcli.errors import MlpcliError
+        from mlpcli.errors import MlpcliError, command_options
 
         try:
-            return _all_or_nothing(func, *args, **kwargs)
+            with command_options(running_options()):
+                return _all_or_nothing(func, *args, **kwargs)
         except MlpcliError as exc:
             _traceback_if_debugging()
             print_error(str(exc))
@@ -139,6 +140,35 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(1) from None
 
     return command
+
+
+def options_of(command: Any, parents: Sequence[Any] = ()) -> set[str]:
+    """Every `--option` spelling of a Click command and of the groups above it (`--debug`)."""
+    return {
+        name
+        for each in (command, *parents)
+        for param in each.params
+        for name in (*param.opts, *param.secondary_opts)
+        if name.startswith("--")
+    }
+
+
+def running_options() -> set[str] | None:
+    """The options of the command Click is running, or None outside Click (direct calls)."""
+    try:  # Typer >= 0.17 carries its own copy of Click
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - older Typer
+        from click import get_current_context  # type: ignore[no-redef]
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return None
+    parents = []
+    parent = ctx.parent
+    while parent is not None:
+        parents.append(parent.command)
+        parent = parent.parent
+    return options_of(ctx.command, parents)
 
 
 def _all_or_nothing(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from mlpcli.errors import DataError, UsageError, install_hint
+from mlpcli.errors import DataError, UsageError, install_hint, offers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,6 +48,15 @@ class FormatTable:
 
     frame: pd.DataFrame
     id_column: str | None = None
+
+
+def _choices(option: str, names: Sequence[str]) -> str:
+    """The sheets or layers a file has, offered as `option`'s values where the command has it
+    (predict, evaluate and explain read the one the model was trained on)."""
+    shown = ", ".join(names) if names else "none"
+    if offers(option):
+        return f"{option} takes one of: {shown}"
+    return f"the model reads the {option[2:]} it was trained on, and this file has: {shown}"
 
 
 class FormatReader:
@@ -174,9 +183,7 @@ class ExcelReader(FormatReader):
             raise DataError(f"Cannot read '{path}' as an Excel workbook: {error}.") from None
         sheet = sheets[0] if options.sheet is None else options.sheet
         if sheet not in sheets:
-            raise DataError(
-                f"'{path}' has no sheet '{sheet}'; --sheet takes one of: {', '.join(sheets)}."
-            )
+            raise DataError(f"'{path}' has no sheet '{sheet}'; {_choices('--sheet', sheets)}.")
         frame = pd.read_excel(
             path,
             sheet_name=sheet,
@@ -245,8 +252,7 @@ def _layer(handle: Any, path: str, layer: str | None) -> Any:
         return handle["X"]
     layers = list(handle["layers"].keys()) if "layers" in handle else []
     if layer not in layers:
-        shown = ", ".join(layers) if layers else "none"
-        raise DataError(f"'{path}' has no layer '{layer}'; --layer takes one of: {shown}.")
+        raise DataError(f"'{path}' has no layer '{layer}'; {_choices('--layer', layers)}.")
     return handle["layers"][layer]
 
 

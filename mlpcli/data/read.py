@@ -45,6 +45,7 @@ from mlpcli.errors import (
     MlpcliError,
     UsageError,
     choose,
+    offers,
 )
 from mlpcli.limits import MAX_HEADER_BYTES, SHOWN_CHARS, format_bytes, shorten
 
@@ -279,12 +280,24 @@ def _bytes_are_ascii(encoding: str, sep: str) -> bool:
     return len(high) == 128 and low == bytes(range(128)).decode("ascii")
 
 
+def _other_encoding(guess: str) -> str:
+    """What to do about a file in another encoding: `--encoding`, or where the command reads
+    with the model's stored encoding (predict, evaluate, explain), converting the file."""
+    if offers("--encoding"):
+        real = "" if guess == "utf-16" else " (or the file's real encoding)"
+        return f"pass --encoding {guess}{real}"
+    return (
+        "convert it to the encoding the model's training table had (e.g. "
+        f"iconv -f {guess} -t utf-8 for UTF-8)"
+    )
+
+
 def _decode_sample(name: str, head: bytes, encoding: str, complete: bool) -> str:
     """Decode the sniffing sample strictly, so a wrong encoding is reported with its line."""
     if not complete:
         head = head[: head.rfind(b"\n") + 1] or head
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding == "utf-8":
-        raise DataError(f"'{name}' is UTF-16 encoded; pass --encoding utf-16.")
+        raise DataError(f"'{name}' is UTF-16 encoded; {_other_encoding('utf-16')}.")
     codec = "utf-8-sig" if encoding == "utf-8" else encoding  # drop a BOM
     try:
         return head.decode(codec)
@@ -294,7 +307,7 @@ def _decode_sample(name: str, head: bytes, encoding: str, complete: bool) -> str
             byte = head[error.start : error.start + 1].hex()
             raise DataError(
                 f"'{name}' is not valid {encoding.upper()}: byte 0x{byte} on line {line}; "
-                "pass --encoding latin-1 (or the file's real encoding)."
+                f"{_other_encoding('latin-1')}."
             ) from None
         return head.decode(codec, errors="replace")  # cut inside a character: sniff anyway
 
@@ -352,7 +365,7 @@ def _translate(
         byte = error.object[error.start : error.start + 1].hex()
         return DataError(
             f"'{name}' is not valid {encoding.upper()} (byte 0x{byte}); "
-            "pass --encoding latin-1 (or the file's real encoding)."
+            f"{_other_encoding('latin-1')}."
         )
     if isinstance(error, pd.errors.ParserError):
         fields = _FIELDS_ERROR.search(str(error))
@@ -876,9 +889,10 @@ def force_numeric(frame: pd.DataFrame, names: Sequence[str], source: str) -> pd.
         lost = numbers.isna() & column.notna()
         if lost.any():
             log.warning(
-                "Column '%s'%s (--numeric): %d cell(s) that are not numbers read as missing (%s).",
+                "Column '%s'%s (%s): %d cell(s) that are not numbers read as missing (%s).",
                 name,
                 where(source),
+                "--numeric" if offers("--numeric") else "numeric in training",
                 int(lost.sum()),
                 token_counts(column[lost]),
             )
