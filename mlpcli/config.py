@@ -748,6 +748,13 @@ class TrainConfig:
         choice(THRESHOLD_METRICS),
         choices=THRESHOLD_METRICS,
     )
+    baselines: bool = option(
+        True,
+        "Score a constant (majority class or mean) and a linear (no hidden layer) baseline "
+        "next to the network, and hint at regularisation when train and validation differ "
+        "much (train, cv).",
+        parse_bool,
+    )
 
 
 SECTIONS: dict[str, type] = {

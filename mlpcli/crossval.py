@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from mlpcli import calibration, metrics, pipeline, splitting
+from mlpcli import baselines, calibration, metrics, pipeline, splitting
 from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError
@@ -278,6 +278,7 @@ class FoldResult:
     report: dict[str, Any] | None = None
     score: float | None = None
     outputs: np.ndarray | None = None
+    baselines: dict[str, Any] | None = None  # `baselines.compare` on the held-out rows
     messages: list[tuple[int, str]] = field(default_factory=list)
     error: str | None = None
 
@@ -294,9 +295,11 @@ def run_fold(
     metric: str | None = None,
     report: bool = True,
     keep_outputs: bool = False,
+    compare: bool = False,
 ) -> FoldResult:
     """Train on a fold and score the held-out rows: the full evaluation report and/or one
-    metric. Divergence is returned as `error`, not raised, so a search can go on."""
+    metric, and with `compare` the baselines. Divergence is returned as `error`, not raised,
+    so a search can go on."""
     prepared = fold.prepared
     result = FoldResult(
         fold.repeat,
@@ -327,6 +330,10 @@ def run_fold(
             )
         if metric is not None:
             result.score = metric_score(metric, encoder, fold.y_index_test, fold.Y_test, P, cut)
+        if compare:
+            result.baselines = baselines.compare(
+                settings, prepared, net, cut, fold.X_test, fold.Y_test, role="test"
+            )
     result.seconds = time.perf_counter() - started
     result.epochs_run, result.best_epoch = fit.epochs_run, fit.best_epoch
     result.stop_reason = fit.stop_reason
@@ -445,6 +452,24 @@ class CVResult:
         {basal: {recall: ...}}`), as `evaluate --json` nests its metrics."""
         return nest_summaries([r.report or {} for r in self.results])
 
+    def baselines(self) -> dict[str, Any] | None:
+        """The network and the baselines on the held-out folds (mean, sd, per-fold values),
+        the mean train/held-out gap and the hints it calls for; None with --no-baselines."""
+        records = [r.baselines for r in self.results if r.baselines is not None]
+        if not records:
+            return None
+        first = records[0]
+        out: dict[str, Any] = {k: first[k] for k in ("metric", "constant_rule")}
+        for model in ("network", "constant", "linear"):
+            out[model] = summarise([r[model].get("test") for r in records])
+        gap = dict(first["gap"])
+        gap["value"] = float(np.mean([r["gap"]["value"] for r in records]))
+        gap["large"] = bool(gap["value"] > gap["limit"])
+        out["gap"] = gap
+        means = {m: {"test": out[m]["mean"]} for m in ("network", "constant", "linear")}
+        out["hints"] = baselines.hints({**out, **means}, "test")
+        return out
+
     def to_dict(self, command: list[str] | None = None) -> dict[str, Any]:
         return {
             "task": self.task,
@@ -454,6 +479,7 @@ class CVResult:
             "stratified": self.stratified,
             "grouped": self.grouped,
             "metrics": self.nested_summary(),
+            "baselines": self.baselines(),
             "per_fold": [
                 {
                     "repeat": r.repeat + 1,
@@ -506,7 +532,8 @@ def cross_validate(
                 what = f"repeat {result.repeat + 1} fold {result.fold + 1}"
                 on_progress(Progress(next(count), len(encoded), what, headline, result.score))
 
-        calls = [(settings, fold, headline, True, predictions) for fold in encoded]
+        compare = settings.train.baselines
+        calls = [(settings, fold, headline, True, predictions, compare) for fold in encoded]
         if on_progress is not None:
             on_progress(Progress(0, len(calls), "start", headline))
         results: list[FoldResult] = executor.map(run_fold, calls, list(encoded), on_done)

@@ -276,6 +276,7 @@ METADATA = Record(
         "threshold": Record(
             {"value": PROBABILITY}, {"metric": TEXT, "score": MAYBE_NUMBER, "n_rows": COUNT}
         ),
+        "baselines": OBJECT,  # train's baselines (baselines.compare), shown, never read back
         "checkpoint": OBJECT,
         "search": OBJECT,
         "recipe": Record(

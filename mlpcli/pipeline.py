@@ -26,6 +26,7 @@ import pandas as pd
 
 from mlpcli import (
     __version__,
+    baselines,
     calibration,
     data,
     modelfile,
@@ -742,7 +743,8 @@ def train(
                 save_checkpoint(checkpoint, trainer, settings, prepared, command)
 
     net, result = fit_model(settings, prepared, rng, on_epoch, should_stop, trainer)
-    return _outcome(settings, prepared, net, result, command, test_file)
+    compare = settings.train.baselines and result.stop_reason != "interrupted"
+    return _outcome(settings, prepared, net, result, command, test_file, compare)
 
 
 def train_frame(
@@ -773,9 +775,11 @@ def _outcome(
     result: FitResult,
     command: list[str] | None,
     test_file: str | None = None,
+    compare: bool = False,
 ) -> TrainOutcome:
     """The metrics on both sides (and on `test_file`) and the model file's contents; metrics
-    are those of the model as saved (with its temperature and decision threshold)."""
+    are those of the model as saved (with its temperature and decision threshold). With
+    `compare`, the constant and linear baselines on the validation rows (`baselines`)."""
     posthoc = calibration.fit_posthoc(
         settings, prepared.task.task, net, prepared.X_val, prepared.y_index_val
     )
@@ -791,6 +795,10 @@ def _outcome(
         report["test"] = _test_report(test_file, settings, prepared, scored, cut)
     metadata, arrays = model_contents(settings, prepared, net, result, report, command)
     metadata.update(posthoc.metadata)
+    if compare and prepared.X_val is not None and prepared.Y_val is not None:
+        metadata["baselines"] = baselines.compare(
+            settings, prepared, scored, cut, prepared.X_val, prepared.Y_val
+        )
     return TrainOutcome(settings, prepared, net, result, report, metadata, arrays)
 
 
@@ -942,7 +950,7 @@ def write_outputs(
             "training": {k: v for k, v in metadata["training"].items() if k != "history"},
             "settings": metadata["settings"],
             "provenance": metadata["provenance"],
-            **{k: metadata[k] for k in calibration.METADATA_KEYS if k in metadata},
+            **{k: metadata[k] for k in (*calibration.METADATA_KEYS, "baselines") if k in metadata},
         }
         write_text(metrics_out, json.dumps(doc, indent=2, allow_nan=False) + "\n", "--metrics-out")
         written.append(metrics_out)

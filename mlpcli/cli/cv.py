@@ -114,6 +114,11 @@ def cv(
         )
         written = crossval.write_outputs(result, out, oof_out)
     reporter.table(tables.cv_table(result, written))
+    compared = result.baselines()
+    if compared is not None:
+        reporter.table(tables.baselines_table(compared))
+        for hint in compared["hints"]:
+            reporter.message(f"Hint: {hint}")
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
 

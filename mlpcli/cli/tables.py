@@ -26,6 +26,7 @@ def summary_table(title: str, rows: list[tuple[str, Any]]) -> Table:
 
 
 def train_summary(outcome: Any, title: str = "Training summary") -> Table:
+    from mlpcli import baselines
     from mlpcli.calibration import summary_rows
 
     result = outcome.result
@@ -57,6 +58,8 @@ def train_summary(outcome: Any, title: str = "Training summary") -> Table:
                 if isinstance(value, float):
                     rows.append((f"{split} {key}", value))
     rows.extend(summary_rows(outcome.metadata))
+    if "baselines" in outcome.metadata:
+        rows.extend(baselines.summary_rows(outcome.metadata["baselines"]))
     rows.append(("time", f"{result.seconds:.2f} s"))
     rows.extend(("wrote", path) for path in outcome.written)
     return summary_table(title, rows)
@@ -79,6 +82,30 @@ def cv_table(result: Any, written: list[str]) -> Table:
             continue
         table.add_row(name, fmt(s["mean"]), fmt(s["sd"]), f"{s['n']}/{total}")
     table.caption = "wrote " + ", ".join(written) if written else None
+    table.caption_justify = "left"
+    return table
+
+
+def baselines_table(compared: dict[str, Any]) -> Table:
+    """cv's held-out score of the network next to the constant and linear baselines."""
+    from mlpcli.baselines import CONSTANT_NAMES
+
+    table = Table(
+        title=f"Held-out {compared['metric']} next to baselines (--no-baselines to skip)",
+        title_justify="left",
+    )
+    for name in ("model", "mean", "sd", "folds"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    names = {
+        "network": "network",
+        "constant": CONSTANT_NAMES[compared["constant_rule"]],
+        "linear": "linear baseline (no hidden layer)",
+    }
+    for key, name in names.items():
+        s = compared[key]
+        table.add_row(name, fmt(s["mean"]), fmt(s["sd"]), str(s["n"]))
+    gap = compared["gap"]
+    table.caption = f"mean {gap['measure']}: {fmt(gap['value'])} (large above {gap['limit']:g})"
     table.caption_justify = "left"
     return table
 

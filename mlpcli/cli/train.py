@@ -138,6 +138,8 @@ def train(
         else:
             outcome.written = pipeline.write_outputs(outcome, out, interrupted=interrupted, **side)
         reporter.table(tables.train_summary(outcome))
+        for hint in outcome.metadata.get("baselines", {}).get("hints", []):
+            reporter.message(f"Hint: {hint}")
         reporter.finish(_finish_record(outcome))
     if interrupted:
         commit_staged()  # the model asked for by --save-on-interrupt, if any
