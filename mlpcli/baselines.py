@@ -174,12 +174,11 @@ def hints(record: Mapping[str, Any], role: str = "validation") -> list[str]:
 
 
 def summary_rows(record: Mapping[str, Any], role: str = "validation") -> list[tuple[str, Any]]:
-    """The baselines and the gap as (name, value) rows beside the network's own figures."""
-    metric = record["metric"]
-    rows: list[tuple[str, Any]] = [
-        (f"{role} {metric}, {CONSTANT_NAMES[record['constant_rule']]}", record["constant"][role]),
-        (f"{role} {metric}, linear baseline", record["linear"].get(role)),
+    """The baselines (scored on the `role` rows) and the gap as short (name, value) rows
+    beside the network's own figures: a summary's first column stays narrow."""
+    metric, rule = record["metric"], record["constant_rule"]
+    return [
+        (f"baseline {rule} {metric}", record["constant"][role]),
+        (f"baseline linear {metric}", record["linear"].get(role)),
+        (f"train-{role} gap", record["gap"]["value"]),
     ]
-    gap = record["gap"]
-    rows.append((gap["measure"], gap["value"]))
-    return rows
