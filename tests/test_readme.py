@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,3 +123,59 @@ def test_every_documented_train_command_names_its_output(doc: str) -> None:
     assert commands
     for command in commands:
         assert "--out" in command or "--resume" in command, command
+
+
+def _cohort_h5ad(path: Path) -> None:
+    """An AnnData file like the one README's inline example trains on: 60 cells x 5 genes,
+    obs `cell_type` and `donor`, a `counts` layer."""
+    from test_formats import _dataframe, _matrix
+
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(5.0, size=(60, 5)).astype(np.float32)
+    counts[:30, 0] += 10  # T cells express gene g0
+    obs = pd.DataFrame(
+        {"cell_type": ["T"] * 30 + ["B"] * 30, "donor": [f"d{i % 6}" for i in range(60)]}
+    )
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
+        _dataframe(f.create_group("obs"), [f"cell{i:02d}" for i in range(60)], obs)
+        _dataframe(f.create_group("var"), [f"g{j}" for j in range(5)], obs[[]])
+        _matrix(f, "X", np.log1p(counts), sparse=True)
+        layers = f.create_group("layers")
+        layers.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
+        _matrix(layers, "counts", counts, sparse=True)
+
+
+@pytest.mark.slow
+def test_readme_your_data_examples_run(tmp_path: Path) -> None:
+    """Each command of "Your data", in order, in one folder holding the sample data: its bash
+    blocks (shell lines through bash, `mlpcli` and `python` being this interpreter) and its
+    inline `mlpcli ...` examples."""
+    for extra in ("pyarrow", "openpyxl", "h5py"):
+        pytest.importorskip(
+            extra, reason='an extra is missing: pip install ".[parquet,excel,anndata]"'
+        )
+    section = _section("Your data")
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    lines = [line for block in blocks for line in block.splitlines()]
+    commands = [line for line in lines if line and not line.startswith(("#", "pip install "))]
+    # Inline examples are whole commands (with options); `mlpcli split` alone names one.
+    inline = [c for c in re.findall(r"`(mlpcli [^`]+)`", section.replace("\n", " ")) if "--" in c]
+    assert len(commands) >= 10 and inline, (commands, inline)
+    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    _cohort_h5ad(tmp_path / "cohort.h5ad")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, run in (("python", ""), ("mlpcli", " -m mlpcli")):  # a venv's python by its path
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec "{sys.executable}"{run} "$@"\n')
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    for command in [*commands, *inline]:
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, (command, done.stderr)
+    for made in ("model.npz", "predictions.csv", "model_xlsx.npz", "sheet.npz", "top20.npz"):
+        assert (tmp_path / made).stat().st_size > 0, made
+    assert (tmp_path / "expression.test.csv").exists() and (tmp_path / "genes.npz").exists()
