@@ -56,7 +56,8 @@ def _as_logits(Z: ArrayLike) -> Array:
 
 def _softmax(Z: Array) -> Array:
     E = np.exp(Z - Z.max(axis=1, keepdims=True))
-    return E / E.sum(axis=1, keepdims=True)
+    softmax: NDArray[np.float64] = E / E.sum(axis=1, keepdims=True)
+    return softmax
 
 
 def probabilities(Z: ArrayLike, temperature: float = 1.0) -> Array:
@@ -155,12 +156,14 @@ def quality(Z: ArrayLike, y: ArrayLike, temperature: float = 1.0) -> dict[str, f
 
 # --------------------------------------------------------------------------- thresholds
 def _youden(tps: Array, fps: Array) -> Array:
-    return tps / tps[-1] - fps / fps[-1]
+    youden: Array = tps / tps[-1] - fps / fps[-1]
+    return youden
 
 
 def _f1(tps: Array, fps: Array) -> Array:
     # 2 TP / (2 TP + FP + FN), with FN = P - TP: no division by zero while P > 0
-    return 2.0 * tps / (tps + fps + tps[-1])
+    f1: Array = 2.0 * tps / (tps + fps + tps[-1])
+    return f1
 
 
 #: --threshold-metric name -> the metric at each distinct score, from the true and false

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mlpcli.errors import UsageError
 
@@ -798,7 +798,10 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def _build(cls: type, values: Mapping[str, Any]) -> Any:
+T = TypeVar("T", "DataConfig", "PreprocessConfig", "ModelConfig", "TrainConfig")
+
+
+def _build(cls: type[T], values: Mapping[str, Any]) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TypeVar
 
 #: Characters a terminal acts on instead of showing: C0 and C1 controls and DEL (an ESC
 #: sequence in a column name can retitle the terminal or hide text), and the bidirectional
@@ -30,6 +31,8 @@ def printable(text: str, multiline: bool = False) -> str:
 
 #: Longer messages keep their start and end: they quote values from files, which may be huge.
 MAX_MESSAGE_CHARS = 4000
+
+T = TypeVar("T")
 
 
 class MlpcliError(Exception):
@@ -94,7 +97,7 @@ def install_hint(extra: str) -> str:
     return f'pip install ".[{extra}]" in the mlpcli checkout, or pip install {EXTRAS[extra]}'
 
 
-def choose(kind: str, name: str, registry: Mapping[str, object]) -> object:
+def choose(kind: str, name: str, registry: Mapping[str, T]) -> T:
     """Look `name` up in a registry, or fail with a message that lists the choices."""
     try:
         return registry[name]

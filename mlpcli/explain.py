@@ -312,7 +312,10 @@ def _output_scale(encoder: TargetEncoder) -> Floats:
     if encoder.classification:
         return np.ones(encoder.n_outputs)
     zero = np.zeros((1, encoder.n_outputs))
-    return np.asarray(encoder.decode(zero + 1.0) - encoder.decode(zero), dtype=np.float64)[0]
+    scale: Floats = np.asarray(encoder.decode(zero + 1.0) - encoder.decode(zero), dtype=np.float64)[
+        0
+    ]
+    return scale
 
 
 def _output_units(encoder: TargetEncoder) -> str:
@@ -541,7 +544,8 @@ def _nanmean(a: Floats, axis: int) -> Floats:
     """np.nanmean without the warning for an all-missing column (NaN there)."""
     count = np.sum(~np.isnan(a), axis=axis)
     total = np.nansum(a, axis=axis)
-    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+    mean: Floats = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+    return mean
 
 
 def _nanstd(a: Floats, axis: int) -> Floats:
@@ -603,7 +607,7 @@ def integrated_gradients(
         f"--steps {steps:,} ({rule})",
         "a few hundred steps are plenty (the completeness check says when more are needed).",
     )
-    nodes, weights = choose("integration rule", rule, RULES)(steps)  # type: ignore[operator]
+    nodes, weights = choose("integration rule", rule, RULES)(steps)
     x0, described = baseline_row(model, options.baseline)
     X = model.transform(frame).astype(np.float64)
     feats = _features(model, options.groups)

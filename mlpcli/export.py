@@ -461,7 +461,7 @@ def export_file(path: str | Path, format: str, out: str | Path) -> ExportSummary
     """Write the model file at `path` in `format` to `out`, atomically."""
     from mlpcli import trained
 
-    exporter: ExportFormat = choose("export format", format, FORMATS)()  # type: ignore[operator]
+    exporter: ExportFormat = choose("export format", format, FORMATS)()
     model = trained.load_trained(path)
     reason = exporter.unsupported(model.metadata)
     if reason is not None:

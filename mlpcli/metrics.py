@@ -147,7 +147,8 @@ def rankdata(x: NDArray[Any]) -> Floats:
     starts = np.r_[np.flatnonzero(new_value), len(x)]
     group = np.empty(len(x), dtype=np.intp)
     group[order] = np.cumsum(new_value) - 1
-    return 0.5 * (starts[group] + starts[group + 1] + 1)
+    ranks: Floats = 0.5 * (starts[group] + starts[group + 1] + 1)
+    return ranks
 
 
 def _binary_roc_auc(y: Bools, score: NDArray[Any]) -> float:
@@ -457,7 +458,8 @@ def _force_finite(num: Floats, den: Floats) -> Floats:
 
 
 def _mse(Y: Floats, P: Floats) -> Floats:
-    return np.mean((Y - P) ** 2, axis=0)
+    mse: Floats = np.mean((Y - P) ** 2, axis=0)
+    return mse
 
 
 def _rmse(Y: Floats, P: Floats) -> Floats:
@@ -465,7 +467,8 @@ def _rmse(Y: Floats, P: Floats) -> Floats:
 
 
 def _mae(Y: Floats, P: Floats) -> Floats:
-    return np.mean(np.abs(Y - P), axis=0)
+    mae: Floats = np.mean(np.abs(Y - P), axis=0)
+    return mae
 
 
 def _median_ae(Y: Floats, P: Floats) -> Floats:
@@ -492,7 +495,8 @@ def _pearson(Y: Floats, P: Floats) -> Floats:
     out = np.full(Y.shape[1], np.nan)
     ok = ~constant & (den > 0)
     out[ok] = np.sum(Yc * Pc, axis=0)[ok] / den[ok]
-    return np.clip(out, -1.0, 1.0)
+    clipped: Floats = np.clip(out, -1.0, 1.0)
+    return clipped
 
 
 def _rank_columns(A: Floats) -> Floats:
@@ -819,7 +823,8 @@ def tiny_spread(Y: NDArray[np.float64]) -> NDArray[np.bool_]:
     """Per column: True when sd < `R2_RELATIVE_SPREAD` x |mean| (and the column varies)."""
     Y = np.asarray(Y, dtype=np.float64).reshape(len(Y), -1)
     sd, mean = Y.std(axis=0), np.abs(Y.mean(axis=0))
-    return (sd > 0) & (sd < R2_RELATIVE_SPREAD * mean)
+    narrow: NDArray[np.bool_] = (sd > 0) & (sd < R2_RELATIVE_SPREAD * mean)
+    return narrow
 
 
 def _scale_notes(Y: NDArray[np.float64], names: list[str]) -> list[str]:

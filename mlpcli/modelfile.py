@@ -501,7 +501,7 @@ class ModelArchive:
             )
         raw = self._read(METADATA_KEY)
         try:
-            meta = json.loads(raw.tobytes().decode("utf-8"))
+            meta: dict[str, Any] = json.loads(raw.tobytes().decode("utf-8"))
         except RecursionError:
             raise self._error(
                 "the model metadata is nested too deeply; the file is hostile."

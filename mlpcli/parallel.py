@@ -53,7 +53,10 @@ class LocalBackend:
         import joblib
 
         workers = max(1, min(self.n_workers(), n_tasks))
-        return joblib.parallel_config(backend="loky", n_jobs=workers)
+        config: contextlib.AbstractContextManager[Any] = joblib.parallel_config(
+            backend="loky", n_jobs=workers
+        )
+        return config
 
 
 class DaskBackend:
@@ -107,13 +110,14 @@ class DaskBackend:
     def config(self, scatter: list[Any], n_tasks: int) -> contextlib.AbstractContextManager[Any]:
         import joblib
 
-        return joblib.parallel_config(
+        config: contextlib.AbstractContextManager[Any] = joblib.parallel_config(
             backend="dask",
             n_jobs=-1,  # dask's backend uses every worker thread of the cluster
             client=self.client,
             scatter=scatter or None,
             wait_for_workers_timeout=60,
         )
+        return config
 
     def _check_workers(self, client: Any) -> None:
         """Every worker must import the same mlpcli to unpickle the tasks and agree bitwise."""

@@ -108,7 +108,8 @@ class LoadedTable:
         encoder = TargetEncoder().fit(
             self.frame, self.selection.targets, self.task.task, self.task.labels
         )
-        return encoder.encode(self.frame)[0]
+        strata: np.ndarray = encoder.encode(self.frame)[0]
+        return strata
 
     def group_codes(self, column: str | None, pattern: str | None = None) -> np.ndarray | None:
         """Integer codes of the `--group` column (through `--group-pattern`), or None."""
@@ -135,7 +136,8 @@ class LoadedTable:
                     f"'{first}' in column '{column}'; adjust the pattern."
                 )
             text = found
-        return pd.factorize(text)[0]
+        codes: np.ndarray = pd.factorize(text)[0]
+        return codes
 
 
 def load_table(path: str, settings: Settings) -> LoadedTable:
@@ -499,7 +501,8 @@ def prepare_loaded(
 def _encode(encoder: TargetEncoder, frame: pd.DataFrame, dtype: np.dtype) -> tuple[Any, np.ndarray]:
     encoded = encoder.encode(frame, dtype)
     if encoder.classification:
-        return encoded
+        indices, one_hot = encoded  # (class indices, one-hot rows)
+        return indices, one_hot
     return None, encoded
 
 
@@ -563,7 +566,7 @@ def _output_activation(name: str, loss: str, kind: str) -> str:
     return tasks.get(kind).output_activation
 
 
-def build_optimizer(settings: Settings) -> Any:
+def build_optimizer(settings: Settings) -> optimizers.Optimizer:
     """The optimizer; a hyperparameter it does not take (`--momentum` for adam) is an error."""
     t = settings.train
     given = {"momentum": t.momentum, "beta1": t.beta1, "beta2": t.beta2, "eps": t.eps}
@@ -573,7 +576,7 @@ def build_optimizer(settings: Settings) -> Any:
     return optimizers.get(t.optimizer, lr=t.lr, **hyper)
 
 
-def build_schedule(settings: Settings, lr0: float) -> Any:
+def build_schedule(settings: Settings, lr0: float) -> schedules.Schedule:
     """The learning-rate schedule; an option it does not take (`--lr-gamma` for cosine) errs."""
     t = settings.train
     given = {

@@ -230,7 +230,9 @@ def _mark_best(ax: Any, best: int, value: Floats) -> None:
         ax.plot([best], [value[0]], marker="*", markersize=13, color="C3", zorder=5)
 
 
-def _gradient_panel(ax: Any, epochs: Floats, history: list[dict[str, Any]], meta: dict) -> None:
+def _gradient_panel(
+    ax: Any, epochs: Floats, history: list[dict[str, Any]], meta: dict[str, Any]
+) -> None:
     """Gradient norm of each layer, log scale: vanishing or exploding layers stand out."""
     rows = [h.get("grad_norms") or [] for h in history]
     width = max((len(r) for r in rows), default=0)
@@ -598,7 +600,7 @@ def evaluation_figures(
     """
     plots = choose("task", task, EVALUATION_PLOTS)
     scores = _scores(task, y_true, outputs, labels)
-    return {name: draw(scores) for name, draw in plots.items()}  # type: ignore[attr-defined]
+    return {name: draw(scores) for name, draw in plots.items()}
 
 
 def evaluation_plot_paths(folder: str | Path, fmt: str) -> list[str]:

@@ -432,7 +432,7 @@ def _open_zstd(path: Path) -> IO[str]:
     import zstandard  # checked by output_format
 
     raw = zstandard.ZstdCompressor().stream_writer(open(path, "wb"), closefd=True)  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
 #: Table extension -> field separator.

@@ -268,6 +268,7 @@ def check_numbers(frame: pd.DataFrame, names: Sequence[str], what: str = "Column
 
 def numeric_values(series: pd.Series, name: str, what: str = "Column") -> Array:
     """A fresh float64 copy of a column (NaN for missing); strings that are not numbers fail."""
+    values: Array
     if pd.api.types.is_numeric_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     else:
@@ -346,7 +347,8 @@ class _Column:
     def shares(self) -> Array:
         """Each level's share of the training rows (the "frequency" encoding)."""
         counts = np.asarray(self.counts, dtype=np.float64)
-        return counts / counts.sum()
+        shares: Array = counts / counts.sum()
+        return shares
 
 
 @dataclass
@@ -398,11 +400,11 @@ class Preprocessor:
         *,
         strict: bool = False,
     ) -> None:
-        choose("imputation", impute, IMPUTERS)  # type: ignore[arg-type]
-        choose("scaling", scale, SCALERS)  # type: ignore[arg-type]
-        choose("high-cardinality encoding", high_cardinality, HIGH_CARDINALITY)  # type: ignore[arg-type]
+        choose("imputation", impute, IMPUTERS)
+        choose("scaling", scale, SCALERS)
+        choose("high-cardinality encoding", high_cardinality, HIGH_CARDINALITY)
         self.clip = clip
-        self._clipper: Clipper = choose("clipping", clip, CLIPPERS)()  # type: ignore[operator]
+        self._clipper: Clipper = choose("clipping", clip, CLIPPERS)()
         if not np.isfinite(fill_value):
             raise UsageError(f"--fill-value must be a finite number, got {fill_value}.")
         if max_levels < 2:
@@ -992,7 +994,8 @@ class _Multiclass(_SingleColumnClasses):
         return y, Y
 
     def decode(self, output: NDArray[Any], threshold: float) -> NDArray[Any]:
-        return np.asarray(self.labels)[np.argmax(output, axis=1)]
+        decoded: NDArray[Any] = np.asarray(self.labels)[np.argmax(output, axis=1)]
+        return decoded
 
 
 class _Binary(_SingleColumnClasses):
@@ -1178,7 +1181,7 @@ class TargetEncoder:
         if not targets:
             raise UsageError("No target column; name one with --target.")
         _check_columns(frame, targets, "target")
-        task_class: type[_Task] = choose("task", task, TASKS)  # type: ignore[arg-type, assignment]
+        task_class: type[_Task] = choose("task", task, TASKS)
         if task_class in (_Binary, _Multiclass) and len(targets) != 1:
             raise UsageError(
                 f"Task '{task}' takes one --target, got {len(targets)}: {_quote_list(targets)}; "
@@ -1244,7 +1247,7 @@ class TargetEncoder:
             raise UsageError("--class-weight applies to classification, not to regression.")
         if isinstance(mode, str):
             weigh: Callable[[NDArray[np.integer]], Array]
-            weigh = choose("class weight", mode, CLASS_WEIGHTS)  # type: ignore[arg-type, assignment]
+            weigh = choose("class weight", mode, CLASS_WEIGHTS)
             return weigh(np.asarray(y_index))
         if not task.weights_by_label:
             raise UsageError("--class-weight takes 'balanced' for multilabel targets, not a map.")

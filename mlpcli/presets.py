@@ -180,7 +180,7 @@ def training_weights(net: Any, sample_weight: np.ndarray | None, n: int) -> np.n
     K = net.config.n_members
     fold = np.empty(n, dtype=np.intp)
     fold[net.rng.permutation(n)] = np.arange(n) % K
-    weights = (fold[:, None] != np.arange(K)[None, :]).astype(net.dtype)
+    weights: np.ndarray = (fold[:, None] != np.arange(K)[None, :]).astype(net.dtype)
     return weights if sample_weight is None else weights * np.asarray(sample_weight)[:, None]
 
 

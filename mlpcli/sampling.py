@@ -26,7 +26,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -65,7 +65,7 @@ class RowFile:
     def __len__(self) -> int:
         return self.n_rows
 
-    def read(self, start: int, stop: int, out: NDArray[np.generic] | None = None) -> NDArray:
+    def read(self, start: int, stop: int, out: NDArray[np.generic] | None = None) -> NDArray[Any]:
         """Rows [start, stop) as an array (into `out`, when given, of at least that many rows)."""
         stop = min(stop, self.n_rows)
         m = max(0, stop - start)
@@ -84,7 +84,7 @@ class RowFile:
             os.close(fd)
         return buffer
 
-    def __getitem__(self, rows: slice) -> NDArray:
+    def __getitem__(self, rows: slice) -> NDArray[Any]:
         start, stop, step = rows.indices(self.n_rows)
         if step != 1:
             raise IndexError("a RowFile reads contiguous rows only")
@@ -99,7 +99,7 @@ class RowFileWriter:
         self.n_rows = 0
         self._file = open(self.path, "wb")  # noqa: SIM115 (closed by finish/close)
 
-    def append(self, rows: NDArray) -> None:
+    def append(self, rows: NDArray[Any]) -> None:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.ndim != 2 or rows.shape[1] != self.n_cols:
             raise ValueError(f"expected (rows, {self.n_cols}), got {rows.shape}")
@@ -147,7 +147,9 @@ class BlockBatches:
         self._window = np.empty((min(window_rows, n), rows.n_cols), rows.dtype)
         self._carry = np.empty((self.batch_size, rows.n_cols), rows.dtype)
 
-    def epoch(self, rng: np.random.Generator) -> Iterator[tuple[NDArray, NDArray, NDArray | None]]:
+    def epoch(
+        self, rng: np.random.Generator
+    ) -> Iterator[tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]]:
         """(Xb, Yb, wb) views into reused buffers, valid until the next batch."""
         d, k, bs = self.n_features, self.n_outputs, self.batch_size
         blocks = rng.permutation(self.n_blocks)
@@ -179,7 +181,9 @@ class BlockBatches:
         if carried and not (carried == 1 and self.drop_single):
             yield self._split(self._carry[:carried], d, k)
 
-    def _split(self, batch: NDArray, d: int, k: int) -> tuple[NDArray, NDArray, NDArray | None]:
+    def _split(
+        self, batch: NDArray[Any], d: int, k: int
+    ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]:
         X, Y = batch[:, :d], batch[:, d : d + k]
         w = batch[:, d + k] if self.weighted else None
         return np.ascontiguousarray(X), np.ascontiguousarray(Y), w

@@ -118,7 +118,8 @@ def _stratified_valid_mask(
         quota[order[:extra]] += 1
     quota = np.minimum(np.maximum(quota, 1), counts - 1)  # a one-sample class: 0, it trains
     rank = _rank_within(codes, rng)
-    return rank < quota[codes]
+    chosen: NDArray[np.bool_] = rank < quota[codes]
+    return chosen
 
 
 def _rank_within(codes: Index, rng: np.random.Generator) -> Index:

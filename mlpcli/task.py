@@ -65,13 +65,16 @@ class Task:
         probabilities = self.probabilities(P)
         return {f"proba_{label}": probabilities[:, j] for j, label in enumerate(labels)}
 
-    def truth(self, encoder: TargetEncoder, y_index: Any, Y: NDArray[Any]) -> Any:
-        """What metrics compare against, from encoded targets: class indices by default."""
-        return y_index
+    def truth(
+        self, encoder: TargetEncoder, y_index: NDArray[Any] | None, Y: NDArray[Any]
+    ) -> NDArray[Any]:
+        """What metrics compare against, from encoded targets: class indices by default
+        (every classification encoding has them; only regression's are None)."""
+        return cast("NDArray[Any]", y_index)
 
     def predictions(
         self, needs: str, encoder: TargetEncoder, P: NDArray[Any], threshold: float = THRESHOLD
-    ) -> Any:
+    ) -> NDArray[Any]:
         """Network outputs as a metric of the given `needs` wants them (decisions at the
         threshold)."""
         return self.decide(P, threshold) if needs == "labels" else self.probabilities(P)
@@ -164,7 +167,9 @@ class Multilabel(Task):
     def decide(self, P: NDArray[Any], threshold: float = THRESHOLD) -> NDArray[Any]:
         return (np.asarray(P) >= threshold).astype(np.intp)
 
-    def truth(self, encoder: TargetEncoder, y_index: Any, Y: NDArray[Any]) -> Any:
+    def truth(
+        self, encoder: TargetEncoder, y_index: NDArray[Any] | None, Y: NDArray[Any]
+    ) -> NDArray[Any]:
         return Y.astype(np.intp)
 
     def report(
@@ -193,12 +198,14 @@ class Regression(Task):
     def proba_columns(self, labels: Sequence[str], P: NDArray[Any]) -> dict[str, NDArray[Any]]:
         return {}
 
-    def truth(self, encoder: TargetEncoder, y_index: Any, Y: NDArray[Any]) -> Any:
+    def truth(
+        self, encoder: TargetEncoder, y_index: NDArray[Any] | None, Y: NDArray[Any]
+    ) -> NDArray[Any]:
         return encoder.decode(Y)
 
     def predictions(
         self, needs: str, encoder: TargetEncoder, P: NDArray[Any], threshold: float = THRESHOLD
-    ) -> Any:
+    ) -> NDArray[Any]:
         return encoder.decode(P)
 
     def report(

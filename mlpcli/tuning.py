@@ -318,7 +318,7 @@ def make_candidates(
     draw = choose("search", search, SEARCHES)
     rng = crossval.stream(base.train.seed, crossval.SEARCH_STREAM)
     out = []
-    for i, params in enumerate(draw(space, n_iter, rng)):  # type: ignore[operator]
+    for i, params in enumerate(draw(space, n_iter, rng)):
         candidate = Candidate(i, params, _parse_all(params, base, space.source))
         try:
             optimizer = pipeline.build_optimizer(candidate.settings)

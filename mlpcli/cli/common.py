@@ -15,11 +15,15 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlpcli import __version__
+
+if TYPE_CHECKING:  # imported inside the functions at run time, keeping --help fast
+    from mlpcli.cli.display import Reporter
+    from mlpcli.config import Settings
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success · 2 bad option or value · 3 bad input data · "
@@ -266,7 +270,7 @@ def live_training(
         reporter.close()
 
 
-def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Any:
+def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Reporter:
     import logging
 
     from mlpcli.cli.display import ReporterHandler
@@ -287,7 +291,9 @@ def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Any:
     return reporter
 
 
-def resolve_settings(options: dict[str, Any], config: str | None, base: Any = None) -> Any:
+def resolve_settings(
+    options: dict[str, Any], config: str | None, base: Settings | None = None
+) -> Settings:
     """Settings as every training command builds them: defaults (or `base`, e.g. a resumed
     checkpoint's), then `--config FILE`, then the flags given on the command line."""
     from mlpcli import config as config_module

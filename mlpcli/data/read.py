@@ -197,7 +197,7 @@ def _sep_name(sep: str) -> str:
 def _resolve_sep(sep: str) -> str:
     if len(sep) == 1:
         return SEPARATORS.get(sep, sep)
-    return str(choose("separator", sep.lower(), SEPARATORS))  # type: ignore[arg-type]
+    return str(choose("separator", sep.lower(), SEPARATORS))
 
 
 def _sniff_sep(name: str, text: str) -> str:

@@ -255,8 +255,8 @@ def detect_task(
     multiclass; otherwise regression. Several targets: all 0/1 -> multilabel, all numeric ->
     multi-output regression. Missing target values are ignored (drop them first).
     """
-    rule = choose("task", task, TASK_RULES)  # type: ignore[arg-type]
+    rule = choose("task", task, TASK_RULES)
     if not targets:
         raise UsageError("Name the column to predict with --target.")
     described = [_describe(frame, name, source) for name in dict.fromkeys(targets)]
-    return rule(described)  # type: ignore[operator]
+    return rule(described)

@@ -370,4 +370,4 @@ def get(name: str, leaky_relu_slope: float = 0.01) -> Activation:
     cls = choose("activation", name, ACTIVATIONS)
     if name == "leaky_relu":
         return LeakyReLU(leaky_relu_slope)
-    return cls()  # type: ignore[operator]
+    return cls()

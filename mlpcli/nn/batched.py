@@ -215,7 +215,8 @@ class MemberDense(MemberLayer):
         members = np.arange(K)[:, None, None]
         units = np.arange(k)[None, :, None]
         picked = Z[members, rows, units]  # (K, k, n_points)
-        return -(picked * weights).sum(axis=2)
+        sampled: Array = -(picked * weights).sum(axis=2)
+        return sampled
 
     def _gained(self, training: bool) -> Array:
         """g W, formed once per forward (one pass over W) and reused by the backward's dX,
@@ -296,7 +297,7 @@ class BatchEnsembleDense(MemberDense):
     def _shared(self, U: Array, W: Array) -> Array:
         """(U g W) for all members in one matrix product."""
         K, n, _ = U.shape
-        Zc = np.matmul(U.reshape(K * n, self.n_in), W).reshape(K, n, self.n_out)
+        Zc: Array = np.matmul(U.reshape(K * n, self.n_in), W).reshape(K, n, self.n_out)
         if self.gain != 1.0:
             Zc *= self.gain
         return Zc
@@ -321,7 +322,7 @@ class BatchEnsembleDense(MemberDense):
         dZc = dZ * s[:, None, :]
         flat = dZc.reshape(K * n, self.n_out)
         np.matmul(U.reshape(K * n, self.n_in).T, flat, out=dW)
-        dU = np.matmul(flat, W.T).reshape(K, n, self.n_in)
+        dU: Array = np.matmul(flat, W.T).reshape(K, n, self.n_in)
         if self.gain != 1.0:
             dW *= self.gain
             dU *= self.gain
@@ -396,7 +397,7 @@ class MemberDropout(MemberLayer):
         assert rng is not None, "dropout in training needs a random generator"
         # Uniforms drawn straight into the mask in its own dtype (no float64 draw and cast).
         mask = self._scratch.get("mask", X.shape, X.dtype)
-        rng.random(out=mask, dtype=mask.dtype)  # type: ignore[call-overload]
+        rng.random(out=mask, dtype=mask.dtype)
         np.greater_equal(mask, self.p, out=mask)
         mask *= 1.0 / (1.0 - self.p)
         self._mask = mask

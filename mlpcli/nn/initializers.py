@@ -43,4 +43,4 @@ INITIALIZERS: dict[str, Initializer] = {
 
 
 def get(name: str) -> Initializer:
-    return choose("initializer", name, INITIALIZERS)  # type: ignore[return-value]
+    return choose("initializer", name, INITIALIZERS)

@@ -138,7 +138,7 @@ class ActivationLayer(Layer):
             A = self.activation.forward(X, out=X)
             self._Z = self._A = A
             return A
-        A = self._buffers.get("A", X.shape, X.dtype)  # type: ignore[arg-type]
+        A = self._buffers.get("A", X.shape, X.dtype)
         self._Z, self._A = X, self.activation.forward(X, out=A)
         return A
 
@@ -174,7 +174,7 @@ class BatchNorm(Layer):
 
     def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
         gamma, beta = self.params
-        xhat = self._buffers.get("xhat", X.shape, X.dtype)  # type: ignore[arg-type]
+        xhat = self._buffers.get("xhat", X.shape, X.dtype)
         if training:
             mean = X.mean(axis=0)
             np.subtract(X, mean, out=xhat)
@@ -191,7 +191,7 @@ class BatchNorm(Layer):
         inv_std = 1.0 / np.sqrt(var + self.eps)
         xhat *= inv_std
         self._xhat, self._inv_std, self._training = xhat, inv_std, training
-        Y = self._buffers.get("Y", X.shape, X.dtype)  # type: ignore[arg-type]
+        Y = self._buffers.get("Y", X.shape, X.dtype)
         np.multiply(xhat, gamma, out=Y)
         Y += beta
         return Y
@@ -234,12 +234,12 @@ class Dropout(Layer):
             self._mask = None
             return X
         assert rng is not None, "dropout in training needs a random generator"
-        mask = self._buffers.get("mask", X.shape, X.dtype)  # type: ignore[arg-type]
-        rng.random(out=mask, dtype=mask.dtype)  # type: ignore[call-overload]
+        mask = self._buffers.get("mask", X.shape, X.dtype)
+        rng.random(out=mask, dtype=mask.dtype)
         np.greater_equal(mask, self.p, out=mask)
         mask *= 1.0 / (1.0 - self.p)
         self._mask = mask
-        Y = self._buffers.get("Y", X.shape, X.dtype)  # type: ignore[arg-type]
+        Y = self._buffers.get("Y", X.shape, X.dtype)
         return np.multiply(X, mask, out=Y)
 
     def backward(self, dY: Array) -> Array:
@@ -261,12 +261,12 @@ class Residual(Layer):
         out = X
         for layer in self.block:
             out = layer.forward(out, training, rng)
-        Y = self._buffers.get("Y", X.shape, X.dtype)  # type: ignore[arg-type]
+        Y = self._buffers.get("Y", X.shape, X.dtype)
         return np.add(out, X, out=Y)
 
     def backward(self, dY: Array) -> Array:
         # The block's backward may overwrite dY in place, so keep the skip path's copy first.
-        skip = self._buffers.get("skip", dY.shape, dY.dtype)  # type: ignore[arg-type]
+        skip = self._buffers.get("skip", dY.shape, dY.dtype)
         np.copyto(skip, dY)
         grad: Array | None = dY
         for layer in reversed(self.block):

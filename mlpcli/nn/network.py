@@ -403,7 +403,7 @@ class MLP:
         Z = self._logits(X, training, rng)
         loss, grad = self.loss_fn(Y, Z, self.output_activation, sample_weight)
         for layer in reversed(self.layers):
-            grad = layer.backward(grad)  # type: ignore[arg-type,assignment]
+            grad = layer.backward(grad)  # type: ignore[assignment]
         decay = self.architecture.weight_decay
         if decay:
             # L2 penalty (decay / 2) sum ||W||^2 on weight matrices only, not biases or BN.
@@ -444,7 +444,7 @@ class MLP:
                 A = self.output_activation.forward(Z)
                 grad = self.output_activation.backward(V[start:stop].copy(), Z, A)
                 for layer in reversed(rest):
-                    grad = layer.backward(grad)  # type: ignore[arg-type,assignment]
+                    grad = layer.backward(grad)  # type: ignore[assignment]
                 if isinstance(first, Dense):
                     # The first layer never computes dX in training; dX = dZ W^T here.
                     np.matmul(grad, first.params[0].T, out=result[start:stop])

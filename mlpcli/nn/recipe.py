@@ -157,8 +157,8 @@ PRESETS: dict[str, Callable[[str], RecipeConfig]] = {"realmlp_td": _realmlp_td}
 
 def preset(name: str, task: str, **overrides: Any) -> RecipeConfig:
     """The configuration of preset `name` for `task`, with fields overridden by keyword."""
-    make = choose("preset", name, PRESETS)  # type: ignore[arg-type]
-    return replace(make(task), **overrides)  # type: ignore[operator]
+    make = choose("preset", name, PRESETS)
+    return replace(make(task), **overrides)
 
 
 # --- embeddings registry: name -> builder(K, n_in, numeric columns, config) -> layer or None ---
@@ -233,7 +233,7 @@ class RecipeNet:
         self.loss_fn = losses.get(loss, label_smoothing=smoothing)
         self.output_activation = activations.get(self.loss_fn.output_activation)
         self.numeric = None if numeric is None else [int(i) for i in numeric]
-        choose("member batches", config.member_batches, MEMBER_BATCHES)  # type: ignore[arg-type]
+        choose("member batches", config.member_batches, MEMBER_BATCHES)
         self._disjoint = config.member_batches != "shared" and config.n_members > 1
         #: Every categorical column's one-hot block [start, stop) among the inputs; those with
         #: more than `config.max_one_hot` levels are embedded.
@@ -281,8 +281,8 @@ class RecipeNet:
     def _build_layers(self) -> list[MemberLayer]:
         c, K = self.config, self.config.n_members
         layers: list[MemberLayer] = []
-        embed = choose("numeric embedding", c.embedding, EMBEDDINGS)  # type: ignore[arg-type]
-        first = embed(K, self.n_inputs, self.numeric, c)  # type: ignore[operator]
+        embed = choose("numeric embedding", c.embedding, EMBEDDINGS)
+        first = embed(K, self.n_inputs, self.numeric, c)
         if first is not None:
             layers.append(first)
         width = layers[-1].n_out if layers else self.n_inputs
@@ -296,7 +296,7 @@ class RecipeNet:
             width = layers[-1].n_out
         if c.front_scale:
             layers.append(FeatureScale(K, width, c.scale_lr_factor))
-        dense = dict(
+        dense: dict[str, Any] = dict(
             param=c.weight_param,
             weight_init=c.weight_init,
             bias_init=c.bias_init,
@@ -305,7 +305,7 @@ class RecipeNet:
         hidden_dense = choose("ensemble kind", c.ensemble, ENSEMBLE_KINDS)
         for size in c.hidden_layer_sizes:
             # The first dense layer's dX is needed only behind a trainable front.
-            layers.append(hidden_dense(K, width, size, input_grad=bool(layers), **dense))  # type: ignore[operator]
+            layers.append(hidden_dense(K, width, size, input_grad=bool(layers), **dense))
             act = activations.get(c.activation)
             layers.append(
                 ParametricActivation(
@@ -315,7 +315,7 @@ class RecipeNet:
             if c.dropout > 0:
                 layers.append(MemberDropout(K, size, c.dropout))
             width = size
-        layers.append(MemberDense(K, width, self.n_outputs, input_grad=bool(layers), **dense))  # type: ignore[arg-type]
+        layers.append(MemberDense(K, width, self.n_outputs, input_grad=bool(layers), **dense))
         return layers
 
     def _allocate(self) -> None:
@@ -387,7 +387,8 @@ class RecipeNet:
 
     def forward(self, X: np.ndarray, training: bool = False, batch_size: int = 65536) -> Array:
         """The members' mean output, in inference mode (as `MLP.forward` is called)."""
-        return self.member_outputs(X, batch_size).mean(axis=0)
+        mean: Array = self.member_outputs(X, batch_size).mean(axis=0)
+        return mean
 
     # ----------------------------------------------------------------- groups and state
     def flat_lr_factors(self) -> Array:
@@ -506,7 +507,8 @@ class RecipeNet:
 
     def predict(self, X: np.ndarray) -> Array:
         """The members' mean output (mean probabilities for classification)."""
-        return self.member_outputs(X).mean(axis=0)
+        mean: Array = self.member_outputs(X).mean(axis=0)
+        return mean
 
     def evaluate(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, Array]:
         """Inference loss of the ensemble's mean output, and that output (n, n_outputs)."""
@@ -562,7 +564,8 @@ class RecipeNet:
         W = w.T.astype(np.float64)  # (K, n)
         totals = W.sum(axis=1, keepdims=True)
         scale = np.divide(W.sum() / K, totals, out=np.zeros_like(totals), where=totals > 0)
-        return (W * scale).reshape(-1).astype(w.dtype)
+        per_row: NDArray[Any] = (W * scale).reshape(-1).astype(w.dtype)
+        return per_row
 
     def loss_and_gradients(
         self,
