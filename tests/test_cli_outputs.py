@@ -304,6 +304,7 @@ def test_a_fifo_output_receives_the_file_and_stays_a_fifo(tmp_path: Path) -> Non
     assert json.loads(received[0])["task"] == "multiclass"
 
 
+@pytest.mark.slow
 def test_a_link_to_stdout_is_written_through_never_replaced(tmp_path: Path) -> None:
     # /dev/stdout itself is never used here: a regression would replace the machine's own.
     link = tmp_path / "stdout"
@@ -358,6 +359,7 @@ def test_stale_temporaries_of_dead_runs_are_removed_live_ones_kept(tmp_path: Pat
     assert live.exists() and foreign_new.exists() and unrelated.exists()
 
 
+@pytest.mark.slow
 def test_a_kill_9_leaves_a_named_temporary_that_the_next_run_removes(
     tmp_path: Path, model: Path
 ) -> None:
@@ -467,6 +469,7 @@ def test_commit_holds_a_signal_until_every_file_is_in_place(
 
 
 # --------------------------------------------------------------------------- standard streams
+@pytest.mark.slow
 def test_version_into_a_full_stdout_is_one_error_line() -> None:
     with open("/dev/full", "w") as full:
         done = mlpcli("--version", stdout=full)
@@ -482,6 +485,7 @@ def test_version_into_a_full_stdout_is_one_error_line() -> None:
     [["--version"], ["inspect", "{model}"], ["predict", "{model}", str(EXPRESSION)]],
     ids=["version", "inspect", "predict"],
 )
+@pytest.mark.slow
 @pytest.mark.parametrize("stream", ["closed", "full"])
 def test_closed_or_full_stdout_exits_2_with_one_line(
     model: Path, command: list[str], stream: str
@@ -504,6 +508,7 @@ def test_closed_or_full_stdout_exits_2_with_one_line(
     assert "standard output" in error_lines(stderr)[0]
 
 
+@pytest.mark.slow
 def test_a_reader_that_goes_away_is_exit_141_without_a_message(model: Path) -> None:
     read, write = os.pipe()
     os.close(read)
@@ -517,6 +522,7 @@ def test_a_reader_that_goes_away_is_exit_141_without_a_message(model: Path) -> N
 @pytest.mark.parametrize(
     ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
 )
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "predict", "evaluate"])
 def test_a_signal_while_reading_a_table_is_130_or_143(
     tmp_path: Path, model: Path, command: str, signum: int, code: int
@@ -588,6 +594,7 @@ def hostile_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("colour", ["plain", "terminal"])
 def test_inspect_escapes_control_characters_in_names(hostile_model: Path, colour: str) -> None:
     env = {"FORCE_COLOR": "1", "TERM": "xterm"} if colour == "terminal" else {}
@@ -601,6 +608,7 @@ def test_inspect_escapes_control_characters_in_names(hostile_model: Path, colour
     assert "[/]" in shown  # markup-looking names are text, not a crash
 
 
+@pytest.mark.slow
 def test_messages_escape_control_characters_from_data(tmp_path: Path) -> None:
     data = tmp_path / "d.csv"
     data.write_text("a,b,y\n1,2,x\x1b]0;t\x07\n3,4,z\n")

@@ -174,6 +174,7 @@ def test_completeness_error_is_logged(
 
 
 # --------------------------------------------------------------------------- reproducibility
+@pytest.mark.slow
 def test_same_seed_gives_identical_results_whatever_n_jobs(
     models: dict[str, trained.TrainedModel], frame: pd.DataFrame
 ) -> None:

@@ -189,6 +189,7 @@ def _load_in_subprocess(path: Path) -> tuple[str, int]:
     return outcome, int(peak)
 
 
+@pytest.mark.slow
 def test_unknown_huge_member_is_never_read(tmp_path: Path, model_path: Path) -> None:
     hostile = _add_zero_member(model_path, tmp_path / "bomb.npz", "junk", 1 << 26)  # 256 MiB
     assert hostile.stat().st_size < 2 << 20
@@ -198,6 +199,7 @@ def test_unknown_huge_member_is_never_read(tmp_path: Path, model_path: Path) -> 
     assert peak - clean_peak < 64 << 10, (peak, clean_peak)  # KiB: not the 256 MiB member
 
 
+@pytest.mark.slow
 def test_oversized_known_member_is_refused_before_reading(tmp_path: Path, model_path: Path) -> None:
     hostile = _add_zero_member(model_path, tmp_path / "bomb.npz", "pre.scale", 1 << 26)
     with pytest.raises(ModelFileError, match="appears twice"):

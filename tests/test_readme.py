@@ -84,6 +84,7 @@ def _run_python_blocks(section: str, extra: str) -> None:
         exec(compile(block, "README.md", "exec"), namespace)
 
 
+@pytest.mark.slow
 def test_readme_python_api_examples_run(readme_folder: Path) -> None:
     _run_python_blocks("Python API", "sklearn")
     predicted = _mlpcli(readme_folder, "predict", "clf.npz", "sample_data/expression.csv")
@@ -91,6 +92,7 @@ def test_readme_python_api_examples_run(readme_folder: Path) -> None:
     assert predicted.stdout.startswith("row,prediction,proba_basal,proba_her2,proba_luminal\n")
 
 
+@pytest.mark.slow
 def test_readme_export_examples_run(readme_folder: Path) -> None:
     pytest.importorskip("onnx", reason='the onnx extra is missing: pip install ".[onnx]"')
     block = re.search(r"```bash\n(.*?)```", _section("Export"), re.S)
