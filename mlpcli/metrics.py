@@ -24,7 +24,8 @@ Definitions (scikit-learn's, with zero_division=0):
   force_finite: a constant y_true scores 1.0 if predicted perfectly, else 0.0.
 - pearson = cov / (sd sd); spearman = pearson of average ranks; undefined for a constant column.
 
-Undefined values raise `UndefinedMetricError`; the reports turn them into None plus a note, so
+Undefined values raise `UndefinedMetricError`; `metric_reports` turns them into None plus a
+note, so
 `json.dumps(report, allow_nan=False)` always works.
 """
 
@@ -39,7 +40,7 @@ from typing import Any, Literal, cast
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mlpcli.errors import DataError, UsageError, choose
+from mlpcli.errors import DataError, choose
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.intp]
@@ -84,14 +85,14 @@ def _same_shape(t: NDArray[Any], p: NDArray[Any], what: str) -> None:
         )
 
 
-def _indicator(y: NDArray[Any], what: str) -> Bools:
+def indicator(y: NDArray[Any], what: str) -> Bools:
     """A 0/1 multilabel matrix as booleans."""
     if y.dtype != np.bool_ and not ((y == 0) | (y == 1)).all():
         raise DataError(f"{what} of a multilabel target must hold only 0 and 1.")
     return y.astype(bool, copy=False)
 
 
-def _class_indices(y: NDArray[Any], n_classes: int) -> Ints:
+def class_indices(y: NDArray[Any], n_classes: int) -> Ints:
     """Integer class indices in [0, n_classes), from integer or integral float input."""
     integral = np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_
     if not integral and not (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))):
@@ -106,7 +107,7 @@ def _class_indices(y: NDArray[Any], n_classes: int) -> Ints:
     return out
 
 
-def _only_1d(t: NDArray[Any], metric: str) -> None:
+def only_1d(t: NDArray[Any], metric: str) -> None:
     if t.ndim != 1:
         raise DataError(
             f"'{metric}' needs one column of class labels, not a {t.shape[1]}-column "
@@ -114,17 +115,17 @@ def _only_1d(t: NDArray[Any], metric: str) -> None:
         )
 
 
-def _finite(a: NDArray[Any], what: str) -> None:
+def finite(a: NDArray[Any], what: str) -> None:
     if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
         row = int(np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(axis=1))[0])
         raise DataError(f"The {what} hold NaN or infinity (row {row}); check the model.")
 
 
-def _proba_pair(y_true: Any, proba: Any) -> tuple[NDArray[Any], Floats]:
+def proba_pair(y_true: Any, proba: Any) -> tuple[NDArray[Any], Floats]:
     """Checked (y_true, probabilities); probabilities kept in their own float dtype."""
     t, P = _pair(y_true, proba, "probabilities")
     P = P if np.issubdtype(P.dtype, np.floating) else P.astype(np.float64)
-    _finite(P, "probabilities")
+    finite(P, "probabilities")
     if P.min() < 0 or P.max() > 1:
         raise DataError("The probabilities must lie in [0, 1]; pass predicted probabilities.")
     if t.ndim == 2:
@@ -175,16 +176,16 @@ def _binary_average_precision(y: Bools, score: NDArray[Any]) -> float:
 Problem = tuple[str, Bools, NDArray[Any]]
 
 
-def _binary_problems(t: NDArray[Any], P: NDArray[Any], names: Sequence[str]) -> list[Problem]:
+def binary_problems(t: NDArray[Any], P: NDArray[Any], names: Sequence[str]) -> list[Problem]:
     """The binary (name, y, score) problems behind a macro average: the positive class of a
     binary task, each class one-vs-rest, or each target of a multilabel task."""
     if t.ndim == 2:
-        Y = _indicator(t, "y_true")
+        Y = indicator(t, "y_true")
         return [(f"target '{names[j]}'", Y[:, j], P[:, j]) for j in range(Y.shape[1])]
     if P.ndim == 1:
-        y = _class_indices(t, 2)
+        y = class_indices(t, 2)
         return [(f"class '{names[1]}'", y == 1, P)]
-    y = _class_indices(t, P.shape[1])
+    y = class_indices(t, P.shape[1])
     if P.shape[1] == 2:
         return [(f"class '{names[1]}'", y == 1, P[:, 1])]
     return [(f"class '{names[c]}'", y == c, P[:, c]) for c in range(P.shape[1])]
@@ -255,7 +256,7 @@ def confusion_matrix(
     (default: the sorted union of the labels in y_true and y_pred, as scikit-learn)."""
     t, p = _pair(y_true, y_pred, "predicted labels")
     _same_shape(t, p, "predicted labels")
-    _only_1d(t, "confusion_matrix")
+    only_1d(t, "confusion_matrix")
     classes = np.union1d(t, p) if labels is None else np.asarray(labels)
     k = len(classes)
     cells = _encode(t, classes, "y_true") * k + _encode(p, classes, "The predictions")
@@ -269,7 +270,7 @@ def _counts(
     t, p = _pair(y_true, y_pred, "predicted labels")
     _same_shape(t, p, "predicted labels")
     if t.ndim == 2:
-        T, Pr = _indicator(t, "y_true"), _indicator(p, "The predicted labels")
+        T, Pr = indicator(t, "y_true"), indicator(p, "The predicted labels")
         tp = np.count_nonzero(T & Pr, axis=0)
         return (tp.astype(float), Pr.sum(axis=0, dtype=float), T.sum(axis=0, dtype=float))
     C = confusion_matrix(t, p, labels=labels).astype(float)
@@ -300,7 +301,7 @@ def _weighted(values: Floats, support: Floats) -> float:
     return float(np.average(values, weights=support)) if support.sum() > 0 else 0.0
 
 
-_AVERAGES: dict[str, Callable[[Floats, Floats], float]] = {
+AVERAGES: dict[str, Callable[[Floats, Floats], float]] = {
     "macro": lambda values, support: float(values.mean()),
     "weighted": _weighted,
 }
@@ -317,7 +318,7 @@ def _prf_score(
 ) -> float:
     combine = cast(
         Callable[[Floats, Floats], float],
-        choose("average", average, cast(dict[str, object], _AVERAGES)),
+        choose("average", average, cast(dict[str, object], AVERAGES)),
     )
     per_class = precision_recall_f1(y_true, y_pred, labels=labels)
     return combine(per_class[_PRF[stat]], per_class[3])
@@ -359,7 +360,7 @@ def f1(
 def balanced_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean recall over the classes that occur in y_true (scikit-learn skips the others)."""
     t = np.asarray(y_true)
-    _only_1d(t, "balanced_accuracy")
+    only_1d(t, "balanced_accuracy")
     C = confusion_matrix(t, y_pred)
     true_sum = C.sum(axis=1)
     present = true_sum > 0
@@ -369,7 +370,7 @@ def balanced_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 def mcc(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Matthews correlation coefficient, multiclass as scikit-learn; 0 when undefined."""
     t = np.asarray(y_true)
-    _only_1d(t, "mcc")
+    only_1d(t, "mcc")
     C = confusion_matrix(t, y_pred).astype(np.float64)
     t_sum, p_sum = C.sum(axis=1), C.sum(axis=0)
     n = C.sum()
@@ -386,41 +387,41 @@ def mcc(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 
 #: Ranking metrics of binary problems: (function, name in messages, needs negatives too).
-_RANKING: dict[str, tuple[Callable[[Bools, NDArray[Any]], float], str, bool]] = {
+RANKING: dict[str, tuple[Callable[[Bools, NDArray[Any]], float], str, bool]] = {
     "roc_auc": (_binary_roc_auc, "ROC AUC", True),
     "average_precision": (_binary_average_precision, "Average precision", False),
 }
 
 
-def _ranking(key: str, problems: list[Problem]) -> float:
-    fn, title, needs_negatives = _RANKING[key]
+def ranking(key: str, problems: list[Problem]) -> float:
+    fn, title, needs_negatives = RANKING[key]
     return _macro_binary(problems, fn, title, needs_negatives)
 
 
 def roc_auc(y_true: ArrayLike, proba: ArrayLike) -> float:
     """Area under the ROC curve: binary on P(class 1), multiclass macro one-vs-rest,
     multilabel macro over targets."""
-    t, P = _proba_pair(y_true, proba)
-    return _ranking("roc_auc", _binary_problems(t, P, _default_names(P)))
+    t, P = proba_pair(y_true, proba)
+    return ranking("roc_auc", binary_problems(t, P, _default_names(P)))
 
 
 def average_precision(y_true: ArrayLike, proba: ArrayLike) -> float:
     """Area under the precision-recall step curve; macro one-vs-rest / over targets."""
-    t, P = _proba_pair(y_true, proba)
-    return _ranking("average_precision", _binary_problems(t, P, _default_names(P)))
+    t, P = proba_pair(y_true, proba)
+    return ranking("average_precision", binary_problems(t, P, _default_names(P)))
 
 
 def _as_columns(t: NDArray[Any], P: NDArray[Any], metric: str) -> tuple[Ints, NDArray[Any]]:
     """Class indices and an (n, k) probability matrix; (n,) is P(class 1) of a binary task."""
-    _only_1d(t, metric)
+    only_1d(t, metric)
     if P.ndim == 1:
         P = np.stack([1 - P, P], axis=1)
-    return _class_indices(t, P.shape[1]), P
+    return class_indices(t, P.shape[1]), P
 
 
 def log_loss(y_true: ArrayLike, proba: ArrayLike) -> float:
     """Mean negative log-probability of the true class, clipped as scikit-learn."""
-    y, P = _as_columns(*_proba_pair(y_true, proba), "log_loss")
+    y, P = _as_columns(*proba_pair(y_true, proba), "log_loss")
     eps = np.finfo(P.dtype).eps
     p_true = np.clip(P[np.arange(len(y)), y], eps, 1 - eps).astype(np.float64)
     return float(-np.mean(np.log(p_true)))
@@ -428,7 +429,7 @@ def log_loss(y_true: ArrayLike, proba: ArrayLike) -> float:
 
 def brier(y_true: ArrayLike, proba: ArrayLike) -> float:
     """Brier score; see BRIER_DEFINITIONS for the binary and multiclass forms."""
-    y, P = _as_columns(*_proba_pair(y_true, proba), "brier")
+    y, P = _as_columns(*proba_pair(y_true, proba), "brier")
     if P.shape[1] == 2:
         return float(np.mean((P[:, 1].astype(np.float64) - (y == 1)) ** 2))
     D = P.astype(np.float64)  # always a copy, safe to modify
@@ -440,7 +441,7 @@ def brier(y_true: ArrayLike, proba: ArrayLike) -> float:
 # Regression metrics: per-output arrays, and their uniform averages
 
 
-def _values_pair(y_true: Any, y_pred: Any) -> tuple[Floats, Floats]:
+def values_pair(y_true: Any, y_pred: Any) -> tuple[Floats, Floats]:
     t, p = _pair(y_true, y_pred, "predictions")
     _same_shape(t, p, "predictions")
     if t.ndim == 1:
@@ -524,7 +525,7 @@ def _uniform_average(name: str) -> Callable[[ArrayLike, ArrayLike], float]:
     per_output = PER_OUTPUT[name]
 
     def metric(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-        return float(np.mean(per_output(*_values_pair(y_true, y_pred))))
+        return float(np.mean(per_output(*values_pair(y_true, y_pred))))
 
     metric.__name__ = metric.__qualname__ = name
     metric.__doc__ = f"{name} of each output column, averaged uniformly over the columns."
@@ -585,7 +586,7 @@ METRICS: dict[str, Metric] = {
                 _ALL_CLASSIFICATION,
             )
             for stat in _PRF
-            for average in _AVERAGES
+            for average in AVERAGES
         ),
         Metric("mcc", mcc, True, "labels", _CLASSIFICATION),
         Metric("roc_auc", roc_auc, True, "proba", _ALL_CLASSIFICATION),
@@ -614,206 +615,6 @@ def for_task(task: str) -> list[str]:
     return [name for name, m in METRICS.items() if task in m.tasks]
 
 
-# --------------------------------------------------------------------------------------------
-# Reports: JSON-able dicts of plain floats, None where a metric is undefined
-
-
-def _num(x: Any) -> float | None:
-    v = float(x)
-    return v if math.isfinite(v) else None
-
-
-def _rankings(notes: list[str], problems: list[Problem]) -> dict[str, float | None]:
-    """roc_auc and average_precision, each None with a note when undefined on these rows."""
-    out: dict[str, float | None] = {}
-    for key in _RANKING:
-        try:
-            out[key] = _num(_ranking(key, problems))
-        except UndefinedMetricError as e:
-            notes.append(f"{key} is null: {e.reason}")
-            out[key] = None
-    return out
-
-
-def _names(names: Sequence[Any], count: int, what: str) -> list[str]:
-    out = [str(s) for s in names]
-    if len(out) != count:
-        raise DataError(f"{len(out)} {what} given for {count} probability/prediction columns.")
-    if len(set(out)) != len(out):
-        raise DataError(f"The {what} must be distinct, got {out}.")
-    return out
-
-
-def _check_threshold(threshold: float) -> None:
-    if not 0.0 <= threshold <= 1.0:
-        raise UsageError(f"--threshold must lie in [0, 1], not {threshold}.")
-
-
-def _class_list(names: list[str], mask: NDArray[np.bool_]) -> str:
-    return ", ".join(f"'{names[i]}'" for i in np.flatnonzero(mask))
-
-
-def classification_report(
-    y_true: ArrayLike,
-    proba: ArrayLike,
-    labels: Sequence[Any],
-    threshold: float = 0.5,
-) -> dict[str, Any]:
-    """Every classification metric for class indices y_true (n,) and probabilities (n, k).
-
-    The prediction is proba[:, 1] >= threshold when k == 2, else the most probable class.
-    Per-class values use all k labels (scikit-learn's `labels=`), so a class that never occurs
-    in y_true still has a row, with recall 0, and counts in the macro average.
-    """
-    t, P = _proba_pair(y_true, proba)
-    _only_1d(t, "classification_report")
-    if P.ndim != 2:
-        raise DataError(f"Probabilities of shape {P.shape}: pass one column per class.")
-    k = P.shape[1]
-    names = _names(labels, k, "labels")
-    y = _class_indices(t, k)
-    binary = k == 2
-    if binary:
-        _check_threshold(threshold)
-        y_pred = (P[:, 1] >= threshold).astype(np.intp)
-    else:
-        y_pred = P.argmax(axis=1)
-    task = "binary" if binary else "multiclass"
-    classes = list(range(k))
-    notes: list[str] = []
-
-    C = confusion_matrix(y, y_pred, labels=classes)
-    prec, rec, f, support = precision_recall_f1(y, y_pred, labels=classes)
-    absent = support == 0
-    if absent.any():
-        notes.append(
-            f"Class(es) {_class_list(names, absent)} never occur in y_true: their recall and F1 "
-            "are 0 and count in the macro average; balanced_accuracy leaves them out."
-        )
-    never_predicted = (C.sum(axis=0) == 0) & ~absent
-    if never_predicted.any():
-        notes.append(
-            f"Class(es) {_class_list(names, never_predicted)} are never predicted: "
-            "their precision is 0."
-        )
-    problems = _binary_problems(t, P, names)
-
-    def averages(combine: Callable[[Floats, Floats], float]) -> dict[str, Any]:
-        return {
-            "precision": _num(combine(prec, support)),
-            "recall": _num(combine(rec, support)),
-            "f1": _num(combine(f, support)),
-            "support": len(y),
-        }
-
-    return {
-        "task": task,
-        "n_samples": len(y),
-        "threshold": float(threshold) if binary else None,
-        "accuracy": _num(accuracy(y, y_pred)),
-        "balanced_accuracy": _num(balanced_accuracy(y, y_pred)),
-        # The clinician's pair: recall of the positive class (labels[1]) and of the negative.
-        **(
-            {"positive_class": names[1], "sensitivity": _num(rec[1]), "specificity": _num(rec[0])}
-            if binary
-            else {}
-        ),
-        "per_class": {
-            name: {
-                "precision": _num(prec[i]),
-                "recall": _num(rec[i]),
-                "f1": _num(f[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(names)
-        },
-        "macro_avg": averages(_AVERAGES["macro"]),
-        "weighted_avg": averages(_AVERAGES["weighted"]),
-        "mcc": _num(mcc(y, y_pred)),
-        **_rankings(notes, problems),
-        "log_loss": _num(log_loss(y, P)),
-        "brier": _num(brier(y, P)),
-        "brier_definition": BRIER_DEFINITIONS[task],
-        "confusion_matrix": {"labels": names, "matrix": C.tolist()},
-        "support": {name: int(support[i]) for i, name in enumerate(names)},
-        "notes": notes,
-    }
-
-
-_MULTILABEL_FLOATS = (
-    "accuracy",
-    "balanced_accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "mcc",
-    "roc_auc",
-    "average_precision",
-    "log_loss",
-    "brier",
-)
-
-
-def _mean_or_none(values: list[float | None]) -> float | None:
-    if any(v is None for v in values):
-        return None
-    return _num(np.mean(cast(list[float], values)))
-
-
-def multilabel_report(
-    Y_true: ArrayLike,
-    proba: ArrayLike,
-    target_names: Sequence[Any],
-    threshold: float = 0.5,
-) -> dict[str, Any]:
-    """Binary metrics of each target (positive class = 1, predicted when p >= threshold),
-    their macro averages (None if any target's value is undefined), subset accuracy and
-    Hamming loss."""
-    t, P = _proba_pair(Y_true, proba)
-    if t.ndim != 2:
-        raise DataError(f"A multilabel y_true needs shape (n, targets), not {t.shape}.")
-    names = _names(target_names, t.shape[1], "target names")
-    _check_threshold(threshold)
-    Y = _indicator(t, "y_true").astype(np.intp)
-    Pred = np.greater_equal(P, threshold).astype(np.intp)
-    notes: list[str] = []
-    per_target: dict[str, dict[str, Any]] = {}
-    for j, name in enumerate(names):
-        y, pred, p = Y[:, j], Pred[:, j], P[:, j]
-        prec, rec, f, _ = precision_recall_f1(y, pred, labels=[0, 1])
-        (tn, fp), (fn, tp) = confusion_matrix(y, pred, labels=[0, 1]).tolist()
-        per_target[name] = {
-            "accuracy": _num(accuracy(y, pred)),
-            "balanced_accuracy": _num(balanced_accuracy(y, pred)),
-            "precision": _num(prec[1]),
-            "recall": _num(rec[1]),
-            "f1": _num(f[1]),
-            "support": tp + fn,
-            "mcc": _num(mcc(y, pred)),
-            **_rankings(notes, [(f"target '{name}'", y == 1, p)]),
-            "log_loss": _num(log_loss(y, p)),
-            "brier": _num(brier(y, p)),
-            "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
-        }
-    macro: dict[str, Any] = {
-        key: _mean_or_none([row[key] for row in per_target.values()]) for key in _MULTILABEL_FLOATS
-    }
-    macro["support"] = int(Y.sum())
-    for key in ("roc_auc", "average_precision"):
-        if macro[key] is None:
-            notes.append(f"macro {key} is null because it is undefined for some target.")
-    return {
-        "task": "multilabel",
-        "n_samples": len(Y),
-        "threshold": float(threshold),
-        "subset_accuracy": _num(accuracy(Y, Pred)),
-        "hamming_loss": _num(hamming_loss(Y, Pred)),
-        "per_target": per_target,
-        "macro_avg": macro,
-        "notes": notes,
-    }
-
-
 #: A target whose spread is below this share of its mean makes R² meaningless: tables are read
 #: as float32 (spacing 1.2e-7 of the value), so rounding alone is of the order of the spread.
 R2_RELATIVE_SPREAD = 1e-6
@@ -825,51 +626,3 @@ def tiny_spread(Y: NDArray[np.float64]) -> NDArray[np.bool_]:
     sd, mean = Y.std(axis=0), np.abs(Y.mean(axis=0))
     narrow: NDArray[np.bool_] = (sd > 0) & (sd < R2_RELATIVE_SPREAD * mean)
     return narrow
-
-
-def _scale_notes(Y: NDArray[np.float64], names: list[str]) -> list[str]:
-    tiny = tiny_spread(Y)
-    if not tiny.any() or len(Y) < 2:
-        return []
-    return [
-        f"R² is meaningless for target(s) {_class_list(names, tiny)}: their standard deviation "
-        f"is below {R2_RELATIVE_SPREAD:g} of their mean, so rounding dominates; subtract a "
-        "reference value from the target (or rescale it) and retrain."
-    ]
-
-
-def regression_report(
-    Y_true: ArrayLike, Y_pred: ArrayLike, target_names: Sequence[Any]
-) -> dict[str, Any]:
-    """Every regression metric per target and uniformly averaged over targets (None when a
-    target's value is undefined, e.g. pearson of a constant column)."""
-    Y, P = _values_pair(Y_true, Y_pred)
-    _finite(Y, "true values")
-    _finite(P, "predictions")
-    names = _names(target_names, Y.shape[1], "target names")
-    notes: list[str] = []
-    values = {key: fn(Y, P) for key, fn in PER_OUTPUT.items()}
-    for key, per in values.items():
-        undefined = ~np.isfinite(per)
-        if undefined.any():
-            notes.append(
-                f"{key} is null for target(s) {_class_list(names, undefined)} "
-                + (
-                    "(fewer than two rows)."
-                    if len(Y) < 2
-                    else "(constant true or predicted values)."
-                )
-            )
-    notes += _scale_notes(Y, names)
-    return {
-        "task": "regression",
-        "n_samples": len(Y),
-        "per_target": {
-            name: {key: _num(per[j]) for key, per in values.items()} for j, name in enumerate(names)
-        },
-        "average": {
-            key: (_num(per.mean()) if np.isfinite(per).all() else None)
-            for key, per in values.items()
-        },
-        "notes": notes,
-    }

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from mlpcli import metrics
+from mlpcli import metric_reports, metrics
 from mlpcli.errors import choose
 
 if TYPE_CHECKING:  # the encoder's module imports this one
@@ -98,7 +98,7 @@ class Task:
         """Every metric of the task, in the original label space or units; `truth` as
         `truth()` gives it (regression: values in original units)."""
         proba = self.probabilities(P)
-        return metrics.classification_report(truth, proba, encoder.labels, threshold)
+        return metric_reports.classification_report(truth, proba, encoder.labels, threshold)
 
     def one_vs_rest(
         self, y: NDArray[Any], P: NDArray[Any], labels: Sequence[str]
@@ -179,7 +179,7 @@ class Multilabel(Task):
         truth: NDArray[Any],
         threshold: float = THRESHOLD,
     ) -> dict[str, Any]:
-        return metrics.multilabel_report(truth, P, encoder.labels, threshold)
+        return metric_reports.multilabel_report(truth, P, encoder.labels, threshold)
 
 
 class Regression(Task):
@@ -215,7 +215,7 @@ class Regression(Task):
         truth: NDArray[Any],
         threshold: float = THRESHOLD,
     ) -> dict[str, Any]:
-        return metrics.regression_report(truth, encoder.decode(P), encoder.targets)
+        return metric_reports.regression_report(truth, encoder.decode(P), encoder.targets)
 
 
 #: task name -> its behaviour (instances: the classes hold no state).

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import crossval, metrics, pipeline
+from mlpcli import crossval, metric_reports, pipeline
 from mlpcli import task as tasks
 from mlpcli.config import Settings, resolve
 from mlpcli.errors import DivergenceError, UsageError
@@ -251,7 +251,7 @@ def test_summarise_uses_the_sample_sd_over_defined_values() -> None:
 
 
 def test_flatten_report_keeps_metrics_and_leaves_out_counts() -> None:
-    report = metrics.classification_report(
+    report = metric_reports.classification_report(
         np.array([0, 1, 1, 0]),
         np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.4, 0.6]]),
         ["n", "p"],

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import config, metrics, modelfile, pipeline, predicting, trained
+from mlpcli import config, metric_reports, modelfile, pipeline, predicting, trained
 from mlpcli.data import TableChunks, read_table
 from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.nn.network import MLP
@@ -490,15 +490,15 @@ def test_evaluate_equals_the_metric_functions_on_the_same_arrays(
     if task == "regression":
         # float64 in C order, as evaluate reads the targets: sums then add up in one order
         y = np.ascontiguousarray(read_frame[TARGETS[task]].to_numpy(np.float64))
-        expected = metrics.regression_report(y, encoder.decode(P), encoder.targets)
+        expected = metric_reports.regression_report(y, encoder.decode(P), encoder.targets)
     elif task == "multilabel":
-        expected = metrics.multilabel_report(
+        expected = metric_reports.multilabel_report(
             read_frame[TARGETS[task]].to_numpy(), P, encoder.labels
         )
     else:
         y = encoder.encode(read_frame)[0]
         proba = np.column_stack([1 - P[:, 0], P[:, 0]]) if task == "binary" else P
-        expected = metrics.classification_report(y, proba, encoder.labels)
+        expected = metric_reports.classification_report(y, proba, encoder.labels)
     assert doc["metrics"] == expected
     assert doc["task"] == task and doc["n_evaluated"] == N_ROWS
 
