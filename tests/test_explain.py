@@ -14,6 +14,7 @@ import pytest
 from mlpcli import config, metrics, pipeline, trained
 from mlpcli import explain as ex
 from mlpcli.errors import DataError, UsageError
+from mlpcli.explain import permutation
 from mlpcli.nn.network import MLP
 from mlpcli.preprocessing import Preprocessor, TargetEncoder
 
@@ -210,13 +211,13 @@ def test_categorical_block_and_missing_indicator_are_permuted_as_a_whole(
     slices = pre.input_slices()
     assert len(slices["batch"]) == 3 and len(slices["f2"]) == 2  # one-hot block; value+indicator
     net = RecordingNet()
-    scorer = ex._Scorer(
+    scorer = permutation._Scorer(
         metric=metrics.get("r2"),
         encoder=TargetEncoder().fit(frame, ["y"], "regression"),
         y_true=frame[["y"]].to_numpy(),
     )
     cols = np.concatenate([slices["batch"], slices["f2"]])
-    ex._repeat_scores(net, X, cols, scorer, 4, np.random.SeedSequence(0))  # type: ignore[arg-type]
+    permutation._repeat_scores(net, X, cols, scorer, 4, np.random.SeedSequence(0))  # type: ignore[arg-type]
     (stacked,) = net.inputs  # all four repeats in one forward pass
     assert stacked.shape == (4 * len(X), X.shape[1])
     rows = {tuple(r) for r in X[:, cols]}

@@ -1,0 +1,183 @@
+"""Permutation importance: the score drop when one feature's rows are shuffled, over
+repeats, on the shared executor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from mlpcli import data, metrics, parallel
+from mlpcli import task as tasks
+from mlpcli.errors import DataError, UsageError
+from mlpcli.explain.common import (
+    BATCH_ROWS,
+    LOG,
+    ExplainOptions,
+    Explanation,
+    Floats,
+    Indices,
+    feature_units,
+    output_names,
+)
+from mlpcli.nn.network import MLP
+from mlpcli.preprocessing import TargetEncoder
+from mlpcli.trained import TrainedModel
+
+
+# --------------------------------------------------------------------------- permutation
+@dataclass
+class _Scorer:
+    """score(network outputs) on fixed true targets, in the metric's own units."""
+
+    metric: metrics.Metric
+    encoder: TargetEncoder
+    y_true: NDArray[Any]
+    threshold: float = tasks.THRESHOLD  # the model's decision threshold
+
+    def __call__(self, P: NDArray[Any]) -> float:
+        spec = tasks.get(self.encoder.task)
+        predicted = spec.predictions(self.metric.needs, self.encoder, P, self.threshold)
+        return float(self.metric(self.y_true, predicted))
+
+
+def _scorer(model: TrainedModel, frame: pd.DataFrame, name: str | None) -> _Scorer:
+    task = model.task
+    metric = tasks.get(task).metric(name)
+    if task not in metric.tasks:
+        raise UsageError(
+            f"--metric '{metric.name}' does not apply to a {task} model; choose one of: "
+            f"{', '.join(metrics.for_task(task))}."
+        )
+    encoded = model.encoder.encode(frame, np.float64)
+    y_true = encoded[0] if model.encoder.classification else model.encoder.decode(encoded)
+    return _Scorer(metric, model.encoder, y_true, model.threshold)
+
+
+def _repeat_scores(
+    net: MLP,
+    X: NDArray[Any],
+    cols: Indices,
+    scorer: _Scorer,
+    repeats: int,
+    seed: np.random.SeedSequence,
+) -> Floats:
+    """Scores with `cols` shuffled together, one row permutation per repeat; several repeats
+    are stacked into one forward pass while they fit in BATCH_ROWS rows."""
+    rng = np.random.default_rng(seed)
+    n = len(X)
+    perms = [rng.permutation(n) for _ in range(repeats)]
+    scores = np.empty(repeats)
+    per_pass = max(1, BATCH_ROWS // max(n, 1))
+    for start in range(0, repeats, per_pass):
+        chunk = range(start, min(start + per_pass, repeats))
+        stacked = np.tile(X, (len(chunk), 1))
+        for b, r in enumerate(chunk):
+            stacked[b * n : (b + 1) * n, cols] = X[np.ix_(perms[r], cols)]
+        P = net.forward(stacked)
+        for b, r in enumerate(chunk):
+            scores[r] = scorer(P[b * n : (b + 1) * n])
+    return scores
+
+
+def _score_features(
+    net: MLP,
+    X: NDArray[Any],
+    indices: list[Indices],
+    scorer: _Scorer,
+    repeats: int,
+    seeds: list[np.random.SeedSequence],
+) -> list[Floats]:
+    return [
+        _repeat_scores(net, X, cols, scorer, repeats, seed)
+        for cols, seed in zip(indices, seeds, strict=True)
+    ]
+
+
+def permutation_importance(
+    model: TrainedModel, frame: pd.DataFrame, options: ExplainOptions
+) -> Explanation:
+    """Drop in the metric when each feature's rows are shuffled (all its encoded columns with
+    one permutation). Feature j draws from child j of SeedSequence(seed), so the result does
+    not depend on --n-jobs."""
+    targets = model.encoder.targets
+    missing = [t for t in targets if t not in frame.columns]
+    if missing:
+        raise DataError(
+            f"Permutation importance needs the target column(s) {', '.join(map(repr, missing))} "
+            "in the data; use --method gradient or integrated-gradients for unlabelled data."
+        )
+    frame, n_dropped = data.drop_missing_targets(frame, targets)
+    if n_dropped:
+        LOG.warning(f"Dropped {n_dropped} row(s) whose target is missing.")
+    repeats = 10 if options.repeats is None else options.repeats
+    scorer = _scorer(model, frame, options.metric)
+    X = model.transform(frame)
+    feats = feature_units(model, options.groups)
+    baseline = scorer(model.net.forward(X))
+    seeds = parallel.seed_streams(options.seed, len(feats.names))
+    scores = _run_parallel(model.net, X, feats.indices, scorer, repeats, seeds, options)
+    sign = 1.0 if scorer.metric.greater_is_better else -1.0
+    drops = sign * (baseline - np.vstack(scores))
+    if len(drops) and not drops.any():
+        _warn_all_zero(scorer.metric.name, len(X), model.encoder.classification)
+    return Explanation(
+        method="permutation",
+        task=model.task,
+        features=feats.names,
+        columns=feats.columns,
+        importance=drops.mean(axis=1),
+        sd=drops.std(axis=1, ddof=1) if repeats > 1 else np.zeros(len(drops)),
+        outputs=output_names(model.encoder),
+        n_rows=len(X),
+        units=f"decrease in {scorer.metric.name} when shuffled",
+        metric=scorer.metric.name,
+        greater_is_better=scorer.metric.greater_is_better,
+        baseline_score=baseline,
+        repeats=repeats,
+        seed=options.seed,
+        repeat_importances=drops,
+        n_dropped=n_dropped,
+    )
+
+
+def _warn_all_zero(metric: str, n_rows: int, classification: bool) -> None:
+    """Every shuffle left the metric exactly unchanged: the ranks carry no information."""
+    advice = (
+        " Try --metric log_loss, which sees every change in the predicted probabilities."
+        if classification and metric != "log_loss"
+        else ""
+    )
+    LOG.warning(
+        f"Permutation importance is exactly 0 for every feature: shuffling no feature changed "
+        f"the {metric} on these {n_rows} rows (a metric plateau, or correlated features "
+        f"standing in for each other), so all features share rank 1.{advice}"
+    )
+
+
+def _run_parallel(
+    net: MLP,
+    X: NDArray[Any],
+    indices: list[Indices],
+    scorer: _Scorer,
+    repeats: int,
+    seeds: list[np.random.SeedSequence],
+    options: ExplainOptions,
+) -> list[Floats]:
+    """Features split into one contiguous chunk per worker (the network's scratch buffers are
+    not thread-safe, and one chunk per worker ships X once per worker); each feature keeps its
+    own seed, so the scores do not depend on the backend or the number of workers."""
+    n_jobs = -1 if options.n_jobs < 0 else options.n_jobs
+    with parallel.Executor(options.backend, options.scheduler, n_jobs) as executor:
+        workers = executor.n_workers
+        if workers == 1 or len(indices) < 2:
+            return _score_features(net, X, indices, scorer, repeats, seeds)
+        calls = [
+            (net, X, indices[a:b], scorer, repeats, seeds[a:b])
+            for a, b in parallel.chunk_bounds(len(indices), workers)
+        ]
+        chunks = executor.map(_score_features, calls, [net, X, scorer])
+    return [scores for chunk in chunks for scores in chunk]
