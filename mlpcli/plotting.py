@@ -352,16 +352,10 @@ def _scores(task: str, y_true: ArrayLike, outputs: ArrayLike, labels: Sequence[A
         raise DataError("No rows to plot.")
     if not np.isfinite(P).all():
         raise DataError("Predictions contain NaN or infinite values; nothing can be plotted.")
+    spec = tasks.get(task)
     if P.shape[1] == 1:  # binary: the network's single column P(labels[1]) becomes two
-        P = tasks.get(task).probabilities(P)
-    if task == "regression":
-        y = y.astype(np.float64).reshape(len(y), -1)
-    elif task == "multilabel":
-        y = y.reshape(len(y), -1).astype(np.intp)
-    else:
-        y = y.ravel().astype(np.intp)
-        if y.size and (y.min() < 0 or y.max() >= P.shape[1]):
-            raise DataError(f"Class indices must lie in 0..{P.shape[1] - 1}.")
+        P = spec.probabilities(P)
+    y = spec.plot_truth(y, P.shape[1])
     width = P.shape[1]
     if len(names) != width or (y.ndim == 2 and y.shape[-1] != width):
         raise DataError(
@@ -461,7 +455,7 @@ def _curve_figure(scores: Scores, kind: str) -> Any:
             ax.plot([], [], color=color, label=f"{name}: undefined (one class only)")
             continue
         areas.append(area)
-    one_vs_rest = scores.task == "multiclass"
+    one_vs_rest = tasks.get(scores.task).curves_one_vs_rest
     if kind == "roc":
         ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="chance")
         ax.set_xlabel("false positive rate (1 - specificity)")
@@ -578,12 +572,15 @@ _CLASSIFICATION: dict[str, Callable[[Scores], Any]] = {
     "precision_recall": precision_recall_figure,
 }
 
-#: The evaluation plots of each task: file stem -> figure function.
-EVALUATION_PLOTS: dict[str, dict[str, Callable[[Scores], Any]]] = {
-    "binary": _CLASSIFICATION,
-    "multiclass": _CLASSIFICATION,
+#: The evaluation plots of each task kind (`Task.kind`): file stem -> figure function.
+_PLOTS_OF_KIND: dict[str, dict[str, Callable[[Scores], Any]]] = {
+    "classification": _CLASSIFICATION,
     "multilabel": {**_CLASSIFICATION, "confusion_matrix": multilabel_confusion_figure},
     "regression": {"predicted_vs_true": predicted_vs_true_figure, "residuals": residuals_figure},
+}
+#: The evaluation plots of each task: file stem -> figure function.
+EVALUATION_PLOTS: dict[str, dict[str, Callable[[Scores], Any]]] = {
+    name: _PLOTS_OF_KIND[spec.kind] for name, spec in tasks.TASKS.items()
 }
 
 

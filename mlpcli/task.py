@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mlpcli import metric_reports, metrics
-from mlpcli.errors import choose
+from mlpcli.errors import DataError, choose
 
 if TYPE_CHECKING:  # the encoder's module imports this one
     from mlpcli.preprocessing import TargetEncoder
@@ -51,6 +51,10 @@ class Task:
     has_positive_class: ClassVar[bool] = False
     #: Many labels with few samples each are suspicious (an ID or a measurement as --target).
     checks_class_count: ClassVar[bool] = False
+    #: The family whose report tables and evaluation plots the task shares.
+    kind: ClassVar[str] = "classification"
+    #: ROC and precision-recall curves are each class against the others.
+    curves_one_vs_rest: ClassVar[bool] = False
 
     def decide(self, P: NDArray[Any], threshold: float = THRESHOLD) -> NDArray[Any]:
         """Network outputs to decisions: class indices (n,), a 0/1 matrix (n, t), or values."""
@@ -78,6 +82,14 @@ class Task:
         """Network outputs as a metric of the given `needs` wants them (decisions at the
         threshold)."""
         return self.decide(P, threshold) if needs == "labels" else self.probabilities(P)
+
+    def plot_truth(self, y: NDArray[Any], width: int) -> NDArray[Any]:
+        """True values as the plots take them: class indices (n,) within the `width`
+        probability columns by default."""
+        y = y.ravel().astype(np.intp)
+        if y.size and (y.min() < 0 or y.max() >= width):
+            raise DataError(f"Class indices must lie in 0..{width - 1}.")
+        return y
 
     def metric(self, name: str | None) -> metrics.Metric:
         """The named metric, or the task's default; applicability is the caller's to check."""
@@ -143,6 +155,7 @@ class Multiclass(Task):
     stratified = True
     calibrates = True
     checks_class_count = True
+    curves_one_vs_rest = True
 
     def decide(self, P: NDArray[Any], threshold: float = THRESHOLD) -> NDArray[Any]:
         return np.asarray(P.argmax(axis=1))
@@ -163,6 +176,7 @@ class Multilabel(Task):
     default_metric = "accuracy"
     card_metric = "subset_accuracy"
     has_threshold = True
+    kind = "multilabel"
 
     def decide(self, P: NDArray[Any], threshold: float = THRESHOLD) -> NDArray[Any]:
         return (np.asarray(P) >= threshold).astype(np.intp)
@@ -171,6 +185,9 @@ class Multilabel(Task):
         self, encoder: TargetEncoder, y_index: NDArray[Any] | None, Y: NDArray[Any]
     ) -> NDArray[Any]:
         return Y.astype(np.intp)
+
+    def plot_truth(self, y: NDArray[Any], width: int) -> NDArray[Any]:
+        return y.reshape(len(y), -1).astype(np.intp)
 
     def report(
         self,
@@ -191,12 +208,16 @@ class Regression(Task):
     output_activation = "identity"
     default_metric = "r2"
     card_metric = "average r2"
+    kind = "regression"
 
     def decide(self, P: NDArray[Any], threshold: float = THRESHOLD) -> NDArray[Any]:
         return P
 
     def proba_columns(self, labels: Sequence[str], P: NDArray[Any]) -> dict[str, NDArray[Any]]:
         return {}
+
+    def plot_truth(self, y: NDArray[Any], width: int) -> NDArray[Any]:
+        return y.astype(np.float64).reshape(len(y), -1)
 
     def truth(
         self, encoder: TargetEncoder, y_index: NDArray[Any] | None, Y: NDArray[Any]

@@ -11,7 +11,7 @@ import pytest
 
 from mlpcli import config, metrics
 from mlpcli import task as tasks
-from mlpcli.errors import UsageError
+from mlpcli.errors import DataError, UsageError
 from mlpcli.nn.losses import LOSSES
 
 NAMES = sorted(tasks.TASKS)
@@ -120,3 +120,32 @@ def test_every_metric_scores_each_of_its_tasks(
     y_true = task.truth(encoder, y_index, Y)  # type: ignore[arg-type]
     score = metric(y_true, task.predictions(metric.needs, encoder, P))  # type: ignore[arg-type]
     assert math.isfinite(score)
+
+
+def test_plot_truth_gives_each_task_its_shape_and_checks_class_indices() -> None:
+    y = np.array([0, 1, 1, 0])
+    for name in ("binary", "multiclass"):
+        got = tasks.get(name).plot_truth(y[:, None], 2)
+        assert got.dtype == np.intp and got.tolist() == [0, 1, 1, 0]
+        with pytest.raises(DataError, match=r"Class indices must lie in 0\.\.1\."):
+            tasks.get(name).plot_truth(np.array([0, 2]), 2)
+    multilabel = tasks.get("multilabel").plot_truth(np.array([[0, 1], [1, 1]]), 2)
+    assert multilabel.dtype == np.intp and multilabel.shape == (2, 2)
+    regression = tasks.get("regression").plot_truth(np.array([1, 2, 3]), 1)
+    assert regression.dtype == np.float64 and regression.shape == (3, 1)
+
+
+def test_only_multiclass_curves_are_one_vs_rest_and_each_kind_has_its_plots() -> None:
+    from mlpcli import plotting
+
+    assert [n for n in NAMES if tasks.get(n).curves_one_vs_rest] == ["multiclass"]
+    assert {n: tasks.get(n).kind for n in NAMES} == {
+        "binary": "classification",
+        "multiclass": "classification",
+        "multilabel": "multilabel",
+        "regression": "regression",
+    }
+    assert plotting.EVALUATION_PLOTS["multilabel"]["confusion_matrix"] is (
+        plotting.multilabel_confusion_figure
+    )
+    assert list(plotting.EVALUATION_PLOTS["regression"]) == ["predicted_vs_true", "residuals"]

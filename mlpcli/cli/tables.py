@@ -248,18 +248,19 @@ def _regression_tables(report: dict[str, Any], title: str) -> list[Any]:
     return [_by_metric(title, columns, list(report["average"]))]
 
 
-#: report task -> rich tables of the report.
+#: task kind (`Task.kind`) -> rich tables of its metric report.
 REPORT_TABLES: dict[str, Callable[[dict[str, Any], str], list[Any]]] = {
-    "binary": _classification_tables,
-    "multiclass": _classification_tables,
+    "classification": _classification_tables,
     "multilabel": _multilabel_tables,
     "regression": _regression_tables,
 }
 
 
 def report_tables(report: dict[str, Any], title: str) -> list[Any]:
-    """Rich tables of a metrics report (as `metrics.*_report` return it)."""
-    return REPORT_TABLES[report["task"]](report, title)
+    """Rich tables of a metric report (as `metric_reports.*_report` return it)."""
+    from mlpcli import task as tasks
+
+    return REPORT_TABLES[tasks.get(report["task"]).kind](report, title)
 
 
 def evaluation_tables(document: dict[str, Any]) -> list[Table]:
