@@ -393,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-commands", action="store_true", help="Engine cases only.")
     parser.add_argument("--no-cases", action="store_true", help="Whole commands only.")
     parser.add_argument(
+        "--no-startup", action="store_true", help="Skip the start-up timings (startup.py)."
+    )
+    parser.add_argument(
         "--wait-idle",
         type=float,
         default=0.0,
@@ -507,6 +510,13 @@ def main(argv: list[str] | None = None) -> int:
             args.realmlp_python,
             log,
         )
+        extra.setdefault("figures", {}).update(found["figures"])
+        extra["sections"] = [*extra.get("sections", []), *found["sections"]]
+    if not args.no_startup:
+        import startup
+
+        log("start-up")
+        found = startup.run_all(repeats, log)
         extra.setdefault("figures", {}).update(found["figures"])
         extra["sections"] = [*extra.get("sections", []), *found["sections"]]
     lines = [

@@ -72,13 +72,13 @@ def main() -> None:
     except ImportError:  # pragma: no cover
         from click import exceptions as click  # type: ignore[no-redef]
 
-    from mlpcli.cli.common import print_error
+    from mlpcli.cli.common import command_line, print_error
     from mlpcli.errors import MlpcliError
     from mlpcli.outputs import drop_stdout, guard_standard_streams
 
     guard_standard_streams()
     try:
-        code = app(standalone_mode=False, prog_name="mlpcli")
+        code = command_line()(standalone_mode=False, prog_name="mlpcli")
         sys.stdout.flush()  # a full disk under stdout is an error, not a silent loss
     except MlpcliError as exc:  # stdout failing outside a command (`--version > /dev/full`)
         print_error(str(exc))

@@ -79,6 +79,58 @@ def _root(
     _state["debug"] = _state["debug"] or debug
 
 
+def command_line() -> Any:
+    """The Click group of `app`, as `main()` runs it, with Typer's per-value coercion deferred
+    (see `_defer_coercion`)."""
+    group = typer.main.get_command(app)
+    _defer_coercion(group)
+    return group
+
+
+def _defer_coercion(group: Any) -> None:
+    """Typer (0.2x) checks every parameter's value with a pydantic TypeAdapter, built on first
+    use, even for a value that is already of the parameter's type (a flag's default, the
+    None of an option not given): that alone imports pydantic, about a third of
+    `train --help`'s start-up. Values already of a plain parameter's type (bool, str, int,
+    float) are passed through here, as the adapter would return them; any other value (every
+    string typed on the command line for an int, say) builds and uses Typer's adapter as
+    before. A Typer without these internals is left as it is (only slower)."""
+    try:
+        from dataclasses import dataclass
+
+        from typer._coercion import RuntimeParam, build_runtime_param
+    except ImportError:  # pragma: no cover
+        return
+
+    @dataclass(frozen=True)
+    class Deferred(RuntimeParam):  # type: ignore[misc]
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            if type(value) is self.annotation:
+                return value
+            param._runtime_param = real = build_runtime_param(param.type_descriptor)
+            return real._coerce_value(value, param=param, ctx=ctx)
+
+    root = group.context_class(group, info_name="mlpcli", **group.context_settings)
+    for command in [group, *getattr(group, "commands", {}).values()]:
+        ctx = root
+        if command is not group:
+            ctx = command.context_class(
+                command, info_name=command.name, parent=root, **command.context_settings
+            )
+        # Click makes the help option on first use, with the names the context gives it.
+        for param in [*command.params, command.get_help_option(ctx)]:
+            descriptor = getattr(param, "type_descriptor", None)
+            if (
+                descriptor is not None
+                and getattr(param, "_runtime_param", False) is None
+                and getattr(descriptor, "file_annotation", True) is None
+                and descriptor.annotation in (bool, str, int, float)
+            ):
+                param._runtime_param = Deferred(
+                    parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
+                )
+
+
 def print_error(message: str) -> None:
     """`Error: ...` on stderr; a JSON object instead under `--log-format jsonl`."""
     from mlpcli.errors import printable

@@ -1,0 +1,122 @@
+"""Start-up of the command line (issue 16): `mlpcli --help`, `train --help` and `inspect MODEL`
+against `python -c pass`, the interpreter's own floor, in fresh processes.
+
+Each round runs every command once, interleaved, so a change in the machine's load hits all of
+them alike; figures are medians (and min) over the rounds, with the load average beside them.
+Run alone: `python bench/startup.py [--repeats N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mlpcli() -> list[str]:
+    found = shutil.which("mlpcli", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "mlpcli"]
+
+
+def _tiny_model(folder: Path) -> Path:
+    model = folder / "model.npz"
+    data = ROOT / "sample_data" / "expression.csv"
+    subprocess.run(
+        [
+            *(*_mlpcli(), "train", str(data), "--target", "subtype", "--id", "sample_id"),
+            *("--epochs", "2", "--out", str(model), "--quiet"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return model
+
+
+def _seconds(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one fresh process. On a shared machine the
+    CPU time is the steadier figure: the wall time also counts waiting for a core."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def measure(repeats: int = 9, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Median and min seconds of each command over `repeats` interleaved rounds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model = _tiny_model(Path(tmp))
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "mlpcli --help": [*_mlpcli(), "--help"],
+            "mlpcli train --help": [*_mlpcli(), "train", "--help"],
+            "mlpcli inspect MODEL": [*_mlpcli(), "inspect", str(model)],
+        }
+        for argv in commands.values():  # warm the file cache and the .pyc files
+            _seconds(argv)
+        load_before = os.getloadavg()[0]
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
+        for round_ in range(repeats):
+            for name, argv in commands.items():
+                wall, used = _seconds(argv)
+                times[name].append(wall)
+                cpu[name].append(used)
+            log(f"start-up round {round_ + 1}/{repeats}")
+        load_after = os.getloadavg()[0]
+    return {
+        "repeats": repeats,
+        "load": (round(load_before, 1), round(load_after, 1)),
+        "median": {name: statistics.median(t) for name, t in times.items()},
+        "min": {name: min(t) for name, t in times.items()},
+        "cpu": {name: statistics.median(t) for name, t in cpu.items()},
+    }
+
+
+def run_all(repeats: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """The figures for bench/targets.py's `startup` row and a section of RESULTS.md."""
+    found = measure(repeats, log)
+    lines = [
+        "## Start-up (fresh processes)",
+        "",
+        f"{found['repeats']} interleaved rounds; load average {found['load'][0]} before, "
+        f"{found['load'][1]} after.",
+        "",
+        "| command | wall, median | wall, min | CPU (user + sys), median |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, median in found["median"].items():
+        lines.append(
+            f"| `{name}` | {median:.3f} s | {found['min'][name]:.3f} s "
+            f"| {found['cpu'][name]:.3f} s |"
+        )
+    return {"figures": {"startup": found}, "sections": [[*lines, ""]]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    found = measure(args.repeats, lambda s: print(s, file=sys.stderr))
+    print(f"load average {found['load'][0]} -> {found['load'][1]}, {found['repeats']} rounds")
+    for name, median in found["median"].items():
+        print(
+            f"{name:24} wall median {median:.3f} s  min {found['min'][name]:.3f} s  "
+            f"cpu median {found['cpu'][name]:.3f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()

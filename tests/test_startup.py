@@ -1,0 +1,66 @@
+"""Start-up (issue 16): what `mlpcli --help`, `train --help` and `inspect MODEL` import, in fresh
+processes run as `mlpcli` runs. Timings live in bench/startup.py; this checks the imports that
+make them slow: no numpy or pandas for help, no pandas for inspect, and no pydantic (which Typer
+uses to check values) for any of the three."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("numpy", "pandas", "pydantic")
+
+
+def _imported(*argv: str) -> set[str]:
+    code = (
+        "import sys\n"
+        f"sys.argv = ['mlpcli', *{list(argv)!r}]\n"
+        "from mlpcli.cli import main\n"
+        "try:\n    main()\n"
+        "except SystemExit as exit:\n    assert exit.code in (0, None), exit.code\n"
+        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"COLUMNS": "80"}
+    )
+    assert done.returncode == 0, done.stderr
+    return set(done.stderr.split())
+
+
+def _typer_checks_with_pydantic() -> bool:
+    try:
+        import typer._coercion  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["cv", "--help"]])
+def test_help_imports_neither_numpy_nor_pandas_nor_pydantic(argv: list[str]) -> None:
+    imported = _imported(*argv)
+    assert imported & {"numpy", "pandas"} == set()
+    if _typer_checks_with_pydantic():
+        assert "pydantic" not in imported
+
+
+def test_inspect_imports_neither_pandas_nor_pydantic(tiny_model: Path) -> None:
+    imported = _imported("inspect", str(tiny_model))
+    assert "pandas" not in imported
+    if _typer_checks_with_pydantic():
+        assert "pydantic" not in imported
+
+
+def test_values_typed_on_the_command_line_are_still_checked(tiny_model: Path) -> None:
+    """The deferred coercion (cli/common.py) passes through only values of the right type."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['mlpcli', 'inspect', {str(tiny_model)!r}, '--rows', '-1']\n"
+        "from mlpcli.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Invalid value for '--rows'" in done.stderr
