@@ -435,9 +435,6 @@ def _open_zstd(path: Path) -> IO[str]:
     return io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
-#: Table extension -> field separator.
-TABLE_FORMATS: dict[str, str] = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": "\t"}
-
 #: Compression extension -> opener of a text stream that compresses into a path.
 OUTPUT_CODECS: dict[str, Callable[[Path], IO[str]]] = {
     ".gz": _open_gzip,
@@ -453,14 +450,15 @@ def _open_plain(path: Path) -> IO[str]:
 
 def output_format(path: str, option: str = "--out") -> tuple[str, Callable[[Path], IO[str]]]:
     """Separator and stream opener from the file name: preds.csv, preds.tsv.gz, ..."""
-    name = Path(path)
-    suffix = name.suffix.lower()
+    from mlpcli.data.codecs import TABLE_SEPARATORS, table_extension
+
+    suffix = Path(path).suffix.lower()
     opener = OUTPUT_CODECS.get(suffix)
-    table = Path(name.stem).suffix.lower() if opener is not None else suffix
-    if table not in TABLE_FORMATS:
+    table = table_extension(path)
+    if table not in TABLE_SEPARATORS:
         raise UsageError(
             f"{option} '{path}': cannot tell the table format from the name; end it in "
-            f"{', '.join(TABLE_FORMATS)}, optionally followed by {', '.join(OUTPUT_CODECS)} "
+            f"{', '.join(TABLE_SEPARATORS)}, optionally followed by {', '.join(OUTPUT_CODECS)} "
             "(or give - for CSV on stdout)."
         )
     if suffix == ".zst":
@@ -471,7 +469,7 @@ def output_format(path: str, option: str = "--out") -> tuple[str, Callable[[Path
                 f"{option} '{path}': writing zstd needs the zstandard package: "
                 "pip install zstandard"
             ) from None
-    return TABLE_FORMATS[table], opener or _open_plain
+    return TABLE_SEPARATORS[table], opener or _open_plain
 
 
 def csv_text(frame: pd.DataFrame, sep: str = ",", header: bool = True) -> str:

@@ -929,3 +929,36 @@ def test_package_imports_pandas_lazily() -> None:
     for module in modules:
         source = module.read_text()
         assert "\nimport pandas" not in source and "\nfrom pandas" not in source, module.name
+
+
+@pytest.mark.parametrize(
+    ("name", "read", "written"),
+    [
+        ("t.csv", ",", ","),
+        ("t.tsv.gz", "\t", "\t"),
+        ("t.tab", "\t", "\t"),
+        ("t.txt", None, "\t"),  # any delimiter when read (sniffed), tabs when written
+        ("t.dat", None, None),
+    ],
+    ids=str,
+)
+def test_one_extension_map_for_readers_and_writers(
+    name: str, read: str | None, written: str | None, tmp_path: Path
+) -> None:
+    """Reading, predict's and explain's writers and --group-features use one map (issue 13)."""
+    from mlpcli.data.codecs import extension_separator
+    from mlpcli.explain import check_outputs
+    from mlpcli.predicting import output_format
+
+    assert extension_separator(name) == read
+    if written is None:
+        with pytest.raises(UsageError, match="cannot tell the table format from the name"):
+            output_format(name)
+        with pytest.raises(UsageError, match="cannot tell the table format from the name"):
+            check_outputs(str(tmp_path / name), None)
+        return
+    assert output_format(name)[0] == written
+    check_outputs(str(tmp_path / name), None)
+    # A comma-separated .txt is still read by sniffing.
+    (tmp_path / "c.txt").write_text("a,b\n1,2\n")
+    assert read_table(tmp_path / "c.txt").frame.columns.tolist() == ["a", "b"]

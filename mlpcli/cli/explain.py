@@ -63,7 +63,8 @@ def explain(
     out: Annotated[
         str | None,
         out_option(
-            "Write the importances: CSV, TSV for .tsv; - for stdout. Columns feature, "
+            "Write the importances: .csv, or .tsv/.tab/.txt for TSV, optionally .gz/.bz2/.xz/"
+            ".zst; - for CSV on stdout. Columns feature, "
             "importance, sd, rank, then effect and per-class columns where they apply."
         ),
     ] = None,
@@ -164,8 +165,7 @@ def explain(
         {"--json": STDOUT if json_out else None, "--out": out, "--plot": plot},
         stdout=["--json", "--out"],
     )
-    if plot is not None:
-        lib.check_plot(plot)
+    lib.check_outputs(out, plot)
     options = lib.ExplainOptions(
         method=method,
         metric=metric,

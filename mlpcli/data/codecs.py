@@ -230,6 +230,26 @@ CODEC_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: Text table extension -> field separator: the one map every reader and writer uses (issue
+#: 13). `.txt` is written with tabs but sniffed when read: text files come with any delimiter.
+TABLE_SEPARATORS: dict[str, str] = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": "\t"}
+SNIFFED_EXTENSIONS = frozenset({".txt"})
+
+
+def table_extension(name: str | Path) -> str:
+    """The table's extension under a compression one: 'x.tsv.gz' -> '.tsv', 'x.csv' -> '.csv'."""
+    path = Path(name)
+    if path.suffix.lower() in CODECS:
+        path = Path(path.stem)
+    return path.suffix.lower()
+
+
+def extension_separator(name: str | Path) -> str | None:
+    """The separator a table's name implies when read, or None (sniff it)."""
+    extension = table_extension(name)
+    return None if extension in SNIFFED_EXTENSIONS else TABLE_SEPARATORS.get(extension)
+
+
 def codec_for(name: str, head: bytes) -> Codec | None:
     """Compression from the outer extension, else from the magic bytes (stdin, odd names)."""
     codec = CODECS.get(Path(name).suffix.lower())

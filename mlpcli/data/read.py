@@ -31,13 +31,13 @@ from mlpcli.data import cache, formats
 from mlpcli.data.cache import canonical
 from mlpcli.data.codecs import (
     CODEC_ERRORS,
-    CODECS,
     Codec,
     FileHasher,
     HashingReader,
     Prefixed,
     Reader,
     codec_for,
+    extension_separator,
     read_prefix,
 )
 from mlpcli.errors import (
@@ -76,10 +76,6 @@ SEPARATORS: dict[str, str] = {
     "space": r"\s+",
     "whitespace": r"\s+",
 }
-
-
-#: Separator implied by the (inner) file extension; anything else is sniffed.
-EXTENSION_SEPARATORS: dict[str, str] = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 
 
 #: Candidates for sniffing, in csv.Sniffer's order of preference.
@@ -203,11 +199,9 @@ def _resolve_sep(sep: str) -> str:
 def _sniff_sep(name: str, text: str) -> str:
     """Separator from the extension, else csv.Sniffer on the first lines, else the first
     candidate that splits every line into the same number (> 1) of fields, else ','."""
-    inner = Path(name).suffix.lower()
-    if inner in CODECS:
-        inner = Path(Path(name).stem).suffix.lower()
-    if inner in EXTENSION_SEPARATORS:
-        return EXTENSION_SEPARATORS[inner]
+    implied = extension_separator(name)
+    if implied is not None:
+        return implied
     lines = [line for line in text.splitlines()[:50] if line.strip()]
     try:
         found = csv.Sniffer().sniff("\n".join(lines), delimiters=SNIFF_DELIMITERS).delimiter

@@ -34,6 +34,7 @@ from mlpcli.explain.permutation import permutation_importance
 from mlpcli.explain.run import (
     METHODS,
     check_options,
+    check_outputs,
     check_plot,
     explain,
     explain_files,
@@ -52,6 +53,7 @@ __all__ = [
     "Explanation",
     "baseline_row",
     "check_options",
+    "check_outputs",
     "check_plot",
     "explain",
     "explain_files",

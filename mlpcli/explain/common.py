@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from mlpcli.data.codecs import TABLE_SEPARATORS, table_extension
 from mlpcli.errors import DataError
 from mlpcli.limits import MAX_GROUPS_BYTES, read_bounded, shorten
 from mlpcli.outputs import provenance
@@ -255,7 +256,7 @@ def _groups_from_toml(text: str, path: Path) -> dict[str, list[str]]:
 
 
 def _groups_from_table(text: str, path: Path) -> dict[str, list[str]]:
-    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    sep = TABLE_SEPARATORS.get(table_extension(path), ",")
     rows = [r for r in csv.reader(io.StringIO(text), delimiter=sep) if any(f.strip() for f in r)]
     header = [f.strip().lower() for f in rows[0]] if rows else []
     if header != ["group", "column"]:

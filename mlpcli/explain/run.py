@@ -143,21 +143,31 @@ def warn_if_training_data(model: TrainedModel, table: data.Table) -> None:
 
 
 # --------------------------------------------------------------------------- files
-#: table extension -> field separator (anything else is CSV).
-_TABLE_SEPARATORS = {".tsv": "\t", ".tab": "\t", ".txt": "\t"}
-
-
 def write_table(result: Explanation, path: str, option: str = "--out") -> None:
-    """CSV, or TSV for .tsv/.tab/.txt, written atomically; `-` writes CSV to stdout."""
+    """A table in the format its name says, as predict writes them (CSV, TSV, compressed),
+    written atomically; `-` writes CSV to stdout."""
+    from mlpcli.predicting import output_format
+
     frame = result.to_frame()
     if path == "-":
         import sys
 
         frame.to_csv(sys.stdout, index=False)
         return
-    sep = _TABLE_SEPARATORS.get(Path(path).suffix.lower(), ",")
-    with atomic_path(path, option) as tmp:
-        frame.to_csv(tmp, sep=sep, index=False)
+    sep, opener = output_format(path, option)
+    with atomic_path(path, option) as tmp, opener(tmp) as stream:
+        frame.to_csv(stream, sep=sep, index=False)
+
+
+def check_outputs(out: str | None, plot: str | None) -> None:
+    """Fail before any work when `--out` names no table format (as predict's `--out`) or
+    `--plot` no image format."""
+    from mlpcli.predicting import output_format
+
+    if out is not None and out != "-":
+        output_format(out, "--out")
+    if plot is not None:
+        check_plot(plot)
 
 
 def check_plot(path: str) -> None:
