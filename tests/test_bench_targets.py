@@ -1,0 +1,59 @@
+"""bench/targets.py's verdicts on made-up figures: every issue-16 target shows in every report,
+met, not met with the gap, or not measured and why."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+PATH = Path(__file__).resolve().parents[1] / "bench" / "targets.py"
+
+
+@pytest.fixture(scope="module")
+def targets():
+    spec = importlib.util.spec_from_file_location("bench_targets", PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_targets"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["bench_targets"]
+
+
+def _case(**seconds: list[float]) -> SimpleNamespace:
+    return SimpleNamespace(runs={k: [{"seconds": s} for s in v] for k, v in seconds.items()})
+
+
+def test_nothing_measured_still_gives_one_row_per_target(targets) -> None:
+    rows = targets.collect(targets.Measured())
+    assert len(rows) == len(targets.TARGETS)
+    assert all(ok is None and text.startswith("not measured") for _, text, ok in rows)
+
+
+def test_batch32_share_is_floor_over_engine_medians(targets) -> None:
+    case = _case(mlpcli=[2.0, 1.0, 3.0], gemm=[1.1, 1.2, 1.0])  # medians 2.0 and 1.1
+    [(_, text, ok)] = targets.batch32_floor(targets.Measured(cases={"batch32": case}))
+    assert text.startswith("55%") and ok is True
+    case = _case(mlpcli=[2.0], gemm=[1.0])
+    [(_, text, ok)] = targets.batch32_floor(targets.Measured(cases={"batch32": case}))
+    assert text.startswith("50%") and ok is False
+
+
+def test_recipe_and_ensemble_rows(targets) -> None:
+    recipe = {
+        "ratio": 0.25,
+        "detail": "worst table; 0.25, 0.1",
+        "ensemble": {"K=4, shared batches": (4, 3.5), "K=4, split batches": (4, 1.1)},
+    }
+    m = targets.Measured(figures={"recipe": recipe})
+    [(_, text, ok)] = targets.recipe_vs_realmlp(m)
+    assert text.startswith("0.25x") and ok is False
+    verdicts = [ok for _, _, ok in targets.ensemble_cost(m)]
+    assert verdicts == [False, True]  # 3.5 > 0.5 * 4 >= 1.1
+    skipped = targets.Measured(figures={"recipe": {"ratio": None, "why": "no pytabkit"}})
+    [(_, text, ok)] = targets.recipe_vs_realmlp(skipped)
+    assert ok is None and "no pytabkit" in text
