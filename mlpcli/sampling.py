@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,8 @@ class RowFile:
     n_cols: int
     dtype: np.dtype
     offset: int = 0
+    #: What keeps the file alive (a temporary folder removed when the last reader is gone).
+    owner: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of_memmap(cls, array: np.memmap) -> RowFile:
@@ -65,7 +67,7 @@ class RowFile:
     def __len__(self) -> int:
         return self.n_rows
 
-    def read(self, start: int, stop: int, out: NDArray[np.generic] | None = None) -> NDArray[Any]:
+    def read(self, start: int, stop: int, out: NDArray[np.generic] | None = None) -> NDArray:
         """Rows [start, stop) as an array (into `out`, when given, of at least that many rows)."""
         stop = min(stop, self.n_rows)
         m = max(0, stop - start)
@@ -84,7 +86,7 @@ class RowFile:
             os.close(fd)
         return buffer
 
-    def __getitem__(self, rows: slice) -> NDArray[Any]:
+    def __getitem__(self, rows: slice) -> NDArray:
         start, stop, step = rows.indices(self.n_rows)
         if step != 1:
             raise IndexError("a RowFile reads contiguous rows only")
@@ -99,7 +101,7 @@ class RowFileWriter:
         self.n_rows = 0
         self._file = open(self.path, "wb")  # noqa: SIM115 (closed by finish/close)
 
-    def append(self, rows: NDArray[Any]) -> None:
+    def append(self, rows: NDArray) -> None:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.ndim != 2 or rows.shape[1] != self.n_cols:
             raise ValueError(f"expected (rows, {self.n_cols}), got {rows.shape}")
@@ -115,78 +117,81 @@ class RowFileWriter:
 
 
 class BlockBatches:
-    """Shuffled mini-batches of (X, Y, w) read from one `RowFile` whose columns are
-    [X | Y | w]: blocks of contiguous rows in a permuted order, rows permuted within windows
-    of blocks (see the module docstring). The `Trainer` uses it like its in-memory sampler."""
+    """Shuffled mini-batches of (X, Y, w): rows of X read from a `RowFile` in blocks of
+    contiguous rows in a permuted order, permuted within windows of blocks (see the module
+    docstring); Y and w (small: outputs and weights per row) are in memory. The `Trainer` uses
+    it like its in-memory sampler."""
 
     def __init__(
         self,
-        rows: RowFile,
-        n_features: int,
-        n_outputs: int,
-        weighted: bool,
+        X: RowFile,
+        Y: NDArray,
+        w: NDArray | None,
         batch_size: int,
         block_rows: int | None = None,
         window_blocks: int = WINDOW_BLOCKS,
         drop_single: bool = False,
     ) -> None:
-        if rows.n_cols != n_features + n_outputs + int(weighted):
-            raise ValueError("the row file's columns are not X, Y (and w)")
-        self.rows, self.n_features, self.n_outputs = rows, n_features, n_outputs
-        self.weighted = weighted
-        self.n_rows = rows.n_rows
-        self.batch_size = min(batch_size, self.n_rows)
-        row_bytes = rows.n_cols * rows.dtype.itemsize
-        self.block_rows = block_rows or max(self.batch_size, BLOCK_BYTES // row_bytes)
+        if len(Y) != X.n_rows or (w is not None and len(w) != X.n_rows):
+            raise ValueError("X, Y and w have different row counts")
+        self.X, self.Y, self.w = X, np.asarray(Y), w
+        self.n_rows = n = X.n_rows
+        self.batch_size = min(batch_size, n)
+        row_bytes = X.n_cols * X.dtype.itemsize
+        self.block_rows = block_rows or max(self.batch_size, BLOCK_BYTES // max(1, row_bytes))
         self.window_blocks = window_blocks
         self.drop_single = drop_single
-        n = self.n_rows
         self.n_batches = -(-n // self.batch_size) - int(drop_single and n % self.batch_size == 1)
         self.n_blocks = -(-n // self.block_rows)
-        window_rows = self.block_rows * self.window_blocks
-        self._window = np.empty((min(window_rows, n), rows.n_cols), rows.dtype)
-        self._carry = np.empty((self.batch_size, rows.n_cols), rows.dtype)
+        self._window = np.empty((min(self.block_rows * window_blocks, n), X.n_cols), X.dtype)
+        self._rows = np.empty(len(self._window), np.intp)  # file row of each window row
 
-    def epoch(
-        self, rng: np.random.Generator
-    ) -> Iterator[tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]]:
-        """(Xb, Yb, wb) views into reused buffers, valid until the next batch."""
-        d, k, bs = self.n_features, self.n_outputs, self.batch_size
+    def epoch(self, rng: np.random.Generator) -> Iterator[tuple[NDArray, NDArray, NDArray | None]]:
+        """(Xb, Yb, wb) for every batch of one epoch."""
+        bs = self.batch_size
         blocks = rng.permutation(self.n_blocks)
-        carried = 0  # rows of a batch begun at the end of the previous window
+        pending: list[tuple[NDArray, NDArray]] = []  # a batch begun at a window's end
+        n_pending = 0
         for w in range(0, self.n_blocks, self.window_blocks):
             filled = 0
             for b in np.sort(blocks[w : w + self.window_blocks]):  # read in file order
                 start = int(b) * self.block_rows
-                got = self.rows.read(start, start + self.block_rows, self._window[filled:])
-                filled += len(got)
-            window = self._window[:filled]
+                got = len(self.X.read(start, start + self.block_rows, self._window[filled:]))
+                self._rows[filled : filled + got] = np.arange(start, start + got)
+                filled += got
             order = rng.permutation(filled)
             position = 0
-            if carried:  # complete the batch begun at the end of the previous window
-                take = min(bs - carried, filled)
-                self._carry[carried : carried + take] = window[order[:take]]
-                carried, position = carried + take, take
-                if carried == bs:
-                    yield self._split(self._carry, d, k)
-                    carried = 0
+            if n_pending:  # complete the batch begun at the end of the previous window
+                take = min(bs - n_pending, filled)
+                pending.append(self._take(order[:take]))
+                n_pending, position = n_pending + take, take
+                if n_pending == bs:
+                    yield self._joined(pending)
+                    pending, n_pending = [], 0
             while filled - position >= bs:
-                batch = window.take(order[position : position + bs], axis=0)
+                yield self._batch(*self._take(order[position : position + bs]))
                 position += bs
-                yield self._split(batch, d, k)
-            rest = filled - position  # nonzero only when nothing is carried
-            if rest:
-                self._carry[carried : carried + rest] = window[order[position:]]
-                carried += rest
-        if carried and not (carried == 1 and self.drop_single):
-            yield self._split(self._carry[:carried], d, k)
+            if filled > position:  # only when nothing is pending
+                pending.append(self._take(order[position:filled]))
+                n_pending += filled - position
+        if n_pending and not (n_pending == 1 and self.drop_single):
+            yield self._joined(pending)
 
-    def _split(
-        self, batch: NDArray[Any], d: int, k: int
-    ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]:
-        X, Y = batch[:, :d], batch[:, d : d + k]
-        w = batch[:, d + k] if self.weighted else None
-        return np.ascontiguousarray(X), np.ascontiguousarray(Y), w
+    def _take(self, window_rows: NDArray[np.intp]) -> tuple[NDArray, NDArray]:
+        """Copies of some window rows and their file row numbers."""
+        return self._window.take(window_rows, axis=0), self._rows[window_rows]
+
+    def _joined(
+        self, parts: list[tuple[NDArray, NDArray]]
+    ) -> tuple[NDArray, NDArray, NDArray | None]:
+        return self._batch(
+            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        )
+
+    def _batch(
+        self, Xb: NDArray, rows: NDArray[np.intp]
+    ) -> tuple[NDArray, NDArray, NDArray | None]:
+        return Xb, self.Y[rows], None if self.w is None else self.w[rows]
 
 
 def _mix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:

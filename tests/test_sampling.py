@@ -12,14 +12,14 @@ from mlpcli.sampling import BlockBatches, RowFile, RowFileWriter, row_hash_valid
 from mlpcli.training import FitOptions, Trainer
 
 
-def row_file(tmp_path: Path, n: int, weighted: bool = False) -> RowFile:
-    """Columns [row number, 2 x row number | row number + 0.5 (| weight)]: X, Y and w."""
-    writer = RowFileWriter(tmp_path / "rows.f32", 3 + int(weighted))
+def row_file(tmp_path: Path, n: int) -> tuple[RowFile, np.ndarray, np.ndarray]:
+    """X = [row number, 2 x row number] on disk; Y = row number + 0.5 and w = row % 3 + 1."""
+    writer = RowFileWriter(tmp_path / "rows.f32", 2)
     for start in range(0, n, 1000):
         i = np.arange(start, min(start + 1000, n), dtype=np.float32)
-        columns = [i, 2 * i, i + 0.5] + ([i % 3 + 1] if weighted else [])
-        writer.append(np.column_stack(columns))
-    return writer.finish()
+        writer.append(np.column_stack([i, 2 * i]))
+    i = np.arange(n, dtype=np.float32)
+    return writer.finish(), (i + 0.5)[:, None], i % 3 + 1
 
 
 @pytest.mark.parametrize(
@@ -29,8 +29,8 @@ def row_file(tmp_path: Path, n: int, weighted: bool = False) -> RowFile:
 def test_every_row_is_seen_exactly_once_per_epoch(
     tmp_path: Path, n: int, batch: int, block: int, window: int
 ) -> None:
-    rows = row_file(tmp_path, n)
-    batches = BlockBatches(rows, 2, 1, False, batch, block_rows=block, window_blocks=window)
+    rows, Y, _ = row_file(tmp_path, n)
+    batches = BlockBatches(rows, Y, None, batch, block_rows=block, window_blocks=window)
     rng = np.random.default_rng(0)
     orders = []
     for _ in range(3):
@@ -53,22 +53,22 @@ def test_every_row_is_seen_exactly_once_per_epoch(
 
 def test_a_batch_draws_from_one_window_of_blocks(tmp_path: Path) -> None:
     """What makes the page cache work: a batch's rows lie in at most 2 windows' blocks."""
-    rows = row_file(tmp_path, 4000)
-    batches = BlockBatches(rows, 2, 1, False, 50, block_rows=100, window_blocks=4)
+    rows, Y, _ = row_file(tmp_path, 4000)
+    batches = BlockBatches(rows, Y, None, 50, block_rows=100, window_blocks=4)
     for Xb, _, _ in batches.epoch(np.random.default_rng(1)):
         assert len(np.unique(Xb[:, 0].astype(int) // 100)) <= 8
 
 
 def test_a_lone_last_row_is_dropped_for_batch_normalisation(tmp_path: Path) -> None:
-    rows = row_file(tmp_path, 65)
-    batches = BlockBatches(rows, 2, 1, False, 32, block_rows=10, window_blocks=2, drop_single=True)
+    rows, Y, _ = row_file(tmp_path, 65)
+    batches = BlockBatches(rows, Y, None, 32, block_rows=10, window_blocks=2, drop_single=True)
     sizes = [len(X) for X, _, _ in batches.epoch(np.random.default_rng(0))]
     assert sizes == [32, 32] and batches.n_batches == 2
 
 
-def test_weights_come_from_the_last_column(tmp_path: Path) -> None:
-    rows = row_file(tmp_path, 300, weighted=True)
-    batches = BlockBatches(rows, 2, 1, True, 64, block_rows=30, window_blocks=3)
+def test_targets_and_weights_follow_their_rows(tmp_path: Path) -> None:
+    rows, Y, w = row_file(tmp_path, 300)
+    batches = BlockBatches(rows, Y, w, 64, block_rows=30, window_blocks=3)
     for Xb, _, wb in batches.epoch(np.random.default_rng(0)):
         assert wb is not None
         np.testing.assert_array_equal(wb, Xb[:, 0] % 3 + 1)
@@ -96,8 +96,8 @@ def test_the_trainer_learns_from_block_batches_and_reads_validation_from_disk(
     rng = np.random.default_rng(3)
     X = rng.normal(size=(3000, 4)).astype(np.float32)
     Y = (X @ np.array([1.0, -2.0, 0.5, 0.0], np.float32))[:, None]
-    writer = RowFileWriter(tmp_path / "train.f32", 5)
-    writer.append(np.column_stack([X[:2500], Y[:2500]]))
+    writer = RowFileWriter(tmp_path / "train.f32", 4)
+    writer.append(X[:2500])
     train = writer.finish()
     valid = RowFileWriter(tmp_path / "valid.f32", 4)
     valid.append(X[2500:])
@@ -105,7 +105,7 @@ def test_the_trainer_learns_from_block_batches_and_reads_validation_from_disk(
     net = MLP(4, (8,), 1, activation="relu", loss="mse", seed=0)
     options = FitOptions(epochs=15, batch_size=32, patience=None)
     trainer = Trainer(net, optimizers.get("adam", lr=0.01), options, np.random.default_rng(0))
-    batches = BlockBatches(train, 4, 1, False, 32, block_rows=100, window_blocks=4)
+    batches = BlockBatches(train, Y[:2500], None, 32, block_rows=100, window_blocks=4)
     result = trainer.fit(None, None, X_val, Y[2500:], batches=batches)  # type: ignore[arg-type]
     losses = [r.val_loss for r in result.history]
     assert losses[-1] is not None and losses[0] is not None
