@@ -684,8 +684,23 @@ def fit_model(
             presets.training_weights(trainer.net, prepared.sample_weight, len(prepared.X)),
             callback=callback,
             should_stop=should_stop,
+            batches=_disk_batches(prepared, trainer),
         )
     return trainer.net, result
+
+
+def _disk_batches(prepared: PreparedData, trainer: Trainer) -> Any:
+    """Block-shuffled batches when the training rows are on disk (out of core), else None."""
+    from mlpcli.sampling import BlockBatches, RowFile
+
+    if not isinstance(prepared.X, RowFile):
+        return None
+    batch_size = trainer.options.batch_size
+    if batch_size is None:
+        raise UsageError("Out-of-core training takes mini-batches; give --batch-size N.")
+    drop_single = bool(trainer.net.batchnorm_layers())
+    return BlockBatches(prepared.X, prepared.Y, prepared.sample_weight, batch_size,
+                        drop_single=drop_single)  # fmt: skip
 
 
 def evaluation_report(
@@ -697,8 +712,16 @@ def evaluation_report(
     threshold: float = tasks.THRESHOLD,
 ) -> dict[str, Any]:
     """Full metrics of a network on encoded data, in the original label space / units."""
+    from mlpcli.sampling import RowFile
+
     spec = tasks.get(encoder.task)
-    return spec.report(encoder, net.forward(X), spec.truth(encoder, y_index, Y), threshold)
+    if isinstance(X, RowFile):  # out of core: block by block from disk
+        from mlpcli.outofcore import forward_rows
+
+        outputs = forward_rows(net, X)
+    else:
+        outputs = net.forward(X)
+    return spec.report(encoder, outputs, spec.truth(encoder, y_index, Y), threshold)
 
 
 def train(
@@ -712,6 +735,7 @@ def train(
     checkpoint_every: int = 1,
     resume: str | None = None,
     test_file: str | None = None,
+    out_of_core: str = "off",
 ) -> TrainOutcome:
     """Read, prepare, train and evaluate; returns everything needed to save the model.
 
@@ -719,9 +743,15 @@ def train(
     the best model so far plus the whole loop state is saved every `checkpoint_every` epochs;
     `resume` continues from such a file and ends with the weights of an uninterrupted run.
     `test_file` is scored after training, as "test" metrics kept apart from validation ones.
+    `out_of_core` (auto|on|off) trains from the table cache on disk (`outofcore`).
     """
+    from mlpcli import outofcore
+
     rng = np.random.default_rng(settings.train.seed)
-    prepared = prepare_data(path, settings, rng)
+    if outofcore.wanted(path, out_of_core, settings.data.sep):
+        prepared = outofcore.prepare_data(path, settings, rng)
+    else:
+        prepared = prepare_data(path, settings, rng)
     calibration.check_options(settings, prepared.task.task, prepared.X_val is not None)
     if on_start is not None:
         on_start(

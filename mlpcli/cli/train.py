@@ -19,6 +19,7 @@ from mlpcli.cli.common import (
 from mlpcli.cli.options import (
     CONFIGURATION,
     OUTPUT,
+    READING,
     CacheDir,
     ConfigFile,
     LogEvery,
@@ -96,6 +97,16 @@ def train(
     ] = None,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
+    out_of_core: Annotated[
+        str,
+        typer.Option(
+            "--out-of-core",
+            help="Train from the table cache on disk instead of memory: auto (when the table "
+            "would not fit; said on stderr), on, off. For CSV/TSV tables.",
+            metavar="auto|on|off",
+            rich_help_panel=READING,
+        ),
+    ] = "auto",
     quiet: Quiet = False,
     log_format: LogFormat = "text",
     log_every: LogEvery = 10,
@@ -127,6 +138,7 @@ def train(
                 checkpoint_every=checkpoint_every,
                 resume=resume,
                 test_file=test_file,
+                out_of_core=out_of_core,
                 **hooks,
             )
         interrupted = outcome.result.stop_reason == "interrupted"

@@ -1,0 +1,472 @@
+"""Training on a table larger than memory (`train --out-of-core auto|on|off`).
+
+The table is converted once, in chunks of `CHUNK_ROWS` rows, into the table cache
+(`data.cache`: memory-mapped float32 numbers, text as int32 codes, the file's row order); a
+second run on the same file finds it there. Then, never holding the table:
+
+1. columns are chosen on the first `HEAD_ROWS` rows, the task on the whole target column;
+2. validation rows are chosen by a hash of each row's ID (its group with --group, else its row
+   number) and the seed (`sampling.row_hash_valid`; not stratified);
+3. one streaming pass over the training rows fits the preprocessing (`streaming`: exact means,
+   spreads, ranges and levels; median and quartiles within a stated rank error);
+4. one pass encodes the rows into two float32 row files (training, validation) in a temporary
+   folder beside the cache entry, removed when training is done; targets and weights stay in
+   memory (rows x outputs);
+5. training reads shuffled blocks of rows from the training file (`sampling.BlockBatches`);
+   validation and the final metrics read the files block by block.
+
+`auto` switches on when in-memory training would not fit: `IN_MEMORY_FACTOR` times the float32
+matrix (rows x columns x 4 bytes, rows estimated from the file size and the length of the first
+lines) above the memory available (MemAvailable, or the cgroup's limit, or the address-space
+limit, whichever is least). It says so on stderr either way it decides to switch.
+
+Results differ from in-memory training of the same table and seed, by design and in three
+places: the validation rows (a hash instead of a stratified shuffle), the batch order (block
+shuffling instead of a permutation of all rows) and the median/quartiles beyond `SKETCH_K`
+rows (within the sketch's rank error). `tests/test_outofcore.py` bounds the difference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import resource
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlpcli.errors import DataError, UsageError, choose
+from mlpcli.limits import format_bytes, physical_memory
+from mlpcli.sampling import RowFile, RowFileWriter, row_hash_valid
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlpcli.config import Settings
+    from mlpcli.data.cache import Entry
+    from mlpcli.pipeline import PreparedData
+
+LOG = logging.getLogger("mlpcli")
+
+#: Rows per chunk when converting and per block when passing over the cached table.
+CHUNK_ROWS = 65_536
+#: Rows the column selection looks at (types, ID-like columns).
+HEAD_ROWS = 100_000
+#: In-memory training's peak over the float32 feature matrix (parsing, the frame, the encoded
+#: copy, the split): the factor `auto` compares with the available memory.
+IN_MEMORY_FACTOR = 4.0
+#: Decompressed over compressed size assumed for gzip/bz2/xz/zip/zstd tables.
+COMPRESSION_RATIO = 4.0
+#: Bytes of the file's start looked at to estimate its row count.
+SAMPLE_BYTES = 1 << 20
+
+
+# --------------------------------------------------------------------------- the switch
+@dataclass(frozen=True)
+class Estimate:
+    """What in-memory training of a file would need, against what this process may use."""
+
+    rows: int
+    columns: int
+    matrix_bytes: float
+    needed_bytes: float
+    available_bytes: int
+
+    @property
+    def fits(self) -> bool:
+        return self.needed_bytes <= self.available_bytes
+
+    def describe(self) -> str:
+        return (
+            f"its float32 matrix is about {format_bytes(self.matrix_bytes)} (~{self.rows:,} rows "
+            f"x {self.columns:,} columns, estimated from the file size); training in memory "
+            f"needs about {IN_MEMORY_FACTOR:g}x that, {format_bytes(self.needed_bytes)}, "
+            f"against {format_bytes(self.available_bytes)} available"
+        )
+
+
+def _auto(path: str, estimate: Estimate | None) -> bool:
+    if estimate is None:
+        return False
+    if estimate.fits:
+        LOG.debug(f"'{path}' trains in memory: {estimate.describe()}.")
+        return False
+    LOG.warning(
+        f"'{path}' is trained out of core (from the table cache on disk): {estimate.describe()}. "
+        "Pass --out-of-core off to train in memory anyway."
+    )
+    return True
+
+
+def _on(path: str, estimate: Estimate | None) -> bool:
+    if estimate is None:
+        raise UsageError(
+            f"--out-of-core on applies to delimited text tables on disk (CSV/TSV, maybe "
+            f"compressed), not to '{path}'; convert it to CSV or pass --out-of-core off."
+        )
+    LOG.info(f"'{path}' is trained out of core (--out-of-core on): {estimate.describe()}.")
+    return True
+
+
+def _off(path: str, estimate: Estimate | None) -> bool:
+    return False
+
+
+#: --out-of-core value -> f(path, estimate or None when the input cannot stream) -> switch on?
+MODES: dict[str, Callable[[str, Estimate | None], bool]] = {"auto": _auto, "on": _on, "off": _off}
+
+
+def available_memory() -> int:
+    """Bytes this process may still allocate: the least of MemAvailable, the memory cgroup's
+    limit (v1 or v2) and the address-space limit; the RAM size when none is known."""
+    found = [physical_memory()]
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, where = line.split(":", 2)
+            files = (
+                [f"/sys/fs/cgroup/memory{where}/memory.limit_in_bytes"]
+                if "memory" in controllers.split(",")
+                else [f"/sys/fs/cgroup{where}/memory.max"]
+                if controllers == ""
+                else []
+            )
+            for name in files:
+                with contextlib.suppress(OSError, ValueError):
+                    text = Path(name).read_text().strip()
+                    if text != "max":
+                        found.append(int(text))
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        found.append(int(soft))
+    return min(found)
+
+
+def estimate(path: str, sep: str | None = None) -> Estimate | None:
+    """In-memory training's memory for a text table on disk, from its size and first lines;
+    None for stdin and binary formats (they are not streamed)."""
+    from mlpcli.data import formats
+    from mlpcli.data.codecs import CODECS
+
+    if path == "-" or formats.reader_for(path) is not None or not Path(path).is_file():
+        return None
+    size = os.path.getsize(path)
+    compressed = Path(path).suffix.lower() in CODECS
+    with contextlib.ExitStack() as stack:
+        if compressed:
+            from mlpcli.data.read import TableChunks
+
+            chunks = stack.enter_context(TableChunks(path, 1000, sep=sep, checksum=False))
+            head = next(iter(chunks))
+            columns = head.shape[1]
+            sample = head.to_csv(index=False).encode()
+            size = int(size * COMPRESSION_RATIO)
+        else:
+            with open(path, "rb") as handle:
+                sample = handle.read(SAMPLE_BYTES)
+            columns = 0
+    lines = sample.split(b"\n")
+    if len(lines) > 2 and len(sample) == SAMPLE_BYTES:
+        lines = lines[:-1]  # the sample ends inside a line
+    if not columns:
+        header = lines[0].decode("utf-8", errors="replace")
+        delimiter = sep or max(",\t;|", key=header.count)
+        columns = header.count(delimiter) + 1
+    body = sum(len(line) + 1 for line in lines[1:]) or 1
+    rows = max(1, round((size - len(lines[0])) / (body / max(1, len(lines) - 1))))
+    matrix = 4.0 * rows * columns
+    return Estimate(rows, columns, matrix, IN_MEMORY_FACTOR * matrix, available_memory())
+
+
+def wanted(path: str, mode: str, sep: str | None = None) -> bool:
+    """Whether to train `path` out of core under `--out-of-core MODE` (logs the decision)."""
+    decide: Callable[[str, Estimate | None], bool] = choose("--out-of-core", mode, MODES)  # type: ignore[arg-type, assignment]
+    if mode == "off":
+        return False
+    return decide(path, estimate(path, sep))
+
+
+# --------------------------------------------------------------------------- the cache entry
+def reading_options(settings: Settings) -> dict[str, Any]:
+    """The cache key's reading options, as `read_table` builds them for this table."""
+    d = settings.data
+    return {
+        "sep": d.sep,
+        "decimal": d.decimal,
+        "na_values": None if d.na_values is None else list(d.na_values),
+        "transpose": d.transpose,
+        "encoding": d.encoding,
+        "text_columns": list(d.id),
+        "thousands": d.thousands,
+        "numeric": list(d.numeric),
+        "sheet": d.sheet,
+        "layer": d.layer,
+        "columns": None,
+    }
+
+
+def cached_table(path: str, settings: Settings) -> Entry:
+    """The table's cache entry, converted in chunks (flat memory) when it is not there yet."""
+    from mlpcli.data import TableChunks, cache
+
+    root = cache.active_root() or cache.default_root()
+    options = reading_options(settings)
+    entry = cache.lookup(root, path, options)
+    if entry is not None:
+        LOG.info(f"'{path}': read from the table cache ({root}).")
+        return entry
+    d = settings.data
+    LOG.info(f"'{path}': converting it once, in chunks of {CHUNK_ROWS:,} rows, into {root}.")
+    with TableChunks(
+        path,
+        CHUNK_ROWS,
+        sep=d.sep,
+        decimal=d.decimal,
+        na_values=d.na_values,
+        encoding=d.encoding,
+        text_columns=d.id,
+        thousands=d.thousands,
+        numeric=d.numeric,
+    ) as chunks:
+        built = cache.build_entry(chunks, root, options, chunks.sha256, chunks.sep)
+    if built is None:
+        raise DataError(
+            f"'{path}' cannot be trained out of core: a column mixes numbers and text or holds "
+            "values float32 cannot keep (run with --out-of-core off, or fix the column)."
+        )
+    cache.remember(root, path, built.sha256)
+    return built
+
+
+class Rows:
+    """Blocks of a cache entry's rows as frames, read with plain reads (nothing stays mapped):
+    numeric columns as float32, text columns as object arrays of their levels."""
+
+    def __init__(self, entry: Entry) -> None:
+        self.entry = entry
+        self.n_rows = entry.n_rows
+        self.slots = {name: i for i, name in enumerate(entry.numeric_columns)}
+        self.numeric = _matrix_file(entry.numeric) if entry.numeric_columns else None
+        self._codes = {
+            name: _vector_file(entry.codes(name))
+            for name in entry.columns
+            if entry.kind(name) == "text"
+        }
+        self._levels: dict[str, np.ndarray] = {}
+        for name in self._codes:
+            levels = np.empty(len(entry.levels(name)) + 1, dtype=object)
+            levels[:-1] = entry.levels(name)
+            levels[-1] = np.nan  # code -1: missing
+            self._levels[name] = levels
+
+    def frame(self, start: int, stop: int, columns: Sequence[str]) -> pd.DataFrame:
+        import pandas as pd
+
+        stop = min(stop, self.n_rows)
+        parts: dict[str, Any] = {}
+        wanted_numeric = [c for c in columns if c in self.slots]
+        if wanted_numeric and self.numeric is not None:
+            block = self.numeric.read(start, stop)
+            for name in wanted_numeric:
+                parts[name] = block[:, self.slots[name]]
+        for name in columns:
+            if name in self._codes:
+                codes = self._codes[name].read(start, stop)[:, 0]
+                parts[name] = self._levels[name].take(codes)
+        return pd.DataFrame({c: parts[c] for c in columns}, index=pd.RangeIndex(start, stop))
+
+    def blocks(self, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
+        for start in range(0, self.n_rows, CHUNK_ROWS):
+            yield self.frame(start, start + CHUNK_ROWS, columns)
+
+
+def _matrix_file(array: np.ndarray) -> RowFile:
+    if not isinstance(array, np.memmap):
+        raise ValueError("expected a memory map of a cache file")
+    return RowFile.of_memmap(array)
+
+
+def _vector_file(array: np.memmap | np.ndarray) -> RowFile:
+    if not isinstance(array, np.memmap) or array.filename is None:
+        raise ValueError("expected a memory map of a cache file")
+    return RowFile(str(array.filename), len(array), 1, array.dtype, array.offset)
+
+
+# --------------------------------------------------------------------------- preparing
+#: Options whose work needs the whole table in memory, refused with --out-of-core on.
+_IN_MEMORY_ONLY: dict[str, Callable[[Settings], object]] = {
+    "--labels": lambda s: s.data.labels,
+    "--valid-file": lambda s: s.data.valid_file,
+    "--transpose": lambda s: s.data.transpose or None,
+    "--top-variance": lambda s: s.preprocess.top_variance,
+    "--group-pattern": lambda s: s.data.group_pattern,
+}
+
+
+def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> PreparedData:
+    """`pipeline.prepare_data` for a table on disk: the same selection, task, preprocessing and
+    target encoding, fitted in streaming passes; X and X_val are `RowFile`s."""
+    from mlpcli import data, pipeline
+    from mlpcli.preprocessing import Preprocessor, TargetEncoder
+    from mlpcli.streaming import TableSummary
+
+    d, p = settings.data, settings.preprocess
+    for option, value in _IN_MEMORY_ONLY.items():
+        if value(settings):
+            raise UsageError(
+                f"{option} needs the table in memory; leave it out or pass --out-of-core off."
+            )
+    if not d.target:
+        raise UsageError("Name the target column with --target COL.")
+    entry = cached_table(path, settings)
+    rows = Rows(entry)
+    head = rows.frame(0, HEAD_ROWS, entry.columns)
+    drop = list(d.drop)
+    if d.group is not None:
+        if d.group not in entry.columns:
+            raise DataError(f"{path}: --group column '{d.group}' does not exist.")
+        if d.group not in d.target and d.group not in d.id:
+            drop.append(d.group)
+    ids = d.id or (
+        (entry.id_column,) if entry.id_column and entry.id_column not in d.target else ()
+    )
+    features_file = pipeline._features_file(d.features_file, data.Table(head, path, ""), d.strict)
+    selection = data.select_columns(
+        head, d.target, ids, [*d.features, *features_file] or None, drop, d.categorical,
+        source=path, numeric=d.numeric, strict=d.strict,
+    )  # fmt: skip
+    targets = list(selection.targets)
+    target_frame = rows.frame(0, entry.n_rows, targets)
+    present = target_frame.notna().all(axis=1).to_numpy()
+    n_dropped = int((~present).sum())
+    if not present.any():
+        raise DataError(f"No row in '{path}' has all targets ({', '.join(targets)}) present.")
+    if n_dropped:
+        LOG.warning(f"{path}: dropped {n_dropped} row(s) whose target is missing.")
+    task = data.detect_task(target_frame[present], targets, d.task, source=path)
+    task = pipeline._choose_positive(task, d.positive_class)
+    LOG.info(
+        f"Task: {task.task}, {'detected' if d.task == 'auto' else 'set with --task'}. "
+        f"Why: {task.reason}."
+    )
+    pipeline._check_class_count(task, int(present.sum()), path, d.strict)
+
+    key_column = d.group or (ids[0] if ids else None)
+    valid = np.zeros(entry.n_rows, dtype=bool)
+    if d.valid_fraction > 0:
+        for start in range(0, entry.n_rows, CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, entry.n_rows)
+            keys = (
+                rows.frame(start, stop, [key_column])[key_column].astype(str)
+                if key_column is not None
+                else np.arange(start, stop)
+            )
+            valid[start:stop] = row_hash_valid(keys, d.valid_fraction, settings.train.seed)
+    train = present & ~valid
+    valid &= present
+    if not train.any():
+        raise DataError(f"'{path}': no training rows are left after the validation split.")
+    what = f"by a hash of '{key_column}'" if key_column else "by a hash of the row number"
+    LOG.info(
+        f"Validation rows: {int(valid.sum()):,} of {int(present.sum()):,}, chosen {what} "
+        "(not stratified)."
+    )
+
+    features = list(selection.features)
+    summary = TableSummary(features, selection.categorical, p.log1p)
+    for frame in rows.blocks(features):
+        summary.update(frame[train[frame.index.start : frame.index.stop]])
+    pre = Preprocessor(
+        impute=p.impute, fill_value=p.fill_value, missing_indicators=p.missing_indicators,
+        scale=p.scale, log1p=p.log1p, max_levels=p.max_levels,
+        min_level_count=p.min_level_count, strict=d.strict,
+    ).fit_summary(summary)  # fmt: skip
+    encoder = TargetEncoder().fit(target_frame[train], targets, task.task, task.labels)
+    del target_frame
+
+    dtype = np.dtype(settings.model.dtype)
+    work = entry.folder.parent.parent / "training"
+    work.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.TemporaryDirectory(prefix="rows-", dir=work)
+    writers = {
+        side: RowFileWriter(Path(folder.name) / f"{side}.X", pre.n_features_out, dtype)
+        for side in ("train", "valid")
+    }
+    outputs: dict[str, list[Any]] = {"train": [], "valid": []}
+    indices: dict[str, list[Any]] = {"train": [], "valid": []}
+    for frame in rows.blocks([*features, *targets]):
+        block = slice(frame.index.start, frame.index.stop)
+        for side, mask in (("train", train[block]), ("valid", valid[block])):
+            if not mask.any():
+                continue
+            part = frame[mask]
+            writers[side].append(pre.transform(part, dtype))
+            y_index, Y = pipeline._encode(encoder, part, dtype)
+            outputs[side].append(Y)
+            if y_index is not None:
+                indices[side].append(y_index.astype(np.int32))
+    X, X_val = (writers[side].finish() for side in ("train", "valid"))
+    for rowfile in (X, X_val):
+        rowfile.owner = folder
+    Y_train, Y_val = (
+        np.concatenate(outputs[side]) if outputs[side] else None for side in ("train", "valid")
+    )
+    y_train, y_val = (
+        np.concatenate(indices[side]) if indices[side] else None for side in ("train", "valid")
+    )
+    if Y_train is None:
+        raise DataError(f"'{path}': no training rows.")
+    weight = None
+    if settings.train.class_weight is not None and y_train is not None:
+        weight = encoder.class_weights(y_train, settings.train.class_weight).astype(dtype)
+    split = _split_frame(rows, ids, train, valid)
+    return pipeline.PreparedData(
+        X=X,  # type: ignore[arg-type]
+        Y=Y_train,
+        y_index=y_train,
+        X_val=X_val if len(X_val) else None,  # type: ignore[arg-type]
+        Y_val=Y_val,
+        y_index_val=y_val,
+        sample_weight=weight,
+        preprocessor=pre,
+        target_encoder=encoder,
+        task=task,
+        selection=selection,
+        inputs={path: entry.sha256},
+        n_rows=int(present.sum()),
+        n_dropped_targets=n_dropped,
+        split=split,
+    )
+
+
+def _split_frame(
+    rows: Rows, ids: Sequence[str], train: np.ndarray, valid: np.ndarray
+) -> pd.DataFrame:
+    """Each sample's ID (or 1-based row number) and its set, for rows with a target; the set
+    is categorical (a few bytes a row)."""
+    import pandas as pd
+
+    keep = train | valid
+    role = pd.Categorical.from_codes(valid[keep].astype(np.int8), ["train", "valid"])
+    if ids:
+        out = rows.frame(0, rows.n_rows, list(ids))[keep].reset_index(drop=True)
+    else:
+        out = pd.DataFrame({"row": (np.flatnonzero(keep) + 1).astype(np.int64)})
+    out["set"] = role
+    return out
+
+
+def forward_rows(net: Any, X: RowFile, block_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """The network's outputs on rows on disk, block by block."""
+    parts = [
+        net.forward(X.read(start, start + block_rows)) for start in range(0, len(X), block_rows)
+    ]
+    return np.concatenate(parts)
