@@ -308,6 +308,8 @@ _IN_MEMORY_ONLY: dict[str, Callable[[Settings], object]] = {
     "--transpose": lambda s: s.data.transpose or None,
     "--top-variance": lambda s: s.preprocess.top_variance,
     "--group-pattern": lambda s: s.data.group_pattern,
+    "--calibrate": lambda s: s.train.calibrate or None,
+    "--threshold auto": lambda s: s.train.threshold == "auto" or None,
 }
 
 
