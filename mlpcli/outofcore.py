@@ -461,14 +461,28 @@ def _split_frame(
     if ids:
         out = rows.frame(0, rows.n_rows, list(ids))[keep].reset_index(drop=True)
     else:
-        out = pd.DataFrame({"row": (np.flatnonzero(keep) + 1).astype(np.int64)})
+        out = pd.DataFrame({"row": (np.flatnonzero(keep) + 1).astype(np.int32)})
     out["set"] = role
     return out
 
 
-def forward_rows(net: Any, X: RowFile, block_rows: int = CHUNK_ROWS) -> np.ndarray:
-    """The network's outputs on rows on disk, block by block."""
-    parts = [
-        net.forward(X.read(start, start + block_rows)) for start in range(0, len(X), block_rows)
-    ]
-    return np.concatenate(parts)
+#: Rows the final metrics of an out-of-core run are computed on (per side): the metrics hold
+#: several arrays of this length, so memory stays bounded whatever the table.
+REPORT_ROWS = 2_000_000
+
+
+def report_rows(
+    net: Any, X: RowFile, y_index: np.ndarray | None, Y: np.ndarray, block_rows: int = CHUNK_ROWS
+) -> tuple[RowFile, np.ndarray | None, np.ndarray, np.ndarray]:
+    """The network's outputs on (at most `REPORT_ROWS` of) the rows on disk, block by block,
+    with the targets of the same rows."""
+    n = min(len(X), REPORT_ROWS)
+    if n < len(X):
+        LOG.info(f"Final metrics on the first {n:,} of {len(X):,} rows (out of core).")
+    outputs = np.concatenate(
+        [
+            net.forward(X.read(start, min(start + block_rows, n)))
+            for start in range(0, n, block_rows)
+        ]
+    )
+    return X, None if y_index is None else y_index[:n], Y[:n], outputs

@@ -715,10 +715,10 @@ def evaluation_report(
     from mlpcli.sampling import RowFile
 
     spec = tasks.get(encoder.task)
-    if isinstance(X, RowFile):  # out of core: block by block from disk
-        from mlpcli.outofcore import forward_rows
+    if isinstance(X, RowFile):  # out of core: block by block from disk, on the first rows
+        from mlpcli.outofcore import report_rows
 
-        outputs = forward_rows(net, X)
+        X, y_index, Y, outputs = report_rows(net, X, y_index, Y)
     else:
         outputs = net.forward(X)
     return spec.report(encoder, outputs, spec.truth(encoder, y_index, Y), threshold)

@@ -133,5 +133,21 @@ def test_a_binary_format_cannot_be_forced_out_of_core(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--out-of-core on applies to delimited text tables"):
         outofcore.wanted(str(path), "on")
     assert not outofcore.wanted(str(path), "auto")
-    with pytest.raises(UsageError, match="Unknown --out-of-core 'sometimes'; choose one of: auto, off, on."):
+    with pytest.raises(
+        UsageError, match=r"Unknown --out-of-core 'sometimes'; choose one of: auto, off, on\."
+    ):
         outofcore.wanted(str(path), "sometimes")
+
+
+def test_final_metrics_read_at_most_report_rows(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    path = write_table(tmp_path, n=1500)
+    monkeypatch.setattr(outofcore, "REPORT_ROWS", 200)
+    with caplog.at_level(logging.INFO, logger="mlpcli"):
+        outcome = pipeline.train(path, settings(epochs=2), out_of_core="on")
+    said = [r.getMessage() for r in caplog.records]
+    n_train = outcome.metadata["training"]["n_train"]
+    assert f"Final metrics on the first 200 of {n_train:,} rows (out of core)." in said
+    assert outcome.metrics["validation"]["accuracy"] > 0.5

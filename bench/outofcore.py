@@ -1,0 +1,195 @@
+"""Out-of-core benchmark (issue 17): train 2 epochs on a CSV whose float32 matrix is at least 4x
+the memory `train` may use, under a memory cgroup, against the in-memory path on a sample that fits.
+
+    python bench/outofcore.py generate DIR --rows 11000000      # once; 3.9 GB of CSV
+    python bench/outofcore.py run DIR --limit-mib 512 --json DIR/results.json
+    python bench/outofcore.py clean DIR
+
+`generate` writes DIR/big.csv (50 float features with 3 decimals, a 0/1 target from a noisy
+nonlinear rule) and DIR/sample.csv (its first `--sample-rows` rows) with plain byte arithmetic
+(formatting floats through pandas runs at ~2k rows/s on a loaded machine). `run` trains:
+
+1. `mlpcli train big.csv --out-of-core on` inside a cgroup v1 memory group of `--limit-mib`
+   (memory + swap), timed by /usr/bin/time -v (peak RSS); the first run converts the table into
+   the cache, its phases are read from the log;
+2. the same command again (the table now comes from the cache);
+3. `mlpcli train sample.csv --out-of-core off` (in memory, no limit) and `--out-of-core on` on
+   the same sample: the in-memory throughput and validation metrics to compare with.
+
+Throughput is training rows per second of the epochs (`history` seconds), so reading and
+preprocessing are reported apart. Needs root for the cgroup (else it reports peak RSS only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_FEATURES = 50
+CGROUP = Path("/sys/fs/cgroup/memory")
+
+
+def generate(folder: Path, rows: int, sample_rows: int, seed: int = 0) -> None:
+    """big.csv and sample.csv; each value is written as [+-]d.ddd (7 bytes with its comma)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=N_FEATURES) / np.sqrt(N_FEATURES)
+    header = (",".join(f"f{i}" for i in range(N_FEATURES)) + ",y\n").encode()
+    chunk = 200_000
+    with open(folder / "big.csv", "wb") as big, open(folder / "sample.csv", "wb") as sample:
+        big.write(header)
+        sample.write(header)
+        for start in range(0, rows, chunk):
+            m = min(chunk, rows - start)
+            X = np.clip(rng.standard_normal(size=(m, N_FEATURES), dtype=np.float32), -9.999, 9.999)
+            logit = 2.0 * (X @ w) + 0.8 * np.sin(2 * X[:, 0]) * X[:, 1] - 0.5 * X[:, 2] ** 2 + 0.5
+            y = (rng.random(m) < 1 / (1 + np.exp(-logit))).astype(np.uint8)
+            milli = np.rint(np.abs(X) * 1000).astype(np.int16)
+            cells = np.empty((m, N_FEATURES, 7), np.uint8)
+            cells[:, :, 0] = np.where(X < 0, ord("-"), ord("+"))
+            cells[:, :, 1] = ord("0") + milli // 1000
+            cells[:, :, 2] = ord(".")
+            cells[:, :, 3] = ord("0") + milli // 100 % 10
+            cells[:, :, 4] = ord("0") + milli // 10 % 10
+            cells[:, :, 5] = ord("0") + milli % 10
+            cells[:, :, 6] = ord(",")
+            line = np.empty((m, N_FEATURES * 7 + 2), np.uint8)
+            line[:, :-2] = cells.reshape(m, -1)
+            line[:, -2] = ord("0") + y
+            line[:, -1] = ord("\n")
+            data = line.tobytes()
+            big.write(data)
+            if start < sample_rows:
+                sample.write(line[: sample_rows - start].tobytes())
+    old = time.time() - 60  # let the table cache record the files (it skips just-changed ones)
+    for name in ("big.csv", "sample.csv"):
+        os.utime(folder / name, (old, old))
+
+
+def _cgroup(limit: int) -> Path | None:
+    group = CGROUP / "mlpcli-ooc-bench"
+    try:
+        group.mkdir(exist_ok=True)
+        (group / "memory.limit_in_bytes").write_text(str(limit))
+        swap = group / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            swap.write_text(str(limit))
+        (group / "memory.max_usage_in_bytes").write_text("0")
+        (group / "memory.failcnt").write_text("0")
+        return group
+    except OSError as error:
+        print(f"no memory cgroup ({error}); peak RSS only", file=sys.stderr)
+        return None
+
+
+def train(
+    folder: Path, table: str, mode: str, name: str, limit: int | None, extra: list[str]
+) -> dict:
+    """One `mlpcli train` under /usr/bin/time -v (and the cgroup); its figures."""
+    metrics = folder / f"{name}.json"
+    command = [sys.executable, "-m", "mlpcli", "train", str(folder / table), "--target", "y",
+               "--out", str(folder / f"{name}.npz"), "--metrics-out", str(metrics),
+               "--out-of-core", mode, *extra]  # fmt: skip
+    group = _cgroup(limit) if limit else None
+    prefix = ["/usr/bin/time", "-v"]
+    if group is not None:
+        # The child joins the group before exec: everything it allocates is limited.
+        prefix = ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh", *prefix]
+    env = {**os.environ, "MLPCLI_CACHE_DIR": str(folder / "cache"), "NO_COLOR": "1"}
+    started = time.perf_counter()
+    done = subprocess.run([*prefix, *command], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1]) * 1024
+    doc = json.loads(metrics.read_text())
+    training = doc["training"]
+    history = json.loads(json.dumps(doc.get("training", {})))
+    result = {
+        "name": name,
+        "table": table,
+        "mode": mode,
+        "wall_seconds": round(wall, 1),
+        "train_seconds": training["seconds"],
+        "n_train": training["n_train"],
+        "n_valid": training["n_valid"],
+        "epochs": training["epochs_run"],
+        "rows_per_second": round(
+            training["n_train"] * training["epochs_run"] / training["seconds"]
+        ),
+        "peak_rss_bytes": peak,
+        "validation": {
+            k: doc["metrics"]["validation"].get(k) for k in ("accuracy", "roc_auc", "log_loss")
+        },
+        "stderr_tail": done.stderr.splitlines()[:6],
+        "history": history.get("history"),
+    }
+    if group is not None:
+        result["cgroup_limit_bytes"] = limit
+        result["cgroup_max_usage_bytes"] = int((group / "memory.max_usage_in_bytes").read_text())
+        result["cgroup_failcnt"] = int((group / "memory.failcnt").read_text())
+        oom = (group / "memory.oom_control").read_text()
+        result["cgroup_oom_kills"] = (
+            int(re.search(r"oom_kill (\d+)", oom)[1]) if "oom_kill" in oom else 0
+        )
+    print(json.dumps({k: v for k, v in result.items() if k != "history"}), flush=True)
+    return result
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def run(folder: Path, limit_mib: int, out: Path | None, extra: list[str]) -> None:
+    limit = limit_mib << 20
+    size = (folder / "big.csv").stat().st_size
+    results: dict = {"uptime_before": _uptime(), "big_csv_bytes": size}
+    results["first"] = train(folder, "big.csv", "on", "ooc-first", limit, extra)
+    results["second"] = train(folder, "big.csv", "on", "ooc-cached", limit, extra)
+    results["sample_memory"] = train(folder, "sample.csv", "off", "sample-memory", None, extra)
+    results["sample_ooc"] = train(folder, "sample.csv", "on", "sample-ooc", None, extra)
+    results["uptime_after"] = subprocess.run(
+        ["uptime"], capture_output=True, text=True
+    ).stdout.strip()
+    if out is not None:
+        out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    g = sub.add_parser("generate")
+    g.add_argument("folder", type=Path)
+    g.add_argument("--rows", type=int, default=11_000_000)
+    g.add_argument("--sample-rows", type=int, default=1_000_000)
+    r = sub.add_parser("run")
+    r.add_argument("folder", type=Path)
+    r.add_argument("--limit-mib", type=int, default=512)
+    r.add_argument("--json", type=Path)
+    c = sub.add_parser("clean")
+    c.add_argument("folder", type=Path)
+    args, extra = parser.parse_known_args()
+    if args.what == "generate":
+        generate(args.folder, args.rows, args.sample_rows)
+    elif args.what == "run":
+        run(
+            args.folder,
+            args.limit_mib,
+            args.json,
+            extra or ["--epochs", "2", "--batch-size", "256", "--hidden", "64", "--patience", "5"],
+        )
+    else:
+        shutil.rmtree(args.folder)
+
+
+if __name__ == "__main__":
+    main()
