@@ -152,7 +152,9 @@ def _uptime() -> str:
 def run(folder: Path, limit_mib: int, out: Path | None, extra: list[str]) -> None:
     limit = limit_mib << 20
     size = (folder / "big.csv").stat().st_size
-    results: dict = {"uptime_before": _uptime(), "big_csv_bytes": size}
+    with open(folder / "big.csv", "rb") as handle:
+        columns = handle.readline().count(b",") + 1
+    results: dict = {"uptime_before": _uptime(), "big_csv_bytes": size, "table_columns": columns}
     results["first"] = train(folder, "big.csv", "on", "ooc-first", limit, extra)
     results["second"] = train(folder, "big.csv", "on", "ooc-cached", limit, extra)
     results["sample_memory"] = train(folder, "sample.csv", "off", "sample-memory", None, extra)

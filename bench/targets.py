@@ -190,3 +190,82 @@ def predict_rate(m: Measured) -> list[Row]:
         f"{found['rate']:,.0f} rows/s; {found['peak'] / 2**30:.2f} GiB at {found['rows']:,}{below}"
     )
     return [(label, detail, found["rate"] >= 300_000 and flat)]
+
+
+# --------------------------------------------------------------------------- issue 17
+#: The last `bench/outofcore.py run` (it takes half an hour, so run.py does not repeat it).
+OUTOFCORE_RESULTS = "outofcore-results.json"
+
+
+def _outofcore(m: Measured) -> dict[str, Any] | None:
+    import json
+    from pathlib import Path
+
+    found = m.figures.get("outofcore")
+    path = Path(__file__).with_name(OUTOFCORE_RESULTS)
+    if found is None and path.is_file():
+        found = json.loads(path.read_text())
+    return found
+
+
+def _auc_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Hanley & McNeil's standard error of a ROC AUC."""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)
+    return float((var / (n_pos * n_neg)) ** 0.5)
+
+
+@target
+def outofcore_memory(m: Measured) -> list[Row]:
+    label = "Out of core: 2 epochs on a CSV whose float32 matrix is >= 4x the memory limit"
+    r = _outofcore(m)
+    if r is None:
+        return _not_measured(label, f"no bench/{OUTOFCORE_RESULTS} (bench/outofcore.py run)")
+    rows: list[Row] = []
+    limit = r["first"].get("cgroup_limit_bytes")
+    matrix = 4 * (r["first"]["n_train"] + r["first"]["n_valid"]) * r["table_columns"]
+    for key, what in (("first", "first run (converts)"), ("second", "second run (cached)")):
+        run = r[key]
+        if limit is None:
+            rows.append((f"{label}, {what}", "no cgroup: peak RSS only", None))
+            continue
+        ok = run["cgroup_oom_kills"] == 0 and run["peak_rss_bytes"] < limit
+        rows.append((
+            f"{label}, {what}",
+            f"matrix {matrix / 2**30:.2f} GiB = {matrix / limit:.2f}x the {limit >> 20} MiB "
+            f"cgroup; peak RSS {run['peak_rss_bytes'] / 2**20:.0f} MiB, cgroup peak (with page "
+            f"cache) {run['cgroup_max_usage_bytes'] / 2**20:.0f} MiB, OOM kills "
+            f"{run['cgroup_oom_kills']}; {run['wall_seconds']:.0f} s wall",
+            ok and matrix >= 4 * limit,
+        ))  # fmt: skip
+    return rows
+
+
+@target
+def outofcore_throughput(m: Measured) -> list[Row]:
+    label = "Out of core: training throughput >= 50% of the in-memory path (rows/s of epochs)"
+    r = _outofcore(m)
+    if r is None:
+        return _not_measured(label, f"no bench/{OUTOFCORE_RESULTS}")
+    ooc, memory = r["second"]["rows_per_second"], r["sample_memory"]["rows_per_second"]
+    share = ooc / memory
+    same = r["sample_ooc"]["rows_per_second"]
+    detail = (f"{share:.0%}: {ooc:,} rows/s out of core (cached run) against {memory:,} in "
+              f"memory (1M-row sample); the same sample out of core {same:,}")  # fmt: skip
+    return [(label, detail, share >= 0.5)]
+
+
+@target
+def outofcore_metric(m: Measured) -> list[Row]:
+    label = "Out of core: validation ROC AUC within noise (2 SE) of an in-memory run on a sample"
+    r = _outofcore(m)
+    if r is None:
+        return _not_measured(label, f"no bench/{OUTOFCORE_RESULTS}")
+    sample, big = r["sample_memory"], r["second"]
+    se = _auc_se(sample["validation"]["roc_auc"], sample["n_valid"] // 2, sample["n_valid"] // 2)
+    diff = big["validation"]["roc_auc"] - sample["validation"]["roc_auc"]
+    same = r["sample_ooc"]["validation"]["roc_auc"] - sample["validation"]["roc_auc"]
+    detail = (f"{big['validation']['roc_auc']:.4f} out of core (big table) vs "
+              f"{sample['validation']['roc_auc']:.4f} in memory (sample): {diff:+.4f}, SE "
+              f"{se:.4f}; the sample out of core {same:+.4f}")  # fmt: skip
+    return [(label, detail, abs(diff) <= 2 * se)]
