@@ -255,10 +255,22 @@ class Entry:
         if self.n_rows == 0 or (width == 0 and dtype is np.float32):
             array: NDArray[Any] = np.zeros(shape, dtype)
         else:
+            # Checked with plain reads, not through the map: mapped pages would all become
+            # resident in this process (out-of-core training runs under a memory limit).
+            self._check_file(name)
             # Copy-on-write: a caller that writes into the frame changes its own pages only.
-            array = np.memmap(self.folder / name, dtype=dtype, mode="c", shape=shape)
+            return np.memmap(self.folder / name, dtype=dtype, mode="c", shape=shape)
         self._check(name, array)
         return array
+
+    def _check_file(self, name: str, piece: int = 8 << 20) -> None:
+        """`_check` of a file read in pieces (whole 4-byte words: the piece sums add up)."""
+        total = 0
+        with open(self.folder / name, "rb") as handle:
+            while data := handle.read(piece):
+                total = (total + _checksum(data)) % 2**64
+        if total != self.meta["arrays"][name]["sum"]:
+            raise ValueError(f"{name} fails its checksum")
 
     def _check(self, name: str, data: NDArray[Any] | bytes) -> None:
         if _checksum(data) != self.meta["arrays"][name]["sum"]:
