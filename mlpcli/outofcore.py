@@ -188,7 +188,7 @@ def estimate(path: str, sep: str | None = None) -> Estimate | None:
 
 def wanted(path: str, mode: str, sep: str | None = None) -> bool:
     """Whether to train `path` out of core under `--out-of-core MODE` (logs the decision)."""
-    decide: Callable[[str, Estimate | None], bool] = choose("--out-of-core", mode, MODES)  # type: ignore[arg-type, assignment]
+    decide: Callable[[str, Estimate | None], bool] = choose("--out-of-core", mode, MODES)
     if mode == "off":
         return False
     return decide(path, estimate(path, sep))

@@ -69,7 +69,7 @@ class RowFile:
     def __len__(self) -> int:
         return self.n_rows
 
-    def read(self, start: int, stop: int, out: NDArray[np.generic] | None = None) -> NDArray:
+    def read(self, start: int, stop: int, out: NDArray[np.generic] | None = None) -> NDArray[Any]:
         """Rows [start, stop) as an array (into `out`, when given, of at least that many rows)."""
         stop = min(stop, self.n_rows)
         m = max(0, stop - start)
@@ -88,7 +88,7 @@ class RowFile:
             os.close(fd)
         return buffer
 
-    def __getitem__(self, rows: slice) -> NDArray:
+    def __getitem__(self, rows: slice) -> NDArray[Any]:
         start, stop, step = rows.indices(self.n_rows)
         if step != 1:
             raise IndexError("a RowFile reads contiguous rows only")
@@ -104,7 +104,7 @@ class RowFileWriter:
         self._unflushed = 0
         self._file = open(self.path, "wb")  # noqa: SIM115 (closed by finish/close)
 
-    def append(self, rows: NDArray) -> None:
+    def append(self, rows: NDArray[Any]) -> None:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.ndim != 2 or rows.shape[1] != self.n_cols:
             raise ValueError(f"expected (rows, {self.n_cols}), got {rows.shape}")
@@ -141,8 +141,8 @@ class BlockBatches:
     def __init__(
         self,
         X: RowFile,
-        Y: NDArray,
-        w: NDArray | None,
+        Y: NDArray[Any],
+        w: NDArray[Any] | None,
         batch_size: int,
         block_rows: int | None = None,
         window_blocks: int = WINDOW_BLOCKS,
@@ -162,11 +162,13 @@ class BlockBatches:
         self._window = np.empty((min(self.block_rows * window_blocks, n), X.n_cols), X.dtype)
         self._rows = np.empty(len(self._window), np.intp)  # file row of each window row
 
-    def epoch(self, rng: np.random.Generator) -> Iterator[tuple[NDArray, NDArray, NDArray | None]]:
+    def epoch(
+        self, rng: np.random.Generator
+    ) -> Iterator[tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]]:
         """(Xb, Yb, wb) for every batch of one epoch."""
         bs = self.batch_size
         blocks = rng.permutation(self.n_blocks)
-        pending: list[tuple[NDArray, NDArray]] = []  # a batch begun at a window's end
+        pending: list[tuple[NDArray[Any], NDArray[Any]]] = []  # a batch begun at a window's end
         n_pending = 0
         for w in range(0, self.n_blocks, self.window_blocks):
             filled = 0
@@ -193,20 +195,20 @@ class BlockBatches:
         if n_pending and not (n_pending == 1 and self.drop_single):
             yield self._joined(pending)
 
-    def _take(self, window_rows: NDArray[np.intp]) -> tuple[NDArray, NDArray]:
+    def _take(self, window_rows: NDArray[np.intp]) -> tuple[NDArray[Any], NDArray[Any]]:
         """Copies of some window rows and their file row numbers."""
         return self._window.take(window_rows, axis=0), self._rows[window_rows]
 
     def _joined(
-        self, parts: list[tuple[NDArray, NDArray]]
-    ) -> tuple[NDArray, NDArray, NDArray | None]:
+        self, parts: list[tuple[NDArray[Any], NDArray[Any]]]
+    ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]:
         return self._batch(
             np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         )
 
     def _batch(
-        self, Xb: NDArray, rows: NDArray[np.intp]
-    ) -> tuple[NDArray, NDArray, NDArray | None]:
+        self, Xb: NDArray[Any], rows: NDArray[np.intp]
+    ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]:
         return Xb, self.Y[rows], None if self.w is None else self.w[rows]
 
 
