@@ -828,6 +828,10 @@ def _outcome(
         report["test"] = _test_report(test_file, settings, prepared, scored, cut)
     metadata, arrays = model_contents(settings, prepared, net, result, report, command)
     metadata.update(posthoc.metadata)
+    from mlpcli.sampling import RowFile
+
+    if isinstance(prepared.X, RowFile):  # out of core: the baselines read X whole
+        compare = False
     if compare and prepared.X_val is not None and prepared.Y_val is not None:
         metadata["baselines"] = baselines.compare(
             settings, prepared, scored, cut, prepared.X_val, prepared.Y_val
