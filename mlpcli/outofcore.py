@@ -274,9 +274,14 @@ class Rows:
         parts: dict[str, Any] = {}
         wanted_numeric = [c for c in columns if c in self.slots]
         if wanted_numeric and self.numeric is not None:
-            block = self.numeric.read(start, stop)
-            for name in wanted_numeric:
-                parts[name] = block[:, self.slots[name]]
+            slots = [self.slots[name] for name in wanted_numeric]
+            values = np.empty((stop - start, len(slots)), np.float32)
+            # Block by block: a few columns of every row must not read every column at once.
+            for a in range(start, stop, CHUNK_ROWS):
+                b = min(a + CHUNK_ROWS, stop)
+                values[a - start : b - start] = self.numeric.read(a, b)[:, slots]
+            for j, name in enumerate(wanted_numeric):
+                parts[name] = values[:, j]
         for name in columns:
             if name in self._codes:
                 codes = self._codes[name].read(start, stop)[:, 0]

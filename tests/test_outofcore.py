@@ -43,9 +43,11 @@ def settings(**extra: object) -> Settings:
     return resolve({"target": ["status"], "epochs": 6, "batch_size": 32, "seed": 1, **extra})
 
 
+@pytest.mark.parametrize("chunk_rows", [257, outofcore.CHUNK_ROWS])
 def test_the_streamed_preparation_equals_in_memory_fitting_on_its_rows(
-    tmp_path: Path, cache_dir: Path
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, chunk_rows: int
 ) -> None:
+    monkeypatch.setattr(outofcore, "CHUNK_ROWS", chunk_rows)  # blocks of rows, or one block
     path = write_table(tmp_path)
     prepared = outofcore.prepare_data(path, settings(), np.random.default_rng(1))
     assert isinstance(prepared.X, RowFile) and isinstance(prepared.X_val, RowFile)
