@@ -757,6 +757,7 @@ def train(
         on_start(
             {
                 "epochs": settings.train.epochs,
+                "patience": settings.train.patience,
                 "metric_name": epoch_metric(prepared.task.task)[0],
                 "n_train": len(prepared.X),
                 "n_valid": 0 if prepared.X_val is None else len(prepared.X_val),

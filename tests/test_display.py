@@ -82,3 +82,64 @@ def test_make_reporter_picks_one_of_the_family(
     console, _ = _console(terminal)
     reporter = display.make_reporter(quiet, log_format, console=console)
     assert type(reporter) is kind
+
+
+def _records(n: int, best: int) -> list[object]:
+    from types import SimpleNamespace
+
+    return [
+        SimpleNamespace(
+            epoch=e,
+            train_loss=0.123456,
+            val_loss=0.2345678,
+            val_metric=0.86666,
+            best_epoch=min(e, best),
+            lr=0.001,
+            grad_norms=[0.35, 1.2345],
+        )
+        for e in range(1, n + 1)
+    ]
+
+
+def _shown(buffer: io.StringIO) -> list[str]:
+    """The lines left on the terminal at the end (after the live display's last redraw)."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buffer.getvalue())
+    return [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
+
+
+def test_progress_at_80_columns_keeps_counter_eta_and_patience() -> None:
+    console, buffer = _console(True)
+    reporter = display.RichReporter(console)
+    reporter.start({"epochs": 200, "patience": 20, "metric_name": "balanced_accuracy"})
+    for record in _records(37, best=34):
+        reporter.epoch(record)
+    reporter.close()
+    lines = _shown(buffer)
+    assert all(len(line) <= 80 for line in lines)
+    bar = [line for line in lines if line.startswith("training")][-1]
+    assert "37/200" in bar and "eta" in bar and "patience 3/20" in bar
+    assert any("balanced_accuracy 0.8667" in line for line in lines)
+
+
+def test_eta_spans_early_stopping_and_the_full_run() -> None:
+    record = _records(37, best=34)[-1]
+    # 1 s an epoch: patience runs out in 17 epochs, all epochs in 163.
+    assert display.epoch_head(record, 200, 20, 37.0) == "37/200 0:37 eta 0:17-2:43 patience 3/20"
+    assert display.epoch_head(record, 200, None, 37.0) == "37/200 0:37 eta 2:43"
+    assert display.epoch_head(record, 40, 20, 37.0).endswith("eta 0:03 patience 3/20")
+
+
+def test_the_finished_bar_says_where_training_stopped() -> None:
+    from types import SimpleNamespace
+
+    console, buffer = _console(True)
+    reporter = display.RichReporter(console)
+    reporter.start({"epochs": 200, "patience": 20})
+    for record in _records(37, best=17):
+        reporter.epoch(record)
+    reporter.stopped(SimpleNamespace(stop_reason="patience", epochs_run=37, best_epoch=17))
+    reporter.close()
+    bar = [line for line in _shown(buffer) if line.startswith("training")][-1]
+    assert "stopped at epoch 37/200 (early stopping), best 17" in bar

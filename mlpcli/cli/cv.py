@@ -261,6 +261,7 @@ def _refit(data: str, result: Any, out: str, reporter: Any, signals: Any) -> boo
     announce = f"Refitting candidate {result.best().index + 1} on the data."
     with live_training(signals, reporter, announce) as hooks:
         outcome = tuning.refit(data, result, **hooks)
+        reporter.stopped(outcome.result)
     if outcome.result.stop_reason == "interrupted":
         reporter.warning("Interrupted: no model written.")
         return False

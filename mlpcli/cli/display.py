@@ -94,6 +94,9 @@ class Reporter:
     def task(self, noun: str, event: Any) -> None:
         """One finished task of cv or tune (`event`: a `crossval.Progress`)."""
 
+    def stopped(self, result: Any) -> None:
+        """Training ended (`result`: the fit's result, with its stop reason)."""
+
     def finish(self, summary: dict[str, Any]) -> None:
         pass
 
@@ -179,46 +182,91 @@ class JsonlReporter(Reporter):
         self._emit("finish", **summary)
 
 
+def duration(seconds: float) -> str:
+    """`0:07`, `12:30`, `1:02:03`: short enough for an 80-column progress line."""
+    minutes, secs = divmod(max(0, round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+#: Why training stopped, as the finished bar says it.
+STOPPED = {
+    "patience": "early stopping",
+    "epoch_limit": "all epochs run",
+    "interrupted": "interrupted",
+    "diverged": "diverged",
+}
+
+
+def epoch_head(record: Any, total: int, patience: int | None, elapsed: float) -> str:
+    """`37/200 0:12 eta 0:03-0:51 patience 3/20`: the part of the line that is never cut.
+
+    With early stopping the run ends between two times: when the patience runs out if the
+    monitored value stops improving now (the first), or after every epoch (the second)."""
+    per_epoch = elapsed / max(1, record.epoch)
+    remaining = max(0, total - record.epoch)
+    head = f"{record.epoch}/{total} {duration(elapsed)} eta "
+    if patience is None:
+        return head + duration(remaining * per_epoch)
+    wait = record.epoch - record.best_epoch
+    soonest = min(remaining, max(0, patience - wait))
+    if soonest < remaining:
+        head += f"{duration(soonest * per_epoch)}-"
+    return head + f"{duration(remaining * per_epoch)} patience {wait}/{patience}"
+
+
+def _two_line_progress(*columns: Any, **kwargs: Any) -> Any:
+    """A rich Progress drawing its bar line, then each task's stats on a line of their own,
+    cut with an ellipsis at the terminal's width: the bar line itself stays short."""
+    from rich.progress import Progress
+    from rich.text import Text
+
+    class TwoLines(Progress):
+        def get_renderables(self) -> Any:
+            yield self.make_tasks_table(self.tasks)
+            for task in self.tasks:
+                stats = task.fields.get("stats")
+                if stats:
+                    yield Text(stats, no_wrap=True, overflow="ellipsis")
+
+    return TwoLines(*columns, **kwargs)
+
+
 class RichReporter(Reporter):
-    """Live progress bars: epochs with the latest losses, metric, best epoch, lr and gradient
-    norm; tasks of cv and tune with the last finished one's score."""
+    """Live progress on a terminal, usable at 80 columns: a bar line with the counter, elapsed
+    time, ETA and patience (never cut), and beneath it the latest losses, metric, best epoch,
+    lr and gradient norm; for cv and tune, tasks with the last finished one's score."""
 
     def __init__(self, console: Console) -> None:
         super().__init__(console)
         self._progress: Any = None
         self._task: Any = None
         self.metric_name = "metric"
+        self.total = 0
+        self.patience: int | None = None
+        self.started = 0.0
 
     def message(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
 
     def _bar(self, label: str, total: int | None) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, TextColumn
 
-        self._progress = Progress(
-            TextColumn(f"[bold]{label}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[stats]}"),
+        self._progress = _two_line_progress(
+            *(TextColumn(f"[bold]{label}"), TextColumn("{task.fields[head]}")),
+            BarColumn(bar_width=None),
             console=self.console,
             transient=False,
         )
         self._progress.start()
-        self._task = self._progress.add_task(label, total=total, stats="")
+        self._task = self._progress.add_task(label, total=total, stats="", head="")
+        self.started = time.monotonic()
 
     def start(self, info: dict[str, Any]) -> None:
         self.metric_name = info.get("metric_name", "metric")
-        self._bar("training", info.get("epochs"))
+        self.total = int(info.get("epochs") or 0)
+        self.patience = info.get("patience")
+        self._bar("training", self.total)
 
     def epoch(self, record: Any) -> None:
         if self._progress is None:
@@ -229,13 +277,32 @@ class RichReporter(Reporter):
             f"{self.metric_name} {fmt(record.val_metric)} best {record.best_epoch} "
             f"lr {fmt(record.lr)} |g| {fmt(grad)}"
         )
-        self._progress.update(self._task, completed=record.epoch, stats=stats)
+        elapsed = time.monotonic() - self.started
+        head = epoch_head(record, self.total, self.patience, elapsed)
+        self._progress.update(self._task, completed=record.epoch, stats=stats, head=head)
+
+    def stopped(self, result: Any) -> None:
+        """The finished bar says where and why training stopped."""
+        if self._progress is None:
+            return
+        why = STOPPED.get(result.stop_reason, result.stop_reason)
+        head = (
+            f"stopped at epoch {result.epochs_run}/{self.total} ({why}), "
+            f"best {result.best_epoch}, {duration(time.monotonic() - self.started)}"
+        )
+        self._progress.update(self._task, completed=result.epochs_run, head=head)
 
     def task(self, noun: str, event: Any) -> None:
         if self._progress is None:
             self._bar(f"{noun}s", event.total)
-        last = "" if event.value is None else f"{event.what}: {event.metric} {fmt(event.value)}"
-        self._progress.update(self._task, completed=event.done, stats=last)
+        last = (
+            "" if event.value is None else f"last: {event.what}, {event.metric} {fmt(event.value)}"
+        )
+        elapsed = time.monotonic() - self.started
+        per_task = elapsed / max(1, event.done)
+        head = f"{event.done}/{event.total} {duration(elapsed)} eta "
+        head += duration(per_task * (event.total - event.done)) if event.done else "-"
+        self._progress.update(self._task, completed=event.done, stats=last, head=head)
 
     def finish(self, summary: dict[str, Any]) -> None:
         self.close()

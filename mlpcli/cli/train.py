@@ -141,6 +141,7 @@ def train(
                 out_of_core=out_of_core,
                 **hooks,
             )
+            reporter.stopped(outcome.result)
         interrupted = outcome.result.stop_reason == "interrupted"
         if interrupted and not save_on_interrupt:
             reporter.warning(
