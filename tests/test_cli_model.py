@@ -230,3 +230,15 @@ def test_inspect_json_and_all_rows(runner: CliRunner, model: Path) -> None:
     assert len(document["preprocessing"]["features"]) == 61
     every = run(runner, "inspect", model, "--rows", "0")
     assert "GENE060" in every.stdout and "first 20" not in every.stdout
+
+
+def test_inspect_hides_settings_the_optimizer_and_schedule_do_not_take(
+    runner: CliRunner, tiny_model: Path
+) -> None:
+    """The tiny model is adam with a constant schedule: adam's own hyperparameters are shown,
+    momentum (sgd's), eta_plus (rprop's) and the step/plateau schedules' options are not."""
+    result = runner.invoke(app, ["inspect", str(tiny_model)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    names = {line.split("│")[1].strip() for line in result.stdout.splitlines() if "│" in line}
+    assert {"optimizer", "beta1", "beta2", "lr", "schedule", "patience"} <= names
+    assert names.isdisjoint({"momentum", "eta_plus", "lr_step_size", "lr_gamma", "lr_factor"})

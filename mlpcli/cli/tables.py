@@ -341,7 +341,10 @@ def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
         training[f"sha256 {item['path']}"] = item["sha256"]
     hyper = {"optimizer": doc["optimizer"].get("name")}
     hyper.update({k: v for k, v in doc["optimizer"].items() if k != "name"})
-    hyper.update({k: v for k, v in doc["hyperparameters"].items() if k not in hyper})
+    hidden = _not_applying(doc["hyperparameters"])
+    hyper.update(
+        {k: v for k, v in doc["hyperparameters"].items() if k not in hyper and k not in hidden}
+    )
     features = doc["preprocessing"]["features"]
     shown = features if limit == 0 else features[:limit]
     feature_rows = [_feature_row(f) for f in shown]
@@ -359,6 +362,29 @@ def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
         _table(title, ["column", "kind", "imputation", "scaling / encoding"], feature_rows),
         _pairs("Training", training),
     ]
+
+
+#: train option -> the schedule hyperparameter it sets (as `pipeline.build_schedule` passes it).
+_SCHEDULE_OPTIONS = {
+    "lr_step_size": "step_size",
+    "lr_gamma": "gamma",
+    "lr_factor": "factor",
+    "lr_patience": "patience",
+    "min_lr": "min_lr",
+}
+
+
+def _not_applying(train: dict[str, Any]) -> set[str]:
+    """Settings the model's optimizer and schedule do not take: an optimizer's hyperparameters
+    are listed from the optimizer itself (what it used), the other optimizers' are left out,
+    and so are the options of the schedules not chosen."""
+    from mlpcli import optimizers, schedules
+
+    of_optimizers = {k for cls in optimizers.OPTIMIZERS.values() for k in cls.HYPERPARAMETERS}
+    schedule = schedules.SCHEDULES.get(str(train.get("schedule")))
+    takes = set(schedule.HYPERPARAMETERS) if schedule is not None else set()
+    unused = {k for k, name in _SCHEDULE_OPTIONS.items() if name not in takes}
+    return (of_optimizers | unused) & set(train)
 
 
 def _feature_row(record: dict[str, Any]) -> list[Any]:
