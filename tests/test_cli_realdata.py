@@ -132,6 +132,8 @@ def test_76_frequent_levels_are_frequency_encoded(tmp_path: Path) -> None:
     column = modelfile.read_metadata(model)["preprocessing"]["columns"][0]
     assert column["levels"] == [f"site{i:02d}" for i in range(76)]
     assert column["counts"] == [8] * 40 + [6] * 36
+    code, stdout, _ = run("inspect", model)
+    assert code == 0 and "frequency: site00, site01" in stdout
 
     # predict on raw new rows: known sites get their training share, unseen ones 0.
     new = measurements(4, seed=3)
@@ -146,6 +148,22 @@ def test_76_frequent_levels_are_frequency_encoded(tmp_path: Path) -> None:
     assert len(stdout.splitlines()) == 5
     X = load_trained(model).transform(pd.read_csv(tmp_path / "new.csv"))
     np.testing.assert_allclose(X[:, 0], [8 / 536, 6 / 536, 0, 0], rtol=1e-6)
+
+
+def test_frequency_encoding_is_an_error_under_strict(tmp_path: Path) -> None:
+    data = sites_csv(tmp_path / "sites.csv")
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--valid-fraction", "0", "--strict", *FAST,
+        "--out", tmp_path / "m.npz",
+    )  # fmt: skip
+    assert code == 3
+    assert errors_in(stderr) == [
+        "Categorical column 'site' has 76 levels, more than --max-levels 50, so it is "
+        "frequency-encoded: one column holding each level's share of the training rows (0 for a "
+        "level not seen in training). Pass --high-cardinality onehot to one-hot the most "
+        "frequent levels instead, or raise --max-levels. (This is an error because of --strict.)"
+    ]
+    assert not (tmp_path / "m.npz").exists()
 
 
 def test_high_cardinality_onehot_pools_the_least_frequent(tmp_path: Path) -> None:

@@ -391,7 +391,8 @@ def _feature_row(record: dict[str, Any]) -> list[Any]:
     if record["kind"] == "categorical":
         levels = record["levels"]
         missing = "own level" if "__missing__" in levels else "all zeros"
-        return [record["column"], "categorical", f"missing: {missing}", f"one-hot: {fmt(levels)}"]
+        encoding = f"{record.get('encoding', 'one-hot')}: {fmt(levels)}"  # or frequency
+        return [record["column"], "categorical", f"missing: {missing}", encoding]
     imputation = f"{record['impute']} = {record['impute_value']:.4g}"
     if record["missing_indicator"]:
         imputation += " + indicator"
