@@ -423,12 +423,14 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
     X, X_val = (writers[side].finish() for side in ("train", "valid"))
     for rowfile in (X, X_val):
         rowfile.owner = folder
+    del head
     Y_train, Y_val = (
         np.concatenate(outputs[side]) if outputs[side] else None for side in ("train", "valid")
     )
     y_train, y_val = (
         np.concatenate(indices[side]) if indices[side] else None for side in ("train", "valid")
     )
+    del outputs, indices  # the blocks, now joined
     if Y_train is None:
         raise DataError(f"'{path}': no training rows.")
     weight = None
@@ -465,8 +467,9 @@ def _split_frame(
     role = pd.Categorical.from_codes(valid[keep].astype(np.int8), ["train", "valid"])
     if ids:
         out = rows.frame(0, rows.n_rows, list(ids))[keep].reset_index(drop=True)
-    else:
-        out = pd.DataFrame({"row": (np.flatnonzero(keep) + 1).astype(np.int32)})
+    else:  # int32 row numbers, no int64 temporaries: 11M rows cost 44 MB, not 180
+        numbers = np.arange(1, rows.n_rows + 1, dtype=np.int32)
+        out = pd.DataFrame({"row": numbers if keep.all() else numbers[keep]}, copy=False)
     out["set"] = role
     return out
 
