@@ -484,7 +484,7 @@ DEEP_TOML = "a = " + "[" * 5000 + "]" * 5000 + "\n"
             "--space file 'DEEP' is nested too deeply to be an mlpcli file.",
         ),
         (
-            ["explain", "MODEL", "DATA", "--group-features", "/dev/zero", "--out", "OUT"],
+            ["explain", "MODEL", "DATA", "--group-features", "/dev/zero", "--out", "TABLE"],
             3,
             "--group-features '/dev/zero' is larger than 16.0 MiB, more than such a file ever "
             "needs; give the right file.",
@@ -512,14 +512,16 @@ def test_endless_or_deep_inputs_are_refused_after_a_bounded_read(
     data = write(tmp_path / "d.csv", SMALL)
     deep = write(tmp_path / "deep.toml", DEEP_TOML)
     out = tmp_path / "out.npz"
+    table = tmp_path / "out.csv"  # explain --out writes a table
     names = {"DATA": str(data), "DEEP": str(deep), "OUT": str(out), "MODEL": str(model)}
+    names["TABLE"] = str(table)
     if "explain" in args:
         data = write(tmp_path / "d.csv", EXPRESSION.read_text())
     before = _digests(data, deep, model)
     got, stderr = run(*[names.get(a, a) for a in args])
     assert got == code, stderr
     assert stderr == f"Error: {message.replace('DEEP', str(deep))}\n"
-    assert not out.exists()
+    assert not out.exists() and not table.exists()
     assert _digests(data, deep, model) == before
 
 
