@@ -476,7 +476,7 @@ def _split_frame(
 
 #: Rows the final metrics of an out-of-core run are computed on (per side): the metrics hold
 #: several arrays of this length, so memory stays bounded whatever the table.
-REPORT_ROWS = 2_000_000
+REPORT_ROWS = 500_000
 
 
 def report_rows(
