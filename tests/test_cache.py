@@ -279,7 +279,9 @@ BLOCK_CASES = {
 
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of a few records, so the small tables below are parsed in many blocks."""
+    """The block reader on, with blocks of a few records: the small tables below are parsed in
+    many blocks."""
+    monkeypatch.setattr(read, "READ_IN_BLOCKS", True)
     monkeypatch.setattr(read, "BLOCK_BYTES", 300)
     monkeypatch.setattr(read, "FIRST_BLOCK_BYTES", 200)
 
@@ -297,7 +299,9 @@ def test_blocks_give_the_frame_of_one_pandas_call(
     decimal = "," if case == "decimal-comma" else "."
     sep = ";" if case == "decimal-comma" else None
     kwargs = {"text_columns": ["id"], "decimal": decimal, "sep": sep}
-    blocks = read._parse_table(path, sep, decimal, None, False, None, text_columns=["id"])
+    blocks = read._parse_table(
+        path, sep, decimal, None, False, None, text_columns=["id"], in_blocks=True
+    )
     whole = read._parse_table(
         path, sep, decimal, None, False, None, text_columns=["id"], in_blocks=False
     )
