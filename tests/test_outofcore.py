@@ -119,7 +119,11 @@ def test_available_memory_is_at_most_the_ram() -> None:
 
 @pytest.mark.parametrize(
     ("extra", "option"),
-    [({"top_variance": 2}, "--top-variance"), ({"group_pattern": "x"}, "--group-pattern")],
+    [
+        ({"top_variance": 2}, "--top-variance"),
+        ({"group_pattern": "x"}, "--group-pattern"),
+        ({"preset": "realmlp_td"}, "--preset realmlp_td"),
+    ],
 )
 def test_options_that_need_the_table_in_memory_are_refused(
     tmp_path: Path, cache_dir: Path, extra: dict[str, object], option: str
