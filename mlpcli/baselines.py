@@ -49,11 +49,15 @@ def constant_outputs(kind: str, Y_train: NDArray[Any], n_rows: int) -> NDArray[A
     return np.tile(mean, (n_rows, 1))
 
 
-def score(kind: str, Y: NDArray[Any], P: NDArray[Any], threshold: float = tasks.THRESHOLD) -> float:
+def score(
+    kind: str, Y: NDArray[Any], P: NDArray[Any], threshold: float = tasks.THRESHOLD
+) -> float | None:
     """The task's default metric of outputs P against encoded targets Y (decisions at the
-    threshold), as `Task.epoch_score` computes it."""
+    threshold), as `Task.epoch_score` computes it; None where it is undefined (R² of a single
+    row), so the model file's JSON holds null, never NaN."""
     spec = tasks.get(kind)
-    return float(spec.metric(None)(spec.decide(Y), spec.decide(P, threshold)))
+    value = float(spec.metric(None)(spec.decide(Y), spec.decide(P, threshold)))
+    return value if np.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,9 @@ def compare(
     figures: dict[str, float] = {}
     for split, (X, Y) in rows.items():
         P = net.forward(X)
-        record["network"][split] = figures[f"{split}_score"] = score(kind, Y, P, threshold)
+        record["network"][split] = network = score(kind, Y, P, threshold)
+        if network is not None:  # accuracy always is; the regression gap reads the MSEs
+            figures[f"{split}_score"] = network
         figures[f"{split}_mse"] = _mse(Y, P)
         record["constant"][split] = score(kind, Y, constant_outputs(kind, prepared.Y, len(X)))
         if linear is not None:

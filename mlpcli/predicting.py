@@ -70,6 +70,9 @@ def model_settings(
         settings = Settings.from_dict(model.metadata.get("settings", {}))
         d = settings.data
         check_reading_options(d.sep, d.decimal, d.encoding)  # the stored ones, not --sep
+        for name, value in (("sheet", d.sheet), ("layer", d.layer)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a name, not {value!r}")
     except (UsageError, TypeError, ValueError, AttributeError, KeyError) as exc:  # the file's
         raise ModelFileError(
             f"'{model.path}': the model's stored settings are invalid ({exc}); the file is "
@@ -120,9 +123,12 @@ def open_chunks(
 ) -> TableChunks:
     """A `data.TableChunks` reading `path` as the model's training table was read, parsing only
     the model's feature columns plus `text_columns` and `extra_columns`."""
-    from mlpcli.data import TableChunks
+    from mlpcli.data import TableChunks, formats
 
     d = model_settings(model, sep, decimal, transpose).data
+    # The stored --sheet/--layer say how the training file was read; a table of another
+    # format (the sheet saved as CSV) is read without them, not refused for an unused option.
+    kind = getattr(formats.reader_for(path), "name", None)
     return TableChunks(
         path,
         chunk_rows(model, chunk_size),
@@ -136,8 +142,8 @@ def open_chunks(
         checksum=checksum,
         thousands=d.thousands,
         numeric=d.numeric,
-        sheet=d.sheet,
-        layer=d.layer,
+        sheet=d.sheet if kind == "Excel" else None,
+        layer=d.layer if kind == "AnnData" else None,
     )
 
 

@@ -87,3 +87,36 @@ def test_the_linear_settings_have_no_hidden_layer() -> None:
     linear = baselines.linear_settings(settings)
     assert linear.model.hidden == () and linear.model.dropout == 0.2
     assert linear.train == settings.train
+
+
+def test_an_undefined_score_is_none_not_nan() -> None:
+    """R² of a single validation row is undefined: None (JSON null), since a NaN in the model
+    file's metadata cannot be written."""
+    Y = np.zeros((1, 1))
+    assert baselines.score("regression", Y, np.ones((1, 1))) is None
+    assert baselines.score("binary", Y, np.ones((1, 1))) == 0.0
+
+
+def test_a_model_whose_validation_target_is_constant_is_saved(tmp_path) -> None:
+    """The table hypothesis found (tests/test_fuzz.py): one validation row, R² undefined."""
+    from mlpcli import config, pipeline, trained
+
+    table = tmp_path / "t.csv"
+    table.write_text("0,1,00,000\n1.0,a,a,7\n,a,a,7\n" + "0.0,a,a,7\n" * 4)
+    settings = config.resolve(
+        {
+            "target": ["0"],
+            "task": "regression",
+            "epochs": 1,
+            "hidden": "4",
+            "batch_size": 8,
+            "valid_fraction": 0.25,
+        }
+    )
+    outcome = pipeline.train(str(table), settings, command=["test"])
+    assert outcome.metadata["baselines"]["network"]["validation"] is None
+    pipeline.write_outputs(outcome, str(tmp_path / "m.npz"))
+    assert (
+        trained.load_trained(tmp_path / "m.npz").metadata["baselines"]["constant"]["validation"]
+        is None
+    )
