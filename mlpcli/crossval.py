@@ -16,10 +16,12 @@ the same results whatever `--n-jobs` or backend runs the tasks.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,7 +32,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from mlpcli import baselines, calibration, metrics, pipeline, splitting
+from mlpcli import baselines, calibration, metrics, parallel, pipeline, splitting
 from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError
@@ -261,6 +263,55 @@ def validation_fold(path: str, settings: Settings, replay: LogReplay) -> Encoded
     )
 
 
+# --------------------------------------------------------------------------- folds by path
+def side_files(settings: Settings) -> list[str | None]:
+    """The files besides DATA that preparing the data reads."""
+    d = settings.data
+    return [d.valid_file, d.features_file, d.labels]
+
+
+def worker_settings(settings: Settings) -> Settings:
+    """The settings with absolute file paths, for a worker whose working folder differs."""
+    d = settings.data
+    absolute = {
+        name: os.path.abspath(value)
+        for name in ("valid_file", "features_file", "labels")
+        if (value := getattr(d, name)) is not None
+    }
+    return dataclasses.replace(settings, data=dataclasses.replace(d, **absolute))
+
+
+def fold_refs(
+    path: str, sha256: str, settings: Settings, folds: int | None, repeats: int, n: int
+) -> list[parallel.FileRef]:
+    """What a worker needs to rebuild each of the `n` folds (of `encode_folds`, or with
+    `folds` None `validation_fold`) from the file itself."""
+    where = os.path.abspath(path)
+    s = worker_settings(settings)
+    build = fold_from_file
+    return [parallel.file_ref(build, where, sha256, s, folds, repeats, i) for i in range(n)]
+
+
+def fold_from_file(
+    path: str, sha256: str, settings: Settings, folds: int | None, repeats: int, index: int
+) -> EncodedFold:
+    """On a worker: fold `index`, encoded exactly as this process encoded it."""
+    if folds is None:
+        fold = validation_fold(path, settings, LogReplay())
+        parallel.check_same_file(path, sha256, next(iter(fold.prepared.inputs.values())))
+        return fold
+    loaded = parallel.resolve(parallel.file_ref(_table_from_file, path, sha256, settings))
+    strata = Strata.of(loaded, settings)
+    plans = plan_folds(len(loaded.frame), strata, folds, repeats, settings.train.seed)
+    return encode_fold(loaded, settings, strata, plans[index])
+
+
+def _table_from_file(path: str, sha256: str, settings: Settings) -> pipeline.LoadedTable:
+    loaded = pipeline.load_table(path, settings)
+    parallel.check_same_file(path, sha256, loaded.table.sha256)
+    return loaded
+
+
 # --------------------------------------------------------------------------- one task
 @dataclass
 class FoldResult:
@@ -291,15 +342,16 @@ def task_threads(settings: Settings) -> int:
 
 def run_fold(
     settings: Settings,
-    fold: EncodedFold,
+    task_data: EncodedFold | parallel.FileRef,
     metric: str | None = None,
     report: bool = True,
     keep_outputs: bool = False,
     compare: bool = False,
 ) -> FoldResult:
-    """Train on a fold and score the held-out rows: the full evaluation report and/or one
-    metric, and with `compare` the baselines. Divergence is returned as `error`, not raised,
-    so a search can go on."""
+    """Train on a fold (or on the fold a worker rebuilds from the file) and score the held-out
+    rows: the full evaluation report and/or one metric, and with `compare` the baselines.
+    Divergence is returned as `error`, not raised, so a search can go on."""
+    fold: EncodedFold = parallel.resolve(task_data)
     prepared = fold.prepared
     result = FoldResult(
         fold.repeat,
@@ -509,15 +561,18 @@ def cross_validate(
     n_jobs: int = 1,
     backend: str = "local",
     scheduler: str | None = None,
+    ship_data: bool = False,
     predictions: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> CVResult:
     """K-fold cross-validation of one configuration, repeated with different fold draws.
 
     Folds are stratified by class (classification) and keep `--group` groups whole. With
-    `predictions`, the result carries each sample's out-of-fold prediction per repeat.
+    `predictions`, the result carries each sample's out-of-fold prediction per repeat. On a
+    dask cluster that shares the file, workers rebuild their folds from it (`ship_data`:
+    scatter the folds instead).
     """
-    executor = Executor(backend, scheduler, n_jobs)
+    executor = Executor(backend, scheduler, n_jobs, ship_data)
     check_cv_settings(settings)
     with executor:
         replay = LogReplay()
@@ -533,10 +588,15 @@ def cross_validate(
                 on_progress(Progress(next(count), len(encoded), what, headline, result.score))
 
         compare = settings.train.baselines
-        calls = [(settings, fold, headline, True, predictions, compare) for fold in encoded]
+        shipped: list[Any] = list(encoded)
+        if executor.by_path(path, *side_files(settings)):
+            sha = loaded.table.sha256
+            shipped = fold_refs(path, sha, settings, folds, repeats, len(encoded))
+        calls = [(settings, fold, headline, True, predictions, compare) for fold in shipped]
         if on_progress is not None:
             on_progress(Progress(0, len(calls), "start", headline))
-        results: list[FoldResult] = executor.map(run_fold, calls, list(encoded), on_done)
+        scatter = [fold for fold in shipped if isinstance(fold, EncodedFold)]
+        results: list[FoldResult] = executor.map(run_fold, calls, scatter, on_done)
     for result in results:
         if result.error is not None:
             raise DivergenceError(

@@ -1,10 +1,18 @@
 """Where parallel work runs: one executor, on local joblib processes or a dask.distributed
-cluster, used by `cv`, `tune` and `explain`.
+cluster, used by `cv`, `tune`, `explain` and `train --ensemble-groups`.
 
 Callers hand it a top-level function and argument tuples; results come back in call order
 whatever finishes first. Results never depend on the backend or the number of workers because
 every task carries its own seed: `seed_streams(seed, n)` gives n independent generators' seeds
 (`SeedSequence(seed).spawn(n)`), and work split into chunks keeps each item's own stream.
+
+How a task's data reach a dask worker: where the workers see the same files as this process
+(a shared filesystem: `Executor.by_path` checks each file's size and modification time on every
+worker), a task carries a `FileRef`: a top-level function and its small arguments (the file's
+absolute path, its SHA-256 and the reading options), and the worker builds the data itself
+(`resolve`), reading through the same table cache (a memory map) when one is in use, and keeps
+the last few builds for its next tasks. Otherwise (`--ship-data`, stdin, or a worker that does
+not see a file) the data are built here and scattered to the workers once per run.
 """
 
 from __future__ import annotations
@@ -13,12 +21,17 @@ import contextlib
 import importlib
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+import os
+import pickle
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mlpcli.errors import UsageError, install_hint
+from mlpcli.errors import DataError, UsageError, install_hint
 
 LOG = logging.getLogger("mlpcli")
 
@@ -107,6 +120,12 @@ class DaskBackend:
     def n_workers(self) -> int:
         return int(sum(self.client.nthreads().values())) if self.client is not None else 1
 
+    def unseen(self, files: dict[str, tuple[int, int]]) -> list[str]:
+        """The workers that do not see every file (absolute path -> size, mtime in ns) as
+        this process does."""
+        sees = self.client.run(_sees_files, files, on_error="return")
+        return sorted(w for w, ok in sees.items() if ok is not True)
+
     def config(self, scatter: list[Any], n_tasks: int) -> contextlib.AbstractContextManager[Any]:
         import joblib
 
@@ -163,7 +182,13 @@ class Executor:
     Use it as a context manager: entering connects to a cluster (if any), leaving closes it.
     """
 
-    def __init__(self, backend: str = "local", scheduler: str | None = None, n_jobs: int = 1):
+    def __init__(
+        self,
+        backend: str = "local",
+        scheduler: str | None = None,
+        n_jobs: int = 1,
+        ship_data: bool = False,
+    ):
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or (n_jobs < 1 and n_jobs != -1):
             raise UsageError(f"--n-jobs must be a whole number of at least 1, or -1; got {n_jobs}.")
         kind = BACKENDS.get(backend)
@@ -171,6 +196,7 @@ class Executor:
             raise UsageError(f"--backend got '{backend}'; choose one of: {', '.join(BACKENDS)}.")
         self.backend = kind(scheduler, n_jobs)
         self.name = backend
+        self.ship_data = ship_data
 
     def __enter__(self) -> Executor:
         self.backend.open()
@@ -183,6 +209,37 @@ class Executor:
     def n_workers(self) -> int:
         """How many tasks can run at once (once entered, for a cluster)."""
         return self.backend.n_workers()
+
+    def by_path(self, *paths: str | None) -> bool:
+        """Whether tasks may carry `FileRef`s to these files (None: no file) rather than the
+        data: on dask, unless --ship-data, stdin, or a worker that does not see a file the
+        way this process does. Says which way the data go."""
+        given = [p for p in paths if p is not None]
+        if isinstance(self.backend, LocalBackend):
+            return False
+        if self.ship_data:
+            LOG.info("Dask: the data are sent to the workers through the scheduler (--ship-data).")
+            return False
+        if "-" in given:
+            LOG.info("Dask: stdin is sent to the workers through the scheduler (it has no path).")
+            return False
+        files = {}
+        for path in given:
+            stat = os.stat(path)
+            files[os.path.abspath(path)] = (stat.st_size, stat.st_mtime_ns)
+        unseen = self.backend.unseen(files)
+        if unseen:
+            LOG.warning(
+                f"Dask worker(s) {', '.join(unseen)} do not see {', '.join(given)} as this "
+                "machine does (no shared filesystem?): the data go through the scheduler "
+                "instead (--ship-data skips this check)."
+            )
+            return False
+        LOG.info(
+            f"Dask: the workers read {', '.join(given)} themselves (shared filesystem); "
+            "--ship-data sends the data instead."
+        )
+        return True
 
     def map(
         self,
@@ -214,3 +271,100 @@ def chunk_bounds(n_items: int, n_chunks: int) -> list[tuple[int, int]]:
 
 def _indexed(func: Callable[..., Any], i: int, *args: Any) -> tuple[int, Any]:
     return i, func(*args)
+
+
+def _sees_files(files: dict[str, tuple[int, int]]) -> bool:
+    """On a worker: every file is there with the same size and modification time."""
+    for path, (size, mtime_ns) in files.items():
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return False
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- data by path
+@dataclass(frozen=True)
+class FileRef:
+    """Data a worker builds from files it shares with this process: `build(*args)`, a
+    top-level function whose arguments are small (absolute paths, SHA-256s, options), run
+    with the table cache at `cache` (a folder, or None for none) as this process reads it."""
+
+    build: Callable[..., Any]
+    args: tuple[Any, ...]
+    cache: str | None = None
+
+
+#: Builds a worker process keeps for its next tasks (the folds of one table, say).
+KEPT_BUILDS = 4
+_built: OrderedDict[bytes, Any] = OrderedDict()
+_lock = threading.RLock()  # a build may resolve the table it encodes
+
+
+def file_ref(build: Callable[..., Any], *args: Any) -> FileRef:
+    """A `FileRef` that reads through this process's table cache, if one is in use."""
+    from mlpcli.data import cache
+
+    root = cache.active_root()
+    return FileRef(build, args, None if root is None else os.path.abspath(root))
+
+
+def resolve(value: Any) -> Any:
+    """A task's data: `value` itself, or built from a `FileRef` (kept for later tasks). The
+    build's log messages are dropped: this process logged the same ones when it read the data."""
+    if not isinstance(value, FileRef):
+        return value
+    key = pickle.dumps((value.build.__module__, value.build.__qualname__, value.args, value.cache))
+    with _lock:
+        if key in _built:
+            _built.move_to_end(key)
+            return _built[key]
+        with _table_cache(value.cache), _silenced():
+            built = value.build(*value.args)
+        _built[key] = built
+        while len(_built) > KEPT_BUILDS:
+            _built.popitem(last=False)
+        return built
+
+
+def check_same_file(path: str, expected: str, found: str) -> None:
+    """A worker read a different file at `path` than this process did: refuse."""
+    if found != expected:
+        raise DataError(
+            f"{path}: a dask worker reads a file whose SHA-256 ({found[:12]}...) differs from "
+            f"the one this machine read ({expected[:12]}...); make the workers see the same "
+            "file, or give --ship-data."
+        )
+
+
+@contextlib.contextmanager
+def _table_cache(root: str | None) -> Iterator[None]:
+    from mlpcli.data import cache
+
+    previous = cache.active_root()
+    cache.use(root)
+    try:
+        yield
+    finally:
+        cache.use(previous)
+
+
+class _DropThread(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread
+
+
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    drop = _DropThread()
+    LOG.filters.insert(0, drop)  # before a caller's collecting filter, which keeps records
+    try:
+        yield
+    finally:
+        LOG.removeFilter(drop)

@@ -457,11 +457,13 @@ def search(
     n_jobs: int = 1,
     backend: str = "local",
     scheduler: str | None = None,
+    ship_data: bool = False,
     on_progress: Callable[[crossval.Progress], None] | None = None,
 ) -> TuneResult:
     """Score every candidate of the space, by `cv`-fold cross-validation (repeated `repeats`
-    times) or, without `cv`, on the validation split of `mlpcli train`."""
-    executor = parallel.Executor(backend, scheduler, n_jobs)
+    times) or, without `cv`, on the validation split of `mlpcli train`. On a dask cluster
+    that shares the file, workers rebuild the folds from it (`ship_data`: scatter them)."""
+    executor = parallel.Executor(backend, scheduler, n_jobs, ship_data)
     if cv is None and repeats != 1:
         raise UsageError("--repeats needs --cv K: the validation split is drawn once.")
     candidates = make_candidates(space, settings, search, n_iter)
@@ -471,7 +473,16 @@ def search(
         first = next(iter(shared.values()))[0].prepared
         task = first.task.task
         scorer = crossval.check_metric(metric, task)
-        plan = [(c, fold) for c in candidates for fold in shared[encoding_key(c.settings)]]
+        sides = {f for c in candidates for f in crossval.side_files(c.settings)}
+        shipped: dict[str, list[Any]] = dict(shared)
+        if executor.by_path(path, *sorted(f for f in sides if f is not None)):
+            sha = next(iter(first.inputs.values()))
+            by_key = {encoding_key(c.settings): c.settings for c in candidates}
+            shipped = {
+                key: crossval.fold_refs(path, sha, s, cv, repeats, len(shared[key]))
+                for key, s in by_key.items()
+            }
+        plan = [(c, fold) for c in candidates for fold in shipped[encoding_key(c.settings)]]
         calls = [(c.settings, fold, scorer.name, False, False) for c, fold in plan]
         count = itertools.count(1)
 
@@ -486,7 +497,7 @@ def search(
 
         if on_progress is not None:
             on_progress(crossval.Progress(0, len(calls), "start", scorer.name))
-        scatter = [fold for folds in shared.values() for fold in folds]
+        scatter = [f for fs in shipped.values() for f in fs if isinstance(f, crossval.EncodedFold)]
         results = executor.map(crossval.run_fold, calls, scatter, on_done)
     per_candidate: list[list[crossval.FoldResult]] = [[] for _ in candidates]
     for (candidate, _), result in zip(plan, results, strict=True):

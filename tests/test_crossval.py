@@ -223,6 +223,35 @@ def test_run_fold_works_on_read_only_arrays(table: str) -> None:
     assert again.report == first.report and again.score == first.score
 
 
+def _fold_arrays(fold: crossval.EncodedFold) -> list[bytes]:
+    p = fold.prepared
+    arrays = [p.X, p.Y, p.X_val, p.Y_val, fold.X_test, fold.Y_test, fold.test_rows]
+    return [np.ascontiguousarray(a).tobytes() for a in arrays if a is not None]
+
+
+@pytest.mark.parametrize("folds", [3, None], ids=["cv", "validation-split"])
+def test_a_worker_rebuilds_each_fold_from_the_file_exactly(
+    table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folds: int | None
+) -> None:
+    """What a dask worker does with a `FileRef` (read the file, encode its fold) gives the
+    same arrays and generator state as this process's encoding, from another folder too."""
+    settings = settings_for(valid_fraction=0.2)
+    replay = crossval.LogReplay()
+    if folds is None:
+        here = [crossval.validation_fold(table, settings, replay)]
+    else:
+        here = crossval.encode_folds(pipeline.load_table(table, settings), settings, 3, 2, replay)
+    sha = next(iter(here[0].prepared.inputs.values()))
+    refs = crossval.fold_refs(table, sha, settings, folds, 2, len(here))
+    monkeypatch.chdir(tmp_path.parent)  # a worker's working folder is not ours
+    for mine, ref in zip(here, refs, strict=True):
+        theirs = crossval.parallel.resolve(ref)
+        assert _fold_arrays(theirs) == _fold_arrays(mine)
+        assert theirs.rng_state == mine.rng_state
+    with pytest.raises(crossval.parallel.DataError, match="differs from the one this machine"):
+        crossval.parallel.resolve(crossval.fold_refs(table, "0" * 64, settings, folds, 2, 1)[0])
+
+
 def test_a_diverging_fold_is_named(table: str) -> None:
     settings = settings_for(optimizer="sgd", lr=1e6, scale="none", batch_size=4)
     with pytest.raises(DivergenceError, match=r"^Repeat 1, fold \d: Training diverged"):

@@ -137,6 +137,13 @@ def ranking(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in doc["ranking"]]
 
 
+def scattered_folds(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> int:
+    """Encoded folds the client scattered to the workers between two counts."""
+    return after.get("EncodedFold", {}).get("memory", 0) - before.get("EncodedFold", {}).get(
+        "memory", 0
+    )
+
+
 def test_tune_on_the_cluster_equals_the_local_run(
     cluster: str, table: Path, tmp_path: Path
 ) -> None:
@@ -144,28 +151,40 @@ def test_tune_on_the_cluster_equals_the_local_run(
     space.write_text('lr = [1e-5, 0.05]\nhidden = ["", "4"]\n')
     args = ["tune", table, "--target", "status", "--id", "sample", "--space", space, "--cv", 3]
     args += ["--epochs", 8, "--batch-size", 16, "--json"]
+    on_cluster = ["--backend", "dask", "--scheduler", cluster]
     before = scheduler_counts(cluster)
-    remote = mlpcli(*args, "--backend", "dask", "--scheduler", cluster, cwd=tmp_path)
+    by_path = mlpcli(*args, *on_cluster, cwd=tmp_path)
+    between = scheduler_counts(cluster)
+    shipped = mlpcli(*args, *on_cluster, "--ship-data", cwd=tmp_path)
     after = scheduler_counts(cluster)
     local = mlpcli(*args, cwd=tmp_path)
-    assert f"Dask cluster {cluster}: 2 worker(s), 2 thread(s)." in remote.stderr
-    assert ranking(json.loads(remote.stdout)) == ranking(json.loads(local.stdout))
-    # The work ran on the cluster, and the three folds were scattered once each, not once
-    # for each of the 4 x 3 tasks.
-    ran = {k: v for k, v in after.items() if "_indexed" in k}
+    assert f"Dask cluster {cluster}: 2 worker(s), 2 thread(s)." in by_path.stderr
+    assert f"Dask: the workers read {table} themselves (shared filesystem)" in by_path.stderr
+    assert "through the scheduler (--ship-data)" in shipped.stderr
+    expected = ranking(json.loads(local.stdout))
+    assert ranking(json.loads(by_path.stdout)) == ranking(json.loads(shipped.stdout)) == expected
+    # The work ran on the cluster; by path nothing was scattered (the workers encoded the
+    # folds from the file), with --ship-data the three folds once each, not once for each
+    # of the 4 x 3 tasks.
+    ran = {k: v for k, v in between.items() if "_indexed" in k}
     assert sum(v.get("memory", 0) for v in ran.values()) > 0
-    scattered = after["EncodedFold"].get("memory", 0)
-    assert scattered - before.get("EncodedFold", {}).get("memory", 0) == 3
+    assert scattered_folds(before, between) == 0
+    assert scattered_folds(between, after) == 3
 
 
 def test_cv_on_the_cluster_equals_the_local_run(cluster: str, table: Path, tmp_path: Path) -> None:
+    """By path: the workers read the table (through the table cache) and encode their folds;
+    nothing is scattered, and the outputs are byte for byte those of a local run."""
     args = ["cv", table, "--target", "status", "--id", "sample", "--folds", 3, "--repeats", 2]
-    args += ["--hidden", "4", "--epochs", 8, "--batch-size", 16, "--quiet"]
+    args += ["--hidden", "4", "--epochs", 8, "--batch-size", 16, "--cache", tmp_path / "cache"]
+    before = scheduler_counts(cluster)
     mlpcli(*args, "--backend", "dask", "--scheduler", cluster, "--out", "remote.json",
            "--oof-out", "remote.csv", cwd=tmp_path)  # fmt: skip
+    assert scattered_folds(before, scheduler_counts(cluster)) == 0
     mlpcli(*args, "--out", "local.json", "--oof-out", "local.csv", cwd=tmp_path)
     remote, local = (json.loads((tmp_path / f"{w}.json").read_text()) for w in ("remote", "local"))
     assert remote["metrics"] == local["metrics"]
+    assert [f["metrics"] for f in remote["per_fold"]] == [f["metrics"] for f in local["per_fold"]]
     assert (tmp_path / "remote.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 

@@ -33,6 +33,7 @@ from mlpcli.cli.options import (
     Quiet,
     Repeats,
     Scheduler,
+    ShipData,
     TrainingData,
     completion,
     metric_option,
@@ -60,6 +61,7 @@ def cv(
     n_jobs: NJobs = 1,
     backend: Backend = "local",
     scheduler: Scheduler = None,
+    ship_data: ShipData = False,
     out: Annotated[
         str | None, out_option("Write mean, sd and per-fold values of every metric as JSON.")
     ] = None,
@@ -109,6 +111,7 @@ def cv(
             n_jobs=n_jobs,
             backend=backend,
             scheduler=scheduler,
+            ship_data=ship_data,
             predictions=oof_out is not None,
             on_progress=functools.partial(reporter.task, "fold"),
         )
@@ -171,6 +174,7 @@ def tune(
     n_jobs: NJobs = 1,
     backend: Backend = "local",
     scheduler: Scheduler = None,
+    ship_data: ShipData = False,
     results_csv: Annotated[
         str | None,
         typer.Option(
@@ -218,14 +222,10 @@ def tune(
     reporter = make_reporter(quiet, log_format)
     use_cache(cache_dir, no_cache)
     settings = resolve_settings(options, config)
+    outputs = {"--results-csv": results_csv, "--results-json": results_json, "--out": out}
     check_paths(
         {"DATA": data, "--space": space, "--config": config},
-        {
-            "--results-csv": results_csv,
-            "--results-json": results_json,
-            "--out": out,
-            "--json": STDOUT if as_json else None,
-        },
+        {**outputs, "--json": STDOUT if as_json else None},
     )
     search_space = tuning.read_space(space, settings)
     tuning.warn_overridden(search_space, options)
@@ -243,6 +243,7 @@ def tune(
                 n_jobs=n_jobs,
                 backend=backend,
                 scheduler=scheduler,
+                ship_data=ship_data,
                 on_progress=functools.partial(reporter.task, "task"),
             )
         written = tuning.write_results(result, results_csv, results_json)

@@ -227,6 +227,17 @@ Scheduler = Annotated[
         rich_help_panel=PARALLEL,
     ),
 ]
+ShipData = Annotated[
+    bool,
+    typer.Option(
+        "--ship-data",
+        help="With --backend dask, send the data to the workers through the scheduler "
+        "instead of letting them read the files themselves (without a shared filesystem; "
+        "a worker that does not see the files is detected and also gets them sent).",
+        rich_help_panel=PARALLEL,
+        metavar="",
+    ),
+]
 
 
 # --------------------------------------------------------------------------- generated
