@@ -21,7 +21,7 @@ from typing import Any
 
 STARTED = time.perf_counter()
 
-#: pipeline functions timed as stages, in the order the command calls them.
+#: functions of prepare, fitting and pipeline timed as stages, in the order the command calls them.
 STAGES = (
     "prepare_data",
     "load_table",
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> None:
     sampler = Sampler()
     sampler.start()
     t_import = time.perf_counter()
-    from mlpcli import config, pipeline
+    from mlpcli import config, fitting, pipeline, prepare
 
     import_seconds = time.perf_counter() - t_import
     records: list[dict[str, Any]] = []
@@ -94,21 +94,22 @@ def main(argv: list[str]) -> None:
         return wrapper
 
     for name in STAGES:
-        if hasattr(pipeline, name):
-            setattr(pipeline, name, timed(name, getattr(pipeline, name)))
+        for module in (prepare, fitting, pipeline):
+            if hasattr(module, name) and getattr(module, name).__module__ == module.__name__:
+                setattr(module, name, timed(name, getattr(module, name)))
     prepared_memory: dict[str, int] = {}
-    prepare = pipeline.prepare_data
+    prepare_data = prepare.prepare_data
 
     def measured_prepare(*args: Any, **kwargs: Any) -> Any:
         """Resident memory after preparation, and how much of it the prepared data holds."""
-        prepared = prepare(*args, **kwargs)
+        prepared = prepare_data(*args, **kwargs)
         arrays = (prepared.X, prepared.Y, prepared.X_val, prepared.Y_val, prepared.sample_weight)
         live = sum(a.nbytes for a in arrays if a is not None)
         live += int(prepared.split.memory_usage(deep=True).sum())
         prepared_memory.update(rss=rss_bytes(), live=live)
         return prepared
 
-    pipeline.prepare_data = measured_prepare
+    prepare.prepare_data = measured_prepare
     settings = config.resolve(options)
     outcome = pipeline.train(data_path, settings, command=["phases", *argv])
     pipeline.write_outputs(outcome, out_path)

@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mlpcli import fitting
 from mlpcli import task as tasks
 from mlpcli.errors import DivergenceError
 
 if TYPE_CHECKING:
     from mlpcli.config import Settings
     from mlpcli.nn.network import MLP
-    from mlpcli.pipeline import PreparedData
+    from mlpcli.prepare import PreparedData
 
 #: constant_rule -> its name in summaries.
 CONSTANT_NAMES = {"majority": "majority-class baseline", "mean": "mean baseline"}
@@ -96,12 +97,10 @@ def linear_settings(settings: Settings) -> Settings:
 def fit_linear(settings: Settings, prepared: PreparedData) -> tuple[MLP | None, dict[str, Any]]:
     """The zero-hidden-layer network on the same arrays, from its own seed stream; None (and
     the reason) if it diverges."""
-    from mlpcli import pipeline
-
     rng = np.random.default_rng(np.random.SeedSequence(settings.train.seed, spawn_key=(14,)))
     started = time.perf_counter()
     try:
-        net, result = pipeline.fit_model(linear_settings(settings), prepared, rng)
+        net, result = fitting.fit_model(linear_settings(settings), prepared, rng)
     except DivergenceError as exc:
         return None, {"error": str(exc), "seconds": round(time.perf_counter() - started, 3)}
     seconds = round(time.perf_counter() - started, 3)

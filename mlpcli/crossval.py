@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from mlpcli import baselines, calibration, metrics, parallel, pipeline, splitting
+from mlpcli import baselines, calibration, fitting, metrics, parallel, pipeline, prepare, splitting
 from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError
@@ -119,7 +119,7 @@ class Strata:
     labels: list[str] | None
 
     @classmethod
-    def of(cls, loaded: pipeline.LoadedTable, settings: Settings) -> Strata:
+    def of(cls, loaded: prepare.LoadedTable, settings: Settings) -> Strata:
         d = settings.data
         return cls(
             loaded.class_codes(), loaded.group_codes(d.group, d.group_pattern), loaded.task.labels
@@ -161,7 +161,7 @@ class EncodedFold:
 
     repeat: int
     fold: int
-    prepared: pipeline.PreparedData
+    prepared: prepare.PreparedData
     X_test: np.ndarray
     y_index_test: np.ndarray | None
     Y_test: np.ndarray
@@ -185,7 +185,7 @@ def check_cv_settings(settings: Settings) -> None:
 
 
 def encode_fold(
-    loaded: pipeline.LoadedTable, settings: Settings, strata: Strata, plan: FoldPlan
+    loaded: prepare.LoadedTable, settings: Settings, strata: Strata, plan: FoldPlan
 ) -> EncodedFold:
     """Fit preprocessing on the fold's training rows (less its early-stopping rows, split off
     with the fold's own stream), then encode the training, validation and held-out rows."""
@@ -199,7 +199,7 @@ def encode_fold(
         )
         train_rows = plan.train_rows[inner_train]
         valid_frame = frame.iloc[plan.train_rows[inner_valid]]
-    prepared = pipeline.encode_split(loaded, settings, frame.iloc[train_rows], valid_frame)
+    prepared = prepare.encode_split(loaded, settings, frame.iloc[train_rows], valid_frame)
     test_frame = frame.iloc[plan.test_rows]
     X_test = prepared.preprocessor.transform(test_frame, prepared.X.dtype)
     y_index_test, Y_test = _encode_targets(prepared.target_encoder, test_frame, prepared.X.dtype)
@@ -223,7 +223,7 @@ def _encode_targets(
 
 
 def encode_folds(
-    loaded: pipeline.LoadedTable,
+    loaded: prepare.LoadedTable,
     settings: Settings,
     folds: int,
     repeats: int,
@@ -243,7 +243,7 @@ def validation_fold(path: str, settings: Settings, replay: LogReplay) -> Encoded
     rows: the same rows, preprocessing and generator state as `train` with this seed."""
     rng = np.random.default_rng(settings.train.seed)
     with collect_log() as records:
-        prepared = pipeline.prepare_data(path, settings, rng)
+        prepared = prepare.prepare_data(path, settings, rng)
     replay(records)
     if prepared.X_val is None or prepared.Y_val is None:
         raise UsageError(
@@ -306,8 +306,8 @@ def fold_from_file(
     return encode_fold(loaded, settings, strata, plans[index])
 
 
-def _table_from_file(path: str, sha256: str, settings: Settings) -> pipeline.LoadedTable:
-    loaded = pipeline.load_table(path, settings)
+def _table_from_file(path: str, sha256: str, settings: Settings) -> prepare.LoadedTable:
+    loaded = prepare.load_table(path, settings)
     parallel.check_same_file(path, sha256, loaded.table.sha256)
     return loaded
 
@@ -362,9 +362,9 @@ def run_fold(
         seconds=0.0,
     )
     started = time.perf_counter()
-    with collect_log() as result.messages, pipeline.blas_threads(task_threads(settings)):
+    with collect_log() as result.messages, fitting.blas_threads(task_threads(settings)):
         try:
-            net, fit = pipeline.fit_model(settings, prepared, fold.generator())
+            net, fit = fitting.fit_model(settings, prepared, fold.generator())
         except DivergenceError as exc:
             result.error = str(exc)
             result.seconds = time.perf_counter() - started
@@ -576,7 +576,7 @@ def cross_validate(
     check_cv_settings(settings)
     with executor:
         replay = LogReplay()
-        loaded = pipeline.load_table(path, settings)
+        loaded = prepare.load_table(path, settings)
         encoded = encode_folds(loaded, settings, folds, repeats, replay)
         headline = tasks.get(loaded.task.task).default_metric
         count = itertools.count(1)
@@ -624,7 +624,7 @@ def _single(names: list[str], prefix: str) -> list[str]:
 
 
 def out_of_fold(
-    loaded: pipeline.LoadedTable, encoded: list[EncodedFold], results: list[FoldResult]
+    loaded: prepare.LoadedTable, encoded: list[EncodedFold], results: list[FoldResult]
 ) -> pd.DataFrame:
     """One row per sample and repeat: ID (or 1-based row), repeat, fold, the observed value,
     the prediction in original labels or units, and class probabilities."""

@@ -431,7 +431,7 @@ def onnx_inputs(model: TrainedModel, frame: Any) -> dict[str, np.ndarray]:
     """The graph's inputs for the rows of a raw table (columns by name): what a server feeds."""
     import pandas as pd
 
-    from mlpcli.preprocessing import level_string
+    from mlpcli.cells import level_string
 
     state, _ = model.preprocessor.to_state()
     numeric = [c["name"] for c in state["columns"] if c["kind"] == "numeric"]

@@ -337,9 +337,9 @@ def expected_arrays(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     from mlpcli.nn.network import Architecture, state_shapes
 
     if "recipe" in meta:  # --preset realmlp_td: the recipe network's arrays
-        from mlpcli.presets import state_shapes as recipe_shapes
+        from mlpcli.nn.recipe import shapes_from_metadata
 
-        shapes = {f"net.{k}": v for k, v in recipe_shapes(dict(meta)).items()}
+        shapes = {f"net.{k}": v for k, v in shapes_from_metadata(dict(meta)).items()}
     else:
         arch = Architecture.from_dict(meta["architecture"])
         shapes = {f"net.{k}": v for k, v in state_shapes(arch).items()}

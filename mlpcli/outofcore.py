@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from mlpcli.config import Settings
     from mlpcli.data.cache import Entry
-    from mlpcli.pipeline import PreparedData
+    from mlpcli.prepare import PreparedData
 
 LOG = logging.getLogger("mlpcli")
 
@@ -320,9 +320,9 @@ _IN_MEMORY_ONLY: dict[str, Callable[[Settings], object]] = {
 
 
 def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> PreparedData:
-    """`pipeline.prepare_data` for a table on disk: the same selection, task, preprocessing and
+    """`prepare.prepare_data` for a table on disk: the same selection, task, preprocessing and
     target encoding, fitted in streaming passes; X and X_val are `RowFile`s."""
-    from mlpcli import data, pipeline
+    from mlpcli import data, prepare
     from mlpcli.preprocessing import Preprocessor, TargetEncoder
     from mlpcli.streaming import TableSummary
 
@@ -346,7 +346,7 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
     ids = d.id or (
         (entry.id_column,) if entry.id_column and entry.id_column not in d.target else ()
     )
-    features_file = pipeline._features_file(d.features_file, data.Table(head, path, ""), d.strict)
+    features_file = prepare.features_file(d.features_file, data.Table(head, path, ""), d.strict)
     selection = data.select_columns(
         head, d.target, ids, [*d.features, *features_file] or None, drop, d.categorical,
         source=path, numeric=d.numeric, strict=d.strict,
@@ -360,12 +360,12 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
     if n_dropped:
         LOG.warning(f"{path}: dropped {n_dropped} row(s) whose target is missing.")
     task = data.detect_task(target_frame[present], targets, d.task, source=path)
-    task = pipeline._choose_positive(task, d.positive_class)
+    task = prepare.choose_positive(task, d.positive_class)
     LOG.info(
         f"Task: {task.task}, {'detected' if d.task == 'auto' else 'set with --task'}. "
         f"Why: {task.reason}."
     )
-    pipeline._check_class_count(task, int(present.sum()), path, d.strict)
+    prepare.check_class_count(task, int(present.sum()), path, d.strict)
 
     key_column = d.group or (ids[0] if ids else None)
     valid = np.zeros(entry.n_rows, dtype=bool)
@@ -417,7 +417,7 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
                 continue
             part = frame[mask]
             writers[side].append(pre.transform(part, dtype))
-            y_index, Y = pipeline._encode(encoder, part, dtype)
+            y_index, Y = prepare.encode_targets(encoder, part, dtype)
             outputs[side].append(Y)
             if y_index is not None:
                 indices[side].append(y_index.astype(np.int32))
@@ -438,7 +438,7 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
     if settings.train.class_weight is not None and y_train is not None:
         weight = encoder.class_weights(y_train, settings.train.class_weight).astype(dtype)
     split = _split_frame(rows, ids, train, valid)
-    return pipeline.PreparedData(
+    return prepare.PreparedData(
         X=X,  # type: ignore[arg-type]
         Y=Y_train,
         y_index=y_train,

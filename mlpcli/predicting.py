@@ -86,14 +86,14 @@ def model_settings(
 def transposed_hint(model: TrainedModel, path: str, transposed: bool, settings: Settings) -> str:
     """When a table lacks the model's features, say so if it looks laid out the other way:
     its first column (or, read with --transpose, its header) holds the feature names."""
-    from mlpcli import pipeline
+    from mlpcli import prepare
     from mlpcli.errors import MlpcliError
 
     if path == "-" or not Path(path).is_file():
         return ""
     plain = settings.replace(transpose=False)
     try:
-        frame = pipeline.read(path, plain).frame
+        frame = prepare.read(path, plain).frame
     except MlpcliError:
         return ""
     names = {str(c) for c in frame.columns} if transposed else set(frame.iloc[:, 0].astype(str))
@@ -591,7 +591,7 @@ def predict_file(
 
 # --------------------------------------------------------------------------- evaluate
 def _unknown_labels(frame: pd.DataFrame, known: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
-    from mlpcli.preprocessing import level_codes
+    from mlpcli.cells import level_codes
 
     found: dict[str, set[str]] = {}
     for target, labels in known.items():
@@ -606,7 +606,7 @@ def _truth(encoder: TargetEncoder, frame: pd.DataFrame) -> NDArray[Any]:
     units for regression (read as given, not through the float32 standardisation)."""
     if encoder.classification:
         return np.asarray(encoder.encode(frame)[0])
-    from mlpcli.preprocessing import check_numbers, numeric_values
+    from mlpcli.cells import check_numbers, numeric_values
 
     check_numbers(frame, encoder.targets, what="Target")
     return np.column_stack([numeric_values(frame[t], t, what="Target") for t in encoder.targets])

@@ -1,8 +1,9 @@
 """What `--preset realmlp_td` trains: settings -> `RecipeConfig`, its trainer, its model file.
 
 `config.PRESETS` holds the option values a preset stands for; this module turns resolved
-settings into the recipe network (`nn.recipe.RecipeNet`) and back from a model file. The
-lecture's MLP (`--preset classic`) never comes here, so its models stay bit for bit as they were.
+settings into the recipe network (`nn.recipe.RecipeNet`) and its model-file entry, which
+`nn.recipe.net_from_metadata` reads back. The lecture's MLP (`--preset classic`) never comes
+here, so its models stay bit for bit as they were.
 """
 
 from __future__ import annotations
@@ -206,46 +207,3 @@ def recipe_metadata(net: RecipeNet, settings: Settings) -> dict[str, Any]:
         "categorical": [list(block) for block in net.categorical],
         "loss": net.loss_name,
     }
-
-
-def _config(recipe: dict[str, Any]) -> RecipeConfig:
-    config = RecipeConfig.from_dict(recipe["config"])
-    # A hostile file could ask for huge embeddings; no real model comes near these.
-    if config.ple.n_bins > 4096 or config.pbld.n_frequencies > 4096 or config.n_members > 64:
-        raise ValueError("the recipe's sizes are out of range")
-    return config
-
-
-def _blocks(recipe: dict[str, Any]) -> list[tuple[int, int]]:
-    return [(int(a), int(b)) for a, b in recipe.get("categorical", [])]
-
-
-def state_shapes(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Every `net.` array of a recipe model file and its shape, from the metadata alone."""
-    arch, recipe = meta["architecture"], meta["recipe"]
-    net = RecipeNet.unallocated(
-        arch["n_inputs"],
-        arch["n_outputs"],
-        recipe["loss"],
-        _config(recipe),
-        recipe["numeric"],
-        _blocks(recipe),
-    )
-    return net.state_shapes()
-
-
-def load_net(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> RecipeNet:
-    """The recipe network of a model file (`ValueError`/`KeyError` when inconsistent)."""
-    arch, recipe = meta["architecture"], meta["recipe"]
-    net = RecipeNet(
-        arch["n_inputs"],
-        arch["n_outputs"],
-        recipe["loss"],
-        _config(recipe),
-        recipe["numeric"],
-        arch.get("dtype", "float32"),
-        seed=0,
-        categorical=_blocks(recipe),
-    )
-    net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
-    return net

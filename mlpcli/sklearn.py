@@ -347,7 +347,7 @@ class MLPClassifier(ClassifierMixin, _MLPEstimator):
         settings = super()._settings(task, targets, features)
         weight = self.class_weight
         if isinstance(weight, Mapping):
-            from mlpcli.preprocessing import level_string
+            from mlpcli.cells import level_string
 
             # Keys are class labels of any type; the model file names classes by their strings.
             weight = {level_string(k): float(v) for k, v in weight.items()}
@@ -392,7 +392,7 @@ class MLPClassifier(ClassifierMixin, _MLPEstimator):
 
     def _set_contents(self, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_contents(metadata, arrays)
-        from mlpcli.preprocessing import level_string
+        from mlpcli.cells import level_string
 
         encoder = self.model_.encoder
         if encoder.task == "multilabel":

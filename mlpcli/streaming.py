@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from mlpcli.cells import level_codes, numeric_values
 from mlpcli.errors import DataError
 
 Array = NDArray[np.float64]
@@ -269,9 +270,7 @@ class TableSummary:
         self.n_rows += len(X)
 
     def update_levels(self, name: str, series: pd.Series) -> None:
-        """A block of one categorical column (level names as in `preprocessing.level_codes`)."""
-        from mlpcli.preprocessing import level_codes
-
+        """A block of one categorical column (level names as `cells.level_codes` gives them)."""
         codes, names = level_codes(series)
         for j, count in enumerate(np.bincount(codes[codes >= 0], minlength=len(names))):
             if count:
@@ -279,9 +278,7 @@ class TableSummary:
         self.missing_levels[name] += int((codes < 0).sum())
 
     def update(self, frame: pd.DataFrame) -> None:
-        """A chunk of rows as a frame (numeric cells parsed as `preprocessing` does)."""
-        from mlpcli.preprocessing import numeric_values
-
+        """A chunk of rows as a frame (numeric cells parsed by `cells.numeric_values`)."""
         if self.numeric:
             block = np.column_stack([numeric_values(frame[c], c) for c in self.numeric])
             self.update_numeric(block)

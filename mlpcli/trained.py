@@ -175,9 +175,9 @@ def trained_from_contents(
                 f"encoding is {encoder.task}; the file is damaged; retrain it."
             )
         if "recipe" in meta:
-            from mlpcli.presets import load_net
+            from mlpcli.nn.recipe import net_from_metadata
 
-            net = cast(MLP, load_net(meta, arrays))
+            net = cast(MLP, net_from_metadata(meta, arrays))
         else:
             net = MLP.from_architecture(arch, seed=0)
             net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})

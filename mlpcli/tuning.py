@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpcli import config, crossval, metrics, parallel, pipeline
+from mlpcli import config, crossval, fitting, metrics, parallel, pipeline, prepare
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError, choose
 from mlpcli.limits import MAX_CONFIG_BYTES, read_toml
@@ -321,8 +321,8 @@ def make_candidates(
     for i, params in enumerate(draw(space, n_iter, rng)):
         candidate = Candidate(i, params, _parse_all(params, base, space.source))
         try:
-            optimizer = pipeline.build_optimizer(candidate.settings)
-            pipeline.build_schedule(candidate.settings, optimizer.lr)
+            optimizer = fitting.build_optimizer(candidate.settings)
+            fitting.build_schedule(candidate.settings, optimizer.lr)
         except UsageError as exc:
             raise UsageError(f"Candidate {i + 1} ({candidate.describe()}): {exc}") from None
         out.append(candidate)
@@ -532,7 +532,7 @@ def _shared_folds(
             return [crossval.validation_fold(path, s, replay)]
     else:
         crossval.check_cv_settings(settings)
-        loaded = pipeline.load_table(path, settings)
+        loaded = prepare.load_table(path, settings)
 
         def folds_of(s: Settings) -> list[crossval.EncodedFold]:
             return crossval.encode_folds(loaded, s, cv, repeats, replay)

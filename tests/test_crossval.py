@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import crossval, metric_reports, pipeline
+from mlpcli import crossval, metric_reports, prepare
 from mlpcli import task as tasks
 from mlpcli.config import Settings, resolve
 from mlpcli.errors import DivergenceError, UsageError
@@ -54,7 +54,7 @@ def table(tmp_path: Path) -> str:
 
 
 def plans(path: str, settings: Settings, folds: int, repeats: int) -> tuple[list, crossval.Strata]:
-    loaded = pipeline.load_table(path, settings)
+    loaded = prepare.load_table(path, settings)
     strata = crossval.Strata.of(loaded, settings)
     return crossval.plan_folds(len(loaded.frame), strata, folds, repeats, 0), strata
 
@@ -107,7 +107,7 @@ def test_a_group_is_never_split_across_folds(table: str) -> None:
 
 def test_inner_validation_rows_come_from_the_training_folds(table: str) -> None:
     settings = settings_for(group="patient", drop=[], valid_fraction=0.25)
-    loaded = pipeline.load_table(table, settings)
+    loaded = prepare.load_table(table, settings)
     strata = crossval.Strata.of(loaded, settings)
     plan = crossval.plan_folds(72, strata, 3, 1, 0)[0]
     fold = crossval.encode_fold(loaded, settings, strata, plan)
@@ -208,7 +208,7 @@ def test_results_are_identical_with_one_and_two_jobs(table: str) -> None:
 def test_run_fold_works_on_read_only_arrays(table: str) -> None:
     """joblib hands large arrays to workers as read-only memory maps."""
     settings = settings_for()
-    loaded = pipeline.load_table(table, settings)
+    loaded = prepare.load_table(table, settings)
     strata = crossval.Strata.of(loaded, settings)
     fold = crossval.encode_fold(
         loaded, settings, strata, crossval.plan_folds(72, strata, 3, 1, 0)[0]
@@ -240,7 +240,7 @@ def test_a_worker_rebuilds_each_fold_from_the_file_exactly(
     if folds is None:
         here = [crossval.validation_fold(table, settings, replay)]
     else:
-        here = crossval.encode_folds(pipeline.load_table(table, settings), settings, 3, 2, replay)
+        here = crossval.encode_folds(prepare.load_table(table, settings), settings, 3, 2, replay)
     sha = next(iter(here[0].prepared.inputs.values()))
     refs = crossval.fold_refs(table, sha, settings, folds, 2, len(here))
     monkeypatch.chdir(tmp_path.parent)  # a worker's working folder is not ours

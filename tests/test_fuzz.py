@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mlpcli import config, pipeline, trained
+from mlpcli import config, pipeline, prepare, trained
 from mlpcli.cli import app
 from mlpcli.errors import MlpcliError
 
@@ -96,7 +96,7 @@ def test_pipeline_never_raises_anything_but_mlpcli_errors(
             model_path = Path(folder) / "m.npz"
             pipeline.write_outputs(outcome, str(model_path))
             model = trained.load_trained(model_path)
-            frame = pipeline.read(str(path), settings_).frame
+            frame = prepare.read(str(path), settings_).frame
             outputs = model.predict_outputs(frame)
         except MlpcliError as exc:
             event(f"refused: {type(exc).__name__}")

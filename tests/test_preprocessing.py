@@ -20,7 +20,6 @@ from mlpcli.preprocessing import (
     TASKS,
     Preprocessor,
     TargetEncoder,
-    level_string,
 )
 
 NAN = np.nan
@@ -204,23 +203,6 @@ def test_numeric_column_named_categorical_matches_int_and_float() -> None:
     assert pre.feature_names_out == ["plate=1", "plate=2", "plate=3"]
     later = pd.DataFrame({"plate": [3.0, 1.0, NAN]})  # read as float because of the gap
     np.testing.assert_array_equal(pre.transform(later), [[0, 0, 1], [1, 0, 0], [0, 0, 0]])
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (1, "1"),
-        (1.0, "1"),
-        (np.int64(7), "7"),
-        (0.5, "0.5"),
-        (np.float32(0.1), "0.1"),
-        (True, "True"),
-        ("b1", "b1"),
-    ],
-    ids=["int", "float", "np-int", "fraction", "float32", "bool", "str"],
-)
-def test_level_string(value: object, expected: str) -> None:
-    assert level_string(value) == expected
 
 
 # --- matching columns at transform time ---------------------------------------------------------

@@ -364,7 +364,7 @@ def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
     ]
 
 
-#: train option -> the schedule hyperparameter it sets (as `pipeline.build_schedule` passes it).
+#: train option -> the schedule hyperparameter it sets (as `fitting.build_schedule` passes it).
 _SCHEDULE_OPTIONS = {
     "lr_step_size": "step_size",
     "lr_gamma": "gamma",

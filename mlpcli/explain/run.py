@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpcli import config, data, metrics, pipeline
+from mlpcli import config, data, metrics, prepare
 from mlpcli.errors import DataError, UsageError, choose, install_hint
 from mlpcli.explain.common import LOG, ExplainOptions, Explanation, read_groups
 from mlpcli.explain.gradients import RULES, gradient_saliency, integrated_gradients
@@ -85,7 +85,7 @@ def read_data(
     from mlpcli import predicting
 
     settings = predicting.model_settings(model, sep, decimal, transpose)
-    table = pipeline.read(path, settings)
+    table = prepare.read(path, settings)
     predicting.check_columns(
         model,
         table.frame.columns,

@@ -579,3 +579,48 @@ class RecipeNet:
             np.asarray(X, dtype=self.dtype), np.asarray(Y), None, training, rng or self.rng
         )
         return loss, self.flat_grads
+
+
+# --------------------------------------------------------------------------- model file
+def _metadata_config(recipe: dict[str, Any]) -> RecipeConfig:
+    config = RecipeConfig.from_dict(recipe["config"])
+    # A hostile file could ask for huge embeddings; no real model comes near these.
+    if config.ple.n_bins > 4096 or config.pbld.n_frequencies > 4096 or config.n_members > 64:
+        raise ValueError("the recipe's sizes are out of range")
+    return config
+
+
+def _metadata_blocks(recipe: dict[str, Any]) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in recipe.get("categorical", [])]
+
+
+def shapes_from_metadata(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Every `net.` array of a recipe model file and its shape, from the metadata alone (the
+    model file checks each array header against these before reading any data)."""
+    arch, recipe = meta["architecture"], meta["recipe"]
+    net = RecipeNet.unallocated(
+        arch["n_inputs"],
+        arch["n_outputs"],
+        recipe["loss"],
+        _metadata_config(recipe),
+        recipe["numeric"],
+        _metadata_blocks(recipe),
+    )
+    return net.state_shapes()
+
+
+def net_from_metadata(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> RecipeNet:
+    """The recipe network of a model file (`ValueError`/`KeyError` when inconsistent)."""
+    arch, recipe = meta["architecture"], meta["recipe"]
+    net = RecipeNet(
+        arch["n_inputs"],
+        arch["n_outputs"],
+        recipe["loss"],
+        _metadata_config(recipe),
+        recipe["numeric"],
+        arch.get("dtype", "float32"),
+        seed=0,
+        categorical=_metadata_blocks(recipe),
+    )
+    net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
+    return net
