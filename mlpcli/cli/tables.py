@@ -1,12 +1,16 @@
 """Every rich table mlpcli shows: training summary, cv and tune results, explanations, metric
-reports and the description of a model file. The commands build their result, then ask for
-its table here; numbers go through `display.fmt`, the one formatter."""
+reports and the description of a model file, with its learning curve drawn in text. The
+commands build their result, then ask for its table here; numbers go through `display.fmt`,
+the one formatter."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from numpy.typing import NDArray
 from rich.table import Table
 
 from mlpcli.cli.display import fmt
@@ -286,10 +290,8 @@ def inspect_renderables(doc: dict[str, Any], limit: int, width: int) -> list[Any
     """What `inspect` prints: the model's tables, its learning curve, its validation metrics."""
     from rich.text import Text
 
-    from mlpcli import predicting
-
     shown: list[Any] = list(inspect_tables(doc, limit))
-    curve = predicting.learning_curve(doc["history"], width=min(60, width - 14))
+    curve = learning_curve(doc["history"], width=min(60, width - 14))
     if curve:
         shown.append(Text("Learning curve (loss per epoch)", style="bold"))
         shown.append(Text("\n".join(curve)))
@@ -297,6 +299,61 @@ def inspect_renderables(doc: dict[str, Any], limit: int, width: int) -> list[Any
     if validation:
         shown.extend(report_tables(validation, "Validation metrics (at training time)"))
     return shown
+
+
+def learning_curve(
+    history: Sequence[Mapping[str, Any]], width: int = 60, height: int = 12
+) -> list[str]:
+    """Training (*) and validation (o) loss per epoch as lines of text for a terminal.
+
+    A column stands for one epoch, or the mean of several when there are more epochs than
+    `width`; '#' marks where both series fall on one cell, '^' the best epoch below the axis.
+    """
+    if not history:
+        return []
+    series = {
+        key: np.array([_float(r.get(key)) for r in history]) for key in ("train_loss", "val_loss")
+    }
+    bins = np.array_split(np.arange(len(history)), min(width, len(history)))
+    means = {key: np.array([_nanmean(values[b]) for b in bins]) for key, values in series.items()}
+    finite = np.concatenate([v[np.isfinite(v)] for v in means.values()])
+    if finite.size == 0:
+        return []
+    low, high = float(finite.min()), float(finite.max())
+    span = high - low if high > low else 1.0
+    grid = [[" "] * len(bins) for _ in range(height)]
+    for key, mark in (("train_loss", "*"), ("val_loss", "o")):
+        for x, value in enumerate(means[key]):
+            if np.isfinite(value):
+                y = round((high - value) / span * (height - 1))
+                grid[y][x] = "#" if grid[y][x] not in (" ", mark) else mark
+    ticks = {
+        0: f"{high:.4g}",
+        height - 1: f"{low:.4g}",
+        (height - 1) // 2: f"{(high + low) / 2:.4g}",
+    }
+    pad = max(len(t) for t in ticks.values())
+    lines = [f"{ticks.get(y, ''):>{pad}} |{''.join(row)}" for y, row in enumerate(grid)]
+    lines.append(" " * pad + " +" + "-" * len(bins))
+    epochs = [int(r.get("epoch", i + 1)) for i, r in enumerate(history)]
+    first, last = str(epochs[0]), str(epochs[-1])
+    lines.append(" " * (pad + 2) + first + last.rjust(max(len(bins) - len(first), len(last))))
+    best = history[-1].get("best_epoch")
+    legend = "* training loss   o validation loss"
+    if isinstance(best, int) and best in epochs:
+        column = next(x for x, b in enumerate(bins) if epochs.index(best) in b)
+        lines.append(" " * (pad + 2 + column) + f"^ best epoch {best}")
+    lines.append(" " * (pad + 2) + legend)
+    return lines
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _nanmean(values: NDArray[np.float64]) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else math.nan
 
 
 def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
