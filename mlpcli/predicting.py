@@ -505,6 +505,9 @@ def _quoted(strings: NDArray[np.object_], sep: str) -> NDArray[np.object_]:
     """Quote (doubling quotes) the cells that hold the separator, a quote or a line break."""
     import pandas as pd
 
+    joined = "".join(strings)  # one C-level scan decides for the usual column of plain IDs
+    if not any(char in joined for char in (sep, '"', "\r", "\n")):
+        return strings
     series = pd.Series(strings, dtype=object)
     special = series.str.contains(f'[{re.escape(sep)}"\r\n]', regex=True).to_numpy(bool)
     if special.any():

@@ -607,6 +607,24 @@ def test_table_chunks_keep_text_columns_and_skip_unused_ones(folder: Path) -> No
     assert first["sample"].iloc[7] == "00007"
 
 
+@pytest.mark.parametrize("used", [["a", "b", "c", "d"], ["a"]], ids=["few-skipped", "most-skipped"])
+def test_table_chunks_refuse_extra_fields_whether_unused_columns_are_parsed_or_skipped(
+    tmp_path: Path, used: list[str]
+) -> None:
+    # One skipped column of five is parsed and dropped (pandas counts the fields); four of
+    # five are skipped by pandas, and the fields are counted as the bytes pass.
+    rows = "a,b,c,d,y\n" + "1,2,3,4,x\n" * 30
+    (tmp_path / "fine.csv").write_text(rows)
+    with TableChunks(tmp_path / "fine.csv", 10, usecols=used) as table:
+        assert [list(chunk.columns) for chunk in table] == [used] * 3
+    (tmp_path / "ragged.csv").write_text(rows + "1,2,3,4,x,9\n")
+    with (
+        pytest.raises(DataError, match="line 32 has 6 fields but earlier lines have 5"),
+        TableChunks(tmp_path / "ragged.csv", 10, usecols=used) as table,
+    ):
+        list(table)
+
+
 def test_table_chunks_report_a_bad_line_with_its_number(tmp_path: Path) -> None:
     data = tmp_path / "ragged.csv"
     data.write_text("a,b\n" + "1,2\n" * 30 + "1,2,3\n")
