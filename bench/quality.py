@@ -172,7 +172,8 @@ def run_recipe(
     """The recipe through the library: preprocessing, fit_recipe, decode; `overrides` are
     RecipeConfig fields (an ensemble, say)."""
     from mlpcli.nn.recipe import preset
-    from mlpcli.preprocessing import Preprocessor, TargetEncoder
+    from mlpcli.preprocessing import Preprocessor
+    from mlpcli.target_encoding import TargetEncoder
     from mlpcli.training import fit_recipe
 
     rng = np.random.default_rng(seed)

@@ -1,9 +1,10 @@
-"""What one cell of a table means to the network: a level name (categorical cells) or a float
-(numeric cells), with the one error for cells that are neither.
+"""What the cells and columns of a table mean to the encoders: a cell's level name (categorical
+cells) or float (numeric cells), and the one error for cells that are neither or for columns
+the table lacks.
 
-Shared by `preprocessing` (fitting and transforming in memory), `streaming` (statistics over
-chunks), `predicting` (target checks) and the estimators, so that every reader names a level and
-parses a number the same way.
+Shared by `preprocessing` (features), `target_encoding` (targets), `streaming` (statistics over
+chunks), `predicting` (target checks) and the estimators, so that every reader names a level,
+parses a number and reports a missing column the same way.
 """
 
 from __future__ import annotations
@@ -99,3 +100,19 @@ def numeric_values(series: pd.Series, name: str, what: str = "Column") -> Array:
             "replace it or mark it missing."
         )
     return values
+
+
+def quote_list(names: Sequence[str], limit: int = 10) -> str:
+    """`'a', 'b' and 3 more`: names for a message, at most `limit` of them."""
+    shown = ", ".join(f"'{n}'" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """The columns a fitted encoder needs, all present in the table (in any order)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{len(missing)} {what} column(s) missing from the table: {quote_list(missing, 50)}; "
+            "the table must have the columns the model was trained on (in any order)."
+        )

@@ -38,7 +38,7 @@ from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError
 from mlpcli.outputs import atomic_path, provenance, write_text
 from mlpcli.parallel import Executor
-from mlpcli.preprocessing import TargetEncoder
+from mlpcli.target_encoding import TargetEncoder
 
 LOG = logging.getLogger("mlpcli")
 

@@ -323,8 +323,9 @@ def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> Pre
     """`prepare.prepare_data` for a table on disk: the same selection, task, preprocessing and
     target encoding, fitted in streaming passes; X and X_val are `RowFile`s."""
     from mlpcli import data, prepare
-    from mlpcli.preprocessing import Preprocessor, TargetEncoder
+    from mlpcli.preprocessing import Preprocessor
     from mlpcli.streaming import TableSummary
+    from mlpcli.target_encoding import TargetEncoder
 
     d, p = settings.data, settings.preprocess
     for option, value in _IN_MEMORY_ONLY.items():

@@ -37,7 +37,7 @@ from mlpcli.nn.network import MLP
 from mlpcli.nn.recipe import RecipeNet
 from mlpcli.outputs import atomic_path, provenance, write_text
 from mlpcli.prepare import PreparedData
-from mlpcli.preprocessing import TargetEncoder
+from mlpcli.target_encoding import TargetEncoder
 from mlpcli.training import EpochRecord, FitResult, Trainer
 
 LOG = logging.getLogger("mlpcli")

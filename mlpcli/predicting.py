@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from mlpcli.config import Settings
     from mlpcli.data import TableChunks
-    from mlpcli.preprocessing import TargetEncoder
+    from mlpcli.target_encoding import TargetEncoder
 
 log = logging.getLogger("mlpcli")
 

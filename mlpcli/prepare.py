@@ -25,7 +25,8 @@ from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DataError, UsageError, warn_or_fail
 from mlpcli.limits import check_memory
-from mlpcli.preprocessing import Preprocessor, TargetEncoder
+from mlpcli.preprocessing import Preprocessor
+from mlpcli.target_encoding import TargetEncoder
 
 LOG = logging.getLogger("mlpcli")
 

@@ -152,7 +152,7 @@ class QuantileSketch:
 class NumericStats:
     """Streaming statistics of one numeric column's observed values (see the module docstring).
 
-    The `ColumnStats` interface of `preprocessing` (mean, std, min, max, median, percentiles),
+    The `ColumnStats` interface of `numeric_rules` (mean, std, min, max, median, percentiles),
     plus `with_fill` for the imputed column.
     """
 

@@ -21,7 +21,7 @@ from mlpcli import metric_reports, metrics
 from mlpcli.errors import DataError, choose
 
 if TYPE_CHECKING:  # the encoder's module imports this one
-    from mlpcli.preprocessing import TargetEncoder
+    from mlpcli.target_encoding import TargetEncoder
 
 #: p >= THRESHOLD means positive, unless `--threshold` says otherwise.
 THRESHOLD = 0.5

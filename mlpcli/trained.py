@@ -28,7 +28,8 @@ from mlpcli.task import THRESHOLD
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlpcli.preprocessing import Preprocessor, TargetEncoder
+    from mlpcli.preprocessing import Preprocessor
+    from mlpcli.target_encoding import TargetEncoder
 
 #: Rows per forward pass. Every pass gets exactly this many rows (the last one zero-padded), so
 #: a row's outputs do not depend on which other rows share its chunk: BLAS sums in an order that
@@ -156,7 +157,8 @@ def trained_from_contents(
 ) -> TrainedModel:
     """A model from a model file's metadata and arrays (as read, or as `train` produced them:
     the scikit-learn estimators keep these as their state)."""
-    from mlpcli.preprocessing import Preprocessor, TargetEncoder
+    from mlpcli.preprocessing import Preprocessor
+    from mlpcli.target_encoding import TargetEncoder
 
     try:
         arch = Architecture.from_dict(meta["architecture"])

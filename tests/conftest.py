@@ -3,6 +3,8 @@ terminal and a CLI runner, tiny tables, and one small model trained once per ses
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import tempfile
@@ -31,6 +33,16 @@ class PickleMarker:
 SEED = 20240611
 ROOT = Path(__file__).resolve().parents[1]
 EXPRESSION = ROOT / "sample_data" / "expression.csv"
+
+
+def save_and_load(meta: dict, arrays: dict) -> tuple[dict, dict]:
+    """What the model file does: JSON for the metadata, npz without pickle for the arrays."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    buffer.seek(0)
+    with np.load(buffer, allow_pickle=False) as npz:
+        loaded = {k: npz[k] for k in npz.files}
+    return json.loads(json.dumps(meta)), loaded
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,7 +16,8 @@ from mlpcli import explain as ex
 from mlpcli.errors import DataError, UsageError
 from mlpcli.explain import permutation
 from mlpcli.nn.network import MLP
-from mlpcli.preprocessing import Preprocessor, TargetEncoder
+from mlpcli.preprocessing import Preprocessor
+from mlpcli.target_encoding import TargetEncoder
 
 FEATURES = ["f1", "f2", "f3", "f4", "f5", "batch"]
 RELEVANT = {"f1", "f3"}

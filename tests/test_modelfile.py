@@ -253,7 +253,7 @@ def test_expected_arrays_are_exactly_what_train_saves(model_path: Path) -> None:
 def test_target_arrays_match_what_each_task_stores(task: str) -> None:
     import pandas as pd
 
-    from mlpcli.preprocessing import TASKS
+    from mlpcli.target_encoding import TASKS
 
     frame = pd.DataFrame({"y": ["0", "1", "1", "0"], "z": ["1", "0", "1", "1"]})
     numeric = pd.DataFrame({"y": [0.5, 1.0, 2.0, 3.0], "z": [1.0, 2.0, 4.0, 9.0]})

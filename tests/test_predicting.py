@@ -21,7 +21,8 @@ from mlpcli.data import TableChunks, read_table
 from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.nn.network import MLP
 from mlpcli.predicting import PredictOptions
-from mlpcli.preprocessing import Preprocessor, TargetEncoder
+from mlpcli.preprocessing import Preprocessor
+from mlpcli.target_encoding import TargetEncoder
 
 N_ROWS = 2500  # three chunks of 1,024 rows (the forward block)
 FEATURES = ["f1", "f2", "f3", "batch"]

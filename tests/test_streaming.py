@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from mlpcli.errors import DataError
-from mlpcli.preprocessing import IMPUTERS, SCALERS, Preprocessor
+from mlpcli.numeric_rules import IMPUTERS, SCALERS
+from mlpcli.preprocessing import Preprocessor
 from mlpcli.streaming import QuantileSketch, TableSummary, summarise
 
 

@@ -23,7 +23,7 @@ from mlpcli.data.codecs import TABLE_SEPARATORS, table_extension
 from mlpcli.errors import DataError
 from mlpcli.limits import MAX_GROUPS_BYTES, read_bounded, shorten
 from mlpcli.outputs import provenance
-from mlpcli.preprocessing import TargetEncoder
+from mlpcli.target_encoding import TargetEncoder
 from mlpcli.trained import TrainedModel
 
 LOG = logging.getLogger("mlpcli")

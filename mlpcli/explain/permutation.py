@@ -24,7 +24,7 @@ from mlpcli.explain.common import (
     output_names,
 )
 from mlpcli.nn.network import MLP
-from mlpcli.preprocessing import TargetEncoder
+from mlpcli.target_encoding import TargetEncoder
 from mlpcli.trained import TrainedModel
 
 
