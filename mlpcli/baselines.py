@@ -90,8 +90,9 @@ def _mse(Y: NDArray[Any], P: NDArray[Any]) -> float:
 
 
 def linear_settings(settings: Settings) -> Settings:
-    """The same run without hidden layers (one activation name serves zero layers)."""
-    return settings.replace(hidden="", activation="relu")
+    """The same run without hidden layers (one activation name serves zero layers), in this
+    process (`--ensemble-groups` spreads the network's groups, not its baseline's)."""
+    return settings.replace(hidden="", activation="relu", ensemble_groups=1)
 
 
 def fit_linear(settings: Settings, prepared: PreparedData) -> tuple[MLP | None, dict[str, Any]]:

@@ -560,6 +560,14 @@ class ModelConfig:
         choice(ENSEMBLE_KINDS),
         choices=ENSEMBLE_KINDS,
     )
+    ensemble_groups: int = option(
+        1,
+        "Train the --ensemble members as G separate networks of about K/G members each (one "
+        "task each, spread by --n-jobs or --backend dask), stacked into one model; a "
+        "different ensemble than G = 1, as another seed gives (README, 'Cluster').",
+        number(int, 1, 64),
+        metavar="G",
+    )
     bag: bool = option(
         False,
         "Bag the ensemble: member k of K does not train on the k-th of K random folds of the "

@@ -137,6 +137,11 @@ def blas_threads(n: int | None) -> Iterator[None]:
 
 def make_trainer(settings: Settings, prepared: PreparedData, rng: np.random.Generator) -> Trainer:
     """The network, optimizer, schedule and loop options for prepared data."""
+    if settings.model.ensemble_groups > 1:
+        raise UsageError(
+            "--ensemble-groups applies to `mlpcli train`; cv and tune spread their folds and "
+            "candidates instead. Leave it out here."
+        )
     kind = prepared.task.task
     options = fit_options(settings, kind, prepared.X_val is not None)
     n_outputs = prepared.target_encoder.n_outputs

@@ -176,6 +176,19 @@ BACKENDS: dict[str, type[LocalBackend] | type[DaskBackend]] = {
 }
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one command's tasks run: --backend, --scheduler, --n-jobs, --ship-data."""
+
+    backend: str = "local"
+    scheduler: str | None = None
+    n_jobs: int = 1
+    ship_data: bool = False
+
+    def executor(self) -> Executor:
+        return Executor(self.backend, self.scheduler, self.n_jobs, self.ship_data)
+
+
 class Executor:
     """Runs a top-level function over argument tuples with joblib, in parallel on a backend.
 

@@ -27,6 +27,7 @@ from mlpcli import (
     fitting,
     modelfile,
     outofcore,
+    parallel,
     prepare,
     presets,
 )
@@ -87,6 +88,7 @@ def train(
     resume: str | None = None,
     test_file: str | None = None,
     out_of_core: str = "off",
+    placement: parallel.Placement | None = None,
 ) -> TrainOutcome:
     """Read, prepare, train and evaluate; returns everything needed to save the model.
 
@@ -95,9 +97,15 @@ def train(
     `resume` continues from such a file and ends with the weights of an uninterrupted run.
     `test_file` is scored after training, as "test" metrics kept apart from validation ones.
     `out_of_core` (auto|on|off) trains from the table cache on disk (`outofcore`).
+    `placement` runs the groups of `--ensemble-groups` (`members`) on local processes or dask.
     """
+    from mlpcli import members
+
+    placement = placement or parallel.Placement()
+    ooc = outofcore.wanted(path, out_of_core, settings.data.sep)
+    members.check(settings, placement, out_of_core=ooc, checkpoint=bool(checkpoint or resume))
     rng = np.random.default_rng(settings.train.seed)
-    if outofcore.wanted(path, out_of_core, settings.data.sep):
+    if ooc:
         prepared = outofcore.prepare_data(path, settings, rng)
     else:
         prepared = prepare.prepare_data(path, settings, rng)
@@ -113,6 +121,12 @@ def train(
                 "n_features": int(prepared.X.shape[1]),
             }
         )
+    if settings.model.ensemble_groups > 1:
+        net, result, groups = members.fit_groups(path, settings, prepared, placement)
+        outcome = _outcome(settings, prepared, net, result, command, test_file,
+                           settings.train.baselines)  # fmt: skip
+        outcome.metadata["training"]["groups"] = groups
+        return outcome
     trainer = fitting.make_trainer(settings, prepared, rng)
     if resume is not None:
         restore_checkpoint(trainer, resume, prepared)

@@ -40,7 +40,12 @@ CLASSIC_ONLY = (
     ("train", "min_lr"),
 )
 #: Options only the recipe reads (at these values they mean "off").
-RECIPE_ONLY = (("ensemble", 1), ("bag", False), ("label_smoothing", None))
+RECIPE_ONLY = (
+    ("ensemble", 1),
+    ("ensemble_groups", 1),
+    ("bag", False),
+    ("label_smoothing", None),
+)
 
 _DEFAULTS = {"model": ModelConfig(), "train": TrainConfig()}
 
@@ -178,10 +183,21 @@ def training_weights(net: Any, sample_weight: np.ndarray | None, n: int) -> np.n
     the rows of that member's fold (K random folds of the n training rows)."""
     if not isinstance(net, RecipeNet) or not net.config.bag:
         return sample_weight
-    K = net.config.n_members
+    return bag_weights(net.rng, n, net.config.n_members, net.dtype, sample_weight)
+
+
+def bag_weights(
+    rng: np.random.Generator,
+    n: int,
+    n_members: int,
+    dtype: np.dtype,
+    sample_weight: np.ndarray | None,
+) -> np.ndarray:
+    """(n, K) weights: column k is 0 on the rows of fold k (K random folds of n rows)."""
+    K = n_members
     fold = np.empty(n, dtype=np.intp)
-    fold[net.rng.permutation(n)] = np.arange(n) % K
-    weights: np.ndarray = (fold[:, None] != np.arange(K)[None, :]).astype(net.dtype)
+    fold[rng.permutation(n)] = np.arange(n) % K
+    weights: np.ndarray = (fold[:, None] != np.arange(K)[None, :]).astype(dtype)
     return weights if sample_weight is None else weights * np.asarray(sample_weight)[:, None]
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures: a seeded generator, the central-difference gradient helpers, a plain
-terminal and a CLI runner, tiny tables, and one small model trained once per session."""
+terminal and a CLI runner, tiny tables, and one small model trained once per session, and
+model-file comparison."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -170,3 +172,24 @@ def central_difference() -> Callable[..., Array]:
 @pytest.fixture
 def relative_error() -> Callable[[Array, Array], float]:
     return _relative_error
+
+
+def without_timings(meta: Any) -> Any:
+    """Metadata without what changes from run to run: times and the command line."""
+    if isinstance(meta, dict):
+        return {k: without_timings(v) for k, v in meta.items() if k not in ("seconds", "command")}
+    if isinstance(meta, list):
+        return [without_timings(v) for v in meta]
+    return meta
+
+
+def assert_same_model(a: Path, b: Path) -> None:
+    """Every array byte for byte, and the metadata but for timings and the command line."""
+    from mlpcli import modelfile
+
+    (meta_a, arrays_a), (meta_b, arrays_b) = modelfile.load(a), modelfile.load(b)
+    assert sorted(arrays_a) == sorted(arrays_b)
+    for name in arrays_a:
+        assert arrays_a[name].dtype == arrays_b[name].dtype, name
+        assert arrays_a[name].tobytes() == arrays_b[name].tobytes(), name
+    assert without_timings(meta_a) == without_timings(meta_b)

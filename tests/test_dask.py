@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_same_model
 
 #: End to end (a real local Dask scheduler and workers): deselected by `pytest -m "not slow"`.
 pytestmark = pytest.mark.slow
@@ -186,6 +187,35 @@ def test_cv_on_the_cluster_equals_the_local_run(cluster: str, table: Path, tmp_p
     assert remote["metrics"] == local["metrics"]
     assert [f["metrics"] for f in remote["per_fold"]] == [f["metrics"] for f in local["per_fold"]]
     assert (tmp_path / "remote.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+def test_ensemble_groups_on_the_cluster_equal_the_local_run(
+    cluster: str, table: Path, tmp_path: Path
+) -> None:
+    """`train --ensemble 4 --ensemble-groups 2`: the two groups run as tasks on the workers
+    (which read the table by path, or get it sent with --ship-data) and the stacked model file
+    equals the local run's byte for byte, but for timings and the command line."""
+    args = ["train", table, "--target", "status", "--id", "sample", "--preset", "realmlp_td"]
+    args += ["--ensemble", 4, "--ensemble-groups", 2, "--hidden", 8, "--epochs", 4]
+    on_cluster = ["--backend", "dask", "--scheduler", cluster]
+    before = scheduler_counts(cluster)
+    by_path = mlpcli(*args, *on_cluster, "--out", "by_path.npz", cwd=tmp_path)
+    between = scheduler_counts(cluster)
+    mlpcli(*args, *on_cluster, "--ship-data", "--out", "shipped.npz", cwd=tmp_path)
+    after = scheduler_counts(cluster)
+    mlpcli(*args, "--out", "local.npz", "--quiet", cwd=tmp_path)
+    assert "Ensemble group 2/2 (members 3-4)" in by_path.stderr
+    assert_same_model(tmp_path / "by_path.npz", tmp_path / "local.npz")
+    assert_same_model(tmp_path / "shipped.npz", tmp_path / "local.npz")
+
+    def delta(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]], name: str) -> int:
+        return sum(
+            v.get("memory", 0) - a.get(k, {}).get("memory", 0) for k, v in b.items() if name in k
+        )
+
+    assert delta(before, between, "_indexed") == 2  # one task per group
+    assert delta(before, between, "PreparedData") == 0  # by path: nothing scattered
+    assert delta(between, after, "PreparedData") == 1  # --ship-data: the data once
 
 
 def test_explain_on_the_cluster_equals_the_local_run(

@@ -41,6 +41,10 @@ def train_summary(outcome: Any, title: str = "Training summary") -> Table:
         ("stop reason", result.stop_reason),
         (f"best {result.monitor}", result.best_value),
     ]
+    groups = outcome.metadata.get("training", {}).get("groups")
+    if groups:
+        best = ", ".join(str(g["best_epoch"]) for g in groups)
+        rows.append(("ensemble groups", f"{len(groups)} (best epochs {best}; above: group 1)"))
     for split in ("validation", "test", "train"):
         report = outcome.metrics.get(split)
         if report:

@@ -20,12 +20,16 @@ from mlpcli.cli.options import (
     CONFIGURATION,
     OUTPUT,
     READING,
+    Backend,
     CacheDir,
     ConfigFile,
     LogEvery,
     LogFormat,
+    NJobs,
     NoCache,
     Quiet,
+    Scheduler,
+    ShipData,
     TrainingData,
     data_argument,
     out_option,
@@ -107,6 +111,10 @@ def train(
             rich_help_panel=READING,
         ),
     ] = "auto",
+    n_jobs: NJobs = 1,
+    backend: Backend = "local",
+    scheduler: Scheduler = None,
+    ship_data: ShipData = False,
     quiet: Quiet = False,
     log_format: LogFormat = "text",
     log_every: LogEvery = 10,
@@ -114,12 +122,16 @@ def train(
 ) -> None:
     r"""Train a network on a table and save one model file.
 
+    One network trains in this process. With --preset realmlp_td --ensemble K
+    --ensemble-groups G, the G groups of members train as separate tasks
+    (--n-jobs, or --backend dask --scheduler ADDRESS) and are stacked into one model.
+
     Example:
 
         mlpcli train sample_data/expression.csv --target subtype \
             --id sample_id --out model.npz
     """
-    from mlpcli import pipeline
+    from mlpcli import parallel, pipeline
     from mlpcli.cli import tables
     from mlpcli.outputs import commit_staged
 
@@ -139,6 +151,7 @@ def train(
                 resume=resume,
                 test_file=test_file,
                 out_of_core=out_of_core,
+                placement=parallel.Placement(backend, scheduler, n_jobs, ship_data),
                 **hooks,
             )
             reporter.stopped(outcome.result)
