@@ -36,8 +36,8 @@ from typing import Any, ClassVar, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from mlpcli.config import Parser, flag, number
 from mlpcli.errors import ModelFileError, UsageError, choose
+from mlpcli.option_parsers import Parser, flag, number
 
 Array = NDArray[np.floating]
 

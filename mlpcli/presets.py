@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlpcli import task as tasks
-from mlpcli.config import ModelConfig, Settings, TrainConfig, flag
+from mlpcli.config import ModelConfig, Settings, TrainConfig
 from mlpcli.errors import UsageError
 from mlpcli.nn.recipe import PRESETS as RECIPES
 from mlpcli.nn.recipe import RecipeConfig, RecipeNet, preset
+from mlpcli.option_parsers import flag
 
 if TYPE_CHECKING:
     from mlpcli.preprocessing import Preprocessor

@@ -29,9 +29,9 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
-from mlpcli.config import Parser, number
 from mlpcli.errors import ModelFileError, UsageError, choose
 from mlpcli.optimizers import resolve_hyperparameters
+from mlpcli.option_parsers import Parser, number
 
 _FRACTION = number(float, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
 

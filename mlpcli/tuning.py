@@ -31,6 +31,7 @@ from mlpcli import config, crossval, fitting, metrics, parallel, pipeline, prepa
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError, choose
 from mlpcli.limits import MAX_CONFIG_BYTES, read_toml
+from mlpcli.option_parsers import flag
 from mlpcli.outputs import atomic_path, provenance, write_text
 from mlpcli.training import EpochRecord
 
@@ -204,7 +205,7 @@ def space_from_dict(
     data_options = [n for n in flat if fields[n][0] == "data"]
     if data_options:
         raise UsageError(
-            f"{where}: {', '.join(map(config.flag, data_options))} choose(s) the data, which a "
+            f"{where}: {', '.join(map(flag, data_options))} choose(s) the data, which a "
             "search cannot vary; give data options on the command line."
         )
     dimensions = {name: _dimension(name, value, base, where) for name, value in flat.items()}
@@ -244,7 +245,7 @@ def warn_overridden(space: SearchSpace, options: Mapping[str, Any]) -> None:
     given = [n for n in space.names if options.get(n) is not None]
     if given:
         LOG.warning(
-            f"{', '.join(map(config.flag, given))} given on the command line is searched in "
+            f"{', '.join(map(flag, given))} given on the command line is searched in "
             f"{space.source}; the space's values are used."
         )
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from mlpcli import outputs
 from mlpcli.cli import app
-from mlpcli.config import number
+from mlpcli.option_parsers import number
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPRESSION = ROOT / "sample_data" / "expression.csv"

@@ -18,7 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.config import SECTIONS, flag
+from mlpcli.config import SECTIONS
+from mlpcli.option_parsers import flag
 
 #: Help panels, in the order a person reads them.
 OUTPUT = "Output"

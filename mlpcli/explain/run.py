@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpcli import config, data, metrics, prepare
+from mlpcli import data, metrics, option_parsers, prepare
 from mlpcli.errors import DataError, UsageError, choose, install_hint
 from mlpcli.explain.common import LOG, ExplainOptions, Explanation, read_groups
 from mlpcli.explain.gradients import RULES, gradient_saliency, integrated_gradients
@@ -44,7 +44,7 @@ def check_options(options: ExplainOptions) -> None:
     choose("method", options.method, METHODS)
     for name, methods in _OPTION_METHODS.items():
         if getattr(options, name) is not None and options.method not in methods:
-            flag = _FLAGS.get(name, config.flag(name))
+            flag = _FLAGS.get(name, option_parsers.flag(name))
             raise UsageError(
                 f"{flag} applies to --method {' or '.join(methods)}, not {options.method}."
             )
