@@ -262,6 +262,7 @@ def model_contents(
             "n_train": len(prepared.X),
             "n_valid": int(0 if prepared.X_val is None else len(prepared.X_val)),
             "n_dropped_targets": prepared.n_dropped_targets,
+            **({} if result.batch_size is None else {"batch_size": result.batch_size}),
             "history": [r.to_dict() for r in result.history],
         },
         "metrics": report,

@@ -887,6 +887,7 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         },
         "optimizer": meta.get("optimizer", {}),
         "hyperparameters": meta["settings"].get("train", {}),
+        "resolved": modelfile.resolved_settings(meta),
         "preprocessing": {
             "options": meta["preprocessing"].get("options", {}),
             "n_columns": len(features),

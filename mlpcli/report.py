@@ -242,6 +242,9 @@ def _architecture_section(meta: dict[str, Any]) -> str:
         for key in ("loss", "dtype", "batchnorm", "dropout", "residual", "weight_decay", "init")
         if key in arch
     ]
+    resolved = modelfile.resolved_settings(meta).get("model", {})  # `auto` as the run took it
+    given = modelfile.settings_shown(meta.get("settings", {}).get("model", {}), resolved)
+    others = [(key, given[key] if key in resolved else value) for key, value in others]
     recipe = meta.get("recipe", {}).get("config", {})
     others.insert(0, ("preset", modelfile.preset_name(meta)))
     others += [(key, recipe[key]) for key in REPORTED_RECIPE if key in recipe]
@@ -253,6 +256,11 @@ def _training_section(meta: dict[str, Any]) -> str:
     training = meta.get("training", {})
     optimizer = meta.get("optimizer", {})
     settings = meta.get("settings", {}).get("train", {})
+    shown = modelfile.settings_shown(
+        settings,
+        modelfile.resolved_settings(meta).get("train", {}),
+        modelfile.settings_not_taken(settings),
+    )
     run = [
         (key, training.get(key))
         for key in (
@@ -274,8 +282,8 @@ def _training_section(meta: dict[str, Any]) -> str:
         + _kv(run)
         + "</div></div>"
         + _details(
-            "every training setting (– = the default for the optimizer or schedule)",
-            _kv(sorted(settings.items())),
+            "every training setting the optimizer and schedule take (– = their default)",
+            _kv(sorted(shown.items())),
         )
     )
     return _section("training", "Optimizer and training", body)

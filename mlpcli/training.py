@@ -71,6 +71,8 @@ class FitResult:
     stop_reason: str
     seconds: float
     layer_names: list[str] = field(default_factory=list)
+    #: Rows per optimizer step actually used (`--batch-size auto` or `full` resolved).
+    batch_size: int | None = None
 
     @property
     def epochs_run(self) -> int:
@@ -108,6 +110,7 @@ class Trainer:
         self.best_value: float | None = None
         self.wait = 0
         self.seconds = 0.0
+        self.batch_size: int | None = None
         self._best_params = net.flat_params.copy()
         self._best_buffers = self._buffers_copy()
         if optimizer.name == "adamw":
@@ -220,6 +223,7 @@ class Trainer:
         if opts.monitor == "val_metric" and self.metric is None:
             raise UsageError("--monitor val_metric needs a validation metric for this task.")
         batch = n if opts.batch_size is None else min(opts.batch_size, n)
+        self.batch_size = batch
         if getattr(self.optimizer, "full_batch_only", False) and batch < n:
             raise UsageError(
                 f"--optimizer {self.optimizer.name} is a full-batch method (it does not work "
@@ -374,6 +378,7 @@ class Trainer:
             stop_reason=stop_reason,
             seconds=self.seconds,
             layer_names=self.net.layer_names,
+            batch_size=self.batch_size,
         )
 
 

@@ -242,3 +242,60 @@ def test_inspect_hides_settings_the_optimizer_and_schedule_do_not_take(
     names = {line.split("│")[1].strip() for line in result.stdout.splitlines() if "│" in line}
     assert {"optimizer", "beta1", "beta2", "lr", "schedule", "patience"} <= names
     assert names.isdisjoint({"momentum", "eta_plus", "lr_step_size", "lr_gamma", "lr_factor"})
+
+
+def _settings_rows(stdout: str) -> dict[str, str]:
+    """name -> value of the two-column tables, the first table's row where names repeat (the
+    Training table after the settings repeats batch_size as a count)."""
+    rows: dict[str, str] = {}
+    for line in stdout.splitlines():
+        if line.count("│") == 3:
+            rows.setdefault(line.split("│")[1].strip(), line.split("│")[2].strip())
+    return rows
+
+
+def test_inspect_shows_the_settings_as_resolved_in_the_run(
+    runner: CliRunner, tiny_model: Path, tmp_path: Path
+) -> None:
+    """`--batch-size auto` shows the rows per step the run took (the tiny model has more than
+    32 training rows), `--init auto` each layer's initialiser; --json carries them under
+    "resolved". A file from before the field existed shows the setting as stored."""
+    from mlpcli import modelfile
+
+    text = runner.invoke(app, ["inspect", str(tiny_model)], env={"COLUMNS": "200"})
+    assert text.exit_code == 0, text.output
+    rows = _settings_rows(text.stdout)
+    assert rows["batch_size"] == "32 (auto)"
+    assert rows["init"] == "he_normal, glorot_uniform (auto)"
+    doc = json.loads(runner.invoke(app, ["inspect", str(tiny_model), "--json"]).stdout)
+    assert doc["resolved"]["train"]["batch_size"] == doc["training"]["batch_size"] == 32
+    assert doc["resolved"]["model"] == {
+        "loss": "ce",
+        "output_activation": "softmax",
+        "init": ["he_normal", "glorot_uniform"],
+    }
+    assert doc["hyperparameters"]["batch_size"] == "auto"  # the setting as given, unchanged
+
+    meta, arrays = modelfile.load(tiny_model)
+    del meta["training"]["batch_size"]
+    old = tmp_path / "old.npz"
+    modelfile.save(old, arrays, meta)
+    rows = _settings_rows(runner.invoke(app, ["inspect", str(old)], env={"COLUMNS": "200"}).stdout)
+    assert rows["batch_size"] == "auto"
+    doc = json.loads(runner.invoke(app, ["inspect", str(old), "--json"]).stdout)
+    assert "batch_size" not in doc["resolved"]["train"]
+
+
+def test_full_batch_records_the_rows_it_took(runner: CliRunner, tmp_path: Path) -> None:
+    """rprop trains on the full batch: `auto` resolves to every training row."""
+    out = tmp_path / "rprop.npz"
+    result = runner.invoke(
+        app,
+        [
+            *("train", str(EXPRESSION), "--target", "subtype", "--id", "sample_id"),
+            *("--optimizer", "rprop", "--epochs", "1", "--hidden", "4", "--out", str(out), "-q"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(runner.invoke(app, ["inspect", str(out), "--json"]).stdout)
+    assert doc["resolved"]["train"]["batch_size"] == doc["training"]["n_train"]

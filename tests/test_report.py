@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -296,3 +297,37 @@ def test_report_renders_in_headless_chromium(
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     orange = int(((r > 0.9) & (g > 0.4) & (g < 0.6) & (b < 0.2)).sum())
     assert orange > 100, "the training-curves image is not displayed"
+
+
+def _section_text(page: str, anchor: str) -> str:
+    start = page.index(f'<section id="{anchor}">')
+    body = page[start : page.index("</section>", start)]
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
+def test_report_shows_resolved_settings_and_only_those_that_apply(tiny_model: Path) -> None:
+    """The same rule as `inspect` (modelfile.settings_not_taken): with sgd and a step schedule
+    the report lists the step options, not plateau's or adam's, and the `auto` values as the run
+    resolved them."""
+    from mlpcli import modelfile
+
+    meta = modelfile.read_metadata(tiny_model)
+    page = report.render(meta, "m", {})
+    optimizer, training = _section_text(page, "training").split("every training setting")
+    assert "beta1 0.9" in optimizer
+    assert "batch_size 32 (auto)" in training and "lr 0.001 (default)" in training
+    assert "init he_normal, glorot_uniform (auto)" in _section_text(page, "architecture")
+    assert "loss ce (auto)" in _section_text(page, "architecture")
+    for name in ("lr_step_size", "lr_gamma", "lr_factor", "lr_patience", "momentum", "beta1"):
+        assert name not in training  # constant schedule; adam's own are in the Optimizer list
+
+    train = {**meta["settings"]["train"], "optimizer": "sgd", "schedule": "step"}
+    changed = {**meta, "settings": {**meta["settings"], "train": train}}
+    changed["optimizer"] = {"name": "sgd", "lr": 0.01, "momentum": 0.9}
+    optimizer, training = _section_text(report.render(changed, "m", {}), "training").split(
+        "every training setting"
+    )
+    assert "momentum 0.9" in optimizer
+    assert "lr_step_size" in training and "lr_gamma" in training
+    assert "lr_factor" not in training and "lr_patience" not in training
+    assert "beta1" not in training and "momentum" not in training

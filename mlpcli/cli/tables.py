@@ -361,6 +361,7 @@ def _nanmean(values: NDArray[np.float64]) -> float:
 
 
 def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
+    from mlpcli import modelfile
     from mlpcli.calibration import summary_rows
 
     arch = doc["architecture"]
@@ -376,6 +377,10 @@ def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
         "inputs": f"{doc['preprocessing']['n_columns']} columns -> {arch['n_inputs']} values",
         "parameters": arch["n_parameters"],
         "loss": arch["loss"],
+        **modelfile.settings_shown(
+            {"init": doc["settings"].get("model", {}).get("init", arch["init"])},
+            doc["resolved"].get("model", {}),
+        ),
         "dtype": arch["dtype"],
         "format version": doc["format_version"],
         "export formats": ", ".join(f"{k} ({v})" for k, v in doc["export_formats"].items()),
@@ -402,10 +407,11 @@ def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
         training[f"sha256 {item['path']}"] = item["sha256"]
     hyper = {"optimizer": doc["optimizer"].get("name")}
     hyper.update({k: v for k, v in doc["optimizer"].items() if k != "name"})
-    hidden = _not_applying(doc["hyperparameters"])
-    hyper.update(
-        {k: v for k, v in doc["hyperparameters"].items() if k not in hyper and k not in hidden}
+    train = doc["hyperparameters"]
+    shown = modelfile.settings_shown(
+        train, doc["resolved"].get("train", {}), modelfile.settings_not_taken(train)
     )
+    hyper.update({k: v for k, v in shown.items() if k not in hyper})
     features = doc["preprocessing"]["features"]
     shown = features if limit == 0 else features[:limit]
     feature_rows = [_feature_row(f) for f in shown]
@@ -423,29 +429,6 @@ def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
         _table(title, ["column", "kind", "imputation", "scaling / encoding"], feature_rows),
         _pairs("Training", training),
     ]
-
-
-#: train option -> the schedule hyperparameter it sets (as `fitting.build_schedule` passes it).
-_SCHEDULE_OPTIONS = {
-    "lr_step_size": "step_size",
-    "lr_gamma": "gamma",
-    "lr_factor": "factor",
-    "lr_patience": "patience",
-    "min_lr": "min_lr",
-}
-
-
-def _not_applying(train: dict[str, Any]) -> set[str]:
-    """Settings the model's optimizer and schedule do not take: an optimizer's hyperparameters
-    are listed from the optimizer itself (what it used), the other optimizers' are left out,
-    and so are the options of the schedules not chosen."""
-    from mlpcli import optimizers, schedules
-
-    of_optimizers = {k for cls in optimizers.OPTIMIZERS.values() for k in cls.HYPERPARAMETERS}
-    schedule = schedules.SCHEDULES.get(str(train.get("schedule")))
-    takes = set(schedule.HYPERPARAMETERS) if schedule is not None else set()
-    unused = {k for k, name in _SCHEDULE_OPTIONS.items() if name not in takes}
-    return (of_optimizers | unused) & set(train)
 
 
 def _feature_row(record: dict[str, Any]) -> list[Any]:
