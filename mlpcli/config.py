@@ -232,7 +232,9 @@ class DataConfig:
         parse_sep,
         metavar="CHAR",
     )
-    decimal: str = option(".", "Decimal mark: '.' or ',' (European exports).", parse_decimal)
+    decimal: str = option(
+        ".", "Decimal mark: '.' or ',' (European exports).", parse_decimal, metavar="CHAR"
+    )
     na_values: tuple[str, ...] = option(
         ("", "NA", "N/A", "NaN", "nan", "null", "?", "."),
         "Tokens read as missing; repeatable (replaces the default list).",
@@ -244,6 +246,7 @@ class DataConfig:
         None,
         "Text encoding [default: UTF-8, with or without BOM].",
         parse_optional_str,
+        metavar="NAME",
     )
     sheet: str | None = option(
         None,

@@ -63,17 +63,49 @@ def test_version_flags(runner: CliRunner, flag: str) -> None:
     assert result.stdout == f"mlpcli {__version__}\n"
 
 
-#: Typer's own flags, whose metavar mlpcli does not declare.
-TYPER_FLAGS = ("--help", "--install-completion", "--show-completion")
+#: The one metavar style: an upper-case placeholder (FILE, COL, N, NAME), with literal
+#: alternatives where a word stands in for a value (N|full, P|auto); none on a flag. Typer's
+#: `<str>`/`<int range>`/`<bool>`, its `{DATA}` and Click's TEXT are all refused.
+METAVAR = re.compile(r"[A-Z][A-Z0-9_]*(\|[a-z]+)*")
+GROUP: Any = typer.main.get_command(app)
+
+
+def _metavars(name: str) -> list[tuple[str, str]]:
+    """(parameter, what its help shows for the value) for every parameter of a command as
+    Typer renders it, the help option included; an argument's entry is its usage piece."""
+    command = COMMANDS[name] if name else GROUP
+    ctx = command.context_class(command, info_name=name or "mlpcli")
+    shown = []
+    for param in command.get_params(ctx):
+        if param.param_type_name == "argument":
+            assert param.display_type_rich(ctx) is None, f"{name} {param.name}: a type is shown"
+            shown.append((param.name, param.get_usage_pieces(ctx)[0].strip("[]")))
+        elif param.is_flag:
+            shown.append((param.opts[0], param.display_type_rich(ctx) or "FLAG"))
+        else:
+            shown.append((param.opts[0], param.display_type_rich(ctx) or ""))
+    return shown
 
 
 @pytest.mark.parametrize("name", ["", *sorted(COMMANDS)], ids=["mlpcli", *sorted(COMMANDS)])
-def test_flags_show_no_value_placeholder(runner: CliRunner, name: str) -> None:
+def test_metavars_are_one_style(runner: CliRunner, name: str) -> None:
+    flags = {
+        p.opts[0]
+        for p in (COMMANDS[name] if name else GROUP).params
+        if getattr(p, "is_flag", False)
+    }
+    wrong = [
+        (param, shown)
+        for param, shown in _metavars(name)
+        if not (
+            shown == "FLAG" if param in flags or param == "--help" else METAVAR.fullmatch(shown)
+        )
+    ]
+    assert wrong == []
     result = runner.invoke(app, [*([name] if name else []), "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    rows = [line for line in result.stdout.splitlines() if not any(f in line for f in TYPER_FLAGS)]
-    assert [line for line in rows if "<bool>" in line] == []
-    assert [line for line in rows if re.search(r"--no-[a-z-]+\s+TEXT", line)] == []
+    typer_types = r"<(?:str|int|float|bool|path|uuid|datetime|list\[\w+\]|\w+ range)>"
+    assert re.findall(typer_types + r"|\{[A-Z]+\}|\bTEXT\b", result.stdout) == []
 
 
 def _declared_flags() -> list[tuple[str, str]]:

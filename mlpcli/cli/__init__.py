@@ -13,7 +13,7 @@ import sys
 import typer
 
 from mlpcli.cli import cv, explain, export, model, plot, train
-from mlpcli.cli.common import app
+from mlpcli.cli.common import Command, app
 
 __all__ = ["COMMAND_ORDER", "app", "cv", "explain", "export", "main", "model", "plot", "train"]
 
@@ -57,6 +57,8 @@ def _arrange() -> None:
 
     app.registered_commands.sort(key=key)
     for info in app.registered_commands:
+        if info.cls in (None, typer.core.TyperCommand):
+            info.cls = Command
         if info.help is None and info.callback is not None and info.callback.__doc__:
             info.help = help_text(info.callback.__doc__)
 

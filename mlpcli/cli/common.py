@@ -32,8 +32,58 @@ EXIT_CODES_HELP = (
     "1 internal error (rerun with --debug)."
 )
 
+
+class _Argument(typer.core.TyperArgument):
+    """DATA, MODEL: written `DATA` in the usage line (Typer 0.29 writes `{DATA}`), with no type
+    (`<str>`) beside the name in the Arguments panel."""
+
+    def _usage_display_name(self) -> str:
+        name = str(self.display_name_raw)
+        return name if self.required else f"[{name}]"
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+#: The metavar of a value option declared without one, by its type; a text value must declare
+#: its own (FILE, NAME, ...), which tests/test_cli_docs.py checks for every command.
+TYPE_METAVARS = {int: "N", float: "NUMBER"}
+
+
+def plain_metavars(command: Any, ctx: Any) -> None:
+    """One metavar style in every help: flags (`--help` and Typer's own too) show none
+    instead of `<bool>`, numbers show N or NUMBER instead of `<int>`, arguments their name."""
+    help_option = command.get_help_option(ctx)
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
+        if isinstance(param, typer.core.TyperArgument):
+            param.__class__ = _Argument
+        elif getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif param.metavar is None:
+            descriptor = getattr(param, "type_descriptor", None)
+            base = getattr(descriptor, "annotation", None)
+            param.metavar = TYPE_METAVARS.get(base)  # type: ignore[arg-type]
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose help follows `plain_metavars`."""
+
+    def get_params(self, ctx: Any) -> Any:
+        plain_metavars(self, ctx)
+        return super().get_params(ctx)
+
+
+class Group(typer.core.TyperGroup):
+    """The root, whose `--help`, `--install-completion` follow `plain_metavars`."""
+
+    def get_params(self, ctx: Any) -> Any:
+        plain_metavars(self, ctx)
+        return super().get_params(ctx)
+
+
 app = typer.Typer(
     name="mlpcli",
+    cls=Group,
     help=f"Train multilayer perceptrons on tabular CSV data.\n\n{EXIT_CODES_HELP}",
     no_args_is_help=True,
     add_completion=True,
@@ -65,14 +115,13 @@ def _root(
             "--version",
             "-V",
             callback=version_callback,
-            metavar="",
             is_eager=True,
             help="Show the version and exit.",
         ),
     ] = False,
     debug: Annotated[
         bool,
-        typer.Option("--debug", help="Show Python tracebacks of unexpected errors.", metavar=""),
+        typer.Option("--debug", help="Show Python tracebacks of unexpected errors."),
     ] = False,
 ) -> None:
     """Train multilayer perceptrons on tabular CSV data."""

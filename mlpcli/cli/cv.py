@@ -69,6 +69,7 @@ def cv(
         str | None,
         typer.Option(
             help="Write each sample's out-of-fold prediction per repeat as CSV.",
+            metavar="FILE",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -139,6 +140,7 @@ def tune(
             help="TOML search space: train option names as keys; a list of values spans a "
             'grid, a table like {distribution = "loguniform", low = 1e-4, high = 0.1} '
             "is sampled by --search random.",
+            metavar="FILE",
             show_default=False,
             rich_help_panel="Search",
         ),
@@ -147,6 +149,7 @@ def tune(
         str,
         typer.Option(
             help="grid (every combination) or random.",
+            metavar="NAME",
             rich_help_panel="Search",
             autocompletion=completion("mlpcli.tuning", "SEARCHES"),
         ),
@@ -179,6 +182,7 @@ def tune(
         str | None,
         typer.Option(
             help="Write the ranked candidates as CSV: rank, parameters, mean, sd, seconds.",
+            metavar="FILE",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -186,6 +190,7 @@ def tune(
         str | None,
         typer.Option(
             help="Write the ranked candidates, per-fold scores and the space as JSON.",
+            metavar="FILE",
             rich_help_panel=OUTPUT,
         ),
     ] = None,

@@ -57,6 +57,7 @@ def explain(
             "--method",
             "-m",
             help=METHOD_HELP,
+            metavar="NAME",
             autocompletion=completion("mlpcli.explain", "METHODS"),
         ),
     ] = "permutation",
@@ -82,6 +83,7 @@ def explain(
         typer.Option(
             help="Ranked bar chart with error bars (.png, .pdf, .svg); needs the plot "
             'extra: pip install ".\\[plot]" in the mlpcli checkout.',
+            metavar="FILE",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -123,6 +125,7 @@ def explain(
         str | None,
         typer.Option(
             help="integrated-gradients: gauss-legendre or trapezoid \\[default: gauss-legendre].",
+            metavar="NAME",
             autocompletion=completion("mlpcli.explain", "RULES"),
             rich_help_panel="Integrated gradients",
         ),

@@ -73,7 +73,6 @@ def predict(
         typer.Option(
             help="Add a proba_<label> column per class (classification).",
             rich_help_panel=OUTPUT,
-            metavar="",
         ),
     ] = True,
     threshold: Threshold = None,
@@ -84,7 +83,6 @@ def predict(
             help="Add the ensemble members' standard deviation per row: spread_<label> per "
             "class, or spread (regression); needs a model trained with --ensemble K.",
             rich_help_panel="Output",
-            metavar="",
         ),
     ] = False,
     chunk_size: ChunkSize = None,
@@ -160,6 +158,7 @@ def evaluate(
         str,
         typer.Option(
             help="Image format of --plots: png, svg or pdf.",
+            metavar="NAME",
             rich_help_panel=OUTPUT,
             autocompletion=completion("mlpcli.plotting", "FORMATS"),
         ),

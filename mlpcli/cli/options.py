@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mlpcli.cli.common import TYPE_METAVARS
 from mlpcli.config import SECTIONS
 from mlpcli.option_parsers import flag
 
@@ -58,18 +59,15 @@ ModelArg = Annotated[
 def out_option(help_text: str, **extra: Any) -> Any:
     """`--out/-o`: what the command writes there is its own help."""
     extra.setdefault("show_default", False)
+    extra.setdefault("metavar", "FILE")
     return typer.Option("--out", "-o", help=help_text, rich_help_panel=OUTPUT, **extra)
 
 
-#: Flags take no value: an empty metavar keeps `<bool>` out of the help.
-Quiet = Annotated[
-    bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.", metavar="")
-]
+#: Flags show no metavar (`common.plain_metavars`).
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.")]
 JsonFlag = Annotated[
     bool,
-    typer.Option(
-        "--json", help="Print the result as JSON on stdout.", rich_help_panel=OUTPUT, metavar=""
-    ),
+    typer.Option("--json", help="Print the result as JSON on stdout.", rich_help_panel=OUTPUT),
 ]
 LOG_FORMATS = ("text", "jsonl")
 LogFormat = Annotated[
@@ -77,6 +75,7 @@ LogFormat = Annotated[
     typer.Option(
         "--log-format",
         help="Progress on stderr: text, or jsonl (one JSON per line).",
+        metavar="NAME",
         autocompletion=lambda: list(LOG_FORMATS),
     ),
 ]
@@ -110,7 +109,7 @@ def repeats_option(help_text: str, **extra: Any) -> Any:
 
 def metric_option(help_text: str, **extra: Any) -> Any:
     """`--metric`: the one that ranks (tune) or the one lost (explain)."""
-    return typer.Option("--metric", help=help_text, **extra)
+    return typer.Option("--metric", help=help_text, metavar="NAME", **extra)
 
 
 Repeats = Annotated[
@@ -152,7 +151,6 @@ Transpose = Annotated[
         help="DATA is features x samples (genes as rows) \\[default: as in training].",
         show_default=False,
         rich_help_panel=READING,
-        metavar="",
     ),
 ]
 ChunkSize = Annotated[
@@ -183,7 +181,6 @@ NoCache = Annotated[
         "--no-cache",
         help="Parse every table; read and write no table cache.",
         rich_help_panel=READING,
-        metavar="",
     ),
 ]
 Threshold = Annotated[
@@ -192,6 +189,7 @@ Threshold = Annotated[
         "--threshold",
         help="Decision threshold on the probability, for binary and multilabel models "
         "\\[default: the model's, from train --threshold; else 0.5].",
+        metavar="P",
         show_default=False,
     ),
 ]
@@ -215,6 +213,7 @@ Backend = Annotated[
         "--backend",
         help="Where tasks run: local (joblib processes) or dask (a dask.distributed cluster; "
         'needs the dask extra: pip install ".\\[dask]" in the mlpcli checkout).',
+        metavar="NAME",
         rich_help_panel=PARALLEL,
         autocompletion=lambda: list(BACKENDS),
     ),
@@ -254,10 +253,10 @@ def _default_text(value: Any) -> str | bool:
 
 def _metavar(annotation: str) -> str:
     """What a value looks like, from the field's type: options are parsed from text."""
-    for kind, metavar in (("int", "INT"), ("float", "NUMBER")):
-        if kind in annotation:
+    for kind, metavar in TYPE_METAVARS.items():
+        if kind.__name__ in annotation:
             return metavar
-    return "TEXT"
+    return "VALUE"
 
 
 def _parameter(f: dataclasses.Field[Any], panel: str) -> inspect.Parameter:
@@ -274,8 +273,6 @@ def _parameter(f: dataclasses.Field[Any], panel: str) -> inspect.Parameter:
     else:
         kind = str | None
     metavar = meta["metavar"] or ("NAME" if meta["choices"] else _metavar(str(f.type)))
-    if kind == bool | None:  # a --x/--no-x pair takes no value
-        metavar = ""
     if meta["short"]:
         decls.append(meta["short"])
     default = _default_text(f.default)

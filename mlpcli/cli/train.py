@@ -47,15 +47,20 @@ def train(
     *,
     out: Annotated[str, out_option("Model file to write (.npz).")],
     metrics_out: Annotated[
-        str | None, typer.Option(help="Write final metrics as JSON.", rich_help_panel=OUTPUT)
+        str | None,
+        typer.Option(help="Write final metrics as JSON.", metavar="FILE", rich_help_panel=OUTPUT),
     ] = None,
     history_out: Annotated[
-        str | None, typer.Option(help="Write per-epoch history as CSV.", rich_help_panel=OUTPUT)
+        str | None,
+        typer.Option(
+            help="Write per-epoch history as CSV.", metavar="FILE", rich_help_panel=OUTPUT
+        ),
     ] = None,
     split_out: Annotated[
         str | None,
         typer.Option(
             help="Write each sample's ID and its set (train/valid) as CSV.",
+            metavar="FILE",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -66,13 +71,13 @@ def train(
             "--save-on-interrupt",
             help="On SIGINT/SIGTERM, save the best weights so far (marked interrupted).",
             rich_help_panel=OUTPUT,
-            metavar="",
         ),
     ] = False,
     checkpoint: Annotated[
         str | None,
         typer.Option(
             help="Save the best model so far and the training state to this file.",
+            metavar="FILE",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -107,7 +112,7 @@ def train(
             "--out-of-core",
             help="Train from the table cache on disk instead of memory: auto (when the table "
             "would not fit; said on stderr), on, off. For CSV/TSV tables.",
-            metavar="auto|on|off",
+            metavar="NAME",
             rich_help_panel=READING,
         ),
     ] = "auto",
