@@ -15,16 +15,13 @@ the same results whatever `--n-jobs` or backend runs the tasks.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import itertools
 import json
 import logging
 import math
 import os
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,52 +48,6 @@ FOLDS_STREAM, TASK_STREAM, SEARCH_STREAM = 0, 1, 2
 NOT_METRICS = frozenset(
     {"task", "n_samples", "threshold", "support", "confusion_matrix", "notes", "brier_definition"}
 )
-
-
-def stream(seed: int, *key: int) -> np.random.Generator:
-    """An independent generator for one purpose (`key`) derived from `--seed`."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
-
-
-# --------------------------------------------------------------------------- logging
-class _Collector(logging.Filter):
-    """Takes this thread's `mlpcli` records out of the log and keeps (level, message)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.thread = threading.get_ident()
-        self.records: list[tuple[int, str]] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.thread != self.thread:
-            return True
-        self.records.append((record.levelno, record.getMessage()))
-        return False
-
-
-@contextlib.contextmanager
-def collect_log() -> Iterator[list[tuple[int, str]]]:
-    """Hold back the messages of per-fold work, so each is shown once, not once per fold or
-    from every worker process (which has no handler and would print raw lines)."""
-    collector = _Collector()
-    LOG.addFilter(collector)
-    try:
-        yield collector.records
-    finally:
-        LOG.removeFilter(collector)
-
-
-class LogReplay:
-    """Re-emits collected messages, each distinct one once."""
-
-    def __init__(self) -> None:
-        self.seen: set[tuple[int, str]] = set()
-
-    def __call__(self, records: Iterable[tuple[int, str]]) -> None:
-        for record in records:
-            if record not in self.seen:
-                self.seen.add(record)
-                LOG.log(*record)
 
 
 # --------------------------------------------------------------------------- folds
@@ -144,7 +95,7 @@ def plan_folds(n: int, strata: Strata, folds: int, repeats: int, seed: int) -> l
             splitting.kfold(
                 n,
                 folds,
-                stream(seed, FOLDS_STREAM, r),
+                parallel.stream(seed, FOLDS_STREAM, r),
                 y=strata.y,
                 groups=strata.groups,
                 labels=strata.labels,
@@ -189,7 +140,7 @@ def encode_fold(
 ) -> EncodedFold:
     """Fit preprocessing on the fold's training rows (less its early-stopping rows, split off
     with the fold's own stream), then encode the training, validation and held-out rows."""
-    rng = stream(settings.train.seed, TASK_STREAM, plan.repeat, plan.fold)
+    rng = parallel.stream(settings.train.seed, TASK_STREAM, plan.repeat, plan.fold)
     frame, d = loaded.frame, settings.data
     train_rows, valid_frame = plan.train_rows, None
     if d.valid_fraction > 0:
@@ -227,22 +178,22 @@ def encode_folds(
     settings: Settings,
     folds: int,
     repeats: int,
-    replay: LogReplay,
+    replay: parallel.LogReplay,
 ) -> list[EncodedFold]:
     check_cv_settings(settings)
     strata = Strata.of(loaded, settings)
     plans = plan_folds(len(loaded.frame), strata, folds, repeats, settings.train.seed)
-    with collect_log() as records:
+    with parallel.collect_log() as records:
         encoded = [encode_fold(loaded, settings, strata, plan) for plan in plans]
     replay(records)
     return encoded
 
 
-def validation_fold(path: str, settings: Settings, replay: LogReplay) -> EncodedFold:
+def validation_fold(path: str, settings: Settings, replay: parallel.LogReplay) -> EncodedFold:
     """The train/validation split of `mlpcli train` as a single fold scored on its validation
     rows: the same rows, preprocessing and generator state as `train` with this seed."""
     rng = np.random.default_rng(settings.train.seed)
-    with collect_log() as records:
+    with parallel.collect_log() as records:
         prepared = prepare.prepare_data(path, settings, rng)
     replay(records)
     if prepared.X_val is None or prepared.Y_val is None:
@@ -264,30 +215,13 @@ def validation_fold(path: str, settings: Settings, replay: LogReplay) -> Encoded
 
 
 # --------------------------------------------------------------------------- folds by path
-def side_files(settings: Settings) -> list[str | None]:
-    """The files besides DATA that preparing the data reads."""
-    d = settings.data
-    return [d.valid_file, d.features_file, d.labels]
-
-
-def worker_settings(settings: Settings) -> Settings:
-    """The settings with absolute file paths, for a worker whose working folder differs."""
-    d = settings.data
-    absolute = {
-        name: os.path.abspath(value)
-        for name in ("valid_file", "features_file", "labels")
-        if (value := getattr(d, name)) is not None
-    }
-    return dataclasses.replace(settings, data=dataclasses.replace(d, **absolute))
-
-
 def fold_refs(
     path: str, sha256: str, settings: Settings, folds: int | None, repeats: int, n: int
 ) -> list[parallel.FileRef]:
     """What a worker needs to rebuild each of the `n` folds (of `encode_folds`, or with
     `folds` None `validation_fold`) from the file itself."""
     where = os.path.abspath(path)
-    s = worker_settings(settings)
+    s = parallel.worker_settings(settings)
     build = fold_from_file
     return [parallel.file_ref(build, where, sha256, s, folds, repeats, i) for i in range(n)]
 
@@ -297,7 +231,7 @@ def fold_from_file(
 ) -> EncodedFold:
     """On a worker: fold `index`, encoded exactly as this process encoded it."""
     if folds is None:
-        fold = validation_fold(path, settings, LogReplay())
+        fold = validation_fold(path, settings, parallel.LogReplay())
         parallel.check_same_file(path, sha256, next(iter(fold.prepared.inputs.values())))
         return fold
     loaded = parallel.resolve(parallel.file_ref(_table_from_file, path, sha256, settings))
@@ -334,12 +268,6 @@ class FoldResult:
     error: str | None = None
 
 
-def task_threads(settings: Settings) -> int:
-    """BLAS threads of one task: `--threads`, else 1, whatever the number of parallel jobs, so
-    results do not depend on `--n-jobs` and parallel tasks do not oversubscribe the cores."""
-    return settings.train.threads or 1
-
-
 def run_fold(
     settings: Settings,
     task_data: EncodedFold | parallel.FileRef,
@@ -362,7 +290,10 @@ def run_fold(
         seconds=0.0,
     )
     started = time.perf_counter()
-    with collect_log() as result.messages, fitting.blas_threads(task_threads(settings)):
+    with (
+        parallel.collect_log() as result.messages,
+        fitting.blas_threads(parallel.task_threads(settings)),
+    ):
         try:
             net, fit = fitting.fit_model(settings, prepared, fold.generator())
         except DivergenceError as exc:
@@ -575,7 +506,7 @@ def cross_validate(
     executor = Executor(backend, scheduler, n_jobs, ship_data)
     check_cv_settings(settings)
     with executor:
-        replay = LogReplay()
+        replay = parallel.LogReplay()
         loaded = prepare.load_table(path, settings)
         encoded = encode_folds(loaded, settings, folds, repeats, replay)
         headline = tasks.get(loaded.task.task).default_metric
@@ -589,7 +520,7 @@ def cross_validate(
 
         compare = settings.train.baselines
         shipped: list[Any] = list(encoded)
-        if executor.by_path(path, *side_files(settings)):
+        if executor.by_path(path, *parallel.side_files(settings)):
             sha = loaded.table.sha256
             shipped = fold_refs(path, sha, settings, folds, repeats, len(encoded))
         calls = [(settings, fold, headline, True, predictions, compare) for fold in shipped]

@@ -35,7 +35,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from mlpcli import crossval, fitting, parallel, prepare, presets
+from mlpcli import fitting, parallel, prepare, presets
 from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import UsageError
@@ -110,13 +110,13 @@ def fit_groups(
     `training.recipe_trainer` does)."""
     m = settings.model
     bounds = parallel.chunk_bounds(m.ensemble, m.ensemble_groups)
-    replay = crossval.LogReplay()
+    replay = parallel.LogReplay()
     started = time.perf_counter()
     with placement.executor() as executor:
         data: Any = prepared
-        if executor.by_path(path, *crossval.side_files(settings)):
+        if executor.by_path(path, *parallel.side_files(settings)):
             sha = next(iter(prepared.inputs.values()))
-            where, s = os.path.abspath(path), crossval.worker_settings(settings)
+            where, s = os.path.abspath(path), parallel.worker_settings(settings)
             data = parallel.file_ref(_prepared_from_file, where, sha, s)
 
         def on_done(i: int, result: GroupResult) -> None:
@@ -149,9 +149,9 @@ def train_group(
     kind, (a, b) = prepared.task.task, members
     model = dataclasses.replace(settings.model, ensemble=b - a, bag=False, ensemble_groups=1)
     single = dataclasses.replace(settings, model=model)
-    rng = crossval.stream(settings.train.seed, ENSEMBLE_STREAM, group)
+    rng = parallel.stream(settings.train.seed, ENSEMBLE_STREAM, group)
     X_init, weights = shared_draws(settings, prepared)
-    with crossval.collect_log() as messages, fitting.blas_threads(crossval.task_threads(settings)):
+    with parallel.collect_log() as messages, fitting.blas_threads(parallel.task_threads(settings)):
         options = fitting.fit_options(single, kind, prepared.X_val is not None)
         trainer = presets.make_recipe_trainer(
             single, X_init, prepared.Y, kind, prepared.preprocessor, options, rng,
@@ -167,7 +167,7 @@ def shared_draws(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """What every group draws alike: the rows the data-dependent initialisation looks at, and
     the sample weights (with `--bag`, one column per member of all K)."""
-    rng = crossval.stream(settings.train.seed, ENSEMBLE_STREAM)
+    rng = parallel.stream(settings.train.seed, ENSEMBLE_STREAM)
     n, rows = len(prepared.X), presets.recipe_config(settings, prepared.task.task).init_rows
     X_init = prepared.X
     if n > rows:

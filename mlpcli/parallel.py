@@ -13,11 +13,16 @@ absolute path, its SHA-256 and the reading options), and the worker builds the d
 (`resolve`), reading through the same table cache (a memory map) when one is in use, and keeps
 the last few builds for its next tasks. Otherwise (`--ship-data`, stdin, or a worker that does
 not see a file) the data are built here and scattered to the workers once per run.
+
+What every task uses besides: `stream` (a generator per purpose, from `--seed`), `task_threads`
+(a fixed BLAS thread count), and `collect_log`/`LogReplay`, which hold back a task's log
+messages and show each distinct one once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import itertools
 import logging
@@ -25,13 +30,16 @@ import os
 import pickle
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlpcli.errors import DataError, UsageError, install_hint
+
+if TYPE_CHECKING:
+    from mlpcli.config import Settings
 
 LOG = logging.getLogger("mlpcli")
 
@@ -381,3 +389,73 @@ def _silenced() -> Iterator[None]:
         yield
     finally:
         LOG.removeFilter(drop)
+
+
+# --------------------------------------------------------------------------- what a task carries
+def stream(seed: int, *key: int) -> np.random.Generator:
+    """An independent generator for one purpose (`key`) derived from `--seed`."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def task_threads(settings: Settings) -> int:
+    """BLAS threads of one task: `--threads`, else 1, whatever the number of parallel jobs, so
+    results do not depend on `--n-jobs` and parallel tasks do not oversubscribe the cores."""
+    return settings.train.threads or 1
+
+
+def side_files(settings: Settings) -> list[str | None]:
+    """The files besides DATA that preparing the data reads."""
+    d = settings.data
+    return [d.valid_file, d.features_file, d.labels]
+
+
+def worker_settings(settings: Settings) -> Settings:
+    """The settings with absolute file paths, for a worker whose working folder differs."""
+    d = settings.data
+    absolute = {
+        name: os.path.abspath(value)
+        for name in ("valid_file", "features_file", "labels")
+        if (value := getattr(d, name)) is not None
+    }
+    return dataclasses.replace(settings, data=dataclasses.replace(d, **absolute))
+
+
+# --------------------------------------------------------------------------- a task's log
+class _Collector(logging.Filter):
+    """Takes this thread's `mlpcli` records out of the log and keeps (level, message)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.records: list[tuple[int, str]] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread:
+            return True
+        self.records.append((record.levelno, record.getMessage()))
+        return False
+
+
+@contextlib.contextmanager
+def collect_log() -> Iterator[list[tuple[int, str]]]:
+    """Hold back the messages of per-fold work, so each is shown once, not once per fold or
+    from every worker process (which has no handler and would print raw lines)."""
+    collector = _Collector()
+    LOG.addFilter(collector)
+    try:
+        yield collector.records
+    finally:
+        LOG.removeFilter(collector)
+
+
+class LogReplay:
+    """Re-emits collected messages, each distinct one once."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, str]] = set()
+
+    def __call__(self, records: Iterable[tuple[int, str]]) -> None:
+        for record in records:
+            if record not in self.seen:
+                self.seen.add(record)
+                LOG.log(*record)

@@ -317,7 +317,7 @@ def make_candidates(
     """All candidates, checked before any training: each option value parses, and each
     optimizer and schedule accepts the hyperparameters it is given."""
     draw = choose("search", search, SEARCHES)
-    rng = crossval.stream(base.train.seed, crossval.SEARCH_STREAM)
+    rng = parallel.stream(base.train.seed, crossval.SEARCH_STREAM)
     out = []
     for i, params in enumerate(draw(space, n_iter, rng)):
         candidate = Candidate(i, params, _parse_all(params, base, space.source))
@@ -469,12 +469,12 @@ def search(
         raise UsageError("--repeats needs --cv K: the validation split is drawn once.")
     candidates = make_candidates(space, settings, search, n_iter)
     with executor:
-        replay = crossval.LogReplay()
+        replay = parallel.LogReplay()
         shared = _shared_folds(path, settings, candidates, cv, repeats, replay)
         first = next(iter(shared.values()))[0].prepared
         task = first.task.task
         scorer = crossval.check_metric(metric, task)
-        sides = {f for c in candidates for f in crossval.side_files(c.settings)}
+        sides = {f for c in candidates for f in parallel.side_files(c.settings)}
         shipped: dict[str, list[Any]] = dict(shared)
         if executor.by_path(path, *sorted(f for f in sides if f is not None)):
             sha = next(iter(first.inputs.values()))
@@ -523,7 +523,7 @@ def _shared_folds(
     candidates: list[Candidate],
     cv: int | None,
     repeats: int,
-    replay: crossval.LogReplay,
+    replay: parallel.LogReplay,
 ) -> dict[str, list[crossval.EncodedFold]]:
     """The encoded folds of each distinct encoding among the candidates: from a table read
     once (cv), or by `train`'s split (validation)."""

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import crossval, metric_reports, prepare
+from mlpcli import crossval, metric_reports, parallel, prepare
 from mlpcli import task as tasks
 from mlpcli.config import Settings, resolve
 from mlpcli.errors import DivergenceError, UsageError
@@ -128,11 +128,11 @@ def test_repeats_below_one_are_a_usage_error(table: str) -> None:
 
 def test_streams_are_independent_of_each_other() -> None:
     draws = {
-        key: crossval.stream(7, *key).integers(1 << 62)
+        key: parallel.stream(7, *key).integers(1 << 62)
         for key in [(0, 0), (0, 1), (1, 0, 0), (1, 0, 1), (1, 1, 0), (2,)]
     }
     assert len(set(draws.values())) == len(draws)
-    assert crossval.stream(7, 1, 0, 1).integers(1 << 62) == draws[(1, 0, 1)]
+    assert parallel.stream(7, 1, 0, 1).integers(1 << 62) == draws[(1, 0, 1)]
 
 
 # --- running folds ------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_a_worker_rebuilds_each_fold_from_the_file_exactly(
     """What a dask worker does with a `FileRef` (read the file, encode its fold) gives the
     same arrays and generator state as this process's encoding, from another folder too."""
     settings = settings_for(valid_fraction=0.2)
-    replay = crossval.LogReplay()
+    replay = parallel.LogReplay()
     if folds is None:
         here = [crossval.validation_fold(table, settings, replay)]
     else:
