@@ -138,11 +138,22 @@ def ranking(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in doc["ranking"]]
 
 
-def scattered_folds(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> int:
-    """Encoded folds the client scattered to the workers between two counts."""
-    return after.get("EncodedFold", {}).get("memory", 0) - before.get("EncodedFold", {}).get(
-        "memory", 0
+Counts = dict[str, dict[str, int]]
+
+
+def delta(before: Counts, after: Counts, name: str) -> int:
+    """Keys in memory between two counts, of the task prefixes whose name holds `name`
+    (`_indexed`: tasks run; `EncodedFold`, `PreparedData`, `tuple`: data scattered)."""
+    return sum(
+        v.get("memory", 0) - before.get(k, {}).get("memory", 0)
+        for k, v in after.items()
+        if name in k
     )
+
+
+def scattered_folds(before: Counts, after: Counts) -> int:
+    """Encoded folds the client scattered to the workers between two counts."""
+    return delta(before, after, "EncodedFold")
 
 
 def test_tune_on_the_cluster_equals_the_local_run(
@@ -207,12 +218,6 @@ def test_ensemble_groups_on_the_cluster_equal_the_local_run(
     assert "Ensemble group 2/2 (members 3-4)" in by_path.stderr
     assert_same_model(tmp_path / "by_path.npz", tmp_path / "local.npz")
     assert_same_model(tmp_path / "shipped.npz", tmp_path / "local.npz")
-
-    def delta(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]], name: str) -> int:
-        return sum(
-            v.get("memory", 0) - a.get(k, {}).get("memory", 0) for k, v in b.items() if name in k
-        )
-
     assert delta(before, between, "_indexed") == 2  # one task per group
     assert delta(before, between, "PreparedData") == 0  # by path: nothing scattered
     assert delta(between, after, "PreparedData") == 1  # --ship-data: the data once
@@ -221,20 +226,29 @@ def test_ensemble_groups_on_the_cluster_equal_the_local_run(
 def test_explain_on_the_cluster_equals_the_local_run(
     cluster: str, table: Path, tmp_path: Path
 ) -> None:
+    """Permutation chunks on the workers, which read the model and table by path (nothing
+    scattered) or get them sent with --ship-data: the same bytes as local and serial runs."""
     mlpcli("train", table, "--target", "status", "--id", "sample", "--hidden", "4",
            "--epochs", 20, "--out", "model.npz", "--quiet", cwd=tmp_path)  # fmt: skip
-    args = ["explain", "model.npz", table, "--repeats", 5, "--seed", 3, "--quiet"]
+    args = ["explain", "model.npz", table, "--repeats", 5, "--seed", 3]
+    on_cluster = ["--backend", "dask", "--scheduler", cluster]
     before = scheduler_counts(cluster)
-    mlpcli(*args, "--backend", "dask", "--scheduler", cluster, "--out", "remote.csv",
-           cwd=tmp_path)  # fmt: skip
+    by_path = mlpcli(*args, *on_cluster, "--out", "remote.csv", cwd=tmp_path)
+    between = scheduler_counts(cluster)
+    mlpcli(*args, *on_cluster, "--ship-data", "--out", "shipped.csv", cwd=tmp_path)
     after = scheduler_counts(cluster)
-    mlpcli(*args, "--n-jobs", 2, "--out", "local.csv", cwd=tmp_path)
-    mlpcli(*args, "--out", "serial.csv", cwd=tmp_path)
+    mlpcli(*args, "--n-jobs", 2, "--out", "local.csv", "--quiet", cwd=tmp_path)
+    mlpcli(*args, "--out", "serial.csv", "--quiet", cwd=tmp_path)
+    assert f"Dask: the workers read model.npz, {table} themselves" in by_path.stderr
     remote = (tmp_path / "remote.csv").read_bytes()
+    assert remote == (tmp_path / "shipped.csv").read_bytes()
     assert remote == (tmp_path / "local.csv").read_bytes() == (tmp_path / "serial.csv").read_bytes()
-    # The features' chunks ran on the cluster's two worker threads.
-    ran = {k: v.get("memory", 0) - before.get(k, {}).get("memory", 0) for k, v in after.items()}
-    assert sum(v for k, v in ran.items() if "_indexed" in k) == 2
+
+    # The features' chunks ran on the cluster's two worker threads; the network, X and the
+    # scorer went through the scheduler (one scattered tuple) only with --ship-data.
+    assert delta(before, between, "_indexed") == delta(between, after, "_indexed") == 2
+    assert delta(before, between, "tuple") == 0
+    assert delta(between, after, "tuple") == 1
 
 
 def test_an_unreachable_scheduler_is_a_usage_error(table: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from mlpcli.cli.options import (
     NJobs,
     Quiet,
     Scheduler,
+    ShipData,
     Transpose,
     completion,
     data_argument,
@@ -110,6 +111,7 @@ def explain(
     n_jobs: NJobs = 1,
     backend: Backend = "local",
     scheduler: Scheduler = None,
+    ship_data: ShipData = False,
     group_features: Annotated[
         str | None,
         typer.Option(help=GROUPS_HELP, metavar="FILE", rich_help_panel="Permutation"),
@@ -177,6 +179,7 @@ def explain(
         n_jobs=n_jobs,
         backend=backend,
         scheduler=scheduler,
+        ship_data=ship_data,
         steps=steps,
         rule=rule,
     )

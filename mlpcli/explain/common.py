@@ -39,6 +39,20 @@ COMPLETENESS_WARNING = 0.05
 
 # --------------------------------------------------------------------------- options and result
 @dataclass(frozen=True)
+class ExplainFiles:
+    """The model file and data table of an explanation with their SHA-256s, and the reading
+    options that override the model's (None: the model's)."""
+
+    model: str
+    model_sha256: str
+    data: str
+    data_sha256: str
+    sep: str | None = None
+    decimal: str | None = None
+    transpose: bool | None = None
+
+
+@dataclass(frozen=True)
 class ExplainOptions:
     """What to compute. None means "not given": the method's default applies, and an option
     that the chosen method does not use is an error rather than silently ignored."""
@@ -51,6 +65,11 @@ class ExplainOptions:
     #: Where permutation repeats run: "local" processes, or "dask" with `scheduler`.
     backend: str = "local"
     scheduler: str | None = None
+    #: dask: send the model and data to the workers even where they could read the files.
+    ship_data: bool = False
+    #: The files the model and data came from (`explain_files` sets it), so that dask workers
+    #: on a shared filesystem read them themselves.
+    files: ExplainFiles | None = None
     groups: Mapping[str, Sequence[str]] | None = None
     steps: int | None = None
     rule: str | None = None

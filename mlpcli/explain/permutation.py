@@ -3,6 +3,8 @@ repeats, on the shared executor."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +18,7 @@ from mlpcli.errors import DataError, UsageError
 from mlpcli.explain.common import (
     BATCH_ROWS,
     LOG,
+    ExplainFiles,
     ExplainOptions,
     Explanation,
     Floats,
@@ -110,12 +113,10 @@ def permutation_importance(
             f"Permutation importance needs the target column(s) {', '.join(map(repr, missing))} "
             "in the data; use --method gradient or integrated-gradients for unlabelled data."
         )
-    frame, n_dropped = data.drop_missing_targets(frame, targets)
+    frame, n_dropped, scorer, X = _inputs(model, frame, options.metric)
     if n_dropped:
         LOG.warning(f"Dropped {n_dropped} row(s) whose target is missing.")
     repeats = 10 if options.repeats is None else options.repeats
-    scorer = _scorer(model, frame, options.metric)
-    X = model.transform(frame)
     feats = feature_units(model, options.groups)
     baseline = scorer(model.net.forward(X))
     seeds = parallel.seed_streams(options.seed, len(feats.names))
@@ -142,6 +143,28 @@ def permutation_importance(
         repeat_importances=drops,
         n_dropped=n_dropped,
     )
+
+
+def _inputs(
+    model: TrainedModel, frame: pd.DataFrame, metric: str | None
+) -> tuple[pd.DataFrame, int, _Scorer, NDArray[Any]]:
+    """The labelled rows, how many were dropped, the scorer on their targets, and X."""
+    frame, n_dropped = data.drop_missing_targets(frame, model.encoder.targets)
+    return frame, n_dropped, _scorer(model, frame, metric), model.transform(frame)
+
+
+def _inputs_from_files(files: ExplainFiles, metric: str | None) -> tuple[MLP, Any, _Scorer]:
+    """On a dask worker: the network, X and the scorer, from the files themselves."""
+    from mlpcli.explain.run import read_data
+    from mlpcli.outputs import sha256_file
+    from mlpcli.trained import load_trained
+
+    parallel.check_same_file(files.model, files.model_sha256, sha256_file(files.model))
+    model = load_trained(files.model)
+    table = read_data(model, files.data, files.sep, files.decimal, files.transpose)
+    parallel.check_same_file(files.data, files.data_sha256, table.sha256)
+    _, _, scorer, X = _inputs(model, table.frame, metric)
+    return model.net, X, scorer
 
 
 def _warn_all_zero(metric: str, n_rows: int, classification: bool) -> None:
@@ -171,13 +194,33 @@ def _run_parallel(
     not thread-safe, and one chunk per worker ships X once per worker); each feature keeps its
     own seed, so the scores do not depend on the backend or the number of workers."""
     n_jobs = -1 if options.n_jobs < 0 else options.n_jobs
-    with parallel.Executor(options.backend, options.scheduler, n_jobs) as executor:
+    executor = parallel.Executor(options.backend, options.scheduler, n_jobs, options.ship_data)
+    with executor:
         workers = executor.n_workers
         if workers == 1 or len(indices) < 2:
             return _score_features(net, X, indices, scorer, repeats, seeds)
+        files = options.files
+        shipped: Any = (net, X, scorer)
+        if files is not None and executor.by_path(files.model, files.data):
+            where = dataclasses.replace(
+                files, model=os.path.abspath(files.model), data=os.path.abspath(files.data)
+            )
+            shipped = parallel.file_ref(_inputs_from_files, where, options.metric)
         calls = [
-            (net, X, indices[a:b], scorer, repeats, seeds[a:b])
+            (shipped, indices[a:b], repeats, seeds[a:b])
             for a, b in parallel.chunk_bounds(len(indices), workers)
         ]
-        chunks = executor.map(_score_features, calls, [net, X, scorer])
+        scatter = [] if isinstance(shipped, parallel.FileRef) else [shipped]
+        chunks = executor.map(_score_chunk, calls, scatter)
     return [scores for chunk in chunks for scores in chunk]
+
+
+def _score_chunk(
+    shipped: tuple[MLP, NDArray[Any], _Scorer] | parallel.FileRef,
+    indices: list[Indices],
+    repeats: int,
+    seeds: list[np.random.SeedSequence],
+) -> list[Floats]:
+    """One task: some features' scores, on the network, X and scorer sent or rebuilt."""
+    net, X, scorer = parallel.resolve(shipped)
+    return _score_features(net, X, indices, scorer, repeats, seeds)

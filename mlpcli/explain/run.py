@@ -13,7 +13,7 @@ import pandas as pd
 
 from mlpcli import data, metrics, option_parsers, prepare
 from mlpcli.errors import DataError, UsageError, choose, install_hint
-from mlpcli.explain.common import LOG, ExplainOptions, Explanation, read_groups
+from mlpcli.explain.common import LOG, ExplainFiles, ExplainOptions, Explanation, read_groups
 from mlpcli.explain.gradients import RULES, gradient_saliency, integrated_gradients
 from mlpcli.explain.permutation import permutation_importance
 from mlpcli.outputs import atomic_path, sha256_file
@@ -113,6 +113,12 @@ def explain_files(
     model = load_trained(model_path)
     table = read_data(model, data_path, sep, decimal, transpose)
     inputs = {str(model_path): sha256_file(model_path), table.source: table.sha256}
+    if data_path != "-":
+        files = ExplainFiles(
+            str(model_path), inputs[str(model_path)], data_path, table.sha256, sep, decimal,
+            transpose,
+        )  # fmt: skip
+        options = dataclasses.replace(options, files=files)
     if groups_path is not None:
         inputs[str(groups_path)] = sha256_file(groups_path)
     if baseline_path is not None:
