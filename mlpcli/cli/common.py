@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlpcli import __version__
+from mlpcli.cli.options import LOG_FORMATS, TYPE_METAVARS
 
 if TYPE_CHECKING:  # imported inside the functions at run time, keeping --help fast
     from mlpcli.cli.display import Reporter
@@ -43,11 +44,6 @@ class _Argument(typer.core.TyperArgument):
 
     def display_type_rich(self, ctx: Any) -> str | None:
         return None
-
-
-#: The metavar of a value option declared without one, by its type; a text value must declare
-#: its own (FILE, NAME, ...), which tests/test_cli_docs.py checks for every command.
-TYPE_METAVARS = {int: "N", float: "NUMBER"}
 
 
 def plain_metavars(command: Any, ctx: Any) -> None:
@@ -376,7 +372,6 @@ def make_reporter(quiet: bool, log_format: str, every: int = 10) -> Reporter:
 
     from mlpcli.cli.display import ReporterHandler
     from mlpcli.cli.display import make_reporter as build
-    from mlpcli.cli.options import LOG_FORMATS
     from mlpcli.errors import UsageError
 
     if log_format not in LOG_FORMATS:

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.cli.common import TYPE_METAVARS
 from mlpcli.config import SECTIONS
 from mlpcli.option_parsers import flag
 
@@ -70,6 +69,9 @@ JsonFlag = Annotated[
     typer.Option("--json", help="Print the result as JSON on stdout.", rich_help_panel=OUTPUT),
 ]
 LOG_FORMATS = ("text", "jsonl")
+#: The metavar of a value option declared without one, by its type; a text value must declare
+#: its own (FILE, NAME, ...), which tests/test_cli_docs.py checks for every command.
+TYPE_METAVARS = {int: "N", float: "NUMBER"}
 LogFormat = Annotated[
     str,
     typer.Option(
