@@ -27,6 +27,7 @@ from mlpcli.explain.common import (
     COMPLETENESS_WARNING,
     ExplainOptions,
     Explanation,
+    read_data,
     read_groups,
 )
 from mlpcli.explain.gradients import RULES, baseline_row, gradient_saliency, integrated_gradients
@@ -39,7 +40,6 @@ from mlpcli.explain.run import (
     explain,
     explain_files,
     plot,
-    read_data,
     warn_if_training_data,
     write_table,
 )

@@ -1,5 +1,6 @@
-"""Explain's shared parts: options, the result and its JSON, the features importance is
-reported for (columns or `--group-features` groups), and the network's outputs."""
+"""Explain's shared parts: reading a table as the model's training table was read, options,
+the result and its JSON, the features importance is reported for (columns or
+`--group-features` groups), and the network's outputs."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from mlpcli import data, prepare
 from mlpcli.data.codecs import TABLE_SEPARATORS, table_extension
 from mlpcli.errors import DataError
 from mlpcli.limits import MAX_GROUPS_BYTES, read_bounded, shorten
@@ -35,6 +37,30 @@ Indices = NDArray[np.intp]
 BATCH_ROWS = 65536
 #: Completeness errors above this fraction of the largest |f(x) - f(baseline)| get a warning.
 COMPLETENESS_WARNING = 0.05
+
+
+# --------------------------------------------------------------------------- reading
+def read_data(
+    model: TrainedModel,
+    path: str,
+    sep: str | None = None,
+    decimal: str | None = None,
+    transpose: bool | None = None,
+) -> data.Table:
+    """Read a table as the model's training table was read (same separator, decimal mark,
+    missing-value tokens, layout), unless `sep`, `decimal` or `transpose` override them; a
+    table lacking the model's features is an error that says if it looks transposed."""
+    from mlpcli import predicting
+
+    settings = predicting.model_settings(model, sep, decimal, transpose)
+    table = prepare.read(path, settings)
+    predicting.check_columns(
+        model,
+        table.frame.columns,
+        table.source,
+        hint=lambda: predicting.transposed_hint(model, path, settings.data.transpose, settings),
+    )
+    return table
 
 
 # --------------------------------------------------------------------------- options and result

@@ -25,6 +25,7 @@ from mlpcli.explain.common import (
     Indices,
     feature_units,
     output_names,
+    read_data,
 )
 from mlpcli.nn.network import MLP
 from mlpcli.target_encoding import TargetEncoder
@@ -155,7 +156,6 @@ def _inputs(
 
 def _inputs_from_files(files: ExplainFiles, metric: str | None) -> tuple[MLP, Any, _Scorer]:
     """On a dask worker: the network, X and the scorer, from the files themselves."""
-    from mlpcli.explain.run import read_data
     from mlpcli.outputs import sha256_file
     from mlpcli.trained import load_trained
 

@@ -11,9 +11,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpcli import data, metrics, option_parsers, prepare
+from mlpcli import data, metrics, option_parsers
 from mlpcli.errors import DataError, UsageError, choose, install_hint
-from mlpcli.explain.common import LOG, ExplainFiles, ExplainOptions, Explanation, read_groups
+from mlpcli.explain.common import (
+    LOG,
+    ExplainFiles,
+    ExplainOptions,
+    Explanation,
+    read_data,
+    read_groups,
+)
 from mlpcli.explain.gradients import RULES, gradient_saliency, integrated_gradients
 from mlpcli.explain.permutation import permutation_importance
 from mlpcli.outputs import atomic_path, sha256_file
@@ -70,29 +77,6 @@ def explain(model: TrainedModel, frame: pd.DataFrame, options: ExplainOptions) -
     if len(frame) == 0:
         raise DataError("The data has no rows to explain.")
     return METHODS[options.method](model, frame, options)
-
-
-def read_data(
-    model: TrainedModel,
-    path: str,
-    sep: str | None = None,
-    decimal: str | None = None,
-    transpose: bool | None = None,
-) -> data.Table:
-    """Read a table as the model's training table was read (same separator, decimal mark,
-    missing-value tokens, layout), unless `sep`, `decimal` or `transpose` override them; a
-    table lacking the model's features is an error that says if it looks transposed."""
-    from mlpcli import predicting
-
-    settings = predicting.model_settings(model, sep, decimal, transpose)
-    table = prepare.read(path, settings)
-    predicting.check_columns(
-        model,
-        table.frame.columns,
-        table.source,
-        hint=lambda: predicting.transposed_hint(model, path, settings.data.transpose, settings),
-    )
-    return table
 
 
 def explain_files(
