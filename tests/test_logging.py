@@ -143,3 +143,90 @@ def test_control_characters_only_on_a_terminal(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout
     assert "\x1b[" in done.stdout
+
+
+def screen(raw: str, width: int) -> list[str]:
+    """The rows a terminal `width` columns wide shows after `raw`: text wrapping at the right
+    edge (xterm's deferred wrap), \\r, \\n, ESC[2K (erase the row) and ESC[nA (up n rows);
+    other escape sequences (colours, cursor shown or hidden) change no text."""
+    rows, row, col, pending = [""], 0, 0, False
+
+    def next_row() -> None:
+        nonlocal row, col
+        row, col = row + 1, 0
+        if row == len(rows):
+            rows.append("")
+
+    for token in re.findall(r"\x1b\[[0-9;?]*[A-Za-z]|\r|\n|[^\x1b\r\n]", raw):
+        if token == "\r":
+            col, pending = 0, False
+        elif token == "\n":
+            next_row()
+            pending = False
+        elif token.startswith("\x1b["):
+            if token.endswith("K"):
+                rows[row] = ""
+            elif token.endswith("A"):
+                row, pending = max(0, row - int(token[2:-1] or 1)), False
+        else:
+            if pending:
+                next_row()
+                pending = False
+            line = rows[row].ljust(col)
+            rows[row] = line[:col] + token + line[col + 1 :]
+            if col == width - 1:
+                pending = True
+            else:
+                col += 1
+    return rows
+
+
+def test_screen_wraps_like_a_terminal() -> None:
+    assert screen("abcde\r\n12", 3) == ["abc", "de", "12"]
+    assert screen("abc\x1b[2K\rxy\nz\r\x1b[1A\x1b[2Kq", 3) == ["q", "z"]
+
+
+def test_ctrl_c_leaves_every_line_on_the_terminal_once(tmp_path: Path) -> None:
+    """Ctrl-C typed on the terminal during the live display: the terminal echoes "^C" after
+    the last line drawn; on a full-width line that wrapped, and the next redraw left the bar
+    line behind, twice on the screen. At 40 columns the stats line is always cut to the width,
+    so the run before the fix showed the duplicate every time."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    width = 40
+    argv = [*mlpcli_command(), "train", str(DATA), "--target", "subtype", "--id", "sample_id"]
+    argv += ["--epochs", "100000", "--patience", "off", "--out", str(tmp_path / "m.npz")]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a terminal of `width` columns
+        os.environ.update(COLUMNS=str(width), TERM="xterm-256color")
+        os.environ.pop("NO_COLOR", None)
+        os.execv(argv[0], argv)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, width, 0, 0))
+    out, drawing_since, deadline = b"", None, time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.05)[0]:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # the child has gone: the terminal is closed
+                break
+            if not data:
+                break
+            out += data
+        if drawing_since is None and b"/100000" in out:
+            drawing_since = time.monotonic()
+        if drawing_since and time.monotonic() - drawing_since > 1.0:
+            os.write(fd, b"\x03")  # Ctrl-C, as typed: the terminal sends SIGINT and echoes ^C
+            drawing_since = float("inf")
+    _, status = os.waitpid(pid, 0)
+    rows = [r.rstrip() for r in screen(out.decode("utf-8", "replace"), width) if r.strip()]
+    assert os.waitstatus_to_exitcode(status) == 130, rows
+    assert drawing_since == float("inf"), "the live display never drew"
+    bars = [r for r in rows if r.startswith("tra")]
+    assert len(bars) == 1 and "stopped at epoch" in bars[0], rows  # the final bar, once
+    drawn = rows[: rows.index("Training summary")]  # the table below repeats its borders
+    assert len(drawn) == len(set(drawn)), rows

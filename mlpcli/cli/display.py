@@ -215,19 +215,28 @@ def epoch_head(record: Any, total: int, patience: int | None, elapsed: float) ->
     return head + f"{duration(remaining * per_epoch)} patience {wait}/{patience}"
 
 
+#: Columns the live display leaves free at the right: the terminal echoes Ctrl-C as "^C" after
+#: the last line drawn, and on a full line that wraps, so the next redraw (which moves up one
+#: line per line drawn) would leave the bar line above it on the screen twice.
+ECHO_ROOM = len("^C")
+
+
 def _two_line_progress(*columns: Any, **kwargs: Any) -> Any:
     """A rich Progress drawing its bar line, then each task's stats on a line of their own,
-    cut with an ellipsis at the terminal's width: the bar line itself stays short."""
+    cut with an ellipsis ECHO_ROOM short of the terminal's width: the bar line stays short."""
+    from rich.constrain import Constrain
     from rich.progress import Progress
     from rich.text import Text
 
     class TwoLines(Progress):
         def get_renderables(self) -> Any:
-            yield self.make_tasks_table(self.tasks)
+            live = getattr(self, "live", None)  # Progress draws once before it is set
+            width = max(1, live.console.width - ECHO_ROOM) if live is not None else None
+            yield Constrain(self.make_tasks_table(self.tasks), width)
             for task in self.tasks:
                 stats = task.fields.get("stats")
                 if stats:
-                    yield Text(stats, no_wrap=True, overflow="ellipsis")
+                    yield Constrain(Text(stats, no_wrap=True, overflow="ellipsis"), width)
 
     return TwoLines(*columns, **kwargs)
 
