@@ -414,6 +414,41 @@ def _signals_deferred() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
+#: Bytes a `WriteBackFile` writes between write-backs.
+WRITE_BACK_BYTES = 64 << 20
+
+
+class WriteBackFile:
+    """A large binary file written front to back that writes its pages back to disk and drops
+    them from the page cache every `WRITE_BACK_BYTES`: gigabytes of dirty page cache count
+    against a memory cgroup, and cgroup v1 kills the process instead of waiting for write-back.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._file = open(self.path, "wb")  # noqa: SIM115 (closed by close())
+        self._unflushed = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._file.write(data)
+        self._unflushed += memoryview(data).nbytes
+        if self._unflushed >= WRITE_BACK_BYTES:
+            self.write_back()
+
+    def write_back(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(self._file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        self._unflushed = 0
+
+    def close(self) -> None:
+        """Write back what is left and close (a no-op once closed)."""
+        if not self._file.closed:
+            self.write_back()
+            self._file.close()
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes, for provenance."""
     with open(path, "rb") as handle:

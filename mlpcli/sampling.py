@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 #: Bytes read per block: large enough for sequential reads, small against the memory limit.
 BLOCK_BYTES = 1 << 20
-#: Bytes a `RowFileWriter` writes between write-backs.
-FLUSH_BYTES = 64 << 20
 #: Blocks per shuffling window.
 WINDOW_BLOCKS = 32
 
@@ -96,13 +94,15 @@ class RowFile:
 
 
 class RowFileWriter:
-    """Appends float32 rows to a raw file; `finish()` gives the `RowFile` to read it back."""
+    """Appends float32 rows to a raw file (written back as it goes, so a memory limit does not
+    fill with dirty pages); `finish()` gives the `RowFile` to read it back."""
 
     def __init__(self, path: str | Path, n_cols: int, dtype: np.dtype = np.dtype(np.float32)):
+        from mlpcli.outputs import WriteBackFile
+
         self.path, self.n_cols, self.dtype = str(path), n_cols, np.dtype(dtype)
         self.n_rows = 0
-        self._unflushed = 0
-        self._file = open(self.path, "wb")  # noqa: SIM115 (closed by finish/close)
+        self._file = WriteBackFile(self.path)
 
     def append(self, rows: NDArray[Any]) -> None:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
@@ -110,21 +110,8 @@ class RowFileWriter:
             raise ValueError(f"expected (rows, {self.n_cols}), got {rows.shape}")
         self._file.write(rows.reshape(-1).view(np.uint8).data)
         self.n_rows += len(rows)
-        self._unflushed += rows.nbytes
-        if self._unflushed >= FLUSH_BYTES:
-            self._flush()
-
-    def _flush(self) -> None:
-        """Write back and drop what was written from the page cache: gigabytes of dirty pages
-        would otherwise count against a memory limit (a cgroup v1 kills the process)."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(self._file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        self._unflushed = 0
 
     def finish(self) -> RowFile:
-        self._flush()
         self._file.close()
         return RowFile(self.path, self.n_rows, self.n_cols, self.dtype)
 

@@ -182,6 +182,28 @@ def test_chunks_build_the_same_entry_as_the_whole_table(root: Path, tricky: Path
     assert entry.codes("id")[2] == -1
 
 
+def test_the_entry_writer_writes_back_and_drops_its_pages_as_it_goes(
+    root: Path, tricky: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dirty pages count against a memory cgroup (v1 kills the process): every file of an
+    entry is written back chunk by chunk, and the entry is the same."""
+    from mlpcli import outputs
+
+    dropped: list[int] = []
+    monkeypatch.setattr(outputs, "WRITE_BACK_BYTES", 1)
+    advise = os.posix_fadvise
+    monkeypatch.setattr(
+        os, "posix_fadvise", lambda fd, a, b, how: (dropped.append(how), advise(fd, a, b, how))
+    )
+    whole = read_table(tricky, text_columns=["id"])
+    chunks = [whole.frame.iloc[:1], whole.frame.iloc[1:3], whole.frame.iloc[3:]]
+    entry = cache.build_entry(chunks, root / "chunked", {"x": 1}, lambda: whole.sha256)
+    assert entry is not None
+    pd.testing.assert_frame_equal(entry.frame(), whole.frame)
+    n_files = 1 + len([c for c in entry.columns if entry.kind(c) == "text"])
+    assert dropped.count(os.POSIX_FADV_DONTNEED) >= len(chunks) * n_files
+
+
 def test_a_column_the_cache_cannot_hold_is_not_cached(root: Path, tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     path.write_text("a,b\n1,99999999999\n2,3\n", encoding="utf-8")

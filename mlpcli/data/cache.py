@@ -50,10 +50,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from mlpcli.outputs import WriteBackFile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -395,7 +397,7 @@ class EntryWriter:
         self._columns_dtype = "object"
         self._numeric: list[str] = []
         self._text: list[str] = []
-        self._files: dict[str, BinaryIO] = {}
+        self._files: dict[str, WriteBackFile] = {}
         self._sums: dict[str, int] = {}
         self._levels: list[dict[str, int]] = []
 
@@ -416,7 +418,7 @@ class EntryWriter:
         self._columns_dtype = str(frame.columns.dtype)
         self._levels = [{} for _ in self._text]
         for name in [NUMERIC_FILE, *(f"codes-{i}.i32" for i in range(len(self._text)))]:
-            self._files[name] = open(self.folder / name, "wb")  # noqa: SIM115 (commit closes)
+            self._files[name] = WriteBackFile(self.folder / name)  # commit/abort close it
             self._sums[name] = 0
 
     def append(self, frame: pd.DataFrame) -> None:
