@@ -9,12 +9,11 @@ the memory `train` may use, under a memory cgroup, against the in-memory path on
 nonlinear rule) and DIR/sample.csv (its first `--sample-rows` rows) with plain byte arithmetic
 (formatting floats through pandas runs at ~2k rows/s on a loaded machine). `run` trains:
 
-1. `mlpcli train big.csv --out-of-core on` inside a cgroup v1 memory group of `--limit-mib`
-   (memory + swap), timed by /usr/bin/time -v (peak RSS); the first run converts the table into
-   the cache, its phases are read from the log;
-2. the same command again (the table now comes from the cache);
-3. `mlpcli train sample.csv --out-of-core off` (in memory, no limit) and `--out-of-core on` on
-   the same sample: the in-memory throughput and validation metrics to compare with.
+1. the CSV converted into the table cache, in chunks, inside a cgroup v1 memory group of
+   `--limit-mib` (memory + swap), timed by /usr/bin/time -v (peak RSS);
+2. `mlpcli train big.csv --out-of-core on` from that cache entry, in the same group; meanwhile
+   `mlpcli train sample.csv --out-of-core off` (in memory, no limit), so both see the same load;
+3. `--out-of-core on` on the sample: the same table both ways, for the validation metric.
 
 Throughput is training rows per second of the epochs (`history` seconds), so reading and
 preprocessing are reported apart. Needs root for the cgroup (else it reports peak RSS only).
@@ -36,6 +35,19 @@ import numpy as np
 
 N_FEATURES = 50
 CGROUP = Path("/sys/fs/cgroup/memory")
+#: `mlpcli train` options of every run unless others are given after the command.
+DEFAULT_OPTIONS = [
+    "--epochs",
+    "2",
+    "--batch-size",
+    "256",
+    "--hidden",
+    "64",
+    "--patience",
+    "5",
+    "--threads",
+    "1",
+]
 
 
 def generate(folder: Path, rows: int, sample_rows: int, seed: int = 0) -> None:
@@ -99,11 +111,7 @@ def train(
     command = [sys.executable, "-m", "mlpcli", "train", str(folder / table), "--target", "y",
                "--out", str(folder / f"{name}.npz"), "--metrics-out", str(metrics),
                "--out-of-core", mode, *extra]  # fmt: skip
-    group = _cgroup(limit) if limit else None
-    prefix = ["/usr/bin/time", "-v"]
-    if group is not None:
-        # The child joins the group before exec: everything it allocates is limited.
-        prefix = ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh", *prefix]
+    prefix, group = _limited(limit)
     env = {**os.environ, "MLPCLI_CACHE_DIR": str(folder / "cache"), "NO_COLOR": "1"}
     started = time.perf_counter()
     done = subprocess.run([*prefix, *command], capture_output=True, text=True, env=env)
@@ -133,32 +141,50 @@ def train(
         "stderr_tail": done.stderr.splitlines()[:6],
         "history": history.get("history"),
     }
-    if group is not None:
-        result["cgroup_limit_bytes"] = limit
-        result["cgroup_max_usage_bytes"] = int((group / "memory.max_usage_in_bytes").read_text())
-        result["cgroup_failcnt"] = int((group / "memory.failcnt").read_text())
-        oom = (group / "memory.oom_control").read_text()
-        result["cgroup_oom_kills"] = (
-            int(re.search(r"oom_kill (\d+)", oom)[1]) if "oom_kill" in oom else 0
-        )
+    result.update(_group_figures(group, limit))
     print(json.dumps({k: v for k, v in result.items() if k != "history"}), flush=True)
     return result
 
 
-def convert(folder: Path) -> dict:
-    """The table converted into the cache, without a memory limit: under cgroup v1 the
-    gigabytes of dirty page cache the cache writer leaves get the process OOM-killed."""
+def _limited(limit: int | None) -> tuple[list[str], Path | None]:
+    """The command prefix that runs a child under /usr/bin/time -v and, with a limit, inside
+    the memory cgroup (the child joins it before exec: everything it allocates is limited)."""
+    group = _cgroup(limit) if limit else None
+    prefix = ["/usr/bin/time", "-v"]
+    if group is not None:
+        prefix = ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh", *prefix]
+    return prefix, group
+
+
+def _group_figures(group: Path | None, limit: int | None) -> dict:
+    if group is None:
+        return {}
+    oom = (group / "memory.oom_control").read_text()
+    return {
+        "cgroup_limit_bytes": limit,
+        "cgroup_max_usage_bytes": int((group / "memory.max_usage_in_bytes").read_text()),
+        "cgroup_failcnt": int((group / "memory.failcnt").read_text()),
+        "cgroup_oom_kills": int(re.search(r"oom_kill (\d+)", oom)[1]) if "oom_kill" in oom else 0,
+    }
+
+
+def convert(folder: Path, limit: int | None) -> dict:
+    """The table converted into the cache, in chunks, under the same memory limit (the cache
+    writer writes its pages back as it goes: cgroup v1 counts dirty page cache)."""
     code = (
-        "import sys, resource, time; from mlpcli import outofcore; from mlpcli.config import "
+        "import sys, time; from mlpcli import outofcore; from mlpcli.config import "
         "resolve; t = time.perf_counter(); outofcore.cached_table(sys.argv[1], "
-        "resolve({'target': ['y']})); print(time.perf_counter() - t, "
-        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "resolve({'target': ['y']})); print(time.perf_counter() - t)"
     )
+    prefix, group = _limited(limit)
     env = {**os.environ, "MLPCLI_CACHE_DIR": str(folder / "cache")}
-    done = subprocess.run([sys.executable, "-c", code, str(folder / "big.csv")], env=env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    seconds, peak = done.stdout.split()
-    result = {"seconds": round(float(seconds), 1), "peak_rss_bytes": int(peak) * 1024}
+    done = subprocess.run([*prefix, sys.executable, "-c", code, str(folder / "big.csv")],
+                          env=env, capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"convert failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1]) * 1024
+    result = {"seconds": round(float(done.stdout.split()[-1]), 1), "peak_rss_bytes": peak}
+    result.update(_group_figures(group, limit))
     print(json.dumps({"convert": result}), flush=True)
     return result
 
@@ -173,13 +199,12 @@ def run(folder: Path, limit_mib: int, out: Path | None, extra: list[str]) -> Non
     with open(folder / "big.csv", "rb") as handle:
         columns = handle.readline().count(b",") + 1
     results: dict = {"uptime_before": _uptime(), "big_csv_bytes": size, "table_columns": columns}
-    results["convert"] = convert(folder)
+    results["convert"] = convert(folder, limit)
     # The in-memory run on the sample runs alongside, so both see the same machine load.
     with subprocess.Popen([sys.executable, __file__, "_train", str(folder), "sample.csv", "off",
                            "sample-memory", "0", *extra]):  # fmt: skip
         results["second"] = train(folder, "big.csv", "on", "ooc-cached", limit, extra)
     results["sample_memory"] = json.loads((folder / "sample-memory.result.json").read_text())
-    results["first"] = results["second"]
     results["sample_ooc"] = train(folder, "sample.csv", "on", "sample-ooc", None, extra)
     results["uptime_after"] = subprocess.run(
         ["uptime"], capture_output=True, text=True
@@ -212,7 +237,7 @@ def main() -> None:
             args.folder,
             args.limit_mib,
             args.json,
-            extra or ["--epochs", "2", "--batch-size", "256", "--hidden", "64", "--patience", "5"],
+            extra or DEFAULT_OPTIONS,
         )
     elif args.what == "_train":
         folder = Path(args.folder)

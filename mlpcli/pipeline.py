@@ -284,11 +284,13 @@ def training_fingerprints(prepared: PreparedData) -> dict[str, Any]:
     split = prepared.split
     found: dict[str, Any] = {}
     for role, name, sha in (("train", "train", shas[0]), ("validation", "valid", shas[-1])):
-        rows = split[split["set"] == name]
-        if role == "validation" and len(rows) == 0:
+        # A mask, not a filtered copy of the frame: out of core it has tens of millions of rows.
+        mask = (split["set"] == name).to_numpy()  # by codes when the set is categorical
+        n_rows = int(mask.sum())
+        if role == "validation" and n_rows == 0:
             continue
-        values = overlap.row_ids([rows[c].tolist() for c in ids]) if ids else None
-        found[role] = overlap.fingerprint(sha, len(rows), values)
+        values = overlap.row_ids([split[c].to_numpy()[mask].tolist() for c in ids]) if ids else None
+        found[role] = overlap.fingerprint(sha, n_rows, values)
     return found
 
 
