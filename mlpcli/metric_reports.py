@@ -23,17 +23,21 @@ from mlpcli.metrics import (
     UndefinedMetricError,
     accuracy,
     balanced_accuracy,
+    balanced_accuracy_of,
     binary_problems,
     brier,
     class_indices,
+    confusion_counts,
     confusion_matrix,
     finite,
     hamming_loss,
     indicator,
     log_loss,
     mcc,
+    mcc_of,
     only_1d,
     precision_recall_f1,
+    prf_of_counts,
     proba_pair,
     ranking,
     tiny_spread,
@@ -101,12 +105,32 @@ def classification_report(
         y_pred = (P[:, 1] >= threshold).astype(np.intp)
     else:
         y_pred = P.argmax(axis=1)
-    task = "binary" if binary else "multiclass"
-    classes = list(range(k))
-    notes: list[str] = []
+    C = confusion_matrix(y, y_pred, labels=list(range(k)))
+    ranking_notes: list[str] = []
+    rankings = _rankings(ranking_notes, binary_problems(t, P, names))
+    return confusion_report(
+        C, names, threshold, rankings, ranking_notes, log_loss(y, P), brier(y, P)
+    )
 
-    C = confusion_matrix(y, y_pred, labels=classes)
-    prec, rec, f, support = precision_recall_f1(y, y_pred, labels=classes)
+
+def confusion_report(
+    C: NDArray[np.int64],
+    names: list[str],
+    threshold: float,
+    rankings: dict[str, float | None],
+    ranking_notes: list[str],
+    log_loss_value: float,
+    brier_value: float,
+) -> dict[str, Any]:
+    """`classification_report` from what it is made of: the confusion matrix (rows = true
+    class), the ranking metrics with their notes, the log loss and the Brier score. The
+    streamed report (`metric_streams`) gives the same document from row blocks."""
+    k = len(names)
+    binary = k == 2
+    task = "binary" if binary else "multiclass"
+    n = int(C.sum())
+    notes: list[str] = []
+    prec, rec, f, support = prf_of_counts(*confusion_counts(C))
     absent = support == 0
     if absent.any():
         notes.append(
@@ -119,22 +143,22 @@ def classification_report(
             f"Class(es) {_class_list(names, never_predicted)} are never predicted: "
             "their precision is 0."
         )
-    problems = binary_problems(t, P, names)
+    notes += ranking_notes
 
     def averages(combine: Callable[[Floats, Floats], float]) -> dict[str, Any]:
         return {
             "precision": _num(combine(prec, support)),
             "recall": _num(combine(rec, support)),
             "f1": _num(combine(f, support)),
-            "support": len(y),
+            "support": n,
         }
 
     return {
         "task": task,
-        "n_samples": len(y),
+        "n_samples": n,
         "threshold": float(threshold) if binary else None,
-        "accuracy": _num(accuracy(y, y_pred)),
-        "balanced_accuracy": _num(balanced_accuracy(y, y_pred)),
+        "accuracy": _num(int(np.trace(C)) / n),
+        "balanced_accuracy": _num(balanced_accuracy_of(C)),
         # The clinician's pair: recall of the positive class (labels[1]) and of the negative.
         **(
             {"positive_class": names[1], "sensitivity": _num(rec[1]), "specificity": _num(rec[0])}
@@ -152,10 +176,10 @@ def classification_report(
         },
         "macro_avg": averages(AVERAGES["macro"]),
         "weighted_avg": averages(AVERAGES["weighted"]),
-        "mcc": _num(mcc(y, y_pred)),
-        **_rankings(notes, problems),
-        "log_loss": _num(log_loss(y, P)),
-        "brier": _num(brier(y, P)),
+        "mcc": _num(mcc_of(C)),
+        **rankings,
+        "log_loss": _num(log_loss_value),
+        "brier": _num(brier_value),
         "brier_definition": BRIER_DEFINITIONS[task],
         "confusion_matrix": {"labels": names, "matrix": C.tolist()},
         "support": {name: int(support[i]) for i, name in enumerate(names)},

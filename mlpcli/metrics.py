@@ -198,16 +198,24 @@ def _macro_binary(
     needs_negatives: bool,
 ) -> float:
     """Mean of `fn` over binary problems; undefined (as in scikit-learn) if any one is."""
+    check_problems([(name, int(np.count_nonzero(y)), len(y)) for name, y, _ in problems], metric,
+                   needs_negatives)  # fmt: skip
+    return float(np.mean([fn(y, s) for _, y, s in problems]))
+
+
+def check_problems(
+    counts: Sequence[tuple[str, int, int]], metric: str, needs_negatives: bool
+) -> None:
+    """UndefinedMetricError unless every binary problem (name, positives, rows) has a positive
+    (and, when `needs_negatives`, a negative) row."""
     missing = []
-    for name, y, _ in problems:
-        n_pos = np.count_nonzero(y)
+    for name, n_pos, n in counts:
         if n_pos == 0:
             missing.append(f"no positive samples for {name}")
-        elif needs_negatives and n_pos == len(y):
+        elif needs_negatives and n_pos == n:
             missing.append(f"no negative samples for {name}")
     if missing:
         raise UndefinedMetricError(metric, f"y_true has {'; '.join(missing)}.")
-    return float(np.mean([fn(y, s) for _, y, s in problems]))
 
 
 def _default_names(P: NDArray[Any]) -> list[str]:
@@ -273,8 +281,13 @@ def _counts(
         T, Pr = indicator(t, "y_true"), indicator(p, "The predicted labels")
         tp = np.count_nonzero(T & Pr, axis=0)
         return (tp.astype(float), Pr.sum(axis=0, dtype=float), T.sum(axis=0, dtype=float))
-    C = confusion_matrix(t, p, labels=labels).astype(float)
-    return np.diag(C).copy(), C.sum(axis=0), C.sum(axis=1)
+    return confusion_counts(confusion_matrix(t, p, labels=labels))
+
+
+def confusion_counts(C: NDArray[np.int64]) -> tuple[Floats, Floats, Floats]:
+    """Per class: true positives, predicted counts, true counts, from a confusion matrix."""
+    F = C.astype(float)
+    return np.diag(F).copy(), F.sum(axis=0), F.sum(axis=1)
 
 
 def _divide(num: Floats, den: Floats) -> Floats:
@@ -288,7 +301,13 @@ def precision_recall_f1(
     y_true: ArrayLike, y_pred: ArrayLike, *, labels: Sequence[Any] | None = None
 ) -> tuple[Floats, Floats, Floats, Floats]:
     """Per class (or per target): precision, recall, F1 and support (true count)."""
-    tp, pred_sum, true_sum = _counts(y_true, y_pred, labels)
+    return prf_of_counts(*_counts(y_true, y_pred, labels))
+
+
+def prf_of_counts(
+    tp: Floats, pred_sum: Floats, true_sum: Floats
+) -> tuple[Floats, Floats, Floats, Floats]:
+    """Per class: precision, recall, F1 and support, from `confusion_counts`."""
     return (
         _divide(tp, pred_sum),
         _divide(tp, true_sum),
@@ -361,7 +380,11 @@ def balanced_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean recall over the classes that occur in y_true (scikit-learn skips the others)."""
     t = np.asarray(y_true)
     only_1d(t, "balanced_accuracy")
-    C = confusion_matrix(t, y_pred)
+    return balanced_accuracy_of(confusion_matrix(t, y_pred))
+
+
+def balanced_accuracy_of(C: NDArray[np.int64]) -> float:
+    """`balanced_accuracy` from a confusion matrix (classes absent from y_true left out)."""
     true_sum = C.sum(axis=1)
     present = true_sum > 0
     return float(np.mean(np.diag(C)[present] / true_sum[present]))
@@ -371,7 +394,12 @@ def mcc(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Matthews correlation coefficient, multiclass as scikit-learn; 0 when undefined."""
     t = np.asarray(y_true)
     only_1d(t, "mcc")
-    C = confusion_matrix(t, y_pred).astype(np.float64)
+    return mcc_of(confusion_matrix(t, y_pred))
+
+
+def mcc_of(counts: NDArray[np.int64]) -> float:
+    """`mcc` from a confusion matrix."""
+    C = counts.astype(np.float64)
     t_sum, p_sum = C.sum(axis=1), C.sum(axis=0)
     n = C.sum()
     cov_tp = np.trace(C) * n - t_sum @ p_sum

@@ -13,7 +13,8 @@ second run on the same file finds it there. Then, never holding the table:
    folder beside the cache entry, removed when training is done; targets and weights stay in
    memory (rows x outputs);
 5. training reads shuffled blocks of rows from the training file (`sampling.BlockBatches`);
-   validation and the final metrics read the files block by block.
+   validation and the final metrics read the files block by block (the metrics over every
+   row, streamed: `metric_streams`).
 
 `auto` switches on when in-memory training would not fit: `IN_MEMORY_FACTOR` times the float32
 matrix (rows x columns x 4 bytes, rows estimated from the file size and the length of the first
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from mlpcli.config import Settings
     from mlpcli.data.cache import Entry
     from mlpcli.prepare import PreparedData
+    from mlpcli.target_encoding import TargetEncoder
 
 LOG = logging.getLogger("mlpcli")
 
@@ -491,23 +493,24 @@ def _split_frame(
     return out
 
 
-#: Rows the final metrics of an out-of-core run are computed on (per side): the metrics hold
-#: several arrays of this length, so memory stays bounded whatever the table.
-REPORT_ROWS = 500_000
+def streamed_report(
+    encoder: TargetEncoder,
+    net: Any,
+    X: RowFile,
+    y_index: np.ndarray | None,
+    Y: np.ndarray,
+    threshold: float,
+    block_rows: int = CHUNK_ROWS,
+) -> dict[str, Any]:
+    """The network's metrics on every row on disk, read and scored block by block
+    (`Task.report_stream`: counts and scores are kept, never the features)."""
+    from mlpcli import task as tasks
 
-
-def report_rows(
-    net: Any, X: RowFile, y_index: np.ndarray | None, Y: np.ndarray, block_rows: int = CHUNK_ROWS
-) -> tuple[RowFile, np.ndarray | None, np.ndarray, np.ndarray]:
-    """The network's outputs on (at most `REPORT_ROWS` of) the rows on disk, block by block,
-    with the targets of the same rows."""
-    n = min(len(X), REPORT_ROWS)
-    if n < len(X):
-        LOG.info(f"Final metrics on the first {n:,} of {len(X):,} rows (out of core).")
-    outputs = np.concatenate(
-        [
-            net.forward(X.read(start, min(start + block_rows, n)))
-            for start in range(0, n, block_rows)
-        ]
-    )
-    return X, None if y_index is None else y_index[:n], Y[:n], outputs
+    spec = tasks.get(encoder.task)
+    stream = spec.report_stream(encoder, threshold)
+    for start in range(0, len(X), block_rows):
+        stop = min(start + block_rows, len(X))
+        rows = slice(start, stop)
+        truth = spec.truth(encoder, None if y_index is None else y_index[rows], Y[rows])
+        stream.add(truth, net.forward(X.read(start, stop)))
+    return stream.report()

@@ -68,12 +68,10 @@ def evaluation_report(
     """Full metrics of a network on encoded data, in the original label space / units."""
     from mlpcli.sampling import RowFile
 
+    if isinstance(X, RowFile):  # out of core: every row, block by block from disk
+        return outofcore.streamed_report(encoder, net, X, y_index, Y, threshold)
     spec = tasks.get(encoder.task)
-    if isinstance(X, RowFile):  # out of core: block by block from disk, on the first rows
-        X, y_index, Y, outputs = outofcore.report_rows(net, X, y_index, Y)
-    else:
-        outputs = net.forward(X)
-    return spec.report(encoder, outputs, spec.truth(encoder, y_index, Y), threshold)
+    return spec.report(encoder, net.forward(X), spec.truth(encoder, y_index, Y), threshold)
 
 
 def train(

@@ -615,13 +615,6 @@ def _truth(encoder: TargetEncoder, frame: pd.DataFrame) -> NDArray[Any]:
     return np.column_stack([numeric_values(frame[t], t, what="Target") for t in encoder.targets])
 
 
-def outputs_report(
-    encoder: TargetEncoder, P: NDArray[Any], truth: NDArray[Any], threshold: float = 0.5
-) -> dict[str, Any]:
-    """Every metric of the task from network outputs, in the original label space or units."""
-    return tasks.get(encoder.task).report(encoder, P, truth, threshold)
-
-
 @dataclass
 class Evaluation:
     """The JSON document of `evaluate` and the arrays behind it, for `plotting.evaluation_plots`:
@@ -630,8 +623,8 @@ class Evaluation:
     the class labels, or the target names for multilabel and regression."""
 
     document: dict[str, Any]
-    y_true: NDArray[Any]
-    outputs: NDArray[Any]
+    y_true: NDArray[Any] | None  # None unless asked for (`keep_arrays`)
+    outputs: NDArray[Any] | None
     labels: list[str]
 
 
@@ -649,7 +642,7 @@ def evaluate_file(
     """`mlpcli evaluate`: metrics of a saved model on a table with the target column(s).
 
     Rows whose target is missing are left out and counted; labels the model never saw are an
-    error naming them all. Streams like `predict`, keeping only outputs and targets.
+    error naming them all. Streams like `predict`; the metrics too (`Task.report_stream`).
     """
     return evaluate_table(
         model_path,
@@ -660,6 +653,7 @@ def evaluate_file(
         chunk_size=chunk_size,
         command=command,
         transpose=transpose,
+        keep_arrays=False,
     ).document
 
 
@@ -674,9 +668,12 @@ def evaluate_table(
     command: list[str] | None = None,
     transpose: bool | None = None,
     command_name: str = "evaluate",
+    keep_arrays: bool = True,
 ) -> Evaluation:
-    """`evaluate_file`, keeping the arrays for plots; `command_name` is the command the
-    warning about training rows names."""
+    """`evaluate_file`, keeping the arrays for plots unless `keep_arrays` is false; then the
+    metrics are streamed chunk by chunk (classification keeps counts and scores, a few bytes
+    a row: tables larger than memory). `command_name` is the command the warning about
+    training rows names."""
     model = load_trained(model_path)
     cut = _threshold(model, threshold)
     encoder = model.encoder
@@ -685,7 +682,8 @@ def evaluate_table(
     unknown: dict[str, set[str]] = {}
     outputs: list[NDArray[Any]] = []
     truths: list[NDArray[Any]] = []
-    n_rows = n_missing = 0
+    stream = tasks.get(encoder.task).report_stream(encoder, cut)
+    n_rows = n_missing = n_scored = 0
     ids = model.id_columns
     text_ids = [c for c in ids if c not in set(model.preprocessor.input_columns)]
     same_rows = overlap.OverlapCheck(model.metadata)
@@ -717,8 +715,12 @@ def evaluate_table(
                 unknown.setdefault(target, set()).update(labels)
             if unknown or len(rows) == 0:
                 continue  # keep reading only to name every unknown label
-            outputs.append(forward(model, rows))
-            truths.append(_truth(encoder, rows))
+            P, truth = forward(model, rows), _truth(encoder, rows)
+            if keep_arrays:
+                outputs.append(P)
+                truths.append(truth)
+            stream.add(truth, P)
+            n_scored += len(truth)
         data_sha256 = table.sha256()
     source = table.source
     found = same_rows.result(source, data_sha256)
@@ -733,13 +735,12 @@ def evaluate_table(
         )
     if n_missing:
         log.warning(f"'{source}': left out {n_missing} row(s) whose target is missing.")
-    if not outputs:
+    if not n_scored:
         raise DataError(
             f"'{source}': no row has a value in target column(s) {', '.join(targets)}; "
             "nothing to evaluate."
         )
-    P, truth = np.concatenate(outputs), np.concatenate(truths)
-    report = outputs_report(encoder, P, truth, cut)
+    report = stream.report()
     inputs = {str(model_path): sha256_file(model_path), source: data_sha256}
     document = {
         "model": str(model_path),
@@ -756,10 +757,11 @@ def evaluate_table(
         "provenance": provenance(command, inputs, None),
     }
     regression = not encoder.classification
+    kept = np.concatenate(outputs) if keep_arrays else None
     return Evaluation(
         document,
-        truth,
-        encoder.decode(P) if regression else P,
+        np.concatenate(truths) if keep_arrays else None,
+        encoder.decode(kept) if regression and kept is not None else kept,
         encoder.targets if regression else encoder.labels,
     )
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from mlpcli import metric_reports, metrics
+from mlpcli import metric_reports, metric_streams, metrics
 from mlpcli.errors import DataError, choose
 
 if TYPE_CHECKING:  # the encoder's module imports this one
@@ -112,6 +112,13 @@ class Task:
         proba = self.probabilities(P)
         return metric_reports.classification_report(truth, proba, encoder.labels, threshold)
 
+    def report_stream(
+        self, encoder: TargetEncoder, threshold: float = THRESHOLD
+    ) -> metric_streams.ReportStream:
+        """`report` over row blocks, fed `add(truth, P)` per block (`metric_streams`): the
+        classification metrics keep counts and scores, never the features."""
+        return metric_streams.ClassificationStream(encoder.labels, threshold, self.probabilities)
+
     def one_vs_rest(
         self, y: NDArray[Any], P: NDArray[Any], labels: Sequence[str]
     ) -> list[tuple[str, NDArray[np.bool_], NDArray[Any]]]:
@@ -198,6 +205,11 @@ class Multilabel(Task):
     ) -> dict[str, Any]:
         return metric_reports.multilabel_report(truth, P, encoder.labels, threshold)
 
+    def report_stream(
+        self, encoder: TargetEncoder, threshold: float = THRESHOLD
+    ) -> metric_streams.ReportStream:
+        return metric_streams.KeptStream(lambda P, truth: self.report(encoder, P, truth, threshold))
+
 
 class Regression(Task):
     """Numeric targets; the network predicts them standardised, decoded to original units."""
@@ -237,6 +249,11 @@ class Regression(Task):
         threshold: float = THRESHOLD,
     ) -> dict[str, Any]:
         return metric_reports.regression_report(truth, encoder.decode(P), encoder.targets)
+
+    def report_stream(
+        self, encoder: TargetEncoder, threshold: float = THRESHOLD
+    ) -> metric_streams.ReportStream:
+        return metric_streams.KeptStream(lambda P, truth: self.report(encoder, P, truth, threshold))
 
 
 #: task name -> its behaviour (instances: the classes hold no state).

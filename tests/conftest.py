@@ -193,3 +193,17 @@ def assert_same_model(a: Path, b: Path) -> None:
         assert arrays_a[name].dtype == arrays_b[name].dtype, name
         assert arrays_a[name].tobytes() == arrays_b[name].tobytes(), name
     assert without_timings(meta_a) == without_timings(meta_b)
+
+
+def assert_documents_close(streamed: Any, whole: Any, path: str = "") -> None:
+    """Equal metric documents (nested dicts): counts, texts, accuracies and ROC AUC exactly,
+    other floats to 1e-12 (the order of float64 additions differs between streamed and
+    in-memory metrics)."""
+    if isinstance(whole, dict):
+        assert streamed.keys() == whole.keys(), path
+        for key in whole:
+            assert_documents_close(streamed[key], whole[key], f"{path}.{key}")
+    elif isinstance(whole, float) and not path.endswith(("roc_auc", "accuracy")):
+        assert streamed == pytest.approx(whole, rel=1e-12, abs=1e-15), path
+    else:
+        assert streamed == whole, path

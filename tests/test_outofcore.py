@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_documents_close
 
 from mlpcli import outofcore, pipeline
 from mlpcli.config import Settings, resolve
@@ -145,15 +146,32 @@ def test_a_binary_format_cannot_be_forced_out_of_core(tmp_path: Path) -> None:
         outofcore.wanted(str(path), "sometimes")
 
 
-def test_final_metrics_read_at_most_report_rows(
-    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("target", "extra"),
+    [("status", {}), ("site", {}), ("g4", {"task": "regression"})],
+    ids=["binary", "multiclass", "regression"],
+)
+def test_final_metrics_cover_every_row_as_in_memory(
+    tmp_path: Path, cache_dir: Path, target: str, extra: dict[str, object]
+) -> None:
+    """The final metrics out of core are streamed over every row in blocks and equal the
+    in-memory report on the same rows and outputs (forward passes in the same blocks: BLAS
+    rounds a product differently with the number of rows)."""
+    from mlpcli import task as tasks
+    from mlpcli.sampling import RowFile
+
     path = write_table(tmp_path, n=1500)
-    monkeypatch.setattr(outofcore, "REPORT_ROWS", 200)
-    with caplog.at_level(logging.INFO, logger="mlpcli"):
-        outcome = pipeline.train(path, settings(epochs=2), out_of_core="on")
-    said = [r.getMessage() for r in caplog.records]
-    n_train = outcome.metadata["training"]["n_train"]
-    assert f"Final metrics on the first 200 of {n_train:,} rows (out of core)." in said
-    assert outcome.metrics["validation"]["accuracy"] > 0.5
+    s = resolve({"target": [target], "epochs": 2, "batch_size": 32, "seed": 1, **extra})
+    outcome = pipeline.train(path, s, out_of_core="on")
+    p, net = outcome.prepared, outcome.net
+    assert isinstance(p.X, RowFile) and isinstance(p.X_val, RowFile)
+    encoder, spec = p.target_encoder, tasks.get(p.task.task)
+    for side, X, y_index, Y in (
+        ("train", p.X, p.y_index, p.Y), ("validation", p.X_val, p.y_index_val, p.Y_val)
+    ):  # fmt: skip
+        streamed = outofcore.streamed_report(encoder, net, X, y_index, Y, 0.5, block_rows=257)
+        assert streamed["n_samples"] == len(X)
+        outputs = np.concatenate([net.forward(X.read(a, a + 257)) for a in range(0, len(X), 257)])
+        memory = spec.report(encoder, outputs, spec.truth(encoder, y_index, Y), 0.5)
+        assert outcome.metrics[side] == outofcore.streamed_report(encoder, net, X, y_index, Y, 0.5)
+        assert_documents_close(streamed, memory)

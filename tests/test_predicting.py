@@ -638,3 +638,23 @@ def test_table_chunks_refuse_a_header_without_rows(tmp_path: Path) -> None:
     data.write_text("a,b\n")
     with TableChunks(data, 10) as table, pytest.raises(DataError, match="has a header but no data"):
         list(table)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, None], ids=["1 row", "7 rows", "one chunk"])
+def test_evaluate_streams_metrics_equal_to_the_in_memory_report(
+    tiny_model: Path, chunk_size: int | None
+) -> None:
+    """evaluate's metrics are streamed chunk by chunk (counts and scores, no rows kept) and
+    equal the in-memory report on the same outputs."""
+    from conftest import EXPRESSION, assert_documents_close
+
+    from mlpcli import task as tasks
+
+    streamed = predicting.evaluate_file(tiny_model, str(EXPRESSION), chunk_size=chunk_size)
+    kept = predicting.evaluate_table(tiny_model, str(EXPRESSION))
+    assert kept.outputs is not None and kept.y_true is not None
+    model = trained.load_trained(tiny_model)
+    memory = tasks.get(model.task).report(model.encoder, kept.outputs, kept.y_true, 0.5)
+    assert streamed["metrics"]["n_samples"] == len(kept.y_true)
+    assert_documents_close(streamed["metrics"], memory)
+    assert predicting.evaluate_table(tiny_model, str(EXPRESSION), keep_arrays=False).outputs is None

@@ -206,6 +206,7 @@ def evaluate(
             chunk_size=chunk_size,
             command=list(sys.argv),
             transpose=transpose,
+            keep_arrays=plots is not None,
         )
         text = predicting.to_json(evaluation.document)
         if out is not None and out != "-":
