@@ -8,6 +8,8 @@ it is registered.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -185,6 +187,30 @@ def test_command_bodies_stay_short(name: str) -> None:
     """A command parses its options, calls the core once and renders: about 30 lines, 40 at
     most; the rest belongs in the library or in cli/tables.py and cli/display.py."""
     assert _body_lines(name) <= 40
+
+
+def test_command_modules_name_the_module_that_registers_each_command() -> None:
+    from mlpcli.cli import COMMAND_MODULES
+
+    registered = {
+        info.name or info.callback.__name__: info.callback.__module__
+        for info in app.registered_commands
+        if info.callback is not None
+    }
+    assert registered == {name: f"mlpcli.cli.{m}" for name, m in COMMAND_MODULES.items()}
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    """`mlpcli inspect MODEL` imports and builds no other command family (start-up)."""
+    code = (
+        "import sys; from mlpcli.cli import load_commands; load_commands(['inspect', 'm.npz']); "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('mlpcli.cli.'))))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "mlpcli.cli.model" in found
+    assert not {"mlpcli.cli.train", "mlpcli.cli.cv", "mlpcli.cli.explain"} & set(found)
 
 
 def test_commands_are_listed_in_workflow_order(runner: CliRunner) -> None:

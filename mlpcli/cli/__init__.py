@@ -1,21 +1,41 @@
 """The command-line interface: the Typer app and its commands, one module per command family.
 
 Importing a command module registers its commands on the shared app. Heavy imports (numpy,
-pandas, the library) happen inside commands so `--help` answers fast.
+pandas, the library) happen inside commands so `--help` answers fast, and `main()` imports
+only the module of the command it runs (`COMMAND_MODULES`): `mlpcli inspect MODEL` neither
+imports nor builds the cv, train or explain commands. `from mlpcli.cli import app` gives the
+app with every command.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import typer
 
-from mlpcli.cli import cv, explain, export, model, plot, train
-from mlpcli.cli.common import Command, app
+from mlpcli.cli.common import Command
 
-__all__ = ["COMMAND_ORDER", "app", "cv", "explain", "export", "main", "model", "plot", "train"]
+__all__ = ["COMMAND_MODULES", "COMMAND_ORDER", "app", "load_commands", "main"]
+
+#: Command -> the module of mlpcli.cli that registers it (tests/test_cli_docs.py checks it).
+COMMAND_MODULES = {
+    "train": "train",
+    "split": "train",
+    "predict": "model",
+    "evaluate": "model",
+    "inspect": "model",
+    "cv": "cv",
+    "tune": "cv",
+    "explain": "explain",
+    "plot": "plot",
+    "report": "plot",
+    "export": "export",
+}
 
 #: `mlpcli --help` lists the commands in the order of a piece of work: train and use a model,
 #: choose one (cv, tune), understand it, ship it; then the helpers. Unlisted commands follow.
@@ -49,6 +69,8 @@ def help_text(doc: str) -> str:
 
 
 def _arrange() -> None:
+    from mlpcli.cli.common import app
+
     rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
 
     def key(info: typer.models.CommandInfo) -> int:
@@ -63,7 +85,26 @@ def _arrange() -> None:
             info.help = help_text(info.callback.__doc__)
 
 
-_arrange()
+def load_commands(argv: Sequence[str] | None = None) -> typer.Typer:
+    """The app with the commands `argv` (the arguments after `mlpcli`) can run: only the
+    invoked command's module when the first argument names a command, else all of them
+    (`mlpcli --help` lists every command; a mistyped name gets Click's suggestions)."""
+    from mlpcli.cli.common import app
+
+    first = argv[0] if argv else None
+    wanted = [COMMAND_MODULES[first]] if first in COMMAND_MODULES else COMMAND_MODULES.values()
+    for module in dict.fromkeys(wanted):
+        importlib.import_module(f"mlpcli.cli.{module}")
+    _arrange()
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return load_commands()
+    if name in COMMAND_MODULES.values():
+        return importlib.import_module(f"mlpcli.cli.{name}")
+    raise AttributeError(f"module 'mlpcli.cli' has no attribute '{name}'")
 
 
 def main() -> None:
@@ -79,6 +120,7 @@ def main() -> None:
     from mlpcli.outputs import drop_stdout, guard_standard_streams
 
     guard_standard_streams()
+    load_commands(sys.argv[1:])
     try:
         code = command_line()(standalone_mode=False, prog_name="mlpcli")
         sys.stdout.flush()  # a full disk under stdout is an error, not a silent loss
