@@ -18,6 +18,7 @@ import contextvars
 import errno
 import hashlib
 import io
+import json
 import os
 import re
 import secrets
@@ -561,3 +562,8 @@ def provenance(
         "seed": seed,
         "inputs": [{"path": p, "sha256": h} for p, h in inputs.items()],
     }
+
+
+def to_json(document: Mapping[str, Any]) -> str:
+    """The stable JSON text of a result: fixed key order, 2-space indent, no NaN."""
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"

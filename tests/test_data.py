@@ -947,8 +947,8 @@ def test_one_extension_map_for_readers_and_writers(
 ) -> None:
     """Reading, predict's and explain's writers and --group-features use one map (issue 13)."""
     from mlpcli.data.codecs import extension_separator
+    from mlpcli.data.write import output_format
     from mlpcli.explain import check_outputs
-    from mlpcli.predicting import output_format
 
     assert extension_separator(name) == read
     if written is None:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import data, export, pipeline, predicting, trained
+from mlpcli import data, describe, export, pipeline, predicting, trained
 from mlpcli.config import resolve
 from mlpcli.nn import activations
 from mlpcli.nn.network import MLP
@@ -225,7 +225,7 @@ def test_cli_export_matches_cli_predict(runner: object, tmp_path: Path) -> None:
 
 
 def test_inspect_lists_export_formats(tiny_model: Path) -> None:
-    document = predicting.describe_model(tiny_model)
+    document = describe.describe_model(tiny_model)
     assert document["export_formats"] == {"onnx": "yes"}
 
 

@@ -16,8 +16,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import config, metric_reports, modelfile, pipeline, predicting, trained
-from mlpcli.data import TableChunks, read_table
+from mlpcli import (
+    config,
+    describe,
+    metric_reports,
+    modelfile,
+    outputs,
+    pipeline,
+    predicting,
+    trained,
+)
+from mlpcli.data import TableChunks, read_table, write
 from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.nn.network import MLP
 from mlpcli.predicting import PredictOptions
@@ -150,7 +159,7 @@ def test_chunked_prediction_equals_one_shot_to_the_last_digit(
         PredictOptions(chunk_size=chunk_size),
     )
     one_shot = predicting.predict_frame(folder / "multiclass.npz", read_frame)
-    assert out.read_text() == predicting.csv_text(one_shot)
+    assert out.read_text() == write.csv_text(one_shot)
     assert summary.n_rows == N_ROWS
     assert summary.n_chunks == n_chunks
 
@@ -337,25 +346,7 @@ def test_output_format_follows_the_extension(
     with opener(out, "rt") as handle:
         text = handle.read()
     expected = predicting.predict_frame(folder / "multiclass.npz", read_frame)
-    assert text == predicting.csv_text(expected, sep)
-
-
-@pytest.mark.parametrize("sep", [",", "\t"], ids=["csv", "tsv"])
-def test_csv_text_writes_what_pandas_writes(sep: str) -> None:
-    frame = pd.DataFrame(
-        {
-            "id": pd.array(["a", 'say "hi"', "x,y", "tab\there", None, "line\nbreak"], dtype="str"),
-            "label": np.array(["p", "q", "p", "q", "p", "q"], dtype=object),
-            "row": np.arange(1, 7),
-            "p32": np.array([0.1, 1 / 3, 2.5e-10, 1.0, 0.0, np.nan], dtype=np.float32),
-            "x64": [1e16, -0.0, 123456789.123, np.inf, 1e-5, np.nan],
-            "flag": [True, False, True, True, False, False],
-            "odd,name": [1.5] * 6,
-        }
-    )
-    expected = frame.to_csv(sep=sep, index=False, lineterminator="\n")
-    assert predicting.csv_text(frame, sep) == expected
-    assert predicting.csv_text(frame.iloc[2:], sep, header=False) == expected.split("\n", 3)[3]
+    assert text == write.csv_text(expected, sep)
 
 
 def test_stdout_output_equals_the_file(
@@ -531,7 +522,7 @@ def test_evaluate_needs_the_target_column(
 def test_evaluate_document_is_json_with_checksums(folder: Path) -> None:
     model, data = folder / "binary.npz", folder / "data.csv"
     doc = predicting.evaluate_file(model, str(data), command=["mlpcli", "evaluate"])
-    text = predicting.to_json(doc)
+    text = outputs.to_json(doc)
     assert json.loads(text) == doc
     assert list(doc) == [
         "model", "data", "task", "targets", "labels", "threshold", "n_rows", "n_evaluated",
@@ -552,7 +543,7 @@ def test_evaluate_document_is_json_with_checksums(folder: Path) -> None:
 def test_describe_model_reads_everything_from_metadata(
     task: str, folder: Path, models: dict[str, trained.TrainedModel]
 ) -> None:
-    doc = predicting.describe_model(folder / f"{task}.npz")
+    doc = describe.describe_model(folder / f"{task}.npz")
     model = models[task]
     arch = doc["architecture"]
     assert [layer["n_parameters"] for layer in arch["layers"]] == model.net.n_parameters()
@@ -574,14 +565,14 @@ def test_describe_model_reads_everything_from_metadata(
     )
     assert doc["optimizer"]["name"] == "adam" and doc["hyperparameters"]["epochs"] == 15
     assert "validation" in doc["metrics"]
-    json.loads(predicting.to_json(doc))
+    json.loads(outputs.to_json(doc))
 
 
 def test_describe_model_refuses_a_file_that_is_not_a_model(tmp_path: Path) -> None:
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
     with pytest.raises(ModelFileError):
-        predicting.describe_model(bad)
+        describe.describe_model(bad)
 
 
 # --------------------------------------------------------------------------- chunked reader

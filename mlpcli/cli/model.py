@@ -186,7 +186,7 @@ def evaluate(
     """
     from mlpcli import predicting
     from mlpcli.cli import tables
-    from mlpcli.outputs import STDOUT, check_paths, write_text
+    from mlpcli.outputs import STDOUT, check_paths, to_json, write_text
 
     reporter = make_reporter(quiet, log_format)
     use_cache(cache_dir, no_cache)
@@ -208,7 +208,7 @@ def evaluate(
             transpose=transpose,
             keep_arrays=plots is not None,
         )
-        text = predicting.to_json(evaluation.document)
+        text = to_json(evaluation.document)
         if out is not None and out != "-":
             write_text(out, text, "--out")
         if plots is not None:
@@ -274,11 +274,12 @@ def inspect(
 
         mlpcli inspect model.npz
     """
-    from mlpcli import predicting
+    from mlpcli.describe import describe_model
+    from mlpcli.outputs import to_json
 
-    document = predicting.describe_model(model)
+    document = describe_model(model)
     if json_out:
-        typer.echo(predicting.to_json(document), nl=False)
+        typer.echo(to_json(document), nl=False)
         return
     from mlpcli.cli import tables
     from mlpcli.cli.display import stderr_console

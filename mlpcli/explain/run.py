@@ -136,7 +136,7 @@ def warn_if_training_data(model: TrainedModel, table: data.Table) -> None:
 def write_table(result: Explanation, path: str, option: str = "--out") -> None:
     """A table in the format its name says, as predict writes them (CSV, TSV, compressed),
     written atomically; `-` writes CSV to stdout."""
-    from mlpcli.predicting import output_format
+    from mlpcli.data.write import output_format
 
     frame = result.to_frame()
     if path == "-":
@@ -152,7 +152,7 @@ def write_table(result: Explanation, path: str, option: str = "--out") -> None:
 def check_outputs(out: str | None, plot: str | None) -> None:
     """Fail before any work when `--out` names no table format (as predict's `--out`) or
     `--plot` no image format."""
-    from mlpcli.predicting import output_format
+    from mlpcli.data.write import output_format
 
     if out is not None and out != "-":
         output_format(out, "--out")
