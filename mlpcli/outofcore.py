@@ -165,7 +165,7 @@ def estimate(path: str, sep: str | None = None) -> Estimate | None:
     compressed = Path(path).suffix.lower() in CODECS
     with contextlib.ExitStack() as stack:
         if compressed:
-            from mlpcli.data.read import TableChunks
+            from mlpcli.data.chunks import TableChunks
 
             chunks = stack.enter_context(TableChunks(path, 1000, sep=sep, checksum=False))
             head = next(iter(chunks))

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlpcli.cli import app
-from mlpcli.data import cache, read, read_table
+from mlpcli.data import blocks, cache, read, read_table
 
 EXPRESSION = Path(__file__).resolve().parents[1] / "sample_data" / "expression.csv"
 
@@ -304,8 +304,8 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The block reader on, with blocks of a few records: the small tables below are parsed in
     many blocks."""
     monkeypatch.setattr(read, "READ_IN_BLOCKS", True)
-    monkeypatch.setattr(read, "BLOCK_BYTES", 300)
-    monkeypatch.setattr(read, "FIRST_BLOCK_BYTES", 200)
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 300)
+    monkeypatch.setattr(blocks, "FIRST_BLOCK_BYTES", 200)
 
 
 @pytest.mark.parametrize("case", sorted(BLOCK_CASES))

@@ -605,10 +605,10 @@ def test_quoted_separators_are_not_extra_fields_but_extra_fields_in_a_quoted_fil
 def test_extra_fields_are_counted_in_the_raw_bytes_only_where_that_is_safe(
     encoding: str, checked: bool
 ) -> None:
-    from mlpcli.data.read import _bytes_are_ascii
+    from mlpcli.data.sniff import bytes_are_ascii
 
-    assert _bytes_are_ascii(encoding, ",") is checked
-    assert _bytes_are_ascii(encoding, ", ") is False  # a multi-character separator
+    assert bytes_are_ascii(encoding, ",") is checked
+    assert bytes_are_ascii(encoding, ", ") is False  # a multi-character separator
 
 
 def test_extra_fields_in_a_latin1_table_are_refused(tmp_path: Path) -> None:

@@ -16,16 +16,11 @@ functions: `mlpcli --help` must not pay its import.
 
 from __future__ import annotations
 
+from mlpcli.data.chunks import TableChunks
 from mlpcli.data.codecs import CODECS
 from mlpcli.data.columns import ColumnSelection, select_columns
-from mlpcli.data.read import (
-    DEFAULT_NA_VALUES,
-    Table,
-    TableChunks,
-    check_reading_options,
-    force_numeric,
-    read_table,
-)
+from mlpcli.data.read import DEFAULT_NA_VALUES, Table, force_numeric, read_table
+from mlpcli.data.sniff import check_reading_options
 from mlpcli.data.targets import TaskInfo, as_label_strings, detect_task, drop_missing_targets
 
 __all__ = [

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlpcli.data.read import DECIMAL_COMMA, first_row, token_counts, where
+from mlpcli.data.read import token_counts
+from mlpcli.data.sniff import DECIMAL_COMMA, first_row, where
 from mlpcli.errors import (
     DataError,
     UsageError,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlpcli.data.columns import check_numeric
-from mlpcli.data.read import where
+from mlpcli.data.sniff import where
 from mlpcli.errors import (
     DataError,
     UsageError,
