@@ -1,5 +1,7 @@
 """What `mlpcli inspect` shows of a model file (`describe_model`): its task, layers, features
-with their training statistics, training history, metrics and settings.
+with their training statistics, training history, metrics and settings. The settings are shown
+as the run resolved them (`resolved_settings`, `settings_shown`), without those the optimizer
+and schedule do not take (`settings_not_taken`); `report` lists them by the same rules.
 
 It reads only the metadata and the preprocessing arrays and imports no pandas, so `inspect`
 starts without paying pandas' 0.4 s import.
@@ -18,6 +20,98 @@ from mlpcli import modelfile
 from mlpcli.errors import ModelFileError
 
 
+# --------------------------------------------------------------------------- settings as run
+def preset_name(meta: Mapping[str, Any]) -> str:
+    """Which preset trained a model: the recipe's name, else classic (files from before
+    presets existed are classic too)."""
+    if "recipe" in meta:
+        return str(meta["recipe"].get("preset", "realmlp_td"))
+    return str(meta.get("settings", {}).get("model", {}).get("preset", "classic"))
+
+
+def resolved_settings(meta: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """By settings section, the value a setting took in the run where it differs from the
+    stored one (`--batch-size auto` -> the rows per step used, `--loss auto` -> ce, an unset
+    `--lr` -> the optimizer's). A value an older file does not record is left out, so the
+    setting shows as given."""
+    from mlpcli.nn import activations
+
+    arch = meta.get("architecture", {})
+    hidden = list(arch.get("activation", []))
+    inits: list[str] | None = None  # `--init auto`: each layer's activation's own
+    if "recipe" not in meta and not arch.get("init") and "output_activation" in arch:
+        inits = [activations.get(name).init for name in [*hidden, arch["output_activation"]]]
+    known = {
+        "data": {"task": meta.get("task")},
+        "model": {
+            "loss": arch.get("loss"),
+            "activation": hidden or None,
+            "output_activation": arch.get("output_activation"),
+            "init": inits,
+        },
+        "train": {
+            "batch_size": meta.get("training", {}).get("batch_size"),
+            "monitor": meta.get("training", {}).get("monitor"),
+            "lr": meta.get("optimizer", {}).get("lr"),
+            "threshold": meta.get("threshold", {}).get("value"),
+        },
+    }
+    stored = meta.get("settings", {})
+    return {
+        section: {
+            key: value
+            for key, value in values.items()
+            if value is not None
+            and key in stored.get(section, {})
+            and not _same(value, stored[section][key])
+        }
+        for section, values in known.items()
+    }
+
+
+def settings_not_taken(train: Mapping[str, Any]) -> set[str]:
+    """The stored train settings a model's optimizer and schedule do not take, as `inspect` and
+    `report` leave them out: every optimizer's hyperparameters (the optimizer record lists the
+    ones it used) and the options of the schedules not chosen."""
+    from mlpcli import optimizers, schedules
+
+    def options(cls: type[schedules.Schedule]) -> set[str]:
+        return {schedules.PARSERS[key][0] for key in cls.HYPERPARAMETERS}
+
+    of_optimizers = {k for cls in optimizers.OPTIMIZERS.values() for k in cls.HYPERPARAMETERS}
+    chosen = schedules.SCHEDULES.get(str(train.get("schedule")))
+    of_schedules = set().union(*(options(cls) for cls in schedules.SCHEDULES.values()))
+    unused = of_schedules - (options(chosen) if chosen is not None else set())
+    return (of_optimizers | unused) & set(train)
+
+
+def settings_shown(
+    given: Mapping[str, Any], resolved: Mapping[str, Any], hidden: set[str] | None = None
+) -> dict[str, Any]:
+    """One settings section as `inspect` and `report` list it: without `hidden`, and a value
+    resolved in the run (`resolved_settings`) with what was given, as in `32 (auto)`."""
+    return {
+        key: _with_given(resolved[key], value) if key in resolved else value
+        for key, value in given.items()
+        if key not in (hidden or set())
+    }
+
+
+def _with_given(value: Any, given: Any) -> str:
+    def text(v: Any) -> str:
+        return ", ".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
+
+    return f"{text(value)} ({'default' if given is None else text(given)})"
+
+
+def _same(value: Any, given: Any) -> bool:
+    """A per-layer list equals one value given for every layer (`--activation relu`)."""
+    if isinstance(value, list) and isinstance(given, list):
+        return (set(value) == set(given) and len(set(given)) == 1) or value == given
+    return bool(value == given)
+
+
+# --------------------------------------------------------------------------- inspect
 def _layers(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
     arch = meta["architecture"]
     hidden = list(arch["hidden_layer_sizes"])
@@ -119,7 +213,7 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "mlpcli_version": meta["mlpcli_version"],
         "task": meta["task"],
         "task_reason": meta.get("task_reason"),
-        "preset": modelfile.preset_name(meta),
+        "preset": preset_name(meta),
         "recipe": meta.get("recipe", {}).get("config"),
         "target": labels,
         "id_columns": meta.get("id_columns", []),
@@ -135,7 +229,7 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         },
         "optimizer": meta.get("optimizer", {}),
         "hyperparameters": meta["settings"].get("train", {}),
-        "resolved": modelfile.resolved_settings(meta),
+        "resolved": resolved_settings(meta),
         "preprocessing": {
             "options": meta["preprocessing"].get("options", {}),
             "n_columns": len(features),

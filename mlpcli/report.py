@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mlpcli import __version__, calibration, modelfile, plotting
+from mlpcli import __version__, calibration, describe, modelfile, plotting
 from mlpcli import task as tasks
 from mlpcli.outputs import check_writable, sha256_file, write_text
 
@@ -242,11 +242,11 @@ def _architecture_section(meta: dict[str, Any]) -> str:
         for key in ("loss", "dtype", "batchnorm", "dropout", "residual", "weight_decay", "init")
         if key in arch
     ]
-    resolved = modelfile.resolved_settings(meta).get("model", {})  # `auto` as the run took it
-    given = modelfile.settings_shown(meta.get("settings", {}).get("model", {}), resolved)
+    resolved = describe.resolved_settings(meta).get("model", {})  # `auto` as the run took it
+    given = describe.settings_shown(meta.get("settings", {}).get("model", {}), resolved)
     others = [(key, given[key] if key in resolved else value) for key, value in others]
     recipe = meta.get("recipe", {}).get("config", {})
-    others.insert(0, ("preset", modelfile.preset_name(meta)))
+    others.insert(0, ("preset", describe.preset_name(meta)))
     others += [(key, recipe[key]) for key in REPORTED_RECIPE if key in recipe]
     body = _table(rows, header=["layer", "units", "activation", "parameters"]) + _kv(others)
     return _section("architecture", "Architecture", body)
@@ -256,10 +256,10 @@ def _training_section(meta: dict[str, Any]) -> str:
     training = meta.get("training", {})
     optimizer = meta.get("optimizer", {})
     settings = meta.get("settings", {}).get("train", {})
-    shown = modelfile.settings_shown(
+    shown = describe.settings_shown(
         settings,
-        modelfile.resolved_settings(meta).get("train", {}),
-        modelfile.settings_not_taken(settings),
+        describe.resolved_settings(meta).get("train", {}),
+        describe.settings_not_taken(settings),
     )
     run = [
         (key, training.get(key))

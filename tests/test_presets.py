@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import config, modelfile
+from mlpcli import config, describe, modelfile
 from mlpcli.errors import UsageError
 from mlpcli.pipeline import train_frame, write_outputs
 from mlpcli.predicting import PredictOptions, predict_frame
@@ -91,7 +91,7 @@ def test_recipe_model_round_trips_and_predicts_as_trained(tmp_path: Path) -> Non
     meta = modelfile.read_metadata(out)
     assert meta["recipe"]["preset"] == "realmlp_td"
     assert meta["recipe"]["config"]["hidden_layer_sizes"] == [8, 8]
-    assert modelfile.preset_name(meta) == "realmlp_td"
+    assert describe.preset_name(meta) == "realmlp_td"
     assert meta["layer_names"] == ["layer1", "layer2", "output"]
     model = load_trained(out)
     X = outcome.prepared.preprocessor.transform(frame)

@@ -361,7 +361,7 @@ def _nanmean(values: NDArray[np.float64]) -> float:
 
 
 def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
-    from mlpcli import modelfile
+    from mlpcli import describe
     from mlpcli.calibration import summary_rows
 
     arch = doc["architecture"]
@@ -377,7 +377,7 @@ def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
         "inputs": f"{doc['preprocessing']['n_columns']} columns -> {arch['n_inputs']} values",
         "parameters": arch["n_parameters"],
         "loss": arch["loss"],
-        **modelfile.settings_shown(
+        **describe.settings_shown(
             {"init": doc["settings"].get("model", {}).get("init", arch["init"])},
             doc["resolved"].get("model", {}),
         ),
@@ -408,8 +408,8 @@ def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
     hyper = {"optimizer": doc["optimizer"].get("name")}
     hyper.update({k: v for k, v in doc["optimizer"].items() if k != "name"})
     train = doc["hyperparameters"]
-    shown = modelfile.settings_shown(
-        train, doc["resolved"].get("train", {}), modelfile.settings_not_taken(train)
+    shown = describe.settings_shown(
+        train, doc["resolved"].get("train", {}), describe.settings_not_taken(train)
     )
     hyper.update({k: v for k, v in shown.items() if k not in hyper})
     features = doc["preprocessing"]["features"]
