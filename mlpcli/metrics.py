@@ -27,6 +27,10 @@ Definitions (scikit-learn's, with zero_division=0):
 Undefined values raise `UndefinedMetricError`; `metric_reports` turns them into None plus a
 note, so
 `json.dumps(report, allow_nan=False)` always works.
+
+About 650 lines on purpose: every metric function and the one registry that lists them
+(`METRICS`, `get`, `for_task`) share the input checks above; the per-task reports are
+`metric_reports`.
 """
 
 from __future__ import annotations

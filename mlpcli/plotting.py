@@ -9,6 +9,9 @@ functions so `import mlpcli` and `--help` stay light; without it every entry poi
 ROC and precision-recall points are computed here in NumPy with scikit-learn's definitions
 (`roc_curve`, `precision_recall_curve`): one point per distinct score, so the trapezoid area of
 the ROC curve is `metrics.roc_auc` and the step sum of the PR curve is `average_precision`.
+
+About 640 lines on purpose: every figure shares the matplotlib access, saving and colours at
+the top, and the curve points are the ones the evaluation figures draw.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ given (`initialise`), and keeps backward beside forward. Layers (registry `LAYER
              component t = clip((x - e_{t-1}) / (e_t - e_{t-1}), 0, 1), the first unclipped
              below and the last above (Gorishniy et al. 2022, "On Embeddings for Numerical
              Features"); edges fitted on the training rows; all columns passed through as well
+
+About 660 lines on purpose: one registry of layer classes, each with its backward beside its
+forward; a module per layer would scatter the shared member-axis conventions (`_Scratch`, `_out`).
 """
 
 from __future__ import annotations
