@@ -372,19 +372,12 @@ def _table_cache(root: str | None) -> Iterator[None]:
         cache.use(previous)
 
 
-class _DropThread(logging.Filter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.thread = threading.get_ident()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.thread != self.thread
-
-
 @contextlib.contextmanager
 def _silenced() -> Iterator[None]:
-    drop = _DropThread()
-    LOG.filters.insert(0, drop)  # before a caller's collecting filter, which keeps records
+    """Drop this thread's records: a `_Collector` whose records are never replayed, first in
+    line so that a caller's own collector does not keep them."""
+    drop = _Collector()
+    LOG.filters.insert(0, drop)
     try:
         yield
     finally:
