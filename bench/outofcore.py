@@ -189,6 +189,33 @@ def convert(folder: Path, limit: int | None) -> dict:
     return result
 
 
+def evaluate(folder: Path, model: str, table: str, limit: int | None) -> dict:
+    """`mlpcli evaluate MODEL TABLE` under the limit: its metrics are streamed."""
+    prefix, group = _limited(limit)
+    out = folder / "evaluate.json"
+    env = {**os.environ, "MLPCLI_CACHE_DIR": str(folder / "cache"), "NO_COLOR": "1"}
+    command = [sys.executable, "-m", "mlpcli", "evaluate", str(folder / model),
+               str(folder / table), "--out", str(out), "-q"]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run([*prefix, *command], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"evaluate failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1]) * 1024
+    metrics = json.loads(out.read_text())["metrics"]
+    result = {
+        "wall_seconds": round(wall, 1),
+        "n_samples": metrics["n_samples"],
+        "rows_per_second": round(metrics["n_samples"] / wall),
+        "peak_rss_bytes": peak,
+        "accuracy": metrics["accuracy"],
+        "roc_auc": metrics["roc_auc"],
+        **_group_figures(group, limit),
+    }
+    print(json.dumps({"evaluate": result}), flush=True)
+    return result
+
+
 def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
@@ -206,6 +233,9 @@ def run(folder: Path, limit_mib: int, out: Path | None, extra: list[str]) -> Non
         results["second"] = train(folder, "big.csv", "on", "ooc-cached", limit, extra)
     results["sample_memory"] = json.loads((folder / "sample-memory.result.json").read_text())
     results["sample_ooc"] = train(folder, "sample.csv", "on", "sample-ooc", None, extra)
+    results["sample_memory_after"] = train(folder, "sample.csv", "off", "sample-memory-2", None,
+                                           extra)  # fmt: skip
+    results["evaluate"] = evaluate(folder, "ooc-cached.npz", "big.csv", limit)
     results["uptime_after"] = subprocess.run(
         ["uptime"], capture_output=True, text=True
     ).stdout.strip()
