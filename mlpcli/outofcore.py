@@ -197,6 +197,31 @@ def wanted(path: str, mode: str, sep: str | None = None) -> bool:
     return decide(path, estimate(path, sep))
 
 
+#: Commands with no out-of-core path yet, and why: `--out-of-core on` is refused with it.
+IN_MEMORY_COMMANDS = {
+    "cv": "each fold's rows are encoded in memory",
+    "tune": "each candidate's folds are encoded in memory",
+    "explain": "the permutations shuffle columns of the whole table in memory",
+}
+
+
+def in_memory_only(command: str, path: str, mode: str, sep: str | None = None) -> None:
+    """`--out-of-core` for a command that reads its table whole: `on` is an error saying why,
+    `auto` warns when the table would not fit, `off` says nothing."""
+    choose("--out-of-core", mode, MODES)
+    why = IN_MEMORY_COMMANDS[command]
+    if mode == "on":
+        raise UsageError(
+            f"{command} cannot work out of core yet ({why}); pass --out-of-core off "
+            "(mlpcli train --out-of-core on trains on such a table)."
+        )
+    found = estimate(path, sep) if mode == "auto" else None
+    if found is not None and not found.fits:
+        LOG.warning(
+            f"'{path}' may not fit in memory: {found.describe()}; {command} reads it whole ({why})."
+        )
+
+
 # --------------------------------------------------------------------------- the cache entry
 def reading_options(settings: Settings) -> dict[str, Any]:
     """The cache key's reading options, as `read_table` builds them for this table."""

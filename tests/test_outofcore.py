@@ -175,3 +175,43 @@ def test_final_metrics_cover_every_row_as_in_memory(
         memory = spec.report(encoder, outputs, spec.truth(encoder, y_index, Y), 0.5)
         assert outcome.metrics[side] == outofcore.streamed_report(encoder, net, X, y_index, Y, 0.5)
         assert_documents_close(streamed, memory)
+
+
+@pytest.mark.parametrize("command", ["cv", "tune", "explain"])
+def test_commands_without_an_out_of_core_path_refuse_on(command: str, tiny_model: Path) -> None:
+    """cv, tune and explain read the table whole: `--out-of-core on` is one line saying so,
+    exit 2, before any reading."""
+    from conftest import EXPRESSION
+    from typer.testing import CliRunner
+
+    from mlpcli.cli import app
+
+    head = [str(tiny_model)] if command == "explain" else []
+    target = [] if command == "explain" else ["--target", "subtype"]
+    target += ["--space", "space.toml"] if command == "tune" else []  # refused before it is read
+    result = CliRunner().invoke(
+        app, [command, *head, str(EXPRESSION), *target, "--out-of-core", "on"]
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"Error: {command} cannot work out of core yet ("
+    )
+    assert "--out-of-core off" in lines[0]
+
+
+def test_commands_without_an_out_of_core_path_warn_when_the_table_would_not_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_table(tmp_path, n=500)
+    with caplog.at_level(logging.WARNING, logger="mlpcli"):
+        outofcore.in_memory_only("cv", path, "auto")  # fits: nothing said
+        assert not caplog.records
+        monkeypatch.setattr(outofcore, "available_memory", lambda: 1000)
+        outofcore.in_memory_only("cv", path, "off")
+        assert not caplog.records
+        outofcore.in_memory_only("cv", path, "auto")
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said.startswith(f"'{path}' may not fit in memory: ") and "cv reads it whole" in said
+    with pytest.raises(UsageError, match="Unknown --out-of-core 'maybe'"):
+        outofcore.in_memory_only("tune", path, "maybe")

@@ -18,8 +18,8 @@ from mlpcli.cli.common import (
     errors_to_exit_codes,
     live_training,
     make_reporter,
+    read_in_memory,
     resolve_settings,
-    use_cache,
 )
 from mlpcli.cli.options import (
     OUTPUT,
@@ -30,6 +30,7 @@ from mlpcli.cli.options import (
     LogFormat,
     NJobs,
     NoCache,
+    OutOfCore,
     Quiet,
     Repeats,
     Scheduler,
@@ -77,6 +78,7 @@ def cv(
     config: ConfigFile = None,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
+    out_of_core: OutOfCore = "auto",
     quiet: Quiet = False,
     log_format: LogFormat = "text",
     options: dict[str, Any],
@@ -97,7 +99,7 @@ def cv(
     from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
-    use_cache(cache_dir, no_cache)
+    read_in_memory("cv", data, out_of_core, cache_dir, no_cache)
     settings = resolve_settings(options, config)
     check_paths(
         {"DATA": data, "--valid-file": settings.data.valid_file, "--config": config},
@@ -205,6 +207,7 @@ def tune(
     config: ConfigFile = None,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
+    out_of_core: OutOfCore = "auto",
     quiet: Quiet = False,
     log_format: LogFormat = "text",
     options: dict[str, Any],
@@ -225,7 +228,7 @@ def tune(
     from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
-    use_cache(cache_dir, no_cache)
+    read_in_memory("tune", data, out_of_core, cache_dir, no_cache)
     settings = resolve_settings(options, config)
     outputs = {"--results-csv": results_csv, "--results-json": results_json, "--out": out}
     check_paths(

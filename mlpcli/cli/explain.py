@@ -16,6 +16,7 @@ from mlpcli.cli.options import (
     ModelDecimal,
     ModelSep,
     NJobs,
+    OutOfCore,
     Quiet,
     Scheduler,
     ShipData,
@@ -144,6 +145,7 @@ def explain(
     sep: ModelSep = None,
     decimal: ModelDecimal = None,
     transpose: Transpose = None,
+    out_of_core: OutOfCore = "auto",
     quiet: Quiet = False,
     log_format: LogFormat = "text",
 ) -> None:
@@ -193,6 +195,7 @@ def explain(
             sep=sep,
             decimal=decimal,
             transpose=transpose,
+            out_of_core=out_of_core,
         )
         _write(result, out, plot, top)
     if json_out:

@@ -185,6 +185,19 @@ NoCache = Annotated[
         rich_help_panel=READING,
     ),
 ]
+OutOfCore = Annotated[
+    str,
+    typer.Option(
+        "--out-of-core",
+        help="Work from the table cache on disk instead of memory: auto (when the table would "
+        "not fit; said on stderr), on, off. For CSV/TSV tables. train works out of core; cv, "
+        "tune and explain do not yet: they refuse on, and auto warns when the table would "
+        "not fit.",
+        metavar="NAME",
+        rich_help_panel=READING,
+        autocompletion=completion("mlpcli.outofcore", "MODES"),
+    ),
+]
 Threshold = Annotated[
     float | None,
     typer.Option(

@@ -19,7 +19,6 @@ from mlpcli.cli.common import (
 from mlpcli.cli.options import (
     CONFIGURATION,
     OUTPUT,
-    READING,
     Backend,
     CacheDir,
     ConfigFile,
@@ -27,6 +26,7 @@ from mlpcli.cli.options import (
     LogFormat,
     NJobs,
     NoCache,
+    OutOfCore,
     Quiet,
     Scheduler,
     ShipData,
@@ -106,16 +106,7 @@ def train(
     ] = None,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
-    out_of_core: Annotated[
-        str,
-        typer.Option(
-            "--out-of-core",
-            help="Train from the table cache on disk instead of memory: auto (when the table "
-            "would not fit; said on stderr), on, off. For CSV/TSV tables.",
-            metavar="NAME",
-            rich_help_panel=READING,
-        ),
-    ] = "auto",
+    out_of_core: OutOfCore = "auto",
     n_jobs: NJobs = 1,
     backend: Backend = "local",
     scheduler: Scheduler = None,

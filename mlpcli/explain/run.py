@@ -89,8 +89,14 @@ def explain_files(
     sep: str | None = None,
     decimal: str | None = None,
     transpose: bool | None = None,
+    out_of_core: str = "off",
 ) -> Explanation:
-    """`mlpcli explain` as a function: load the model, read the tables, explain, record inputs."""
+    """`mlpcli explain` as a function: load the model, read the tables, explain, record inputs.
+    `out_of_core` on is refused and auto warns when the table would not fit: explain reads it
+    whole (`outofcore.in_memory_only`)."""
+    from mlpcli import outofcore
+
+    outofcore.in_memory_only("explain", data_path, out_of_core, sep)
     if groups_path is not None:
         options = dataclasses.replace(options, groups=read_groups(groups_path))
     check_options(options)
