@@ -2,7 +2,8 @@
 
 Cells are copied as they are (text tables are read as text, so no number is re-rounded), the
 rows keep their order, and a listing says which row went where. The split itself is
-`splitting.train_valid_split`: grouped (`--group`) and/or stratified (`--stratify COL`), seeded.
+`splitting.train_valid_split`: grouped (`--group`) and/or stratified on the target
+(`--stratify --target COL`), seeded.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def split_table(
     if path == "-":
         raise UsageError("split needs a file, not stdin: it writes files named after DATA.")
     frame, used_sep, reader = _read(path, sep)
-    for option, column in (("--group", group), ("--stratify", stratify)):
+    for option, column in (("--group", group), ("--target", stratify)):
         if column is not None and column not in frame.columns:
             raise DataError(f"{option} column '{column}' not found in '{path}'.")
     y = None if stratify is None else pd.factorize(frame[stratify].astype(str))[0]

@@ -804,6 +804,34 @@ def test_split_writes_train_and_test_in_the_input_format(tmp_path: Path, name: s
     assert code == 0, stderr
 
 
+def test_split_stratify_is_a_flag_on_the_target(tmp_path: Path) -> None:
+    """20 cases and 80 controls: a quarter stratified on --target holds 5 and 20. The form
+    that took the column (--stratify status) and the flag alone are one-line usage errors."""
+    data = tmp_path / "cohort.csv"
+    frame = measurements(100).assign(status=["case"] * 20 + ["ctrl"] * 80)
+    frame.to_csv(data, index=False)
+    split = ("split", data, "--test-fraction", "0.25", "--out-dir", tmp_path)
+    code, _, stderr = run(*split, "--stratify", "--target", "status")
+    assert code == 0, stderr
+    test = pd.read_csv(tmp_path / "cohort.test.csv")
+    assert test["status"].value_counts().to_dict() == {"ctrl": 20, "case": 5}
+    for args, message in (
+        (
+            ("--stratify", "status"),
+            "--stratify is a flag and takes no column; name the target with --target COL "
+            "(e.g. --stratify --target subtype).",
+        ),
+        (("--stratify",), "--stratify needs --target COL: the column whose classes both keep."),
+        (
+            ("--target", "status"),
+            "--target is the column --stratify uses; add --stratify or drop --target.",
+        ),
+        (("--stratify", "--target", "grade"), f"--target column 'grade' not found in '{data}'."),
+    ):
+        code, _, stderr = run(*split, *args)
+        assert (code, errors_in(stderr)) == (2 if "grade" not in args else 3, [message]), args
+
+
 def test_train_test_file_reports_test_metrics_apart_from_validation(tmp_path: Path) -> None:
     import json
 

@@ -59,18 +59,22 @@ def _dataframe(group: object, index: list[str], columns: pd.DataFrame) -> None:
         _strings(node, "categories", [str(c) for c in categories])
 
 
-def _matrix(parent: object, name: str, X: np.ndarray, sparse: bool) -> None:
-    if not sparse:
+def _matrix(parent: object, name: str, X: np.ndarray, encoding: str) -> None:
+    """X as AnnData writes it: a dense "array", or a "csr_matrix"/"csc_matrix" group of
+    data, indices and indptr (row-major or column-major), with its shape as an attribute."""
+    if encoding == "array":
         dataset = parent.create_dataset(name, data=X)  # type: ignore[attr-defined]
         dataset.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
         return
-    rows, cols = np.nonzero(X)
+    major = X if encoding == "csr_matrix" else X.T
+    rows, cols = np.nonzero(major)
     node = parent.create_group(name)  # type: ignore[attr-defined]
-    node.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0"})
+    node.attrs.update({"encoding-type": encoding, "encoding-version": "0.1.0"})
     node.attrs["shape"] = np.array(X.shape)
-    node.create_dataset("data", data=X[rows, cols])
+    node.create_dataset("data", data=major[rows, cols])
     node.create_dataset("indices", data=cols.astype(np.int32))
-    node.create_dataset("indptr", data=np.r_[0, np.cumsum(np.bincount(rows, minlength=len(X)))])
+    lengths = np.bincount(rows, minlength=len(major))
+    node.create_dataset("indptr", data=np.r_[0, np.cumsum(lengths)])
 
 
 def write_h5ad(
@@ -78,19 +82,22 @@ def write_h5ad(
     frame: pd.DataFrame,
     sparse: bool = False,
     layers: dict[str, np.ndarray] | None = None,
+    encoding: str | None = None,
 ) -> Path:
-    """obs = batch and subtype (categorical), obs_names = sample_id, X = the genes."""
+    """obs = batch and subtype (categorical), obs_names = sample_id, X = the genes, dense or
+    CSR (`sparse`), or any `encoding` ("array", "csr_matrix", "csc_matrix")."""
     h5py = pytest.importorskip("h5py")
     genes = [c for c in frame.columns if c.startswith("GENE")]
+    encoding = encoding or ("csr_matrix" if sparse else "array")
     with h5py.File(path, "w") as f:
         f.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
         _dataframe(f.create_group("obs"), list(frame["sample_id"]), frame[["batch", "subtype"]])
         _dataframe(f.create_group("var"), genes, frame[[]])
-        _matrix(f, "X", frame[genes].to_numpy(np.float32), sparse)
+        _matrix(f, "X", frame[genes].to_numpy(np.float32), encoding)
         group = f.create_group("layers")
         group.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
         for name, values in (layers or {}).items():
-            _matrix(group, name, values, sparse)
+            _matrix(group, name, values, encoding)
     return path
 
 
@@ -256,3 +263,189 @@ def test_h5ad_written_by_anndata(tmp_path: Path) -> None:
     a, b = weights(tmp_path / "a.npz"), weights(tmp_path / "ours.npz")
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+# --- streaming: Excel in chunks of rows, h5ad in row blocks -----------------------------------
+
+
+def excel_parses(monkeypatch: pytest.MonkeyPatch, chunk_rows: int) -> list[int]:
+    """Set the Excel chunk size; the list fills with the data rows of each chunk parsed."""
+    from mlpcli.data import formats
+
+    parsed: list[int] = []
+    parse = formats.ExcelReader._parse
+
+    def spy(self: object, header: list, rows: list, *args: object) -> object:
+        parsed.append(len(rows))
+        return parse(self, header, rows, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(formats, "EXCEL_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(formats.ExcelReader, "_parse", spy)
+    return parsed
+
+
+def test_excel_read_in_chunks_gives_the_csv_model(
+    tmp_path: Path, csv_run: tuple[Path, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = write("xlsx", tmp_path / "data.xlsx")
+    parsed = excel_parses(monkeypatch, 64)
+    model = tmp_path / "m.npz"
+    code, _, stderr = run("train", data, "--id", "sample_id", *TRAIN, "--out", model)
+    assert code == 0, stderr
+    assert parsed == [64] * 9 + [600 - 9 * 64]  # 600 rows, never more than 64 at once
+    expected, got = weights(csv_run[0]), weights(model)
+    for name, array in expected.items():
+        np.testing.assert_array_equal(got[name], array, err_msg=name)
+    parsed.clear()
+    code, _, stderr = run("predict", model, data, "--out", tmp_path / "p.csv")
+    assert code == 0, stderr
+    assert parsed == [600]  # predict streams through data.TableChunks: chunks of 1,024 rows
+    predictions = pd.read_csv(tmp_path / "p.csv", dtype={"sample_id": "str"})
+    pd.testing.assert_frame_equal(predictions, csv_run[1])
+
+
+def grades_xlsx(path: Path) -> Path:
+    """The grades table of test_cli_realdata as a sheet: grades are numbers, 12 cells (from
+    data row 388) the text 'other', an ID '007'-style text, an empty row at the end."""
+    import openpyxl
+    from test_cli_realdata import grades_csv
+
+    frame = pd.read_csv(grades_csv(path.with_suffix(".csv")), dtype=str)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["student", *frame.columns])
+    for i, row in enumerate(frame.itertuples(index=False)):
+        grade = row.grade if row.grade == "other" else int(row.grade)
+        sheet.append([f"{i:03d}", grade, float(row.x1), float(row.x2), row.status])
+    sheet.append([None])
+    book.save(path)
+    return path
+
+
+def test_excel_column_typed_across_chunks_as_pandas_types_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'other' first appears in the 7th chunk of 64 rows: the column is read again whole, so
+    the table is pandas' (categorical grade, same warning as the CSV) at every chunk size."""
+    from test_cli_realdata import grades_warning, model_columns, warnings_in
+
+    from mlpcli.data import read_table
+    from mlpcli.data.formats import ReadOptions, _tidy
+    from mlpcli.data.read import DEFAULT_NA_VALUES
+
+    pytest.importorskip("openpyxl")
+    data = grades_xlsx(tmp_path / "grades.xlsx")
+    options = ReadOptions(na_values=DEFAULT_NA_VALUES, text_columns=("student",))
+    expected = _tidy(
+        pd.read_excel(data, na_values=list(DEFAULT_NA_VALUES), keep_default_na=False,
+                      dtype={"student": "str"}),
+        options,
+    )  # fmt: skip
+    parsed = excel_parses(monkeypatch, 64)
+    got = read_table(data, text_columns=["student"], checksum=False).frame
+    assert parsed[:7] == [64] * 6 + [400 - 6 * 64]  # then the grade column on its own
+    assert parsed[7:] == [400]
+    assert got["grade"].tolist() == expected["grade"].tolist()
+    assert [type(v) for v in got["grade"]] == [type(v) for v in expected["grade"]]
+    assert got["student"].tolist()[:2] == ["000", "001"]
+    model = tmp_path / "m.npz"
+    code, _, stderr = run(
+        "train", data, "--target", "status", "--id", "student", "--epochs", "2", "--hidden",
+        "4", "-q", "--out", model,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert warnings_in(stderr) == [grades_warning(data)]
+    assert model_columns(model) == [
+        *("grade=10", "grade=11", "grade=12", "grade=9", "grade=other"),
+        *("x1", "x2"),
+    ]
+
+
+def test_excel_table_chunks_stream_the_sheet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlpcli.data import TableChunks, read_table
+
+    pytest.importorskip("openpyxl")
+    data = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(data) as writer:
+        pd.DataFrame({"note": ["read me first"]}).to_excel(writer, sheet_name="README")
+        sample_frame().to_excel(writer, sheet_name="samples", index=False)
+    parsed = excel_parses(monkeypatch, 10_000)
+    with TableChunks(data, 250, sheet="samples", text_columns=["sample_id"]) as chunks:
+        parts = list(chunks)
+    assert [len(part) for part in parts] == parsed == [250, 250, 100]
+    whole = read_table(data, sheet="samples", text_columns=["sample_id"]).frame
+    pd.testing.assert_frame_equal(pd.concat(parts), whole)
+
+
+ENCODINGS = ("array", "csr_matrix", "csc_matrix")
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_h5ad_read_in_row_blocks_gives_the_csv_model(
+    tmp_path: Path,
+    csv_run: tuple[Path, pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+    encoding: str,
+) -> None:
+    """X is a decoy; `--layer norm` holds the genes. Read 64 rows at a time (CSC: 2,000 stored
+    entries at a time), the model is the CSV's, and no slice of a sparse matrix's data is the
+    whole array."""
+    from mlpcli.data import formats
+
+    frame = sample_frame()
+    genes = [c for c in frame.columns if c.startswith("GENE")]
+    values = frame[genes].to_numpy(np.float32)
+    values[values < 0.2] = 0  # sparse-like: many stored zeros dropped from CSR/CSC
+    frame[genes] = values
+    csv = tmp_path / "sparse.csv"
+    frame.to_csv(csv, index=False)
+    decoy = frame.assign(**dict.fromkeys(genes, 1.0))
+    data = write_h5ad(tmp_path / "x.h5ad", decoy, layers={"norm": values}, encoding=encoding)
+    slices: list[tuple[int, int]] = []
+    entries = formats._Sparse._entries
+
+    def spy(self: formats._Sparse, lo: int, hi: int) -> object:
+        slices.append((int(lo), int(hi)))
+        return entries(self, lo, hi)
+
+    monkeypatch.setattr(formats._Sparse, "_entries", spy)
+    monkeypatch.setattr(formats, "H5AD_BLOCK_ROWS", 64)
+    monkeypatch.setattr(formats, "CSC_BLOCK_ENTRIES", 2_000)
+    m_csv, m_h5ad = tmp_path / "csv.npz", tmp_path / "h5ad.npz"
+    code, _, stderr = run("train", csv, "--id", "sample_id", *TRAIN, "--out", m_csv)
+    assert code == 0, stderr
+    code, _, stderr = run("train", data, "--layer", "norm", *TRAIN, "--out", m_h5ad)
+    assert code == 0, stderr
+    expected, got = weights(m_csv), weights(m_h5ad)
+    for name, array in expected.items():
+        np.testing.assert_array_equal(got[name], array, err_msg=name)
+    nnz = int(np.count_nonzero(values))
+    if encoding == "array":
+        assert slices == []
+    else:
+        assert len(slices) >= 10 and max(hi - lo for lo, hi in slices) < nnz / 4
+    code, stdout, stderr = run("predict", m_h5ad, data)
+    assert code == 0, stderr
+    code, csv_out, stderr = run("predict", m_csv, csv)
+    assert code == 0, stderr
+    assert stdout.splitlines()[1:] == csv_out.splitlines()[1:]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_h5ad_table_chunks_are_row_blocks(tmp_path: Path, encoding: str) -> None:
+    """data.TableChunks (predict's and out-of-core's reader) yields the h5ad in row blocks of
+    the wanted genes only, obs columns beside them, the index going on."""
+    from mlpcli.data import TableChunks, read_table
+
+    data = write_h5ad(tmp_path / "x.h5ad", sample_frame(), encoding=encoding)
+    wanted = ["subtype", "GENE003", "GENE010"]
+    with TableChunks(data, 250, usecols=wanted) as chunks:
+        parts = list(chunks)
+        assert chunks.id_column == "obs_names"
+    assert [len(part) for part in parts] == [250, 250, 100]
+    assert list(parts[0].columns) == ["obs_names", *wanted]
+    assert parts[2].index[0] == 500
+    whole = read_table(data).frame
+    pd.testing.assert_frame_equal(pd.concat(parts), whole[["obs_names", *wanted]])

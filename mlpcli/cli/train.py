@@ -37,6 +37,7 @@ from mlpcli.cli.options import (
     sep_option,
     with_settings_options,
 )
+from mlpcli.errors import UsageError
 
 
 @app.command()
@@ -204,9 +205,14 @@ def _finish_record(outcome: Any) -> dict[str, Any]:
     }
 
 
-@app.command()
+#: An old `--stratify COL` leaves COL behind as an extra argument: allowed, then named.
+_EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
+
+
+@app.command(context_settings=_EXTRA_ARGS)
 @errors_to_exit_codes
 def split(
+    ctx: typer.Context,
     data: Annotated[
         str,
         data_argument("Table to split (CSV/TSV, maybe compressed, Parquet, Feather or Excel)."),
@@ -220,10 +226,14 @@ def split(
         typer.Option(help="Column of groups (patients) kept whole on one side.", metavar="COL"),
     ] = None,
     stratify: Annotated[
-        str | None,
+        bool,
         typer.Option(
-            help="Column (the target) whose class proportions both sides keep.", metavar="COL"
+            "--stratify", help="Keep the class proportions of --target on both sides.", metavar=""
         ),
+    ] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(help="The target column --stratify stratifies on.", metavar="COL"),
     ] = None,
     seed: Annotated[int, seed_option("Random seed: the same seed, the same split.")] = 0,
     sep: Annotated[str | None, sep_option("from the extension, else sniffed")] = None,
@@ -241,17 +251,35 @@ def split(
     Example:
 
         mlpcli split cohort.csv --test-fraction 0.2 --group patient \
-            --stratify subtype
+            --stratify --target subtype
     """
     from mlpcli import tablesplit
 
+    column = _stratify_on(stratify, target, ctx.args)
     reporter = make_reporter(quiet, log_format)
     with catch_signals():
         result = tablesplit.split_table(
-            data, test_fraction, out_dir, group=group, stratify=stratify, seed=seed, sep=sep
+            data, test_fraction, out_dir, group=group, stratify=column, seed=seed, sep=sep
         )
     reporter.message(
         f"Wrote {result.n_train} training row(s) to {result.train}, {result.n_test} test row(s) "
         f"to {result.test} and the listing to {result.listing}."
     )
     reporter.close()
+
+
+def _stratify_on(stratify: bool, target: str | None, extra: list[str]) -> str | None:
+    """The column `split` stratifies on: --target, with the --stratify flag (which took the
+    column itself until this release: that form is named, not misread)."""
+    if stratify and extra:
+        raise UsageError(
+            "--stratify is a flag and takes no column; name the target with --target COL "
+            "(e.g. --stratify --target subtype)."
+        )
+    if stratify and target is None:
+        raise UsageError("--stratify needs --target COL: the column whose classes both keep.")
+    if extra:
+        raise UsageError(f"split takes one DATA; got also {', '.join(map(repr, extra))}.")
+    if target is not None and not stratify:
+        raise UsageError("--target is the column --stratify uses; add --stratify or drop --target.")
+    return target

@@ -110,9 +110,30 @@ class TableChunks:
         self._numeric = tuple(numeric)
         self._unnamed = False
         self._keep: Callable[[str], bool] | None = None  # columns parsed, then dropped
+        self._format: tuple[formats.FormatReader, formats.ReadOptions] | None = None
         self.id_column: str | None = None
-        if transpose or sheet is not None or layer is not None or formats.reader_for(path):
-            # Samples as columns cannot be streamed; binary formats are memory-mapped instead.
+        reader = formats.reader_for(path)
+        if reader is not None and not transpose:
+            # Binary formats go to their reader's own chunks (Excel and h5ad read in blocks).
+            if not Path(path).is_file():
+                open_raw(path, None)[0].close()  # the text reader's "not found" messages
+            self._format = (
+                reader,
+                formats.ReadOptions(
+                    sheet=sheet,
+                    layer=layer,
+                    columns=None if usecols is None else [*usecols, *text_columns],
+                    text_columns=tuple(text_columns),
+                    na_values=tuple(DEFAULT_NA_VALUES if na_values is None else na_values),
+                ),
+            )
+            reader.check_options(self._format[1], str(path))
+            self.source, self.sep, self._encoding = str(path), "", ""
+            self.id_column = reader.id_column
+            self._digest = FileHasher(path).hexdigest if checksum else str
+            return
+        if transpose or sheet is not None or layer is not None or reader is not None:
+            # Samples as columns cannot be streamed (and --sheet on a text table is refused).
             self._whole = read_table(
                 path,
                 sep,
@@ -205,6 +226,15 @@ class TableChunks:
             frame = self._whole.frame
             for start in range(0, len(frame), self.chunk_size):
                 yield frame.iloc[start : start + self.chunk_size]
+            return
+        if self._format is not None:
+            reader, options = self._format
+            n_rows = 0
+            for frame in reader.chunks(self.source, options, self.chunk_size):
+                n_rows += len(frame)
+                yield force_numeric(to_float32(frame), self._numeric, self.source)
+            if n_rows == 0:
+                raise DataError(f"'{self.source}' has a header but no data rows.")
             return
         n_rows = 0
         while True:
