@@ -837,7 +837,7 @@ def test_train_test_file_reports_test_metrics_apart_from_validation(tmp_path: Pa
 
     data = tmp_path / "cohort.csv"
     measurements(200).to_csv(data, index=False)
-    assert run("split", data, "--test-fraction", "0.25", "--stratify", "status",
+    assert run("split", data, "--test-fraction", "0.25", "--stratify", "--target", "status",
                "--out-dir", tmp_path)[0] == 0  # fmt: skip
     model, metrics = tmp_path / "m.npz", tmp_path / "m.json"
     code, _, stderr = run(
