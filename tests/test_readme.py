@@ -143,10 +143,10 @@ def _cohort_h5ad(path: Path) -> None:
         f.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
         _dataframe(f.create_group("obs"), [f"cell{i:02d}" for i in range(60)], obs)
         _dataframe(f.create_group("var"), [f"g{j}" for j in range(5)], obs[[]])
-        _matrix(f, "X", np.log1p(counts), sparse=True)
+        _matrix(f, "X", np.log1p(counts), "csr_matrix")
         layers = f.create_group("layers")
         layers.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
-        _matrix(layers, "counts", counts, sparse=True)
+        _matrix(layers, "counts", counts, "csr_matrix")
 
 
 @pytest.mark.slow
