@@ -10,6 +10,7 @@ when the anndata package is installed, a file written by anndata itself is read 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,30 +34,45 @@ def sample_frame() -> pd.DataFrame:
     return pd.read_csv(EXPRESSION, dtype={"sample_id": "str"})
 
 
-def _strings(group: object, name: str, values: list[str]) -> None:
+def _strings(group: object, name: str, values: list[str], nullable: bool = False) -> None:
+    """A "string-array" dataset; `nullable`: a "nullable-string-array" group of values and
+    mask, as anndata (0.11 and later) writes pandas 3's str columns and index."""
     import h5py
 
+    if nullable:
+        node = group.create_group(name)  # type: ignore[attr-defined]
+        node.attrs.update({"encoding-type": "nullable-string-array", "encoding-version": "0.1.0"})
+        _strings(node, "values", values)
+        mask = node.create_dataset("mask", data=np.zeros(len(values), dtype=bool))
+        mask.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
+        return
     dataset = group.create_dataset(name, data=np.array(values, dtype=object),  # type: ignore[attr-defined]
                                    dtype=h5py.string_dtype())  # fmt: skip
     dataset.attrs.update({"encoding-type": "string-array", "encoding-version": "0.2.0"})
 
 
-def _dataframe(group: object, index: list[str], columns: pd.DataFrame) -> None:
+def _dataframe(
+    group: object, index: list[str], columns: pd.DataFrame, nullable: bool = False
+) -> None:
+    """An obs/var "dataframe" group: the index and categorical columns (the codes and their
+    categories), with the attributes anndata writes (encoding-type/-version, _index,
+    column-order)."""
     attrs = group.attrs  # type: ignore[attr-defined]
     attrs.update({"encoding-type": "dataframe", "encoding-version": "0.2.0", "_index": "_index"})
     import h5py
 
     order = np.array(list(columns.columns), dtype=object)
     attrs.create("column-order", data=order, shape=order.shape, dtype=h5py.string_dtype())
-    _strings(group, "_index", index)
+    _strings(group, "_index", index, nullable)
     for name in columns.columns:
         codes, categories = pd.factorize(columns[name], sort=True)
         node = group.create_group(name)  # type: ignore[attr-defined]
         node.attrs.update(
             {"encoding-type": "categorical", "encoding-version": "0.2.0", "ordered": False}
         )
-        node.create_dataset("codes", data=codes.astype(np.int8))
-        _strings(node, "categories", [str(c) for c in categories])
+        code_set = node.create_dataset("codes", data=codes.astype(np.int8))
+        code_set.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
+        _strings(node, "categories", [str(c) for c in categories], nullable)
 
 
 def _matrix(parent: object, name: str, X: np.ndarray, encoding: str) -> None:
@@ -83,16 +99,19 @@ def write_h5ad(
     sparse: bool = False,
     layers: dict[str, np.ndarray] | None = None,
     encoding: str | None = None,
+    nullable: bool = False,
 ) -> Path:
     """obs = batch and subtype (categorical), obs_names = sample_id, X = the genes, dense or
-    CSR (`sparse`), or any `encoding` ("array", "csr_matrix", "csc_matrix")."""
+    CSR (`sparse`), or any `encoding` ("array", "csr_matrix", "csc_matrix"); `nullable`: the
+    strings as anndata writes them under pandas 3."""
     h5py = pytest.importorskip("h5py")
     genes = [c for c in frame.columns if c.startswith("GENE")]
     encoding = encoding or ("csr_matrix" if sparse else "array")
     with h5py.File(path, "w") as f:
         f.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
-        _dataframe(f.create_group("obs"), list(frame["sample_id"]), frame[["batch", "subtype"]])
-        _dataframe(f.create_group("var"), genes, frame[[]])
+        obs = frame[["batch", "subtype"]]
+        _dataframe(f.create_group("obs"), list(frame["sample_id"]), obs, nullable)
+        _dataframe(f.create_group("var"), genes, frame[[]], nullable)
         _matrix(f, "X", frame[genes].to_numpy(np.float32), encoding)
         group = f.create_group("layers")
         group.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
@@ -248,21 +267,83 @@ def test_zipped_excel_workbook_is_named(tmp_path: Path) -> None:
     )
 
 
-def test_h5ad_written_by_anndata(tmp_path: Path) -> None:
-    anndata = pytest.importorskip("anndata")
+def test_h5ad_with_nullable_strings_gives_the_csv_model(
+    tmp_path: Path, csv_run: tuple[Path, pd.DataFrame]
+) -> None:
+    """anndata (0.11 and later) under pandas 3 writes obs_names, var_names and categories as
+    "nullable-string-array" groups (values and mask): read with h5py alone, same weights."""
+    data = write_h5ad(tmp_path / "nullable.h5ad", sample_frame(), sparse=True, nullable=True)
+    model = tmp_path / "m.npz"
+    code, _, stderr = run("train", data, *TRAIN, "--out", model)
+    assert code == 0, stderr
+    expected, got = weights(csv_run[0]), weights(model)
+    for name, array in expected.items():
+        np.testing.assert_array_equal(got[name], array, err_msg=name)
+
+
+def _anndata() -> object:
+    """The anndata package, or a skip that says why it is optional here."""
+    return pytest.importorskip(
+        "anndata",
+        reason="the anndata package is not installed; the anndata extra installs it "
+        "(0.12.0-0.12.6, the releases whose metadata accept pandas 3). The h5ad tests above "
+        "need only h5py: they write AnnData's on-disk layout themselves",
+    )
+
+
+@pytest.mark.parametrize("nullable", [False, True], ids=["strings", "nullable-strings"])
+def test_h5ad_written_by_anndata_and_ours_read_by_anndata(tmp_path: Path, nullable: bool) -> None:
+    """Interop with the anndata package: a file it writes (CSR layer too) trains the model our
+    own file trains, and it reads our file back with the same X, layer, obs and names."""
+    anndata: Any = _anndata()
     frame = sample_frame()
     genes = [c for c in frame.columns if c.startswith("GENE")]
-    obs = frame[["batch", "subtype"]].astype("category").set_axis(frame["sample_id"])
-    adata = anndata.AnnData(X=frame[genes].to_numpy(np.float32), obs=obs)
-    adata.var_names = genes
-    adata.write_h5ad(tmp_path / "a.h5ad")
-    ours = write_h5ad(tmp_path / "ours.h5ad", frame)
+    values = frame[genes].to_numpy(np.float32)
+    # anndata 0.12.6 cannot write pandas 3's default (Arrow) strings: give it object strings,
+    # or Python-backed nullable ones, which it writes as "nullable-string-array" when asked.
+    text = "string[python]" if nullable else object
+    obs = pd.DataFrame(
+        {name: pd.Categorical(frame[name].astype(text)) for name in ("batch", "subtype")},
+        index=pd.Index(frame["sample_id"], dtype=text),
+    )
+    var = pd.DataFrame(index=pd.Index(genes, dtype=text))
+    adata = anndata.AnnData(X=values, obs=obs, var=var)
+    adata.layers["counts"] = scipy_sparse().csr_matrix(np.round(np.abs(values) * 10))
+    settings = anndata.settings
+    before = getattr(settings, "allow_write_nullable_strings", None)
+    if before is not None:
+        settings.allow_write_nullable_strings = nullable
+    try:
+        adata.write_h5ad(tmp_path / "a.h5ad")
+    finally:
+        if before is not None:
+            settings.allow_write_nullable_strings = before
+    counts = adata.layers["counts"].toarray()
+    ours = write_h5ad(
+        tmp_path / "ours.h5ad", frame, sparse=True, layers={"counts": counts}, nullable=nullable
+    )
     for data in (tmp_path / "a.h5ad", ours):
         code, _, stderr = run("train", data, *TRAIN, "--out", tmp_path / f"{data.stem}.npz")
         assert code == 0, stderr
-    a, b = weights(tmp_path / "a.npz"), weights(tmp_path / "ours.npz")
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name])
+        code, _, stderr = run(
+            "train", data, "--layer", "counts", *TRAIN, "--out", tmp_path / f"{data.stem}-c.npz"
+        )
+        assert code == 0, stderr
+    for suffix in ("", "-c"):
+        a, b = weights(tmp_path / f"a{suffix}.npz"), weights(tmp_path / f"ours{suffix}.npz")
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    back = anndata.read_h5ad(ours)
+    np.testing.assert_array_equal(back.X.toarray(), values)
+    np.testing.assert_array_equal(back.layers["counts"].toarray(), counts)
+    assert list(back.obs_names) == list(frame["sample_id"])
+    assert list(back.var_names) == genes
+    for name in ("batch", "subtype"):
+        assert back.obs[name].astype(str).tolist() == frame[name].tolist()
+
+
+def scipy_sparse() -> Any:
+    return pytest.importorskip("scipy.sparse")
 
 
 # --- streaming: Excel in chunks of rows, h5ad in row blocks -----------------------------------

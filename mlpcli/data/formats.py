@@ -365,9 +365,10 @@ class AnnDataReader(FormatReader):
     `var_names` entry, the `obs` columns (targets, groups, covariates), and `obs_names` as the
     row ID.
 
-    Read with h5py from AnnData's documented on-disk layout (encoding-version 0.1.0 and later,
-    anndata >= 0.7), in row blocks of `H5AD_BLOCK_ROWS`: only the wanted genes of a block are
-    made dense, and a CSR matrix's arrays are sliced by `indptr`, never read whole. A CSC matrix
+    Read with h5py alone from AnnData's documented on-disk layout (encoding-version 0.1.0 and
+    later, anndata >= 0.7; strings plain or nullable, as anndata writes pandas 3's), in row
+    blocks of `H5AD_BLOCK_ROWS`: only the wanted genes of a block are made dense, and a CSR
+    matrix's arrays are sliced by `indptr`, never read whole. A CSC matrix
     stores columns contiguously: the whole table is filled column block by column block (one
     pass), while each row block of `chunks` scans the stored entries again (bounded memory,
     a pass per block).
@@ -574,6 +575,9 @@ def _h5_column(node: Any, name: str, path: str) -> Any:
         if np.asarray(categories).dtype.kind in "fiub":
             return pd.to_numeric(pd.Series(out, dtype=object))
         return pd.Series(out, dtype=object).where(codes >= 0, np.nan)
+    if kind == "nullable-string-array":  # anndata >= 0.11 under pandas 3 (its str dtype)
+        values = pd.Series(_text(node["values"]), dtype=object)
+        return values.where(~np.asarray(node["mask"], dtype=bool), np.nan)
     if kind in ("nullable-integer", "nullable-boolean"):
         values = np.asarray(node["values"]).astype(np.float64)
         values[np.asarray(node["mask"], dtype=bool)] = np.nan
@@ -598,7 +602,7 @@ def _h5_dataframe(group: Any, path: str, index_only: bool = False) -> tuple[Any,
         )
     index_key = group.attrs.get("_index", "_index")
     index_key = index_key.decode() if isinstance(index_key, bytes) else str(index_key)
-    index = _text(group[index_key])
+    index = [str(name) for name in _h5_column(group[index_key], index_key, path)]
     if index_only:
         return None, index
     order = group.attrs.get("column-order", [])
