@@ -351,17 +351,17 @@ def scipy_sparse() -> Any:
 
 def excel_parses(monkeypatch: pytest.MonkeyPatch, chunk_rows: int) -> list[int]:
     """Set the Excel chunk size; the list fills with the data rows of each chunk parsed."""
-    from mlpcli.data import formats
+    from mlpcli.data import excel
 
     parsed: list[int] = []
-    parse = formats.ExcelReader._parse
+    parse = excel.ExcelReader._parse
 
     def spy(self: object, header: list, rows: list, *args: object) -> object:
         parsed.append(len(rows))
         return parse(self, header, rows, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(formats, "EXCEL_CHUNK_ROWS", chunk_rows)
-    monkeypatch.setattr(formats.ExcelReader, "_parse", spy)
+    monkeypatch.setattr(excel, "EXCEL_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(excel.ExcelReader, "_parse", spy)
     return parsed
 
 
@@ -411,13 +411,13 @@ def test_excel_column_typed_across_chunks_as_pandas_types_it(
     from test_cli_realdata import grades_warning, model_columns, warnings_in
 
     from mlpcli.data import read_table
-    from mlpcli.data.formats import ReadOptions, _tidy
+    from mlpcli.data.format_base import ReadOptions, tidy
     from mlpcli.data.read import DEFAULT_NA_VALUES
 
     pytest.importorskip("openpyxl")
     data = grades_xlsx(tmp_path / "grades.xlsx")
     options = ReadOptions(na_values=DEFAULT_NA_VALUES, text_columns=("student",))
-    expected = _tidy(
+    expected = tidy(
         pd.read_excel(data, na_values=list(DEFAULT_NA_VALUES), keep_default_na=False,
                       dtype={"student": "str"}),
         options,
@@ -473,7 +473,7 @@ def test_h5ad_read_in_row_blocks_gives_the_csv_model(
     """X is a decoy; `--layer norm` holds the genes. Read 64 rows at a time (CSC: 2,000 stored
     entries at a time), the model is the CSV's, and no slice of a sparse matrix's data is the
     whole array."""
-    from mlpcli.data import formats
+    from mlpcli.data import h5ad
 
     frame = sample_frame()
     genes = [c for c in frame.columns if c.startswith("GENE")]
@@ -485,15 +485,15 @@ def test_h5ad_read_in_row_blocks_gives_the_csv_model(
     decoy = frame.assign(**dict.fromkeys(genes, 1.0))
     data = write_h5ad(tmp_path / "x.h5ad", decoy, layers={"norm": values}, encoding=encoding)
     slices: list[tuple[int, int]] = []
-    entries = formats._Sparse._entries
+    entries = h5ad._Sparse._entries
 
-    def spy(self: formats._Sparse, lo: int, hi: int) -> object:
+    def spy(self: h5ad._Sparse, lo: int, hi: int) -> object:
         slices.append((int(lo), int(hi)))
         return entries(self, lo, hi)
 
-    monkeypatch.setattr(formats._Sparse, "_entries", spy)
-    monkeypatch.setattr(formats, "H5AD_BLOCK_ROWS", 64)
-    monkeypatch.setattr(formats, "CSC_BLOCK_ENTRIES", 2_000)
+    monkeypatch.setattr(h5ad._Sparse, "_entries", spy)
+    monkeypatch.setattr(h5ad, "H5AD_BLOCK_ROWS", 64)
+    monkeypatch.setattr(h5ad, "CSC_BLOCK_ENTRIES", 2_000)
     m_csv, m_h5ad = tmp_path / "csv.npz", tmp_path / "h5ad.npz"
     code, _, stderr = run("train", csv, "--id", "sample_id", *TRAIN, "--out", m_csv)
     assert code == 0, stderr
