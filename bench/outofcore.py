@@ -28,6 +28,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,11 +112,8 @@ def train(
     command = [sys.executable, "-m", "mlpcli", "train", str(folder / table), "--target", "y",
                "--out", str(folder / f"{name}.npz"), "--metrics-out", str(metrics),
                "--out-of-core", mode, *extra]  # fmt: skip
-    prefix, group = _limited(limit)
     env = {**os.environ, "MLPCLI_CACHE_DIR": str(folder / "cache"), "NO_COLOR": "1"}
-    started = time.perf_counter()
-    done = subprocess.run([*prefix, *command], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - started
+    done, wall, figures = _run(command, limit, env)
     if done.returncode != 0:
         raise SystemExit(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1]) * 1024
@@ -141,7 +139,7 @@ def train(
         "stderr_tail": done.stderr.splitlines()[:6],
         "history": history.get("history"),
     }
-    result.update(_group_figures(group, limit))
+    result.update(figures)
     print(json.dumps({k: v for k, v in result.items() if k != "history"}), flush=True)
     return result
 
@@ -154,6 +152,36 @@ def _limited(limit: int | None) -> tuple[list[str], Path | None]:
     if group is not None:
         prefix = ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh", *prefix]
     return prefix, group
+
+
+def _run(
+    command: list[str], limit: int | None, env: dict
+) -> tuple[subprocess.CompletedProcess, float, dict]:
+    """`command` under /usr/bin/time -v (and the cgroup), its wall time, and the cgroup's
+    figures with the peak of its anonymous memory (`rss` of memory.stat, sampled every 0.1 s:
+    what the limit must hold; /usr/bin/time's peak RSS also counts mapped library pages)."""
+    prefix, group = _limited(limit)
+    started = time.perf_counter()
+    child = subprocess.Popen([*prefix, *command], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    peak = [0]
+
+    def sample() -> None:
+        while child.poll() is None and group is not None:
+            for line in (group / "memory.stat").read_text().splitlines():
+                if line.startswith("rss "):
+                    peak[0] = max(peak[0], int(line.split()[1]))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = child.communicate()
+    sampler.join()
+    wall = time.perf_counter() - started
+    figures = _group_figures(group, limit)
+    if group is not None:
+        figures["cgroup_peak_anon_bytes"] = peak[0]
+    return subprocess.CompletedProcess(command, child.returncode, out, err), wall, figures
 
 
 def _group_figures(group: Path | None, limit: int | None) -> dict:
@@ -176,29 +204,24 @@ def convert(folder: Path, limit: int | None) -> dict:
         "resolve; t = time.perf_counter(); outofcore.cached_table(sys.argv[1], "
         "resolve({'target': ['y']})); print(time.perf_counter() - t)"
     )
-    prefix, group = _limited(limit)
     env = {**os.environ, "MLPCLI_CACHE_DIR": str(folder / "cache")}
-    done = subprocess.run([*prefix, sys.executable, "-c", code, str(folder / "big.csv")],
-                          env=env, capture_output=True, text=True)  # fmt: skip
+    done, _, figures = _run([sys.executable, "-c", code, str(folder / "big.csv")], limit, env)
     if done.returncode != 0:
         raise SystemExit(f"convert failed ({done.returncode}):\n{done.stderr[-3000:]}")
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1]) * 1024
     result = {"seconds": round(float(done.stdout.split()[-1]), 1), "peak_rss_bytes": peak}
-    result.update(_group_figures(group, limit))
+    result.update(figures)
     print(json.dumps({"convert": result}), flush=True)
     return result
 
 
 def evaluate(folder: Path, model: str, table: str, limit: int | None) -> dict:
     """`mlpcli evaluate MODEL TABLE` under the limit: its metrics are streamed."""
-    prefix, group = _limited(limit)
     out = folder / "evaluate.json"
     env = {**os.environ, "MLPCLI_CACHE_DIR": str(folder / "cache"), "NO_COLOR": "1"}
     command = [sys.executable, "-m", "mlpcli", "evaluate", str(folder / model),
                str(folder / table), "--out", str(out), "-q"]  # fmt: skip
-    started = time.perf_counter()
-    done = subprocess.run([*prefix, *command], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - started
+    done, wall, figures = _run(command, limit, env)
     if done.returncode != 0:
         raise SystemExit(f"evaluate failed ({done.returncode}):\n{done.stderr[-3000:]}")
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1]) * 1024
@@ -210,7 +233,7 @@ def evaluate(folder: Path, model: str, table: str, limit: int | None) -> dict:
         "peak_rss_bytes": peak,
         "accuracy": metrics["accuracy"],
         "roc_auc": metrics["roc_auc"],
-        **_group_figures(group, limit),
+        **figures,
     }
     print(json.dumps({"evaluate": result}), flush=True)
     return result

@@ -56,7 +56,14 @@ class ClassificationStream:
         labels: Sequence[Any],
         threshold: float = 0.5,
         probabilities: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+        n_rows: int | None = None,
     ) -> None:
+        #: The rows to come, when known: each problem's scores then go into one array of that
+        #: length (positives from the front, negatives from the back), never joined or copied.
+        self.n_rows = n_rows
+        self._buffers: list[NDArray[Any]] = []
+        self._n_pos: list[int] = []
+        self._n_neg: list[int] = []
         #: Turns the outputs given to `add` into (n, k) probabilities (a task's own rule).
         self.probabilities = probabilities
         self.names = _names(labels, len(labels), "labels")
@@ -97,18 +104,28 @@ class ClassificationStream:
             self.problem_names = [name for name, _, _ in problems]
             self.positives = [[] for _ in problems]
             self.negatives = [[] for _ in problems]
+        if self.n_rows is not None and not self._buffers:
+            self._buffers = [np.empty(self.n_rows, score.dtype) for _, _, score in problems]
+            self._n_pos = [0] * len(problems)
+            self._n_neg = [0] * len(problems)
         for j, (_, positive, score) in enumerate(problems):
-            self.positives[j].append(score[positive])
-            self.negatives[j].append(score[~positive])
+            if not self._buffers:
+                self.positives[j].append(score[positive])
+                self.negatives[j].append(score[~positive])
+                continue
+            buffer, pos, neg = self._buffers[j], score[positive], score[~positive]
+            if self._n_pos[j] + self._n_neg[j] + len(score) > len(buffer):
+                raise ValueError(f"more than the {len(buffer)} rows announced")
+            buffer[self._n_pos[j] : self._n_pos[j] + len(pos)] = pos
+            self._n_pos[j] += len(pos)
+            self._n_neg[j] += len(neg)
+            buffer[len(buffer) - self._n_neg[j] : len(buffer) - self._n_neg[j] + len(neg)] = neg
 
     def report(self) -> dict[str, Any]:
         n = int(self.C.sum())
         if n == 0:
             raise ValueError("no rows were added")
-        pairs = [
-            (_sorted(pos), _sorted(neg))
-            for pos, neg in zip(self.positives, self.negatives, strict=True)
-        ]
+        pairs = self._pairs()
         counts = [
             (name, len(pos), len(pos) + len(neg))
             for name, (pos, neg) in zip(self.problem_names, pairs, strict=True)
@@ -127,6 +144,21 @@ class ClassificationStream:
             self.C, self.names, self.threshold, rankings, notes,
             self.log_loss_sum / n, self.brier_sum / n,
         )  # fmt: skip
+
+    def _pairs(self) -> list[tuple[NDArray[Any], NDArray[Any]]]:
+        """Each problem's (positive scores, negative scores), sorted."""
+        if not self._buffers:
+            return [
+                (_sorted(pos), _sorted(neg))
+                for pos, neg in zip(self.positives, self.negatives, strict=True)
+            ]
+        pairs = []
+        for buffer, n_pos, n_neg in zip(self._buffers, self._n_pos, self._n_neg, strict=True):
+            pos, neg = buffer[:n_pos], buffer[len(buffer) - n_neg :]
+            pos.sort()
+            neg.sort()
+            pairs.append((pos, neg))
+        return pairs
 
 
 def _sorted(blocks: list[NDArray[Any]]) -> NDArray[Any]:

@@ -531,8 +531,9 @@ def streamed_report(
     (`Task.report_stream`: counts and scores are kept, never the features)."""
     from mlpcli import task as tasks
 
+    return_free_heap()  # what training freed, before the scores are kept
     spec = tasks.get(encoder.task)
-    stream = spec.report_stream(encoder, threshold)
+    stream = spec.report_stream(encoder, threshold, len(X))
     for start in range(0, len(X), block_rows):
         stop = min(start + block_rows, len(X))
         rows = slice(start, stop)

@@ -113,11 +113,14 @@ class Task:
         return metric_reports.classification_report(truth, proba, encoder.labels, threshold)
 
     def report_stream(
-        self, encoder: TargetEncoder, threshold: float = THRESHOLD
+        self, encoder: TargetEncoder, threshold: float = THRESHOLD, n_rows: int | None = None
     ) -> metric_streams.ReportStream:
         """`report` over row blocks, fed `add(truth, P)` per block (`metric_streams`): the
-        classification metrics keep counts and scores, never the features."""
-        return metric_streams.ClassificationStream(encoder.labels, threshold, self.probabilities)
+        classification metrics keep counts and scores, never the features. `n_rows`, when
+        known, lets the scores go into one array each."""
+        return metric_streams.ClassificationStream(
+            encoder.labels, threshold, self.probabilities, n_rows
+        )
 
     def one_vs_rest(
         self, y: NDArray[Any], P: NDArray[Any], labels: Sequence[str]
@@ -206,7 +209,7 @@ class Multilabel(Task):
         return metric_reports.multilabel_report(truth, P, encoder.labels, threshold)
 
     def report_stream(
-        self, encoder: TargetEncoder, threshold: float = THRESHOLD
+        self, encoder: TargetEncoder, threshold: float = THRESHOLD, n_rows: int | None = None
     ) -> metric_streams.ReportStream:
         return metric_streams.KeptStream(lambda P, truth: self.report(encoder, P, truth, threshold))
 
@@ -251,7 +254,7 @@ class Regression(Task):
         return metric_reports.regression_report(truth, encoder.decode(P), encoder.targets)
 
     def report_stream(
-        self, encoder: TargetEncoder, threshold: float = THRESHOLD
+        self, encoder: TargetEncoder, threshold: float = THRESHOLD, n_rows: int | None = None
     ) -> metric_streams.ReportStream:
         return metric_streams.KeptStream(lambda P, truth: self.report(encoder, P, truth, threshold))
 

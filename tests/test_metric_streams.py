@@ -12,8 +12,11 @@ from mlpcli import metric_streams
 from mlpcli.metric_reports import classification_report
 
 
-def _streamed(y: np.ndarray, P: np.ndarray, labels: list[str], block: int, cut: float) -> Any:
-    stream = metric_streams.ClassificationStream(labels, cut)
+def _streamed(
+    y: np.ndarray, P: np.ndarray, labels: list[str], block: int, cut: float, known: bool = False
+) -> Any:
+    """The streamed report in blocks; `known`: the row count is announced (one array)."""
+    stream = metric_streams.ClassificationStream(labels, cut, n_rows=len(y) if known else None)
     for start in range(0, len(y), block):
         stream.add(y[start : start + block], P[start : start + block])
     return stream.report()
@@ -31,6 +34,7 @@ def test_the_streamed_classification_report_equals_the_in_memory_one(k: int, blo
     labels = [f"c{i}" for i in range(k)]
     whole = classification_report(y, P, labels, 0.4)
     assert_documents_close(_streamed(y, P, labels, block, 0.4), whole)
+    assert_documents_close(_streamed(y, P, labels, block, 0.4, known=True), whole)
     assert whole["roc_auc"] is not None and whole["average_precision"] is not None
 
 
