@@ -44,6 +44,7 @@ def test_the_stacked_network_is_its_groups_side_by_side(cohort_csv: Path) -> Non
     assert all(again.arrays[k].tobytes() == v.tobytes() for k, v in results[1].arrays.items())
 
 
+@pytest.mark.slow  # two local worker processes start (about 9 s under load)
 def test_groups_give_the_same_model_file_whatever_n_jobs(cohort_csv: Path, tmp_path: Path) -> None:
     settings = settings_for(ensemble=4, ensemble_groups=2)
     paths = []
