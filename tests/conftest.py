@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import typer.testing
 from numpy.typing import NDArray
 from typer.testing import CliRunner
 
@@ -56,6 +58,18 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["MLPCLI_CACHE_DIR"] = folder
 
 
+#: How a test module marks every one of its tests slow.
+WHOLLY_SLOW = re.compile(r"^pytestmark = pytest\.mark\.slow\b", re.M)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`-m "not slow"` does not even import a module marked slow as a whole: several import
+    dask, hypothesis or scikit-learn's checks, seconds of collection for every xdist worker."""
+    if config.getoption("markexpr") != "not slow" or collection_path.suffix != ".py":
+        return None
+    return True if WHOLLY_SLOW.search(collection_path.read_text(encoding="utf-8")) else None
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     folder, before = config.stash[_CACHE_KEY]
     shutil.rmtree(folder, ignore_errors=True)
@@ -66,6 +80,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _CACHE_KEY = pytest.StashKey[tuple[str, "str | None"]]()
+
+
+def _command_built_once(app: Any) -> Any:
+    """Typer's CliRunner builds the Click command of an app anew on every `invoke`: about 70 ms
+    of reading ~200 parameter signatures, most of what a refused command costs, paid by about
+    a thousand invocations in the suite. mlpcli's app is built once per process instead, as
+    `main()` runs it (`cli.common.command_line`)."""
+    from mlpcli.cli import app as mlpcli_app
+    from mlpcli.cli.common import command_line
+
+    if app is not mlpcli_app:
+        return _typer_get_command(app)
+    if _BUILT.get("app") is None:
+        _BUILT["app"] = command_line()
+    return _BUILT["app"]
+
+
+_BUILT: dict[str, Any] = {}
+_typer_get_command = typer.testing._get_command
+typer.testing._get_command = _command_built_once
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -256,6 +256,7 @@ def _members(path: Path) -> dict[str, bytes]:
         return {n: archive.read(n) for n in archive.namelist() if n != "__metadata__.npy"}
 
 
+@pytest.mark.slow
 def test_models_are_the_same_with_and_without_the_cache(tmp_path: Path) -> None:
     data = tmp_path / "expression.csv"
     data.write_bytes(EXPRESSION.read_bytes())

@@ -7,6 +7,7 @@ it is registered.
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -24,25 +25,31 @@ pytestmark = pytest.mark.usefixtures("plain_terminal")
 COMMANDS: dict[str, Any] = dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 
 
+@functools.cache
+def help_of(name: str, columns: int = 200) -> str:
+    """`mlpcli NAME --help` (the root's for "") on a plain terminal `columns` wide, rendered
+    once for every test that reads it (train's help alone takes a fifth of a second)."""
+    env = {"COLUMNS": str(columns), "NO_COLOR": "1", "TERM": "dumb"}
+    result = CliRunner().invoke(app, [*([name] if name else []), "--help"], env=env)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
 def test_the_app_registers_commands() -> None:
     assert "train" in COMMANDS and len(COMMANDS) >= 2
 
 
-def test_root_help_lists_every_registered_command(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["--help"])
-    assert result.exit_code == 0
+def test_root_help_lists_every_registered_command() -> None:
     for name in COMMANDS:
-        assert name in result.stdout
+        assert name in help_of("")
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS), ids=sorted(COMMANDS))
-def test_help_has_a_summary_and_an_example(runner: CliRunner, name: str) -> None:
-    result = runner.invoke(app, [name, "--help"])
-    assert result.exit_code == 0, result.output
+def test_help_has_a_summary_and_an_example(name: str) -> None:
     summary = (COMMANDS[name].help or "").strip().splitlines()
     assert summary and summary[0].strip(), f"{name} has no docstring"
-    assert "Example:" in result.stdout
-    example = result.stdout.split("Example:", 1)[1]
+    assert "Example:" in help_of(name)
+    example = help_of(name).split("Example:", 1)[1]
     assert f"mlpcli {name} " in example, f"the example of {name} does not run {name}"
 
 
@@ -90,7 +97,7 @@ def _metavars(name: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("name", ["", *sorted(COMMANDS)], ids=["mlpcli", *sorted(COMMANDS)])
-def test_metavars_are_one_style(runner: CliRunner, name: str) -> None:
+def test_metavars_are_one_style(name: str) -> None:
     flags = {
         p.opts[0]
         for p in (COMMANDS[name] if name else GROUP).params
@@ -104,10 +111,8 @@ def test_metavars_are_one_style(runner: CliRunner, name: str) -> None:
         )
     ]
     assert wrong == []
-    result = runner.invoke(app, [*([name] if name else []), "--help"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0
     typer_types = r"<(?:str|int|float|bool|path|uuid|datetime|list\[\w+\]|\w+ range)>"
-    assert re.findall(typer_types + r"|\{[A-Z]+\}|\bTEXT\b", result.stdout) == []
+    assert re.findall(typer_types + r"|\{[A-Z]+\}|\bTEXT\b", help_of(name)) == []
 
 
 def _declared_flags() -> list[tuple[str, str]]:
@@ -213,13 +218,12 @@ def test_a_command_loads_only_its_own_module() -> None:
     assert not {"mlpcli.cli.train", "mlpcli.cli.cv", "mlpcli.cli.explain"} & set(found)
 
 
-def test_commands_are_listed_in_workflow_order(runner: CliRunner) -> None:
+def test_commands_are_listed_in_workflow_order() -> None:
     from mlpcli.cli import COMMAND_ORDER
 
-    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
     listed = [
         line.split()[1]
-        for line in result.stdout.split("Commands", 1)[1].splitlines()
+        for line in help_of("").split("Commands", 1)[1].splitlines()
         if line.startswith("│ ") and line.split()[1] in COMMANDS
     ]
     assert listed[0] == "train"
@@ -228,18 +232,17 @@ def test_commands_are_listed_in_workflow_order(runner: CliRunner) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS), ids=sorted(COMMANDS))
-def test_help_is_not_hard_wrapped_and_has_no_backticks(runner: CliRunner, name: str) -> None:
+def test_help_is_not_hard_wrapped_and_has_no_backticks(name: str) -> None:
     """The terminal wraps prose at its own width, so each paragraph is one line; the help
     renders no Markdown, so no literal backticks reach it."""
     text = COMMANDS[name].help or ""
     prose = [p for p in text.split("\n\n") if not p.startswith(" ")]
     assert [p for p in prose if "\n" in p] == []
-    result = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"})
-    assert "`" not in result.stdout
+    assert "`" not in help_of(name)
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS), ids=sorted(COMMANDS))
-def test_examples_fit_80_columns_and_break_between_options(runner: CliRunner, name: str) -> None:
+def test_examples_fit_80_columns_and_break_between_options(name: str) -> None:
     """An example line never wraps at 80 columns (so a value is never cut from its option):
     continued lines end with a backslash and go on with an option."""
     example = (COMMANDS[name].help or "").split("Example:", 1)[1].strip("\n").splitlines()
@@ -247,8 +250,7 @@ def test_examples_fit_80_columns_and_break_between_options(runner: CliRunner, na
     assert all(len(line) <= 76 for line in lines), lines  # with its indent, a margin of 1
     assert all(line.rstrip().endswith("\\") for line in lines[:-1]), lines
     assert all(line.strip().startswith("-") for line in lines[1:]), lines
-    result = runner.invoke(app, [name, "--help"], env={"COLUMNS": "80"})
-    shown = result.stdout.split("Example:", 1)[1]
+    shown = help_of(name, 80).split("Example:", 1)[1]
     for line in lines:
         assert line.strip() in shown
 

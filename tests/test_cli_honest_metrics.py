@@ -140,6 +140,7 @@ def test_models_saved_before_the_check_are_compared_by_their_provenance(
     assert stderr == not_a_test(split["train"], OWN_TABLE, "evaluate")
 
 
+@pytest.mark.slow
 def test_report_on_training_rows_never_says_test_accuracy(
     split: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -186,6 +186,7 @@ def test_evaluate_refuses_two_documents_on_stdout(runner: CliRunner, model: Path
     assert "--json and --out - both write to stdout" in result.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_plots_into_a_folder(runner: CliRunner, model: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     folder = tmp_path / "plots"

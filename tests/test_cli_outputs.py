@@ -420,6 +420,7 @@ def test_a_run_failing_on_its_last_output_writes_none(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_an_interrupted_evaluate_leaves_neither_json_nor_plots(
     tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

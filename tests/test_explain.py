@@ -504,6 +504,7 @@ def test_reference_row(impute: str, at_median: bool) -> None:
     np.testing.assert_allclose(row[1:], [1 / 3, 1 / 3, 1 / 3])
 
 
+@pytest.mark.slow
 def test_plot_draws_a_ranked_bar_chart(
     models: dict[str, trained.TrainedModel], frame: pd.DataFrame, tmp_path: Path
 ) -> None:

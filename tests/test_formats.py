@@ -161,7 +161,14 @@ def csv_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFram
     return model, pd.read_csv(folder / "p.csv", dtype={"sample_id": "str"})
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+#: openpyxl's workbook round trip costs seconds: in the full suite only.
+SLOW_FORMATS = ("xlsx",)
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FORMATS else f for f in FORMATS],
+)
 def test_each_format_gives_the_csv_model_and_predictions(
     tmp_path: Path, csv_run: tuple[Path, pd.DataFrame], fmt: str
 ) -> None:
@@ -187,6 +194,7 @@ def test_each_format_gives_the_csv_model_and_predictions(
     assert '"accuracy"' in stdout
 
 
+@pytest.mark.slow
 def test_excel_sheet_option_and_missing_sheet(tmp_path: Path) -> None:
     pytest.importorskip("openpyxl")
     data = tmp_path / "book.xlsx"
@@ -255,6 +263,7 @@ def test_missing_extra_names_the_install_command(
     )
 
 
+@pytest.mark.slow
 def test_zipped_excel_workbook_is_named(tmp_path: Path) -> None:
     source = write("xlsx", tmp_path / "data.xlsx")
     renamed = source.rename(tmp_path / "export.zip")

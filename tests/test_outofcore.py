@@ -68,6 +68,7 @@ def test_the_streamed_preparation_equals_in_memory_fitting_on_its_rows(
     assert prepared.Y.shape == (len(train), 1)
 
 
+@pytest.mark.slow
 def test_training_out_of_core_is_deterministic_and_close_to_in_memory(
     tmp_path: Path, cache_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -74,7 +74,14 @@ def test_local_workers_follow_n_jobs() -> None:
     assert parallel.Executor(n_jobs=-1).n_workers >= 1
 
 
-@pytest.mark.parametrize(("n_jobs", "n_tasks", "workers"), [(8, 2, 2), (2, 5, 2), (-1, 1, 1)])
+@pytest.mark.parametrize(
+    ("n_jobs", "n_tasks", "workers"),
+    [
+        pytest.param(8, 2, 2, marks=pytest.mark.slow),  # starts worker processes
+        pytest.param(2, 5, 2, marks=pytest.mark.slow),
+        (-1, 1, 1),
+    ],
+)
 def test_local_executor_never_starts_more_workers_than_tasks(
     monkeypatch: pytest.MonkeyPatch, n_jobs: int, n_tasks: int, workers: int
 ) -> None:

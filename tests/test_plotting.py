@@ -207,6 +207,7 @@ def test_training_plot_in_every_format(fmt: str, tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left
 
 
+@pytest.mark.slow
 def test_training_plot_without_validation_rows(tmp_path: Path) -> None:
     out = tmp_path / "curves.png"
     plotting.plot_training(history_metadata(validation=False), out)
@@ -237,6 +238,7 @@ def test_unknown_image_format(name: str, tmp_path: Path) -> None:
         plotting.plot_training(history_metadata(), tmp_path / name)
 
 
+@pytest.mark.slow  # matplotlib draws every plot of every task
 @pytest.mark.parametrize("task", sorted(plotting.EVALUATION_PLOTS))
 def test_evaluation_plots_for_each_task(
     task: str, tmp_path: Path, rng: np.random.Generator
@@ -250,6 +252,7 @@ def test_evaluation_plots_for_each_task(
         assert embedded_provenance(path) == {"seed": 1}
 
 
+@pytest.mark.slow
 def test_evaluation_plots_as_svg(tmp_path: Path, rng: np.random.Generator) -> None:
     y, outputs, labels = evaluation_inputs("regression", rng)
     for path in plotting.evaluation_plots("regression", y, outputs, labels, tmp_path, fmt="svg"):
@@ -340,6 +343,7 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_plot_command_writes_the_curves_with_provenance(model_file: Path, tmp_path: Path) -> None:
     from mlpcli import __version__
     from mlpcli.cli import app

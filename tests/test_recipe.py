@@ -296,6 +296,7 @@ def test_use_before_initialise_is_refused() -> None:
         net.predict(np.zeros((2, 3)))
 
 
+@pytest.mark.slow
 def test_readme_recipe_example_runs() -> None:
     import re
     from pathlib import Path

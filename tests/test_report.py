@@ -130,6 +130,7 @@ class Page(HTMLParser):
             self.scripts.append(data)
 
 
+@pytest.mark.slow
 def test_train_and_test_tables_are_as_intended(models: dict[str, tuple[Path, Path]]) -> None:
     model = trained.load_trained(models["binary"][0])
     assert model.task == "binary"
@@ -137,6 +138,7 @@ def test_train_and_test_tables_are_as_intended(models: dict[str, tuple[Path, Pat
     assert EVIL_COLUMN in model.metadata["feature_columns"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["binary", "regression"])
 def test_report_is_self_contained(
     task: str, models: dict[str, tuple[Path, Path]], tmp_path: Path
@@ -166,6 +168,7 @@ def test_report_is_self_contained(
     assert page.ids[len(SECTIONS) :] == ["test", "provenance", "mlpcli-provenance"]
 
 
+@pytest.mark.slow
 def test_report_escapes_every_text(models: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
     model, test = models["binary"]
     out = tmp_path / "report.html"
@@ -183,6 +186,7 @@ def test_report_escapes_every_text(models: dict[str, tuple[Path, Path]], tmp_pat
     assert embedded["report"]["command"] == ["mlpcli", "report", nasty]
 
 
+@pytest.mark.slow
 def test_report_numbers_and_provenance(
     models: dict[str, tuple[Path, Path]], tmp_path: Path
 ) -> None:
@@ -214,6 +218,7 @@ def test_report_numbers_and_provenance(
         assert digest in text
 
 
+@pytest.mark.slow
 def test_report_without_data_has_no_test_section(
     models: dict[str, tuple[Path, Path]], tmp_path: Path
 ) -> None:
@@ -228,6 +233,7 @@ def test_report_without_data_has_no_test_section(
     assert len(headers) == 1
 
 
+@pytest.mark.slow
 def test_report_command(models: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
     from mlpcli.cli import app
 
@@ -248,6 +254,7 @@ def test_report_command(models: dict[str, tuple[Path, Path]], tmp_path: Path) ->
     assert not bad.exists()
 
 
+@pytest.mark.slow
 def test_missing_target_column_is_a_data_error(models: dict[str, tuple[Path, Path]]) -> None:
     with pytest.raises(DataError, match="status"):
         report.evaluate_table(
@@ -263,6 +270,7 @@ CHROMIUM = shutil.which("chromium")
     CHROMIUM is None,
     reason="headless Chromium is not installed (Debian: apt-get install chromium; .ci/run does)",
 )
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(
     models: dict[str, tuple[Path, Path]], tmp_path: Path
 ) -> None:
@@ -305,11 +313,15 @@ def _section_text(page: str, anchor: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", body).split())
 
 
-def test_report_shows_resolved_settings_and_only_those_that_apply(tiny_model: Path) -> None:
+def test_report_shows_resolved_settings_and_only_those_that_apply(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The same rule as `inspect` (modelfile.settings_not_taken): with sgd and a step schedule
     the report lists the step options, not plateau's or adam's, and the `auto` values as the run
     resolved them."""
     from mlpcli import modelfile
+
+    monkeypatch.setattr(report, "_curves_section", lambda meta, title: "")  # not read here
 
     meta = modelfile.read_metadata(tiny_model)
     page = report.render(meta, "m", {})

@@ -1,5 +1,6 @@
-"""The scikit-learn estimators: scikit-learn's own checks, the ecosystem (Pipeline, GridSearchCV,
-cross_val_score, clone), DataFrames with mixed types, and the shared model file."""
+"""The scikit-learn estimators in the ecosystem (Pipeline, GridSearchCV, cross_val_score,
+clone), DataFrames with mixed types, and the shared model file; scikit-learn's own checks are
+in test_sklearn_checks.py."""
 
 from __future__ import annotations
 
@@ -18,18 +19,9 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import mlpcli
-from mlpcli.sklearn import EXPECTED_FAILED_CHECKS, MLPClassifier, MLPRegressor
-
-
-@parametrize_with_checks(
-    [MLPClassifier(), MLPRegressor()], expected_failed_checks=lambda _: EXPECTED_FAILED_CHECKS
-)
-def test_scikit_learn_estimator_checks(estimator: object, check: object) -> None:
-    check(estimator)  # type: ignore[operator]
-
+from mlpcli.sklearn import MLPClassifier, MLPRegressor
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPRESSION = ROOT / "sample_data" / "expression.csv"
@@ -68,6 +60,7 @@ def test_dataframe_with_text_and_missing_values_is_preprocessed_by_mlpcli() -> N
         clf.predict(X.drop(columns=["group"]))
 
 
+@pytest.mark.slow
 def test_pipeline_grid_search_cross_val_score_and_clone() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(150, 4))

@@ -13,6 +13,9 @@ import pytest
 
 HEAVY = ("numpy", "pandas", "pydantic")
 
+#: Fresh Python processes, one per command line: deselected by `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 
 def _imported(*argv: str) -> set[str]:
     code = (

@@ -112,7 +112,7 @@ def cohort(n: int, seed: int = 0) -> pd.DataFrame:
     return frame.astype({"age": np.float32, "count": np.float32})
 
 
-@pytest.mark.parametrize("chunk", [1, 97, 5_000])
+@pytest.mark.parametrize("chunk", [pytest.param(1, marks=pytest.mark.slow), 97, 5_000])
 def test_exact_statistics_equal_the_in_memory_ones(chunk: int) -> None:
     frame = cohort(3_000 if chunk == 1 else 20_000)
     summary = summarise(chunks(frame, chunk), list(frame.columns), ["site"])
