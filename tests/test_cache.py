@@ -352,3 +352,23 @@ def test_a_bad_line_in_a_late_block_keeps_its_file_line_number(
     path.write_text("a,b\n" + "1,2\n" * 200 + "1,2,3\n" + "1,2\n" * 20, encoding="utf-8")
     with pytest.raises(DataError, match="line 202 has 3 fields but earlier lines have 2"):
         read_table(path)
+
+
+def test_files_from_blocks_from_bytes_are_read_in_blocks_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """READ_IN_BLOCKS None: a large file is parsed in blocks (its peak memory), a smaller one in
+    one pandas call (faster), with the same frame either way."""
+    path = tmp_path / "t.csv"
+    path.write_text(BLOCK_CASES["int-then-float"], encoding="utf-8")
+    used: list[bool] = []
+    original = read.parse_blocks
+    monkeypatch.setattr(read, "parse_blocks", lambda *a: used.append(True) or original(*a))
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 300)
+    assert read.READ_IN_BLOCKS is None
+    monkeypatch.setattr(read, "BLOCKS_FROM_BYTES", path.stat().st_size + 1)
+    whole = read_table(path, text_columns=["id"]).frame
+    assert used == []
+    monkeypatch.setattr(read, "BLOCKS_FROM_BYTES", path.stat().st_size)
+    pd.testing.assert_frame_equal(read_table(path, text_columns=["id"]).frame, whole)
+    assert used == [True]

@@ -11,7 +11,9 @@ pandas is imported inside the functions: `mlpcli --help` must not pay its 0.4 s 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -286,8 +288,9 @@ def _parse_table(
         with warnings.catch_warnings():
             # Mixed-type columns are reported by select_columns with their row number.
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            wanted = _in_blocks_by_default(raw, name) if in_blocks is None else in_blocks
             splittable = (
-                (READ_IN_BLOCKS if in_blocks is None else in_blocks)
+                wanted
                 and name != "<stdin>"  # a stream that cannot be read again if blocks fail
                 and bytes_are_ascii(encoding, used_sep)
                 and first_rows_as_wide_as_header(text, used_sep)
@@ -332,10 +335,23 @@ def _parse_table(
     return Table(frame=frame, source=name, sha256=sha256, sep=used_sep, id_column=id_column)
 
 
-#: Whether `read_table` parses text in blocks on threads. Off: on 1,000,000 x 100 (862 MB) at
-#: load 2-4 blocks took 18.9 s wall and 11.5 CPU s against 13.9 s and 8.7 s for one pandas call
-#: (pandas holds the GIL for much of its parsing), for a lower peak (1.17 against 1.76 GB).
-READ_IN_BLOCKS = False
+#: Whether `read_table` parses text in blocks: True, False, or None (the default) for files
+#: of at least `BLOCKS_FROM_BYTES`. Reading 1,000,000 x 100 (862 MB) in blocks peaked at 0.62 GB
+#: against 1.70 GB for one pandas call, for 13.5 against 9.3 CPU s (load 8): on large tables the
+#: memory decides; a smaller one is read in one call, the faster way.
+READ_IN_BLOCKS: bool | None = None
+BLOCKS_FROM_BYTES = 256 << 20
+
+
+def _in_blocks_by_default(raw: BinaryIO, name: str) -> bool:
+    if READ_IN_BLOCKS is not None:
+        return READ_IN_BLOCKS
+    if name == "<stdin>":
+        return False
+    try:
+        return os.fstat(raw.fileno()).st_size >= BLOCKS_FROM_BYTES
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
 
 
 def _read_format(
