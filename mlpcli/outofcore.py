@@ -79,6 +79,8 @@ class Estimate:
     matrix_bytes: float
     needed_bytes: float
     available_bytes: int
+    #: Where the row count comes from.
+    basis: str = "estimated from the file size"
 
     @property
     def fits(self) -> bool:
@@ -87,7 +89,7 @@ class Estimate:
     def describe(self) -> str:
         return (
             f"its float32 matrix is about {format_bytes(self.matrix_bytes)} (~{self.rows:,} rows "
-            f"x {self.columns:,} columns, estimated from the file size); training in memory "
+            f"x {self.columns:,} columns, {self.basis}); training in memory "
             f"needs about {IN_MEMORY_FACTOR:g}x that, {format_bytes(self.needed_bytes)}, "
             f"against {format_bytes(self.available_bytes)} available"
         )
@@ -110,7 +112,8 @@ def _on(path: str, estimate: Estimate | None) -> bool:
     if estimate is None:
         raise UsageError(
             f"--out-of-core on applies to delimited text tables on disk (CSV/TSV, maybe "
-            f"compressed), not to '{path}'; convert it to CSV or pass --out-of-core off."
+            f"compressed) and AnnData .h5ad files, not to '{path}'; convert it to CSV or pass "
+            "--out-of-core off."
         )
     LOG.info(f"'{path}' is trained out of core (--out-of-core on): {estimate.describe()}.")
     return True
@@ -159,8 +162,21 @@ def estimate(path: str, sep: str | None = None) -> Estimate | None:
     from mlpcli.data import formats
     from mlpcli.data.codecs import CODECS
 
-    if path == "-" or formats.reader_for(path) is not None or not Path(path).is_file():
+    if path == "-" or not Path(path).is_file():
         return None
+    reader = formats.reader_for(path)
+    if reader is not None:
+        shape = _anndata_shape(path) if reader.name == "AnnData" else None
+        if shape is None:
+            return None
+        matrix = 4.0 * shape[0] * shape[1]
+        return Estimate(
+            *shape,
+            matrix,
+            IN_MEMORY_FACTOR * matrix,
+            available_memory(),
+            "from the file's metadata",
+        )
     size = os.path.getsize(path)
     compressed = Path(path).suffix.lower() in CODECS
     with contextlib.ExitStack() as stack:
@@ -187,6 +203,22 @@ def estimate(path: str, sep: str | None = None) -> Estimate | None:
     rows = max(1, round((size - len(lines[0])) / (body / max(1, len(lines) - 1))))
     matrix = 4.0 * rows * columns
     return Estimate(rows, columns, matrix, IN_MEMORY_FACTOR * matrix, available_memory())
+
+
+def _anndata_shape(path: str) -> tuple[int, int] | None:
+    """(cells, genes + obs columns) of an .h5ad file from its metadata (X is not read); None
+    when h5py is missing or the file is not AnnData (reading it says why)."""
+    try:
+        import h5py
+    except ImportError:
+        return None
+    try:
+        with h5py.File(path, "r") as handle:
+            X = handle["X"]
+            shape = X.shape if isinstance(X, h5py.Dataset) else tuple(X.attrs["shape"])
+            return int(shape[0]), int(shape[1]) + len(handle["obs"].keys())
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def wanted(path: str, mode: str, sep: str | None = None) -> bool:
@@ -263,8 +295,12 @@ def cached_table(path: str, settings: Settings) -> Entry:
         text_columns=d.id,
         thousands=d.thousands,
         numeric=d.numeric,
+        sheet=d.sheet,
+        layer=d.layer,
     ) as chunks:
-        built = cache.build_entry(chunks, root, options, chunks.sha256, chunks.sep)
+        built = cache.build_entry(
+            chunks, root, options, chunks.sha256, chunks.sep, chunks.id_column
+        )
     if built is None:
         raise DataError(
             f"'{path}' cannot be trained out of core: a column mixes numbers and text or holds "

@@ -216,3 +216,31 @@ def test_commands_without_an_out_of_core_path_warn_when_the_table_would_not_fit(
     assert said.startswith(f"'{path}' may not fit in memory: ") and "cv reads it whole" in said
     with pytest.raises(UsageError, match="Unknown --out-of-core 'maybe'"):
         outofcore.in_memory_only("tune", path, "maybe")
+
+
+def test_a_sparse_h5ad_trains_out_of_core_as_the_csv_of_its_values(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """AnnData with a CSR X streams into the cache by row blocks (its obs_names the ID) and
+    gives the out-of-core model of the CSV holding the same values, array for array."""
+    pytest.importorskip("h5py")
+    from test_formats import sample_frame, write_h5ad
+
+    frame = sample_frame()
+    h5ad = write_h5ad(tmp_path / "cells.h5ad", frame, sparse=True)
+    csv = tmp_path / "cells.csv"
+    frame.to_csv(csv, index=False)
+    for path in (h5ad, csv):
+        old = path.stat().st_mtime - 60
+        os.utime(path, (old, old))
+    options = {"target": ["subtype"], "epochs": 3, "hidden": [8], "seed": 3, "batch_size": 32}
+    guess = outofcore.estimate(str(h5ad))
+    assert guess is not None and guess.rows == len(frame)
+    from_h5ad = pipeline.train(str(h5ad), resolve(options), out_of_core="on")
+    from_csv = pipeline.train(str(csv), resolve({**options, "id": ["sample_id"]}), out_of_core="on")
+    assert isinstance(from_h5ad.prepared.X, RowFile)
+    names = [k for k in from_csv.arrays if k.startswith("net.")]
+    assert names and sorted(names) == sorted(k for k in from_h5ad.arrays if k.startswith("net."))
+    for name in names:
+        np.testing.assert_array_equal(from_h5ad.arrays[name], from_csv.arrays[name], err_msg=name)
+    assert from_h5ad.metrics == from_csv.metrics
