@@ -416,7 +416,7 @@ def _signals_deferred() -> Iterator[None]:
 
 
 #: Bytes a `WriteBackFile` writes between write-backs.
-WRITE_BACK_BYTES = 64 << 20
+WRITE_BACK_BYTES = 16 << 20
 
 
 class WriteBackFile:
