@@ -470,7 +470,9 @@ def _prepare(path: str, settings: Settings) -> PreparedData:
         scale=p.scale, log1p=p.log1p, max_levels=p.max_levels,
         min_level_count=p.min_level_count, strict=d.strict,
     ).fit_summary(summary)  # fmt: skip
-    encoder = TargetEncoder().fit(target_frame[train], targets, task.task, task.labels)
+    encoder = TargetEncoder().fit(
+        _encoder_rows(target_frame, train, task.task), targets, task.task, task.labels
+    )
     del target_frame
 
     dtype = np.dtype(settings.model.dtype)
@@ -524,6 +526,23 @@ def _prepare(path: str, settings: Settings) -> PreparedData:
         n_dropped_targets=n_dropped,
         split=split,
     )
+
+
+def _encoder_rows(frame: pd.DataFrame, train: np.ndarray, task: str) -> pd.DataFrame:
+    """The training rows the target encoder is fitted on: for classification their distinct
+    values, found block by block (the labels are a set: the same fit), since factorizing 11M
+    labels at once took ~140 MiB of hash table; regression's mean and spread need every row."""
+    import pandas as pd
+
+    from mlpcli import task as tasks
+
+    if not tasks.get(task).classification:
+        return frame[train]
+    parts = [
+        frame.iloc[start : start + CHUNK_ROWS][train[start : start + CHUNK_ROWS]].drop_duplicates()
+        for start in range(0, len(frame), CHUNK_ROWS)
+    ]
+    return pd.concat(parts).drop_duplicates()
 
 
 class _Filled:
