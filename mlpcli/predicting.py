@@ -52,12 +52,19 @@ MAX_CHUNK_ROWS = 100_000
 
 # --------------------------------------------------------------------------- reading
 def model_settings(
-    model: TrainedModel, sep: str | None, decimal: str | None, transpose: bool | None = None
+    model: TrainedModel,
+    sep: str | None,
+    decimal: str | None,
+    transpose: bool | None = None,
+    path: str | None = None,
 ) -> Settings:
     """The training run's settings, with `--sep`/`--decimal`/`--transpose` overriding how DATA
-    is read."""
+    is read. The stored --sheet/--layer say how the training file was read: for a `path` of
+    another format (the sheet saved as CSV) they are dropped, not refused as an unused option."""
+    import dataclasses
+
     from mlpcli.config import Settings
-    from mlpcli.data import check_reading_options
+    from mlpcli.data import check_reading_options, formats
 
     try:
         settings = Settings.from_dict(model.metadata.get("settings", {}))
@@ -71,6 +78,14 @@ def model_settings(
             f"'{model.path}': the model's stored settings are invalid ({exc}); the file is "
             "damaged or was not written by mlpcli."
         ) from None
+    if path is not None:
+        kind = getattr(formats.reader_for(path), "name", None)
+        d = dataclasses.replace(
+            d,
+            sheet=d.sheet if kind == "Excel" else None,
+            layer=d.layer if kind == "AnnData" else None,
+        )
+        settings = dataclasses.replace(settings, data=d)
     given = {"sep": sep, "decimal": decimal, "transpose": transpose}
     changes = {k: v for k, v in given.items() if v is not None}
     return settings.replace(**changes) if changes else settings
@@ -116,12 +131,9 @@ def open_chunks(
 ) -> TableChunks:
     """A `data.TableChunks` reading `path` as the model's training table was read, parsing only
     the model's feature columns plus `text_columns` and `extra_columns`."""
-    from mlpcli.data import TableChunks, formats
+    from mlpcli.data import TableChunks
 
-    d = model_settings(model, sep, decimal, transpose).data
-    # The stored --sheet/--layer say how the training file was read; a table of another
-    # format (the sheet saved as CSV) is read without them, not refused for an unused option.
-    kind = getattr(formats.reader_for(path), "name", None)
+    d = model_settings(model, sep, decimal, transpose, path).data
     return TableChunks(
         path,
         chunk_rows(model, chunk_size),
@@ -135,8 +147,8 @@ def open_chunks(
         checksum=checksum,
         thousands=d.thousands,
         numeric=d.numeric,
-        sheet=d.sheet if kind == "Excel" else None,
-        layer=d.layer if kind == "AnnData" else None,
+        sheet=d.sheet,
+        layer=d.layer,
     )
 
 
@@ -285,7 +297,7 @@ def _hint(
     transpose: bool | None,
 ) -> Callable[[], str]:
     """`transposed_hint` for `check_columns`, computed only when columns are missing."""
-    settings = model_settings(model, sep, decimal, transpose)
+    settings = model_settings(model, sep, decimal, transpose, path)
     return lambda: transposed_hint(model, path, settings.data.transpose, settings)
 
 

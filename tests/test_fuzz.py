@@ -319,3 +319,28 @@ def test_hostile_arrays_never_give_an_internal_error(
         if name != "junk":
             assert result.exit_code == 4, result.stderr
             assert f"array '{name}'" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "explain"])
+@pytest.mark.parametrize(("field", "value"), [("layer", 0), ("layer", "counts"), ("sheet", "S1")])
+def test_a_stored_sheet_or_layer_does_not_stop_reading_a_csv(
+    fuzz_model: tuple[Path, Path, dict[str, object]],
+    tmp_path: Path,
+    command: str,
+    field: str,
+    value: object,
+) -> None:
+    """The case hypothesis found: --layer 0 stored in a CSV-trained model made explain refuse the
+    CSV with a usage error (exit 2). The stored --sheet/--layer say how an Excel/AnnData training
+    file was read; they do not apply to a CSV, so every command reads it as predict does."""
+    import copy
+
+    data, model, meta = fuzz_model
+    changed = copy.deepcopy(meta)
+    changed["settings"]["data"][field] = value  # type: ignore[index]
+    bad = tmp_path / "m.npz"
+    _write_model(model, bad, changed, {})
+    out = tmp_path / "out"
+    out.mkdir()
+    result = CliRunner().invoke(app, _commands(bad, data, out)[command])
+    assert result.exit_code == 0, result.stderr

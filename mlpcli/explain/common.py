@@ -52,7 +52,7 @@ def read_data(
     table lacking the model's features is an error that says if it looks transposed."""
     from mlpcli import predicting
 
-    settings = predicting.model_settings(model, sep, decimal, transpose)
+    settings = predicting.model_settings(model, sep, decimal, transpose, path)
     table = prepare.read(path, settings)
     predicting.check_columns(
         model,
