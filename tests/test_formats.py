@@ -300,6 +300,7 @@ def _anndata() -> object:
     )
 
 
+@pytest.mark.slow  # the anndata package's import and its writer: ~1.3 s a case
 @pytest.mark.parametrize("nullable", [False, True], ids=["strings", "nullable-strings"])
 def test_h5ad_written_by_anndata_and_ours_read_by_anndata(tmp_path: Path, nullable: bool) -> None:
     """Interop with the anndata package: a file it writes (CSR layer too) trains the model our
@@ -374,6 +375,7 @@ def excel_parses(monkeypatch: pytest.MonkeyPatch, chunk_rows: int) -> list[int]:
     return parsed
 
 
+@pytest.mark.slow  # openpyxl writes and reads whole workbooks: 2-3 s
 def test_excel_read_in_chunks_gives_the_csv_model(
     tmp_path: Path, csv_run: tuple[Path, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -451,6 +453,7 @@ def test_excel_column_typed_across_chunks_as_pandas_types_it(
     ]
 
 
+@pytest.mark.slow  # openpyxl writes and reads whole workbooks: 2-3 s
 def test_excel_table_chunks_stream_the_sheet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
