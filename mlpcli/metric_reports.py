@@ -187,7 +187,7 @@ def confusion_report(
     }
 
 
-_MULTILABEL_FLOATS = (
+MULTILABEL_FLOATS = (
     "accuracy",
     "balanced_accuracy",
     "precision",
@@ -243,7 +243,7 @@ def multilabel_report(
             "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
         }
     macro: dict[str, Any] = {
-        key: _mean_or_none([row[key] for row in per_target.values()]) for key in _MULTILABEL_FLOATS
+        key: _mean_or_none([row[key] for row in per_target.values()]) for key in MULTILABEL_FLOATS
     }
     macro["support"] = int(Y.sum())
     for key in ("roc_auc", "average_precision"):

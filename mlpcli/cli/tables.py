@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from rich.table import Table
 
 from mlpcli.cli.display import fmt
+from mlpcli.metric_reports import MULTILABEL_FLOATS
 
 if TYPE_CHECKING:
     from mlpcli.explain import Explanation
@@ -222,21 +223,6 @@ def _classification_tables(report: dict[str, Any], title: str) -> list[Any]:
     ]
 
 
-_MULTILABEL = (
-    "accuracy",
-    "balanced_accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "mcc",
-    "roc_auc",
-    "average_precision",
-    "log_loss",
-    "brier",
-    "support",
-)
-
-
 def _by_metric(title: str, columns: dict[str, dict[str, Any]], keys: list[str]) -> Any:
     """One row per metric and one column per target: narrow enough for any terminal."""
     rows = [[key, *(values.get(key) for values in columns.values())] for key in keys]
@@ -246,7 +232,7 @@ def _by_metric(title: str, columns: dict[str, dict[str, Any]], keys: list[str]) 
 def _multilabel_tables(report: dict[str, Any], title: str) -> list[Any]:
     summary = _pairs(title, report, ("subset_accuracy", "hamming_loss", "threshold"))
     columns = {**report["per_target"], "macro average": report["macro_avg"]}
-    return [summary, _by_metric("Per target", columns, list(_MULTILABEL))]
+    return [summary, _by_metric("Per target", columns, [*MULTILABEL_FLOATS, "support"])]
 
 
 def _regression_tables(report: dict[str, Any], title: str) -> list[Any]:
