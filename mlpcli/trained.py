@@ -11,6 +11,7 @@ pandas) are imported when a model is loaded, not when this module is.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -68,14 +69,21 @@ def forward(
         return _member_forward(model.net, X)
     out = np.empty((len(X), net.architecture.n_outputs), dtype=net.dtype)
     with one_blas_thread():
-        for start in range(0, len(X), FORWARD_BLOCK):
-            block = X[start : start + FORWARD_BLOCK]
-            rows = len(block)
-            if rows < FORWARD_BLOCK:
-                padding = np.zeros((FORWARD_BLOCK - rows, X.shape[1]), X.dtype)
-                block = np.concatenate([block, padding])
+        for start, rows, block in _padded_blocks(X):
             out[start : start + rows] = net.forward(block, batch_size=FORWARD_BLOCK)[:rows]
     return out
+
+
+def _padded_blocks(X: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, rows, block) over `X` in FORWARD_BLOCK rows, the last zero-padded to full size, so
+    every row meets the same matrix-product shapes (the same bits) wherever it sits in a file."""
+    for start in range(0, len(X), FORWARD_BLOCK):
+        block = X[start : start + FORWARD_BLOCK]
+        rows = len(block)
+        if rows < FORWARD_BLOCK:
+            padding = np.zeros((FORWARD_BLOCK - rows, X.shape[1]), X.dtype)
+            block = np.concatenate([block, padding])
+        yield start, rows, block
 
 
 def check_ensemble(model: TrainedModel, option: str = "--spread") -> None:
@@ -92,12 +100,7 @@ def _member_forward(net: Any, X: np.ndarray) -> NDArray[np.floating]:
     """Member outputs in the same zero-padded blocks as `forward` (same bits in the mean)."""
     out = np.empty((net.config.n_members, len(X), net.n_outputs), dtype=net.dtype)
     with one_blas_thread():
-        for start in range(0, len(X), FORWARD_BLOCK):
-            block = X[start : start + FORWARD_BLOCK]
-            rows = len(block)
-            if rows < FORWARD_BLOCK:
-                padding = np.zeros((FORWARD_BLOCK - rows, X.shape[1]), X.dtype)
-                block = np.concatenate([block, padding])
+        for start, rows, block in _padded_blocks(X):
             out[:, start : start + rows] = net.member_outputs(block, FORWARD_BLOCK)[:, :rows]
     return out
 
