@@ -61,20 +61,35 @@ def plain_metavars(command: Any, ctx: Any) -> None:
             param.metavar = TYPE_METAVARS.get(base)  # type: ignore[arg-type]
 
 
+def format_help(command: Any, ctx: Any, formatter: Any) -> None:
+    """The help as `cli/helptext.py` draws it, not Typer's rich help (whose import of
+    typer.rich_utils was over half of `train --help`'s start-up)."""
+    from mlpcli.cli.helptext import render
+
+    formatter.write(render(command, ctx))
+
+
 class Command(typer.core.TyperCommand):
-    """A command whose help follows `plain_metavars`."""
+    """A command whose help follows `plain_metavars` and `format_help`."""
 
     def get_params(self, ctx: Any) -> Any:
         plain_metavars(self, ctx)
         return super().get_params(ctx)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        format_help(self, ctx, formatter)
 
 
 class Group(typer.core.TyperGroup):
-    """The root, whose `--help`, `--install-completion` follow `plain_metavars`."""
+    """The root, whose `--help`, `--install-completion` follow `plain_metavars`, and whose
+    help `format_help` draws."""
 
     def get_params(self, ctx: Any) -> Any:
         plain_metavars(self, ctx)
         return super().get_params(ctx)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        format_help(self, ctx, formatter)
 
 
 app = typer.Typer(
