@@ -15,6 +15,9 @@ Methods (`--methods`, comma-separated; one that is not installed is skipped and 
 - mlpcli-classic    the same with `--preset classic` (the lecture's MLP)
 - mlpcli-realmlp    the same with `--preset realmlp_td` (the quality recipe)
 - mlpcli-ensemble5  the same with `--preset realmlp_td --ensemble 5`
+- mlpcli-auto       the same with `--preset auto` (both, the better on validation; the store
+                    records which won)
+- mlpcli-bag5       the same with `--preset realmlp_td --ensemble 5 --bag`
 - hgb            scikit-learn HistGradientBoosting{Classifier,Regressor}(), categoricals native
 - sklearn-mlp    the script a user would write: impute + scale + one-hot, MLP{Classifier,
                  Regressor}(early_stopping=True), regression targets standardised
@@ -156,9 +159,32 @@ def _cli(*flags: str) -> Method:
                 "--out", str(d / "pred.csv"), "--quiet",
             ]  # fmt: skip
             subprocess.run(predict_cmd, check=True, env=env, capture_output=True)
-            return pd.read_csv(d / "pred.csv")["prediction"].to_numpy()
+            values = pd.read_csv(d / "pred.csv")["prediction"].to_numpy()
+            return Prediction(values, _model_notes(d / "model.npz"))
 
     return run_cli
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A method's test predictions and what its store row should also record."""
+
+    values: Any
+    notes: dict[str, Any]
+
+
+def _model_notes(path: Path) -> dict[str, Any]:
+    """From the model file: the validation score of the task's default metric (accuracy,
+    R^2), and `--preset auto`'s choice (winner, every candidate's score), if any."""
+    from mlpcli.modelfile import read_metadata
+
+    meta = read_metadata(path)
+    validation = meta.get("metrics", {}).get("validation", {})
+    notes = {k: validation[k] for k in ("accuracy", "r2") if k in validation}
+    choice = meta.get("auto")
+    if choice:
+        notes.update(chosen=choice["chosen"], scores=choice["scores"])
+    return notes
 
 
 def run_recipe(
@@ -293,6 +319,11 @@ METHODS: dict[str, MethodInfo] = {
     "mlpcli-ensemble5": MethodInfo(
         _cli("--preset", "realmlp_td", "--ensemble", "5"), note="`--preset realmlp_td --ensemble 5`"
     ),
+    "mlpcli-auto": MethodInfo(_cli("--preset", "auto"), note="`--preset auto`"),
+    "mlpcli-bag5": MethodInfo(
+        _cli("--preset", "realmlp_td", "--ensemble", "5", "--bag"),
+        note="`--preset realmlp_td --ensemble 5 --bag`",
+    ),
     "mlpcli-recipe": MethodInfo(run_recipe, note="RealMLP-TD-style recipe via the library"),
     "mlpcli-recipe-k4": MethodInfo(
         functools.partial(run_recipe, n_members=4), note="the recipe, 4 members on shared batches"
@@ -393,12 +424,15 @@ def run(
                     continue
                 seconds = time.perf_counter() - started
                 results.seconds[name] += seconds
+                notes = pred.notes if isinstance(pred, Prediction) else {}
+                pred = pred.values if isinstance(pred, Prediction) else pred
                 err = error(table.task, test[table.target], pred)
                 results.errors[name].setdefault(table_name, []).append(err)
                 if store is not None:
                     row = {"method": name, "table": table_name, "seed": seed}
+                    row.update(error=err, seconds=seconds, **notes)
                     with store.open("a") as handle:
-                        handle.write(json.dumps({**row, "error": err, "seconds": seconds}) + "\n")
+                        handle.write(json.dumps(row) + "\n")
                 print(
                     f"{table_name:22s} seed {seed} {name:14s} error {err:.4f} "
                     f"({time.perf_counter() - started:.1f} s)",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mlpcli import fitting
+from mlpcli import auto, fitting
 from mlpcli import task as tasks
 from mlpcli.errors import DivergenceError
 
@@ -91,8 +91,10 @@ def _mse(Y: NDArray[Any], P: NDArray[Any]) -> float:
 
 def linear_settings(settings: Settings) -> Settings:
     """The same run without hidden layers (one activation name serves zero layers), in this
-    process (`--ensemble-groups` spreads the network's groups, not its baseline's)."""
-    return settings.replace(hidden="", activation="relu", ensemble_groups=1)
+    process (`--ensemble-groups` spreads the network's groups, not its baseline's); under
+    `--preset auto` (cv's folds) the lecture's linear model, not one per candidate."""
+    preset = {"preset": "classic"} if auto.is_auto(settings) else {}
+    return settings.replace(hidden="", activation="relu", ensemble_groups=1, **preset)
 
 
 def fit_linear(settings: Settings, prepared: PreparedData) -> tuple[MLP | None, dict[str, Any]]:

@@ -80,6 +80,9 @@ EMBEDDINGS = ("none", "pbld", "ple")
 #: task-dependent values (activation `auto`, learning rate, label smoothing) follow the task.
 PRESETS: dict[str, dict[str, Any]] = {
     "classic": {},
+    # Trains classic and realmlp_td on the same arrays and keeps the better on validation
+    # (`mlpcli.auto`); the shared preprocessing is the recipe's.
+    "auto": {"scale": "robust_range", "clip": "smooth"},
     "realmlp_td": {
         "hidden": "256,256,256",
         "activation": "auto",
@@ -350,9 +353,10 @@ class ModelConfig:
 
     preset: str = option(
         "classic",
-        "A set of defaults: classic (the lecture's MLP) or realmlp_td (the quality recipe: "
-        "robust scaling, periodic embeddings, 3 x 256 SELU/Mish, AdamW on a coslog4 schedule; "
-        "see README). Options you give override the preset's values.",
+        "A set of defaults: classic (the lecture's MLP), realmlp_td (the quality recipe: "
+        "robust scaling, periodic embeddings, 3 x 256 SELU/Mish, AdamW on a coslog4 schedule) "
+        "or auto (trains both, keeps the better on the validation rows; see README). Options "
+        "you give override the preset's values.",
         choice(tuple(PRESETS)),
         choices=tuple(PRESETS),
     )

@@ -23,10 +23,26 @@ from mlpcli.errors import ModelFileError
 # --------------------------------------------------------------------------- settings as run
 def preset_name(meta: Mapping[str, Any]) -> str:
     """Which preset trained a model: the recipe's name, else classic (files from before
-    presets existed are classic too)."""
+    presets existed are classic too); `auto -> name` when `--preset auto` chose it."""
+    if "auto" in meta:
+        return f"auto -> {meta['auto']['chosen']}"
     if "recipe" in meta:
         return str(meta["recipe"].get("preset", "realmlp_td"))
     return str(meta.get("settings", {}).get("model", {}).get("preset", "classic"))
+
+
+def auto_choice(choice: Mapping[str, Any] | None) -> str | None:
+    """`--preset auto`'s choice in a line: each candidate's validation score, the winner's
+    marked (None for a model trained otherwise)."""
+    if not choice:
+        return None
+
+    def text(name: str) -> str:
+        score = choice["scores"].get(name)
+        shown = "n/a" if score is None else f"{score:.4f}"
+        return f"{name} {shown}" + (" (chosen)" if name == choice["chosen"] else "")
+
+    return f"validation {choice['metric']}: " + ", ".join(map(text, choice["scores"]))
 
 
 def resolved_settings(meta: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -215,6 +231,7 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "task_reason": meta.get("task_reason"),
         "preset": preset_name(meta),
         "recipe": meta.get("recipe", {}).get("config"),
+        "auto": meta.get("auto"),
         "target": labels,
         "id_columns": meta.get("id_columns", []),
         "architecture": {

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli import optimizers, presets, schedules
+from mlpcli import auto, optimizers, presets, schedules
 from mlpcli import task as tasks
 from mlpcli.config import FULL_BATCH_OPTIMIZERS, Settings
 from mlpcli.errors import UsageError
@@ -165,7 +165,10 @@ def fit_model(
     should_stop: Callable[[], bool] | None = None,
     trainer: Trainer | None = None,
 ) -> tuple[MLP, FitResult]:
-    """Train on prepared arrays (with a fresh trainer, or a given one, e.g. resumed)."""
+    """Train on prepared arrays (with a fresh trainer, or a given one, e.g. resumed);
+    `--preset auto` trains its candidates and returns the better (`auto.fit`)."""
+    if trainer is None and auto.is_auto(settings):
+        return auto.fit(settings, prepared, rng, callback, should_stop)
     trainer = trainer or make_trainer(settings, prepared, rng)
     with blas_threads(settings.train.threads):
         result = trainer.fit(

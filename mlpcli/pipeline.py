@@ -21,6 +21,7 @@ import pandas as pd
 
 from mlpcli import (
     __version__,
+    auto,
     baselines,
     calibration,
     data,
@@ -125,6 +126,15 @@ def train(
                            settings.train.baselines)  # fmt: skip
         outcome.metadata["training"]["groups"] = groups
         return outcome
+    if auto.is_auto(settings):
+        if checkpoint or resume:
+            raise UsageError(
+                "--checkpoint/--resume save one network's loop; --preset auto trains two. "
+                "Give --preset classic or --preset realmlp_td."
+            )
+        net, result = fitting.fit_model(settings, prepared, rng, callback, should_stop)
+        compare = settings.train.baselines and result.stop_reason != "interrupted"
+        return _outcome(settings, prepared, net, result, command, test_file, compare)
     trainer = fitting.make_trainer(settings, prepared, rng)
     if resume is not None:
         restore_checkpoint(trainer, resume, prepared)
@@ -174,7 +184,10 @@ def _outcome(
 ) -> TrainOutcome:
     """The metrics on both sides (and on `test_file`) and the model file's contents; metrics
     are those of the model as saved (with its temperature and decision threshold). With
-    `compare`, the constant and linear baselines on the validation rows (`baselines`)."""
+    `compare`, the constant and linear baselines on the validation rows (`baselines`).
+    After `--preset auto` the settings are the winner's, and its choice is kept (`auto`)."""
+    if isinstance(result, auto.AutoResult) and result.settings is not None:
+        settings = result.settings
     posthoc = calibration.fit_posthoc(
         settings, prepared.task.task, net, prepared.X_val, prepared.y_index_val
     )
@@ -190,6 +203,8 @@ def _outcome(
         report["test"] = _test_report(test_file, settings, prepared, scored, cut)
     metadata, arrays = model_contents(settings, prepared, net, result, report, command)
     metadata.update(posthoc.metadata)
+    if isinstance(result, auto.AutoResult) and result.choice is not None:
+        metadata["auto"] = result.choice.to_dict()
     from mlpcli.sampling import RowFile
 
     if isinstance(prepared.X, RowFile):  # out of core: the baselines read X whole

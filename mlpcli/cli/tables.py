@@ -357,6 +357,7 @@ def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
         "task": doc["task"],
         "why": doc["task_reason"],
         "preset": doc["preset"] + _members(doc),
+        **({"auto choice": describe.auto_choice(doc["auto"])} if doc.get("auto") else {}),
         "targets": target["targets"],
         "labels": target["labels"] if doc["task"] != "regression" else None,
         "ID columns": doc["id_columns"],

@@ -1,0 +1,137 @@
+"""`--preset auto`: both candidates train on the same arrays, each exactly as its own preset
+would, and the one with the better validation score is the model (ties to classic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import auto, config, describe, modelfile
+from mlpcli.errors import UsageError
+from mlpcli.pipeline import train_frame, write_outputs
+
+pytestmark = pytest.mark.usefixtures("plain_terminal")
+
+#: Small enough for both candidates to train in well under a second.
+TINY = {"hidden": "8", "epochs": 4, "batch_size": 16}
+
+
+def _table(n: int = 80, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    frame["y"] = np.where(X[:, 0] - X[:, 1] + 0.3 * rng.normal(size=n) > 0, "yes", "no")
+    return frame
+
+
+def _train(frame: pd.DataFrame, **values: object):  # type: ignore[no-untyped-def]
+    return train_frame(frame, config.resolve({"target": "y", "seed": 2, **values}))
+
+
+def test_candidate_settings_are_each_presets_with_the_options_given() -> None:
+    s = config.resolve({"preset": "auto", "epochs": 7, "dropout": 0.1})
+    recipe = auto.candidate_settings(s, "realmlp_td")
+    classic = auto.candidate_settings(s, "classic")
+    assert (recipe.model.preset, recipe.model.hidden, recipe.train.optimizer) == (
+        "realmlp_td",
+        (256, 256, 256),
+        "adamw",
+    )
+    assert (classic.model.preset, classic.model.hidden, classic.train.optimizer) == (
+        "classic",
+        (64, 32),
+        "adam",
+    )
+    for candidate in (recipe, classic):  # given options apply to both; preprocessing shared
+        assert (candidate.train.epochs, candidate.model.dropout) == (7, 0.1)
+        assert candidate.preprocess == s.preprocess
+        assert (candidate.preprocess.scale, candidate.preprocess.clip) == ("robust_range", "smooth")
+
+
+def test_each_candidate_is_its_presets_model_and_the_better_one_is_kept() -> None:
+    frame = _table()
+    chosen = _train(frame, preset="auto", **TINY)
+    choice = chosen.metadata["auto"]
+    assert choice["metric"] == "accuracy" and set(choice["scores"]) == set(auto.CANDIDATES)
+    shared = {"scale": "robust_range", "clip": "smooth"}
+    alone = {name: _train(frame, preset=name, **shared, **TINY) for name in auto.CANDIDATES}
+    for name, outcome in alone.items():  # the score auto saw is the standalone model's
+        assert choice["scores"][name] == outcome.metrics["validation"]["accuracy"]
+    best = max(auto.CANDIDATES, key=lambda n: (choice["scores"][n], -auto.CANDIDATES.index(n)))
+    assert choice["chosen"] == best
+    winner = alone[best]
+    assert set(chosen.arrays) == set(winner.arrays)
+    for name, array in winner.arrays.items():  # bit for bit the winner's own run
+        assert array.tobytes() == chosen.arrays[name].tobytes(), name
+    assert chosen.settings.model.preset == best
+    assert chosen.metadata["settings"]["model"]["preset"] == best
+
+
+@pytest.mark.parametrize(
+    ("scores", "greater", "expected"),
+    [
+        ({"classic": 0.80, "realmlp_td": 0.85}, True, "realmlp_td"),
+        ({"classic": 0.85, "realmlp_td": 0.80}, True, "classic"),
+        ({"classic": 0.80, "realmlp_td": 0.80}, True, "classic"),  # a tie: the earlier
+        ({"classic": 0.30, "realmlp_td": 0.20}, False, "realmlp_td"),  # lower is better
+        ({"classic": None, "realmlp_td": 0.10}, True, "realmlp_td"),  # undefined loses
+    ],
+    ids=["recipe-better", "classic-better", "tie", "lower-is-better", "undefined"],
+)
+def test_the_rule_by_hand(scores: dict[str, float | None], greater: bool, expected: str) -> None:
+    assert auto._best(scores, dict.fromkeys(scores), greater) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "alone", "reason"),
+    [
+        ({"ensemble": 2}, "realmlp_td", "--ensemble applies to the recipe"),
+        ({"batchnorm": True}, "classic", "--batchnorm applies to --preset classic"),
+    ],
+    ids=["ensemble-needs-the-recipe", "batchnorm-needs-classic"],
+)
+def test_a_candidate_the_options_do_not_apply_to_is_left_out(
+    values: dict[str, object], alone: str, reason: str
+) -> None:
+    choice = _train(_table(), preset="auto", **TINY, **values).metadata["auto"]
+    assert choice["chosen"] == alone
+    (other,) = set(auto.CANDIDATES) - {alone}
+    assert choice["scores"][other] is None and reason in choice["notes"][other]
+
+
+def test_options_no_candidate_takes_are_the_first_candidates_error() -> None:
+    with pytest.raises(UsageError, match="--ensemble applies to the recipe"):
+        _train(_table(), preset="auto", **TINY, ensemble=2, batchnorm=True)
+
+
+def test_without_validation_rows_the_first_candidate_trains_alone() -> None:
+    choice = _train(_table(), preset="auto", **TINY, valid_fraction=0).metadata["auto"]
+    assert choice["chosen"] == "classic" and list(choice["scores"]) == ["classic"]
+
+
+def test_inspect_shows_the_choice(runner: object, tmp_path: Path) -> None:
+    from mlpcli.cli import app
+
+    outcome = _train(_table(), preset="auto", **TINY)
+    out = tmp_path / "m.npz"
+    write_outputs(outcome, str(out))
+    meta = modelfile.read_metadata(out)
+    winner = meta["auto"]["chosen"]
+    assert describe.preset_name(meta) == f"auto -> {winner}"
+    shown = runner.invoke(app, ["inspect", str(out)])  # type: ignore[attr-defined]
+    assert shown.exit_code == 0, shown.output
+    assert f"auto -> {winner}" in shown.output
+    assert f"{winner} {meta['auto']['scores'][winner]:.4f} (chosen)" in shown.output
+
+
+def test_checkpoints_need_one_network(tmp_path: Path) -> None:
+    from mlpcli.pipeline import train
+
+    path = tmp_path / "t.csv"
+    _table().to_csv(path, index=False)
+    settings = config.resolve({"target": "y", "preset": "auto", **TINY})
+    with pytest.raises(UsageError, match="--preset auto trains two"):
+        train(str(path), settings, checkpoint=str(tmp_path / "c.npz"))
