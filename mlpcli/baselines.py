@@ -5,8 +5,9 @@ Next to the network's score (the task's default metric: accuracy, or R^2 for reg
 
     constant   classification: the training rows' class frequencies for every row (the
                majority class; per target for multilabel); regression: the training mean
-    linear     the same options with no hidden layer (logistic/softmax/linear regression),
-               trained with the same optimizer, loss, epochs and early stopping
+    linear     the same options with no hidden layer and no numeric embedding (logistic/
+               softmax/linear regression), trained with the same optimizer, loss, epochs and
+               early stopping
 
 and the gap between the training and the validation rows (`GAPS`, by task kind):
 
@@ -90,11 +91,15 @@ def _mse(Y: NDArray[Any], P: NDArray[Any]) -> float:
 
 
 def linear_settings(settings: Settings) -> Settings:
-    """The same run without hidden layers (one activation name serves zero layers), in this
-    process (`--ensemble-groups` spreads the network's groups, not its baseline's); under
-    `--preset auto` (cv's folds) the lecture's linear model, not one per candidate."""
+    """The same run without hidden layers (one activation name serves zero layers) and without
+    the recipe's numeric embedding (a periodic embedding is not linear in the inputs, and on
+    a wide table it cost as much as the network's own), in this process (`--ensemble-groups`
+    spreads the network's groups, not its baseline's); under `--preset auto` (cv's folds) the
+    lecture's linear model, not one per candidate."""
     preset = {"preset": "classic"} if auto.is_auto(settings) else {}
-    return settings.replace(hidden="", activation="relu", ensemble_groups=1, **preset)
+    return settings.replace(
+        hidden="", activation="relu", ensemble_groups=1, embedding="none", **preset
+    )
 
 
 def fit_linear(settings: Settings, prepared: PreparedData) -> tuple[MLP | None, dict[str, Any]]:

@@ -89,6 +89,18 @@ def test_the_linear_settings_have_no_hidden_layer() -> None:
     assert linear.train == settings.train
 
 
+def test_the_linear_baseline_of_the_recipe_is_linear() -> None:
+    """The recipe's baseline keeps its settings but not the periodic embedding, which is not
+    linear in the inputs (and was as dear as the network's on a wide table)."""
+    from mlpcli.config import PRESETS, Settings
+
+    settings = Settings().replace(**PRESETS["realmlp_td"], preset="realmlp_td")
+    assert settings.model.embedding == "pbld"
+    linear = baselines.linear_settings(settings)
+    assert linear.model.hidden == () and linear.model.embedding == "none"
+    assert linear.model.preset == "realmlp_td" and linear.train == settings.train
+
+
 def test_an_undefined_score_is_none_not_nan() -> None:
     """R² of a single validation row is undefined: None (JSON null), since a NaN in the model
     file's metadata cannot be written."""

@@ -448,7 +448,7 @@ class PeriodicEmbedding(MemberLayer):
         self.hidden = int(d_embedding) - 1  # the raw x is the last embedding component
         self.lr_factor = lr_factor
         self.n_out = self.numeric.size * self.hidden + n_in
-        self._cache: tuple[Array, Array, Array] | None = None
+        self._cache: tuple[Array, Array, Array, Array] | None = None
 
     def specs(self) -> list[ParamSpec]:
         K, d, F, h = self.n_members, self.numeric.size, self.n_frequencies, self.hidden
@@ -474,45 +474,51 @@ class PeriodicEmbedding(MemberLayer):
         K, n, n_in = X.shape
         d, h, F = self.numeric.size, self.hidden, self.n_frequencies
         scratch = self._scratch
-        # Columns as a batch axis: x (K, d, n, 1) * w (K, d, 1, F) -> (K, d, n, F)
-        x = X[:, :, self.numeric].transpose(0, 2, 1)[..., None]
-        A = np.multiply(
-            x, (2.0 * math.pi) * w, out=_out(scratch, training, "A", (K, d, n, F), X.dtype)
-        )
-        A += b
+        # A = 2 pi x w + b as one product per column: [x, 1] (n, 2) @ [2 pi w; b] (2, F); the
+        # backward's sums over rows are then products with [x, 1] too (no reductions over n).
+        x1 = _out(scratch, training, "x1", (K, d, n, 2), X.dtype)
+        np.copyto(x1[..., 0], X[:, :, self.numeric].transpose(0, 2, 1))
+        x1[..., 1] = 1.0
+        wb = _out(scratch, training, "wb", (K, d, 2, F), X.dtype)
+        np.multiply(w, 2.0 * math.pi, out=wb[:, :, :1])
+        wb[:, :, 1:] = b
+        A = np.matmul(x1, wb, out=_out(scratch, training, "A", (K, d, n, F), X.dtype))
         C = np.cos(A, out=_out(scratch, training, "C", A.shape, A.dtype))
-        # The output is [E, X]: E = C V + c is written straight into its columns, as (K, d, n, h)
-        # views of them, with no np.concatenate.
-        out = _out(scratch, training, "out", (K, n, d * h + n_in), X.dtype)
-        E = out[:, :, : d * h].reshape(K, n, d, h).transpose(0, 2, 1, 3)
-        np.matmul(C, V, out=E)
+        # The output is [E, X] with E = C V + c: one contiguous product per column, copied
+        # into the output's (K, d, n, h) view (faster than a product into the strided view).
+        E = np.matmul(C, V, out=_out(scratch, training, "E", (K, d, n, h), X.dtype))
         E += c
+        out = _out(scratch, training, "out", (K, n, d * h + n_in), X.dtype)
+        np.copyto(out[:, :, : d * h].reshape(K, n, d, h).transpose(0, 2, 1, 3), E)
         out[:, :, d * h :] = X
-        self._cache = (x, A, C)
+        self._cache = (x1, wb, A, C)
         return out
 
     def backward(self, dY: Array) -> Array:
         assert self._cache is not None, "backward before forward"
-        x, A, C = self._cache
-        w, _, V, _ = self.params
+        x1, wb, A, C = self._cache
+        V = self.params[2]
         dw, db, dV, dc = self.grads
         K, n, _ = dY.shape
-        d, h = self.numeric.size, self.hidden
-        dE = dY[:, :, : d * h].reshape(K, n, d, h).transpose(0, 2, 1, 3)  # (K, d, n, h)
-        # E = C V + c: dV = C^T dE, dc = sum_n dE, dC = dE V^T
+        d, h, F = self.numeric.size, self.hidden, self.n_frequencies
+        scratch = self._scratch
+        dE = scratch.get("dE", (K, d, n, h), dY.dtype)
+        np.copyto(dE, dY[:, :, : d * h].reshape(K, n, d, h).transpose(0, 2, 1, 3))
+        # E = C V + c: dV = C^T dE, dc = 1^T dE, dC = dE V^T
         np.matmul(C.transpose(0, 1, 3, 2), dE, out=dV)
-        np.sum(dE, axis=2, keepdims=True, out=dc)
-        dA = np.matmul(dE, V.transpose(0, 1, 3, 2), out=self._scratch.get("dA", A.shape, A.dtype))
-        # C = cos(A): dA = -dC sin(A); the sign is folded into the three sums below.
+        x1T = x1.transpose(0, 1, 3, 2)  # (K, d, 2, n): rows x and 1
+        np.matmul(x1T[:, :, 1:], dE, out=dc)
+        dA = np.matmul(dE, V.transpose(0, 1, 3, 2), out=scratch.get("dA", A.shape, A.dtype))
+        # C = cos(A): dA = -dC sin(A); the sign is folded into the sums below.
         dA *= np.sin(A, out=A)  # A is not needed after this
-        # A = 2 pi x w + b: dw = 2 pi sum_n x dA, db = sum_n dA, dx = 2 pi sum_F dA w
-        np.sum(dA * x, axis=2, keepdims=True, out=dw)
-        dw *= -2.0 * math.pi
-        np.sum(dA, axis=2, keepdims=True, out=db)
-        np.negative(db, out=db)
-        dx = np.matmul(dA, w.transpose(0, 1, 3, 2))[..., 0]  # (K, d, n)
-        dx *= -2.0 * math.pi
-        dX = dY[:, :, d * h :].copy()
+        # A = [x, 1] [2 pi w; b]: [dw / 2 pi; db] = [x, 1]^T dA (one product), dx = dA (2 pi w)^T
+        sums = np.matmul(x1T, dA, out=scratch.get("sums", (K, d, 2, F), dA.dtype))
+        np.multiply(sums[:, :, :1], -2.0 * math.pi, out=dw)
+        np.negative(sums[:, :, 1:], out=db)
+        dx = np.matmul(dA, wb[:, :, :1].transpose(0, 1, 3, 2))[..., 0]  # (K, d, n)
+        np.negative(dx, out=dx)
+        dX = scratch.get("dX", (K, n, self.n_in), dY.dtype)
+        np.copyto(dX, dY[:, :, d * h :])
         dX[:, :, self.numeric] += dx.transpose(0, 2, 1)
         return dX
 
@@ -618,7 +624,7 @@ class PiecewiseLinearEncoding(MemberLayer):
             self.edges[j, e.size :] = e[-1]
             self.n_edges[j] = e.size
 
-    def _bins(self, dtype: np.dtype) -> tuple[Array, Array, NDArray[np.bool_], NDArray[np.bool_]]:
+    def bins(self, dtype: np.dtype) -> tuple[Array, Array, NDArray[np.bool_], NDArray[np.bool_]]:
         """Left edges, 1/widths (0 for unused bins), and which bins clip below and above."""
         left = self.edges[:, :-1]
         width = np.diff(self.edges, axis=1)
@@ -631,7 +637,7 @@ class PiecewiseLinearEncoding(MemberLayer):
 
     def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
         K, n, _ = X.shape
-        left, inv, clip_low, clip_high = self._bins(X.dtype)
+        left, inv, clip_low, clip_high = self.bins(X.dtype)
         x = X[:, :, self.numeric][..., None]  # (K, n, d, 1)
         U = (x - left) * inv  # (K, n, d, T)
         low = clip_low & (U < 0.0)

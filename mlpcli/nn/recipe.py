@@ -597,11 +597,11 @@ def _metadata_blocks(recipe: dict[str, Any]) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in recipe.get("categorical", [])]
 
 
-def shapes_from_metadata(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Every `net.` array of a recipe model file and its shape, from the metadata alone (the
-    model file checks each array header against these before reading any data)."""
+def unallocated_from_metadata(meta: dict[str, Any]) -> RecipeNet:
+    """The recipe network of a model file's metadata, without parameter buffers: its layers
+    and `state_shapes()`, before any array is read."""
     arch, recipe = meta["architecture"], meta["recipe"]
-    net = RecipeNet.unallocated(
+    return RecipeNet.unallocated(
         arch["n_inputs"],
         arch["n_outputs"],
         recipe["loss"],
@@ -609,7 +609,12 @@ def shapes_from_metadata(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         recipe["numeric"],
         _metadata_blocks(recipe),
     )
-    return net.state_shapes()
+
+
+def shapes_from_metadata(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Every `net.` array of a recipe model file and its shape, from the metadata alone (the
+    model file checks each array header against these before reading any data)."""
+    return unallocated_from_metadata(meta).state_shapes()
 
 
 def net_from_metadata(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> RecipeNet:
