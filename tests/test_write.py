@@ -9,12 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli.data import write
+from mlpcli.data import arrow, write
 from mlpcli.errors import UsageError
 
 
-@pytest.mark.parametrize("sep", [",", "\t"], ids=["csv", "tsv"])
-def test_csv_text_writes_what_pandas_writes(sep: str) -> None:
+@pytest.fixture(params=[True, False], ids=["arrow", "numpy"])
+def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Each test twice: with pyarrow's formatting (skipped when it is not installed) and with
+    the plain NumPy path."""
+    if request.param:
+        pytest.importorskip("pyarrow")
+    monkeypatch.setattr(arrow, "USE_ARROW", request.param)
+    return bool(request.param)
+
+
+@pytest.mark.parametrize("sep", [",", "\t", ";", "|"], ids=["csv", "tsv", "semicolon", "pipe"])
+def test_csv_text_writes_what_pandas_writes(sep: str, fast_path: bool) -> None:
     frame = pd.DataFrame(
         {
             "id": pd.array(["a", 'say "hi"', "x,y", "tab\there", None, "line\nbreak"], dtype="str"),
@@ -29,6 +39,37 @@ def test_csv_text_writes_what_pandas_writes(sep: str) -> None:
     expected = frame.to_csv(sep=sep, index=False, lineterminator="\n")
     assert write.csv_text(frame, sep) == expected
     assert write.csv_text(frame.iloc[2:], sep, header=False) == expected.split("\n", 3)[3]
+    assert write.csv_text(frame.iloc[:0], sep) == expected.split("\n", 1)[0] + "\n"
+
+
+def _awkward_floats(dtype: type[np.floating], n: int, seed: int) -> np.ndarray:
+    """Magnitudes from 1e-9 to 1e21, full and short decimals, both signs, integers, zeros of
+    both signs, NaN, infinities and the bounds of `ARROW_SAME_TEXT`."""
+    rng = np.random.default_rng(seed)
+    v = rng.random(n) * 10.0 ** rng.integers(-9, 21, n)
+    digits = rng.integers(0, 17, n)
+    short = rng.random(n) < 0.5
+    v[short] = np.round(v[short] * 10.0 ** digits[short]) / 10.0 ** digits[short]
+    v[rng.random(n) < 0.5] *= -1
+    bounds = [b * s for b in (1e-4, 1e6, 1e10, 1e16) for s in (1, -1)]
+    special = [0.0, -0.0, np.nan, np.inf, -np.inf, 1.0, -3.0, 2.0**24, *bounds]
+    with np.errstate(over="ignore"):
+        out = np.concatenate([v, special]).astype(dtype)
+    out[::7] = np.trunc(out[::7])
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_pyarrow_formatting_gives_the_numpy_text_of_every_kind_of_float(
+    dtype: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame({"a": _awkward_floats(dtype, 200_000, 1), "b": np.float32(0.5)})
+    frame["row"] = np.arange(len(frame)) - 7
+    frame["id"] = [f"s{i}" for i in range(len(frame))]
+    fast = write.csv_text(frame)
+    monkeypatch.setattr(arrow, "USE_ARROW", False)
+    assert fast == write.csv_text(frame)
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mlpcli.data import arrow
 from mlpcli.errors import UsageError
 from mlpcli.outputs import STDOUT, atomic_path
 
@@ -86,24 +87,81 @@ def output_format(path: str, option: str = "--out") -> tuple[str, Callable[[Path
 def csv_text(frame: pd.DataFrame, sep: str = ",", header: bool = True) -> str:
     """The text `frame.to_csv(sep=sep, index=False)` writes (minimal quoting, empty missing
     cells, floats in their shortest exact repr: float32 stays float32), built a column at a
-    time: predicting 1M rows took ~5-10% less time than with `to_csv` (tested equal)."""
-    cells = [_cells(frame[name], sep) for name in frame.columns]
-    body = "\n".join(map(sep.join, zip(*cells, strict=True)))
+    time: predicting 1M rows took ~5-10% less time than with `to_csv` (tested equal). With
+    pyarrow (`data.arrow`) the cells are formatted and joined in C++ (`_arrow_body`): the same
+    bytes, 1M rows of an ID, a label and 3 probabilities in 0.4 s instead of 3 s."""
     names = _quoted(np.array([str(c) for c in frame.columns], dtype=object), sep)
     head = sep.join(names) + "\n" if header else ""
-    return head + body + "\n" if len(frame) else head
+    if not len(frame):
+        return head
+    body = _arrow_body(frame, sep)
+    if body is None:
+        cells = [_cells(frame[name], sep).tolist() for name in frame.columns]
+        body = "\n".join(map(sep.join, zip(*cells, strict=True))) + "\n"
+    return head + body
 
 
-def _cells(column: pd.Series, sep: str) -> list[str]:
-    values = column.to_numpy()
+def _cells(column: pd.Series, sep: str) -> NDArray[Any]:
+    """A column's cells as text (`to_csv`'s), with NumPy."""
+    values: NDArray[Any] = column.to_numpy()
     if values.dtype.kind == "f":
-        text = values.astype(str)
+        text: NDArray[Any] = values.astype(str)
         text[np.isnan(values)] = ""
-        return list(text.tolist())
+        return text
     if values.dtype.kind in "iub":
-        return list(values.astype(str).tolist())
+        return np.asarray(values.astype(str))
     strings = column.astype("str").to_numpy(dtype=object, na_value="")
-    return list(_quoted(strings, sep).tolist())
+    return _quoted(strings, sep)
+
+
+#: Per float dtype, the magnitudes [low, high) where NumPy's `str` is positional (beyond them
+#: it writes 1e-05, 1.2345679e+08) and pyarrow's shortest repr has the same characters, for
+#: values with a fraction (pyarrow writes 1 for 1.0). Other cells are formatted by NumPy.
+ARROW_SAME_TEXT: dict[Any, tuple[float, float]] = {
+    np.dtype(np.float32): (1e-4, 1e6),
+    np.dtype(np.float64): (1e-4, 1e10),
+}
+
+#: Rows formatted per pyarrow call: keeps each string array far below its 2 GiB offsets.
+ARROW_ROWS = 65_536
+
+
+def _arrow_body(frame: pd.DataFrame, sep: str) -> str | None:
+    """The rows' text through pyarrow (None without it, or for a separator or cell it would
+    need to quote differently)."""
+    found = arrow.modules()
+    if found is None or sep in '\r\n"' or len(sep) != 1:
+        return None
+    pa, pc, _ = found
+    parts = []
+    for start in range(0, len(frame), ARROW_ROWS):
+        part = frame.iloc[start : start + ARROW_ROWS]
+        columns = [_arrow_cells(part[name], sep, pa, pc) for name in part.columns]
+        rows = pc.binary_join_element_wise(*columns, sep) if len(columns) > 1 else columns[0]
+        lines = pc.binary_join_element_wise(rows, pa.scalar(""), "\n")  # each row, then "\n"
+        whole = pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines)
+        parts.append(pc.binary_join(whole, "")[0].as_py())
+    return "".join(parts)
+
+
+def _arrow_cells(column: pd.Series, sep: str, pa: Any, pc: Any) -> Any:
+    """A column's cells as a pyarrow string array, the characters `_cells` gives."""
+    values = column.to_numpy()
+    same = ARROW_SAME_TEXT.get(values.dtype)
+    if same is not None:
+        low, high = (np.float64(bound) for bound in same)  # float64: float32(1e-4) < 1e-4
+        text = pc.cast(pa.array(values), pa.string())
+        with np.errstate(invalid="ignore"):
+            size = np.abs(values)
+            numpy = ~((size >= low) & (size < high) & (values != np.trunc(values)))
+        if numpy.any():  # NaN, integers, tiny and huge values: NumPy's text
+            fixed = values[numpy].astype(str)
+            fixed[np.isnan(values[numpy])] = ""
+            text = pc.replace_with_mask(text, pa.array(numpy), pa.array(fixed, pa.string()))
+        return text
+    if values.dtype.kind in "iu":
+        return pc.cast(pa.array(values), pa.string())
+    return pa.array(_cells(column, sep), pa.string())
 
 
 def _quoted(strings: NDArray[np.object_], sep: str) -> NDArray[np.object_]:
