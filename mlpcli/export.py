@@ -11,6 +11,13 @@ The ONNX graph is the whole inference path of `mlpcli predict`:
   one, else as all zeros, as in mlpcli) and frequency encoding (a level's training share);
 - the network: dense layers, batch normalisation (running statistics), every hidden
   activation, skip connections (dropout is the identity at inference), the output activation;
+- or the recipe's network (`--preset realmlp_td`, `nn.recipe`), with its member axis: each of
+  its K members is a (K, N, k) slice of every tensor, as in `nn.batched`: periodic (PBLD) or
+  piecewise-linear (PLE) numeric embeddings, the categorical embedding of many-level columns,
+  the per-feature scale, dense layers (packed, or BatchEnsemble's shared weights with rank-1
+  adapters; the NTK gain folded into the weights), parametric activations x + alpha (f(x) - x),
+  the output activation, the regression clamp to the training targets' range, then the mean
+  over members (of probabilities for classification), as `predict` averages them;
 - outputs: classification `label` (strings; (N, t) for multilabel, at the model's decision
   threshold: 0.5 unless `train --threshold` stored one; a `--calibrate` temperature is folded into
   the output layer, so the graph applies it too)
@@ -34,13 +41,14 @@ import numpy as np
 from mlpcli import __version__
 from mlpcli.errors import UsageError, choose, install_hint
 from mlpcli.modelfile import LEVEL_KINDS
+from mlpcli.nn.activations import SELU_ALPHA, SELU_LAMBDA
 from mlpcli.outputs import atomic_path
 
 if TYPE_CHECKING:
     from mlpcli.nn.layers import Layer
     from mlpcli.trained import TrainedModel
 
-#: The ONNX operator set the graphs use (Mish needs 18; string Equal needs 19).
+#: The ONNX operator set the graphs use (string Equal needs 19).
 OPSET = 20
 #: The string input value that stands for a missing categorical cell.
 MISSING_STRING = ""
@@ -95,25 +103,39 @@ def _gelu(g: _Graph, z: str, dtype: np.dtype) -> str:
     return g.op("Mul", z, half)
 
 
+def _elu(g: _Graph, z: str, dtype: np.dtype, alpha: float, scale: float = 1.0) -> str:
+    # scale (max(z, 0) + alpha (e^min(z, 0) - 1)), as mlpcli's ELU and SELU.
+    zero = g.const(0.0, dtype)
+    negative = g.op("Sub", g.op("Exp", g.op("Min", z, zero)), g.const(1.0, dtype))
+    out = g.op("Add", g.op("Relu", z), g.op("Mul", negative, g.const(alpha, dtype)))
+    return out if scale == 1.0 else g.op("Mul", out, g.const(scale, dtype))
+
+
+def _mish(g: _Graph, z: str, dtype: np.dtype) -> str:
+    return g.op("Mul", z, g.op("Tanh", _softplus(g, z, dtype)))  # z tanh(softplus(z))
+
+
 def _named(op_type: str, **attrs: Any) -> Callable[[_Graph, str, Any, Any], str]:
     return lambda g, z, dtype, activation: g.op(op_type, z, **attrs)
 
 
 #: Activation name -> builder of its ONNX nodes: f(graph, input, dtype, activation object).
+#: Built from operators onnxruntime runs in float32 and float64 alike (its Elu, Selu, Mish,
+#: LeakyRelu and Softplus kernels are float32 only).
 ACTIVATIONS: dict[str, Callable[[_Graph, str, Any, Any], str]] = {
     "identity": _named("Identity"),
     "sigmoid": _named("Sigmoid"),
     "tanh": _named("Tanh"),
     "relu": _named("Relu"),
-    "leaky_relu": lambda g, z, dtype, act: g.op("LeakyRelu", z, alpha=float(act.slope)),
-    "softplus": lambda g, z, dtype, act: _softplus(g, z, dtype),
-    "elu": lambda g, z, dtype, act: g.op("Elu", z, alpha=float(act.alpha)),
-    "selu": lambda g, z, dtype, act: g.op(
-        "Selu", z, alpha=1.6732632423543772848170429916717, gamma=1.0507009873554804934193349852946
+    "leaky_relu": lambda g, z, dtype, act: g.op(  # max(z, slope z)
+        "Max", z, g.op("Mul", z, g.const(act.slope, dtype))
     ),
-    "mish": _named("Mish"),
+    "softplus": lambda g, z, dtype, act: _softplus(g, z, dtype),
+    "elu": lambda g, z, dtype, act: _elu(g, z, dtype, act.alpha),
+    "selu": lambda g, z, dtype, act: _elu(g, z, dtype, SELU_ALPHA, SELU_LAMBDA),
+    "mish": lambda g, z, dtype, act: _mish(g, z, dtype),
     "gelu": lambda g, z, dtype, act: _gelu(g, z, dtype),
-    "softmax": _named("Softmax", axis=1),
+    "softmax": _named("Softmax", axis=-1),  # the last axis: classes, with or without members
 }
 
 #: Preprocessing clip name -> builder f(graph, x) on float64 values.
@@ -242,13 +264,151 @@ def _residual(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
 
 
 #: Layer kind -> builder of its inference nodes.
-LAYERS: dict[str, Callable[[_Graph, Any, str, np.dtype], str]] = {
+LayerBuilder = Callable[[_Graph, Any, str, np.dtype], str]
+LAYERS: dict[str, LayerBuilder] = {
     "dense": _dense,
     "batchnorm": _batchnorm,
     "activation": _activation,
     "dropout": lambda g, layer, x, dtype: x,  # the identity at inference
     "residual": _residual,
 }
+
+
+def _classic_network(g: _Graph, model: TrainedModel, x: str) -> str:
+    """The lecture's MLP: its layers, then the output activation; (N, outputs)."""
+    dtype = model.net.dtype
+    for layer in model.net.layers:
+        x = _layer(g, layer, x, dtype)
+    output_activation = model.net.output_activation
+    return ACTIVATIONS[output_activation.name](g, x, dtype, output_activation)
+
+
+# --------------------------------------------------------------------------- the recipe's layers
+# Each takes and gives (K, N, k) tensors, member axis first, with the layer's own (K, ...)
+# arrays as constants, as the layer of `nn.batched` computes them in inference mode.
+def _members(array: np.ndarray) -> np.ndarray:
+    """A per-member (K, k) row as (K, 1, k), to broadcast over the rows."""
+    return array[:, None, :]
+
+
+def _member_dense(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    # Z = X (g W) + b: the NTK gain g goes into the weights, as MemberDense forms g W itself.
+    W, b = layer.params
+    gained = W if layer.gain == 1.0 else np.multiply(W, layer.gain)
+    return g.op("Add", g.op("MatMul", x, g.const(gained)), g.const(_members(b)))
+
+
+def _batch_ensemble_dense(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    # Z_k = ((X_k * r_k) (g W)) * s_k + b_k, one shared W for every member.
+    W, r, s, b = layer.params
+    gained = W if layer.gain == 1.0 else np.multiply(W, layer.gain)
+    shared = g.op("MatMul", g.op("Mul", x, g.const(_members(r))), g.const(gained))
+    return g.op("Add", g.op("Mul", shared, g.const(_members(s))), g.const(_members(b)))
+
+
+def _feature_scale(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    return g.op("Mul", x, g.const(_members(layer.params[0])))
+
+
+def _parametric_activation(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    # Y = X + alpha (f(X) - X), alpha per member and unit.
+    f = ACTIVATIONS[layer.activation.name](g, x, dtype, layer.activation)
+    mixed = g.op("Mul", g.op("Sub", f, x), g.const(_members(layer.params[0])))
+    return g.op("Add", mixed, x)
+
+
+def _numeric(g: _Graph, layer: Any, x: str) -> str:
+    """The embedded numeric columns of (K, N, k) inputs as (K, N, d, 1)."""
+    chosen = g.op("Gather", x, g.const(layer.numeric.astype(np.int64)), axis=2)
+    return g.op("Unsqueeze", chosen, g.const(np.array([3], dtype=np.int64)))
+
+
+def _flat_embedding(g: _Graph, E: str, width: int, x: str) -> str:
+    """(K, N, d, h) embeddings -> [(K, N, d h), inputs] along the last axis."""
+    flat = g.op("Reshape", E, g.const(np.array([0, 0, width], dtype=np.int64)))
+    return g.op("Concat", flat, x, axis=2)
+
+
+def _periodic(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    # PBLD: E_j = cos(2 pi x_j w_j + b_j) V_j + c_j per numeric column j, then the inputs.
+    if layer.numeric.size == 0:
+        return x
+    w, b, V, c = layer.params  # (K, d, 1, F), (K, d, 1, F), (K, d, F, h), (K, d, 1, h)
+    columns = g.op("Transpose", _numeric(g, layer, x), perm=[0, 2, 1, 3])  # (K, d, N, 1)
+    A = g.op("Add", g.op("Mul", columns, g.const((2.0 * np.pi) * w)), g.const(b))
+    E = g.op("Add", g.op("MatMul", g.op("Cos", A), g.const(V)), g.const(c))  # (K, d, N, h)
+    rows_first = g.op("Transpose", E, perm=[0, 2, 1, 3])  # (K, N, d, h)
+    return _flat_embedding(g, rows_first, layer.numeric.size * layer.hidden, x)
+
+
+def _piecewise_linear(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    # PLE: U_jt = (x_j - e_jt) / (e_j,t+1 - e_jt), clipped to [0, 1] where the bin says so.
+    if layer.numeric.size == 0:
+        return x
+    left, inv, clip_low, clip_high = layer.bins(dtype)  # (d, T) each, as its forward uses
+    U = g.op("Mul", g.op("Sub", _numeric(g, layer, x), g.const(left)), g.const(inv))
+    low = g.op("And", g.op("Less", U, g.const(0.0, dtype)), g.const(clip_low))
+    high = g.op("And", g.op("Greater", U, g.const(1.0, dtype)), g.const(clip_high))
+    U = g.op("Where", low, g.const(0.0, dtype), g.op("Where", high, g.const(1.0, dtype), U))
+    return _flat_embedding(g, U, layer.numeric.size * layer.n_bins, x)
+
+
+def _categorical_embedding(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    # [the other columns, onehot_j E_j for each many-level column j]
+    parts = []
+    if layer.keep.size:
+        parts.append(g.op("Gather", x, g.const(layer.keep.astype(np.int64)), axis=2))
+    for (a, b), E in zip(layer.blocks, layer.params, strict=True):
+        onehot = g.op("Gather", x, g.const(np.arange(a, b, dtype=np.int64)), axis=2)
+        parts.append(g.op("MatMul", onehot, g.const(E)))
+    return parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=2)
+
+
+#: Recipe layer kind (`nn.batched.LAYERS`) -> builder of its inference nodes on (K, N, k).
+RECIPE_LAYERS: dict[str, LayerBuilder] = {
+    "dense": _member_dense,
+    "be_dense": _batch_ensemble_dense,
+    "scale": _feature_scale,
+    "act": _parametric_activation,
+    "dropout": lambda g, layer, x, dtype: x,  # the identity at inference
+    "pbld": _periodic,
+    "ple": _piecewise_linear,
+    "cat_embedding": _categorical_embedding,
+}
+
+
+def _recipe_network(g: _Graph, model: TrainedModel, x: str) -> str:
+    """The recipe's K members on the same rows, each through its layers and the output
+    activation (and clamp), then their mean: `RecipeNet.forward`; (N, outputs)."""
+    net: Any = model.net
+    dtype = net.dtype
+    members = np.array([net.config.n_members, 1, 1], dtype=np.int64)
+    out = g.op("Expand", g.op("Unsqueeze", x, g.const(np.array([0]))), g.const(members))
+    for layer in net.layers:
+        out = RECIPE_LAYERS[layer.kind](g, layer, out, dtype)
+    out = ACTIVATIONS[net.output_activation.name](g, out, dtype, net.output_activation)
+    if net.config.clamp_output:  # np.clip(out, low, high)
+        out = g.op("Min", g.op("Max", out, g.const(net.output_low)), g.const(net.output_high))
+    return g.op("ReduceMean", out, g.const(np.array([0])), keepdims=0)
+
+
+#: Network kind (`network_kind`) -> builder of its output P (N, outputs) from its input matrix.
+NETWORKS: dict[str, Callable[[_Graph, Any, str], str]] = {
+    "classic": _classic_network,
+    "recipe": _recipe_network,
+}
+
+
+def network_kind(metadata: Mapping[str, Any]) -> str:
+    """Which network a model file holds: the recipe's (it has a `recipe` entry) or the MLP."""
+    return "recipe" if "recipe" in metadata else "classic"
+
+
+def recipe_layer_kinds(metadata: Mapping[str, Any]) -> list[str]:
+    """The layer kinds of a recipe model's network, from its metadata alone (no arrays)."""
+    from mlpcli.nn.recipe import unallocated_from_metadata
+
+    return [layer.kind for layer in unallocated_from_metadata(dict(metadata)).layers]
 
 
 def _labels(g: _Graph, values: list[str], index: str) -> str:
@@ -317,10 +477,7 @@ def onnx_model(model: TrainedModel) -> Any:
     inputs: list[Any] = []
     outputs: list[Any] = []
     x = _preprocessing(g, model, inputs)
-    for layer in model.net.layers:
-        x = _layer(g, layer, x, model.net.dtype)
-    output_activation = model.net.output_activation
-    P = ACTIVATIONS[output_activation.name](g, x, model.net.dtype, output_activation)
+    P = NETWORKS[network_kind(model.metadata)](g, model, x)
     OUTPUTS[model.task](g, model, P, outputs)
     graph = g.helper.make_graph(g.nodes, "mlpcli", inputs, outputs, g.constants)
     proto = g.helper.make_model(
@@ -380,12 +537,10 @@ class Onnx(ExportFormat):
     module = "onnx"
 
     def unsupported(self, metadata: Mapping[str, Any]) -> str | None:
-        if "recipe" in metadata:
-            preset = metadata["recipe"].get("preset", "the recipe")
-            return (
-                f"a --preset {preset} model (embeddings, member ensemble) has no ONNX form "
-                "here; export a --preset classic model"
-            )
+        if network_kind(metadata) == "recipe":
+            kinds = sorted(set(recipe_layer_kinds(metadata)) - set(RECIPE_LAYERS))
+            if kinds:
+                return f"recipe layer(s) {', '.join(kinds)} have no ONNX form here"
         arch = metadata.get("architecture", {})
         names = [*arch.get("activation", []), arch.get("output_activation")]
         missing = sorted({str(n) for n in names if n not in ACTIVATIONS})

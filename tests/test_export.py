@@ -65,6 +65,7 @@ def train(task: str, **options: object) -> tuple[trained.TrainedModel, pd.DataFr
     frame = make()
     task_name = "regression" if task == "multi-output" else task
     values = {"target": targets, "drop": others, "task": task_name, "epochs": 3, **options}
+    values.setdefault("threads", 1)  # one BLAS thread: 6x faster than two on a loaded machine
     values.setdefault("hidden", "16,8")
     outcome = pipeline.train_frame(frame, resolve(values))
     model = trained.trained_from_contents(outcome.metadata, outcome.arrays)
@@ -132,11 +133,13 @@ def test_every_task(task: str) -> None:
 
 @pytest.fixture(scope="module")
 def base() -> dict[str, tuple[trained.TrainedModel, pd.DataFrame]]:
-    return {task: train(task) for task in ("multiclass", "regression")}
+    models = {task: train(task) for task in ("multiclass", "regression")}
+    models["float64"] = train("multiclass", dtype="float64")
+    return models
 
 
 @pytest.mark.parametrize("name", activations.HIDDEN_ACTIVATIONS)
-@pytest.mark.parametrize("task", ["multiclass", "regression"])
+@pytest.mark.parametrize("task", ["multiclass", "regression", "float64"])
 def test_every_hidden_activation(
     base: dict[str, tuple[trained.TrainedModel, pd.DataFrame]], task: str, name: str
 ) -> None:
@@ -266,3 +269,133 @@ def test_high_cardinality_encodings(high_cardinality: str) -> None:
     changed.loc[:9, "tissue"] = "brain-never-seen"
     changed.loc[10:19, "tissue"] = np.nan
     assert_parity(model, changed)
+
+
+# --------------------------------------------------------------------------- the recipe
+#: A recipe small enough to train in a fraction of a second (`--preset realmlp_td`).
+RECIPE = {"preset": "realmlp_td", "hidden": "8,8", "epochs": 2, "batch_size": 64, "threads": 1}
+#: Ensemble layouts: one network, K packed members, K BatchEnsemble members.
+MEMBERS = {
+    "single": {},
+    "packed-3": {"ensemble": 3},
+    "batch-3": {"ensemble": 3, "ensemble_kind": "batch"},
+}
+SITES = 12  # levels of the added column: over the recipe's one-hot limit, so it is embedded
+
+
+def with_sites(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table with a `site` column of many levels (two of them rare: pooled into
+    '__other__'), which the recipe encodes with a learned embedding."""
+    rng = np.random.default_rng(0)
+    sites = np.array([f"site{i:02d}" for i in rng.integers(0, SITES, len(frame))], dtype=object)
+    sites[:3] = "rare-a"
+    sites[3:6] = "rare-b"
+    return frame.assign(site=sites)
+
+
+def train_recipe(task: str, **options: object) -> tuple[trained.TrainedModel, pd.DataFrame]:
+    """A recipe model on the task's table with the many-level `site` column, and the table
+    with unseen and missing sites (the embedding's '__other__' row and its missing level)."""
+    make, targets, others = TASKS[task]
+    frame = with_sites(make())
+    task_name = "regression" if task == "multi-output" else task
+    values = {"target": targets, "drop": others, "task": task_name, **RECIPE, **options}
+    outcome = pipeline.train_frame(frame, resolve(values))
+    model = trained.trained_from_contents(outcome.metadata, outcome.arrays)
+    changed = frame.copy()
+    changed.loc[:9, "site"] = "site-never-seen"
+    changed.loc[10:19, "site"] = np.nan
+    return model, changed
+
+
+def kinds(model: trained.TrainedModel) -> list[str]:
+    return [layer.kind for layer in model.net.layers]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("members", list(MEMBERS))
+@pytest.mark.parametrize("embedding", ["none", "pbld", "ple"])
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_every_recipe_network(task: str, embedding: str, members: str) -> None:
+    """Every numeric embedding x ensemble layout x task, each with the categorical embedding."""
+    model, frame = train_recipe(task, embedding=embedding, **MEMBERS[members])
+    layers = kinds(model)
+    assert "cat_embedding" in layers and "scale" in layers and "act" in layers
+    assert (embedding in layers) == (embedding != "none")
+    assert ("be_dense" in layers) == (members == "batch-3")
+    assert model.net.config.n_members == (1 if members == "single" else 3)  # type: ignore[attr-defined]
+    assert_parity(model, frame)
+
+
+@pytest.mark.parametrize(
+    ("task", "options"),
+    [
+        ("multilabel", {"ensemble": 2}),
+        ("multi-output", {"ensemble": 2, "embedding": "ple"}),
+        ("binary", {"calibrate": True, "threshold": "auto"}),
+        ("multiclass", {"calibrate": True, "dtype": "float64"}),
+        ("regression", {"activation": "gelu", "ensemble": 2, "ensemble_kind": "batch"}),
+    ],
+    ids=["multilabel", "multi-output", "binary-calibrated-threshold", "float64-calibrated", "gelu"],
+)
+def test_recipe_tasks_calibration_and_threshold(task: str, options: dict[str, object]) -> None:
+    """The recipe's other tasks, a folded temperature, a stored threshold, float64 and a
+    non-default activation reach the graph too."""
+    model, frame = train_recipe(task, **options)
+    assert (model.temperature is not None) == bool(options.get("calibrate"))
+    assert model.threshold != 0.5 or options.get("threshold") is None
+    assert_parity(model, frame)
+
+
+def test_recipe_regression_clamp() -> None:
+    """Predictions clip to the training targets' range per output (narrowed here, so the clamp
+    decides most rows): the graph clips as `predict` does."""
+    model, frame = train_recipe("multi-output", ensemble=2)
+    net: object = model.net
+    assert net.config.clamp_output  # type: ignore[attr-defined]
+    P = model.predict_outputs(frame)
+    low, high = np.quantile(P, [0.3, 0.7], axis=0)
+    net.output_low[...], net.output_high[...] = low, high  # type: ignore[attr-defined]
+    clamped = model.predict_outputs(frame)
+    assert (clamped != P).mean() > 0.3
+    assert_parity(model, frame)
+
+
+def test_recipe_inspect_and_unsupported_layer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`inspect` lists ONNX for a recipe model; a layer kind without a builder is named."""
+    model, _ = train_recipe("binary", embedding="ple")
+    assert export.Onnx().unsupported(model.metadata) is None
+    monkeypatch.delitem(export.RECIPE_LAYERS, "ple")
+    assert export.Onnx().unsupported(model.metadata) == (
+        "recipe layer(s) ple have no ONNX form here"
+    )
+
+
+def test_cli_exports_a_recipe_ensemble(runner: object, tmp_path: Path) -> None:
+    """`mlpcli train --preset realmlp_td --ensemble 2`, `export`, and onnxruntime on the file
+    gives `mlpcli predict`'s labels and probabilities; `inspect` says it can be exported."""
+    from mlpcli.cli import app
+
+    invoke = runner.invoke  # type: ignore[attr-defined]
+    model = tmp_path / "model.npz"
+    train_args = ["train", str(EXPRESSION), "--target", "subtype", "--id", "sample_id"]
+    recipe = ["--preset", "realmlp_td", "--hidden", "8", "--epochs", "2", "--ensemble", "2"]
+    assert invoke(app, [*train_args, *recipe, "--out", str(model), "-q"]).exit_code == 0
+    shown = invoke(app, ["inspect", str(model)])
+    assert "onnx (yes)" in shown.output and "no ONNX form" not in shown.output
+    onnx_file, predictions = tmp_path / "model.onnx", tmp_path / "predictions.csv"
+    done = invoke(app, ["export", str(model), "--format", "onnx", "--out", str(onnx_file)])
+    assert done.exit_code == 0, done.output
+    assert (
+        invoke(app, ["predict", str(model), str(EXPRESSION), "--out", str(predictions)]).exit_code
+        == 0
+    )
+    expected = pd.read_csv(predictions)
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    loaded = trained.load_trained(model)
+    feeds = export.onnx_inputs(loaded, _read(EXPRESSION, ["sample_id"]))
+    label, proba = session.run(["label", "probabilities"], feeds)
+    assert label.tolist() == expected["prediction"].tolist()
+    columns = [f"proba_{c}" for c in loaded.encoder.labels]
+    assert np.max(np.abs(proba - expected[columns].to_numpy())) <= TOLERANCE
