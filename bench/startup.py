@@ -1,14 +1,19 @@
 """Start-up of the command line (issue 16): `mlpcli --help`, `train --help` and `inspect MODEL`
-against `python -c pass`, the interpreter's own floor, in fresh processes.
+against the floors, in fresh processes: `python -c pass` (the interpreter's own), and the
+imports a Typer command line cannot avoid (`import click`, `import typer`; `import numpy`).
 
-Each round runs every command once, interleaved, so a change in the machine's load hits all of
-them alike; figures are medians (and min) over the rounds, with the load average beside them.
+`--help` is drawn from the help document kept by the first run (mlpcli/cli/helpcache.py); the
+row "train --help, help not kept" times that first run (the kept file moved away for it, and
+nothing written, so the other rows still find it). Each round runs every command once,
+interleaved, so a change in the machine's load hits all of them alike; figures are medians
+(and min) over the rounds, with the load average beside them.
 Run alone: `python bench/startup.py [--repeats N]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import shutil
@@ -17,7 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +55,50 @@ def _tiny_model(folder: Path) -> Path:
 USER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def _seconds(argv: list[str]) -> tuple[float, float]:
+#: The first `--help`: nothing kept (`_help_not_kept`), and nothing written for the next one.
+FIRST_HELP_ENV = {**USER_ENV, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+@functools.cache
+def _kept_help() -> tuple[Path, str]:
+    """Where the installed mlpcli keeps its help documents, and their names' prefix."""
+    code = "from mlpcli.cli import helpcache as h; print(h.FOLDER); print(h.PREFIX)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    folder, prefix = done.stdout.split()
+    return Path(folder), prefix
+
+
+@contextmanager
+def _help_not_kept() -> Iterator[None]:
+    """The kept help documents moved away for one run, then put back."""
+    folder, prefix = _kept_help()
+    kept = sorted(folder.glob(f"{prefix}*.json"))
+    with tempfile.TemporaryDirectory() as away:
+        for path in kept:
+            shutil.move(path, Path(away) / path.name)
+        try:
+            yield
+        finally:
+            for path in kept:
+                shutil.move(Path(away) / path.name, path)
+
+
+def _seconds(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall and CPU (user + system) seconds of one fresh process. On a shared machine the
     CPU time is the steadier figure: the wall time also counts waiting for a core."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
-        argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=USER_ENV
+        argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env or USER_ENV
     )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+#: The imports every Typer command line pays (click, typer) and the one inspect pays (numpy).
+FLOOR_IMPORTS = ("click", "typer", "numpy")
+FIRST_HELP = "mlpcli train --help, help not kept"
 
 
 def measure(repeats: int = 9, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
@@ -68,18 +107,25 @@ def measure(repeats: int = 9, log: Callable[[str], None] = lambda s: None) -> di
         model = _tiny_model(Path(tmp))
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
+            **{f"import {m}": [sys.executable, "-c", f"import {m}"] for m in FLOOR_IMPORTS},
             "mlpcli --help": [*_mlpcli(), "--help"],
             "mlpcli train --help": [*_mlpcli(), "train", "--help"],
+            FIRST_HELP: [*_mlpcli(), "train", "--help"],
             "mlpcli inspect MODEL": [*_mlpcli(), "inspect", str(model)],
         }
-        for argv in commands.values():  # warm the file cache and the .pyc files
+
+        def around(name: str) -> AbstractContextManager[None]:
+            return _help_not_kept() if name == FIRST_HELP else nullcontext()
+
+        for argv in commands.values():  # warm the file cache, the .pyc files, the kept help
             _seconds(argv)
         load_before = os.getloadavg()[0]
         times: dict[str, list[float]] = {name: [] for name in commands}
         cpu: dict[str, list[float]] = {name: [] for name in commands}
         for round_ in range(repeats):
             for name, argv in commands.items():
-                wall, used = _seconds(argv)
+                with around(name):
+                    wall, used = _seconds(argv, FIRST_HELP_ENV if name == FIRST_HELP else None)
                 times[name].append(wall)
                 cpu[name].append(used)
             log(f"start-up round {round_ + 1}/{repeats}")

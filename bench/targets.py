@@ -155,20 +155,28 @@ def ensemble_cost(m: Measured) -> list[Row]:
 
 @target
 def startup(m: Measured) -> list[Row]:
-    """Fresh processes (`startup.py`): wall-time medians against 0.15 s, with the floor
-    (`python -c pass`), the CPU time and the load average beside them."""
+    """Fresh processes (`startup.py`): wall-time medians against 0.15 s, with the floors
+    (`python -c pass`, `import click`, `import typer`), the CPU time and the load average
+    beside them; `train --help` also gives its first run, before its help is kept."""
     found = m.figures.get("startup")
     if found is None:
         label = "Start-up: `mlpcli --help`, `train --help`, `inspect MODEL` <= 0.15 s"
         return _not_measured(label, "start-up skipped (--no-startup)")
-    floor = found["median"]["python -c pass"]
+    median, cpu = found["median"], found["cpu"]
+    floors = ", ".join(
+        f"`{name}` {median[name]:.3f} s"
+        for name in ("python -c pass", "import click", "import typer", "import numpy")
+        if name in median
+    )
     rows: list[Row] = []
     for name in ("mlpcli --help", "mlpcli train --help", "mlpcli inspect MODEL"):
-        wall, cpu = found["median"][name], found["cpu"][name]
-        measured = (
-            f"{wall:.3f} s wall, {cpu:.3f} s CPU (floor `python -c pass` {floor:.3f} s; "
-            f"load {found['load'][0]})"
-        )
+        wall = median[name]
+        verdict = "met" if wall <= 0.15 else f"gap {wall - 0.15:+.3f} s"
+        measured = f"{wall:.3f} s wall ({verdict}), {cpu[name]:.3f} s CPU"
+        first = f"{name}, help not kept"
+        if first in median:
+            measured += f"; first run, before its help is kept: {median[first]:.3f} s wall"
+        measured += f" (floors: {floors}; load {found['load'][0]})"
         rows.append((f"Start-up: `{name}` <= 0.15 s", measured, wall <= 0.15))
     return rows
 

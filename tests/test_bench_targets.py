@@ -57,3 +57,21 @@ def test_recipe_and_ensemble_rows(targets) -> None:
     skipped = targets.Measured(figures={"recipe": {"ratio": None, "why": "no pytabkit"}})
     [(_, text, ok)] = targets.recipe_vs_realmlp(skipped)
     assert ok is None and "no pytabkit" in text
+
+
+def test_startup_rows_say_met_or_the_gap_with_the_floors(targets) -> None:
+    median = {
+        "python -c pass": 0.012,
+        "import click": 0.040,
+        "import typer": 0.061,
+        "mlpcli --help": 0.05,
+        "mlpcli train --help": 0.06,
+        "mlpcli train --help, help not kept": 0.20,
+        "mlpcli inspect MODEL": 0.27,
+    }
+    found = {"median": median, "cpu": median, "load": (1.0, 1.0)}
+    rows = targets.startup(targets.Measured(figures={"startup": found}))
+    assert [ok for _, _, ok in rows] == [True, True, False]
+    assert "(met)" in rows[0][1] and "`import typer` 0.061 s" in rows[0][1]
+    assert "first run, before its help is kept: 0.200 s" in rows[1][1]
+    assert "(gap +0.120 s)" in rows[2][1]

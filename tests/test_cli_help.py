@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
+import sys
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import typer.main
+from typer.testing import CliRunner
 
 from mlpcli.cli import app
 from mlpcli.cli.helptext import plain, render
@@ -24,11 +29,9 @@ BOX = re.compile("[╭─╮│╰╯]")
 
 
 def _context(name: str) -> Any:
-    root = GROUP.context_class(GROUP, info_name="mlpcli")
-    if not name:
-        return root
-    command = GROUP.commands[name]
-    return command.context_class(command, info_name=name, parent=root)
+    from mlpcli.cli.common import help_context
+
+    return help_context(GROUP, name or None)
 
 
 def _words(text: str) -> Counter[str]:
@@ -103,3 +106,116 @@ def test_rich_markup_is_read_as_rich_reads_it(markup: str, shown: str) -> None:
     from rich.text import Text
 
     assert plain(markup) == shown == Text.from_markup(markup).plain
+
+
+# --------------------------------------------------------------------------- kept help
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["--help"], ""),
+        (["-h"], ""),
+        (["train", "--help"], "train"),
+        (["inspect", "-h"], "inspect"),
+        (["train", "--out", "m.npz", "--help"], None),
+        (["trian", "--help"], None),
+        (["--help", "train"], None),
+        ([], None),
+    ],
+)
+def test_only_plain_help_requests_skip_click(argv: list[str], name: str | None) -> None:
+    from mlpcli.cli import COMMAND_MODULES, helpcache
+
+    assert helpcache.request(argv, COMMAND_MODULES) == name
+
+
+@pytest.fixture
+def kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], str]:
+    """`mlpcli [NAME] --help` through cli/helpcache.py, keeping its file in tmp_path."""
+    from mlpcli import cli
+    from mlpcli.cli import helpcache, helptext
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+
+    def shown(name: str) -> str:
+        return helpcache.help_text(name, cli._describe, helptext.draw, folder=tmp_path)
+
+    return shown
+
+
+@pytest.mark.parametrize("name", ["", "train", "inspect"], ids=["mlpcli", "train", "inspect"])
+def test_kept_help_is_what_click_prints(
+    name: str, kept: Callable[[str], str], tmp_path: Path, runner: CliRunner
+) -> None:
+    clicked = runner.invoke(app, [*([name] if name else []), "--help"])
+    assert clicked.exit_code == 0
+    assert kept(name) == clicked.stdout  # built through Typer, then kept
+    assert len(list(tmp_path.glob("mlpcli-help-*.json"))) == 1
+    assert kept(name) == clicked.stdout  # read back
+
+
+def test_a_changed_module_picks_another_help_file(
+    kept: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlpcli.cli import helpcache
+
+    kept("inspect")
+    first = helpcache.fingerprint()
+    real = helpcache._sources
+    monkeypatch.setattr(helpcache, "_sources", lambda: [*real(), "mlpcli/config.py:1:2"])
+    assert helpcache.fingerprint() != first
+    kept("inspect")
+    assert [p.name for p in tmp_path.glob("mlpcli-help-*.json")] == [
+        f"mlpcli-help-{helpcache.fingerprint()}.json"
+    ]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b"[1, 2]", b'{"inspect": {"usage": 3}}', b'{"inspect": null}', b"x" * 100],
+    ids=["not-json", "a-list", "wrong-types", "null", "garbage"],
+)
+def test_a_damaged_help_file_is_rebuilt_not_trusted(
+    content: bytes, kept: Callable[[str], str], tmp_path: Path, runner: CliRunner
+) -> None:
+    from mlpcli.cli import helpcache
+
+    path = tmp_path / f"mlpcli-help-{helpcache.fingerprint()}.json"
+    path.write_bytes(content)
+    assert kept("inspect") == runner.invoke(app, ["inspect", "--help"]).stdout
+    assert "inspect" in json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_no_help_file_where_python_writes_no_bytecode(
+    kept: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    assert "--rows" in kept("inspect")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (RuntimeError("boom"), 1, "Error: internal error: RuntimeError: boom. Rerun with --debug"),
+        (KeyboardInterrupt(), 130, "Error: interrupted."),
+    ],
+    ids=["bug", "interrupt"],
+)
+def test_a_failing_help_is_one_error_line_not_a_traceback(
+    error: BaseException,
+    code: int,
+    line: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mlpcli import cli
+    from mlpcli.cli import helpcache
+
+    def fail(*args: Any) -> str:
+        raise error
+
+    monkeypatch.setattr(helpcache, "help_text", fail)
+    assert cli._help("train") == code
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(line) and stderr.count("\n") == 1
+    assert "Traceback" not in stderr

@@ -5,6 +5,7 @@ uses to check values) for any of the three."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,25 @@ def test_values_typed_on_the_command_line_are_still_checked(tiny_model: Path) ->
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 2
     assert "Invalid value for '--rows'" in done.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"]], ids=["mlpcli", "train"])
+def test_help_a_second_time_imports_no_typer(argv: list[str]) -> None:
+    """The first `--help` keeps its document next to the bytecode (cli/helpcache.py); the next
+    one draws it without importing Typer or Click."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['mlpcli', *{argv!r}]\n"
+        "from mlpcli.cli import main\n"
+        "try:\n    main()\n"
+        "except SystemExit as exit:\n    assert exit.code in (0, None), exit.code\n"
+        "print(' '.join(m for m in ('typer', 'click') if m in sys.modules), file=sys.stderr)"
+    )
+    env = {"COLUMNS": "80", "PATH": os.environ.get("PATH", "")}  # bytecode (and help) kept
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        for _ in range(2)
+    ]
+    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
+    assert runs[1].stderr.split() == []

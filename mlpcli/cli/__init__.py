@@ -3,22 +3,21 @@
 Importing a command module registers its commands on the shared app. Heavy imports (numpy,
 pandas, the library) happen inside commands so `--help` answers fast, and `main()` imports
 only the module of the command it runs (`COMMAND_MODULES`): `mlpcli inspect MODEL` neither
-imports nor builds the cv, train or explain commands. `from mlpcli.cli import app` gives the
-app with every command.
+imports nor builds the cv, train or explain commands. `mlpcli --help` and `mlpcli COMMAND
+--help` are drawn from the help kept by `cli/helpcache.py`, without importing Typer at all.
+`from mlpcli.cli import app` gives the app with every command.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from mlpcli.cli.common import Command
+if TYPE_CHECKING:
+    import typer
 
 __all__ = ["COMMAND_MODULES", "COMMAND_ORDER", "app", "load_commands", "main"]
 
@@ -58,6 +57,8 @@ def help_text(doc: str) -> str:
     """A docstring as `--help` shows it: paragraphs joined into one line each (the terminal
     wraps them, at its own width), indented example lines kept as written, and `code` marks
     shown as plain quotes, since the help does not render Markdown."""
+    import inspect
+
     paragraphs = []
     for block in re.split(r"\n\s*\n", inspect.cleandoc(doc)):
         lines = block.splitlines()
@@ -69,7 +70,9 @@ def help_text(doc: str) -> str:
 
 
 def _arrange() -> None:
-    from mlpcli.cli.common import app
+    import typer
+
+    from mlpcli.cli.common import Command, app
 
     rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
 
@@ -108,8 +111,60 @@ def __getattr__(name: str) -> Any:
 
 
 def main() -> None:
-    """Run the app; a usage error Click reports (unknown command or option, missing value) is
-    one `Error:` line with a pointer to `--help`, exit code 2, like every other error."""
+    """Run the app. A plain help request is answered from `cli/helpcache.py`; a usage error
+    Click reports (unknown command or option, missing value) is one `Error:` line with a
+    pointer to `--help`, exit code 2, like every other error."""
+    from mlpcli.cli import helpcache
+    from mlpcli.outputs import drop_stdout, guard_standard_streams
+
+    guard_standard_streams()
+    name = helpcache.request(sys.argv[1:], COMMAND_MODULES)
+    code = _run() if name is None else _help(name)
+    if code:
+        drop_stdout()  # whatever is still buffered must not fail the interpreter's exit
+    sys.exit(code)
+
+
+def _describe(name: str) -> dict[str, Any]:
+    """The help document of `mlpcli [NAME] --help`, built through Typer, with the context
+    Click would give it."""
+    from mlpcli.cli import helptext
+    from mlpcli.cli.common import command_line, help_context
+
+    load_commands([name] if name else [])
+    ctx = help_context(command_line(), name or None)
+    return helptext.describe(ctx.command, ctx)
+
+
+def _help(name: str) -> int:
+    """`mlpcli [NAME] --help` as Click would print it, from the kept document when there is one."""
+    from mlpcli.cli import helpcache, helptext
+    from mlpcli.errors import MlpcliError
+
+    try:
+        sys.stdout.write(helpcache.help_text(name, _describe, helptext.draw))
+        sys.stdout.flush()
+        return 0
+    except BrokenPipeError:
+        return 141
+    except MlpcliError as exc:  # stdout failing (`mlpcli --help > /dev/full`)
+        message, code = str(exc), exc.exit_code
+    except KeyboardInterrupt:
+        message, code = "interrupted.", 130
+    except Exception as exc:  # a bug: still one line, never a traceback
+        from mlpcli.cli.common import internal_error
+
+        message, code = internal_error(exc), 1
+    from mlpcli.cli.common import print_error
+
+    print_error(message)
+    return code
+
+
+def _run() -> int:
+    """The command line through Click, every error one `Error:` line and its exit code."""
+    import typer
+
     try:  # Typer >= 0.20 vendors Click; older Typer uses the click package.
         from typer._click import exceptions as click
     except ImportError:  # pragma: no cover
@@ -117,9 +172,7 @@ def main() -> None:
 
     from mlpcli.cli.common import command_line, print_error
     from mlpcli.errors import MlpcliError
-    from mlpcli.outputs import drop_stdout, guard_standard_streams
 
-    guard_standard_streams()
     load_commands(sys.argv[1:])
     try:
         code = command_line()(standalone_mode=False, prog_name="mlpcli")
@@ -142,7 +195,4 @@ def main() -> None:
     except click.ClickException as exc:
         print_error(exc.format_message())
         code = exc.exit_code
-    code = code if isinstance(code, int) else 0
-    if code:
-        drop_stdout()  # whatever is still buffered must not fail the interpreter's exit
-    sys.exit(code)
+    return code if isinstance(code, int) else 0

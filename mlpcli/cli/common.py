@@ -170,13 +170,8 @@ def _defer_coercion(group: Any) -> None:
             param._runtime_param = real = build_runtime_param(param.type_descriptor)
             return real._coerce_value(value, param=param, ctx=ctx)
 
-    root = group.context_class(group, info_name="mlpcli", **group.context_settings)
     for command in [group, *getattr(group, "commands", {}).values()]:
-        ctx = root
-        if command is not group:
-            ctx = command.context_class(
-                command, info_name=command.name, parent=root, **command.context_settings
-            )
+        ctx = help_context(group, None if command is group else command.name)
         # Click makes the help option on first use, with the names the context gives it.
         for param in [*command.params, command.get_help_option(ctx)]:
             descriptor = getattr(param, "type_descriptor", None)
@@ -189,6 +184,16 @@ def _defer_coercion(group: Any) -> None:
                 param._runtime_param = Deferred(
                     parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
                 )
+
+
+def help_context(group: Any, name: str | None = None) -> Any:
+    """The context Click gives `mlpcli [NAME] ...`: the root's (with its settings, such as the
+    help option's names), or command NAME's under it."""
+    root = group.context_class(group, info_name="mlpcli", **group.context_settings)
+    if name is None:
+        return root
+    command = group.commands[name]
+    return command.context_class(command, info_name=name, parent=root, **command.context_settings)
 
 
 def print_error(message: str) -> None:
@@ -249,13 +254,18 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(2) from None
         except Exception as exc:
             _traceback_if_debugging()
-            print_error(
-                f"internal error: {type(exc).__name__}: {exc}. Rerun with --debug for the "
-                "traceback, and please report it."
-            )
+            print_error(internal_error(exc))
             raise typer.Exit(1) from None
 
     return command
+
+
+def internal_error(exc: BaseException) -> str:
+    """The one line an unexpected error (a bug) prints instead of a traceback."""
+    return (
+        f"internal error: {type(exc).__name__}: {exc}. Rerun with --debug for the traceback, "
+        "and please report it."
+    )
 
 
 def options_of(command: Any, parents: Sequence[Any] = ()) -> set[str]:

@@ -248,31 +248,53 @@ class _Layout:
         return [self.paint(line, style) for line in lines] if style else lines
 
 
-def render(command: Any, ctx: Any, stream: Any = None) -> str:
-    """The help of a Click command (Typer's, or a group) as the terminal shows it."""
+def describe(command: Any, ctx: Any) -> dict[str, Any]:
+    """What the help of a Click command (Typer's, or a group) shows, as plain data (JSON):
+    `draw` lays it out, and `cli/helpcache.py` keeps it so the next `--help` needs no Typer."""
+    panels = [
+        {
+            "title": title,
+            "rows": [_param_row(param, ctx) for param in params],
+            "helps": [_param_help(param, ctx) for param in params],
+        }
+        for title, params in _panels(command, ctx)
+    ]
+    commands = _command_panels(command, ctx) if hasattr(command, "list_commands") else []
+    return {
+        "usage": " ".join([ctx.command_path, *command.collect_usage_pieces(ctx)]),
+        "help": plain(command.help or "").partition("\f")[0].strip(),
+        "panels": panels,
+        "commands": [{"title": title, "rows": rows} for title, rows in commands],
+        "epilog": plain(command.epilog or ""),
+    }
+
+
+def draw(doc: dict[str, Any], stream: Any = None) -> str:
+    """A `describe` document as the terminal shows it, at its width, in colour on a terminal."""
     stream = sys.stdout if stream is None else stream
     encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
     paint = _Painter(use_colour(stream))
     layout = _Layout(width(), paint, ascii_only=not encoding.startswith("utf"))
-    pieces = " ".join([ctx.command_path, *command.collect_usage_pieces(ctx)])
-    usage = textwrap.wrap(f"Usage: {pieces}", layout.columns - 2, subsequent_indent=" " * 7)
+    usage = textwrap.wrap(f"Usage: {doc['usage']}", layout.columns - 2, subsequent_indent=" " * 7)
     usage[0] = paint("Usage:", "usage") + usage[0][len("Usage:") :]
     out = ["", *[f" {line}" for line in usage], ""]
-    help_text = plain(command.help or "").partition("\f")[0].strip()
-    if help_text:
-        first, _, rest = help_text.partition("\n\n")
+    if doc["help"]:
+        first, _, rest = doc["help"].partition("\n\n")
         out += [*layout.text(" ".join(first.split())), ""]
         if rest:
             out += [*layout.text(rest, "dim"), ""]
-    for title, params in _panels(command, ctx):
-        rows = [_param_row(param, ctx) for param in params]
-        out += layout.panel(title, rows, [_param_help(param, ctx) for param in params])
-    if hasattr(command, "list_commands"):
-        panels = _command_panels(command, ctx)
-        name_width = max((len(name) for _, rows in panels for name, _ in rows), default=0)
-        for title, entries in panels:
-            rows = [[(name.ljust(name_width), "command")] for name, _ in entries]
-            out += layout.panel(title, rows, [summary for _, summary in entries])
-    if command.epilog:
-        out += ["", *layout.text(plain(command.epilog))]
+    for panel in doc["panels"]:
+        rows = [[(text, style) for text, style in row] for row in panel["rows"]]
+        out += layout.panel(panel["title"], rows, panel["helps"])
+    name_width = max((len(name) for p in doc["commands"] for name, _ in p["rows"]), default=0)
+    for panel in doc["commands"]:
+        rows = [[(name.ljust(name_width), "command")] for name, _ in panel["rows"]]
+        out += layout.panel(panel["title"], rows, [summary for _, summary in panel["rows"]])
+    if doc["epilog"]:
+        out += ["", *layout.text(doc["epilog"])]
     return "\n".join(out) + "\n"
+
+
+def render(command: Any, ctx: Any, stream: Any = None) -> str:
+    """The help of a Click command as the terminal shows it."""
+    return draw(describe(command, ctx), stream)

@@ -1,0 +1,124 @@
+"""`mlpcli --help` and `mlpcli COMMAND --help` without importing Typer: the help documents
+(`helptext.describe`) kept next to the bytecode, in `mlpcli/cli/__pycache__/`.
+
+Importing Typer (and its Click) and building a command's options costs more than the whole
+0.15 s start-up budget on a loaded machine, for a text that changes only when mlpcli, Typer,
+the interpreter or the locale does. So the first `--help` of each command builds its document
+through Typer as before and keeps it; later ones read it back. The file's name is a
+fingerprint of everything the help is made from: every module of mlpcli and Typer's own
+(path, size and modification time, as Python checks its .pyc files), the interpreter's
+version and the locale; a change to any of them picks another file (old ones are removed).
+A file that cannot be read, is too large or does not hold a document that draws is ignored
+and rebuilt, never trusted. Nothing is written where Python writes no bytecode either
+(`PYTHONDONTWRITEBYTECODE`, `-B`) or where the folder is not writable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import zlib
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+HELP_FLAGS = ("--help", "-h")
+#: A help file above this is not read (train's document is about 40 KB).
+MAX_BYTES = 4 << 20
+PREFIX = "mlpcli-help-"
+FOLDER = Path(__file__).resolve().parent / "__pycache__"
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def request(argv: Sequence[str], commands: Collection[str]) -> str | None:
+    """The command whose help `argv` asks for: NAME for `mlpcli NAME --help`, "" for `mlpcli
+    --help`, None for any other command line (Click parses those, help included:
+    `mlpcli train --out x --help`)."""
+    if len(argv) == 1 and argv[0] in HELP_FLAGS:
+        return ""
+    if len(argv) == 2 and argv[0] in commands and argv[1] in HELP_FLAGS:
+        return argv[0]
+    return None
+
+
+def _sources() -> list[str]:
+    """Path, size and modification time of every module the help is made from."""
+    found = []
+    folders = [str(_PACKAGE)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
+                    folders.append(entry.path)
+                elif entry.name.endswith(".py"):
+                    info = entry.stat()
+                    found.append(f"{entry.path}:{info.st_size}:{info.st_mtime_ns}")
+    for folder in sys.path:  # Typer's own version, found as the import system finds it
+        typer = os.path.join(folder or ".", "typer", "__init__.py")
+        try:
+            info = os.stat(typer)
+        except OSError:
+            continue
+        found.append(f"{typer}:{info.st_size}:{info.st_mtime_ns}")
+        break
+    return sorted(found)
+
+
+def fingerprint() -> str:
+    """The name of the help file for this mlpcli, Typer, interpreter and locale."""
+    locale = [os.environ.get(k, "") for k in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")]
+    text = "\n".join([sys.version, *locale, *_sources()]).encode("utf-8", "surrogateescape")
+    return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
+
+
+def _path(folder: Path | None) -> Path:
+    return (folder or FOLDER) / f"{PREFIX}{fingerprint()}.json"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+        docs = json.loads(raw) if len(raw) <= MAX_BYTES else None
+    except (OSError, ValueError):
+        return {}
+    return docs if isinstance(docs, dict) else {}
+
+
+def _write(path: Path, docs: dict[str, Any]) -> None:
+    """Atomically, replacing the files of other fingerprints; silently not at all where
+    Python writes no bytecode or cannot write."""
+    if sys.dont_write_bytecode:
+        return
+    staged = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        staged.write_text(json.dumps(docs), encoding="utf-8")
+        os.replace(staged, path)
+        for old in path.parent.glob(f"{PREFIX}*.json"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError:
+        staged.unlink(missing_ok=True)
+
+
+def help_text(
+    name: str,
+    build: Callable[[str], dict[str, Any]],
+    draw: Callable[[dict[str, Any]], str],
+    folder: Path | None = None,
+) -> str:
+    """The help of `name` ("" for the root) drawn from the kept document, else from
+    `build(name)` (through Typer), which is then kept."""
+    path = _path(folder)
+    docs = _read(path)
+    if name in docs:
+        try:
+            return draw(docs[name])
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            pass  # not a document this version draws: rebuilt below
+    docs[name] = build(name)
+    text = draw(docs[name])
+    _write(path, docs)
+    return text
