@@ -11,7 +11,8 @@ model file is the winner's, with every candidate's score under `auto` (`Choice`)
 A candidate the options do not apply to is left out (`--ensemble` needs the recipe,
 `--batchnorm` the lecture's MLP); one that diverges loses. Options that differ from auto's
 defaults apply to both candidates. Without validation rows there is nothing to choose on:
-the first candidate that applies trains alone.
+the first candidate that applies trains alone; so does the lecture's MLP out of core and above
+`MAX_RECIPE_ROWS` training rows.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ LOG = logging.getLogger("mlpcli")
 #: The presets `auto` chooses between, in the order a tie is settled.
 CANDIDATES = ("classic", "realmlp_td")
 NAME = "auto"
+#: Above this many training rows `auto` trains only the lecture's MLP (early stopping keeps it
+#: to minutes; the recipe runs its 256 epochs whatever the size).
+MAX_RECIPE_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,8 @@ def fit(
     notes: dict[str, str] = {}
     fitted: dict[str, tuple[Any, FitResult, Settings, np.random.Generator]] = {}
     first_error: UsageError | None = None
-    names = _applicable(prepared)
+    names = _applicable(prepared, notes)
+    scores.update(dict.fromkeys(notes))
     for i, name in enumerate(names, 1):
         LOG.info(f"--preset auto: training {name} ({i} of {len(names)}).")
         own = copy.deepcopy(rng)
@@ -142,11 +147,22 @@ def fit(
     return net, AutoResult(**fields, choice=choice, settings=chosen)
 
 
-def _applicable(prepared: PreparedData) -> tuple[str, ...]:
-    """The candidates for these arrays: out of core (rows on disk) only the lecture's MLP."""
+def _applicable(prepared: PreparedData, notes: dict[str, str]) -> tuple[str, ...]:
+    """The candidates for these arrays: out of core (rows on disk) or above `MAX_RECIPE_ROWS`
+    training rows only the lecture's MLP (the reason goes into `notes`)."""
     from mlpcli.sampling import RowFile
 
-    return CANDIDATES[:1] if isinstance(prepared.X, RowFile) else CANDIDATES
+    if isinstance(prepared.X, RowFile):
+        why = "the recipe does not train out of core"
+    elif len(prepared.X) > MAX_RECIPE_ROWS:
+        why = (
+            f"left out above {MAX_RECIPE_ROWS:,} training rows (its 256 epochs of 3 x 256 "
+            "units would take hours); give --preset realmlp_td to train it"
+        )
+    else:
+        return CANDIDATES
+    notes.update(dict.fromkeys(CANDIDATES[1:], why))
+    return CANDIDATES[:1]
 
 
 def _score(net: Any, prepared: PreparedData, metric: Callable[..., float]) -> float | None:

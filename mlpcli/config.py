@@ -101,6 +101,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The preset of a run that names none. The options' own defaults are classic's (so model
+#: files from before presets read back as classic); `resolve` lays this preset over them.
+#: tests/conftest.py sets it to "classic" for the unit suite (README, "Development").
+DEFAULT_PRESET = "classic"
+
+
 def parse_activation(name: str, value: Any) -> tuple[str, ...]:
     """One activation for every hidden layer, or a comma-separated one per layer."""
     items = value if isinstance(value, list | tuple) else str(value).split(",")
@@ -657,12 +663,14 @@ def resolve(values: Mapping[str, Any], base: Settings | None = None, source: str
     the other values given here override them.
     """
     fields = all_fields()
-    base = base or Settings()
     given = {normalise_key(k): v for k, v in values.items() if v is not None}
-    if "preset" in given:
-        name = fields["preset"][1].metadata["parse"]("preset", given["preset"])
+    preset = given.get("preset")
+    if base is None:  # the defaults: the options' own values under the default preset
+        base, preset = Settings(), preset or DEFAULT_PRESET
+    if preset is not None:
+        name = fields["preset"][1].metadata["parse"]("preset", preset)
         if name != base.model.preset:
-            values = {**PRESETS[name], **given}
+            values = {**PRESETS[name], **given, "preset": name}
     changes: dict[str, dict[str, Any]] = {}
     unknown = []
     for raw_key, value in values.items():

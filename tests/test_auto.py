@@ -135,3 +135,28 @@ def test_checkpoints_need_one_network(tmp_path: Path) -> None:
     settings = config.resolve({"target": "y", "preset": "auto", **TINY})
     with pytest.raises(UsageError, match="--preset auto trains two"):
         train(str(path), settings, checkpoint=str(tmp_path / "c.npz"))
+
+
+def test_the_default_preset_is_laid_over_the_options_own_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(config, "DEFAULT_PRESET", "auto")
+    s = config.resolve({"epochs": 9})
+    assert (s.model.preset, s.preprocess.scale, s.preprocess.clip, s.train.epochs) == (
+        "auto",
+        "robust_range",
+        "smooth",
+        9,
+    )
+    # one flag away: --preset classic is the options' own defaults, exactly
+    assert config.resolve({"preset": "classic"}) == config.Settings()
+    assert config.resolve({"preset": "realmlp_td"}).model.hidden == (256, 256, 256)
+    # a given base (a checkpoint's settings, `Settings.replace`) keeps its own preset
+    assert config.Settings().replace(epochs=3).model.preset == "classic"
+
+
+def test_above_the_row_limit_only_classic_trains(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auto, "MAX_RECIPE_ROWS", 50)  # the table has 64 training rows
+    choice = _train(_table(), preset="auto", **TINY).metadata["auto"]
+    assert choice["chosen"] == "classic" and choice["scores"]["realmlp_td"] is None
+    assert "left out above 50 training rows" in choice["notes"]["realmlp_td"]
