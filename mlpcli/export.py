@@ -26,6 +26,10 @@ The ONNX graph is the whole inference path of `mlpcli predict`:
 
 Each format is a small class in `FORMATS`; `unsupported(metadata)` says why a model cannot be
 exported (read by `inspect`, without importing onnx).
+
+About 630 lines on purpose: the registries of builders (activations, the MLP's layers, the
+recipe's member layers, networks, task outputs) all write into one `_Graph` and read the layers
+of `nn` from the outside; split up, each would import the others.
 """
 
 from __future__ import annotations

@@ -399,3 +399,28 @@ def test_cli_exports_a_recipe_ensemble(runner: object, tmp_path: Path) -> None:
     assert label.tolist() == expected["prediction"].tolist()
     columns = [f"proba_{c}" for c in loaded.encoder.labels]
     assert np.max(np.abs(proba - expected[columns].to_numpy())) <= TOLERANCE
+
+
+def test_auto_preset_model() -> None:
+    """`--preset auto` saves the winner as its own preset saves it; either kind exports."""
+    model, frame = train("binary", preset="auto", hidden="8,8", epochs=2, batch_size=64)
+    assert model.metadata["auto"]["chosen"] in ("classic", "realmlp_td")
+    assert_parity(model, frame)
+
+
+def test_recipe_without_numeric_columns() -> None:
+    """No numeric column: the periodic embedding passes its inputs on; only the categorical
+    embedding (12 levels) and the one-hot column remain."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "grade": rng.choice(["g1", "g2", "g3"], 300),
+            "clinic": [f"clinic{i}" for i in rng.integers(0, SITES, 300)],
+            "outcome": rng.choice(["relapse", "remission"], 300),
+        }
+    )
+    values = {"target": ["outcome"], "task": "binary", **RECIPE}
+    outcome = pipeline.train_frame(frame, resolve(values))
+    model = trained.trained_from_contents(outcome.metadata, outcome.arrays)
+    assert kinds(model)[:2] == ["pbld", "cat_embedding"]
+    assert_parity(model, frame)
