@@ -398,11 +398,18 @@ class MemberDropout(MemberLayer):
             self._mask = None
             return X
         assert rng is not None, "dropout in training needs a random generator"
-        # Uniforms drawn straight into the mask in its own dtype (no float64 draw and cast).
-        mask = self._scratch.get("mask", X.shape, X.dtype)
-        rng.random(out=mask, dtype=mask.dtype)
-        np.greater_equal(mask, self.p, out=mask)
-        mask *= 1.0 / (1.0 - self.p)
+        # A unit is kept where a uniform 16-bit draw u >= round(p 2^16), so the rate is p to
+        # within 2^-17. The draws are the generator's raw 64-bit words cut in four (a third of
+        # the time of rng.random's float32 uniforms, which was 40% of a 256 x 256 matmul).
+        size = X.size
+        words = rng.bit_generator.random_raw(-(-size // 4))
+        draws = words.view(np.uint16)[:size].reshape(X.shape)
+        keep = np.greater_equal(
+            draws, round(self.p * 65536), out=self._scratch.get("keep", X.shape, np.dtype(bool))
+        )
+        # The scale as a scalar of X's dtype: bool times a Python float casts per element.
+        scale = X.dtype.type(1.0 / (1.0 - self.p))
+        mask = np.multiply(keep, scale, out=self._scratch.get("mask", X.shape, X.dtype))
         self._mask = mask
         return np.multiply(X, mask, out=self._scratch.get("Y", X.shape, X.dtype))
 
