@@ -5,8 +5,10 @@ The public Python API is loaded lazily, so the command line starts without impor
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __version__ = "0.1.0"
 #: The distribution's name (pyproject `name`): not "mlpcli", which on the public package index is

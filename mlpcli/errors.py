@@ -6,7 +6,6 @@ file, column or option, the bad value, and what to do.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -111,6 +110,8 @@ def warn_or_fail(message: str, strict: bool) -> None:
     or with `--strict` (for pipelines that want every surprise to stop them) a DataError."""
     if strict:
         raise DataError(f"{message} (This is an error because of --strict.)")
+    import logging  # here: `--help` starts without it
+
     logging.getLogger("mlpcli").warning(message.translate(_ESCAPES))  # cells from the data
 
 

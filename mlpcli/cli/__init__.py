@@ -115,7 +115,7 @@ def main() -> None:
     Click reports (unknown command or option, missing value) is one `Error:` line with a
     pointer to `--help`, exit code 2, like every other error."""
     from mlpcli.cli import helpcache
-    from mlpcli.outputs import drop_stdout, guard_standard_streams
+    from mlpcli.stdio import drop_stdout, guard_standard_streams
 
     guard_standard_streams()
     name = helpcache.request(sys.argv[1:], COMMAND_MODULES)

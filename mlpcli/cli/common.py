@@ -111,7 +111,7 @@ def version_callback(value: bool) -> None:
         try:
             typer.echo(f"mlpcli {__version__}")
         except BrokenPipeError:  # Click would turn it into exit 1
-            from mlpcli.outputs import drop_stdout
+            from mlpcli.stdio import drop_stdout
 
             drop_stdout()
             raise typer.Exit(141) from None
@@ -242,7 +242,7 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
         except (typer.Exit, typer.Abort):
             raise
         except BrokenPipeError:  # `mlpcli ... | head`: stop quietly, as Unix tools do
-            from mlpcli.outputs import drop_stdout
+            from mlpcli.stdio import drop_stdout
 
             drop_stdout()
             raise typer.Exit(141) from None

@@ -20,15 +20,15 @@ import os
 import sys
 import zlib
 from collections.abc import Callable, Collection, Sequence
-from pathlib import Path
 from typing import Any
 
 HELP_FLAGS = ("--help", "-h")
 #: A help file above this is not read (train's document is about 40 KB).
 MAX_BYTES = 4 << 20
 PREFIX = "mlpcli-help-"
-FOLDER = Path(__file__).resolve().parent / "__pycache__"
-_PACKAGE = Path(__file__).resolve().parent.parent
+#: os.path rather than pathlib here: importing pathlib would be a fifth of `--help`'s imports.
+FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def request(argv: Sequence[str], commands: Collection[str]) -> str | None:
@@ -45,7 +45,7 @@ def request(argv: Sequence[str], commands: Collection[str]) -> str | None:
 def _sources() -> list[str]:
     """Path, size and modification time of every module the help is made from."""
     found = []
-    folders = [str(_PACKAGE)]
+    folders = [_PACKAGE]
     while folders:
         with os.scandir(folders.pop()) as entries:
             for entry in entries:
@@ -72,13 +72,13 @@ def fingerprint() -> str:
     return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
 
 
-def _path(folder: Path | None) -> Path:
-    return (folder or FOLDER) / f"{PREFIX}{fingerprint()}.json"
+def _path(folder: str | os.PathLike[str] | None) -> str:
+    return os.path.join(folder or FOLDER, f"{PREFIX}{fingerprint()}.json")
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: str) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
         docs = json.loads(raw) if len(raw) <= MAX_BYTES else None
     except (OSError, ValueError):
@@ -86,28 +86,31 @@ def _read(path: Path) -> dict[str, Any]:
     return docs if isinstance(docs, dict) else {}
 
 
-def _write(path: Path, docs: dict[str, Any]) -> None:
+def _write(path: str, docs: dict[str, Any]) -> None:
     """Atomically, replacing the files of other fingerprints; silently not at all where
     Python writes no bytecode or cannot write."""
     if sys.dont_write_bytecode:
         return
-    staged = path.with_name(f".{path.name}.{os.getpid()}")
+    folder, name = os.path.split(path)
+    staged = os.path.join(folder, f".{name}.{os.getpid()}")
     try:
-        path.parent.mkdir(exist_ok=True)
-        staged.write_text(json.dumps(docs), encoding="utf-8")
+        os.makedirs(folder, exist_ok=True)
+        with open(staged, "w", encoding="utf-8") as fh:
+            json.dump(docs, fh)
         os.replace(staged, path)
-        for old in path.parent.glob(f"{PREFIX}*.json"):
-            if old != path:
-                old.unlink(missing_ok=True)
+        for old in os.listdir(folder):
+            if old.startswith(PREFIX) and old.endswith(".json") and old != name:
+                os.unlink(os.path.join(folder, old))
     except OSError:
-        staged.unlink(missing_ok=True)
+        if os.path.exists(staged):
+            os.unlink(staged)
 
 
 def help_text(
     name: str,
     build: Callable[[str], dict[str, Any]],
     draw: Callable[[dict[str, Any]], str],
-    folder: Path | None = None,
+    folder: str | os.PathLike[str] | None = None,
 ) -> str:
     """The help of `name` ("" for the root) drawn from the kept document, else from
     `build(name)` (through Typer), which is then kept."""
