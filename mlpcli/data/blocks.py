@@ -70,7 +70,7 @@ def first_rows_as_wide_as_header(text: str, sep: str) -> bool:
     return len(widths) < 2 or widths[0] == widths[1]
 
 
-def _cut(data: bytes, quoted: bool) -> int:
+def cut_records(data: bytes, quoted: bool) -> int:
     """Where the last whole record of `data` ends (after a newline outside double quotes;
     `data` starts outside quotes); 0 if no record ends in it."""
     if not quoted:
@@ -92,7 +92,7 @@ def _blocks(stream: Reader) -> Iterator[bytes]:
                 yield carry
             return
         data = carry + chunk
-        end = _cut(data, b'"' in data)
+        end = cut_records(data, b'"' in data)
         if end == 0:  # one record longer than a block: read on
             carry = data
             continue

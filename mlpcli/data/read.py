@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from mlpcli.data import cache, formats
+from mlpcli.data import arrow, cache, formats
 from mlpcli.data.blocks import first_rows_as_wide_as_header, parse_blocks
 from mlpcli.data.cache import canonical
 from mlpcli.data.codecs import (
@@ -226,7 +226,7 @@ def _parse_table(
     in_blocks: bool | None = None,
 ) -> Table:
     """`read_table` without the cache; `in_blocks=False` parses the text in one pandas call
-    (what a failed block parse falls back to)."""
+    (what a failed block or pyarrow parse falls back to)."""
     import pandas as pd
 
     if len(decimal) != 1:
@@ -295,7 +295,19 @@ def _parse_table(
                 and bytes_are_ascii(encoding, used_sep)
                 and first_rows_as_wide_as_header(text, used_sep)
             )
-            if splittable:
+            fast = (
+                arrow.READ_CSV
+                and in_blocks is not False
+                and name != "<stdin>"  # a stream that cannot be read again if pyarrow fails
+                and arrow.modules() is not None
+                and parse["encoding"] is None
+                and thousands is None
+                and len(used_sep) == 1
+                and first_rows_as_wide_as_header(text, used_sep)
+            )
+            if fast:
+                frame = arrow.parse_csv(Prefixed(head, stream), parse, head)
+            elif splittable:
                 frame = parse_blocks(Prefixed(head, stream), parse)
             else:
                 frame = pd.read_csv(Prefixed(head, stream), **parse)

@@ -1,0 +1,192 @@
+"""data/arrow: pyarrow's parse of a text table gives the frame one pandas call gives (or hands
+the table back to pandas), on tables built to trip it."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli.data import arrow, cache, read
+from mlpcli.errors import DataError
+from tests.test_cache import BLOCK_CASES
+
+pytest.importorskip("pyarrow")
+
+
+def _rows(n: int) -> str:
+    return "".join(f"S{i},{i * 0.25 - 3},{i % 5},c{i % 3}\n" for i in range(n))
+
+
+HEAD = "id,x,n,label\n"
+
+#: Rows that fill more than the 64 KB sample pandas types the columns from.
+LATE = 5000
+
+#: name -> (text, reading options, whether pyarrow's parse is kept). Tables whose doubtful cell
+#: lies beyond the 64 KB sample must be handed back to pandas.
+CASES: dict[str, tuple[str, dict[str, Any], bool]] = {
+    **{f"blocks-{k}": (v, {}, True) for k, v in BLOCK_CASES.items() if "decimal" not in k},
+    "decimal-comma": (BLOCK_CASES["decimal-comma"], {"sep": ";", "decimal": ","}, True),
+    "bom": ("\ufeff" + HEAD + _rows(300), {}, True),
+    "quoted-na-and-empty": (HEAD + _rows(200) + 'S1,"NA","",""\nS2,?,.,null\n', {}, True),
+    "na-tokens-replaced": (
+        HEAD + _rows(200) + "S1,missing,2,x\n",
+        {"na_values": ["missing"]},
+        True,
+    ),
+    "ints-with-missing-late": (HEAD + _rows(LATE) + "S1,1,,c1\n", {}, True),
+    "int-then-float-late": (HEAD + _rows(LATE) + "S1,1,2.5,c1\n", {}, False),
+    "text-late": (HEAD + _rows(LATE) + "S1,oops,2,c1\n", {}, False),
+    "spaces-around-numbers": (HEAD + _rows(200) + "S1, 1.5 ,2,c1\n", {}, True),
+    "inf-and-signs": (
+        HEAD + _rows(200) + "S1,inf,+3,c1\nS2,-inf,-4,c2\nS3,+1.5e3,0,c0\n",
+        {},
+        False,
+    ),
+    "long-decimals": (
+        HEAD
+        + "".join(
+            f"S{i},{v!r},{i},c1\n" for i, v in enumerate(np.random.default_rng(0).random(300))
+        )
+        + "S9,0.1000000000000000055511151231257827,1,c1\n",
+        {},
+        True,
+    ),
+    "booleans": (
+        "id,flag,x\n" + "".join(f"S{i},{'True' if i % 2 else 'false'},{i}\n" for i in range(300)),
+        {},
+        True,
+    ),
+    "booleans-missing-late": (
+        "id,flag,x\n"
+        + "".join(f"S{i},{'True' if i % 2 else 'False'},{i}\n" for i in range(LATE))
+        + "S1,,1\n",
+        {},
+        False,
+    ),
+    "dates-are-text": (
+        "id,day,x\n" + "".join(f"S{i},2020-01-{i % 28 + 1:02d},{i}\n" for i in range(300)),
+        {},
+        True,
+    ),
+    "huge-ints": (
+        "id,big,x\n" + "".join(f"S{i},{2**64 - 1 - i},{i}\n" for i in range(300)),
+        {},
+        False,
+    ),
+    "all-missing-column": ("id,empty,x\n" + "".join(f"S{i},,{i}\n" for i in range(300)), {}, True),
+    "text-ids-stay-text": ("id,x\n" + "".join(f"{i:03d},{i}\n" for i in range(300)), {}, True),
+    "unnamed-first": (",x,y\n" + "".join(f"r{i},{i},{i * 2}\n" for i in range(300)), {}, True),
+    "tsv": (
+        "id\tx\tlabel\n" + "".join(f"S{i}\t{i / 3}\tc{i % 2}\n" for i in range(300)),
+        {"sep": "\t"},
+        True,
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def read_with_arrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow's reader on (it is off by default), in blocks of a few hundred records, so the
+    frame is joined from many."""
+    monkeypatch.setattr(arrow, "READ_CSV", True)
+    monkeypatch.setattr(arrow, "BLOCK_BYTES", 4096)
+
+
+def _both(path: Path, **options: Any) -> tuple[pd.DataFrame, pd.DataFrame, list[bool]]:
+    """(the default read, with pyarrow; one pandas call; whether pyarrow's frame was kept)."""
+    used: list[bool] = []
+    original = arrow.parse_csv
+
+    def spy(*args: Any) -> Any:
+        frame = original(*args)
+        used.append(frame is not None)
+        return frame
+
+    text_columns = ["id"] if "id" in path.read_bytes()[:64].decode("utf-8", "replace") else []
+    kwargs = {"sep": None, "decimal": ".", "na_values": None, **options}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(arrow, "parse_csv", spy)
+        fast = read._parse_table(
+            path, **kwargs, transpose=False, encoding=None, text_columns=text_columns
+        )
+    plain = read._parse_table(
+        path, **kwargs, transpose=False, encoding=None, text_columns=text_columns, in_blocks=False
+    )
+    return cache.canonical(fast.frame), cache.canonical(plain.frame), used
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"], ids=["plain", "gzip"])
+def test_pyarrow_gives_the_frame_of_one_pandas_call(case: str, suffix: str, tmp_path: Path) -> None:
+    text, options, kept = CASES[case]
+    data = text.encode("utf-8")
+    path = tmp_path / f"t{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith("gz") else data)
+    fast, plain, used = _both(path, **options)
+    pd.testing.assert_frame_equal(fast, plain, check_exact=True)
+    for column in fast.columns:  # NaN where NaN, the same bits elsewhere
+        a, b = fast[column].to_numpy(), plain[column].to_numpy()
+        if a.dtype.kind == "f":
+            assert a.tobytes() == b.tobytes(), column
+    assert used == [kept]
+
+
+def test_the_bench_table_gives_the_same_float32_bits(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3000, 20))
+    path = tmp_path / "t.csv"
+    with open(path, "w") as handle:
+        handle.write("id," + ",".join(f"f{j}" for j in range(20)) + ",label\n")
+        for i, row in enumerate(X):
+            handle.write(f"s{i}," + ",".join(f"{v:.5f}" for v in row) + f",c{i % 3}\n")
+    fast, plain, used = _both(path)
+    assert used == [True]
+    assert fast.iloc[:, 1:-1].to_numpy().tobytes() == plain.iloc[:, 1:-1].to_numpy().tobytes()
+
+
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [({"thousands": ","}, "thousands"), ({"encoding": "latin-1"}, "encoding")],
+    ids=["thousands", "latin-1"],
+)
+def test_options_pyarrow_lacks_go_to_pandas(
+    options: dict[str, Any], why: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('id;x\nS1;"1,234.5"\nS2;7\n' if why == "thousands" else "id,x\nS1,1\n")
+    called: list[bool] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(arrow, "parse_csv", lambda *a: called.append(True))
+        frame = read.read_table(path, sep=";" if why == "thousands" else None, **options).frame
+    assert called == []
+    assert len(frame) >= 1
+
+
+def test_a_ragged_row_gets_pandas_message(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("a,b\n" + "1,2\n" * 200 + "1,2,3\n" + "1,2\n" * 20, encoding="utf-8")
+    with pytest.raises(DataError, match="line 202 has 3 fields but earlier lines have 2"):
+        read.read_table(path)
+
+
+def test_reading_through_pyarrow_is_off_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(HEAD + _rows(20))
+    called: list[bool] = []
+    monkeypatch.setattr(arrow, "parse_csv", lambda *a: called.append(True))
+    monkeypatch.setattr(arrow, "READ_CSV", False)
+    assert len(read.read_table(path).frame) == 20
+    assert called == []
+    monkeypatch.setattr(arrow, "READ_CSV", True)
+    monkeypatch.setattr(arrow, "USE_ARROW", False)
+    assert len(read.read_table(path).frame) == 20
+    assert called == []
+    assert arrow.modules() is None
