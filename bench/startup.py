@@ -167,7 +167,7 @@ def main() -> None:
     print(f"load average {found['load'][0]} -> {found['load'][1]}, {found['repeats']} rounds")
     for name, median in found["median"].items():
         print(
-            f"{name:24} wall median {median:.3f} s  min {found['min'][name]:.3f} s  "
+            f"{name:36} wall median {median:.3f} s  min {found['min'][name]:.3f} s  "
             f"cpu median {found['cpu'][name]:.3f} s"
         )
 
