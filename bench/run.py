@@ -492,10 +492,9 @@ def main(argv: list[str] | None = None) -> int:
 
         log("batch 32: where one step goes")
         load = f"{os.getloadavg()[0]:.1f}"
-        extra["sections"] = [
-            *extra.get("sections", []),
-            stepcost.section(args.threads, repeats, load),
-        ]
+        lines, found = stepcost.section(args.threads, repeats, load)
+        extra["sections"] = [*extra.get("sections", []), lines]
+        extra.setdefault("figures", {})["stepcost"] = found
     if not args.no_recipe:
         import recipe
 

@@ -25,7 +25,10 @@ def targets():
 
 
 def _case(**seconds: list[float]) -> SimpleNamespace:
-    return SimpleNamespace(runs={k: [{"seconds": s} for s in v] for k, v in seconds.items()})
+    return SimpleNamespace(
+        runs={k: [{"seconds": s} for s in v] for k, v in seconds.items()},
+        case=SimpleNamespace(n_samples=100_000, batch_size=32),
+    )
 
 
 def test_nothing_measured_still_gives_one_row_per_target(targets) -> None:
@@ -41,6 +44,18 @@ def test_batch32_share_is_floor_over_engine_medians(targets) -> None:
     case = _case(mlpcli=[2.0], gemm=[1.0])
     [(_, text, ok)] = targets.batch32_floor(targets.Measured(cases={"batch32": case}))
     assert text.startswith("50%") and ok is False
+
+
+def test_batch32_gap_is_per_step_and_quotes_the_profile(targets) -> None:
+    # 3,125 steps: 2 s is 640 us a step; 55% of a 1 s floor allows 582 us.
+    profile = {"adam_us": 120.0, "bare_share": 0.48}
+    measured = targets.Measured(
+        cases={"batch32": _case(mlpcli=[2.0], gemm=[1.0])}, figures={"stepcost": profile}
+    )
+    [(_, text, ok)] = targets.batch32_floor(measured)
+    assert ok is False
+    assert "gap: 58 us per step over the 582 allowed" in text
+    assert "Adam alone 120 us, the bare NumPy loop 48% of the floor" in text
 
 
 def test_recipe_and_ensemble_rows(targets) -> None:

@@ -8,46 +8,22 @@ almost nothing; callers must copy a returned array they want to keep.
 
 from __future__ import annotations
 
-import functools
 from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mlpcli.nn.activations import Activation
+from mlpcli.nn.scratch import BufferCache, ones
 
 Array = NDArray[np.floating]
 
-
-class _BufferCache:
-    """Scratch arrays keyed by (role, rows); a few batch sizes at most (full and last batch)."""
-
-    def __init__(self, limit: int = 6) -> None:
-        self._arrays: dict[tuple[str, int], Array] = {}
-        self._limit = limit
-
-    def get(self, role: str, shape: tuple[int, int], dtype: np.dtype) -> Array:
-        key = (role, shape[0])
-        buf = self._arrays.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            if len(self._arrays) >= self._limit:
-                self._arrays.clear()
-            buf = np.empty(shape, dtype=dtype)
-            self._arrays[key] = buf
-        return buf
-
+_ones = ones  # batched.py's name for it
 
 #: Up to this many elements, a bias gradient is a matrix-vector product with a ones vector (one
 #: BLAS call: 2.5x faster than np.sum(dZ, axis=0) for a (256, 256) float32 batch); beyond it
 #: (full-batch training) the row-by-row sum is faster.
 _GEMV_BIAS_MAX = 1 << 20
-
-
-@functools.lru_cache(maxsize=16)
-def _ones(n: int, dtype: np.dtype) -> Array:
-    ones = np.ones(n, dtype=dtype)
-    ones.flags.writeable = False
-    return ones
 
 
 class Layer:
@@ -58,7 +34,7 @@ class Layer:
     def __init__(self) -> None:
         self.params: list[Array] = []
         self.grads: list[Array] = []
-        self._buffers = _BufferCache()
+        self._buffers = BufferCache()
 
     def param_specs(self) -> list[tuple[str, tuple[int, ...]]]:
         """Names and shapes of this layer's trainable parameters, in order."""
@@ -107,7 +83,7 @@ class Dense(Layer):
         np.matmul(X.T, dZ, out=self.grads[0])
         if self.bias:
             if dZ.size <= _GEMV_BIAS_MAX:
-                np.dot(_ones(dZ.shape[0], dZ.dtype), dZ, out=self.grads[1])
+                np.dot(ones(dZ.shape[0], dZ.dtype), dZ, out=self.grads[1])
             else:
                 np.add.reduce(dZ, axis=0, out=self.grads[1])
         if not self.input_grad:

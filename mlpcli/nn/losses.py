@@ -21,7 +21,6 @@ It is off (epsilon = 0) by default; `value()`, the loss of given probabilities, 
 
 from __future__ import annotations
 
-import functools
 from typing import ClassVar
 
 import numpy as np
@@ -29,21 +28,15 @@ from numpy.typing import ArrayLike, NDArray
 
 from mlpcli.errors import UsageError, choose
 from mlpcli.nn.activations import Activation
+from mlpcli.nn.scratch import ones
 
 Array = NDArray[np.floating]
-
-
-@functools.lru_cache(maxsize=16)
-def _ones(n: int, dtype: np.dtype) -> Array:
-    ones = np.ones(n, dtype=dtype)
-    ones.flags.writeable = False
-    return ones
 
 
 def _row_sum(A: Array) -> Array:
     """Sum over each row, (n, k) -> (n,). A matrix-vector product with ones: NumPy's reduce
     along a short last axis takes 4 to 8 us for (256, 3), BLAS 2 us (measured, float32)."""
-    sums: Array = np.matmul(A, _ones(A.shape[1], A.dtype))
+    sums: Array = np.matmul(A, ones(A.shape[1], A.dtype))
     return sums
 
 
