@@ -462,7 +462,9 @@ class TrainConfig:
     )
     batch_size: int | str = option(
         "auto",
-        "Mini-batch size, or 'full' [default: 32; full for gd and rprop].",
+        "Mini-batch size, or 'full' [default: 32 at any table size, so models keep their "
+        "results; full for gd and rprop; 256 with --preset realmlp_td, RealMLP-TD's default "
+        "at any size].",
         parse_batch_size,
         metavar="N|full",
     )
