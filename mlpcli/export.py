@@ -22,7 +22,8 @@ The ONNX graph is the whole inference path of `mlpcli predict`:
   threshold: 0.5 unless `train --threshold` stored one; a `--calibrate` temperature is folded into
   the output layer, so the graph applies it too)
   and `probabilities` (one column per label, as `proba_<label>`); regression `prediction`
-  (float64 (N, t), in the targets' units).
+  (float64 (N, t), in the targets' units); and for a recipe ensemble `spread`, the members'
+  standard deviation of each probability or value (`predict --spread`'s `spread_` columns).
 
 Each format is a small class in `FORMATS`; `unsupported(metadata)` says why a model cannot be
 exported (read by `inspect`, without importing onnx).
@@ -43,6 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from mlpcli import __version__
+from mlpcli import task as tasks
 from mlpcli.errors import UsageError, choose, install_hint
 from mlpcli.modelfile import LEVEL_KINDS
 from mlpcli.nn.activations import SELU_ALPHA, SELU_LAMBDA
@@ -278,13 +280,13 @@ LAYERS: dict[str, LayerBuilder] = {
 }
 
 
-def _classic_network(g: _Graph, model: TrainedModel, x: str) -> str:
-    """The lecture's MLP: its layers, then the output activation; (N, outputs)."""
+def _classic_network(g: _Graph, model: TrainedModel, x: str) -> tuple[str, str | None]:
+    """The lecture's MLP: its layers, then the output activation; (N, outputs), no members."""
     dtype = model.net.dtype
     for layer in model.net.layers:
         x = _layer(g, layer, x, dtype)
     output_activation = model.net.output_activation
-    return ACTIVATIONS[output_activation.name](g, x, dtype, output_activation)
+    return ACTIVATIONS[output_activation.name](g, x, dtype, output_activation), None
 
 
 # --------------------------------------------------------------------------- the recipe's layers
@@ -381,9 +383,10 @@ RECIPE_LAYERS: dict[str, LayerBuilder] = {
 }
 
 
-def _recipe_network(g: _Graph, model: TrainedModel, x: str) -> str:
+def _recipe_network(g: _Graph, model: TrainedModel, x: str) -> tuple[str, str | None]:
     """The recipe's K members on the same rows, each through its layers and the output
-    activation (and clamp), then their mean: `RecipeNet.forward`; (N, outputs)."""
+    activation (and clamp), then their mean: `RecipeNet.forward`; (N, outputs), and the
+    (K, N, outputs) member outputs of an ensemble."""
     net: Any = model.net
     dtype = net.dtype
     members = np.array([net.config.n_members, 1, 1], dtype=np.int64)
@@ -393,11 +396,13 @@ def _recipe_network(g: _Graph, model: TrainedModel, x: str) -> str:
     out = ACTIVATIONS[net.output_activation.name](g, out, dtype, net.output_activation)
     if net.config.clamp_output:  # np.clip(out, low, high)
         out = g.op("Min", g.op("Max", out, g.const(net.output_low)), g.const(net.output_high))
-    return g.op("ReduceMean", out, g.const(np.array([0])), keepdims=0)
+    mean = g.op("ReduceMean", out, g.const(np.array([0])), keepdims=0)
+    return mean, out if net.config.n_members > 1 else None
 
 
-#: Network kind (`network_kind`) -> builder of its output P (N, outputs) from its input matrix.
-NETWORKS: dict[str, Callable[[_Graph, Any, str], str]] = {
+#: Network kind (`network_kind`) -> builder of its output P (N, outputs) from its input matrix,
+#: and of an ensemble's member outputs (K, N, outputs), else None.
+NETWORKS: dict[str, Callable[[_Graph, Any, str], tuple[str, str | None]]] = {
     "classic": _classic_network,
     "recipe": _recipe_network,
 }
@@ -419,10 +424,15 @@ def _labels(g: _Graph, values: list[str], index: str) -> str:
     return g.op("Gather", g.const(np.array(values, dtype=object)), index)
 
 
-def _regression(g: _Graph, model: TrainedModel, P: str, outputs: list[Any]) -> None:
+def _decoded(g: _Graph, model: TrainedModel, P: str, output: str | None = None) -> str:
+    """Standardised regression outputs (..., t) -> float64 values in the targets' units."""
     state = model.encoder.to_state()[1]
     values = g.op("Mul", g.op("Cast", P, to=11), g.const(state["target.std"][None, :]))
-    g.op("Add", values, g.const(state["target.mean"][None, :]), output="prediction")
+    return g.op("Add", values, g.const(state["target.mean"][None, :]), output=output)
+
+
+def _regression(g: _Graph, model: TrainedModel, P: str, outputs: list[Any]) -> None:
+    _decoded(g, model, P, output="prediction")
     shape = ["N", len(model.encoder.targets)]
     outputs.append(g.helper.make_tensor_value_info("prediction", 11, shape))
 
@@ -472,6 +482,32 @@ OUTPUTS: dict[str, Callable[[_Graph, Any, str, list[Any]], None]] = {
     "regression": _regression,
 }
 
+#: Task name -> the columns whose spread over members `predict --spread` reports, from the
+#: (K, N, outputs) member outputs: each label's probability, or each value in targets' units.
+MEMBER_COLUMNS: dict[str, Callable[[_Graph, Any, str], str]] = {
+    "binary": lambda g, model, M: g.op(
+        "Concat", g.op("Sub", g.const(1.0, model.net.dtype), M), M, axis=2
+    ),
+    "multiclass": lambda g, model, M: M,
+    "multilabel": lambda g, model, M: M,
+    "regression": _decoded,
+}
+
+
+def _spread(g: _Graph, model: TrainedModel, members: str, outputs: list[Any]) -> None:
+    """`spread`: the members' standard deviation of each column, as `predict --spread`."""
+    columns = MEMBER_COLUMNS[model.task](g, model, members)
+    axis = g.const(np.array([0]))
+    deviation = g.op("Sub", columns, g.op("ReduceMean", columns, axis, keepdims=1))
+    variance = g.op("ReduceMean", g.op("Mul", deviation, deviation), axis, keepdims=0)
+    g.op("Sqrt", variance, output="spread")
+    # probabilities in the network's dtype, one per label; or float64 values, one per target
+    classification = tasks.get(model.task).classification
+    n = len(model.encoder.labels if classification else model.encoder.targets)
+    dtype = np.dtype(model.net.dtype if classification else np.float64)
+    spread_type = g.helper.np_dtype_to_tensor_dtype(dtype)
+    outputs.append(g.helper.make_tensor_value_info("spread", spread_type, ["N", n]))
+
 
 def onnx_model(model: TrainedModel) -> Any:
     """The ONNX ModelProto of a loaded model (checked with `onnx.checker`)."""
@@ -481,8 +517,10 @@ def onnx_model(model: TrainedModel) -> Any:
     inputs: list[Any] = []
     outputs: list[Any] = []
     x = _preprocessing(g, model, inputs)
-    P = NETWORKS[network_kind(model.metadata)](g, model, x)
+    P, members = NETWORKS[network_kind(model.metadata)](g, model, x)
     OUTPUTS[model.task](g, model, P, outputs)
+    if members is not None:
+        _spread(g, model, members, outputs)
     graph = g.helper.make_graph(g.nodes, "mlpcli", inputs, outputs, g.constants)
     proto = g.helper.make_model(
         graph,

@@ -101,24 +101,36 @@ def with_preprocessing(
 
 
 def differences(model: trained.TrainedModel, frame: pd.DataFrame) -> dict[str, float]:
-    """Max |onnxruntime - mlpcli predict| per output, after checking the labels are equal."""
-    expected = predicting.predict_frame(model, frame)
+    """Max |onnxruntime - mlpcli predict| per output, after checking the labels are equal; an
+    ensemble's `spread` against `predict --spread`."""
+    ensemble = getattr(model.net, "config", None) is not None and model.net.config.n_members > 1  # type: ignore[attr-defined]
+    options = predicting.PredictOptions(spread=ensemble)
+    expected = predicting.predict_frame(model, frame, options)
     session = ort.InferenceSession(
         export.onnx_model(model).SerializeToString(), providers=["CPUExecutionProvider"]
     )
     names = [o.name for o in session.get_outputs()]
     got = dict(zip(names, session.run(names, export.onnx_inputs(model, frame)), strict=True))
+    assert ("spread" in got) == ensemble
     encoder = model.encoder
     targets = encoder.targets
     columns = ["prediction"] if len(targets) == 1 else [f"prediction_{t}" for t in targets]
     if encoder.task == "regression":
         value = expected[columns].to_numpy(np.float64)
         scale = np.maximum(1.0, np.abs(value))  # relative in large units, absolute near zero
-        return {"prediction": float(np.max(np.abs(got["prediction"] - value) / scale))}
-    label = got["label"].reshape(len(frame), -1)
-    assert (label == expected[columns].to_numpy(dtype=str)).all()
-    proba = expected[[f"proba_{label}" for label in encoder.labels]].to_numpy(np.float64)
-    return {"probabilities": float(np.max(np.abs(got["probabilities"] - proba)))}
+        found = {"prediction": float(np.max(np.abs(got["prediction"] - value) / scale))}
+        spread_columns = [c.replace("prediction", "spread") for c in columns]
+    else:
+        label = got["label"].reshape(len(frame), -1)
+        assert (label == expected[columns].to_numpy(dtype=str)).all()
+        proba = expected[[f"proba_{label}" for label in encoder.labels]].to_numpy(np.float64)
+        found = {"probabilities": float(np.max(np.abs(got["probabilities"] - proba)))}
+        spread_columns = [f"spread_{label}" for label in encoder.labels]
+        scale = 1.0
+    if ensemble:
+        spread = expected[spread_columns].to_numpy(np.float64)
+        found["spread"] = float(np.max(np.abs(got["spread"] - spread) / scale))
+    return found
 
 
 def assert_parity(model: trained.TrainedModel, frame: pd.DataFrame) -> None:
@@ -374,7 +386,8 @@ def test_recipe_inspect_and_unsupported_layer(
 
 def test_cli_exports_a_recipe_ensemble(runner: object, tmp_path: Path) -> None:
     """`mlpcli train --preset realmlp_td --ensemble 2`, `export`, and onnxruntime on the file
-    gives `mlpcli predict`'s labels and probabilities; `inspect` says it can be exported."""
+    gives `mlpcli predict --spread`'s labels, probabilities and spreads; `inspect` says it can
+    be exported."""
     from mlpcli.cli import app
 
     invoke = runner.invoke  # type: ignore[attr-defined]
@@ -387,18 +400,17 @@ def test_cli_exports_a_recipe_ensemble(runner: object, tmp_path: Path) -> None:
     onnx_file, predictions = tmp_path / "model.onnx", tmp_path / "predictions.csv"
     done = invoke(app, ["export", str(model), "--format", "onnx", "--out", str(onnx_file)])
     assert done.exit_code == 0, done.output
-    assert (
-        invoke(app, ["predict", str(model), str(EXPRESSION), "--out", str(predictions)]).exit_code
-        == 0
-    )
+    predict = ["predict", str(model), str(EXPRESSION), "--spread", "--out", str(predictions)]
+    assert invoke(app, predict).exit_code == 0
     expected = pd.read_csv(predictions)
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     loaded = trained.load_trained(model)
     feeds = export.onnx_inputs(loaded, _read(EXPRESSION, ["sample_id"]))
-    label, proba = session.run(["label", "probabilities"], feeds)
+    label, proba, spread = session.run(["label", "probabilities", "spread"], feeds)
     assert label.tolist() == expected["prediction"].tolist()
-    columns = [f"proba_{c}" for c in loaded.encoder.labels]
-    assert np.max(np.abs(proba - expected[columns].to_numpy())) <= TOLERANCE
+    for name, got in (("proba", proba), ("spread", spread)):
+        columns = [f"{name}_{c}" for c in loaded.encoder.labels]
+        assert np.max(np.abs(got - expected[columns].to_numpy())) <= TOLERANCE
 
 
 def test_auto_preset_model() -> None:
