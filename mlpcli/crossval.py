@@ -18,6 +18,7 @@ table are the steps of one procedure and share its data classes.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -32,10 +33,21 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from mlpcli import baselines, calibration, fitting, metrics, parallel, pipeline, prepare, splitting
+from mlpcli import (
+    baselines,
+    calibration,
+    fitting,
+    metrics,
+    outofcore,
+    parallel,
+    pipeline,
+    prepare,
+    sampling,
+    splitting,
+)
 from mlpcli import task as tasks
 from mlpcli.config import Settings
-from mlpcli.errors import DivergenceError, UsageError
+from mlpcli.errors import DataError, DivergenceError, UsageError
 from mlpcli.outputs import atomic_path, provenance, write_text
 from mlpcli.parallel import Executor
 from mlpcli.target_encoding import TargetEncoder
@@ -249,6 +261,95 @@ def _table_from_file(path: str, sha256: str, settings: Settings) -> prepare.Load
     return loaded
 
 
+# --------------------------------------------------------------------------- out of core
+def fold_roles(scan: outofcore.Scan, settings: Settings, folds: int, repeat: int, fold: int) -> Any:
+    """Each row's role in fold `fold` of repeat `repeat`, from hashes of its key (its --group,
+    ID or row number; `sampling.row_hash_unit`): held out (TEST) when floor(folds u) == fold
+    for u drawn from stream (FOLDS_STREAM, repeat), so every row is held out exactly once per
+    repeat and a group stays whole; of the others, VALID when the hash of stream (TASK_STREAM,
+    repeat, fold) is below --valid-fraction. Neither is stratified."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise UsageError(f"--folds must be an integer of at least 2, got {folds!r}.")
+    seed, fraction = settings.train.seed, settings.data.valid_fraction
+
+    def rule(keys: Any) -> np.ndarray:
+        unit = sampling.row_hash_unit(keys, seed, FOLDS_STREAM, repeat)
+        held = np.minimum((unit * folds).astype(np.int64), folds - 1) == fold
+        inner = sampling.row_hash_unit(keys, seed, TASK_STREAM, repeat, fold) < fraction
+        return np.where(held, outofcore.TEST, np.where(inner, outofcore.VALID, outofcore.TRAIN))
+
+    roles = scan.roles(rule)
+    for role, what in ((outofcore.TEST, "held-out"), (outofcore.TRAIN, "training")):
+        if not (roles == role).any():
+            raise DataError(
+                f"'{scan.path}': repeat {repeat + 1}, fold {fold + 1} has no {what} rows "
+                f"({scan.n_present} rows with a target); lower --folds."
+            )
+    return roles
+
+
+def fold_out_of_core(
+    path: str, sha256: str, settings: Settings, folds: int | None, repeats: int, index: int
+) -> EncodedFold:
+    """Fold `index` (of `fold_roles`; with `folds` None the validation split of `train
+    --out-of-core`) encoded from the table cache into row files beside it, as a task builds
+    it: only its own rows, never the table, in memory."""
+    if folds is None:
+        rng = np.random.default_rng(settings.train.seed)
+        prepared = outofcore.prepare_data(path, settings, rng)
+        parallel.check_same_file(path, sha256, next(iter(prepared.inputs.values())))
+        if prepared.X_val is None or prepared.Y_val is None:
+            raise UsageError(
+                "Scoring on the validation split needs validation rows: set --valid-fraction "
+                "above 0, or cross-validate with --cv K."
+            )
+        rows = np.flatnonzero(prepared.split["set"].to_numpy() == "valid").astype(np.intp)
+        state = dict(rng.bit_generator.state)
+        return EncodedFold(
+            0, 0, prepared, prepared.X_val, prepared.y_index_val, prepared.Y_val, rows, state
+        )
+    scan = outofcore.scan_table(path, settings)
+    parallel.check_same_file(path, sha256, scan.entry.sha256)
+    repeat, fold = divmod(index, folds)
+    roles = fold_roles(scan, settings, folds, repeat, fold)
+    sides = (outofcore.TRAIN, outofcore.VALID, outofcore.TEST)
+    encoded = outofcore.encode(scan, settings, roles, sides)
+    prepared = outofcore.prepared_data(scan, settings, roles, encoded)
+    test = outofcore.TEST
+    rows = np.flatnonzero(roles[roles >= 0] == test).astype(np.intp)  # as in the loaded table
+    rng = parallel.stream(settings.train.seed, TASK_STREAM, repeat, fold)
+    state = dict(rng.bit_generator.state)
+    outofcore.return_free_heap()
+    X_test: Any = encoded.X[test]
+    Y_test: Any = encoded.Y[test]  # not None: fold_roles checked the fold holds rows out
+    return EncodedFold(repeat, fold, prepared, X_test, encoded.y_index[test], Y_test, rows, state)
+
+
+def out_of_core_refs(
+    path: str, sha256: str, settings: Settings, folds: int | None, repeats: int
+) -> list[parallel.FileRef]:
+    """Out of core, every fold is built by the task that trains it (on any backend), from the
+    cache entry, and dropped with its row files when the task ends (never kept for later)."""
+    where = os.path.abspath(path)
+    s = parallel.worker_settings(settings)
+    n = 1 if folds is None else folds * repeats
+    return [
+        dataclasses.replace(
+            parallel.file_ref(fold_out_of_core, where, sha256, s, folds, repeats, i), keep=False
+        )
+        for i in range(n)
+    ]
+
+
+def out_of_core_executor(executor: Executor, path: str, settings: Settings) -> None:
+    """Out of core, dask workers must read the table (and its cache) themselves."""
+    if executor.name != "local" and not executor.by_path(path, *parallel.side_files(settings)):
+        raise UsageError(
+            "--out-of-core on with --backend dask needs workers that see DATA and the table "
+            "cache on a shared filesystem (not --ship-data): the folds are not sent."
+        )
+
+
 # --------------------------------------------------------------------------- one task
 @dataclass
 class FoldResult:
@@ -309,14 +410,14 @@ def run_fold(
             settings, prepared.task.task, net, prepared.X_val, prepared.y_index_val
         )
         net, cut = posthoc.net, posthoc.threshold
-        P = net.forward(fold.X_test)
+        P = outofcore.forward(net, fold.X_test)
         if report:
             result.report = pipeline.evaluation_report(
                 encoder, net, fold.X_test, fold.y_index_test, fold.Y_test, cut
             )
         if metric is not None:
             result.score = metric_score(metric, encoder, fold.y_index_test, fold.Y_test, P, cut)
-        if compare:
+        if compare and not outofcore.on_disk(fold.X_test):  # the baselines read X whole
             result.baselines = baselines.compare(
                 settings, prepared, net, cut, fold.X_test, fold.Y_test, role="test"
             )
@@ -498,34 +599,51 @@ def cross_validate(
     ship_data: bool = False,
     predictions: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    out_of_core: str = "off",
 ) -> CVResult:
     """K-fold cross-validation of one configuration, repeated with different fold draws.
 
     Folds are stratified by class (classification) and keep `--group` groups whole. With
     `predictions`, the result carries each sample's out-of-fold prediction per repeat. On a
     dask cluster that shares the file, workers rebuild their folds from it (`ship_data`:
-    scatter the folds instead).
+    scatter the folds instead). Out of core (`out_of_core`: auto|on|off, `outofcore.wanted`)
+    each task builds its fold from the table cache (`fold_roles`: by row hash, not stratified).
     """
     executor = Executor(backend, scheduler, n_jobs, ship_data)
     check_cv_settings(settings)
+    ooc = outofcore.wanted(path, out_of_core, settings.data.sep, "cross-validated")
+    if ooc and predictions:
+        raise UsageError(
+            "--oof-out needs the table in memory; leave it out or pass --out-of-core off."
+        )
     with executor:
         replay = parallel.LogReplay()
-        loaded = prepare.load_table(path, settings)
-        encoded = encode_folds(loaded, settings, folds, repeats, replay)
-        headline = tasks.get(loaded.task.task).default_metric
+        encoded: list[EncodedFold] = []
+        shipped: list[Any]
+        if ooc:
+            scan = outofcore.scan_table(path, settings)
+            task, n_samples, sha = scan.task.task, scan.n_present, scan.entry.sha256
+            source = path
+            out_of_core_executor(executor, path, settings)
+            shipped = out_of_core_refs(path, sha, settings, folds, repeats)
+        else:
+            loaded = prepare.load_table(path, settings)
+            task, n_samples, sha = loaded.task.task, len(loaded.frame), loaded.table.sha256
+            source = loaded.table.source
+            encoded = encode_folds(loaded, settings, folds, repeats, replay)
+            shipped = list(encoded)
+            if executor.by_path(path, *parallel.side_files(settings)):
+                shipped = fold_refs(path, sha, settings, folds, repeats, len(encoded))
+        headline = tasks.get(task).default_metric
         count = itertools.count(1)
 
         def on_done(i: int, result: FoldResult) -> None:
             replay(result.messages)
             if on_progress is not None:
                 what = f"repeat {result.repeat + 1} fold {result.fold + 1}"
-                on_progress(Progress(next(count), len(encoded), what, headline, result.score))
+                on_progress(Progress(next(count), len(shipped), what, headline, result.score))
 
         compare = settings.train.baselines
-        shipped: list[Any] = list(encoded)
-        if executor.by_path(path, *parallel.side_files(settings)):
-            sha = loaded.table.sha256
-            shipped = fold_refs(path, sha, settings, folds, repeats, len(encoded))
         calls = [(settings, fold, headline, True, predictions, compare) for fold in shipped]
         if on_progress is not None:
             on_progress(Progress(0, len(calls), "start", headline))
@@ -538,14 +656,14 @@ def cross_validate(
             )
     cv = CVResult(
         settings,
-        loaded.task.task,
+        task,
         folds,
         repeats,
-        len(loaded.frame),
-        stratified=tasks.get(loaded.task.task).stratified,
+        n_samples,
+        stratified=tasks.get(task).stratified and not ooc,
         grouped=settings.data.group is not None,
         results=results,
-        inputs={loaded.table.source: loaded.table.sha256},
+        inputs={source: sha},
     )
     if predictions:
         cv.predictions = out_of_fold(loaded, encoded, results)

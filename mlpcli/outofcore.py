@@ -1,10 +1,14 @@
-"""Training on a table larger than memory (`train --out-of-core auto|on|off`).
+"""Training on a table larger than memory (`train --out-of-core auto|on|off`; `cv` and `tune`
+build each fold the same way, `crossval.fold_out_of_core`, and `explain.ondisk` explains from
+the same cache entry).
 
-The table is converted once, in chunks of `CHUNK_ROWS` rows, into the table cache
+The table (CSV/TSV, Parquet in row-group batches, Excel, AnnData) is converted once, in chunks
+of `CHUNK_ROWS` rows, into the table cache
 (`data.cache`: memory-mapped float32 numbers, text as int32 codes, the file's row order); a
 second run on the same file finds it there. Then, never holding the table:
 
-1. columns are chosen on the first `HEAD_ROWS` rows, the task on the whole target column;
+1. columns are chosen on the first `HEAD_ROWS` rows, the task on the whole target column (its
+   distinct values, gathered block by block: `scan_table`);
 2. validation rows are chosen by a hash of each row's ID (its group with --group, else its row
    number) and the seed (`sampling.row_hash_valid`; not stratified);
 3. one streaming pass over the training rows fits the preprocessing (`streaming`: exact means,
@@ -95,36 +99,41 @@ class Estimate:
         )
 
 
-def _auto(path: str, estimate: Estimate | None) -> bool:
+def _auto(path: str, estimate: Estimate | None, doing: str) -> bool:
     if estimate is None:
         return False
     if estimate.fits:
-        LOG.debug(f"'{path}' trains in memory: {estimate.describe()}.")
+        LOG.debug(f"'{path}' is {doing} in memory: {estimate.describe()}.")
         return False
     LOG.warning(
-        f"'{path}' is trained out of core (from the table cache on disk): {estimate.describe()}. "
-        "Pass --out-of-core off to train in memory anyway."
+        f"'{path}' is {doing} out of core (from the table cache on disk): "
+        f"{estimate.describe()}. Pass --out-of-core off to work in memory anyway."
     )
     return True
 
 
-def _on(path: str, estimate: Estimate | None) -> bool:
+def _on(path: str, estimate: Estimate | None, doing: str) -> bool:
     if estimate is None:
         raise UsageError(
             f"--out-of-core on applies to delimited text tables on disk (CSV/TSV, maybe "
-            f"compressed) and AnnData .h5ad files, not to '{path}'; convert it to CSV or pass "
-            "--out-of-core off."
+            f"compressed), Parquet, Excel and AnnData .h5ad files, not to '{path}'; convert it "
+            "to CSV or Parquet, or pass --out-of-core off."
         )
-    LOG.info(f"'{path}' is trained out of core (--out-of-core on): {estimate.describe()}.")
+    LOG.info(f"'{path}' is {doing} out of core (--out-of-core on): {estimate.describe()}.")
     return True
 
 
-def _off(path: str, estimate: Estimate | None) -> bool:
+def _off(path: str, estimate: Estimate | None, doing: str) -> bool:
     return False
 
 
-#: --out-of-core value -> f(path, estimate or None when the input cannot stream) -> switch on?
-MODES: dict[str, Callable[[str, Estimate | None], bool]] = {"auto": _auto, "on": _on, "off": _off}
+#: --out-of-core value -> f(path, estimate or None when the input cannot stream, what is done
+#: with it: "trained") -> switch on?
+MODES: dict[str, Callable[[str, Estimate | None, str], bool]] = {
+    "auto": _auto,
+    "on": _on,
+    "off": _off,
+}
 
 
 def available_memory() -> int:
@@ -157,8 +166,9 @@ def available_memory() -> int:
 
 
 def estimate(path: str, sep: str | None = None) -> Estimate | None:
-    """In-memory training's memory for a text table on disk, from its size and first lines;
-    None for stdin and binary formats (they are not streamed)."""
+    """In-memory training's memory for a table on disk: a text table's from its size and first
+    lines, Parquet, Excel and AnnData from the file's metadata; None for stdin and formats
+    that are not streamed (Feather)."""
     from mlpcli.data import formats
     from mlpcli.data.codecs import CODECS
 
@@ -166,7 +176,7 @@ def estimate(path: str, sep: str | None = None) -> Estimate | None:
         return None
     reader = formats.reader_for(path)
     if reader is not None:
-        shape = _anndata_shape(path) if reader.name == "AnnData" else None
+        shape = _anndata_shape(path) if reader.name == "AnnData" else reader.shape(path)
         if shape is None:
             return None
         matrix = 4.0 * shape[0] * shape[1]
@@ -221,37 +231,13 @@ def _anndata_shape(path: str) -> tuple[int, int] | None:
         return None
 
 
-def wanted(path: str, mode: str, sep: str | None = None) -> bool:
-    """Whether to train `path` out of core under `--out-of-core MODE` (logs the decision)."""
-    decide: Callable[[str, Estimate | None], bool] = choose("--out-of-core", mode, MODES)
+def wanted(path: str, mode: str, sep: str | None = None, doing: str = "trained") -> bool:
+    """Whether to work on `path` out of core under `--out-of-core MODE`; logs the decision,
+    saying what is `doing` with it ("trained", "cross-validated")."""
+    decide: Callable[[str, Estimate | None, str], bool] = choose("--out-of-core", mode, MODES)
     if mode == "off":
         return False
-    return decide(path, estimate(path, sep))
-
-
-#: Commands with no out-of-core path yet, and why: `--out-of-core on` is refused with it.
-IN_MEMORY_COMMANDS = {
-    "cv": "each fold's rows are encoded in memory",
-    "tune": "each candidate's folds are encoded in memory",
-    "explain": "the permutations shuffle columns of the whole table in memory",
-}
-
-
-def in_memory_only(command: str, path: str, mode: str, sep: str | None = None) -> None:
-    """`--out-of-core` for a command that reads its table whole: `on` is an error saying why,
-    `auto` warns when the table would not fit, `off` says nothing."""
-    choose("--out-of-core", mode, MODES)
-    why = IN_MEMORY_COMMANDS[command]
-    if mode == "on":
-        raise UsageError(
-            f"{command} cannot work out of core yet ({why}); pass --out-of-core off "
-            "(mlpcli train --out-of-core on trains on such a table)."
-        )
-    found = estimate(path, sep) if mode == "auto" else None
-    if found is not None and not found.fits:
-        LOG.warning(
-            f"'{path}' may not fit in memory: {found.describe()}; {command} reads it whole ({why})."
-        )
+    return decide(path, estimate(path, sep), doing)
 
 
 # --------------------------------------------------------------------------- the cache entry
@@ -382,22 +368,56 @@ _IN_MEMORY_ONLY: dict[str, Callable[[Settings], object]] = {
     "--threshold auto": lambda s: s.train.threshold == "auto" or None,
 }
 
-
-def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> PreparedData:
-    """`prepare.prepare_data` for a table on disk: the same selection, task, preprocessing and
-    target encoding, fitted in streaming passes; X and X_val are `RowFile`s."""
-    prepared = _prepare(path, settings)
-    return_free_heap()  # the passes' blocks are gone: training must not carry their pages
-    return prepared
+#: A row's role in one preparation (`Scan.roles`): -1 has no target.
+TRAIN, VALID, TEST = 0, 1, 2
+_SIDES = {TRAIN: "train", VALID: "valid", TEST: "test"}
 
 
-def _prepare(path: str, settings: Settings) -> PreparedData:
+@dataclass
+class Scan:
+    """A cached table before any split: its columns chosen, the task decided (from the target
+    columns read block by block), and which rows have every target."""
+
+    path: str
+    entry: Entry
+    rows: Rows
+    selection: Any  # data.ColumnSelection
+    task: Any  # data.TaskInfo
+    present: np.ndarray
+    n_dropped: int
+    ids: tuple[str, ...]
+    #: The column whose value a row's hash is drawn from (--group, else the ID); None: row number.
+    key_column: str | None
+
+    @property
+    def n_present(self) -> int:
+        return int(self.present.sum())
+
+    def roles(self, rule: Callable[[Any], np.ndarray]) -> np.ndarray:
+        """Each row's role (int8: TRAIN, VALID, TEST) from `rule(keys of a block)`, -1 where a
+        target is missing; the keys are read block by block."""
+        out = np.full(self.entry.n_rows, -1, np.int8)
+        for start in range(0, self.entry.n_rows, CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, self.entry.n_rows)
+            keys = (
+                self.rows.frame(start, stop, [self.key_column])[self.key_column].astype(str)
+                if self.key_column is not None
+                else np.arange(start, stop)
+            )
+            out[start:stop] = np.where(self.present[start:stop], rule(keys), -1)
+        return out
+
+    def describe_hash(self) -> str:
+        column = self.key_column
+        return f"by a hash of '{column}'" if column else "by a hash of the row number"
+
+
+def scan_table(path: str, settings: Settings) -> Scan:
+    """Convert (once) and scan a table: the options it refuses, its columns on the first
+    `HEAD_ROWS` rows, the task on the whole target column, streamed (its distinct values)."""
     from mlpcli import data, prepare
-    from mlpcli.preprocessing import Preprocessor
-    from mlpcli.streaming import TableSummary
-    from mlpcli.target_encoding import TargetEncoder
 
-    d, p = settings.data, settings.preprocess
+    d = settings.data
     for option, value in _IN_MEMORY_ONLY.items():
         if value(settings):
             raise UsageError(
@@ -422,73 +442,97 @@ def _prepare(path: str, settings: Settings) -> PreparedData:
         head, d.target, ids, [*d.features, *features_file] or None, drop, d.categorical,
         source=path, numeric=d.numeric, strict=d.strict,
     )  # fmt: skip
+    del head
     targets = list(selection.targets)
-    target_frame = rows.frame(0, entry.n_rows, targets)
-    present = target_frame.notna().all(axis=1).to_numpy()
-    n_dropped = int((~present).sum())
-    if not present.any():
+    present, distinct = _target_values(rows, targets)
+    n_present = int(present.sum())
+    n_dropped = entry.n_rows - n_present
+    if not n_present:
         raise DataError(f"No row in '{path}' has all targets ({', '.join(targets)}) present.")
     if n_dropped:
         LOG.warning(f"{path}: dropped {n_dropped} row(s) whose target is missing.")
-    task = data.detect_task(
-        target_frame if present.all() else target_frame[present], targets, d.task, source=path
-    )
+    task = data.detect_task(distinct, targets, d.task, source=path, n_rows=n_present)
     task = prepare.choose_positive(task, d.positive_class)
     LOG.info(
         f"Task: {task.task}, {'detected' if d.task == 'auto' else 'set with --task'}. "
         f"Why: {task.reason}."
     )
-    prepare.check_class_count(task, int(present.sum()), path, d.strict)
-
+    prepare.check_class_count(task, n_present, path, d.strict)
     key_column = d.group or (ids[0] if ids else None)
-    valid = np.zeros(entry.n_rows, dtype=bool)
-    if d.valid_fraction > 0:
-        for start in range(0, entry.n_rows, CHUNK_ROWS):
-            stop = min(start + CHUNK_ROWS, entry.n_rows)
-            keys = (
-                rows.frame(start, stop, [key_column])[key_column].astype(str)
-                if key_column is not None
-                else np.arange(start, stop)
-            )
-            valid[start:stop] = row_hash_valid(keys, d.valid_fraction, settings.train.seed)
-    train = present & ~valid
-    valid &= present
-    if not train.any():
-        raise DataError(f"'{path}': no training rows are left after the validation split.")
-    what = f"by a hash of '{key_column}'" if key_column else "by a hash of the row number"
-    LOG.info(
-        f"Validation rows: {int(valid.sum()):,} of {int(present.sum()):,}, chosen {what} "
-        "(not stratified)."
-    )
+    return Scan(path, entry, rows, selection, task, present, n_dropped, tuple(ids), key_column)
 
-    features = list(selection.features)
-    summary = TableSummary(features, selection.categorical, p.log1p)
-    for frame in rows.blocks(features):
-        summary.update(frame[train[frame.index.start : frame.index.stop]])
+
+def _target_values(rows: Rows, targets: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Which rows have every target, and each target's distinct values on them (NaN-padded
+    columns), block by block: factorizing 11M labels at once was the preparation's peak."""
+    import pandas as pd
+
+    present = np.empty(rows.n_rows, dtype=bool)
+    seen: dict[str, list[pd.Series]] = {name: [] for name in targets}
+    for frame in rows.blocks(targets):
+        ok = frame.notna().all(axis=1).to_numpy()
+        present[frame.index.start : frame.index.stop] = ok
+        for name in targets:
+            seen[name].append(frame[name][ok].drop_duplicates())
+    distinct = {
+        name: pd.concat(parts).drop_duplicates().reset_index(drop=True)
+        for name, parts in seen.items()
+    }
+    return present, pd.concat(distinct, axis=1)
+
+
+@dataclass
+class Encoded:
+    """The rows of each role encoded on disk (`RowFile`s in a temporary folder, removed with
+    the last of them), their targets in memory, and the fitted preprocessing."""
+
+    preprocessor: Any  # Preprocessor
+    encoder: TargetEncoder
+    X: dict[int, RowFile]
+    Y: dict[int, np.ndarray | None]
+    y_index: dict[int, np.ndarray | None]
+
+
+def encode(scan: Scan, settings: Settings, roles: np.ndarray, sides: Sequence[int]) -> Encoded:
+    """Fit the preprocessing and the target encoder on the TRAIN rows in one streaming pass,
+    then encode the rows of each of `sides` into its own float32 row file in a second."""
+    from mlpcli import prepare
+    from mlpcli.preprocessing import Preprocessor
+    from mlpcli.streaming import TableSummary
+    from mlpcli.target_encoding import TargetEncoder
+
+    p = settings.preprocess
+    features, targets = list(scan.selection.features), list(scan.selection.targets)
+    summary = TableSummary(features, scan.selection.categorical, p.log1p)
+    target_rows = _EncoderRows(scan.task.task)
+    for frame in scan.rows.blocks([*features, *targets]):
+        train = roles[frame.index.start : frame.index.stop] == TRAIN
+        part = frame[train]
+        summary.update(part)
+        target_rows.add(part[targets])
     pre = Preprocessor(
         impute=p.impute, fill_value=p.fill_value, missing_indicators=p.missing_indicators,
         scale=p.scale, log1p=p.log1p, max_levels=p.max_levels,
-        min_level_count=p.min_level_count, strict=d.strict,
+        min_level_count=p.min_level_count, strict=settings.data.strict,
     ).fit_summary(summary)  # fmt: skip
-    encoder = TargetEncoder().fit(
-        _encoder_rows(target_frame, train, task.task), targets, task.task, task.labels
-    )
-    del target_frame
+    encoder = TargetEncoder().fit(target_rows.frame(), targets, scan.task.task, scan.task.labels)
+    del target_rows
 
     dtype = np.dtype(settings.model.dtype)
-    work = entry.folder.parent.parent / "training"
+    work = scan.entry.folder.parent.parent / "training"
     work.mkdir(parents=True, exist_ok=True)
     folder = tempfile.TemporaryDirectory(prefix="rows-", dir=work)
     writers = {
-        side: RowFileWriter(Path(folder.name) / f"{side}.X", pre.n_features_out, dtype)
-        for side in ("train", "valid")
+        side: RowFileWriter(Path(folder.name) / f"{_SIDES[side]}.X", pre.n_features_out, dtype)
+        for side in sides
     }
-    sizes = {"train": int(train.sum()), "valid": int(valid.sum())}
+    sizes = {side: int((roles == side).sum()) for side in sides}
     outputs = {side: _Filled(n) for side, n in sizes.items()}
     indices = {side: _Filled(n) for side, n in sizes.items()}
-    for frame in rows.blocks([*features, *targets]):
-        block = slice(frame.index.start, frame.index.stop)
-        for side, mask in (("train", train[block]), ("valid", valid[block])):
+    for frame in scan.rows.blocks([*features, *targets]):
+        block = roles[frame.index.start : frame.index.stop]
+        for side in sides:
+            mask = block == side
             if not mask.any():
                 continue
             part = frame[mask]
@@ -497,52 +541,94 @@ def _prepare(path: str, settings: Settings) -> PreparedData:
             outputs[side].add(Y)
             if y_index is not None:
                 indices[side].add(y_index.astype(np.int32))
-    X, X_val = (writers[side].finish() for side in ("train", "valid"))
-    for rowfile in (X, X_val):
+    X = {side: writer.finish() for side, writer in writers.items()}
+    for rowfile in X.values():
         rowfile.owner = folder
-    del head
-    Y_train, Y_val = (outputs[side].array() for side in ("train", "valid"))
-    y_train, y_val = (indices[side].array() for side in ("train", "valid"))
+    return Encoded(
+        pre,
+        encoder,
+        X,
+        {side: filled.array() for side, filled in outputs.items()},
+        {side: filled.array() for side, filled in indices.items()},
+    )
+
+
+class _EncoderRows:
+    """The training targets the encoder is fitted on, gathered block by block: for
+    classification their distinct rows (the labels are a set: the same fit; factorizing 11M
+    labels at once took ~140 MiB of hash table); regression's mean and spread need every row."""
+
+    def __init__(self, task: str) -> None:
+        from mlpcli import task as tasks
+
+        self.distinct = tasks.get(task).classification
+        self.parts: list[pd.DataFrame] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self.parts.append(frame.drop_duplicates() if self.distinct else frame)
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        joined = pd.concat(self.parts)
+        return joined.drop_duplicates() if self.distinct else joined
+
+
+def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> PreparedData:
+    """`prepare.prepare_data` for a table on disk: the same selection, task, preprocessing and
+    target encoding, fitted in streaming passes; X and X_val are `RowFile`s."""
+    d = settings.data
+    scan = scan_table(path, settings)
+
+    def split(keys: Any) -> np.ndarray:
+        if d.valid_fraction <= 0:
+            return np.full(len(keys), TRAIN, np.int8)
+        return row_hash_valid(keys, d.valid_fraction, settings.train.seed).astype(np.int8)
+
+    roles = scan.roles(split)
+    if not (roles == TRAIN).any():
+        raise DataError(f"'{path}': no training rows are left after the validation split.")
+    LOG.info(
+        f"Validation rows: {int((roles == VALID).sum()):,} of {scan.n_present:,}, chosen "
+        f"{scan.describe_hash()} (not stratified)."
+    )
+    prepared = prepared_data(scan, settings, roles, encode(scan, settings, roles, (TRAIN, VALID)))
+    return_free_heap()  # the passes' blocks are gone: training must not carry their pages
+    return prepared
+
+
+def prepared_data(
+    scan: Scan, settings: Settings, roles: np.ndarray, encoded: Encoded
+) -> PreparedData:
+    """The `PreparedData` of the TRAIN and VALID rows of an encoding."""
+    from mlpcli import prepare
+
+    X, X_val = encoded.X[TRAIN], encoded.X[VALID]
+    Y_train, y_train = encoded.Y[TRAIN], encoded.y_index[TRAIN]
     if Y_train is None:
-        raise DataError(f"'{path}': no training rows.")
+        raise DataError(f"'{scan.path}': no training rows.")
+    dtype = np.dtype(settings.model.dtype)
     weight = None
     if settings.train.class_weight is not None and y_train is not None:
-        weight = encoder.class_weights(y_train, settings.train.class_weight).astype(dtype)
-    split = _split_frame(rows, ids, train, valid)
+        weight = encoded.encoder.class_weights(y_train, settings.train.class_weight).astype(dtype)
+    split = _split_frame(scan.rows, scan.ids, roles == TRAIN, roles == VALID)
     return prepare.PreparedData(
         X=X,  # type: ignore[arg-type]
         Y=Y_train,
         y_index=y_train,
         X_val=X_val if len(X_val) else None,  # type: ignore[arg-type]
-        Y_val=Y_val,
-        y_index_val=y_val,
+        Y_val=encoded.Y[VALID],
+        y_index_val=encoded.y_index[VALID],
         sample_weight=weight,
-        preprocessor=pre,
-        target_encoder=encoder,
-        task=task,
-        selection=selection,
-        inputs={path: entry.sha256},
-        n_rows=int(present.sum()),
-        n_dropped_targets=n_dropped,
+        preprocessor=encoded.preprocessor,
+        target_encoder=encoded.encoder,
+        task=scan.task,
+        selection=scan.selection,
+        inputs={scan.path: scan.entry.sha256},
+        n_rows=scan.n_present,
+        n_dropped_targets=scan.n_dropped,
         split=split,
     )
-
-
-def _encoder_rows(frame: pd.DataFrame, train: np.ndarray, task: str) -> pd.DataFrame:
-    """The training rows the target encoder is fitted on: for classification their distinct
-    values, found block by block (the labels are a set: the same fit), since factorizing 11M
-    labels at once took ~140 MiB of hash table; regression's mean and spread need every row."""
-    import pandas as pd
-
-    from mlpcli import task as tasks
-
-    if not tasks.get(task).classification:
-        return frame[train]
-    parts = [
-        frame.iloc[start : start + CHUNK_ROWS][train[start : start + CHUNK_ROWS]].drop_duplicates()
-        for start in range(0, len(frame), CHUNK_ROWS)
-    ]
-    return pd.concat(parts).drop_duplicates()
 
 
 class _Filled:
@@ -586,6 +672,28 @@ def _split_frame(
         numbers = np.arange(1, rows.n_rows + 1, dtype=np.int32)
         out = pd.DataFrame({"row": numbers if keep.all() else numbers[keep]}, copy=False)
     out["set"] = role
+    return out
+
+
+def on_disk(X: Any) -> bool:
+    """Whether encoded rows are a `RowFile` on disk (out of core) rather than an array."""
+    return isinstance(X, RowFile)
+
+
+def forward(net: Any, X: Any, block_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """The network's outputs for an array, or for a `RowFile` read block by block (the
+    outputs are kept: rows x outputs, never the features)."""
+    if not on_disk(X):
+        return np.asarray(net.forward(X))
+    out: np.ndarray | None = None
+    for start in range(0, len(X), block_rows):
+        stop = min(start + block_rows, len(X))
+        P = net.forward(X.read(start, stop))
+        if out is None:
+            out = np.empty((len(X), *P.shape[1:]), P.dtype)
+        out[start:stop] = P
+    if out is None:
+        raise DataError("No rows to score.")
     return out
 
 

@@ -316,6 +316,9 @@ class FileRef:
     build: Callable[..., Any]
     args: tuple[Any, ...]
     cache: str | None = None
+    #: Keep the build for the worker's next tasks; False for one that holds files on disk
+    #: (an out-of-core fold's row files, removed when the task drops it).
+    keep: bool = True
 
 
 #: Builds a worker process keeps for its next tasks (the folds of one table, say).
@@ -337,6 +340,9 @@ def resolve(value: Any) -> Any:
     build's log messages are dropped: this process logged the same ones when it read the data."""
     if not isinstance(value, FileRef):
         return value
+    if not value.keep:
+        with _table_cache(value.cache), _silenced():
+            return value.build(*value.args)
     key = pickle.dumps((value.build.__module__, value.build.__qualname__, value.args, value.cache))
     with _lock:
         if key in _built:

@@ -18,6 +18,7 @@ sampler's (another permutation) nor each other across different `block_rows`/`wi
 Row-hash split: a row is a validation row when a 64-bit hash of its ID (or group, or row
 number) and the seed falls below `valid_fraction` of the range: stable across chunkings and
 re-runs without holding the table, and a group stays on one side. It is not stratified.
+Out-of-core cross-validation puts a row in fold floor(K u) for such a hash u salted per repeat.
 """
 
 from __future__ import annotations
@@ -207,11 +208,12 @@ def _mix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
         return z ^ (z >> np.uint64(31))
 
 
-def row_hash_valid(
-    keys: pd.Series | NDArray[np.integer], valid_fraction: float, seed: int | None
-) -> NDArray[np.bool_]:
-    """Which rows validate: the hash of each key (an ID, a group, or the row number) mixed
-    with the seed, below `valid_fraction` of the 64-bit range. Depends on nothing but the key."""
+def row_hash_unit(
+    keys: pd.Series | NDArray[np.integer], seed: int | None, *stream: int
+) -> NDArray[np.float64]:
+    """A number in [0, 1) per row from the 64-bit hash of its key (an ID, a group, or the row
+    number) mixed with the seed and, for another independent draw, a `stream` of integers
+    (cross-validation's folds and inner splits). Depends on nothing but the key."""
     import pandas as pd
 
     if isinstance(keys, pd.Series):
@@ -219,5 +221,14 @@ def row_hash_valid(
     else:
         words = np.asarray(keys).astype(np.uint64)
     salt = _mix(np.array([np.uint64(0 if seed is None else seed) + np.uint64(0x9E3779B97F4A7C15)]))
-    unit = (_mix(words ^ salt) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    return unit < valid_fraction
+    with np.errstate(over="ignore"):
+        for part in stream:
+            salt = _mix(salt + np.uint64(part + 1))
+    return (_mix(words ^ salt) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def row_hash_valid(
+    keys: pd.Series | NDArray[np.integer], valid_fraction: float, seed: int | None
+) -> NDArray[np.bool_]:
+    """Which rows validate: `row_hash_unit` below `valid_fraction`."""
+    return row_hash_unit(keys, seed) < valid_fraction

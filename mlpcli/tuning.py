@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpcli import config, crossval, fitting, metrics, parallel, pipeline, prepare
+from mlpcli import config, crossval, fitting, metrics, outofcore, parallel, pipeline, prepare
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError, choose
 from mlpcli.limits import MAX_CONFIG_BYTES, read_toml
@@ -460,29 +460,45 @@ def search(
     scheduler: str | None = None,
     ship_data: bool = False,
     on_progress: Callable[[crossval.Progress], None] | None = None,
+    out_of_core: str = "off",
 ) -> TuneResult:
     """Score every candidate of the space, by `cv`-fold cross-validation (repeated `repeats`
     times) or, without `cv`, on the validation split of `mlpcli train`. On a dask cluster
-    that shares the file, workers rebuild the folds from it (`ship_data`: scatter them)."""
+    that shares the file, workers rebuild the folds from it (`ship_data`: scatter them).
+    Out of core (`out_of_core`: auto|on|off) each task builds its fold from the table cache,
+    as `cv` and `train --out-of-core` do (`crossval.fold_out_of_core`)."""
     executor = parallel.Executor(backend, scheduler, n_jobs, ship_data)
     if cv is None and repeats != 1:
         raise UsageError("--repeats needs --cv K: the validation split is drawn once.")
     candidates = make_candidates(space, settings, search, n_iter)
+    ooc = outofcore.wanted(path, out_of_core, settings.data.sep, "tuned")
     with executor:
         replay = parallel.LogReplay()
-        shared = _shared_folds(path, settings, candidates, cv, repeats, replay)
-        first = next(iter(shared.values()))[0].prepared
-        task = first.task.task
-        scorer = crossval.check_metric(metric, task)
-        sides = {f for c in candidates for f in parallel.side_files(c.settings)}
-        shipped: dict[str, list[Any]] = dict(shared)
-        if executor.by_path(path, *sorted(f for f in sides if f is not None)):
-            sha = next(iter(first.inputs.values()))
-            by_key = {encoding_key(c.settings): c.settings for c in candidates}
+        by_key = {encoding_key(c.settings): c.settings for c in candidates}
+        shipped: dict[str, list[Any]]
+        if ooc:
+            if cv is not None:
+                crossval.check_cv_settings(settings)
+            scan = outofcore.scan_table(path, settings)
+            task, inputs = scan.task.task, {path: scan.entry.sha256}
+            crossval.out_of_core_executor(executor, path, settings)
             shipped = {
-                key: crossval.fold_refs(path, sha, s, cv, repeats, len(shared[key]))
+                key: crossval.out_of_core_refs(path, scan.entry.sha256, s, cv, repeats)
                 for key, s in by_key.items()
             }
+        else:
+            shared = _shared_folds(path, settings, candidates, cv, repeats, replay)
+            first = next(iter(shared.values()))[0].prepared
+            task, inputs = first.task.task, first.inputs
+            sides = {f for c in candidates for f in parallel.side_files(c.settings)}
+            shipped = dict(shared)
+            if executor.by_path(path, *sorted(f for f in sides if f is not None)):
+                sha = next(iter(first.inputs.values()))
+                shipped = {
+                    key: crossval.fold_refs(path, sha, s, cv, repeats, len(shared[key]))
+                    for key, s in by_key.items()
+                }
+        scorer = crossval.check_metric(metric, task)
         plan = [(c, fold) for c in candidates for fold in shipped[encoding_key(c.settings)]]
         calls = [(c.settings, fold, scorer.name, False, False) for c, fold in plan]
         count = itertools.count(1)
@@ -513,7 +529,7 @@ def search(
         settings,
         candidates,
         per_candidate,
-        first.inputs,
+        inputs,
     )
 
 
@@ -555,8 +571,10 @@ def refit(
     should_stop: Callable[[], bool] | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
     command: list[str] | None = None,
+    out_of_core: str = "off",
 ) -> pipeline.TrainOutcome:
-    """Train the best candidate as `mlpcli train` would; its metadata records the search."""
+    """Train the best candidate as `mlpcli train` would (`out_of_core` as train's); its
+    metadata records the search."""
     best = result.best()
     if best is None:
         statuses = sorted({row["status"] for row in result.rows()})
@@ -564,7 +582,9 @@ def refit(
             f"No candidate could be scored (status: {', '.join(statuses)}); nothing to refit. "
             "Lower the learning rates in the space or choose another --metric."
         )
-    outcome = pipeline.train(path, best.settings, callback, should_stop, on_start, command)
+    outcome = pipeline.train(
+        path, best.settings, callback, should_stop, on_start, command, out_of_core=out_of_core
+    )
     outcome.metadata["search"] = result.record()
     return outcome
 

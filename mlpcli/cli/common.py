@@ -368,17 +368,6 @@ def use_cache(cache_dir: str | None, no_cache: bool) -> None:
     cache.use(None if no_cache else cache_dir or cache.default_root())
 
 
-def read_in_memory(
-    command: str, data: str, out_of_core: str, cache_dir: str | None, no_cache: bool
-) -> None:
-    """`use_cache` for a command that reads its table whole (cv, tune): `--out-of-core on` is
-    refused, `auto` warns when the table would not fit (`outofcore.in_memory_only`)."""
-    from mlpcli import outofcore
-
-    use_cache(cache_dir, no_cache)
-    outofcore.in_memory_only(command, data, out_of_core)
-
-
 @contextmanager
 def live_training(
     signals: Signals, reporter: Any, announce: str | None = None

@@ -18,8 +18,8 @@ from mlpcli.cli.common import (
     errors_to_exit_codes,
     live_training,
     make_reporter,
-    read_in_memory,
     resolve_settings,
+    use_cache,
 )
 from mlpcli.cli.options import (
     OUTPUT,
@@ -99,7 +99,7 @@ def cv(
     from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
-    read_in_memory("cv", data, out_of_core, cache_dir, no_cache)
+    use_cache(cache_dir, no_cache)
     settings = resolve_settings(options, config)
     check_paths(
         {"DATA": data, "--valid-file": settings.data.valid_file, "--config": config},
@@ -117,6 +117,7 @@ def cv(
             ship_data=ship_data,
             predictions=oof_out is not None,
             on_progress=functools.partial(reporter.task, "fold"),
+            out_of_core=out_of_core,
         )
         written = crossval.write_outputs(result, out, oof_out)
     reporter.table(tables.cv_table(result, written))
@@ -228,7 +229,7 @@ def tune(
     from mlpcli.outputs import STDOUT, check_paths
 
     reporter = make_reporter(quiet, log_format)
-    read_in_memory("tune", data, out_of_core, cache_dir, no_cache)
+    use_cache(cache_dir, no_cache)
     settings = resolve_settings(options, config)
     outputs = {"--results-csv": results_csv, "--results-json": results_json, "--out": out}
     check_paths(
@@ -253,23 +254,24 @@ def tune(
                 scheduler=scheduler,
                 ship_data=ship_data,
                 on_progress=functools.partial(reporter.task, "task"),
+                out_of_core=out_of_core,
             )
         written = tuning.write_results(result, results_csv, results_json)
         reporter.table(tables.tune_table(result, written))
-        if out is not None and not _refit(data, result, out, reporter, signals):
+        if out is not None and not _refit(data, result, out, reporter, signals, out_of_core):
             raise typer.Exit(128 + (signals.signum or signal.SIGINT))
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
 
 
-def _refit(data: str, result: Any, out: str, reporter: Any, signals: Any) -> bool:
+def _refit(data: str, result: Any, out: str, reporter: Any, signals: Any, out_of_core: str) -> bool:
     """Train and save the best candidate; False if interrupted (nothing written)."""
     from mlpcli import pipeline, tuning
     from mlpcli.cli import tables
 
     announce = f"Refitting candidate {result.best().index + 1} on the data."
     with live_training(signals, reporter, announce) as hooks:
-        outcome = tuning.refit(data, result, **hooks)
+        outcome = tuning.refit(data, result, **hooks, out_of_core=out_of_core)
         reporter.stopped(outcome.result)
     if outcome.result.stop_reason == "interrupted":
         reporter.warning("Interrupted: no model written.")

@@ -84,6 +84,22 @@ class ExcelReader(FormatReader):
                 frame[name] = whole[name].to_numpy()
         return FormatTable(tidy(frame, options))
 
+    def shape(self, path: str) -> tuple[int, int] | None:
+        """(rows, columns) of the first sheet as its stored dimension says (written by the
+        program that saved it; may be off, as `_rows` says), None when it cannot be read."""
+        try:
+            import openpyxl
+
+            book = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+        except Exception:  # openpyxl raises zipfile, KeyError and its own errors
+            return None
+        try:
+            sheet = book[book.sheetnames[0]]
+            rows, columns = sheet.max_row, sheet.max_column
+        finally:
+            book.close()
+        return (max(0, rows - 1), columns) if rows and columns else None
+
     def chunks(self, path: str, options: ReadOptions, chunk_rows: int) -> Iterator[pd.DataFrame]:
         """The sheet `chunk_rows` data rows at a time, typed chunk by chunk (like a CSV read
         with `chunksize`), the index going on across chunks; only `options.columns` kept."""

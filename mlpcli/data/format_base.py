@@ -81,6 +81,11 @@ class FormatReader:
         for start in range(0, len(frame), chunk_rows):
             yield frame.iloc[start : start + chunk_rows]
 
+    def shape(self, path: str) -> tuple[int, int] | None:
+        """(rows, columns) from the file's metadata, without reading the table, for
+        `--out-of-core auto`; None here: the format is not streamed out of core."""
+        return None
+
     def check_options(self, options: ReadOptions, path: str) -> None:
         """--sheet and --layer belong to one format each; elsewhere they are a mistake."""
         for option, value, owner in (

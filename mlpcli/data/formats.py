@@ -13,8 +13,9 @@ pandas and the format libraries are imported inside the functions: `--help` must
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpcli.data.excel import ExcelReader
 from mlpcli.data.format_base import OBS_NAMES as OBS_NAMES
@@ -24,6 +25,9 @@ from mlpcli.data.format_base import ReadOptions as ReadOptions
 from mlpcli.data.format_base import tidy
 from mlpcli.data.h5ad import AnnDataReader
 from mlpcli.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class _ArrowReader(FormatReader):
@@ -72,6 +76,39 @@ class ParquetReader(_ArrowReader):
         import pyarrow.parquet as pq
 
         return pq.read_table(path, columns=columns, memory_map=True)
+
+    def chunks(self, path: str, options: ReadOptions, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        """Batches of `chunk_rows` rows read row group by row group (`iter_batches`), only the
+        wanted columns, never the whole table: how a large file goes into the table cache."""
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        self.check_options(options, path)
+        self.load(path)
+        wanted = None if options.columns is None else set(options.columns)
+        try:
+            handle = pq.ParquetFile(path)
+        except (OSError, ValueError) as error:
+            raise DataError(f"Cannot read '{path}' as Parquet: {error}.") from None
+        with handle:
+            names = list(handle.schema_arrow.names)
+            columns = None if wanted is None else [name for name in names if name in wanted]
+            start = 0
+            for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns):
+                frame = tidy(batch.to_pandas(), options)
+                frame.index = pd.RangeIndex(start, start + len(frame))
+                start += len(frame)
+                yield frame
+
+    def shape(self, path: str) -> tuple[int, int] | None:
+        """(rows, columns) from the file's footer, or None when it cannot be read."""
+        try:
+            import pyarrow.parquet as pq
+
+            metadata = pq.read_metadata(path)
+        except (ImportError, OSError, ValueError):
+            return None
+        return int(metadata.num_rows), int(metadata.num_columns)
 
 
 class FeatherReader(_ArrowReader):

@@ -118,10 +118,11 @@ class _Target:
         return ", ".join(labels[:limit]) + (", ..." if len(labels) > limit else "")
 
 
-def _describe(frame: pd.DataFrame, name: str, source: str) -> _Target:
+def _describe(frame: pd.DataFrame, name: str, source: str, n_rows: int | None) -> _Target:
     import pandas as pd
 
     column = frame[name].dropna()
+    n = len(column) if n_rows is None else n_rows
     if len(column) == 0:
         raise DataError(f"Target column '{name}'{where(source)} has no values.")
     if pd.api.types.is_bool_dtype(column):
@@ -140,9 +141,9 @@ def _describe(frame: pd.DataFrame, name: str, source: str) -> _Target:
     if len(distinct) == 1:
         raise DataError(
             f"Target column '{name}'{where(source)} has the single value "
-            f"'{_format_label(distinct[0])}' in all {len(column)} rows; there is nothing to learn."
+            f"'{_format_label(distinct[0])}' in all {n} rows; there is nothing to learn."
         )
-    return _Target(name=name, kind=kind, distinct=distinct, n_rows=len(column))
+    return _Target(name=name, kind=kind, distinct=distinct, n_rows=n)
 
 
 def _one_target(targets: list[_Target], task: str) -> _Target:
@@ -246,7 +247,12 @@ TASK_RULES: dict[str, Callable[[list[_Target]], TaskInfo]] = {
 
 
 def detect_task(
-    frame: pd.DataFrame, targets: Sequence[str], task: str = "auto", *, source: str = ""
+    frame: pd.DataFrame,
+    targets: Sequence[str],
+    task: str = "auto",
+    *,
+    source: str = "",
+    n_rows: int | None = None,
 ) -> TaskInfo:
     """Choose the task from the target values (`auto`) or check that an explicit one fits.
 
@@ -254,9 +260,11 @@ def detect_task(
     values with at most MAX_AUTO_CLASSES distinct values and fewer than CLASS_SHARE x rows ->
     multiclass; otherwise regression. Several targets: all 0/1 -> multilabel, all numeric ->
     multi-output regression. Missing target values are ignored (drop them first).
+    With `n_rows`, `frame` holds each target's distinct values only (NaN-padded: a table read
+    block by block keeps no more), standing for `n_rows` rows.
     """
     rule = choose("task", task, TASK_RULES)
     if not targets:
         raise UsageError("Name the column to predict with --target.")
-    described = [_describe(frame, name, source) for name in dict.fromkeys(targets)]
+    described = [_describe(frame, name, source, n_rows) for name in dict.fromkeys(targets)]
     return rule(described)

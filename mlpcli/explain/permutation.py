@@ -48,7 +48,8 @@ class _Scorer:
         return float(self.metric(self.y_true, predicted))
 
 
-def _scorer(model: TrainedModel, frame: pd.DataFrame, name: str | None) -> _Scorer:
+def _metric(model: TrainedModel, name: str | None) -> metrics.Metric:
+    """`--metric` (default: the task's), if it applies to the model's task."""
     task = model.task
     metric = tasks.get(task).metric(name)
     if task not in metric.tasks:
@@ -56,6 +57,11 @@ def _scorer(model: TrainedModel, frame: pd.DataFrame, name: str | None) -> _Scor
             f"--metric '{metric.name}' does not apply to a {task} model; choose one of: "
             f"{', '.join(metrics.for_task(task))}."
         )
+    return metric
+
+
+def _scorer(model: TrainedModel, frame: pd.DataFrame, name: str | None) -> _Scorer:
+    metric = _metric(model, name)
     encoded = model.encoder.encode(frame, np.float64)
     y_true = encoded[0] if model.encoder.classification else model.encoder.decode(encoded)
     return _Scorer(metric, model.encoder, y_true, model.threshold)
@@ -122,10 +128,25 @@ def permutation_importance(
     baseline = scorer(model.net.forward(X))
     seeds = parallel.seed_streams(options.seed, len(feats.names))
     scores = _run_parallel(model.net, X, feats.indices, scorer, repeats, seeds, options)
+    return explanation(model, feats, scorer, baseline, scores, repeats, options, len(X), n_dropped)
+
+
+def explanation(
+    model: TrainedModel,
+    feats: Any,
+    scorer: _Scorer,
+    baseline: float,
+    scores: list[Floats],
+    repeats: int,
+    options: ExplainOptions,
+    n_rows: int,
+    n_dropped: int,
+) -> Explanation:
+    """The result from the unshuffled score and each feature's scores per repeat."""
     sign = 1.0 if scorer.metric.greater_is_better else -1.0
     drops = sign * (baseline - np.vstack(scores))
     if len(drops) and not drops.any():
-        _warn_all_zero(scorer.metric.name, len(X), model.encoder.classification)
+        _warn_all_zero(scorer.metric.name, n_rows, model.encoder.classification)
     return Explanation(
         method="permutation",
         task=model.task,
@@ -134,7 +155,7 @@ def permutation_importance(
         importance=drops.mean(axis=1),
         sd=drops.std(axis=1, ddof=1) if repeats > 1 else np.zeros(len(drops)),
         outputs=output_names(model.encoder),
-        n_rows=len(X),
+        n_rows=n_rows,
         units=f"decrease in {scorer.metric.name} when shuffled",
         metric=scorer.metric.name,
         greater_is_better=scorer.metric.greater_is_better,

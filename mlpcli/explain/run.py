@@ -92,15 +92,18 @@ def explain_files(
     out_of_core: str = "off",
 ) -> Explanation:
     """`mlpcli explain` as a function: load the model, read the tables, explain, record inputs.
-    `out_of_core` on is refused and auto warns when the table would not fit: explain reads it
-    whole (`outofcore.in_memory_only`)."""
+    `out_of_core` (auto|on|off, `outofcore.wanted`) explains a table on disk by permutation
+    without holding it (`ondisk`)."""
     from mlpcli import outofcore
 
-    outofcore.in_memory_only("explain", data_path, out_of_core, sep)
+    ooc = outofcore.wanted(data_path, out_of_core, sep, "explained")
     if groups_path is not None:
         options = dataclasses.replace(options, groups=read_groups(groups_path))
     check_options(options)
     model = load_trained(model_path)
+    if ooc:
+        return _explain_on_disk(model, model_path, data_path, options, groups_path,
+                                sep, decimal, transpose)  # fmt: skip
     table = read_data(model, data_path, sep, decimal, transpose)
     inputs = {str(model_path): sha256_file(model_path), table.source: table.sha256}
     if data_path != "-":
@@ -118,6 +121,42 @@ def explain_files(
     warn_if_training_data(model, table)
     result = explain(model, table.frame, options)
     result.inputs = inputs
+    return result
+
+
+def _explain_on_disk(
+    model: TrainedModel,
+    model_path: str,
+    data_path: str,
+    options: ExplainOptions,
+    groups_path: str | None,
+    sep: str | None,
+    decimal: str | None,
+    transpose: bool | None,
+) -> Explanation:
+    """`explain_files` out of core: permutation importance only, run in this process."""
+    from mlpcli import overlap, predicting
+    from mlpcli.explain.ondisk import permutation_on_disk
+
+    if options.method != "permutation":
+        raise UsageError(
+            f"--method {options.method} does not work out of core; use --method permutation "
+            "or pass --out-of-core off."
+        )
+    if options.n_jobs != 1 or options.backend != "local":
+        LOG.warning(
+            "Out of core, explain runs its permutations in this process (one pass over the "
+            "rows per feature and repeat): --n-jobs and --backend are not used."
+        )
+    settings = predicting.model_settings(model, sep, decimal, transpose, data_path)
+    result, sha256 = permutation_on_disk(model, data_path, settings, options)
+    result.inputs = {str(model_path): sha256_file(model_path), data_path: sha256}
+    if groups_path is not None:
+        result.inputs[str(groups_path)] = sha256_file(groups_path)
+    # By checksum only: the IDs of every row are not gathered.
+    warning = overlap.check(model.metadata, data_path, sha256, None).warning("explain")
+    if warning:
+        LOG.warning(warning)
     return result
 
 
