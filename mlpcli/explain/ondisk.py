@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from mlpcli import outofcore, parallel, predicting
 from mlpcli.errors import DataError
 from mlpcli.explain.common import ExplainOptions, Explanation, Floats, Indices, feature_units
-from mlpcli.explain.permutation import _metric, _Scorer, explanation
+from mlpcli.explain.permutation import _metric, _Scorer, check_targets, explanation
 from mlpcli.sampling import RowFile, RowFileWriter
 from mlpcli.trained import TrainedModel
 
@@ -41,7 +41,8 @@ def permutation_on_disk(
     """`permutation_importance` of the table at `path` (read with the model's `settings`)
     without holding it: the explanation and the table's SHA-256."""
     entry = outofcore.cached_table(path, settings)
-    predicting.check_columns(model, entry.columns, path, model.encoder.targets)
+    check_targets(model, entry.columns)
+    predicting.check_columns(model, entry.columns, path)
     X, y_true, n_dropped = _encode(model, outofcore.Rows(entry))
     scorer = _Scorer(_metric(model, options.metric), model.encoder, y_true, model.threshold)
     repeats = 10 if options.repeats is None else options.repeats

@@ -113,13 +113,7 @@ def permutation_importance(
     """Drop in the metric when each feature's rows are shuffled (all its encoded columns with
     one permutation). Feature j draws from child j of SeedSequence(seed), so the result does
     not depend on --n-jobs."""
-    targets = model.encoder.targets
-    missing = [t for t in targets if t not in frame.columns]
-    if missing:
-        raise DataError(
-            f"Permutation importance needs the target column(s) {', '.join(map(repr, missing))} "
-            "in the data; use --method gradient or integrated-gradients for unlabelled data."
-        )
+    check_targets(model, frame.columns)
     frame, n_dropped, scorer, X = _inputs(model, frame, options.metric)
     if n_dropped:
         LOG.warning(f"Dropped {n_dropped} row(s) whose target is missing.")
@@ -129,6 +123,16 @@ def permutation_importance(
     seeds = parallel.seed_streams(options.seed, len(feats.names))
     scores = _run_parallel(model.net, X, feats.indices, scorer, repeats, seeds, options)
     return explanation(model, feats, scorer, baseline, scores, repeats, options, len(X), n_dropped)
+
+
+def check_targets(model: TrainedModel, columns: Any) -> None:
+    """The table holds the model's target columns: permutation importance scores against them."""
+    missing = [t for t in model.encoder.targets if t not in set(columns)]
+    if missing:
+        raise DataError(
+            f"Permutation importance needs the target column(s) {', '.join(map(repr, missing))} "
+            "in the data; use --method gradient or integrated-gradients for unlabelled data."
+        )
 
 
 def explanation(
