@@ -13,7 +13,12 @@ nonlinear rule) and DIR/sample.csv (its first `--sample-rows` rows) with plain b
    `--limit-mib` (memory + swap), timed by /usr/bin/time -v (peak RSS);
 2. `mlpcli train big.csv --out-of-core on` from that cache entry, in the same group; meanwhile
    `mlpcli train sample.csv --out-of-core off` (in memory, no limit), so both see the same load;
-3. `--out-of-core on` on the sample: the same table both ways, for the validation metric.
+3. `--out-of-core on` on the sample: the same table both ways, for the validation metric;
+4. under the same limit: the preparation alone (`outofcore.prepare_data`, its anonymous peak),
+   `mlpcli evaluate` of the model, `mlpcli cv --out-of-core on` (`--folds 2`, 1 epoch: each
+   fold built from the cache entry) and `mlpcli explain --out-of-core on` of the model with the
+   50 features in 2 `--group-features` groups and `--repeats 1` (4 passes over 11M rows).
+   `run ... --only cv,explain` runs some of the steps on the cache and model already there.
 
 Throughput is training rows per second of the epochs (`history` seconds), so reading and
 preprocessing are reported apart. Needs root for the cgroup (else it reports peak RSS only).
@@ -239,31 +244,110 @@ def evaluate(folder: Path, model: str, table: str, limit: int | None) -> dict:
     return result
 
 
+def _command(folder: Path, name: str, command: list[str], limit: int | None) -> dict:
+    """Any command under the limit: its wall time, peak RSS and the cgroup's figures."""
+    env = {**os.environ, "MLPCLI_CACHE_DIR": str(folder / "cache"), "NO_COLOR": "1"}
+    done, wall, figures = _run(command, limit, env)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1]) * 1024
+    result = {"wall_seconds": round(wall, 1), "peak_rss_bytes": peak, **figures}
+    return result
+
+
+def prepare(folder: Path, limit: int | None) -> dict:
+    """`outofcore.prepare_data` of big.csv from the cache, alone: the preparation's peak."""
+    code = (
+        "import sys, time, numpy as np; from mlpcli import outofcore; from mlpcli.config "
+        "import resolve; t = time.perf_counter(); p = outofcore.prepare_data(sys.argv[1], "
+        "resolve({'target': ['y']}), np.random.default_rng(0)); "
+        "print(len(p.X), time.perf_counter() - t)"
+    )
+    command = [sys.executable, "-c", code, str(folder / "big.csv")]
+    result = _command(folder, "prepare", command, limit)
+    print(json.dumps({"prepare": result}), flush=True)
+    return result
+
+
+def cross_validate(folder: Path, limit: int | None, extra: list[str]) -> dict:
+    """`mlpcli cv big.csv --out-of-core on --folds 2`, 1 epoch a fold, under the limit."""
+    out = folder / "cv.json"
+    options = [*extra]
+    if "--epochs" in options:
+        options[options.index("--epochs") + 1] = "1"
+    command = [sys.executable, "-m", "mlpcli", "cv", str(folder / "big.csv"), "--target", "y",
+               "--folds", "2", "--out-of-core", "on", "--out", str(out), "-q",
+               *options]  # fmt: skip
+    result = _command(folder, "cv", command, limit)
+    doc = json.loads(out.read_text())
+    result["per_fold"] = [
+        {k: fold[k] for k in ("n_train", "n_valid", "n_test", "seconds")}
+        | {"accuracy": fold["metrics"]["accuracy"], "roc_auc": fold["metrics"]["roc_auc"]}
+        for fold in doc["per_fold"]
+    ]
+    result["accuracy"] = doc["metrics"]["accuracy"]["mean"]
+    print(json.dumps({"cv": result}), flush=True)
+    return result
+
+
+def explain(folder: Path, model: str, limit: int | None) -> dict:
+    """`mlpcli explain MODEL big.csv --out-of-core on` with 2 groups of 25 features, 1
+    repeat: one gathering pass, one pass per group, and the unshuffled pass."""
+    groups = folder / "groups.toml"
+    half = N_FEATURES // 2
+    groups.write_text(
+        f"first = {[f'f{i}' for i in range(half)]}\n"
+        f"second = {[f'f{i}' for i in range(half, N_FEATURES)]}\n".replace("'", '"')
+    )
+    out = folder / "explain.csv"
+    command = [sys.executable, "-m", "mlpcli", "explain", str(folder / model),
+               str(folder / "big.csv"), "--out-of-core", "on", "--repeats", "1",
+               "--group-features", str(groups), "--out", str(out), "-q"]  # fmt: skip
+    result = _command(folder, "explain", command, limit)
+    result["importance"] = out.read_text().splitlines()[:3]
+    print(json.dumps({"explain": result}), flush=True)
+    return result
+
+
 def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def run(folder: Path, limit_mib: int, out: Path | None, extra: list[str]) -> None:
+def run(
+    folder: Path, limit_mib: int, out: Path | None, extra: list[str], only: set[str] | None
+) -> None:
     limit = limit_mib << 20
     size = (folder / "big.csv").stat().st_size
     with open(folder / "big.csv", "rb") as handle:
         columns = handle.readline().count(b",") + 1
     results: dict = {"uptime_before": _uptime(), "big_csv_bytes": size, "table_columns": columns}
-    results["convert"] = convert(folder, limit)
-    # The in-memory run on the sample runs alongside, so both see the same machine load.
-    with subprocess.Popen([sys.executable, __file__, "_train", str(folder), "sample.csv", "off",
-                           "sample-memory", "0", *extra]):  # fmt: skip
-        results["second"] = train(folder, "big.csv", "on", "ooc-cached", limit, extra)
-    results["sample_memory"] = json.loads((folder / "sample-memory.result.json").read_text())
-    results["sample_ooc"] = train(folder, "sample.csv", "on", "sample-ooc", None, extra)
-    results["sample_memory_after"] = train(folder, "sample.csv", "off", "sample-memory-2", None,
-                                           extra)  # fmt: skip
-    results["evaluate"] = evaluate(folder, "ooc-cached.npz", "big.csv", limit)
-    results["uptime_after"] = subprocess.run(
-        ["uptime"], capture_output=True, text=True
-    ).stdout.strip()
+    wanted = only or set(STEPS)
+    if "convert" in wanted:
+        results["convert"] = convert(folder, limit)
+    if "train" in wanted:
+        # The in-memory run on the sample runs alongside, so both see the same machine load.
+        with subprocess.Popen([sys.executable, __file__, "_train", str(folder), "sample.csv",
+                               "off", "sample-memory", "0", *extra]):  # fmt: skip
+            results["second"] = train(folder, "big.csv", "on", "ooc-cached", limit, extra)
+        results["sample_memory"] = json.loads((folder / "sample-memory.result.json").read_text())
+        results["sample_ooc"] = train(folder, "sample.csv", "on", "sample-ooc", None, extra)
+        results["sample_memory_after"] = train(folder, "sample.csv", "off", "sample-memory-2",
+                                               None, extra)  # fmt: skip
+    if "prepare" in wanted:
+        results["prepare"] = prepare(folder, limit)
+    if "evaluate" in wanted:
+        results["evaluate"] = evaluate(folder, "ooc-cached.npz", "big.csv", limit)
+    if "cv" in wanted:
+        results["cv"] = cross_validate(folder, limit, extra)
+    if "explain" in wanted:
+        results["explain"] = explain(folder, "ooc-cached.npz", limit)
+    results["uptime_after"] = _uptime()
     if out is not None:
         out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+#: The steps of `run`, in order (`--only` picks some).
+STEPS = ("convert", "train", "prepare", "evaluate", "cv", "explain")
 
 
 def main() -> None:
@@ -277,6 +361,7 @@ def main() -> None:
     r.add_argument("folder", type=Path)
     r.add_argument("--limit-mib", type=int, default=512)
     r.add_argument("--json", type=Path)
+    r.add_argument("--only", help=f"comma-separated steps of: {', '.join(STEPS)}")
     t = sub.add_parser("_train")  # one run, its result into FOLDER/NAME.result.json
     for name in ("folder", "table", "mode", "name", "limit"):
         t.add_argument(name)
@@ -286,12 +371,8 @@ def main() -> None:
     if args.what == "generate":
         generate(args.folder, args.rows, args.sample_rows)
     elif args.what == "run":
-        run(
-            args.folder,
-            args.limit_mib,
-            args.json,
-            extra or DEFAULT_OPTIONS,
-        )
+        only = None if args.only is None else set(args.only.split(","))
+        run(args.folder, args.limit_mib, args.json, extra or DEFAULT_OPTIONS, only)
     elif args.what == "_train":
         folder = Path(args.folder)
         found = train(folder, args.table, args.mode, args.name, int(args.limit) or None, extra)
