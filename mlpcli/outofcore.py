@@ -363,7 +363,7 @@ _IN_MEMORY_ONLY: dict[str, Callable[[Settings], object]] = {
     "--transpose": lambda s: s.data.transpose or None,
     "--top-variance": lambda s: s.preprocess.top_variance,
     "--group-pattern": lambda s: s.data.group_pattern,
-    "--preset realmlp_td": lambda s: s.model.preset != "classic" or None,
+    "--preset realmlp_td": lambda s: s.model.preset == "realmlp_td" or None,
     "--calibrate": lambda s: s.train.calibrate or None,
     "--threshold auto": lambda s: s.train.threshold == "auto" or None,
 }

@@ -135,6 +135,14 @@ def test_options_that_need_the_table_in_memory_are_refused(
         outofcore.prepare_data(path, settings(**extra), np.random.default_rng(0))
 
 
+def test_preset_auto_trains_out_of_core_as_the_lecture_mlp(tmp_path: Path, cache_dir: Path) -> None:
+    """`--preset auto` is not refused out of core: only its classic candidate trains there."""
+    path = write_table(tmp_path, n=300)
+    outcome = pipeline.train(path, settings(preset="auto", epochs=2), out_of_core="on")
+    assert isinstance(outcome.prepared.X, RowFile)
+    assert outcome.metadata["auto"]["chosen"] == "classic"
+
+
 def test_a_binary_format_cannot_be_forced_out_of_core(tmp_path: Path) -> None:
     path = tmp_path / "t.parquet"
     path.write_bytes(b"PAR1")  # not a Parquet file: its footer cannot be read
