@@ -219,3 +219,21 @@ def test_a_failing_help_is_one_error_line_not_a_traceback(
     stderr = capsys.readouterr().err
     assert stderr.startswith(line) and stderr.count("\n") == 1
     assert "Traceback" not in stderr
+
+
+def test_a_help_click_draws_fails_with_one_line_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mlpcli train --out m.npz --help` goes through Click; a bug drawing it is still one line."""
+    from mlpcli import cli
+    from mlpcli.cli import helptext
+
+    def fail(*args: Any) -> str:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(helptext, "draw", fail)
+    monkeypatch.setattr(sys, "argv", ["mlpcli", "train", "--out", "m.npz", "--help"])
+    assert cli._run() == 1
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("Error: internal error: RuntimeError: boom.")
+    assert stderr.count("\n") == 1

@@ -195,4 +195,10 @@ def _run() -> int:
     except click.ClickException as exc:
         print_error(exc.format_message())
         code = exc.exit_code
+    except Exception as exc:  # a bug outside a command (parsing, drawing the help): one line
+        from mlpcli.cli.common import internal_error, traceback_if_debugging
+
+        traceback_if_debugging()
+        print_error(internal_error(exc))
+        code = 1
     return code if isinstance(code, int) else 0

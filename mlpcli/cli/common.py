@@ -230,7 +230,7 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
             with command_options(running_options()):
                 return _all_or_nothing(func, *args, **kwargs)
         except MlpcliError as exc:
-            _traceback_if_debugging()
+            traceback_if_debugging()
             print_error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except Stop as exc:
@@ -248,12 +248,12 @@ def errors_to_exit_codes(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(141) from None
         except OSError as exc:
             # Outside the library's own checks: a closed pipe, a full disk under stdout.
-            _traceback_if_debugging()
+            traceback_if_debugging()
             what = exc.filename or "a stream"
             print_error(f"cannot read or write {what}: {exc.strerror or exc}.")
             raise typer.Exit(2) from None
         except Exception as exc:
-            _traceback_if_debugging()
+            traceback_if_debugging()
             print_error(internal_error(exc))
             raise typer.Exit(1) from None
 
@@ -312,7 +312,7 @@ def _all_or_nothing(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             raise
 
 
-def _traceback_if_debugging() -> None:
+def traceback_if_debugging() -> None:
     """With --debug, every error shows its traceback; the exit code stays the documented one."""
     if _state["debug"]:
         import traceback
