@@ -125,6 +125,22 @@ def check_memory(estimate: float, what: str, advice: str) -> None:
         )
 
 
+def return_freed_memory() -> None:
+    """Hand memory freed but still held by the allocators back to the system: glibc keeps the
+    holes of its heap and pyarrow's pool its freed strings (after `train` read and encoded 1M
+    x 100, 53 MB of the 0.63 GB resident). A no-op where neither applies."""
+    import sys
+
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):  # not glibc (musl, macOS, Windows)
+        pass
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+
+
 def network_bytes(sizes: Iterable[int], itemsize: int, batch_rows: int = 1024) -> int:
     """Rough memory of training a dense network with these layer sizes (inputs, hidden...,
     outputs): parameters, gradients, the best-epoch copy and two optimizer slots (5 copies),

@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from mlpcli import (
 from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DataError, UsageError
+from mlpcli.limits import return_freed_memory
 from mlpcli.nn.network import MLP
 from mlpcli.nn.recipe import RecipeNet
 from mlpcli.outputs import atomic_path, provenance, write_text
@@ -72,7 +73,9 @@ def evaluation_report(
     if isinstance(X, RowFile):  # out of core: every row, block by block from disk
         return outofcore.streamed_report(encoder, net, X, y_index, Y, threshold)
     spec = tasks.get(encoder.task)
-    return spec.report(encoder, net.forward(X), spec.truth(encoder, y_index, Y), threshold)
+    report = spec.report(encoder, net.forward(X), spec.truth(encoder, y_index, Y), threshold)
+    return_freed_memory()  # the scores' temporaries, before the next step's
+    return report
 
 
 def train(
@@ -210,6 +213,7 @@ def _outcome(
     if isinstance(prepared.X, RowFile):  # out of core: the baselines read X whole
         compare = False
     if compare and prepared.X_val is not None and prepared.Y_val is not None:
+        return_freed_memory()  # the fingerprints' IDs, before the baselines score every row
         metadata["baselines"] = baselines.compare(
             settings, prepared, scored, cut, prepared.X_val, prepared.Y_val
         )
@@ -287,6 +291,10 @@ def model_contents(
     return metadata, arrays
 
 
+#: IDs turned into strings at a time by `training_fingerprints`.
+ID_BLOCK_ROWS = 65_536
+
+
 def training_fingerprints(prepared: PreparedData) -> dict[str, Any]:
     """Per split, the table's SHA-256, row count and a sketch of its IDs (`overlap`), so that
     `evaluate`, `explain` and `report` can tell when they are given training rows."""
@@ -297,14 +305,22 @@ def training_fingerprints(prepared: PreparedData) -> dict[str, Any]:
     split = prepared.split
     found: dict[str, Any] = {}
     for role, name, sha in (("train", "train", shas[0]), ("validation", "valid", shas[-1])):
-        # A mask, not a filtered copy of the frame: out of core it has tens of millions of rows.
-        mask = (split["set"] == name).to_numpy()  # by codes when the set is categorical
-        n_rows = int(mask.sum())
-        if role == "validation" and n_rows == 0:
+        # Row numbers, not a filtered copy of the frame: out of core it has tens of millions.
+        rows = np.flatnonzero((split["set"] == name).to_numpy())  # by codes if categorical
+        if role == "validation" and len(rows) == 0:
             continue
-        values = overlap.row_ids([split[c].to_numpy()[mask].tolist() for c in ids]) if ids else None
-        found[role] = overlap.fingerprint(sha, n_rows, values)
+        values = _row_ids(split, ids, rows) if ids else None
+        found[role] = overlap.fingerprint(sha, len(rows), values)
     return found
+
+
+def _row_ids(split: pd.DataFrame, ids: list[str], rows: np.ndarray) -> Iterator[str]:
+    """The ID strings of `rows`, a block at a time: never a Python string per row at once."""
+    from mlpcli import overlap
+
+    for start in range(0, len(rows), ID_BLOCK_ROWS):
+        block = rows[start : start + ID_BLOCK_ROWS]
+        yield from overlap.row_ids([split[c].iloc[block].tolist() for c in ids])
 
 
 def history_csv(result: FitResult, metric_name: str) -> str:

@@ -24,7 +24,7 @@ from mlpcli import data, splitting
 from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DataError, UsageError, warn_or_fail
-from mlpcli.limits import check_memory
+from mlpcli.limits import check_memory, return_freed_memory
 from mlpcli.preprocessing import Preprocessor
 from mlpcli.target_encoding import TargetEncoder
 
@@ -402,12 +402,16 @@ def encode_split(
     split: pd.DataFrame | None = None,
     inputs: dict[str, str] | None = None,
     sample_weight: np.ndarray | None = None,
+    overwrite: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PreparedData:
     """Fit preprocessing and target encoding on the training rows, then encode both sides.
 
     Regression targets are standardised with the training rows' statistics only, so nothing
     leaks from validation (or a cross-validation fold) into training. `sample_weight` (one per
-    training row, from the Python API) multiplies the class weights.
+    training row, from the Python API) multiplies the class weights. `overwrite` (the sorted
+    training and validation row indices of `loaded.frame`, whose rows the two frames are)
+    writes the features over the table's own numeric matrix where they fit (`_encode_over`):
+    for a caller that owns the table and never reads its numbers again.
     """
     p = settings.preprocess
     task = loaded.task
@@ -433,14 +437,17 @@ def encode_split(
         f"Encoding {n_rows:,} rows for {encoder.n_outputs:,} network outputs (classes)",
         "merge rare classes, or train on fewer rows.",
     )
-    X = pre.fit(train_frame, selection.features, selection.categorical).transform(
-        train_frame, dtype
-    )
+    pre.fit(train_frame, selection.features, selection.categorical)
+    # Targets first: a numeric target may live in the matrix the features overwrite.
     y_index, Y = encode_targets(encoder, train_frame, dtype)
-    X_val = Y_val = y_index_val = None
-    if valid_frame is not None and len(valid_frame):
-        X_val = pre.transform(valid_frame, dtype)
+    has_valid = valid_frame is not None and len(valid_frame) > 0
+    Y_val = y_index_val = None
+    if valid_frame is not None and has_valid:
         y_index_val, Y_val = encode_targets(encoder, valid_frame, dtype)
+    encoded = None if overwrite is None else _encode_over(pre, loaded, overwrite, dtype)
+    X, X_val = (pre.transform(train_frame, dtype), None) if encoded is None else encoded
+    if X_val is None and valid_frame is not None and has_valid:
+        X_val = pre.transform(valid_frame, dtype)
     weight = settings.train.class_weight
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=dtype)
@@ -466,9 +473,75 @@ def encode_split(
     )
 
 
+#: Rows encoded at a time when the features overwrite the table's matrix (`_encode_over`).
+OVERWRITE_ROWS = 32_768
+
+
+def _table_matrix(frame: pd.DataFrame, dtype: np.dtype) -> tuple[np.ndarray, list[str]] | None:
+    """The writable C-ordered (rows, k) array of `dtype` whose columns are the frame's numeric
+    columns (the block reader's matrix, the table cache's private memory map, `astype`'s
+    block), with the names of the columns that view it; None when there is no such array."""
+    numeric = [name for name, kind in frame.dtypes.items() if kind == dtype]
+    for name in numeric:
+        view = frame[name].to_numpy()
+        matrix = view
+        while isinstance(matrix.base, np.ndarray):
+            matrix = matrix.base
+        if (
+            matrix.ndim == 2
+            and matrix.shape[0] == len(frame)
+            and matrix.flags.c_contiguous
+            and matrix.flags.writeable
+            and view.strides == matrix.strides[:1]
+        ):
+            names = [c for c in numeric if np.may_share_memory(frame[c].to_numpy(), matrix)]
+            return matrix, names
+    return None
+
+
+def _encode_over(
+    pre: Preprocessor, loaded: LoadedTable, sides: tuple[np.ndarray, np.ndarray], dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(X, X_val) of the sorted rows `sides` of `loaded.frame`, written over the table's numeric
+    matrix instead of beside it (1M x 100: the peak is one table, not a table and X); None when
+    the encoded rows are wider than the matrix's or it has another dtype.
+
+    The training rows are encoded `OVERWRITE_ROWS` at a time from the front: encoded row r
+    ends at r * n_out + n_out <= (r + 1) * k floats, never beyond the start of a source row not
+    read yet (rows sorted, source row >= r). The validation rows, encoded first and aside, are
+    copied in behind them. The overwritten columns leave `loaded.frame`; X and X_val are views
+    of the one matrix, the same values as `Preprocessor.transform` of each side.
+    """
+    frame, (train, valid) = loaded.frame, sides
+    found = _table_matrix(frame, dtype)
+    n_out = pre.n_features_out
+    if found is None or n_out > found[0].shape[1] or n_out == 0:
+        return None
+    matrix, names = found
+    if (np.diff(train) <= 0).any():
+        return None
+    aside = pre.transform(rows_of(frame, valid), dtype) if len(valid) else None
+    flat = matrix.reshape(-1).view(np.ndarray)  # a view: the matrix is C-ordered
+    block = np.empty((min(OVERWRITE_ROWS, len(train)), n_out), dtype)
+    for start in range(0, len(train), OVERWRITE_ROWS):
+        rows = train[start : start + OVERWRITE_ROWS]
+        pre.transform(rows_of(frame, rows), dtype, out=block[: len(rows)])
+        flat[start * n_out : (start + len(rows)) * n_out] = block[: len(rows)].reshape(-1)
+    loaded.table.frame = frame.drop(columns=names)  # their cells now hold X: never read them
+    end = len(train) * n_out
+    X = flat[:end].reshape(len(train), n_out)
+    if aside is None:
+        return X, None
+    X_val = flat[end : end + aside.size].reshape(aside.shape)
+    X_val[...] = aside
+    return X, X_val
+
+
 def prepare_data(path: str, settings: Settings, rng: np.random.Generator) -> PreparedData:
     """Everything before training: read, select, split, fit preprocessing on training rows."""
-    return prepare_loaded(load_table(path, settings), settings, rng)
+    prepared = prepare_loaded(load_table(path, settings), settings, rng, overwrite_table=True)
+    return_freed_memory()  # what reading and encoding freed: the peak of training is ahead
+    return prepared
 
 
 def prepare_loaded(
@@ -476,9 +549,12 @@ def prepare_loaded(
     settings: Settings,
     rng: np.random.Generator,
     sample_weight: np.ndarray | None = None,
+    overwrite_table: bool = False,
 ) -> PreparedData:
     """Split a selected table and fit preprocessing on its training rows; `sample_weight` has
-    one weight per row of `loaded.frame` and follows the rows into the training side."""
+    one weight per row of `loaded.frame` and follows the rows into the training side. With
+    `overwrite_table` (a table read for this call alone) the features may overwrite the
+    table's numbers (`encode_split`)."""
     d = settings.data
     frame = loaded.frame
     inputs = {loaded.table.source: loaded.table.sha256, **loaded.extra_inputs}
@@ -514,7 +590,10 @@ def prepare_loaded(
         )
         split = pd.concat([split, extra], ignore_index=True)
     weight = None if sample_weight is None else np.asarray(sample_weight)[train_idx]
-    return encode_split(loaded, settings, train_frame, valid_frame, split, inputs, weight)
+    overwrite = (train_idx, valid_idx) if overwrite_table else None
+    return encode_split(
+        loaded, settings, train_frame, valid_frame, split, inputs, weight, overwrite
+    )
 
 
 def encode_targets(

@@ -465,14 +465,20 @@ class Preprocessor:
 
     # -- transforming
 
-    def transform(self, frame: pd.DataFrame, dtype: DTypeLike = np.float32) -> NDArray[Any]:
-        """The (n_samples, n_features_out) input matrix; columns are matched by name."""
+    def transform(
+        self, frame: pd.DataFrame, dtype: DTypeLike = np.float32, out: NDArray[Any] | None = None
+    ) -> NDArray[Any]:
+        """The (n_samples, n_features_out) input matrix; columns are matched by name. `out`, an
+        array of that shape and `dtype` to write into (zeroed here), saves allocating one."""
         if not self._columns:
             raise ModelFileError("The preprocessor has not been fitted.")
         check_columns(frame, self.input_columns, "feature")
         check_numbers(frame, [c.name for c in self._columns if c.kind == "numeric"])
         n_samples = len(frame)
-        out = np.zeros((n_samples, self.n_features_out), dtype=dtype)
+        if out is None:
+            out = np.zeros((n_samples, self.n_features_out), dtype=dtype)
+        else:
+            out[...] = 0
         for column in self._columns:
             series = frame[column.name]
             if column.kind == "categorical":

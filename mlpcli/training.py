@@ -436,12 +436,11 @@ def evaluate_loss(
     Y = np.asarray(Y, dtype=net.dtype)
     P = np.empty((X.shape[0], net.architecture.n_outputs), dtype=net.dtype)
     total = 0.0
-    for start in range(0, X.shape[0], batch_size):
-        stop = start + batch_size
-        Z = net._logits(np.asarray(X[start:stop], dtype=net.dtype), False, None)
-        loss, _ = net.loss_fn(Y[start:stop], Z, net.output_activation)
+    for rows in net.inference_blocks(X.shape[0], batch_size):
+        Z = net._logits(np.asarray(X[rows], dtype=net.dtype), False, None)
+        loss, _ = net.loss_fn(Y[rows], Z, net.output_activation)
         total += loss * len(Z)
-        net.output_activation.forward(Z, out=P[start:stop])
+        net.output_activation.forward(Z, out=P[rows])
     return total / X.shape[0], P
 
 

@@ -210,3 +210,13 @@ def test_a_target_whose_spread_is_rounding_is_warned_about(tmp_path: Path) -> No
     )
     code, _, stderr = run("evaluate", model, data)
     assert code == 0 and "Note: R² is meaningless for target(s) 'y'" in stderr
+
+
+def test_the_id_sketch_kept_a_batch_at_a_time_is_the_sketch_of_every_id() -> None:
+    from mlpcli import overlap
+
+    ids = [f"s{i}" for i in range(3 * overlap.SKETCH_SIZE)] + ["s7", "s7"]  # repeats count once
+    every = sorted({overlap.id_hash(i) for i in ids})[: overlap.SKETCH_SIZE]
+    assert overlap.smallest_hashes(iter(ids), batch=999) == every
+    assert overlap.smallest_hashes(ids[:50]) == sorted({overlap.id_hash(i) for i in ids[:50]})
+    assert overlap.smallest_hashes([]) == []

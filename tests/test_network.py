@@ -405,6 +405,38 @@ def test_forward_in_batches_equals_forward_at_once(rng):
     np.testing.assert_array_equal(net.forward(X, batch_size=5), net.forward(X))
 
 
+def _scratch(net: MLP) -> int:
+    """Scratch arrays the layers hold (residual blocks included)."""
+    inner = [layer for outer in net.layers for layer in getattr(outer, "block", [])]
+    layers = [*net.layers, *inner]
+    return sum(len(layer._buffers._arrays) for layer in layers)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"batchnorm": True}, {"dropout": 0.3}, {"residual": True}],
+    ids=["plain", "batchnorm", "dropout", "residual"],
+)
+def test_a_pass_over_several_batches_lets_its_scratch_go_and_training_is_unchanged(
+    options: dict, rng: np.random.Generator
+) -> None:
+    """After a forward of several batches (train's metrics on every row) the layers hold no
+    scratch; one batch keeps it. Training on, the weights are those of a run that never let go."""
+    X, Y = rng.normal(size=(40, N_INPUTS)), np.eye(N_OUTPUTS)[rng.integers(0, N_OUTPUTS, 40)]
+    kept, released = (MLP(N_INPUTS, (6, 6), N_OUTPUTS, loss="ce", seed=2, **options) for _ in "ab")
+    for step in range(3):
+        for net in (kept, released):
+            net.loss_and_gradients(X[:16], Y[:16], rng=np.random.default_rng(step))
+            net.flat_params[...] -= 0.1 * net.flat_grads
+        single = released.forward(X[:5], batch_size=8)
+        assert _scratch(released) > 0
+        by_batch = np.concatenate([kept.forward(X[i : i + 8]) for i in range(0, 40, 8)])
+        np.testing.assert_array_equal(released.forward(X, batch_size=8), by_batch)
+        assert _scratch(released) == 0
+        np.testing.assert_array_equal(single, kept.forward(X[:5]))
+    np.testing.assert_array_equal(released.flat_params, kept.flat_params)
+
+
 def test_input_of_the_wrong_width_raises(rng):
     net = MLP(N_INPUTS, (5,), N_OUTPUTS, seed=0)
     with pytest.raises(ValueError, match=r"expected X of shape \(n, 4\), got \(3, 5\)"):

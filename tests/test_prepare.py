@@ -1,10 +1,18 @@
-"""prepare.py: the training rows read a column at a time instead of copied whole."""
+"""prepare.py: the training rows read a column at a time instead of copied whole, and the
+features written over the table's own numbers, bit for bit what a fresh encoding gives."""
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
+from mlpcli import config, prepare
+from mlpcli.data import read
 from mlpcli.prepare import RowsOf, rows_of
 
 
@@ -37,3 +45,87 @@ def test_numeric_ids_are_told_from_measurements_by_their_first_rows_or_all_of_th
     early.iloc[3] = np.inf
     assert not _is_numeric_id(early, "x")
     assert not _is_numeric_id(pd.Series(np.linspace(0, 1, n)), "sample_id")
+
+
+def _table_csv(path: Path, n: int = 90, seed: int = 3) -> Path:
+    """sample, five measurements (one with gaps), a two-level batch, a class and a quantity."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.standard_normal((n, 5)).round(4), columns=list("abcde"))
+    frame.loc[rng.random(n) < 0.2, "e"] = np.nan
+    frame.insert(0, "sample", [f"s{i:03d}" for i in range(n)])
+    frame["batch"] = np.where(rng.random(n) < 0.5, "b1", "b2")
+    frame["label"] = np.where(frame["a"] + frame["b"] > 0, "yes", "no")
+    frame["dose"] = (frame["a"] * 3 + rng.standard_normal(n)).round(3)
+    frame.to_csv(path, index=False)
+    return path
+
+
+#: Options -> whether the features fit in the table's numeric matrix (a, b, c, d, e, dose).
+OVERWRITE_CASES = {
+    "classes": ({"target": "label", "drop": ["batch"]}, True),
+    "numeric-target": ({"target": "dose", "drop": ["batch", "label"], "valid_fraction": 0.3}, True),
+    "categorical": ({"target": "label", "drop": ["d", "e"]}, True),
+    "one-column-too-many": ({"target": "label"}, False),
+    "indicators": ({"target": "label", "missing_indicators": True}, False),
+    "no-validation": ({"target": "label", "drop": ["batch"], "valid_fraction": 0.0}, True),
+    "valid-file": ({"target": "label", "drop": ["batch"], "valid_file": "VALID"}, True),
+}
+
+
+def _root(array: np.ndarray) -> np.ndarray:
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+@pytest.mark.parametrize("blocks", [True, False], ids=["blocks", "one-call"])
+@pytest.mark.parametrize("case", sorted(OVERWRITE_CASES))
+def test_features_written_over_the_table_are_those_of_a_fresh_encoding(
+    case: str, blocks: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read, "READ_IN_BLOCKS", blocks)
+    monkeypatch.setattr(prepare, "OVERWRITE_ROWS", 7)  # many row blocks
+    options, fits = OVERWRITE_CASES[case]
+    path = _table_csv(tmp_path / "t.csv")
+    if options.get("valid_file"):
+        options = {**options, "valid_file": str(_table_csv(tmp_path / "v.csv", 30, seed=4))}
+    settings = config.resolve({"id": ["sample"], "seed": 2, **options})
+    fresh = prepare.prepare_loaded(
+        prepare.load_table(str(path), settings), settings, np.random.default_rng(5)
+    )
+    over = prepare.prepare_data(str(path), settings, np.random.default_rng(5))
+    for name in ("X", "Y", "y_index", "X_val", "Y_val", "y_index_val", "sample_weight"):
+        a, b = getattr(fresh, name), getattr(over, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert a.dtype == b.dtype and a.shape == b.shape, name
+            assert a.tobytes() == b.tobytes(), name
+    pd.testing.assert_frame_equal(fresh.split, over.split)
+    assert over.X.flags.c_contiguous and fresh.X.base is None
+    # Written over the table: X (and X_val of a split) view the table's (rows, 6) matrix.
+    assert (_root(over.X).shape == (90, 6)) is fits
+    if fits and over.X_val is not None and not options.get("valid_file"):
+        assert _root(over.X_val) is _root(over.X)
+
+
+def test_features_written_over_a_cached_table_leave_the_cache_file_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlpcli.data import cache
+
+    before = cache.active_root()
+    cache.use(tmp_path / "cache")
+    try:
+        path = str(_table_csv(tmp_path / "t.csv"))
+        os.utime(path, (time.time() - 10, time.time() - 10))  # past the racy window: cached
+        settings = config.resolve({"target": "label", "id": ["sample"], "drop": ["batch"]})
+        runs = [prepare.prepare_data(path, settings, np.random.default_rng(5)) for _ in range(3)]
+    finally:
+        cache.use(before)
+    # The parsed table (building the entry), then its memory map twice: the copy-on-write map
+    # took the features, the file kept the numbers.
+    assert isinstance(_root(runs[2].X), np.memmap)
+    for run in runs[1:]:
+        assert run.X.tobytes() == runs[0].X.tobytes()
+        assert run.X_val is not None and runs[0].X_val is not None
+        assert run.X_val.tobytes() == runs[0].X_val.tobytes()

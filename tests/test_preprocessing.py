@@ -380,3 +380,14 @@ def test_frequency_state_with_counts_that_do_not_match_is_refused() -> None:
     meta["columns"][0]["counts"] = [1, 2]
     with pytest.raises(ModelFileError, match="do not match its column list"):
         Preprocessor.from_state(meta, arrays)
+
+
+def test_transform_into_a_used_array_equals_a_fresh_transform() -> None:
+    frame = pd.DataFrame(
+        {"x": [1.0, np.nan, 3.0, 4.0], "g": ["a", "b", None, "a"], "y": [0.5, 2.0, 2.0, 9.0]}
+    )
+    pre = Preprocessor(missing_indicators=True).fit(frame, ["x", "g", "y"], ["g"])
+    fresh = pre.transform(frame)
+    out = np.full_like(fresh, 7.0)  # what an earlier block left there
+    assert pre.transform(frame, out=out) is out
+    assert out.tobytes() == fresh.tobytes()

@@ -36,6 +36,15 @@ class Layer:
         self.grads: list[Array] = []
         self._buffers = BufferCache()
 
+    #: Attributes where forward keeps arrays of its batch for backward.
+    _saved: ClassVar[tuple[str, ...]] = ()
+
+    def release(self) -> None:
+        """Let go of the scratch arrays and of what the last forward kept for backward."""
+        self._buffers = BufferCache()
+        for name in self._saved:
+            setattr(self, name, None)
+
     def param_specs(self) -> list[tuple[str, tuple[int, ...]]]:
         """Names and shapes of this layer's trainable parameters, in order."""
         return []
@@ -54,6 +63,7 @@ class Dense(Layer):
     """Z = X W + b, with W of shape (k_in, k_out)."""
 
     kind = "dense"
+    _saved = ("_X",)
 
     def __init__(self, n_in: int, n_out: int, bias: bool = True, input_grad: bool = True) -> None:
         super().__init__()
@@ -101,6 +111,7 @@ class ActivationLayer(Layer):
     """
 
     kind = "activation"
+    _saved = ("_Z", "_A")
 
     def __init__(self, activation: Activation, inplace: bool = False) -> None:
         super().__init__()
@@ -131,6 +142,7 @@ class BatchNorm(Layer):
     """
 
     kind = "batchnorm"
+    _saved = ("_xhat", "_inv_std")
 
     def __init__(self, n: int, momentum: float = 0.9, eps: float = 1e-5) -> None:
         super().__init__()
@@ -199,6 +211,7 @@ class Dropout(Layer):
     """
 
     kind = "dropout"
+    _saved = ("_mask",)
 
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -232,6 +245,11 @@ class Residual(Layer):
     def __init__(self, block: list[Layer]) -> None:
         super().__init__()
         self.block = block
+
+    def release(self) -> None:
+        super().release()
+        for layer in self.block:
+            layer.release()
 
     def forward(self, X: Array, training: bool, rng: np.random.Generator | None) -> Array:
         out = X
