@@ -276,6 +276,31 @@ def test_step_hook_sees_every_step_before_its_forward_pass(n: int, batch: int, p
     assert trainer.state_dict()[0]["steps"] == 2 * per_epoch
 
 
+@pytest.mark.parametrize(("clip_norm", "every"), [(None, 2), (1e9, 1)])
+def test_gradient_norms_average_every_kth_batch_of_a_long_epoch(
+    clip_norm: float | None, every: int
+) -> None:
+    from mlpcli.training import NORM_SAMPLES
+
+    n_batches = 2 * NORM_SAMPLES + 1  # every 2nd batch's norms; --clip-norm needs every one
+    X, Y = _sine(n_batches)
+    net = MLP(1, (3,), 1, seed=0)
+    norms: list[list[float]] = []  # per batch, read before the next batch's forward pass
+    trainer = Trainer(
+        net,
+        optimizers.get("sgd", lr=0.01),
+        FitOptions(epochs=1, batch_size=1, monitor="train_loss", clip_norm=clip_norm),
+        np.random.default_rng(0),
+        step_hook=lambda step, total: norms.append(net.layer_grad_norms()) if step else None,
+    )
+    record = trainer.fit(X, Y).history[0]
+    norms.append(net.layer_grad_norms())
+    assert len(norms) == n_batches
+    np.testing.assert_allclose(record.grad_norms, np.mean(norms[::every], axis=0), rtol=1e-5)
+    other = norms[1::2] if every == 2 else norms[::2]
+    assert not np.allclose(record.grad_norms, np.mean(other, axis=0), rtol=1e-5)
+
+
 def test_plain_checkpoints_have_no_step_count() -> None:
     X, Y = _sine(20)
     trainer = _trainer(MLP(1, (3,), 1, seed=0), epochs=1, monitor="train_loss")
