@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from mlpcli import config, describe
+from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError
 from mlpcli.prepare import PreparedData
@@ -71,14 +72,14 @@ def is_auto(settings: Settings) -> bool:
     return settings.model.preset == NAME
 
 
-def candidate_settings(settings: Settings, name: str) -> Settings:
+def candidate_settings(settings: Settings, name: str, own_preprocessing: bool = False) -> Settings:
     """`settings` as preset `name` would have them: that preset's values, then every model
     and training option that differs from auto's defaults; the data and preprocessing stay
-    those of the prepared arrays."""
+    those of the prepared arrays (or, `own_preprocessing`, are the preset's too)."""
     defaults = config.resolve({"preset": NAME}, base=config.Settings())
-    chosen = config.resolve({"preset": name}, base=defaults)
-    sections = {}
-    for attr in ("model", "train"):
+    chosen = config.resolve({"preset": name}, base=config.Settings())
+    sections: dict[str, Any] = {"preprocess": settings.preprocess}
+    for attr in ("preprocess", "model", "train")[0 if own_preprocessing else 1 :]:
         mine, default = getattr(settings, attr), getattr(defaults, attr)
         changed = {
             f.name: getattr(mine, f.name)
@@ -86,24 +87,28 @@ def candidate_settings(settings: Settings, name: str) -> Settings:
             if f.name != "preset" and getattr(mine, f.name) != getattr(default, f.name)
         }
         sections[attr] = dataclasses.replace(getattr(chosen, attr), **changed)
-    return dataclasses.replace(
-        chosen, data=settings.data, preprocess=settings.preprocess, **sections
-    )
+    return dataclasses.replace(chosen, data=settings.data, **sections)
+
+
+def out_of_core_settings(settings: Settings) -> Settings:
+    """`auto` out of core: the lecture's MLP with its own preprocessing (the recipe and the
+    smooth clip have no out-of-core path), the options given still applied."""
+    return candidate_settings(settings, CANDIDATES[0], own_preprocessing=True)
 
 
 def fit(
     settings: Settings,
     prepared: PreparedData,
     rng: np.random.Generator,
+    fit_one: Callable[..., tuple[Any, FitResult]],
     callback: Callable[[EpochRecord], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[Any, AutoResult]:
-    """Train every candidate that applies and return the best on validation, with its
-    `AutoResult`. `rng` ends as the winner's copy left it."""
-    from mlpcli import fitting
-
-    kind = prepared.task.task
-    metric_name, metric, greater = fitting.epoch_metric(kind)
+    """Train every candidate that applies with `fit_one` (`fitting.fit_model`) and return
+    the best on validation, with its `AutoResult`. `rng` ends as the winner's copy left it."""
+    spec = tasks.get(prepared.task.task)
+    metric_name, greater = spec.metric(None).name, spec.metric(None).greater_is_better
+    metric = spec.epoch_score  # what the loop tracks every epoch (`fitting.epoch_metric`)
     scores: dict[str, float | None] = {}
     seconds: dict[str, float] = {}
     notes: dict[str, str] = {}
@@ -117,7 +122,7 @@ def fit(
         started = time.perf_counter()
         try:
             chosen = candidate_settings(settings, name)
-            net, result = fitting.fit_model(chosen, prepared, own, callback, should_stop)
+            net, result = fit_one(chosen, prepared, own, callback, should_stop)
         except UsageError as exc:  # the options do not apply to this candidate
             first_error = first_error or exc
             notes[name] = str(exc)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,10 +102,22 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-#: The preset of a run that names none. The options' own defaults are classic's (so model
-#: files from before presets read back as classic); `resolve` lays this preset over them.
-#: tests/conftest.py sets it to "classic" for the unit suite (README, "Development").
+#: The preset of a run that names none (unless $MLPCLI_PRESET names one). The options' own
+#: defaults are classic's (so model files from before presets read back as classic); `resolve`
+#: lays this preset over them. tests/conftest.py sets MLPCLI_PRESET=classic for the suite.
 DEFAULT_PRESET = "classic"
+PRESET_ENV = "MLPCLI_PRESET"
+
+
+def default_preset() -> str:
+    """$MLPCLI_PRESET if set (a lab-wide choice, e.g. classic), else `DEFAULT_PRESET`."""
+    name = os.environ.get(PRESET_ENV, "").strip() or DEFAULT_PRESET
+    if name not in PRESETS:
+        raise UsageError(
+            f"${PRESET_ENV}={name!r} is not a preset; choose one of: {', '.join(PRESETS)} "
+            "(or unset it)."
+        )
+    return name
 
 
 def parse_activation(name: str, value: Any) -> tuple[str, ...]:
@@ -362,7 +375,7 @@ class ModelConfig:
         "A set of defaults: classic (the lecture's MLP), realmlp_td (the quality recipe: "
         "robust scaling, periodic embeddings, 3 x 256 SELU/Mish, AdamW on a coslog4 schedule) "
         "or auto (trains both, keeps the better on the validation rows; see README). Options "
-        "you give override the preset's values.",
+        f"you give override the preset's values [default: {DEFAULT_PRESET}, or $MLPCLI_PRESET].",
         choice(tuple(PRESETS)),
         choices=tuple(PRESETS),
     )
@@ -668,7 +681,7 @@ def resolve(values: Mapping[str, Any], base: Settings | None = None, source: str
     given = {normalise_key(k): v for k, v in values.items() if v is not None}
     preset = given.get("preset")
     if base is None:  # the defaults: the options' own values under the default preset
-        base, preset = Settings(), preset or DEFAULT_PRESET
+        base, preset = Settings(), preset or default_preset()
     if preset is not None:
         name = fields["preset"][1].metadata["parse"]("preset", preset)
         if name != base.model.preset:

@@ -168,7 +168,7 @@ def fit_model(
     """Train on prepared arrays (with a fresh trainer, or a given one, e.g. resumed);
     `--preset auto` trains its candidates and returns the better (`auto.fit`)."""
     if trainer is None and auto.is_auto(settings):
-        return auto.fit(settings, prepared, rng, callback, should_stop)
+        return auto.fit(settings, prepared, rng, fit_model, callback, should_stop)
     trainer = trainer or make_trainer(settings, prepared, rng)
     with blas_threads(settings.train.threads):
         result = trainer.fit(

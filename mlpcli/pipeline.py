@@ -105,6 +105,9 @@ def train(
 
     placement = placement or parallel.Placement()
     ooc = outofcore.wanted(path, out_of_core, settings.data.sep)
+    if ooc and auto.is_auto(settings):
+        LOG.info("Out of core, --preset auto trains the lecture's MLP (--preset classic).")
+        settings = auto.out_of_core_settings(settings)
     members.check(settings, placement, out_of_core=ooc, checkpoint=bool(checkpoint or resume))
     rng = np.random.default_rng(settings.train.seed)
     if ooc:

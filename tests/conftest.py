@@ -56,6 +56,11 @@ def pytest_configure(config: pytest.Config) -> None:
     folder = tempfile.mkdtemp(prefix="mlpcli-test-cache-")
     config.stash[_CACHE_KEY] = (folder, os.environ.get("MLPCLI_CACHE_DIR"))
     os.environ["MLPCLI_CACHE_DIR"] = folder
+    # The suite's runs that name no preset train the lecture's MLP (--preset classic): the
+    # tests are about the tool, and `auto` would train the recipe too, minutes more. Tests of
+    # the default itself unset it (tests/test_auto.py).
+    config.stash[_PRESET_KEY] = os.environ.get("MLPCLI_PRESET")
+    os.environ["MLPCLI_PRESET"] = "classic"
 
 
 #: How a test module marks every one of its tests slow.
@@ -73,6 +78,11 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 def pytest_unconfigure(config: pytest.Config) -> None:
     folder, before = config.stash[_CACHE_KEY]
     shutil.rmtree(folder, ignore_errors=True)
+    preset = config.stash[_PRESET_KEY]
+    if preset is None:
+        os.environ.pop("MLPCLI_PRESET", None)
+    else:
+        os.environ["MLPCLI_PRESET"] = preset
     if before is None:
         os.environ.pop("MLPCLI_CACHE_DIR", None)
     else:
@@ -80,6 +90,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _CACHE_KEY = pytest.StashKey[tuple[str, "str | None"]]()
+_PRESET_KEY = pytest.StashKey["str | None"]()
 
 
 def _command_built_once(app: Any) -> Any:

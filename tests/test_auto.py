@@ -140,6 +140,7 @@ def test_checkpoints_need_one_network(tmp_path: Path) -> None:
 def test_the_default_preset_is_laid_over_the_options_own_defaults(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("MLPCLI_PRESET")  # tests/conftest.py pins classic for the suite
     monkeypatch.setattr(config, "DEFAULT_PRESET", "auto")
     s = config.resolve({"epochs": 9})
     assert (s.model.preset, s.preprocess.scale, s.preprocess.clip, s.train.epochs) == (
@@ -160,3 +161,20 @@ def test_above_the_row_limit_only_classic_trains(monkeypatch: pytest.MonkeyPatch
     choice = _train(_table(), preset="auto", **TINY).metadata["auto"]
     assert choice["chosen"] == "classic" and choice["scores"]["realmlp_td"] is None
     assert "left out above 50 training rows" in choice["notes"]["realmlp_td"]
+
+
+def test_mlpcli_preset_names_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLPCLI_PRESET", "realmlp_td")
+    assert config.resolve({}).model.preset == "realmlp_td"
+    assert config.resolve({"preset": "auto"}).model.preset == "auto"  # a flag wins
+    monkeypatch.setenv("MLPCLI_PRESET", "fancy")
+    with pytest.raises(UsageError, match=r"\$MLPCLI_PRESET='fancy' is not a preset"):
+        config.resolve({})
+
+
+def test_out_of_core_auto_is_classic_with_its_own_preprocessing() -> None:
+    s = config.resolve({"preset": "auto", "epochs": 5, "impute": "mean"})
+    classic = auto.out_of_core_settings(s)
+    assert classic.model.preset == "classic" and classic.train.epochs == 5
+    assert (classic.preprocess.scale, classic.preprocess.clip) == ("standard", "none")
+    assert classic.preprocess.impute == "mean"  # a given option still applies

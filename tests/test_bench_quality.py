@@ -68,11 +68,11 @@ def test_report_lists_tables_ratios_times_and_skips(quality) -> None:
             "hgb": {"a": [0.09], "b": [0.99]},
             "mlpcli": {"a": [0.19, 0.19], "b": [0.99, 0.99]},
         },
-        seconds={"hgb": 1.5, "mlpcli": 3.0},
+        seconds={"hgb": {"a": 1.0, "b": 0.5}, "mlpcli": {"a": 2.0, "b": 1.0, "c": 9.0}},
         skipped={"realmlp-td": "pytabkit not installed"},
     )
     text = quality.report(results, ["a", "b"], [0, 1], 1, ["--tables", "a,b"])
-    assert "| a | 0.0900 | 0.1900 |" in text
+    assert "| a | 0.0900 (1) | 0.1900 |" in text  # hgb has one of the two seeds
     hgb, mlpcli = math.sqrt(0.1), math.sqrt(0.2)
     assert f"| hgb | {hgb:.4f} | 1.000 | 1.5 |" in text
     assert f"| mlpcli | {mlpcli:.4f} | {mlpcli / hgb:.3f} | 3.0 |" in text
@@ -87,4 +87,24 @@ def test_stored_results_are_reused_not_rerun(quality, tmp_path, monkeypatch) -> 
     monkeypatch.setattr(quality, "load", lambda table: pytest.fail("a stored run was re-run"))
     results = quality.run(["pima"], [0], ["hgb"], 1, store)
     assert results.errors["hgb"] == {"pima": [0.25]}
-    assert results.seconds["hgb"] == 1.5
+    assert results.seconds["hgb"] == {"pima": 1.5}
+
+
+def test_derived_auto_takes_the_better_validation_candidate_by_hand(quality) -> None:
+    """Seed 0: the recipe validates better (0.9 > 0.8), its test error 0.10 counts; seed 1: a
+    tie (0.7 each) keeps the first candidate (classic, 0.30); seed 2 lacks a validation score
+    and is left out. Time: both candidates' seconds."""
+    classic, recipe = quality.DERIVED["mlpcli-auto-derived"].candidates
+    rows = {
+        (classic, "t", 0): {"error": 0.20, "seconds": 1.0, "accuracy": 0.8},
+        (recipe, "t", 0): {"error": 0.10, "seconds": 4.0, "accuracy": 0.9},
+        (classic, "t", 1): {"error": 0.30, "seconds": 1.0, "r2": 0.7},
+        (recipe, "t", 1): {"error": 0.05, "seconds": 4.0, "r2": 0.7},
+        (classic, "t", 2): {"error": 0.30, "seconds": 1.0},
+        (recipe, "t", 2): {"error": 0.05, "seconds": 4.0, "accuracy": 0.9},
+    }
+    results = quality.Results(rows=rows)
+    quality.derive(results, "mlpcli-auto-derived", ["t"], [0, 1, 2])
+    assert results.errors["mlpcli-auto-derived"] == {"t": [0.10, 0.30]}
+    assert results.seconds["mlpcli-auto-derived"] == {"t": 10.0}
+    assert results.wins["mlpcli-auto-derived"] == {"t": [recipe, classic]}
