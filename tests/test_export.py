@@ -67,6 +67,7 @@ def train(task: str, **options: object) -> tuple[trained.TrainedModel, pd.DataFr
     values = {"target": targets, "drop": others, "task": task_name, "epochs": 3, **options}
     values.setdefault("threads", 1)  # one BLAS thread: 6x faster than two on a loaded machine
     values.setdefault("hidden", "16,8")
+    values.setdefault("preset", "classic")  # the lecture's MLP, whatever the default preset
     outcome = pipeline.train_frame(frame, resolve(values))
     model = trained.trained_from_contents(outcome.metadata, outcome.arrays)
     return model, frame
