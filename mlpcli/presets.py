@@ -17,7 +17,7 @@ from mlpcli import task as tasks
 from mlpcli.config import ModelConfig, Settings, TrainConfig
 from mlpcli.errors import UsageError
 from mlpcli.nn.recipe import PRESETS as RECIPES
-from mlpcli.nn.recipe import RecipeConfig, RecipeNet, preset
+from mlpcli.nn.recipe import RecipeConfig, RecipeNet, preset, resolve_member_batches
 from mlpcli.option_parsers import flag
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ def make_recipe_trainer(
     to which the recipe adds its epochs, batch size and ties to the later epoch."""
     from mlpcli.training import recipe_trainer
 
-    config = recipe_config(settings, task)
+    config = resolve_member_batches(recipe_config(settings, task), len(X))
     net = RecipeNet(
         X.shape[1],
         Y.shape[1],

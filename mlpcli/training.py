@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from mlpcli.errors import DivergenceError, UsageError
 from mlpcli.nn.network import MLP
-from mlpcli.nn.recipe import RecipeConfig, RecipeNet
+from mlpcli.nn.recipe import RecipeConfig, RecipeNet, resolve_member_batches
 
 Array = NDArray[np.floating]
 Metric = Callable[[np.ndarray, np.ndarray], float]
@@ -579,10 +579,10 @@ def fit_recipe(
     under the training loss' tie rule. `numeric` lists the numeric input columns (embedded);
     None embeds all.
     """
-    config = config or RecipeConfig()
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     X = np.asarray(X)
     Y = np.asarray(Y)
+    config = resolve_member_batches(config or RecipeConfig(), len(X))
     net = RecipeNet(X.shape[1], Y.shape[1], loss, config, numeric, dtype, seed=rng)
     net.initialise(X)
     has_val = X_val is not None and Y_val is not None and len(X_val) > 0

@@ -25,7 +25,14 @@ from mlpcli.nn.batched import (
     PeriodicEmbedding,
     PiecewiseLinearEncoding,
 )
-from mlpcli.nn.recipe import EMBEDDINGS, PRESETS, RecipeConfig, RecipeNet, preset
+from mlpcli.nn.recipe import (
+    EMBEDDINGS,
+    PRESETS,
+    RecipeConfig,
+    RecipeNet,
+    preset,
+    resolve_member_batches,
+)
 
 K, N, D = 2, 7, 3
 
@@ -179,6 +186,18 @@ def test_disjoint_member_batches_give_each_member_its_own_rows(rng: np.random.Ge
         _net("ce", 3, member_batches="overlapping")
     split = _net("ce", 3, n_members=n_members, member_batches="split")
     assert split.trainer_batch_size() == split.config.batch_size
+
+
+def test_auto_member_batches_split_only_tables_that_fill_k_batches() -> None:
+    auto = RecipeConfig(n_members=5, batch_size=256, member_batches="auto")
+    assert resolve_member_batches(auto, 5 * 256).member_batches == "split"
+    assert resolve_member_batches(auto, 5 * 256 - 1).member_batches == "shared"
+    one = replace(auto, n_members=1)
+    assert resolve_member_batches(one, 10**6).member_batches == "shared"
+    given = replace(auto, member_batches="disjoint")
+    assert resolve_member_batches(given, 10).member_batches == "disjoint"
+    with pytest.raises(UsageError, match="member batches"):
+        RecipeNet(3, 2, "ce", auto)  # resolved with the training rows before a net is built
 
 
 def test_members_differ_and_seeds_are_deterministic() -> None:

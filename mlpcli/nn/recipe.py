@@ -120,7 +120,9 @@ class RecipeConfig:
     #: Which rows each member trains on per step (a key of MEMBER_BATCHES): "shared", every
     #: member the whole batch (TabM); "disjoint", each member its own batch_size rows of a
     #: K x batch_size batch; "split", each its own batch_size / K rows of the batch. Both of
-    #: the latter cost about one member's FLOPs per epoch.
+    #: the latter cost about one member's FLOPs per epoch. "auto" (`resolve_member_batches`,
+    #: before the network is built): "split" where the training rows fill K batches at least,
+    #: else "shared" (on a small table a member's share of the batch is too few rows).
     member_batches: str = "shared"
     #: Rows of training data the data-dependent initialisation looks at (a random sample).
     init_rows: int = 4096
@@ -194,6 +196,16 @@ MEMBER_BATCHES: dict[str, Callable[[int, int], int]] = {
     "disjoint": lambda batch_size, n_members: batch_size * n_members,
     "split": lambda batch_size, n_members: batch_size,
 }
+
+
+def resolve_member_batches(config: RecipeConfig, n_rows: int) -> RecipeConfig:
+    """`member_batches="auto"` made concrete for `n_rows` training rows: "split" where they
+    fill K batches (each member then sees batch_size / K rows per step), else "shared"."""
+    if config.member_batches != "auto":
+        return config
+    large = config.n_members > 1 and n_rows >= config.n_members * config.batch_size
+    return replace(config, member_batches="split" if large else "shared")
+
 
 #: ensemble kind -> the dense layer of the hidden blocks (the output layer is always `dense`).
 ENSEMBLE_KINDS: dict[str, type[MemberDense]] = {"packed": MemberDense, "batch": BatchEnsembleDense}
