@@ -347,8 +347,16 @@ def test_every_recipe_network(task: str, embedding: str, members: str) -> None:
         ("binary", {"calibrate": True, "threshold": "auto"}),
         ("multiclass", {"calibrate": True, "dtype": "float64"}),
         ("regression", {"activation": "gelu", "ensemble": 2, "ensemble_kind": "batch"}),
+        ("multiclass", {"ensemble": 3, "bag": True}),
     ],
-    ids=["multilabel", "multi-output", "binary-calibrated-threshold", "float64-calibrated", "gelu"],
+    ids=[
+        "multilabel",
+        "multi-output",
+        "binary-calibrated-threshold",
+        "float64-calibrated",
+        "gelu",
+        "bagged",
+    ],
 )
 def test_recipe_tasks_calibration_and_threshold(task: str, options: dict[str, object]) -> None:
     """The recipe's other tasks, a folded temperature, a stored threshold, float64 and a
@@ -437,3 +445,20 @@ def test_recipe_without_numeric_columns() -> None:
     model = trained.trained_from_contents(outcome.metadata, outcome.arrays)
     assert kinds(model)[:2] == ["pbld", "cat_embedding"]
     assert_parity(model, frame)
+
+
+@pytest.mark.slow
+def test_ensemble_groups_model(runner: object, tmp_path: Path) -> None:
+    """`--ensemble-groups` stacks its groups into one K-member model file: it exports as one
+    (about 1.3 s of CPU: two trainings through the executor)."""
+    from mlpcli.cli import app
+
+    model = tmp_path / "model.npz"
+    args = ["train", str(EXPRESSION), "--target", "subtype", "--id", "sample_id", "-q"]
+    recipe = ["--preset", "realmlp_td", "--hidden", "8", "--epochs", "2", "--ensemble", "4"]
+    groups = ["--ensemble-groups", "2", "--n-jobs", "1", "--out", str(model)]
+    done = runner.invoke(app, [*args, *recipe, *groups])  # type: ignore[attr-defined]
+    assert done.exit_code == 0, done.output
+    loaded = trained.load_trained(model)
+    assert len(loaded.metadata["training"]["groups"]) == 2
+    assert_parity(loaded, _read(EXPRESSION, ["sample_id"]))
