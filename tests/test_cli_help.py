@@ -164,9 +164,13 @@ def test_a_changed_module_picks_another_help_file(
     monkeypatch.setattr(helpcache, "_sources", lambda: [*real(), "mlpcli/config.py:1:2"])
     assert helpcache.fingerprint() != first
     kept("inspect")
-    assert [p.name for p in tmp_path.glob("mlpcli-help-*.json")] == [
-        f"mlpcli-help-{helpcache.fingerprint()}.json"
-    ]
+    assert len(list(tmp_path.glob("mlpcli-help-*.json"))) == 2
+    for i in range(helpcache.KEEP + 2):  # KEEP fingerprints at most, the newest
+        monkeypatch.setattr(helpcache, "_sources", lambda i=i: [*real(), f"x.py:{i}:0"])
+        kept("inspect")
+    names = {p.name for p in tmp_path.glob("mlpcli-help-*.json")}
+    assert len(names) == helpcache.KEEP
+    assert f"mlpcli-help-{helpcache.fingerprint()}.json" in names
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ the interpreter or the locale does. So the first `--help` of each command builds
 through Typer as before and keeps it; later ones read it back. The file's name is a
 fingerprint of everything the help is made from: every module of mlpcli and Typer's own
 (path, size and modification time, as Python checks its .pyc files), the interpreter's
-version and the locale; a change to any of them picks another file (old ones are removed).
+version and the locale; a change to any of them picks another file (the oldest are removed).
 A file that cannot be read, is too large or does not hold a document that draws is ignored
 and rebuilt, never trusted. Nothing is written where Python writes no bytecode either
 (`PYTHONDONTWRITEBYTECODE`, `-B`) or where the folder is not writable.
@@ -26,6 +26,8 @@ HELP_FLAGS = ("--help", "-h")
 #: A help file above this is not read (train's document is about 40 KB).
 MAX_BYTES = 4 << 20
 PREFIX = "mlpcli-help-"
+#: Help files kept at most (one per fingerprint); the oldest go first.
+KEEP = 8
 #: os.path rather than pathlib here: importing pathlib would be a fifth of `--help`'s imports.
 FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -87,8 +89,8 @@ def _read(path: str) -> dict[str, Any]:
 
 
 def _write(path: str, docs: dict[str, Any]) -> None:
-    """Atomically, replacing the files of other fingerprints; silently not at all where
-    Python writes no bytecode or cannot write."""
+    """Atomically, keeping the `KEEP` newest files (of other fingerprints: an edited checkout,
+    another locale); silently not at all where Python writes no bytecode or cannot write."""
     if sys.dont_write_bytecode:
         return
     folder, name = os.path.split(path)
@@ -98,9 +100,10 @@ def _write(path: str, docs: dict[str, Any]) -> None:
         with open(staged, "w", encoding="utf-8") as fh:
             json.dump(docs, fh)
         os.replace(staged, path)
-        for old in os.listdir(folder):
-            if old.startswith(PREFIX) and old.endswith(".json") and old != name:
-                os.unlink(os.path.join(folder, old))
+        others = [os.path.join(folder, f) for f in os.listdir(folder) if f.startswith(PREFIX)]
+        others = sorted((f for f in others if f != path), key=os.path.getmtime)
+        for old in others[: max(len(others) - (KEEP - 1), 0)]:
+            os.unlink(old)
     except OSError:
         if os.path.exists(staged):
             os.unlink(staged)
