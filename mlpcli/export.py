@@ -269,13 +269,18 @@ def _residual(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
     return g.op("Add", out, x)
 
 
-#: Layer kind -> builder of its inference nodes.
+def _identity(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
+    return x  # dropout, at inference
+
+
+#: f(graph, layer, input, dtype) -> the layer's output, in inference mode.
 LayerBuilder = Callable[[_Graph, Any, str, np.dtype], str]
+#: Layer kind (`nn.layers`) -> builder of its inference nodes.
 LAYERS: dict[str, LayerBuilder] = {
     "dense": _dense,
     "batchnorm": _batchnorm,
     "activation": _activation,
-    "dropout": lambda g, layer, x, dtype: x,  # the identity at inference
+    "dropout": _identity,
     "residual": _residual,
 }
 
@@ -292,34 +297,38 @@ def _classic_network(g: _Graph, model: TrainedModel, x: str) -> tuple[str, str |
 # --------------------------------------------------------------------------- the recipe's layers
 # Each takes and gives (K, N, k) tensors, member axis first, with the layer's own (K, ...)
 # arrays as constants, as the layer of `nn.batched` computes them in inference mode.
-def _members(array: np.ndarray) -> np.ndarray:
+def _per_member(array: np.ndarray) -> np.ndarray:
     """A per-member (K, k) row as (K, 1, k), to broadcast over the rows."""
     return array[:, None, :]
 
 
+def _gained(layer: Any) -> np.ndarray:
+    """g W, the NTK gain folded into the weights, formed as the dense layers form it."""
+    W: np.ndarray = layer.params[0]
+    return W if layer.gain == 1.0 else np.multiply(W, layer.gain)
+
+
 def _member_dense(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
-    # Z = X (g W) + b: the NTK gain g goes into the weights, as MemberDense forms g W itself.
-    W, b = layer.params
-    gained = W if layer.gain == 1.0 else np.multiply(W, layer.gain)
-    return g.op("Add", g.op("MatMul", x, g.const(gained)), g.const(_members(b)))
+    # Z = X (g W) + b
+    b = layer.params[1]
+    return g.op("Add", g.op("MatMul", x, g.const(_gained(layer))), g.const(_per_member(b)))
 
 
 def _batch_ensemble_dense(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
     # Z_k = ((X_k * r_k) (g W)) * s_k + b_k, one shared W for every member.
-    W, r, s, b = layer.params
-    gained = W if layer.gain == 1.0 else np.multiply(W, layer.gain)
-    shared = g.op("MatMul", g.op("Mul", x, g.const(_members(r))), g.const(gained))
-    return g.op("Add", g.op("Mul", shared, g.const(_members(s))), g.const(_members(b)))
+    _, r, s, b = layer.params
+    shared = g.op("MatMul", g.op("Mul", x, g.const(_per_member(r))), g.const(_gained(layer)))
+    return g.op("Add", g.op("Mul", shared, g.const(_per_member(s))), g.const(_per_member(b)))
 
 
 def _feature_scale(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
-    return g.op("Mul", x, g.const(_members(layer.params[0])))
+    return g.op("Mul", x, g.const(_per_member(layer.params[0])))
 
 
 def _parametric_activation(g: _Graph, layer: Any, x: str, dtype: np.dtype) -> str:
     # Y = X + alpha (f(X) - X), alpha per member and unit.
-    f = ACTIVATIONS[layer.activation.name](g, x, dtype, layer.activation)
-    mixed = g.op("Mul", g.op("Sub", f, x), g.const(_members(layer.params[0])))
+    f = _activation(g, layer, x, dtype)
+    mixed = g.op("Mul", g.op("Sub", f, x), g.const(_per_member(layer.params[0])))
     return g.op("Add", mixed, x)
 
 
@@ -376,7 +385,7 @@ RECIPE_LAYERS: dict[str, LayerBuilder] = {
     "be_dense": _batch_ensemble_dense,
     "scale": _feature_scale,
     "act": _parametric_activation,
-    "dropout": lambda g, layer, x, dtype: x,  # the identity at inference
+    "dropout": _identity,
     "pbld": _periodic,
     "ple": _piecewise_linear,
     "cat_embedding": _categorical_embedding,
