@@ -1,7 +1,9 @@
-"""Issue 16's input/output targets, side by side in fresh processes: CSV reading (blocks on two
-threads against the one pandas call of the start of the issue), the table cache (second load
-against the first), and the whole `train` command against the scikit-learn script a user would
-write. Interleaved A B A B; CPU seconds beside wall seconds, since the machine is shared.
+"""Issue 16's input/output targets, side by side in fresh processes: CSV reading (`read_table`
+as it reads by default, and through pyarrow, against the one pandas call of the start of the
+issue), the table cache (second load against the first), the whole `train` command against the
+scikit-learn script a user would write, and where `predict`'s time goes per row. Interleaved
+A B A B; CPU seconds beside wall seconds, since the machine is shared. Processes run as in a
+user's shell, with .pyc files (`USER_ENV`), and mlpcli is compiled once before timing.
 
     python bench/iobench.py /tmp/mlpcli-bench/train_1M.csv /tmp/mlpcli-bench/train_100k.csv
 
@@ -32,6 +34,10 @@ t0, c0 = time.perf_counter(), time.process_time()
 if how == "whole":  # one pandas call: the reader at the start of issue 16
     frame = read._parse_table(path, None, ".", None, False, None, text_columns=["sample"],
                               in_blocks=False).frame
+elif how == "arrow":  # pyarrow's reader (data/arrow.py), off by default
+    from mlpcli.data import arrow
+    arrow.READ_CSV = True
+    frame = read_table(path, text_columns=["sample"]).frame
 else:
     cache.use(root if how == "cached" else None)
     frame = read_table(path, text_columns=["sample"]).frame
@@ -66,8 +72,61 @@ TRAIN_FLAGS = [
 ]
 
 
+#: Where `predict`'s CPU goes per row, in one process on the main-case model: the chunked
+#: parse, the preprocessing, the network, and the prediction table with its CSV text.
+PHASES = """
+import json, sys, time
+import numpy as np
+from mlpcli import predicting, trained
+from mlpcli.data import write
+model = trained.load_trained(sys.argv[1])
+cpu = {"parse": 0.0, "preprocess": 0.0, "forward": 0.0, "table": 0.0, "csv": 0.0}
+n = 0
+clock = time.process_time
+with predicting.open_chunks(model, sys.argv[2], None, text_columns=["sample"],
+                            checksum=False) as table:
+    chunks = iter(table)
+    while True:
+        t0 = clock()
+        chunk = next(chunks, None)
+        cpu["parse"] += clock() - t0
+        if chunk is None:
+            break
+        t0 = clock()
+        X = model.transform(chunk)
+        t1 = clock()
+        with trained.one_blas_thread():
+            for start, rows, block in trained._padded_blocks(X):
+                model.net.forward(block, batch_size=trained.FORWARD_BLOCK)
+        t2 = clock()
+        frame = predicting.prediction_frame(model, chunk, ["sample"])
+        t3 = clock()
+        write.csv_text(frame)
+        t4 = clock()
+        cpu["preprocess"] += t1 - t0
+        cpu["forward"] += t2 - t1
+        cpu["table"] += (t3 - t2) - (t2 - t0)  # prediction_frame runs both again
+        cpu["csv"] += t4 - t3
+        n += len(chunk)
+print(json.dumps({"rows": n, **{k: v / n * 1e6 for k, v in cpu.items()}}))
+"""
+
+#: The environment of a user's shell: Python writes and reuses .pyc files (this sandbox sets
+#: PYTHONDONTWRITEBYTECODE, which would make every mlpcli process compile its sources).
+USER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def load() -> str:
     return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def compile_mlpcli() -> None:
+    """The .pyc files an installed mlpcli has (pip compiles at install; editable installs do
+    not), written once so that no timed process compiles."""
+    import mlpcli
+
+    package = str(Path(mlpcli.__file__).parent)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", package], env=USER_ENV, check=False)
 
 
 def timed(cmd: list[str]) -> dict[str, Any]:
@@ -77,7 +136,7 @@ def timed(cmd: list[str]) -> dict[str, Any]:
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=USER_ENV)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -97,12 +156,13 @@ def median(runs: list[dict[str, Any]], key: str) -> float:
 
 def measure(big: Path, main: Path | None, rounds: int = 2) -> dict[str, Any]:
     figures: dict[str, Any] = {"load_before": load()}
+    compile_mlpcli()
     root = Path(tempfile.mkdtemp(prefix="mlpcli-bench-cache-"))
     try:
-        whole, blocks = [], []
+        whole, blocks, arrow = [], [], []
         for r in range(rounds):
-            pair = [("whole", whole), ("blocks", blocks)]
-            for how, runs in pair if r % 2 == 0 else pair[::-1]:
+            trio = [("whole", whole), ("blocks", blocks), ("arrow", arrow)]
+            for how, runs in trio if r % 2 == 0 else trio[::-1]:
                 runs.append(read_once(big, how, root))
         first = read_once(big, "cached", root)  # parses and stores
         again = [read_once(big, "cached", root) for _ in range(rounds)]
@@ -114,6 +174,10 @@ def measure(big: Path, main: Path | None, rounds: int = 2) -> dict[str, Any]:
             "blocks_wall": median(blocks, "wall"),
             "blocks_cpu": median(blocks, "cpu"),
             "blocks_peak": max(r["peak"] for r in blocks),
+            "arrow_wall": median(arrow, "wall"),
+            "arrow_cpu": median(arrow, "cpu"),
+            "arrow_peak": max(r["peak"] for r in arrow),
+            "same": len({r["sum"] for r in whole + blocks + arrow}) == 1,
         }
         figures["cache"] = {
             "file": big.name,
@@ -149,6 +213,9 @@ def whole_train(csv: Path, rounds: int) -> dict[str, Any] | None:
             ]  # fmt: skip
             for runs, cmd in cmds if r % 2 == 0 else cmds[::-1]:
                 runs.append(timed(cmd))
+        phases = timed([sys.executable, "-c", PHASES, str(out / "m.npz"), str(csv)])
+        stages = timed([sys.executable, str(HERE / "phases.py"), str(csv), str(out / "p.npz"),
+                        *TRAIN_FLAGS, "--threads", "2"])  # fmt: skip
     finally:
         shutil.rmtree(out, ignore_errors=True)
     ratios = [a["wall"] / b["wall"] for a, b in zip(ours, theirs, strict=True)]
@@ -160,7 +227,17 @@ def whole_train(csv: Path, rounds: int) -> dict[str, Any] | None:
         "sklearn_cpu": median(theirs, "cpu"),
         "ratio": statistics.median(ratios),
         "cpu_ratio": median(ours, "cpu") / median(theirs, "cpu"),
+        "predict_us_per_row": json.loads(phases["stdout"].strip().splitlines()[-1]),
+        "train_stages": _stages(json.loads(stages["stdout"].strip().splitlines()[-1])),
     }
+
+
+def _stages(report: dict[str, Any]) -> dict[str, float]:
+    """Seconds of `train` by stage (bench/phases.py), the small ones together."""
+    found = {"imports": report["import_seconds"]}
+    for name, stage in report["stages"].items():
+        found[name] = stage["exclusive"]
+    return {"total": report["total_seconds"], **found}
 
 
 if __name__ == "__main__":

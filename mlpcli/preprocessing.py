@@ -479,7 +479,10 @@ class Preprocessor:
             out = np.zeros((n_samples, self.n_features_out), dtype=dtype)
         else:
             out[...] = 0
+        done = self._transform_numeric_block(frame, out)
         for column in self._columns:
+            if column.kind == "numeric" and done:
+                continue
             series = frame[column.name]
             if column.kind == "categorical":
                 self._transform_categorical(series, column, out)
@@ -488,6 +491,38 @@ class Preprocessor:
             else:
                 self._transform_numeric(series, column, out)
         return out
+
+    def _transform_numeric_block(self, frame: pd.DataFrame, out: NDArray[Any]) -> bool:
+        """Every numeric column at once: `_transform_numeric`'s float64 steps on one (n, k)
+        matrix, so the same bits (basic IEEE operations are exact whatever the layout) for a
+        dozen ufunc calls instead of a dozen per column (predict, 100 columns: 1.1 s a 100,000
+        rows before, at load 17). False, with nothing written, when a column needs the
+        column-by-column path: not plain numbers, an infinite value (its message names the
+        column), or --log1p (log1p's SIMD and scalar loops may round differently)."""
+        columns = [c for c in self._columns if c.kind == "numeric"]
+        if not columns or self.log1p:
+            return False
+        names = [c.name for c in columns]
+        dtypes = frame.dtypes[names] if frame.columns.is_unique else []
+        if len(dtypes) != len(names) or not all(
+            isinstance(d, np.dtype) and d.kind in "fiu" for d in dtypes
+        ):
+            return False
+        X = frame[names].to_numpy(dtype=np.float64, copy=True)
+        if np.isinf(X).any():
+            return False
+        index = np.asarray([c.numeric_index for c in columns])
+        missing = np.isnan(X)
+        np.copyto(X, self.impute_values_[index], where=missing)
+        X -= self.centers_[index]
+        X /= self.scales_[index]
+        if self.clip != "none":
+            X = self._clipper(X)
+        out[:, [c.offset for c in columns]] = X
+        flagged = [j for j, c in enumerate(columns) if c.indicator]
+        if flagged:
+            out[:, [columns[j].offset + 1 for j in flagged]] = missing[:, flagged]
+        return True
 
     def _transform_numeric(self, series: pd.Series, column: _Column, out: NDArray[Any]) -> None:
         x = numeric_values(series, column.name)

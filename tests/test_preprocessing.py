@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -391,3 +392,45 @@ def test_transform_into_a_used_array_equals_a_fresh_transform() -> None:
     out = np.full_like(fresh, 7.0)  # what an earlier block left there
     assert pre.transform(frame, out=out) is out
     assert out.tobytes() == fresh.tobytes()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"impute": "mean", "missing_indicators": True},
+        {"impute": "constant", "fill_value": -7.0, "scale": "robust", "clip": "smooth"},
+        {"scale": "minmax"},
+        {"log1p": True, "scale": "none"},  # column by column: log1p's loops may round otherwise
+    ],
+    ids=["default", "mean-indicators", "constant-robust-smooth", "minmax", "log1p"],
+)
+def test_numeric_columns_at_once_give_the_bits_of_column_by_column(
+    options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(4)
+    n = 500
+    frame = pd.DataFrame(
+        {
+            "a": rng.standard_normal(n).astype(np.float32) * 1e3,
+            "kind": rng.choice(["p", "q", "r"], n),
+            "b": np.abs(rng.standard_normal(n)),
+            "count": rng.integers(0, 40, n),
+            "c": rng.lognormal(size=n).astype(np.float32),
+        }
+    )
+    for name in ("a", "b", "c"):
+        frame.loc[rng.random(n) < 0.1, name] = np.nan
+    if options.get("log1p"):
+        frame["a"] = frame["a"].abs()
+    pre = Preprocessor(**options).fit(frame.iloc[:400], ["a", "kind", "b", "count", "c"], ["kind"])
+    at_once = pre.transform(frame)
+    monkeypatch.setattr(Preprocessor, "_transform_numeric_block", lambda *a: False)
+    assert at_once.tobytes() == pre.transform(frame).tobytes()
+
+
+def test_an_infinite_value_is_still_named_with_its_column() -> None:
+    train = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 4.0]})
+    pre = Preprocessor().fit(train, ["x", "y"])
+    with pytest.raises(DataError, match="'y' holds an infinite value"):
+        pre.transform(pd.DataFrame({"x": [1.0, 2.0], "y": [np.inf, 1.0]}))

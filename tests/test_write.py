@@ -104,3 +104,16 @@ def test_table_writer_leaves_no_file_when_the_block_fails(tmp_path: Path) -> Non
         raise RuntimeError("a later chunk is bad")
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_text_columns_without_cells_to_quote_give_the_same_text(fast_path: bool) -> None:
+    frame = pd.DataFrame(
+        {
+            "sample": pd.array(["s1", None, "s3", "é ü", ""], dtype="str"),
+            "prediction": np.array(["c0", "c1", "c0", "c2", "c1"], dtype=object),
+            "mixed": np.array([1, "a", None, 2.5, "b"], dtype=object),
+            "flag": [True, False, True, False, True],
+            "p": np.array([0.25, 1.0, 3e-7, np.nan, 0.5], dtype=np.float32),
+        }
+    )
+    assert write.csv_text(frame) == frame.to_csv(index=False, lineterminator="\n")

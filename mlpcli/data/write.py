@@ -146,6 +146,20 @@ def _arrow_body(frame: pd.DataFrame, sep: str) -> str | None:
 
 def _arrow_cells(column: pd.Series, sep: str, pa: Any, pc: Any) -> Any:
     """A column's cells as a pyarrow string array, the characters `_cells` gives."""
+    import pandas as pd
+
+    if isinstance(column.dtype, pd.StringDtype) or column.dtype == object:
+        try:
+            text = pa.array(column.array, from_pandas=True)  # pandas' str: no copy
+        except (pa.ArrowException, TypeError, ValueError):
+            text = None
+        if text is not None and (
+            pa.types.is_string(text.type) or pa.types.is_large_string(text.type)
+        ):
+            text = pc.fill_null(text.cast(pa.string()), "")
+            if not pc.any(pc.match_substring_regex(text, _SPECIAL.format(re.escape(sep)))).as_py():
+                return text  # nothing to quote: the strings as they are
+        return pa.array(_cells(column, sep), pa.string())
     values = column.to_numpy()
     same = ARROW_SAME_TEXT.get(values.dtype)
     if same is not None:
@@ -164,6 +178,10 @@ def _arrow_cells(column: pd.Series, sep: str, pa: Any, pc: Any) -> Any:
     return pa.array(_cells(column, sep), pa.string())
 
 
+#: Cells holding one of these are quoted (the separator goes between the brackets).
+_SPECIAL = '[{}"\r\n]'
+
+
 def _quoted(strings: NDArray[np.object_], sep: str) -> NDArray[np.object_]:
     """Quote (doubling quotes) the cells that hold the separator, a quote or a line break."""
     import pandas as pd
@@ -172,7 +190,7 @@ def _quoted(strings: NDArray[np.object_], sep: str) -> NDArray[np.object_]:
     if not any(char in joined for char in (sep, '"', "\r", "\n")):
         return strings
     series = pd.Series(strings, dtype=object)
-    special = series.str.contains(f'[{re.escape(sep)}"\r\n]', regex=True).to_numpy(bool)
+    special = series.str.contains(_SPECIAL.format(re.escape(sep)), regex=True).to_numpy(bool)
     if special.any():
         strings = strings.copy()
         strings[special] = ['"' + s.replace('"', '""') + '"' for s in strings[special]]
