@@ -115,7 +115,7 @@ def section(threads: int, repeats: int, load: Any = None) -> tuple[list[str], di
         ("Adam's update (12 passes over 58,755 float32 weights)", us["adam"]),
         ("per-layer gradient norms (the history's `grad_norms`)", us["norms"]),
         ("gathering the shuffled batch (`np.take` into buffers)", us["gather"]),
-        ("the loop (what is left)", rest),
+        ("the loop, and the noise of the parts timed alone (what is left)", rest),
     ]
     gap = step - found["budget_us"]
     lines = [
