@@ -505,16 +505,25 @@ def run(
 def report(
     results: Results, tables: list[str], seeds: list[int], threads: int, argv: list[str]
 ) -> str:
+    """Every table's mean error per method (a dash where a method has none), then the shifted
+    geometric means over the tables every method has, and over all tables for the methods
+    that have them all."""
     methods = list(results.errors)
-    complete = [t for t in tables if all(t in results.errors[m] for m in methods)]
-    mean_err = {m: {t: float(np.mean(results.errors[m][t])) for t in complete} for m in methods}
-    sgm = {m: shifted_geometric_mean(list(mean_err[m].values())) for m in methods if complete}
+    shown = [t for t in tables if any(t in results.errors[m] for m in methods)]
+    complete = [t for t in shown if all(t in results.errors[m] for m in methods)]
+    mean_err = {m: {t: float(np.mean(v)) for t, v in results.errors[m].items()} for m in methods}
+
+    def sgm(m: str, over: list[str]) -> float | None:
+        if not over or any(t not in mean_err[m] for t in over):
+            return None
+        return shifted_geometric_mean([mean_err[m][t] for t in over])
+
     lines = [
         "# Learning quality (bench/quality.py)",
         "",
         f"Command: `python bench/quality.py {' '.join(argv)}`",
         "",
-        f"Tables: {len(complete)} ({', '.join(complete)}); seeds: {', '.join(map(str, seeds))}; "
+        f"Tables: {len(shown)} ({', '.join(shown)}); seeds: {', '.join(map(str, seeds))}; "
         f"threads per method: {threads}. Error: 1 - accuracy (classification), RMSE / sd(y) "
         "(regression), on a 20% test split per seed, averaged over seeds.",
         "",
@@ -523,33 +532,41 @@ def report(
     ]
 
     def cell(m: str, t: str) -> str:
+        if t not in results.errors[m]:
+            return "-"
         n = len(results.errors[m][t])  # fewer seeds than asked: say how many
         return f"{mean_err[m][t]:.4f}" + ("" if n == len(seeds) else f" ({n})")
 
-    for t in complete:
+    for t in shown:
         lines.append(f"| {t} | " + " | ".join(cell(m, t) for m in methods) + " |")
     for name, wins in results.wins.items():
-        chosen = [f"{t} {'/'.join(w.removeprefix('mlpcli-') for w in wins[t])}" for t in complete]
+        chosen = [f"{t} {'/'.join(w.removeprefix('mlpcli-') for w in wins[t])}" for t in wins]
         lines.append(f"\n{name} chose, per table and seed: {'; '.join(chosen)}.")
-    ref = sgm.get(REFERENCE)
+    summaries = [(f"{len(complete)} common tables", complete)]
+    if len(shown) > len(complete):
+        summaries.append((f"all {len(shown)} tables", shown))
+    head = " | ".join(f"SGM, {what} | ratio to hgb" for what, _ in summaries)
     lines += [
         "",
-        "| method | shifted geometric mean | ratio to hgb | wall time (s) | what |",
-        "| --- | --- | --- | --- | --- |",
+        f"| method | {head} | wall time (s), common tables | what |",
+        "| --- | " + " | ".join("--- | ---" for _ in summaries) + " | --- | --- |",
     ]
     for m in methods:
-        ratio = f"{sgm[m] / ref:.3f}" if ref and m in sgm else "n/a"
-        value = f"{sgm[m]:.4f}" if m in sgm else "n/a"
+        cells = []
+        for _, over in summaries:
+            value, ref = sgm(m, over), sgm(REFERENCE, over) if REFERENCE in mean_err else None
+            cells.append("n/a" if value is None else f"{value:.4f}")
+            cells.append(f"{value / ref:.3f}" if value is not None and ref else "n/a")
         wall = sum(results.seconds[m].get(t, 0.0) for t in complete)
         note = METHODS[m].note if m in METHODS else DERIVED[m].note
-        lines.append(f"| {m} | {value} | {ratio} | {wall:.1f} | {note} |")
+        lines.append(f"| {m} | {' | '.join(cells)} | {wall:.1f} | {note} |")
     for name, reason in results.skipped.items():
         lines.append(f"\nSkipped {name}: {reason}.")
     for failure in results.failures:
         lines.append(f"\nFailed: {failure}")
     lines.append(
-        f"\nShifted geometric mean: exp(mean over tables of log(error + {SHIFT})). "
-        "Wall time: the sum over the tables shown and their seeds of each method's fit and "
+        f"\nShifted geometric mean (SGM): exp(mean over tables of log(error + {SHIFT})). "
+        "Wall time: the sum over the common tables and their seeds of each method's fit and "
         "predict; a cell with (n) averages n seeds."
     )
     return "\n".join(lines) + "\n"

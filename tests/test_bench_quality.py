@@ -66,18 +66,21 @@ def test_report_lists_tables_ratios_times_and_skips(quality) -> None:
     results = quality.Results(
         errors={
             "hgb": {"a": [0.09], "b": [0.99]},
-            "mlpcli": {"a": [0.19, 0.19], "b": [0.99, 0.99]},
+            "mlpcli": {"a": [0.19, 0.19], "b": [0.99, 0.99], "c": [0.09, 0.09]},
         },
         seconds={"hgb": {"a": 1.0, "b": 0.5}, "mlpcli": {"a": 2.0, "b": 1.0, "c": 9.0}},
         skipped={"realmlp-td": "pytabkit not installed"},
     )
-    text = quality.report(results, ["a", "b"], [0, 1], 1, ["--tables", "a,b"])
+    text = quality.report(results, ["a", "b", "c"], [0, 1], 1, ["--tables", "a,b,c"])
     assert "| a | 0.0900 (1) | 0.1900 |" in text  # hgb has one of the two seeds
-    hgb, mlpcli = math.sqrt(0.1), math.sqrt(0.2)
-    assert f"| hgb | {hgb:.4f} | 1.000 | 1.5 |" in text
-    assert f"| mlpcli | {mlpcli:.4f} | {mlpcli / hgb:.3f} | 3.0 |" in text
+    assert "| c | - | 0.0900 |" in text
+    # common tables a, b: sqrt(0.1 * 1.0) and sqrt(0.2 * 1.0); all three: (0.2 * 1.0 * 0.1)^(1/3)
+    hgb, mlpcli, every = math.sqrt(0.1), math.sqrt(0.2), 0.02 ** (1 / 3)
+    assert f"| hgb | {hgb:.4f} | 1.000 | n/a | n/a | 1.5 |" in text  # time on a, b only
+    assert f"| mlpcli | {mlpcli:.4f} | {mlpcli / hgb:.3f} | {every:.4f} | n/a | 3.0 |" in text
+    assert "SGM, 2 common tables | ratio to hgb | SGM, all 3 tables" in text
     assert "Skipped realmlp-td: pytabkit not installed." in text
-    assert "Command: `python bench/quality.py --tables a,b`" in text
+    assert "Command: `python bench/quality.py --tables a,b,c`" in text
 
 
 def test_stored_results_are_reused_not_rerun(quality, tmp_path, monkeypatch) -> None:
