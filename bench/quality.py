@@ -438,7 +438,9 @@ def run(
     methods: list[str],
     threads: int,
     store: Path | None = None,
+    stored_only: bool = False,
 ) -> Results:
+    """Run every (method, table, seed) not in `store`, or with `stored_only` leave it out."""
     from threadpoolctl import threadpool_limits
 
     results = Results()
@@ -468,6 +470,8 @@ def run(
                     results.rows[(name, table_name, seed)] = row
                     _add_seconds(results, name, table_name, row["seconds"])
                     results.errors[name].setdefault(table_name, []).append(row["error"])
+                    continue
+                if stored_only:
                     continue
                 frame = load(table) if frame is None else frame
                 train_rows, test_rows = split(len(frame), seed)
@@ -582,6 +586,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     parser.add_argument("--preamble", default="", help="a paragraph put before the tables")
     parser.add_argument(
+        "--stored-only",
+        action="store_true",
+        help="report the rows of --results only; run nothing (what is missing is left out)",
+    )
+    parser.add_argument(
         "--results",
         type=Path,
         help="JSON-lines store of per-run results: runs found there are reused, new ones appended",
@@ -594,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown {what}(s) {unknown}; choose from {', '.join(known)}")
     seeds = list(range(args.seeds))
-    results = run(tables, seeds, methods, args.threads, args.results)
+    results = run(tables, seeds, methods, args.threads, args.results, args.stored_only)
     shown = list(argv)  # the command line without the (long) preamble text
     if "--preamble" in shown:
         i = shown.index("--preamble")
