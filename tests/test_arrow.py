@@ -41,6 +41,11 @@ CASES: dict[str, tuple[str, dict[str, Any], bool]] = {
     ),
     "ints-with-missing-late": (HEAD + _rows(LATE) + "S1,1,,c1\n", {}, True),
     "int-then-float-late": (HEAD + _rows(LATE) + "S1,1,2.5,c1\n", {}, False),
+    "longer-rows-late": (  # more rows than the sample's bytes per row promise: grows
+        HEAD + _rows(LATE) + "".join(f"S{i}{'x' * 200},{i / 7!r},{i},c1\n" for i in range(3000)),
+        {},
+        True,
+    ),
     "text-late": (HEAD + _rows(LATE) + "S1,oops,2,c1\n", {}, False),
     "spaces-around-numbers": (HEAD + _rows(200) + "S1, 1.5 ,2,c1\n", {}, True),
     "inf-and-signs": (
@@ -175,13 +180,22 @@ def test_a_ragged_row_gets_pandas_message(tmp_path: Path) -> None:
         read.read_table(path)
 
 
-def test_reading_through_pyarrow_is_off_unless_asked(
+def test_pyarrow_reads_the_tables_blocks_would_read_unless_told(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "t.csv"
     path.write_text(HEAD + _rows(20))
     called: list[bool] = []
-    monkeypatch.setattr(arrow, "parse_csv", lambda *a: called.append(True))
+    original = arrow.parse_csv
+    monkeypatch.setattr(arrow, "parse_csv", lambda *a: called.append(True) or original(*a))
+    monkeypatch.setattr(arrow, "READ_CSV", None)
+    monkeypatch.setattr(read, "BLOCKS_FROM_BYTES", path.stat().st_size + 1)
+    small = read.read_table(path).frame
+    assert called == []
+    monkeypatch.setattr(read, "BLOCKS_FROM_BYTES", path.stat().st_size)
+    pd.testing.assert_frame_equal(read.read_table(path).frame, small)
+    assert called == [True]
+    called.clear()
     monkeypatch.setattr(arrow, "READ_CSV", False)
     assert len(read.read_table(path).frame) == 20
     assert called == []
@@ -190,3 +204,17 @@ def test_reading_through_pyarrow_is_off_unless_asked(
     assert len(read.read_table(path).frame) == 20
     assert called == []
     assert arrow.modules() is None
+
+
+def test_the_float_matrix_is_a_whole_array_of_the_table_rows(tmp_path: Path) -> None:
+    """prepare writes the features over the table's own matrix when the frame's float columns
+    view one writable (n_rows, k) array (`prepare._table_matrix`)."""
+    from mlpcli import prepare
+
+    path = tmp_path / "t.csv"
+    path.write_text(HEAD + _rows(LATE))
+    frame = read.read_table(path, text_columns=["id"]).frame
+    found = prepare._table_matrix(frame, np.dtype(np.float32))
+    assert found is not None
+    matrix, names = found
+    assert matrix.shape == (LATE, 1) and names == ["x"]  # n is int64, as pandas types it

@@ -359,6 +359,9 @@ def test_files_from_blocks_from_bytes_are_read_in_blocks_by_default(
 ) -> None:
     """READ_IN_BLOCKS None: a large file is parsed in blocks (its peak memory), a smaller one in
     one pandas call (faster), with the same frame either way."""
+    from mlpcli.data import arrow
+
+    monkeypatch.setattr(arrow, "READ_CSV", False)  # pyarrow would take the large file
     path = tmp_path / "t.csv"
     path.write_text(BLOCK_CASES["int-then-float"], encoding="utf-8")
     used: list[bool] = []

@@ -5,10 +5,12 @@ GIL. Where it is installed, `data.write` formats CSV cells with it (the same byt
 path, 2.6-3.4x less CPU); `MLPCLI_ARROW=0` in the environment (or `USE_ARROW = False`) turns
 every pyarrow path off.
 
-Reading through pyarrow (`parse_csv`: the frame one pandas call gives, or a hand-back to
-pandas) is off unless `MLPCLI_ARROW_READ=1` (`READ_CSV`): on the 2-core machine this project is
-measured on, it took more CPU than pandas' C parser (100,000 x 100: 2.1-2.3 s against 1.7 s at
-load 16-19), so it only wins wall time on idle cores; `bench/iobench.py` measures both.
+`read_table` parses text tables of `read.BLOCKS_FROM_BYTES` (256 MB) or more with pyarrow
+(`parse_csv`: the frame one pandas call gives, or a hand-back to pandas), in place of the block
+reader: 1,000,000 x 100 read in 51 s against 113 s in blocks and 177 s in one pandas call (load
+20-25; 15.2 CPU s against 15.1 and 11.9). Smaller tables stay with one pandas call, which
+took less CPU and wall time there (100,000 x 100: 1.7 against 2.1-2.3 CPU s, load 16-19).
+`MLPCLI_ARROW_READ=1` or `=0` (`READ_CSV` True or False) reads every table, or none, this way.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ if TYPE_CHECKING:
 #: Whether pyarrow may be used at all (when it imports).
 USE_ARROW: bool = os.environ.get("MLPCLI_ARROW", "1") != "0"
 
-#: Whether `read_table` parses text tables with pyarrow (see the module docstring).
-READ_CSV: bool = os.environ.get("MLPCLI_ARROW_READ", "0") == "1"
+#: Whether `read_table` parses text tables with pyarrow: None (the default) for the tables it
+#: would read in blocks, True for all, False for none (see the module docstring).
+READ_CSV: bool | None = {"1": True, "0": False}.get(os.environ.get("MLPCLI_ARROW_READ", ""))
 
 _modules: tuple[ModuleType, ModuleType, ModuleType] | None = None
 _missing = False
@@ -65,7 +68,9 @@ class _Doubt(Exception):
     sample, a parse error): the caller parses the whole text with pandas instead."""
 
 
-def parse_csv(stream: io.RawIOBase, parse: dict[str, Any], head: bytes) -> pd.DataFrame | None:
+def parse_csv(
+    stream: io.RawIOBase, parse: dict[str, Any], head: bytes, size_hint: int | None = None
+) -> pd.DataFrame | None:
     """The frame `pd.read_csv(stream, **parse)` gives, parsed by pyarrow; None when pyarrow
     cannot promise it (the stream is then consumed: read the text again with pandas).
 
@@ -73,9 +78,13 @@ def parse_csv(stream: io.RawIOBase, parse: dict[str, Any], head: bytes) -> pd.Da
     text in the whole file, and the others are read with the type pandas gave them, so any
     cell pandas would type otherwise fails pyarrow's conversion, which means "ask pandas".
     Numbers are parsed as float64 (pandas' values) and cast to float32 a block at a time into
-    one row-major matrix: the table never exists whole in float64.
+    one row-major matrix: the table never exists whole in float64. `size_hint`, the bytes of a
+    plain file, sizes that matrix ahead (from the sample's bytes per row), so it is written
+    once and never copied to grow.
     """
     import pandas as pd
+
+    from mlpcli.data.blocks import cut_records
 
     found = modules()
     if found is None:
@@ -114,7 +123,11 @@ def parse_csv(stream: io.RawIOBase, parse: dict[str, Any], head: bytes) -> pd.Da
         )
         if reader.schema.names != names:
             return None
-        frame = _Columns(reader.schema, pa, text_dtypes).read(reader)
+        rows_hint = 0
+        if size_hint:  # rows the file holds if they are as long as the sample's, and 5% more
+            per_row = cut_records(head, b'"' in head) / (len(sample) + 1)
+            rows_hint = int(size_hint / per_row * 1.05) + 1024
+        frame = _Columns(reader.schema, pa, text_dtypes, rows_hint).read(reader)
     except (pa.ArrowException, _Doubt):
         return None
     frame.columns = sample.columns
@@ -143,8 +156,11 @@ class _Columns:
     """The batches of a pyarrow reader gathered into pandas' columns: float64 columns (and
     int64 ones with a missing cell, as pandas types them) in one float32 matrix."""
 
-    def __init__(self, schema: Any, pa: Any, text_dtypes: dict[str, Any]) -> None:
+    def __init__(
+        self, schema: Any, pa: Any, text_dtypes: dict[str, Any], rows_hint: int = 0
+    ) -> None:
         self.pa = pa
+        self.rows_hint = rows_hint
         self.text_dtypes = text_dtypes
         self.types = [str(field.type) for field in schema]
         self.names = list(schema.names)
@@ -157,17 +173,20 @@ class _Columns:
 
         from mlpcli.data.cache import frame_from_blocks
 
-        float_parts: list[NDArray[np.float32]] = []
+        matrix = np.empty((max(self.rows_hint, 1), len(self.floats)), dtype=np.float32)
         int_parts: dict[int, list[Any]] = {i: [] for i in self.ints}
         other_parts: dict[int, list[Any]] = {i: [] for i in self.others}
         n_rows = 0
         for batch in reader:
             n = batch.num_rows
-            block = np.empty((n, len(self.floats)), dtype=np.float32)
+            if n_rows + n > len(matrix):  # more rows than the hint: grow by half
+                rows = max(n_rows + n, len(matrix) * 3 // 2)
+                grown = np.empty((rows, matrix.shape[1]), dtype=np.float32)
+                grown[:n_rows] = matrix[:n_rows]
+                matrix = grown
             with np.errstate(over="ignore"):
                 for j, i in enumerate(self.floats):
-                    block[:, j] = batch.column(i).to_numpy(zero_copy_only=False)
-            float_parts.append(block)
+                    matrix[n_rows : n_rows + n, j] = batch.column(i).to_numpy(zero_copy_only=False)
             for i in self.ints:
                 int_parts[i].append(batch.column(i))
             for i in self.others:
@@ -178,16 +197,15 @@ class _Columns:
             n_rows += n
         if n_rows == 0:
             raise _Doubt("no data rows")  # pandas' own message
+        if len(matrix) != n_rows:  # in place (glibc's mremap for a mapped buffer): no copy,
+            matrix.resize((n_rows, matrix.shape[1]), refcheck=False)  # and a base of n_rows
         ints_as_floats = [i for i in self.ints if any(c.null_count for c in int_parts[i])]
         floats = sorted([*self.floats, *ints_as_floats])
-        matrix = np.empty((n_rows, len(floats)), dtype=np.float32)
         slot = {i: floats.index(i) for i in floats}
-        where = [slot[i] for i in self.floats]
-        row = 0
-        for block in float_parts:
-            matrix[row : row + len(block), where] = block
-            row += len(block)
-        float_parts.clear()
+        if ints_as_floats:  # integers with a missing cell are floats to pandas: widen
+            wider = np.empty((n_rows, len(floats)), dtype=np.float32)
+            wider[:, [slot[i] for i in self.floats]] = matrix
+            matrix = wider
         with np.errstate(over="ignore"):
             for i in ints_as_floats:
                 chunks = self.pa.chunked_array(int_parts.pop(i))

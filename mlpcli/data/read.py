@@ -295,9 +295,12 @@ def _parse_table(
                 and bytes_are_ascii(encoding, used_sep)
                 and first_rows_as_wide_as_header(text, used_sep)
             )
+            if arrow.READ_CSV is None:  # pyarrow where blocks would be used by default
+                by_arrow = wanted and in_blocks is None and READ_IN_BLOCKS is None
+            else:
+                by_arrow = arrow.READ_CSV and in_blocks is not False
             fast = (
-                arrow.READ_CSV
-                and in_blocks is not False
+                by_arrow
                 and name != "<stdin>"  # a stream that cannot be read again if pyarrow fails
                 and arrow.modules() is not None
                 and parse["encoding"] is None
@@ -306,7 +309,8 @@ def _parse_table(
                 and first_rows_as_wide_as_header(text, used_sep)
             )
             if fast:
-                frame = arrow.parse_csv(Prefixed(head, stream), parse, head)
+                size = os.fstat(raw.fileno()).st_size if codec is None else None
+                frame = arrow.parse_csv(Prefixed(head, stream), parse, head, size)
             elif splittable:
                 frame = parse_blocks(Prefixed(head, stream), parse)
             else:
