@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from idle import cpu_snapshot, others_share, wait_idle
+from startup import USER_ENV
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -182,7 +183,7 @@ def whole_commands(
         predict_cmd += ["--no-cache"]
         train_runs, predict_runs = [], []
         for r in range(repeats if n < 1_000_000 else max(1, min(repeats, 3))):
-            run = timed_run(train_cmd, wait=wait)
+            run = timed_run(train_cmd, env=USER_ENV, wait=wait)  # with .pyc, as a user runs
             repeated += run["attempts"] - 1
             if run["code"] != 0:
                 log(f"  train failed ({run['code']}): {run['stderr']}")
@@ -190,7 +191,7 @@ def whole_commands(
             train_runs.append(run)
             log(f"  train {size_name(n)} round {r + 1}: {run['seconds']:.2f} s")
             if predict:
-                run = timed_run(predict_cmd, wait=wait)
+                run = timed_run(predict_cmd, env=USER_ENV, wait=wait)
                 repeated += run["attempts"] - 1
                 if run["code"] != 0:
                     log(f"  predict failed ({run['code']}): {run['stderr']}")

@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from startup import USER_ENV  # a user's shell: .pyc files written and reused
+
 HERE = Path(__file__).resolve().parent
 
 #: One read in a fresh process: wall, CPU and peak memory, as JSON on stdout.
@@ -110,10 +112,6 @@ with predicting.open_chunks(model, sys.argv[2], None, text_columns=["sample"],
         n += len(chunk)
 print(json.dumps({"rows": n, **{k: v / n * 1e6 for k, v in cpu.items()}}))
 """
-
-#: The environment of a user's shell: Python writes and reuses .pyc files (this sandbox sets
-#: PYTHONDONTWRITEBYTECODE, which would make every mlpcli process compile its sources).
-USER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def load() -> str:

@@ -93,3 +93,30 @@ def test_startup_rows_say_met_or_the_gap_with_the_floors(targets) -> None:
     assert "(met)" in rows[0][1] and "`import typer` 0.061 s" in rows[0][1]
     assert "first run, before its help is kept: 0.200 s" in rows[1][1]
     assert "(gap +0.120 s)" in rows[2][1]
+
+
+def test_io_gaps_come_with_the_profile_that_explains_them(targets) -> None:
+    io = {
+        "load_before": "2.0, 2.0, 2.0",
+        "read": {
+            "file": "train_1M.csv",
+            **{"whole_wall": 10.0, "whole_cpu": 9.0, "whole_peak": 2**31},
+            **{"blocks_wall": 6.0, "blocks_cpu": 11.0, "blocks_peak": 2**29},
+            **{"arrow_wall": 6.0, "arrow_cpu": 11.0, "arrow_peak": 2**29, "same": True},
+        },
+        "whole_train": {
+            **{"ratio": 0.5, "mlpcli_wall": 4.0, "sklearn_wall": 8.0, "cpu_ratio": 0.5},
+            "predict_us_per_row": {"rows": 100_000, "parse": 6.5, "forward": 1.9, "csv": 1.0},
+            "train_stages": {"total": 4.0, "imports": 0.4, "read": 1.8, "fit_model": 1.6},
+        },
+    }
+    predict = {"rows": 1_000_000, "rate": 120_000.0, "peak": 2**28, "peak_below": 2**28}
+    rows = {label: (text, ok) for label, text, ok in targets.collect(
+        targets.Measured(figures={"io": io, "predict": {**predict, "rows_below": 100_000}})
+    )}  # fmt: skip
+    whole = next(v for k, v in rows.items() if k.startswith("Whole `train`"))
+    assert whole[1] is False and "read 1.8 s" in whole[0] and "fit_model 1.6 s" in whole[0]
+    reading = next(v for k, v in rows.items() if k.startswith("CSV reading"))
+    assert reading[1] is False and "1.67x" in reading[0] and "pyarrow's reader" in reading[0]
+    rate = next(v for k, v in rows.items() if k.startswith("`predict`"))
+    assert rate[1] is False and "parse 6.5" in rate[0] and "forward 1.9" in rate[0]
