@@ -18,7 +18,8 @@ nonlinear rule) and DIR/sample.csv (its first `--sample-rows` rows) with plain b
    `mlpcli evaluate` of the model, `mlpcli cv --out-of-core on` (`--folds 2`, 1 epoch: each
    fold built from the cache entry) and `mlpcli explain --out-of-core on` of the model with the
    50 features in 2 `--group-features` groups and `--repeats 1` (4 passes over 11M rows).
-   `run ... --only cv,explain` runs some of the steps on the cache and model already there.
+   `run ... --only cv,explain` runs some of the steps on the cache and model already there
+   (`--model NAME`: another model file in DIR for evaluate and explain).
 
 Throughput is training rows per second of the epochs (`history` seconds), so reading and
 preprocessing are reported apart. Needs root for the cgroup (else it reports peak RSS only).
@@ -314,7 +315,12 @@ def _uptime() -> str:
 
 
 def run(
-    folder: Path, limit_mib: int, out: Path | None, extra: list[str], only: set[str] | None
+    folder: Path,
+    limit_mib: int,
+    out: Path | None,
+    extra: list[str],
+    only: set[str] | None,
+    model: str = "ooc-cached.npz",
 ) -> None:
     limit = limit_mib << 20
     size = (folder / "big.csv").stat().st_size
@@ -336,11 +342,11 @@ def run(
     if "prepare" in wanted:
         results["prepare"] = prepare(folder, limit)
     if "evaluate" in wanted:
-        results["evaluate"] = evaluate(folder, "ooc-cached.npz", "big.csv", limit)
+        results["evaluate"] = evaluate(folder, model, "big.csv", limit)
     if "cv" in wanted:
         results["cv"] = cross_validate(folder, limit, extra)
     if "explain" in wanted:
-        results["explain"] = explain(folder, "ooc-cached.npz", limit)
+        results["explain"] = explain(folder, model, limit)
     results["uptime_after"] = _uptime()
     if out is not None:
         out.write_text(json.dumps(results, indent=2) + "\n")
@@ -362,6 +368,7 @@ def main() -> None:
     r.add_argument("--limit-mib", type=int, default=512)
     r.add_argument("--json", type=Path)
     r.add_argument("--only", help=f"comma-separated steps of: {', '.join(STEPS)}")
+    r.add_argument("--model", default="ooc-cached.npz", help="evaluate's and explain's, in DIR")
     t = sub.add_parser("_train")  # one run, its result into FOLDER/NAME.result.json
     for name in ("folder", "table", "mode", "name", "limit"):
         t.add_argument(name)
@@ -372,7 +379,7 @@ def main() -> None:
         generate(args.folder, args.rows, args.sample_rows)
     elif args.what == "run":
         only = None if args.only is None else set(args.only.split(","))
-        run(args.folder, args.limit_mib, args.json, extra or DEFAULT_OPTIONS, only)
+        run(args.folder, args.limit_mib, args.json, extra or DEFAULT_OPTIONS, only, args.model)
     elif args.what == "_train":
         folder = Path(args.folder)
         found = train(folder, args.table, args.mode, args.name, int(args.limit) or None, extra)

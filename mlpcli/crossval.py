@@ -204,12 +204,18 @@ def encode_folds(
     return encoded
 
 
-def validation_fold(path: str, settings: Settings, replay: parallel.LogReplay) -> EncodedFold:
+def validation_fold(
+    path: str,
+    settings: Settings,
+    replay: parallel.LogReplay,
+    prepare_data: Callable[..., prepare.PreparedData] = prepare.prepare_data,
+) -> EncodedFold:
     """The train/validation split of `mlpcli train` as a single fold scored on its validation
-    rows: the same rows, preprocessing and generator state as `train` with this seed."""
+    rows: the same rows, preprocessing and generator state as `train` with this seed (out of
+    core with `prepare_data=outofcore.prepare_data`)."""
     rng = np.random.default_rng(settings.train.seed)
     with parallel.collect_log() as records:
-        prepared = prepare.prepare_data(path, settings, rng)
+        prepared = prepare_data(path, settings, rng)
     replay(records)
     if prepared.X_val is None or prepared.Y_val is None:
         raise UsageError(
@@ -295,19 +301,9 @@ def fold_out_of_core(
     --out-of-core`) encoded from the table cache into row files beside it, as a task builds
     it: only its own rows, never the table, in memory."""
     if folds is None:
-        rng = np.random.default_rng(settings.train.seed)
-        prepared = outofcore.prepare_data(path, settings, rng)
-        parallel.check_same_file(path, sha256, next(iter(prepared.inputs.values())))
-        if prepared.X_val is None or prepared.Y_val is None:
-            raise UsageError(
-                "Scoring on the validation split needs validation rows: set --valid-fraction "
-                "above 0, or cross-validate with --cv K."
-            )
-        rows = np.flatnonzero(prepared.split["set"].to_numpy() == "valid").astype(np.intp)
-        state = dict(rng.bit_generator.state)
-        return EncodedFold(
-            0, 0, prepared, prepared.X_val, prepared.y_index_val, prepared.Y_val, rows, state
-        )
+        split = validation_fold(path, settings, parallel.LogReplay(), outofcore.prepare_data)
+        parallel.check_same_file(path, sha256, next(iter(split.prepared.inputs.values())))
+        return split
     scan = outofcore.scan_table(path, settings)
     parallel.check_same_file(path, sha256, scan.entry.sha256)
     repeat, fold = divmod(index, folds)

@@ -200,6 +200,31 @@ def test_cv_on_the_cluster_equals_the_local_run(cluster: str, table: Path, tmp_p
     assert (tmp_path / "remote.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
+def test_cv_out_of_core_on_the_cluster_equals_the_local_run(
+    cluster: str, table: Path, tmp_path: Path
+) -> None:
+    """Out of core every task builds its fold from the shared file and cache itself: nothing
+    is scattered, the metrics equal a local out-of-core run, and --ship-data is refused."""
+    args = ["cv", table, "--target", "status", "--id", "sample", "--folds", 2, "--hidden", "4"]
+    args += ["--epochs", 4, "--batch-size", 16, "--cache", tmp_path / "cache", "--out-of-core"]
+    args += ["on"]
+    on_cluster = ["--backend", "dask", "--scheduler", cluster]
+    before = scheduler_counts(cluster)
+    mlpcli(*args, *on_cluster, "--out", "remote.json", cwd=tmp_path)
+    after = scheduler_counts(cluster)
+    assert scattered_folds(before, after) == 0 and delta(before, after, "_indexed") == 2
+    mlpcli(*args, "--out", "local.json", cwd=tmp_path)
+    remote, local = (json.loads((tmp_path / f"{w}.json").read_text()) for w in ("remote", "local"))
+    assert [f["metrics"] for f in remote["per_fold"]] == [f["metrics"] for f in local["per_fold"]]
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    shipped = subprocess.run(
+        [sys.executable, "-m", "mlpcli", *map(str, [*args, *on_cluster, "--ship-data"])],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=180,
+    )  # fmt: skip
+    assert shipped.returncode == 2
+    assert "--out-of-core on with --backend dask needs workers that see DATA" in shipped.stderr
+
+
 def test_ensemble_groups_on_the_cluster_equal_the_local_run(
     cluster: str, table: Path, tmp_path: Path
 ) -> None:
