@@ -28,6 +28,7 @@ preprocessing are reported apart. Needs root for the cgroup (else it reports pea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -95,7 +96,7 @@ def generate(folder: Path, rows: int, sample_rows: int, seed: int = 0) -> None:
 
 
 def _cgroup(limit: int) -> Path | None:
-    group = CGROUP / "mlpcli-ooc-bench"
+    group = CGROUP / f"mlpcli-ooc-bench-{os.getpid()}"  # runs at once have groups of their own
     try:
         group.mkdir(exist_ok=True)
         (group / "memory.limit_in_bytes").write_text(str(limit))
@@ -348,6 +349,8 @@ def run(
     if "explain" in wanted:
         results["explain"] = explain(folder, model, limit)
     results["uptime_after"] = _uptime()
+    with contextlib.suppress(OSError):
+        (CGROUP / f"mlpcli-ooc-bench-{os.getpid()}").rmdir()
     if out is not None:
         out.write_text(json.dumps(results, indent=2) + "\n")
 
