@@ -179,3 +179,31 @@ def test_an_all_missing_column_is_the_same_error_as_in_memory() -> None:
     summary = TableSummary(["x"])
     with pytest.raises(DataError, match="No training rows"):
         Preprocessor().fit_summary(summary)
+
+
+def test_the_sketch_keeps_no_view_of_a_compacted_level() -> None:
+    """A compacted level keeps its odd value out as a copy: a view would hold the whole sorted
+    level (a block's worth of values per column) for as long as the sketch lives."""
+    sketch = QuantileSketch(k=64)
+    sketch.update(np.random.default_rng(0).normal(size=65_537))
+    assert all(level.base is None for level in sketch.levels)
+    assert sum(level.size for level in sketch.levels) < 4 * 64
+
+
+def test_a_frame_is_summarised_in_column_slabs_as_one_block() -> None:
+    """`update` converts a few numeric columns at a time (memory); the statistics are those
+    of the whole block at once: means, ranges and quantiles exactly, spreads to rounding."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5000, 19)) * 100 + 7
+    X[rng.random(X.shape) < 0.05] = np.nan
+    frame = pd.DataFrame(X, columns=[f"c{i}" for i in range(19)])
+    slabs, whole = TableSummary(list(frame.columns)), TableSummary(list(frame.columns))
+    slabs.update(frame)
+    whole.update_numeric(X)
+    assert slabs.n_rows == whole.n_rows == 5000
+    for name in frame.columns:
+        a, b = slabs.stats[name], whole.stats[name]
+        assert (a.count, a.n_missing, a.mean(), a.min(), a.max(), a.median()) == (
+            b.count, b.n_missing, b.mean(), b.min(), b.max(), b.median()
+        )  # fmt: skip
+        assert a.m2 == pytest.approx(b.m2, rel=1e-12)
