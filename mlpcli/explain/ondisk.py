@@ -12,7 +12,9 @@ forward passes over other block sizes, and a column is shuffled across the whole
 it is sorted (a shuffle within blocks would keep a sorted table's column almost in place).
 Its cost: per group of features whose encoded columns fit in `GATHER_BYTES`, one pass gathers
 those columns; then one pass over the rows per feature and repeat (features x repeats passes in
-all), each holding one permutation (8 bytes a row), the feature's columns and the outputs.
+all), each holding one permutation (8 bytes a row), the feature's columns and the outputs. So a
+feature's encoded columns of every row must fit in memory: a feature wider than half of it (a
+large `--group-features` group of a long table) is refused before any pass (`_check_widths`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mlpcli import outofcore, parallel, predicting
-from mlpcli.errors import DataError
+from mlpcli.errors import DataError, UsageError
 from mlpcli.explain.common import ExplainOptions, Explanation, Floats, Indices, feature_units
 from mlpcli.explain.permutation import _metric, _Scorer, check_targets, explanation
+from mlpcli.limits import format_bytes
 from mlpcli.sampling import RowFile, RowFileWriter
 from mlpcli.trained import TrainedModel
 
@@ -43,10 +46,11 @@ def permutation_on_disk(
     entry = outofcore.cached_table(path, settings)
     check_targets(model, entry.columns)
     predicting.check_columns(model, entry.columns, path)
+    feats = feature_units(model, options.groups)
+    _check_widths(feats, entry.n_rows, model.net.dtype.itemsize)
     X, y_true, n_dropped = _encode(model, outofcore.Rows(entry))
     scorer = _Scorer(_metric(model, options.metric), model.encoder, y_true, model.threshold)
     repeats = 10 if options.repeats is None else options.repeats
-    feats = feature_units(model, options.groups)
     baseline = scorer(outofcore.forward(model.net, X))
     seeds = parallel.seed_streams(options.seed, len(feats.names))
     scores: list[Floats] = []
@@ -93,6 +97,22 @@ def _encode(model: TrainedModel, rows: outofcore.Rows) -> tuple[RowFile, NDArray
     X_file = writer.finish()
     X_file.owner = folder
     return X_file, np.concatenate(truths), n_dropped
+
+
+def _check_widths(feats: Any, n_rows: int, itemsize: int) -> None:
+    """Refuse, before any pass, a feature whose encoded columns of every row would take more
+    than half the memory available: the global permutation holds them (a wide
+    --group-features group of a long table)."""
+    limit = outofcore.available_memory() // 2
+    for name, cols in zip(feats.names, feats.indices, strict=True):
+        size = n_rows * len(cols) * itemsize
+        if size > limit:
+            raise UsageError(
+                f"Out of core, explain holds each feature's encoded columns of every row: "
+                f"'{name}' has {len(cols)} ({format_bytes(size)} for {n_rows:,} rows), more "
+                f"than half the {format_bytes(2 * limit)} available; split --group-features "
+                "into smaller groups, or pass --out-of-core off."
+            )
 
 
 def _gather_groups(indices: list[Indices], n_rows: int) -> list[list[int]]:
