@@ -196,8 +196,8 @@ def test_auto_member_batches_split_only_tables_that_fill_k_batches() -> None:
     assert resolve_member_batches(one, 10**6).member_batches == "shared"
     given = replace(auto, member_batches="disjoint")
     assert resolve_member_batches(given, 10).member_batches == "disjoint"
-    with pytest.raises(UsageError, match="member batches"):
-        RecipeNet(3, 2, "ce", auto)  # resolved with the training rows before a net is built
+    assert RecipeConfig().member_batches == "auto"  # the recipe's default
+    assert not RecipeNet(3, 2, "ce", auto)._disjoint  # unresolved, a net shares the batch
 
 
 def test_members_differ_and_seeds_are_deterministic() -> None:

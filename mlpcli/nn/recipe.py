@@ -120,10 +120,11 @@ class RecipeConfig:
     #: Which rows each member trains on per step (a key of MEMBER_BATCHES): "shared", every
     #: member the whole batch (TabM); "disjoint", each member its own batch_size rows of a
     #: K x batch_size batch; "split", each its own batch_size / K rows of the batch. Both of
-    #: the latter cost about one member's FLOPs per epoch. "auto" (`resolve_member_batches`,
-    #: before the network is built): "split" where the training rows fill K batches at least,
-    #: else "shared" (on a small table a member's share of the batch is too few rows).
-    member_batches: str = "shared"
+    #: the latter cost about one member's FLOPs per epoch. "auto" (the default), made concrete
+    #: from the training rows by `resolve_member_batches` before the network is built:
+    #: "split" where they fill K batches at least, else "shared" (on a small table a member's
+    #: share of each batch would be too few rows); a net built on "auto" itself shares.
+    member_batches: str = "auto"
     #: Rows of training data the data-dependent initialisation looks at (a random sample).
     init_rows: int = 4096
     #: Categorical columns of more levels than this get a learned embedding of
@@ -192,6 +193,7 @@ def _ple(
 
 #: member_batches -> the trainer's batch size for K members of batch size B.
 MEMBER_BATCHES: dict[str, Callable[[int, int], int]] = {
+    "auto": lambda batch_size, n_members: batch_size,
     "shared": lambda batch_size, n_members: batch_size,
     "disjoint": lambda batch_size, n_members: batch_size * n_members,
     "split": lambda batch_size, n_members: batch_size,
@@ -249,7 +251,7 @@ class RecipeNet:
         self.output_activation = activations.get(self.loss_fn.output_activation)
         self.numeric = None if numeric is None else [int(i) for i in numeric]
         choose("member batches", config.member_batches, MEMBER_BATCHES)
-        self._disjoint = config.member_batches != "shared" and config.n_members > 1
+        self._disjoint = config.member_batches in ("disjoint", "split") and config.n_members > 1
         #: Every categorical column's one-hot block [start, stop) among the inputs; those with
         #: more than `config.max_one_hot` levels are embedded.
         self.categorical = [(int(a), int(b)) for a, b in categorical]
