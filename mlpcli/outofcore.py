@@ -527,8 +527,8 @@ def encode(scan: Scan, settings: Settings, roles: np.ndarray, sides: Sequence[in
         for side in sides
     }
     sizes = {side: int((roles == side).sum()) for side in sides}
-    outputs = {side: _Filled(n) for side, n in sizes.items()}
-    indices = {side: _Filled(n) for side, n in sizes.items()}
+    outputs = {side: Filled(n) for side, n in sizes.items()}
+    indices = {side: Filled(n) for side, n in sizes.items()}
     for frame in scan.rows.blocks([*features, *targets]):
         block = roles[frame.index.start : frame.index.stop]
         for side in sides:
@@ -631,9 +631,9 @@ def prepared_data(
     )
 
 
-class _Filled:
-    """Rows of an array of a known length filled block by block: no list of blocks joined at
-    the end (that held the targets twice: 176 MiB for 11M rows)."""
+class Filled:
+    """Rows of an array of a known length (or at most that many) filled block by block: no
+    list of blocks joined at the end (that held the targets twice: 176 MiB for 11M rows)."""
 
     def __init__(self, n_rows: int) -> None:
         self.n_rows, self.filled = n_rows, 0

@@ -75,7 +75,7 @@ def _encode(model: TrainedModel, rows: outofcore.Rows) -> tuple[RowFile, NDArray
     work.mkdir(parents=True, exist_ok=True)
     folder = tempfile.TemporaryDirectory(prefix="explain-", dir=work)
     writer: RowFileWriter | None = None
-    truths: list[NDArray[Any]] = []
+    truths = outofcore.Filled(rows.n_rows)  # one array, no list of blocks joined at the end
     n_dropped = 0
     with predicting._unseen_level_summary():
         for frame in rows.blocks(columns):
@@ -90,13 +90,16 @@ def _encode(model: TrainedModel, rows: outofcore.Rows) -> tuple[RowFile, NDArray
             writer.append(X)
             encoded = model.encoder.encode(part, np.float64)
             truth = encoded[0] if model.encoder.classification else model.encoder.decode(encoded)
-            truths.append(truth)
+            truths.add(np.asarray(truth))
     if writer is None:
         data.drop_missing_targets(rows.frame(0, 1, targets), targets)  # says which is empty
         raise DataError("The data has no rows to explain.")
     X_file = writer.finish()
     X_file.owner = folder
-    return X_file, np.concatenate(truths), n_dropped
+    y_true = truths.array()
+    if y_true is None:
+        raise DataError("The data has no rows to explain.")
+    return X_file, y_true, n_dropped
 
 
 def _check_widths(feats: Any, n_rows: int, itemsize: int) -> None:
