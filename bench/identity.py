@@ -6,9 +6,9 @@
 
 Trains small networks with every optimizer and the layer kinds, losses and trainer options
 that take their own code paths (batch norm, dropout, residual, L2, clip-norm, sample weights,
-a last short batch, a schedule, float64), and stores the final weights, the best-epoch weights
-and the per-epoch history of each. Speed work on the engine must leave all of them unchanged
-byte for byte.
+a last short batch, a schedule, float64, the main case's shapes at batch 32), and stores the
+final weights, the best-epoch weights and the per-epoch history of each. Speed work on the
+engine must leave all of them unchanged byte for byte.
 """
 
 from __future__ import annotations
@@ -42,6 +42,17 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "adam-schedule-cosine": {"optimizer": "adam", "schedule": "cosine"},
     "adamw-float64": {"optimizer": "adamw", "dtype": "float64"},
     "momentum-val-patience": {"optimizer": "momentum", "val": True, "patience": 2},
+    # The main case's shapes at batch 32 (BLAS-sized products, 10 classes: the loss's wide-row
+    # path) on 16,385 rows: 513 batches an epoch, so the history's norms are sampled.
+    "adam-main-shapes-batch32": {
+        "optimizer": "adam",
+        "batch_size": 32,
+        "rows": 16_385,
+        "features": 100,
+        "classes": 10,
+        "hidden": (256, 128),
+        "epochs": 1,
+    },
 }
 
 
@@ -51,10 +62,11 @@ def train(name: str, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     from mlpcli.training import FitOptions, Trainer
 
     rng = np.random.default_rng(7)
-    n, d = 301, 12  # 301 rows: every mini-batch size leaves a short last batch
+    # 301 rows: every mini-batch size leaves a short last batch
+    n, d = cfg.get("rows", 301), cfg.get("features", 12)
     X = rng.standard_normal((n, d)).astype(np.float32)
     loss = cfg.get("loss", "ce")
-    k = 1 if loss == "mse" else 3 if loss == "ce" else 2
+    k = 1 if loss == "mse" else cfg.get("classes", 3) if loss == "ce" else 2
     T = X[:, :k] + 0.3 * X[:, k : 2 * k] ** 2
     if loss == "ce":
         Y = np.eye(k, dtype=np.float32)[T.argmax(axis=1)]
@@ -62,7 +74,7 @@ def train(name: str, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
         Y = (T > 0).astype(np.float32)
     else:
         Y = T.astype(np.float32)
-    hidden = (16, 16) if cfg.get("residual") else (16, 8)
+    hidden = cfg.get("hidden", (16, 16) if cfg.get("residual") else (16, 8))
     net = MLP(
         d,
         hidden,
@@ -77,7 +89,7 @@ def train(name: str, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
         weight_decay=cfg.get("weight_decay", 0.0),
     )
     optimizer = optimizers.get(cfg["optimizer"])
-    epochs = 12
+    epochs = cfg.get("epochs", 12)
     schedule = None
     if "schedule" in cfg:
         schedule = schedules.get(cfg["schedule"], optimizer.lr, epochs)
