@@ -155,8 +155,9 @@ def real_fit(method: str, name: str, k: int, batches: str, threads: int) -> Call
     )
 
 
-#: The ensembles timed against one member: RecipeConfig.member_batches values.
-KINDS = ("shared", "split")
+#: The ensembles timed against one member: RecipeConfig.member_batches values ("auto", the
+#: default, is "split" on tables of at least K x 256 training rows and "shared" below).
+KINDS = ("shared", "split", "auto")
 
 FITS: dict[str, Callable[..., None]] = {"mlpcli": fit_mlpcli, "realmlp": fit_realmlp}
 #: Modules each method imports before its timed fit (imports are not the fit's cost).
@@ -321,8 +322,9 @@ def run_all(
         "preprocessing and 20% validation). Real tables: bench/quality.py's `run_recipe` and "
         "`run_realmlp` on seed 0's training rows (fit and predict). Ensembles: the same "
         f"recipe with `n_members={members}`, every member on the whole batch "
-        f"(`member_batches='shared'`) or each on its own 256/{members} rows of it "
-        "(`'split'`); the ratios are K members against one (wall, CPU).",
+        f"(`member_batches='shared'`), each on its own 256/{members} rows of it "
+        f"(`'split'`), or the default `'auto'` (split from {members} x 256 training rows, "
+        "shared below); the ratios are K members against one (wall, CPU).",
         "",
         "| table | mlpcli recipe | RealMLP-TD | mlpcli / RealMLP-TD | "
         + " | ".join(f"K={members} {kind} | / one" for kind in KINDS)
