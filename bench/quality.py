@@ -585,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="threads per method")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     parser.add_argument("--preamble", default="", help="a paragraph put before the tables")
+    parser.add_argument("--preamble-file", type=Path, help="the preamble read from a file")
     parser.add_argument(
         "--stored-only",
         action="store_true",
@@ -609,8 +610,9 @@ def main(argv: list[str] | None = None) -> int:
         i = shown.index("--preamble")
         del shown[i : i + 2]
     text = report(results, tables, seeds, args.threads, shown)
-    if args.preamble:
-        text = text.replace("\n\n", f"\n\n{args.preamble}\n\n", 1)
+    preamble = args.preamble_file.read_text().strip() if args.preamble_file else args.preamble
+    if preamble:
+        text = text.replace("\n\n", f"\n\n{preamble}\n\n", 1)
     print(text)
     if args.out is not None:
         partial = args.out.with_suffix(args.out.suffix + ".partial")
