@@ -180,7 +180,7 @@ def test_a_ragged_row_gets_pandas_message(tmp_path: Path) -> None:
         read.read_table(path)
 
 
-def test_pyarrow_reads_the_tables_blocks_would_read_unless_told(
+def test_pyarrow_reads_the_tables_blocks_would_read_when_told(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "t.csv"

@@ -5,12 +5,14 @@ GIL. Where it is installed, `data.write` formats CSV cells with it (the same byt
 path, 2.6-3.4x less CPU); `MLPCLI_ARROW=0` in the environment (or `USE_ARROW = False`) turns
 every pyarrow path off.
 
-`read_table` parses text tables of `read.BLOCKS_FROM_BYTES` (256 MB) or more with pyarrow
-(`parse_csv`: the frame one pandas call gives, or a hand-back to pandas), in place of the block
-reader: 1,000,000 x 100 read in 51 s against 113 s in blocks and 177 s in one pandas call (load
-20-25; 15.2 CPU s against 15.1 and 11.9). Smaller tables stay with one pandas call, which
-took less CPU and wall time there (100,000 x 100: 1.7 against 2.1-2.3 CPU s, load 16-19).
-`MLPCLI_ARROW_READ=1` or `=0` (`READ_CSV` True or False) reads every table, or none, this way.
+`read_table` can parse text tables with pyarrow (`parse_csv`: the frame one pandas call gives,
+or a hand-back to pandas). `MLPCLI_ARROW_READ=large` does it for the tables of
+`read.BLOCKS_FROM_BYTES` (256 MB) or more, in place of the block reader: 1,000,000 x 100 read in
+44-51 s against 113 s in blocks and 177 s in one pandas call (load 16-25; 13.9-15.2 CPU s against
+15.1 and 11.9; reading's peak 0.62 GB like the blocks'). It is off by default: `train` on that
+table then peaked at 1.08 GiB, above the 786 MiB measured with blocks, and the cause is not
+found yet. `MLPCLI_ARROW_READ=1` reads every table this way (smaller ones lost to pandas:
+100,000 x 100 took 2.1-2.3 CPU s against 1.7, load 16-19).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ if TYPE_CHECKING:
 #: Whether pyarrow may be used at all (when it imports).
 USE_ARROW: bool = os.environ.get("MLPCLI_ARROW", "1") != "0"
 
-#: Whether `read_table` parses text tables with pyarrow: None (the default) for the tables it
-#: would read in blocks, True for all, False for none (see the module docstring).
-READ_CSV: bool | None = {"1": True, "0": False}.get(os.environ.get("MLPCLI_ARROW_READ", ""))
+#: Whether `read_table` parses text tables with pyarrow: False (the default) for none, None
+#: for the tables it would read in blocks, True for all (see the module docstring).
+READ_CSV: bool | None = {"1": True, "large": None}.get(
+    os.environ.get("MLPCLI_ARROW_READ", ""), False
+)
 
 _modules: tuple[ModuleType, ModuleType, ModuleType] | None = None
 _missing = False
