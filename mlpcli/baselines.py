@@ -123,9 +123,11 @@ def compare(
     X_eval: NDArray[Any],
     Y_eval: NDArray[Any],
     role: str = "validation",
+    outputs: Mapping[str, NDArray[Any]] | None = None,
 ) -> dict[str, Any]:
     """The network, the constant and the linear baseline on the evaluation rows (`role`:
-    validation for train, test for a cv fold), and the train/evaluation gap with its hint."""
+    validation for train, test for a cv fold), and the train/evaluation gap with its hint;
+    `outputs` ("train", `role`) are the network's outputs when the caller has them."""
     kind = prepared.task.task
     spec = tasks.get(kind)
     linear, about = fit_linear(settings, prepared)
@@ -139,7 +141,7 @@ def compare(
     }
     figures: dict[str, float] = {}
     for split, (X, Y) in rows.items():
-        P = net.forward(X)
+        P = outputs[split] if outputs is not None and split in outputs else net.forward(X)
         record["network"][split] = network = score(kind, Y, P, threshold)
         if network is not None:  # accuracy always is; the regression gap reads the MSEs
             figures[f"{split}_score"] = network

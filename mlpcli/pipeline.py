@@ -66,14 +66,17 @@ def evaluation_report(
     y_index: np.ndarray | None,
     Y: np.ndarray,
     threshold: float = tasks.THRESHOLD,
+    outputs: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Full metrics of a network on encoded data, in the original label space / units."""
+    """Full metrics of a network on encoded data, in the original label space / units;
+    `outputs`, the network's on X when the caller has them."""
     from mlpcli.sampling import RowFile
 
     if isinstance(X, RowFile):  # out of core: every row, block by block from disk
         return outofcore.streamed_report(encoder, net, X, y_index, Y, threshold)
     spec = tasks.get(encoder.task)
-    report = spec.report(encoder, net.forward(X), spec.truth(encoder, y_index, Y), threshold)
+    P = net.forward(X) if outputs is None else outputs
+    report = spec.report(encoder, P, spec.truth(encoder, y_index, Y), threshold)
     return_freed_memory()  # the scores' temporaries, before the next step's
     return report
 
@@ -198,27 +201,31 @@ def _outcome(
         settings, prepared.task.task, net, prepared.X_val, prepared.y_index_val
     )
     scored, cut, encoder = posthoc.net, posthoc.threshold, prepared.target_encoder
-    report: dict[str, Any] = {
-        "train": evaluation_report(encoder, scored, prepared.X, prepared.y_index, prepared.Y, cut)
-    }
+    from mlpcli.sampling import RowFile
+
+    return_freed_memory()  # training's, before the scores of every row
+    sides = {"train": (prepared.X, prepared.y_index, prepared.Y)}
     if prepared.X_val is not None and prepared.Y_val is not None:
-        report["validation"] = evaluation_report(
-            encoder, scored, prepared.X_val, prepared.y_index_val, prepared.Y_val, cut
-        )
+        sides["validation"] = (prepared.X_val, prepared.y_index_val, prepared.Y_val)
+    # Each side's outputs once, for its metrics and the baselines (in memory: out of core the
+    # report streams them): a second pass over 1M rows was its own 0.1 GB peak.
+    outputs = {k: scored.forward(X) for k, (X, _, _) in sides.items() if not isinstance(X, RowFile)}
+    report: dict[str, Any] = {
+        k: evaluation_report(encoder, scored, X, y, Y, cut, outputs.get(k))
+        for k, (X, y, Y) in sides.items()
+    }
     if test_file is not None:
         report["test"] = _test_report(test_file, settings, prepared, scored, cut)
     metadata, arrays = model_contents(settings, prepared, net, result, report, command)
     metadata.update(posthoc.metadata)
     if isinstance(result, auto.AutoResult) and result.choice is not None:
         metadata["auto"] = result.choice.to_dict()
-    from mlpcli.sampling import RowFile
-
     if isinstance(prepared.X, RowFile):  # out of core: the baselines read X whole
         compare = False
     if compare and prepared.X_val is not None and prepared.Y_val is not None:
         return_freed_memory()  # the fingerprints' IDs, before the baselines score every row
         metadata["baselines"] = baselines.compare(
-            settings, prepared, scored, cut, prepared.X_val, prepared.Y_val
+            settings, prepared, scored, cut, prepared.X_val, prepared.Y_val, outputs=outputs
         )
     return TrainOutcome(settings, prepared, net, result, report, metadata, arrays)
 

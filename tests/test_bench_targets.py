@@ -120,3 +120,12 @@ def test_io_gaps_come_with_the_profile_that_explains_them(targets) -> None:
     assert reading[1] is False and "1.67x" in reading[0] and "pyarrow's reader" in reading[0]
     rate = next(v for k, v in rows.items() if k.startswith("`predict`"))
     assert rate[1] is False and "parse 6.5" in rate[0] and "forward 1.9" in rate[0]
+
+
+def test_train_memory_says_the_margin_or_the_gap(targets) -> None:
+    features = 400_000_000
+    cases = ((750 << 20, True, "13 MiB under"), (800 << 20, False, "gap: 37 MiB over"))
+    for peak, ok, words in cases:
+        measured = targets.Measured(figures={"train_peak": {1_000_000: (peak, features)}})
+        [(_, text, verdict)] = targets.train_memory(measured)
+        assert verdict is ok and words in text and "0.745 GiB allowed" in text, text

@@ -3,6 +3,7 @@ features written over the table's own numbers, bit for bit what a fresh encoding
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -81,7 +82,11 @@ def _root(array: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("blocks", [True, False], ids=["blocks", "one-call"])
 @pytest.mark.parametrize("case", sorted(OVERWRITE_CASES))
 def test_features_written_over_the_table_are_those_of_a_fresh_encoding(
-    case: str, blocks: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    case: str,
+    blocks: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(read, "READ_IN_BLOCKS", blocks)
     monkeypatch.setattr(prepare, "OVERWRITE_ROWS", 7)  # many row blocks
@@ -90,10 +95,15 @@ def test_features_written_over_the_table_are_those_of_a_fresh_encoding(
     if options.get("valid_file"):
         options = {**options, "valid_file": str(_table_csv(tmp_path / "v.csv", 30, seed=4))}
     settings = config.resolve({"id": ["sample"], "seed": 2, **options})
-    fresh = prepare.prepare_loaded(
-        prepare.load_table(str(path), settings), settings, np.random.default_rng(5)
-    )
+    loaded = prepare.load_table(str(path), settings)
+    caplog.set_level(logging.INFO, logger="mlpcli")
+    caplog.clear()
+    fresh = prepare.prepare_loaded(loaded, settings, np.random.default_rng(5))
+    said = [r.getMessage() for r in caplog.records]
+    caplog.clear()
     over = prepare.prepare_data(str(path), settings, np.random.default_rng(5))
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged[len(logged) - len(said) :] == said  # after the reading's own messages
     for name in ("X", "Y", "y_index", "X_val", "Y_val", "y_index_val", "sample_weight"):
         a, b = getattr(fresh, name), getattr(over, name)
         assert (a is None) == (b is None), name
@@ -106,6 +116,30 @@ def test_features_written_over_the_table_are_those_of_a_fresh_encoding(
     assert (_root(over.X).shape == (90, 6)) is fits
     if fits and over.X_val is not None and not options.get("valid_file"):
         assert _root(over.X_val) is _root(over.X)
+
+
+def test_a_validation_level_training_lacks_is_told_once_as_by_a_fresh_encoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(prepare, "OVERWRITE_ROWS", 7)
+    path = _table_csv(tmp_path / "t.csv")
+    settings = config.resolve({"target": "label", "id": ["sample"], "drop": ["d", "e"]})
+    split = prepare.prepare_data(str(path), settings, np.random.default_rng(5)).split
+    frame = pd.read_csv(path)
+    frame.loc[np.flatnonzero(split["set"] == "valid")[[0, -1]], "batch"] = "b3"  # split stays
+    frame.to_csv(path, index=False)
+    told = []
+    for overwrite in (False, True):
+        loaded = prepare.load_table(str(path), settings)
+        with caplog.at_level(logging.WARNING, logger="mlpcli"):
+            caplog.clear()
+            prepared = prepare.prepare_loaded(
+                loaded, settings, np.random.default_rng(5), overwrite_table=overwrite
+            )
+        told.append([r.getMessage() for r in caplog.records])
+        assert prepared.X_val is not None and (_root(prepared.X).shape == (90, 6)) is overwrite
+    assert told[0] == told[1]
+    assert sum("levels not seen in training ('b3')" in m for m in told[1]) == 1, told
 
 
 def test_features_written_over_a_cached_table_leave_the_cache_file_alone(
