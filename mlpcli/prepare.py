@@ -47,6 +47,11 @@ class RowsOf:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def dtypes(self) -> pd.Series:
+        """The frame's: its rows' columns have the same dtypes (and no copy is made to ask)."""
+        return self._frame.dtypes
+
     def __getitem__(self, key: Any) -> Any:
         column = self._frame[key]
         if isinstance(column, pd.Series) and isinstance(column.dtype, np.dtype):

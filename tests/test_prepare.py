@@ -28,8 +28,9 @@ def test_rows_of_reads_what_the_copy_of_those_rows_holds() -> None:
     pd.testing.assert_series_equal(view["a"], copy["a"])
     pd.testing.assert_series_equal(view["id"], copy["id"])
     pd.testing.assert_frame_equal(view[["b", "id"]], copy[["b", "id"]])
-    # Whatever else a reader asks comes from one copy of the rows.
     pd.testing.assert_series_equal(view.dtypes, copy.dtypes)
+    assert view._whole is None  # no copy of the rows made so far
+    # Whatever else a reader asks comes from one copy of the rows.
     pd.testing.assert_index_equal(view.index, copy.index)
 
 
