@@ -478,8 +478,9 @@ def encode_split(
     )
 
 
-#: Rows encoded at a time when the features overwrite the table's matrix (`_encode_over`).
-OVERWRITE_ROWS = 32_768
+#: Rows encoded at a time when the features overwrite the table's matrix (`_encode_over`):
+#: each block's float64 numeric matrix and copies are its transient (16,384 x 100: ~20 MB).
+OVERWRITE_ROWS = 16_384
 
 
 def _table_matrix(frame: pd.DataFrame, dtype: np.dtype) -> tuple[np.ndarray, list[str]] | None:
