@@ -139,8 +139,8 @@ def train_memory(m: Measured) -> list[Row]:
     else:
         detail += (
             f"gap: {(peak - limit) / 2**20:.0f} MiB over the {limit / 2**30:.3f} GiB allowed "
-            "(the peak is X, the interpreter and libraries, and one 65,536-row block of the "
-            "network's scratch while every row is scored; README's performance section)"
+            "(the peak holds X, written over the table's floats, the interpreter and "
+            "libraries, and one block's transient while encoding or scoring; README)"
         )
     return [(label, detail, peak <= limit)]
 
