@@ -13,6 +13,7 @@ from conftest import save_and_load
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlpcli import preprocessing
 from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.numeric_rules import IMPUTERS, SCALERS
 from mlpcli.preprocessing import MISSING_LEVEL, Preprocessor
@@ -405,9 +406,11 @@ def test_transform_into_a_used_array_equals_a_fresh_transform() -> None:
     ],
     ids=["default", "mean-indicators", "constant-robust-smooth", "minmax", "log1p"],
 )
+@pytest.mark.parametrize("block_rows", [65_536, 64], ids=["one-block", "blocks-of-64"])
 def test_numeric_columns_at_once_give_the_bits_of_column_by_column(
-    options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    options: dict[str, Any], block_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(preprocessing, "NUMERIC_BLOCK_ROWS", block_rows)
     rng = np.random.default_rng(4)
     n = 500
     frame = pd.DataFrame(
@@ -429,8 +432,12 @@ def test_numeric_columns_at_once_give_the_bits_of_column_by_column(
     assert at_once.tobytes() == pre.transform(frame).tobytes()
 
 
-def test_an_infinite_value_is_still_named_with_its_column() -> None:
+@pytest.mark.parametrize("block_rows", [65_536, 1], ids=["one-block", "a-later-block"])
+def test_an_infinite_value_is_still_named_with_its_column(
+    block_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(preprocessing, "NUMERIC_BLOCK_ROWS", block_rows)
     train = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 4.0]})
     pre = Preprocessor().fit(train, ["x", "y"])
     with pytest.raises(DataError, match="'y' holds an infinite value"):
-        pre.transform(pd.DataFrame({"x": [1.0, 2.0], "y": [np.inf, 1.0]}))
+        pre.transform(pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, np.inf]}))
