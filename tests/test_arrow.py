@@ -13,7 +13,7 @@ import pytest
 
 from mlpcli.data import arrow, cache, read
 from mlpcli.errors import DataError
-from tests.test_cache import BLOCK_CASES
+from test_cache import BLOCK_CASES
 
 pytest.importorskip("pyarrow")
 
