@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from test_cache import BLOCK_CASES
 
 from mlpcli.data import arrow, cache, read
 from mlpcli.errors import DataError
-from test_cache import BLOCK_CASES
 
 pytest.importorskip("pyarrow")
 
