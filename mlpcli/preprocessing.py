@@ -499,12 +499,12 @@ class Preprocessor:
         """Every numeric column at once: `_transform_numeric`'s float64 steps on one (n, k)
         matrix, so the same bits (basic IEEE operations are exact whatever the layout) for a
         dozen ufunc calls instead of a dozen per column (predict, 100 columns: 1.1 s a 100,000
-        rows before, at load 17). False, with nothing written, when a column needs the
-        column-by-column path: not plain numbers, an infinite value (its message names the
-        column), or --log1p (log1p's SIMD and scalar loops may round differently). Rows go
-        `NUMERIC_BLOCK_ROWS` at a time, so the float64 scratch stays small beside `out` on a
-        long table; when a later block holds an infinite value, the column path rewrites every
-        numeric column whole, so the blocks written before change nothing."""
+        rows before, at load 17). False when a column needs the column-by-column path: not
+        plain numbers, an infinite value (its message names the column), or --log1p (log1p's
+        SIMD and scalar loops may round differently). Rows go `NUMERIC_BLOCK_ROWS` at a time,
+        so the float64 scratch stays small beside `out` on a long table; when a later block
+        holds an infinite value, the column path rewrites every numeric column whole, so the
+        blocks written before change nothing."""
         columns = [c for c in self._columns if c.kind == "numeric"]
         if not columns or self.log1p:
             return False
