@@ -15,8 +15,8 @@ Methods (`--methods`, comma-separated; one that is not installed is skipped and 
 - mlpcli-classic    the same with `--preset classic` (the lecture's MLP)
 - mlpcli-realmlp    the same with `--preset realmlp_td` (the quality recipe)
 - mlpcli-ensemble5  the same with `--preset realmlp_td --ensemble 5`
-- mlpcli-auto       the same with `--preset auto` (both, the better on validation; the store
-                    records which won)
+- mlpcli-auto       the same with `--preset auto` (both; the recipe where its validation gain
+                    is clear; the store records which won, the scores and the gain)
 - mlpcli-bag5       the same with `--preset realmlp_td --ensemble 5 --bag`
 - hgb            scikit-learn HistGradientBoosting{Classifier,Regressor}(), categoricals native
 - sklearn-mlp    the script a user would write: impute + scale + one-hot, MLP{Classifier,
@@ -185,6 +185,7 @@ def _model_notes(path: Path) -> dict[str, Any]:
     choice = meta.get("auto")
     if choice:
         notes.update(chosen=choice["chosen"], scores=choice["scores"])
+        notes.update(gains=choice.get("gains", {}))  # the recipe's paired gain and its se
     return notes
 
 

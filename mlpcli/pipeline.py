@@ -141,7 +141,15 @@ def train(
                 "--checkpoint/--resume save one network's loop; --preset auto trains two. "
                 "Give --preset classic or --preset realmlp_td."
             )
-        net, result = fitting.fit_model(settings, prepared, rng, callback, should_stop)
+
+        def prepare_for(chosen: Settings) -> tuple[PreparedData, np.random.Generator]:
+            own = np.random.default_rng(settings.train.seed)  # the same split, its own encoding
+            return prepare.prepare_data(path, chosen, own), own
+
+        net, result = auto.fit(
+            settings, prepared, rng, fitting.fit_model, callback, should_stop, prepare_for
+        )
+        prepared = result.prepared or prepared
         compare = settings.train.baselines and result.stop_reason != "interrupted"
         return _outcome(settings, prepared, net, result, command, test_file, compare)
     trainer = fitting.make_trainer(settings, prepared, rng)

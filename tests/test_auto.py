@@ -1,5 +1,6 @@
-"""`--preset auto`: both candidates train on the same arrays, each exactly as its own preset
-would, and the one with the better validation score is the model (ties to classic)."""
+"""`--preset auto`: each candidate trains exactly as its own preset would (`train`: on its own
+preprocessing; the Python API: on shared arrays), and the recipe replaces classic only where
+its paired per-row gain on the validation rows exceeds `auto.Z` standard errors."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pandas as pd
 import pytest
 
 from mlpcli import auto, config, describe, modelfile
+from mlpcli import task as tasks
 from mlpcli.errors import UsageError
-from mlpcli.pipeline import train_frame, write_outputs
+from mlpcli.pipeline import train, train_frame, write_outputs
 
 pytestmark = pytest.mark.usefixtures("plain_terminal")
 
@@ -60,7 +62,9 @@ def test_each_candidate_is_its_presets_model_and_the_better_one_is_kept() -> Non
     alone = {name: _train(frame, preset=name, **shared, **TINY) for name in auto.CANDIDATES}
     for name, outcome in alone.items():  # the score auto saw is the standalone model's
         assert choice["scores"][name] == outcome.metrics["validation"]["accuracy"]
-    best = max(auto.CANDIDATES, key=lambda n: (choice["scores"][n], -auto.CANDIDATES.index(n)))
+    g, se = choice["gains"]["realmlp_td"]  # row accuracy: the gain is the scores' difference
+    assert g == pytest.approx(choice["scores"]["realmlp_td"] - choice["scores"]["classic"])
+    best = "realmlp_td" if g > max(auto.Z * se, 0.0) else "classic"
     assert choice["chosen"] == best
     winner = alone[best]
     assert set(chosen.arrays) == set(winner.arrays)
@@ -70,19 +74,63 @@ def test_each_candidate_is_its_presets_model_and_the_better_one_is_kept() -> Non
     assert chosen.metadata["settings"]["model"]["preset"] == best
 
 
+SCORED = {"classic": 0.80, "realmlp_td": 0.85}
+
+
 @pytest.mark.parametrize(
-    ("scores", "greater", "expected"),
+    ("scores", "gains", "expected"),
     [
-        ({"classic": 0.80, "realmlp_td": 0.85}, True, "realmlp_td"),
-        ({"classic": 0.85, "realmlp_td": 0.80}, True, "classic"),
-        ({"classic": 0.80, "realmlp_td": 0.80}, True, "classic"),  # a tie: the earlier
-        ({"classic": 0.30, "realmlp_td": 0.20}, False, "realmlp_td"),  # lower is better
-        ({"classic": None, "realmlp_td": 0.10}, True, "realmlp_td"),  # undefined loses
+        (SCORED, {"realmlp_td": (0.05, 0.01)}, "realmlp_td"),  # 5 standard errors
+        (SCORED, {"realmlp_td": (0.05, 0.03)}, "classic"),  # 1.7: within the noise
+        (SCORED, {"realmlp_td": (0.0, 0.0)}, "classic"),  # a tie: the earlier
+        (SCORED, {"realmlp_td": (-0.05, 0.01)}, "classic"),  # worse
+        (SCORED, {"realmlp_td": (0.01, 0.0)}, "realmlp_td"),  # better on every row that differs
+        ({"classic": None, "realmlp_td": 0.10}, {}, "realmlp_td"),  # undefined loses
+        ({"classic": None, "realmlp_td": None}, {}, "classic"),  # nothing scored: the first
     ],
-    ids=["recipe-better", "classic-better", "tie", "lower-is-better", "undefined"],
+    ids=["clear-gain", "within-noise", "tie", "worse", "no-spread", "undefined", "unscored"],
 )
-def test_the_rule_by_hand(scores: dict[str, float | None], greater: bool, expected: str) -> None:
-    assert auto._best(scores, dict.fromkeys(scores), greater) == expected
+def test_the_rule_by_hand(
+    scores: dict[str, float | None], gains: dict[str, tuple[float, float]], expected: str
+) -> None:
+    assert auto._best(scores, dict.fromkeys(scores), gains) == expected
+
+
+def test_the_paired_gain_by_hand() -> None:
+    # d = other - first = [1, 1, 0, 0]: mean 0.5, sd (ddof 1) sqrt(1/3), se sqrt(1/3)/2
+    assert auto.gain(np.array([0, 0, 1, 1]), np.array([1, 1, 1, 1])) == pytest.approx(
+        (0.5, np.sqrt(1 / 3) / 2)
+    )
+    assert auto.gain(np.array([1.0]), np.array([0.0])) == (-1.0, 0.0)  # one row: no spread
+
+
+def test_the_row_terms_average_to_each_tasks_metric() -> None:
+    rng = np.random.default_rng(0)
+    Y, P = rng.normal(size=(50, 2)), rng.normal(size=(50, 2))
+    r2 = tasks.get("regression").epoch_score(Y, P)
+    assert 1 + auto.ROW_TERMS["regression"]("regression", Y, P).mean() == pytest.approx(r2)
+    Y, P = np.eye(3)[rng.integers(0, 3, 40)], rng.dirichlet(np.ones(3), 40)
+    accuracy = tasks.get("multiclass").epoch_score(Y, P)
+    assert auto.ROW_TERMS["multiclass"]("multiclass", Y, P).mean() == pytest.approx(accuracy)
+
+
+@pytest.mark.parametrize("name", auto.CANDIDATES)
+def test_train_gives_each_candidate_its_presets_own_model(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train` prepares each candidate with its own preset's preprocessing: the model auto
+    keeps is bit for bit `--preset <name>`'s (classic: standard scaling, no clip)."""
+    path = tmp_path / "t.csv"
+    _table().to_csv(path, index=False)
+    monkeypatch.setattr(auto, "_best", lambda scores, fitted, gains: name)
+    values = {"target": "y", "seed": 2, **TINY}
+    chosen = train(str(path), config.resolve({"preset": "auto", **values}))
+    alone = train(str(path), config.resolve({"preset": name, **values}))
+    assert chosen.metadata["auto"]["chosen"] == name
+    assert chosen.settings == alone.settings
+    assert set(chosen.arrays) == set(alone.arrays)
+    for key, array in alone.arrays.items():
+        assert array.tobytes() == chosen.arrays[key].tobytes(), key
 
 
 @pytest.mark.parametrize(
