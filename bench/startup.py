@@ -4,7 +4,10 @@ imports a Typer command line cannot avoid (`import click`, `import typer`; `impo
 
 `--help` is drawn from the help document kept by the first run (mlpcli/cli/helpcache.py); the
 row "train --help, help not kept" times that first run (the kept file moved away for it, and
-nothing written, so the other rows still find it). Each round runs every command once,
+nothing written, so the other rows still find it). `inspect MODEL` prints the text kept by its
+first run (mlpcli/cli/inspectcache.py, in the cache folder: a temporary one here); the row
+"inspect MODEL, text not kept" times that first run (a cache folder that cannot exist, so
+nothing is read or written). Each round runs every command once,
 interleaved, so a change in the machine's load hits all of them alike; figures are medians
 (and min) over the rounds, with the load average beside them.
 Run alone: `python bench/startup.py [--repeats N]`.
@@ -99,12 +102,19 @@ def _seconds(argv: list[str], env: dict[str, str] | None = None) -> tuple[float,
 #: The imports every Typer command line pays (click, typer) and the one inspect pays (numpy).
 FLOOR_IMPORTS = ("click", "typer", "numpy")
 FIRST_HELP = "mlpcli train --help, help not kept"
+FIRST_INSPECT = "mlpcli inspect MODEL, text not kept"
 
 
 def measure(repeats: int = 9, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Median and min seconds of each command over `repeats` interleaved rounds."""
     with tempfile.TemporaryDirectory() as tmp:
         model = _tiny_model(Path(tmp))
+        kept_env = {**USER_ENV, "MLPCLI_CACHE_DIR": str(Path(tmp) / "cache")}
+        envs = {
+            FIRST_HELP: FIRST_HELP_ENV,
+            # Under a file: the kept text can be neither read nor written.
+            FIRST_INSPECT: {**USER_ENV, "MLPCLI_CACHE_DIR": str(model / "cache")},
+        }
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             **{f"import {m}": [sys.executable, "-c", f"import {m}"] for m in FLOOR_IMPORTS},
@@ -112,20 +122,21 @@ def measure(repeats: int = 9, log: Callable[[str], None] = lambda s: None) -> di
             "mlpcli train --help": [*_mlpcli(), "train", "--help"],
             FIRST_HELP: [*_mlpcli(), "train", "--help"],
             "mlpcli inspect MODEL": [*_mlpcli(), "inspect", str(model)],
+            FIRST_INSPECT: [*_mlpcli(), "inspect", str(model)],
         }
 
         def around(name: str) -> AbstractContextManager[None]:
             return _help_not_kept() if name == FIRST_HELP else nullcontext()
 
-        for argv in commands.values():  # warm the file cache, the .pyc files, the kept help
-            _seconds(argv)
+        for argv in commands.values():  # warm the file cache, the .pyc files, the kept texts
+            _seconds(argv, kept_env)
         load_before = os.getloadavg()[0]
         times: dict[str, list[float]] = {name: [] for name in commands}
         cpu: dict[str, list[float]] = {name: [] for name in commands}
         for round_ in range(repeats):
             for name, argv in commands.items():
                 with around(name):
-                    wall, used = _seconds(argv, FIRST_HELP_ENV if name == FIRST_HELP else None)
+                    wall, used = _seconds(argv, envs.get(name, kept_env))
                 times[name].append(wall)
                 cpu[name].append(used)
             log(f"start-up round {round_ + 1}/{repeats}")

@@ -11,7 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import EXPRESSION, cache_env
+from typer.testing import CliRunner
 
+DRUG_RESPONSE = EXPRESSION.with_name("drug_response.csv")
 HEAVY = ("numpy", "pandas", "pydantic", "rich")
 
 #: Fresh Python processes, one per command line: deselected by `pytest -m "not slow"`.
@@ -28,7 +31,10 @@ def _imported(*argv: str) -> set[str]:
         f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={"COLUMNS": "80"}
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "80"} | cache_env(),
     )
     assert done.returncode == 0, done.stderr
     return set(done.stderr.split())
@@ -90,3 +96,72 @@ def test_help_a_second_time_imports_no_typer(argv: list[str]) -> None:
     assert [run.returncode for run in runs] == [0, 0], runs[0].stderr
     assert runs[0].stdout == runs[1].stdout
     assert runs[1].stderr.split() == []
+
+
+@pytest.fixture(scope="module")
+def model_kinds(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One model file per kind `inspect` describes differently: classic, recipe, ensemble,
+    regression."""
+    from mlpcli.cli import app
+
+    folder = tmp_path_factory.mktemp("kinds")
+    recipe = [str(EXPRESSION), "--target", "subtype", "--preset", "realmlp_td"]
+    runs = {
+        "recipe": recipe,
+        "ensemble": [*recipe, "--ensemble", "2"],
+        "regression": [str(DRUG_RESPONSE), "--target", "ic50", "--hidden", "8"],
+    }
+    models = {"classic": tiny_model}
+    for kind, argv in runs.items():
+        models[kind] = folder / f"{kind}.npz"
+        result = CliRunner().invoke(
+            app,
+            ["train", *argv, "--epochs", "2", "--out", str(models[kind]), "-q"],
+        )
+        assert result.exit_code == 0, result.output
+    return models
+
+
+@pytest.mark.parametrize("kind", ["classic", "recipe", "ensemble", "regression"])
+@pytest.mark.parametrize(
+    ("form", "env"),
+    [
+        ([], {}),
+        (["--json"], {}),
+        ([], {"COLUMNS": "80"}),
+        ([], {"NO_COLOR": "1", "COLUMNS": "120"}),
+    ],
+    ids=["text", "json", "80-columns", "no-colour"],
+)
+def test_kept_inspect_prints_the_rendered_text_byte_for_byte_without_numpy(
+    model_kinds: dict[str, Path], kind: str, form: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    """The first `inspect MODEL` renders (numpy, Typer, rich) and keeps its text
+    (cli/inspectcache.py); the second prints it, importing none of them: the same bytes. A
+    third after the model file changed renders afresh."""
+    model = tmp_path / "model.npz"
+    model.write_bytes(model_kinds[kind].read_bytes())
+    code = (
+        "import sys\n"
+        f"sys.argv = ['mlpcli', 'inspect', {str(model)!r}, *{form!r}]\n"
+        "from mlpcli.cli import main\n"
+        "try:\n    main()\n"
+        "except SystemExit as exit:\n    assert exit.code in (0, None), exit.code\n"
+        "print(' '.join(m for m in ('numpy', 'typer', 'rich') if m in sys.modules), "
+        "file=sys.stderr)"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "MLPCLI_CACHE_DIR": str(tmp_path / "c"), **env}
+
+    def run() -> subprocess.CompletedProcess[bytes]:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    rendered, kept = run(), run()
+    assert {b"numpy", b"typer"} <= set(rendered.stderr.split())  # the rendering path
+    assert kept.stderr.split() == []
+    assert kept.stdout == rendered.stdout
+    assert (b'"model": ' if form else b"model") in kept.stdout
+    other = model_kinds["classic" if kind != "classic" else "regression"].read_bytes()
+    model.write_bytes(other)  # the same name, other bytes: rendered again
+    assert b"numpy" in run().stderr.split()

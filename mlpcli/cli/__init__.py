@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -119,7 +119,9 @@ def main() -> None:
 
     guard_standard_streams()
     name = helpcache.request(sys.argv[1:], COMMAND_MODULES)
-    code = _run() if name is None else _help(name)
+    code = _help(name) if name is not None else _kept_inspect()
+    if code is None:
+        code = _run()
     if code:
         drop_stdout()  # whatever is still buffered must not fail the interpreter's exit
     sys.exit(code)
@@ -139,10 +141,30 @@ def _describe(name: str) -> dict[str, Any]:
 def _help(name: str) -> int:
     """`mlpcli [NAME] --help` as Click would print it, from the kept document when there is one."""
     from mlpcli.cli import helpcache, helptext
+
+    return _print(lambda: helpcache.help_text(name, _describe, helptext.draw))
+
+
+def _kept_inspect() -> int | None:
+    """`mlpcli inspect MODEL [--json]` from the text kept for this file and terminal
+    (`cli/inspectcache.py`); None when there is none (Click runs the command)."""
+    from mlpcli.cli import inspectcache
+
+    form = inspectcache.request(sys.argv[1:])
+    text = None if form is None else inspectcache.kept(*form)
+    if text is None:
+        return None
+    kept: str = text
+    return _print(lambda: kept)
+
+
+def _print(produce: Callable[[], str]) -> int:
+    """Write the text `produce()` gives to stdout: 0, or one `Error:` line and its exit code
+    (stdout closed or full, an interrupt, a bug), never a traceback."""
     from mlpcli.errors import MlpcliError
 
     try:
-        sys.stdout.write(helpcache.help_text(name, _describe, helptext.draw))
+        sys.stdout.write(produce())
         sys.stdout.flush()
         return 0
     except BrokenPipeError:

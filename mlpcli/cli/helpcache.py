@@ -56,15 +56,21 @@ def _sources() -> list[str]:
                 elif entry.name.endswith(".py"):
                     info = entry.stat()
                     found.append(f"{entry.path}:{info.st_size}:{info.st_mtime_ns}")
-    for folder in sys.path:  # Typer's own version, found as the import system finds it
-        typer = os.path.join(folder or ".", "typer", "__init__.py")
+    found.extend(package_stamp("typer"))  # Typer's own version
+    return sorted(found)
+
+
+def package_stamp(name: str) -> list[str]:
+    """Path, size and modification time of package `name`'s `__init__.py`, found on `sys.path`
+    as the import system finds it (none when it is not installed)."""
+    for folder in sys.path:
+        init = os.path.join(folder or ".", name, "__init__.py")
         try:
-            info = os.stat(typer)
+            info = os.stat(init)
         except OSError:
             continue
-        found.append(f"{typer}:{info.st_size}:{info.st_mtime_ns}")
-        break
-    return sorted(found)
+        return [f"{init}:{info.st_size}:{info.st_mtime_ns}"]
+    return []
 
 
 def fingerprint() -> str:

@@ -274,17 +274,27 @@ def inspect(
 
         mlpcli inspect model.npz
     """
+    from mlpcli.cli import inspectcache
+
+    kept_as = inspectcache.key(model, json_out, rows)  # taken before the file is read
+    text = _inspect_text(model, json_out, rows)
+    inspectcache.keep(kept_as, model, json_out, rows, text, inspectcache.exporter_modules())
+    # The description is this command's result, so it goes to stdout (`inspect m.npz | less`).
+    sys.stdout.write(text)
+
+
+def _inspect_text(model: str, json_out: bool, rows: int) -> str:
+    """What `inspect` prints: the JSON document, or the tables drawn for this terminal."""
+    from mlpcli.cli import tables
+    from mlpcli.cli.display import stderr_console
     from mlpcli.describe import describe_model
     from mlpcli.outputs import to_json
 
     document = describe_model(model)
     if json_out:
-        typer.echo(to_json(document), nl=False)
-        return
-    from mlpcli.cli import tables
-    from mlpcli.cli.display import stderr_console
-
-    # The description is this command's result, so it goes to stdout (`inspect m.npz | less`).
+        return to_json(document)
     console = stderr_console(stderr=False)
-    for renderable in tables.inspect_renderables(document, rows, console.width):
-        console.print(renderable)
+    with console.capture() as captured:  # the very text console.print writes, kept as is
+        for renderable in tables.inspect_renderables(document, rows, console.width):
+            console.print(renderable)
+    return captured.get()

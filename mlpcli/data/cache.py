@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mlpcli import cachedir
 from mlpcli.outputs import WriteBackFile
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ log = logging.getLogger("mlpcli")
 FORMAT_VERSION = 1
 ENTRIES = f"tables-v{FORMAT_VERSION}"
 STATS = f"stat-v{FORMAT_VERSION}"
-ENV = "MLPCLI_CACHE_DIR"
+ENV = cachedir.ENV
 NUMERIC_FILE = "numeric.f32"
 META_FILE = "meta.json"
 
@@ -88,10 +89,7 @@ _root: Path | None = None
 
 def default_root() -> Path:
     """`$MLPCLI_CACHE_DIR`, else `$XDG_CACHE_HOME/mlpcli`, else `~/.cache/mlpcli`."""
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mlpcli"
+    return Path(cachedir.default_folder())
 
 
 def use(root: str | Path | None) -> None:
