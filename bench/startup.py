@@ -101,6 +101,15 @@ def _seconds(argv: list[str], env: dict[str, str] | None = None) -> tuple[float,
 
 #: The imports every Typer command line pays (click, typer) and the one inspect pays (numpy).
 FLOOR_IMPORTS = ("click", "typer", "numpy")
+
+
+def _importable() -> list[str]:
+    """The floor modules installed here (Typer >= 0.20 vendors Click: no `click` package)."""
+    import importlib.util
+
+    return [m for m in FLOOR_IMPORTS if importlib.util.find_spec(m) is not None]
+
+
 FIRST_HELP = "mlpcli train --help, help not kept"
 FIRST_INSPECT = "mlpcli inspect MODEL, text not kept"
 
@@ -117,7 +126,7 @@ def measure(repeats: int = 9, log: Callable[[str], None] = lambda s: None) -> di
         }
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
-            **{f"import {m}": [sys.executable, "-c", f"import {m}"] for m in FLOOR_IMPORTS},
+            **{f"import {m}": [sys.executable, "-c", f"import {m}"] for m in _importable()},
             "mlpcli --help": [*_mlpcli(), "--help"],
             "mlpcli train --help": [*_mlpcli(), "train", "--help"],
             FIRST_HELP: [*_mlpcli(), "train", "--help"],
