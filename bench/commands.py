@@ -10,7 +10,6 @@ Wall time and peak memory come from `/usr/bin/time -v` when it exists, else from
 from __future__ import annotations
 
 import json
-import os
 import re
 import resource
 import shutil
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 from idle import cpu_snapshot, others_share, wait_idle
 from startup import USER_ENV
+from targets import STAGES
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -143,6 +143,19 @@ def gib(n: float | None) -> str:
 
 
 # --------------------------------------------------------------------------- sections
+def _predict_figures(runs: list[dict[str, Any]], n: int, peaks: dict[int, int]) -> dict[str, Any]:
+    """targets.predict_rate's figures: the median rate, and the peak beside the next size
+    down's (flat memory: ten times the rows must not need much more)."""
+    below = [m for m in peaks if m < n]
+    return {
+        "rows": n,
+        "rate": statistics.median(n / r["seconds"] for r in runs),
+        "peak": max((r["peak"] or 0 for r in runs), default=0),
+        "peak_below": peaks[max(below)] if below else None,
+        "rows_below": max(below) if below else None,
+    }
+
+
 def whole_commands(
     data_dir: Path,
     sizes: list[int],
@@ -152,23 +165,29 @@ def whole_commands(
     wait: float = 0.0,
     figures: dict[str, Any] | None = None,
 ) -> tuple[list[str], list[tuple[str, str, bool | None]], dict[int, Path]]:
+    """`train`, then `predict` twice (the first run, which parses, and from the table cache an
+    untimed predict filled), each size `repeats` rounds (the 1M-row CSV at most 2)."""
     predict = has_command("predict")
+    cache = data_dir / "cache"
     rows_md = [
         "## Whole commands on generated CSVs",
         "",
         f"`mlpcli train DATA.csv --out MODEL.npz {' '.join(TRAIN_FLAGS)} --threads {threads} "
-        "--quiet` (5 epochs of the main case's network; 20% of the rows validate, the default), "
-        "then `mlpcli predict MODEL.npz DATA.csv --out PRED.csv --quiet` on the same file. "
-        "CSVs: 100 float features with 5 decimals, an ID column and a 3-class label; page cache "
-        "warm. Wall time and peak resident memory from `/usr/bin/time -v`.",
+        "--quiet --no-cache` (5 epochs of the main case's network; 20% of the rows validate, "
+        "the default), then `mlpcli predict MODEL.npz DATA.csv --out PRED.csv --quiet` on the "
+        "same file: its first run (`--no-cache`: parses the CSV) and a cached run (`--cache "
+        "DIR`, after one untimed predict with the same `--cache` filled the entry). CSVs: 100 "
+        "float features with 5 decimals, an ID column and a 3-class label; page cache warm. "
+        "Wall time and peak resident memory from `/usr/bin/time -v`.",
         "",
-        "| rows | CSV size | train: seconds | train: peak memory | peak / float32 features | "
-        "predict: seconds | predict: rows per second | predict: peak memory |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| rows | CSV size | rounds | train: seconds | train: peak memory | peak / float32 "
+        "features | predict, first run: rows per second | peak memory | predict, cached: rows "
+        "per second | peak memory |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     targets: list[tuple[str, str, bool | None]] = []
     models: dict[int, Path] = {}
-    predict_peaks: dict[int, int] = {}
+    peaks: dict[str, dict[int, int]] = {"predict": {}, "predict_cached": {}}
     repeated = 0
     for n in sizes:
         csv = data_dir / f"train_{size_name(n)}.csv"
@@ -180,9 +199,14 @@ def whole_commands(
         # No table cache: every round parses, as a first run does (iobench.py times the cache).
         train_cmd += ["--threads", str(threads), "--quiet", "--no-cache"]
         predict_cmd = [MLPCLI, "predict", str(model), str(csv), "--out", str(pred), "--quiet"]
-        predict_cmd += ["--no-cache"]
-        train_runs, predict_runs = [], []
-        for r in range(repeats if n < 1_000_000 else max(1, min(repeats, 3))):
+        commands = {
+            "predict": [*predict_cmd, "--no-cache"],
+            "predict_cached": [*predict_cmd, "--cache", str(cache)],
+        }
+        train_runs: list[dict[str, Any]] = []
+        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in commands}
+        rounds = repeats if n < 1_000_000 else max(1, min(repeats, 2))
+        for r in range(rounds):
             run = timed_run(train_cmd, env=USER_ENV, wait=wait)  # with .pyc, as a user runs
             repeated += run["attempts"] - 1
             if run["code"] != 0:
@@ -190,33 +214,42 @@ def whole_commands(
                 break
             train_runs.append(run)
             log(f"  train {size_name(n)} round {r + 1}: {run['seconds']:.2f} s")
-            if predict:
-                run = timed_run(predict_cmd, env=USER_ENV, wait=wait)
+            if predict and r == 0:  # fills the cache entry the cached runs read
+                subprocess.run(commands["predict_cached"], env=USER_ENV, capture_output=True)
+            for key, cmd in commands.items() if predict else ():
+                run = timed_run(cmd, env=USER_ENV, wait=wait)
                 repeated += run["attempts"] - 1
                 if run["code"] != 0:
-                    log(f"  predict failed ({run['code']}): {run['stderr']}")
+                    log(f"  {key} failed ({run['code']}): {run['stderr']}")
                     predict = False
-                else:
-                    predict_runs.append(run)
-                    log(f"  predict {size_name(n)} round {r + 1}: {run['seconds']:.2f} s")
+                    break
+                runs[key].append(run)
+                log(f"  {key} {size_name(n)} round {r + 1}: {run['seconds']:.2f} s")
         if not train_runs:
-            rows_md.append(f"| {n:,} | | failed | | | | | |")
+            rows_md.append(f"| {n:,} | | | failed | | | | | | |")
             continue
         models[n] = model
         feature_bytes = n * N_FEATURES * 4
         train_peak = max(r["peak"] or 0 for r in train_runs) or None
         ratio = "-" if train_peak is None else f"{train_peak / feature_bytes:.1f}x"
-        p_secs = [r["seconds"] for r in predict_runs]
-        p_rate = [n / s for s in p_secs]
-        p_peak = max((r["peak"] or 0 for r in predict_runs), default=0) or None
-        rows_md.append(
-            f"| {n:,} | {csv.stat().st_size / 2**20:,.0f} MiB | "
-            f"{spread([r['seconds'] for r in train_runs])} | {gib(train_peak)} | {ratio} | "
-            + (
-                f"{spread(p_secs)} | {spread(p_rate, 0)} | {gib(p_peak)} |"
-                if predict_runs
-                else "not available | | |"
+        cells = []
+        for key, key_runs in runs.items():
+            if not key_runs:
+                cells.append("not available | ")
+                continue
+            cells.append(
+                f"{spread([n / r['seconds'] for r in key_runs], 0)} | "
+                f"{gib(max(r['peak'] or 0 for r in key_runs))}"
             )
+            found = _predict_figures(key_runs, n, peaks[key])
+            peaks[key][n] = found["peak"]
+            if figures is not None and n == max(sizes):
+                figures[key] = found
+        rows_md.append(
+            f"| {n:,} | {csv.stat().st_size / 2**20:,.0f} MiB | {len(train_runs)} | "
+            f"{spread([r['seconds'] for r in train_runs])} | {gib(train_peak)} | {ratio} | "
+            + " | ".join(cells)
+            + " |"
         )
         if figures is not None and train_peak is not None:
             figures.setdefault("train_peak", {})[n] = (train_peak, feature_bytes)
@@ -230,37 +263,22 @@ def whole_commands(
                     ok,
                 )
             )
-        if predict_runs:
-            predict_peaks[n] = p_peak or 0
-        if n == max(sizes) and predict_runs:
-            rate = statistics.median(p_rate)
-            if figures is not None:
-                below_n = [m for m in predict_peaks if m < n]
-                figures["predict"] = {
-                    "rows": n,
-                    "rate": rate,
-                    "peak": p_peak,
-                    "peak_below": predict_peaks[max(below_n)] if below_n else None,
-                    "rows_below": max(below_n) if below_n else None,
-                }
-            # Flat: ten times the rows must not need much more memory; the smallest file is
-            # dominated by the interpreter and libraries, so compare with the next size down.
-            below = [m for m in predict_peaks if m < n]
-            reference = max(below) if below else n
-            smallest = predict_peaks[reference]
-            flat = (p_peak or 0) <= 1.5 * smallest
+        if n == max(sizes) and runs["predict"]:
+            found = _predict_figures(runs["predict"], n, peaks["predict"])
+            below = found["rows_below"]
             targets.append(
                 (
-                    f"`predict` on {n:,} rows: >= 200,000 rows/s",
-                    f"{rate:,.0f} rows/s",
-                    (rate >= 200_000) if n >= 1_000_000 else None,
+                    f"`predict` on {n:,} rows (first run): >= 200,000 rows/s",
+                    f"{found['rate']:,.0f} rows/s",
+                    (found["rate"] >= 200_000) if n >= 1_000_000 else None,
                 )
             )
             targets.append(
                 (
                     "`predict`: flat memory (peak at the largest CSV <= 1.5x the next size down)",
-                    f"{gib(p_peak)} at {n:,} rows, {gib(smallest)} at {reference:,}",
-                    flat if below else None,
+                    f"{gib(found['peak'])} at {n:,} rows"
+                    + (f", {gib(found['peak_below'])} at {below:,}" if below else ""),
+                    found["peak"] <= 1.5 * found["peak_below"] if below else None,
                 )
             )
     rows_md += [
@@ -269,13 +287,13 @@ def whole_commands(
         "CPUs during them.",
     ]
     if not predict:
-        rows_md += ["", "`mlpcli predict` is not available in this version: skipped."]
+        rows_md += ["", "`mlpcli predict` did not run on every size (see the log)."]
     return [*rows_md, ""], targets, models
 
 
 def phases(
     data_dir: Path, n: int, threads: int, log: Log, wait: float = 0.0
-) -> tuple[list[str], list[tuple[str, str, bool | None]]]:
+) -> tuple[list[str], list[tuple[str, str, bool | None]], dict[str, Any] | None]:
     """Stage-by-stage time and memory of `train` on the largest CSV (bench/phases.py)."""
     csv = data_dir / f"train_{size_name(n)}.csv"
     out = data_dir / f"phases_{size_name(n)}.npz"
@@ -283,23 +301,12 @@ def phases(
     cmd = [sys.executable, str(HERE / "phases.py"), str(csv), str(out), *TRAIN_FLAGS]
     cmd += ["--threads", str(threads)]
     wait_idle(wait)
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=USER_ENV)
     if proc.returncode != 0:
-        return [f"Phase profile failed: {proc.stderr[-1000:]}", ""], []
+        return [f"Phase profile failed: {proc.stderr[-1000:]}", ""], [], None
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     total = report["total_seconds"]
     stages = report["stages"]
-    labels = {
-        "read": "read the CSV (data.read_table)",
-        "load_table": "choose columns, drop missing targets, detect the task",
-        "prepare_data": "split train/validation",
-        "encode_split": "preprocess: fit on training rows, transform both; encode targets",
-        "make_trainer": "build network and optimizer",
-        "fit_model": f"train ({report['epochs']} epochs)",
-        "evaluation_report": "evaluate on training and validation rows",
-        "model_contents": "collect the model file contents",
-        "write_outputs": "write the model file",
-    }
     lines = [
         f"### Where `train` spends time and memory: {report['n_rows']:,} rows x "
         f"{report['n_features']} features",
@@ -313,12 +320,14 @@ def phases(
         "",
         "| stage | seconds | share of the run | peak memory during the stage |",
         "| --- | --- | --- | --- |",
-        f"| start-up and imports | {report['import_seconds']:.2f} | "
+        f"| {STAGES['imports']} | {report['import_seconds']:.2f} | "
         f"{report['import_seconds'] / total:.0%} | |",
     ]
-    for name, label in labels.items():
+    for name, label in STAGES.items():
         if name in stages:
             s = stages[name]
+            if name == "fit_model":
+                label += f" ({report['epochs']} epochs)"
             lines.append(
                 f"| {label} | {s['exclusive']:.2f} | {s['exclusive'] / total:.0%} | "
                 f"{gib(s['peak_rss'])} |"
@@ -333,8 +342,8 @@ def phases(
         lines += [
             f"When training starts the process holds {gib(report['prepared_rss'])} resident, of "
             f"which the prepared arrays and the ID/split table are "
-            f"{gib(report['prepared_live'])}: the rest is memory that reading and preprocessing "
-            "freed but the C allocator keeps for reuse.",
+            f"{gib(report['prepared_live'])}: the rest is the interpreter, the libraries, and "
+            "memory that reading and preprocessing freed but the C allocator keeps for reuse.",
             "",
         ]
     ok = (load / total <= 0.25) if report["n_rows"] >= 1_000_000 else None
@@ -346,178 +355,12 @@ def phases(
             ok,
         )
     ]
-    return lines, targets
+    return lines, targets, report
 
 
-def startup(
-    data_dir: Path, model: Path | None, repeats: int, log: Log, wait: float = 0.0
-) -> list[str]:
-    """Wall time of commands that should answer at once; with and without cached bytecode."""
-    cmds: dict[str, list[str]] = {
-        "mlpcli --help": [MLPCLI, "--help"],
-        "mlpcli train --help": [MLPCLI, "train", "--help"],
-    }
-    if model is not None and has_command("inspect"):
-        cmds[f"mlpcli inspect {model.name}"] = [MLPCLI, "inspect", str(model)]
-    as_is = dict(os.environ)
-    cached = dict(os.environ)
-    cached.pop("PYTHONDONTWRITEBYTECODE", None)
-    cached["PYTHONPYCACHEPREFIX"] = str(data_dir / "pycache")
-    envs = {"bytecode cached": cached}
-    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        envs["as run here (PYTHONDONTWRITEBYTECODE=1)"] = as_is
-    results: dict[tuple[str, str], list[float]] = {}
-    for env in envs.values():
-        for cmd in cmds.values():
-            subprocess.run(cmd, capture_output=True, env=env, check=False)  # warm caches
-    for _ in range(max(repeats, 7) * 2 - 1):
-        wait_idle(wait)  # each round starts on idle CPUs: a start-up lasts a fraction of a second
-        for env_name, env in envs.items():
-            for name, cmd in cmds.items():
-                started = time.perf_counter()
-                subprocess.run(cmd, capture_output=True, env=env, check=False)
-                results.setdefault((name, env_name), []).append(time.perf_counter() - started)
-    heavy = heavy_imports(cmds)
-    lines = [
-        "## Start-up",
-        "",
-        "Wall seconds from process start to exit, interleaved. 'Bytecode cached' is how an "
-        "installed mlpcli runs; this machine sets PYTHONDONTWRITEBYTECODE=1, so without a cache "
-        "every mlpcli module is compiled at each start.",
-        "",
-        "| command | " + " | ".join(envs) + " | heavy modules imported |",
-        "| --- | " + " | ".join("---" for _ in envs) + " | --- |",
-    ]
-    for name in cmds:
-        cells = [spread(results[(name, env_name)], 3) for env_name in envs]
-        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {heavy.get(name, '?')} |")
-    lines += ["", *help_profile(cached)]
-    for name, cmd in cmds.items():
-        if "inspect" in name:
-            costly = import_profile(cmd, cached)
-            lines += [
-                f"Costliest top-level imports of `{name}` (`python -X importtime`, which "
-                f"inflates them): {', '.join(costly)}.",
-                "",
-            ]
-    log("  start-up timed")
-    return [*lines, ""]
-
-
-_HELP_PROFILE = """
-import io, json, sys, time
-t = [time.perf_counter()]
-import mlpcli.cli as cli
-t.append(time.perf_counter())
-import typer.main
-command = typer.main.get_command(cli.app)
-t.append(time.perf_counter())
-try:
-    import typer._adapters  # noqa: F401  (typer's value coercion: pydantic)
-except ImportError:
-    pass
-t.append(time.perf_counter())
-try:
-    import typer.rich_utils  # noqa: F401  (rich help panels; imports rich.markdown)
-except ImportError:
-    pass
-t.append(time.perf_counter())
-stdout, sys.stdout = sys.stdout, io.StringIO()
-try:
-    command(["train", "--help"])
-except SystemExit:
-    pass
-sys.stdout = stdout
-t.append(time.perf_counter())
-n_options = len(command.commands["train"].params)
-print(json.dumps({"steps": [b - a for a, b in zip(t, t[1:])], "options": n_options}))
-"""
-
-
-def help_profile(env: dict[str, str], repeats: int = 5) -> list[str]:
-    """Where `mlpcli train --help` spends its time, step by step (best of `repeats`)."""
-    python = [sys.executable, "-c", "pass"]
-    bare: list[float] = []
-    steps: list[list[float]] = []
-    n_options = 0
-    for _ in range(repeats):
-        started = time.perf_counter()
-        subprocess.run(python, capture_output=True, env=env, check=False)
-        bare.append(time.perf_counter() - started)
-        proc = subprocess.run(
-            [sys.executable, "-c", _HELP_PROFILE], capture_output=True, text=True, env=env
-        )
-        if proc.returncode != 0:
-            return [f"Start-up profile failed: {proc.stderr[-500:]}", ""]
-        report = json.loads(proc.stdout)
-        steps.append(report["steps"])
-        n_options = report["options"]
-    names = [
-        "import mlpcli.cli (typer, click, mlpcli's option modules)",
-        "typer builds the click commands",
-        "typer's value coercion imports pydantic",
-        "typer imports rich's help formatting (rich.markdown, markdown_it)",
-        f"parse `train --help` and render its {n_options} parameters as rich panels",
-    ]
-    lines = [
-        "Where `mlpcli train --help` spends its time (bytecode cached; median of "
-        f"{repeats} runs, in-process steps):",
-        "",
-        "| step | seconds |",
-        "| --- | --- |",
-        f"| start the Python interpreter (`python -c pass`) | {statistics.median(bare):.3f} |",
-    ]
-    for i, name in enumerate(names):
-        lines.append(f"| {name} | {statistics.median(s[i] for s in steps):.3f} |")
-    return [*lines, ""]
-
-
-_PREDICT_PROFILE = """
-import cProfile, pstats, sys
-sys.argv = ["mlpcli", "predict", *sys.argv[1:]]
-from mlpcli.cli import main
-profile = cProfile.Profile()
-profile.enable()
-try:
-    main()
-except SystemExit:
-    pass
-profile.disable()
-stats = pstats.Stats(profile)
-total = stats.total_tt
-rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:8]
-for (path, line, name), (cc, nc, tt, ct, callers) in rows:
-    print(f"{tt:.3f}\t{tt / total:.3f}\t{path.split('site-packages/')[-1]}:{line}({name})")
-print(f"{total:.3f}\t1\ttotal")
-"""
-
-
-def predict_profile(model: Path, csv: Path, out: Path) -> list[str]:
-    """The functions `mlpcli predict` spends most time in (cProfile, own time)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", _PREDICT_PROFILE, str(model), str(csv), "--out", str(out), "-q"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    rows = [line.split("\t") for line in proc.stdout.strip().splitlines() if "\t" in line]
-    if proc.returncode != 0 or not rows:
-        return [f"Predict profile failed: {proc.stderr[-500:]}", ""]
-    total = rows[-1][0]
-    lines = [
-        f"Where `mlpcli predict` spends its time on {csv.name} (cProfile, own time of the 8 "
-        f"costliest functions; {total} s in all under the profiler; threads other than the "
-        "main one show up as the main thread waiting on a lock):",
-        "",
-        "| function | seconds | share |",
-        "| --- | --- | --- |",
-    ]
-    lines += [f"| `{name}` | {sec} | {float(share):.0%} |" for sec, share, name in rows[:-1]]
-    return [*lines, ""]
-
-
-def import_profile(cmd: list[str], env: dict[str, str], top: int = 6) -> list[str]:
-    """The costliest top-level imports of a command (`python -X importtime`)."""
+def import_profile(cmd: list[str], env: dict[str, str], top: int = 6) -> list[tuple[float, str]]:
+    """The costliest top-level imports of a command (`python -X importtime`): (seconds with
+    what each imports, module)."""
     code = f"import sys; sys.argv = {['mlpcli', *cmd[1:]]!r}\nfrom mlpcli.cli import main\nmain()"
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, env=env
@@ -528,31 +371,41 @@ def import_profile(cmd: list[str], env: dict[str, str], top: int = 6) -> list[st
         if match:  # no indentation: imported by the command itself, not by another module
             found.append((int(match.group(1)) / 1e6, match.group(2)))
     found.sort(reverse=True)
-    return [f"`{name}` {seconds:.3f} s" for seconds, name in found[:top]]
+    return found[:top]
 
 
 HEAVY = ("numpy", "pandas", "joblib", "threadpoolctl", "sklearn", "torch", "matplotlib", "scipy")
 
 
-def heavy_imports(cmds: dict[str, list[str]]) -> dict[str, str]:
-    """Which heavy modules each command imports (run in-process, modules listed at exit)."""
-    found: dict[str, str] = {}
-    for name, cmd in cmds.items():
-        code = (
-            "import sys, atexit\n"
-            f"HEAVY = {HEAVY!r}\n"
-            "atexit.register(lambda: sys.stderr.write('HEAVY:' + ','.join("
-            "m for m in HEAVY if m in sys.modules) + '\\n'))\n"
-            f"sys.argv = {['mlpcli', *cmd[1:]]!r}\n"
-            "from mlpcli.cli import main\n"
-            "main()\n"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=False
-        )
-        match = re.search(r"HEAVY:(.*)", proc.stderr)
-        found[name] = (match.group(1) or "none") if match else "?"
-    return found
+def heavy_imports(cmd: list[str], env: dict[str, str]) -> str:
+    """Which heavy modules a command imports (run in-process, modules listed at exit)."""
+    code = (
+        "import sys, atexit\n"
+        f"HEAVY = {HEAVY!r}\n"
+        "atexit.register(lambda: sys.stderr.write('HEAVY:' + ','.join("
+        "m for m in HEAVY if m in sys.modules) + '\\n'))\n"
+        f"sys.argv = {['mlpcli', *cmd[1:]]!r}\n"
+        "from mlpcli.cli import main\n"
+        "main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
+    )
+    match = re.search(r"HEAVY:(.*)", proc.stderr)
+    return (match.group(1) or "none") if match else "?"
+
+
+def startup_imports(model: Path | None) -> dict[str, dict[str, Any]]:
+    """What each start-up command imports: the profile behind a start-up row not met."""
+    cmds = {"mlpcli --help": [MLPCLI, "--help"], "mlpcli train --help": [MLPCLI, "train", "--help"]}
+    if model is not None:
+        cmds["mlpcli inspect MODEL"] = [MLPCLI, "inspect", str(model)]
+    for cmd in cmds.values():  # the kept help and the .pyc files written, as a second run finds
+        subprocess.run(cmd, capture_output=True, env=USER_ENV, check=False)
+    return {
+        name: {"heavy": heavy_imports(cmd, USER_ENV), "top": import_profile(cmd, USER_ENV)}
+        for name, cmd in cmds.items()
+    }
 
 
 def determinism(data_dir: Path, threads: int, log: Log) -> list[str]:
@@ -563,7 +416,7 @@ def determinism(data_dir: Path, threads: int, log: Log) -> list[str]:
     for t in counts:
         for r in range(2):
             model = data_dir / f"determinism_t{t}_r{r}.npz"
-            flags = [*TRAIN_FLAGS, "--threads", str(t), "--quiet"]
+            flags = [*TRAIN_FLAGS, "--threads", str(t), "--quiet", "--no-cache"]
             proc = subprocess.run(
                 [MLPCLI, "train", str(csv), "--out", str(model), *flags],
                 capture_output=True,
@@ -606,6 +459,10 @@ def determinism(data_dir: Path, threads: int, log: Log) -> list[str]:
 def run_all(
     data_dir: Path, sizes: list[int], threads: int, repeats: int, log: Log, wait: float = 0.0
 ) -> dict[str, Any]:
+    """Whole commands, the train stage profile, determinism, iobench's reading, cache and
+    whole-train figures, and the profiles behind their targets (`profiles.py`)."""
+    import profiles
+
     data_dir.mkdir(parents=True, exist_ok=True)
     log(f"whole commands in {data_dir}")
     sections: list[list[str]] = []
@@ -621,40 +478,31 @@ def run_all(
         "benchmark means its timings are slower by about the same factor.",
     ]
     sections.append(table)
-    if models and has_command("predict"):
+    found: dict[str, Any] = figures.setdefault("profiles", {})
+    if models:
         n = max(models)
-        log("  profile of predict")
-        sections.append(
-            predict_profile(
-                models[n], data_dir / f"train_{size_name(n)}.csv", data_dir / "pred_profile.csv"
-            )
-        )
+        csv, out = data_dir / f"train_{size_name(n)}.csv", data_dir / "pred_profile.csv"
+        log("  profiles of predict, the first run and the cached one")
+        found["predict"] = profiles.predict(models[n], csv, out)
+        found["predict_cached"] = profiles.predict(models[n], csv, out, data_dir / "cache")
     if sizes:
-        lines, more = phases(data_dir, max(sizes), threads, log, wait)
+        lines, more, report = phases(data_dir, max(sizes), threads, log, wait)
         sections.append(lines)
         targets += more
-    model = models.get(min(models)) if models else None
-    start = startup(data_dir, model, repeats, log, wait)
-    sections.append(start)
-    for line in start:
-        for cmd in ("mlpcli --help", "mlpcli train --help", "mlpcli inspect"):
-            if line.startswith(f"| `{cmd}"):
-                value = float(line.split("|")[2].split()[0])
-                targets.append(
-                    (
-                        f"`{cmd}{' MODEL' if 'inspect' in cmd else ''}` <= 0.2 s",
-                        f"{value:.3f} s",
-                        value <= 0.2,
-                    )
-                )
+        figures["phases"] = report
+    log("  imports of the start-up commands")
+    figures["startup_imports"] = startup_imports(models.get(min(models)) if models else None)
     sections.append(determinism(data_dir, threads, log))
     if sizes:
         import iobench
 
+        big = data_dir / f"train_{size_name(max(sizes))}.csv"
         log("  reading, table cache, train against the scikit-learn script (iobench.py)")
         main_csv = data_dir / "train_100k.csv"
         figures["io"] = iobench.measure(
-            data_dir / f"train_{size_name(max(sizes))}.csv",
-            make_csv(main_csv, 100_000) if 100_000 in sizes else None,
+            big, make_csv(main_csv, 100_000) if 100_000 in sizes else None
         )
+        log("  profiles of reading and of the cache hit")
+        found["read"] = profiles.read(big)
+        found["cache_hit"] = profiles.cache_hit(big)
     return {"targets": targets, "sections": sections, "figures": figures}

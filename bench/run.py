@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ sys.path.insert(0, str(HERE))
 from cases import CASES, Case  # noqa: E402
 from idle import cpu_snapshot, others_share, wait_idle  # noqa: E402
 from impls import IMPLS  # noqa: E402
-from targets import Measured, collect  # noqa: E402
+from targets import Measured, collect, outofcore_section, unexplained  # noqa: E402
 
 REFERENCE = "mlpcli"
 
@@ -366,17 +367,60 @@ def targets_section(results: dict[str, CaseResult], extra: dict[str, Any]) -> li
     return [*lines, ""]
 
 
-def targets16_section(measured: Measured) -> list[str]:
-    """Issue 16's targets, one row or more per function of `targets.py`."""
+def targets16_section(measured: Measured, log: Any = None) -> list[str]:
+    """Issue 16's targets, one row or more per function of `targets.py`, then the profile of
+    every row not met, numbered as the table points to it."""
+    rows = collect(measured)
+    for row in unexplained(rows):
+        if log is not None:
+            log(f"  no profile for a target not met: {row.label}")
     lines = [
         "## Targets of issue 16",
         "",
         "| target (issue 16) | measured (median) | verdict |",
         "| --- | --- | --- |",
     ]
-    verdicts = {True: "met", False: "**not met**", None: "n/a"}
-    lines += [f"| {a} | {b} | {verdicts[ok]} |" for a, b, ok in collect(measured)]
+    profiles: list[str] = []
+    for row in rows:
+        verdict = {True: "met", None: "n/a"}.get(row.ok, "**not met**")  # type: ignore[arg-type]
+        if row.ok is False:
+            number = 1 + sum(1 for line in profiles if line.startswith("### Gap "))
+            verdict += f" (profile: gap {number})"
+            profiles += [f"### Gap {number}: {row.label}", "", f"Measured: {row.measured}.", ""]
+            profiles += [*(row.profile or ("**No profile was measured for this gap.**",)), ""]
+        lines.append(f"| {row.label} | {row.measured} | {verdict} |")
+    if profiles:
+        lines += ["", "## Where the gaps come from: one profile per target not met", ""]
+        lines += profiles
     return [*lines, ""]
+
+
+def recipe_profiles(threads: int, members: int, log: Any) -> dict[str, Any]:
+    """cProfiles of one recipe fit and of a K-member fit (shared batches) on the generated
+    3-class table, 16 epochs: the profiles behind the recipe and ensemble rows."""
+    import profiles
+
+    table, epochs = "cls3k", 16
+    found: dict[str, Any] = {}
+    for key, k in (("recipe_one", 1), ("recipe_k", members)):
+        log(f"  profile of the recipe, {k} member(s)")
+        found[key] = profiles.recipe(table, epochs, k, "shared", threads)
+        what = f"{table}, {epochs} epochs, {k} member(s), shared batches, {threads} thread(s)"
+        found[key].update(what=what, k=k)
+    return found
+
+
+def startup_targets(found: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """Issue 6's start-up rows (0.2 s), from startup.py's medians."""
+    return [
+        (f"`{name}` <= 0.2 s", f"{found['median'][name]:.3f} s", found["median"][name] <= 0.2)
+        for name in ("mlpcli --help", "mlpcli train --help", "mlpcli inspect MODEL")
+    ]
+
+
+def uptime() -> str:
+    done = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
+    return done.stdout.strip() or f"load average {load_average():.2f}"
 
 
 # --------------------------------------------------------------------------- main
@@ -389,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(CASES), help="Comma-separated case names.")
     parser.add_argument("--impls", default=",".join(IMPLS), help="Comma-separated workers.")
     parser.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2).")
-    parser.add_argument("--repeats", type=int, default=None, help="Rounds per case (7; quick 3).")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="Rounds per engine case (5; quick 3)."
+    )
     parser.add_argument("--no-commands", action="store_true", help="Engine cases only.")
     parser.add_argument("--no-cases", action="store_true", help="Whole commands only.")
     parser.add_argument(
@@ -437,8 +483,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--recipe-repeats", type=int, default=1, help="Rounds of the recipe comparison (1)."
     )
+    parser.add_argument(
+        "--command-repeats",
+        type=int,
+        default=None,
+        help="Rounds of the whole commands on each CSV (3; quick 2; the 1M-row CSV at most 2).",
+    )
     args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 7)
+    repeats = args.repeats or (3 if args.quick else 5)
+    command_repeats = args.command_repeats or (2 if args.quick else 3)
     if args.native_blas is None:
         args.native_blas = not args.quick
 
@@ -449,9 +502,32 @@ def main(argv: list[str] | None = None) -> int:
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
     info = machine_info(args.threads)
+    uptime_before = uptime()
     started = time.perf_counter()
+    durations: dict[str, float] = {}
+
+    failures: list[str] = []
+
+    def timed_section(name: str, since: float) -> None:
+        durations[name] = time.perf_counter() - since
+        log(f"{name}: {durations[name]:.0f} s")
+
+    def guarded(name: str, run: Any) -> None:
+        """Run one section; a section that fails is said in the report, and the sections
+        measured before and after it are kept."""
+        since = time.perf_counter()
+        try:
+            run()
+        except Exception as exc:  # any failure: report it, keep the rest
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            log(traceback.format_exc())
+        timed_section(name, since)
+
     results: dict[str, CaseResult] = {}
-    if not args.no_cases:
+    extra: dict[str, Any] = {"targets": [], "sections": [], "figures": {}}
+    figures = extra["figures"]
+
+    def engine_cases() -> None:
         for name in args.cases.split(","):
             case = CASES[name]
             log(f"case {name}: {case.describe()}")
@@ -474,28 +550,33 @@ def main(argv: list[str] | None = None) -> int:
                 "picks its kernel; the targets above use the machine as it is)",
                 wait=args.wait_idle,
             )
-    extra: dict[str, Any] = {"targets": [], "sections": []}
-    if not args.no_commands:
+
+    def whole_commands() -> None:
         import commands
 
         rows = args.rows or ("10000,100000" if args.quick else "10000,100000,1000000")
-        extra = commands.run_all(
+        found = commands.run_all(
             Path(args.data_dir),
             [int(r) for r in rows.split(",")],
             threads=args.threads,
-            repeats=repeats,
+            repeats=command_repeats,
             log=log,
             wait=args.wait_idle,
         )
-    if "batch32" in results:
+        extra["targets"] += found["targets"]
+        extra["sections"] += found["sections"]
+        figures.update(found["figures"])
+
+    def batch32_steps() -> None:
         import stepcost
 
         log("batch 32: where one step goes")
         load = f"{os.getloadavg()[0]:.1f}"
         lines, found = stepcost.section(args.threads, repeats, load)
-        extra["sections"] = [*extra.get("sections", []), lines]
-        extra.setdefault("figures", {})["stepcost"] = found
-    if not args.no_recipe:
+        extra["sections"].append(lines)
+        figures["stepcost"] = found
+
+    def recipe_section() -> None:
         import recipe
 
         log("recipe against RealMLP-TD")
@@ -509,24 +590,50 @@ def main(argv: list[str] | None = None) -> int:
             args.realmlp_python,
             log,
         )
-        extra.setdefault("figures", {}).update(found["figures"])
-        extra["sections"] = [*extra.get("sections", []), *found["sections"]]
-    if not args.no_startup:
+        figures.update(found["figures"])
+        extra["sections"] += found["sections"]
+        figures.setdefault("profiles", {}).update(recipe_profiles(args.threads, args.members, log))
+
+    def startup_section() -> None:
         import startup
 
         log("start-up")
-        found = startup.run_all(repeats, log)
-        extra.setdefault("figures", {}).update(found["figures"])
-        extra["sections"] = [*extra.get("sections", []), *found["sections"]]
+        found = startup.run_all(max(repeats, 7), log)
+        figures.update(found["figures"])
+        extra["sections"] += found["sections"]
+        extra["targets"] += startup_targets(found["figures"]["startup"])
+
+    if not args.no_cases:
+        guarded("engine cases", engine_cases)
+    if not args.no_commands:
+        guarded("whole commands, reading and their profiles", whole_commands)
+    if "batch32" in results:
+        guarded("batch 32 step profile", batch32_steps)
+    if not args.no_recipe:
+        guarded("recipe against RealMLP-TD, and its profiles", recipe_section)
+    if not args.no_startup:
+        guarded("start-up", startup_section)
+    uptime_after = uptime()
+    measured = Measured(cases=results, figures=figures)
+    took = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in durations.items())
     lines = [
         "# mlpcli performance results",
         "",
-        f"Generated by `{command}` in {time.perf_counter() - started:.0f} s. "
-        f"Figures are medians over {repeats} interleaved rounds with (min to max); "
+        f"Generated by `{command}` in {time.perf_counter() - started:.0f} s ({took}). "
+        f"`uptime` before: `{uptime_before}`; after: `{uptime_after}`.",
+        "",
+        f"Rounds: engine cases and the batch-32 step profile {repeats}, whole commands "
+        f"{command_repeats} (the 1,000,000-row CSV at most 2), reading and the scikit-learn "
+        f"script 2 (bench/iobench.py), start-up {max(repeats, 7)}, the recipe "
+        f"{args.recipe_repeats}: fewer where runs repeat within a few percent, to keep the "
+        "run near half an hour. Figures are medians over the rounds with (min to max); "
         "ratios are taken per round, between runs made seconds apart. See bench/README.md.",
         "",
     ]
-    lines += targets16_section(Measured(cases=results, figures=extra.get("figures", {})))
+    if failures:
+        lines += ["**Sections that failed in this run** (their rows say not measured):", ""]
+        lines += [f"- {failure}" for failure in failures] + [""]
+    lines += targets16_section(measured, log)
     lines += targets_section(results, extra)
     if results:
         lines += ["## Engine: the same training run, side by side", ""]
@@ -539,12 +646,10 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for result in results.values():
             lines += case_table(result)
-    for section in extra.get("sections", []):
+    for section in extra["sections"]:
         lines += section
-    if results:
-        lines += versions_section(list(results.values()), info)
-    else:
-        lines += versions_section([], info)
+    lines += outofcore_section(measured)
+    lines += versions_section(list(results.values()), info)
     text = "\n".join(lines).rstrip() + "\n"
     if args.out:
         Path(args.out).write_text(text)
