@@ -1,9 +1,11 @@
 """Using a saved model on raw tables: streaming prediction and evaluation.
 
 Tables are laid out like the training table (columns matched by name, extra columns ignored)
-and read with the training run's reading options. Prediction streams the table in chunks, so
-memory stays flat however many rows come in: read a chunk, preprocess it, run the network, append
-the rows to a temporary file (`data.write.table_writer`), and rename it onto `--out` at the end.
+and read with the training run's reading options, from the table cache when it holds the file
+(`open_chunks`). Prediction streams the table in chunks, so memory stays flat however many rows
+come in, in three stages on their own threads: read a chunk; preprocess it and run the network;
+append its rows' text to a temporary file (`data.write.table_writer`), renamed onto `--out` at
+the end.
 `evaluate` streams the same way, keeping only outputs and targets. The two share the reading of
 a table through a model (chunks, column checks, the summary of unseen levels), so they stay in
 one module of about 650 lines. pandas is imported inside the functions that need it.
@@ -36,8 +38,9 @@ from mlpcli.trained import FORWARD_BLOCK, TrainedModel, check_ensemble, forward,
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlpcli.config import Settings
+    from mlpcli.config import DataConfig, Settings
     from mlpcli.data import TableChunks
+    from mlpcli.data.cache import EntryChunks, StoringChunks
     from mlpcli.target_encoding import TargetEncoder
 
 log = logging.getLogger("mlpcli")
@@ -128,12 +131,60 @@ def open_chunks(
     checksum: bool = True,
     extra_columns: Sequence[str] = (),
     transpose: bool | None = None,
-) -> TableChunks:
+) -> TableChunks | EntryChunks | StoringChunks:
     """A `data.TableChunks` reading `path` as the model's training table was read, parsing only
-    the model's feature columns plus `text_columns` and `extra_columns`."""
+    the model's feature columns plus `text_columns` and `extra_columns`. With the table cache
+    on (`cache.use`) and a regular file: the same chunks sliced from the file's cache entry
+    when there is one (`cache.EntryChunks`: `train` on the file, or an earlier run, stored
+    it), else parsed and stored for the next run (`cache.StoringChunks`)."""
+    from mlpcli.data import cache
+
+    settings = model_settings(model, sep, decimal, transpose, path)
+    d = settings.data
+    usecols = [*model.preprocessor.input_columns, *text_columns, *extra_columns]
+    root = cache.active_root()
+    if root is None or path == "-" or not Path(path).is_file():
+        return _table_chunks(model, path, chunk_size, d, text_columns, usecols, checksum)
+    keys = _cache_keys(settings, text_columns, usecols)
+    for options in keys:
+        entry = cache.lookup(root, path, options)
+        # Only an entry with the text columns read as text ("007" stays "007") serves.
+        if entry is not None and all(
+            entry.kind(c) == "text" for c in text_columns if c in entry.columns
+        ):
+            log.debug("'%s': read from the table cache (%s).", path, entry.folder)
+            entry.replay(path)
+            return cache.EntryChunks(entry, path, chunk_rows(model, chunk_size), usecols)
+    from mlpcli.data.read import _captured
+
+    with _captured(path) as messages:  # what opening the file says, said again on a hit
+        table = _table_chunks(model, path, chunk_size, d, text_columns, usecols, True)
+    return cache.StoringChunks(table, root, keys[-1], path, messages)
+
+
+def _cache_keys(
+    settings: Settings, text_columns: Sequence[str], usecols: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The reading options of the cache entries that can serve these columns: the whole
+    table as `train` reads it (`train`, `cv` and `tune` store that), then only the columns
+    read here (what a `predict` or `evaluate` that parsed the file stores)."""
+    from mlpcli.outofcore import reading_options
+
+    whole = reading_options(settings)
+    return [whole, {**whole, "text_columns": list(text_columns), "columns": list(usecols)}]
+
+
+def _table_chunks(
+    model: TrainedModel,
+    path: str,
+    chunk_size: int | None,
+    d: DataConfig,
+    text_columns: Sequence[str],
+    usecols: Sequence[str],
+    checksum: bool,
+) -> TableChunks:
     from mlpcli.data import TableChunks
 
-    d = model_settings(model, sep, decimal, transpose, path).data
     return TableChunks(
         path,
         chunk_rows(model, chunk_size),
@@ -143,7 +194,7 @@ def open_chunks(
         transpose=d.transpose,
         encoding=d.encoding,
         text_columns=text_columns,
-        usecols=[*model.preprocessor.input_columns, *text_columns, *extra_columns],
+        usecols=usecols,
         checksum=checksum,
         thousands=d.thousands,
         numeric=d.numeric,
@@ -368,15 +419,16 @@ def prediction_frame(
     threshold: float = 0.5,
     first_row: int = 1,
     spread: bool = False,
+    computed: Outputs | None = None,
 ) -> pd.DataFrame:
     """Predictions for the rows of a raw table: ID columns (or `row` numbers from `first_row`),
     `prediction` (`prediction_<target>` for several targets) as label strings or original units,
     then `proba_<label>` per class for classification, then with `spread` the ensemble
-    members' standard deviation of each probability (`spread_<label>`) or value (`spread`)."""
+    members' standard deviation of each probability (`spread_<label>`) or value (`spread`).
+    `computed` is `outputs(model, frame, spread)` when another thread ran it already."""
     import pandas as pd
 
-    members = forward(model, frame, members=True) if spread else None
-    P = forward(model, frame) if members is None else members.mean(axis=0)
+    P, members = computed or outputs(model, frame, spread)
     encoder = model.encoder
     out: dict[str, Any] = {}
     for name in ids:
@@ -395,6 +447,17 @@ def prediction_frame(
     if members is not None:
         out.update(spread_columns(encoder, members))
     return pd.DataFrame(out, copy=False)
+
+
+#: The network's outputs for some rows, and with `spread` the members' (K, n, outputs).
+Outputs = tuple[NDArray[Any], NDArray[Any] | None]
+
+
+def outputs(model: TrainedModel, frame: pd.DataFrame, spread: bool = False) -> Outputs:
+    """The network's outputs for the rows of `frame` (the members' mean for an ensemble), and
+    with `spread` each member's."""
+    members = forward(model, frame, members=True) if spread else None
+    return (forward(model, frame) if members is None else members.mean(axis=0)), members
 
 
 def spread_columns(encoder: TargetEncoder, members: NDArray[Any]) -> dict[str, NDArray[Any]]:
@@ -443,6 +506,20 @@ def predict_file(
     features = set(model.preprocessor.input_columns)
     text_ids = [c for c in wanted if c not in features]  # "007" stays "007"
     summary = PredictSummary(out=out, source=data_path, n_rows=0, n_chunks=0, seconds=0.0)
+    ids: list[str] = []
+
+    def checked(chunks: Iterable[pd.DataFrame], source: str) -> Iterator[pd.DataFrame]:
+        """The chunks, the first one's columns checked before any is computed."""
+        for i, chunk in enumerate(chunks):
+            if i == 0:
+                hint = _hint(model, data_path, options.sep, options.decimal, options.transpose)
+                check_columns(model, chunk.columns, source, hint=hint)
+                ids.extend(id_columns(model, chunk.columns, source, options.ids))
+            yield chunk
+
+    def computed(chunk: pd.DataFrame) -> tuple[pd.DataFrame, Outputs]:
+        return chunk, outputs(model, chunk, options.spread)
+
     with (
         open_chunks(
             model,
@@ -456,19 +533,14 @@ def predict_file(
         ) as table,
         table_writer(out) as write,
         _unseen_level_summary(),
-        closing(prefetch(table)) as chunks,  # the reading thread stops before the file closes
+        # Three stages on their own threads: reading chunk i+2, preprocessing and the forward
+        # pass of chunk i+1, and the text of chunk i here. Each stops before what it reads
+        # closes (the reading thread before the file).
+        closing(prefetch(table)) as chunks,
+        closing(prefetch(map(computed, checked(chunks, table.source)))) as done,
     ):
         summary.source = table.source
-        ids: list[str] = []
-        for chunk in chunks:
-            if summary.n_chunks == 0:
-                check_columns(
-                    model,
-                    chunk.columns,
-                    table.source,
-                    hint=_hint(model, data_path, options.sep, options.decimal, options.transpose),
-                )
-                ids = id_columns(model, chunk.columns, table.source, options.ids)
+        for chunk, result in done:
             frame = prediction_frame(
                 model,
                 chunk,
@@ -477,6 +549,7 @@ def predict_file(
                 threshold,
                 first_row=summary.n_rows + 1,
                 spread=options.spread,
+                computed=result,
             )
             write(frame, summary.n_chunks == 0)
             summary.columns = list(frame.columns)

@@ -59,8 +59,10 @@ INDICATOR_SUFFIX = "__missing"
 #: Version of the preprocessor's state in the model file.
 STATE_VERSION = 1
 
-#: Rows of the numeric columns transformed at once: a float64 block of 65,536 x 100 is 52 MB.
-NUMERIC_BLOCK_ROWS = 65_536
+#: Rows of the numeric columns transformed at once: a float64 block of 2,048 x 100 is 1.6 MB,
+#: so its half-dozen passes stay in the processor's caches (65,536 rows, 52 MB, took 2x the time
+#: in predict: 1.37 against 0.68 us a row for 100 columns, load 5).
+NUMERIC_BLOCK_ROWS = 2_048
 
 
 # --- column helpers -----------------------------------------------------------------------------
@@ -518,13 +520,23 @@ class Preprocessor:
         offsets = [c.offset for c in columns]
         flagged = [j for j, c in enumerate(columns) if c.indicator]
         flag_offsets = [columns[j].offset + 1 for j in flagged]
-        values = [frame[name].to_numpy() for name in names]  # views of a frame's own columns
+        numeric = frame[names]
+        # Consecutive output columns take one slice assignment: a scatter over a list of
+        # columns cost 5x more (predict, 100 columns: 0.68 against 0.12 us a row).
+        first = offsets[0]
+        to: slice | list[int] = (
+            slice(first, first + len(offsets))
+            if offsets == list(range(first, first + len(offsets)))
+            else offsets
+        )
         n = len(frame)
         for start in range(0, n, NUMERIC_BLOCK_ROWS):
             rows = slice(start, start + NUMERIC_BLOCK_ROWS)
-            X = np.empty((min(NUMERIC_BLOCK_ROWS, n - start), len(values)), dtype=np.float64)
-            for j, column_values in enumerate(values):
-                X[:, j] = column_values[rows]
+            # One cast of the rows' block (pandas copies a single float32 block at once): a
+            # third of the time of filling X a column at a time; the same values.
+            X = numeric.iloc[rows].to_numpy(dtype=np.float64)
+            if not X.flags.writeable:  # float64 columns: a read-only view of the frame's own
+                X = X.copy()
             if np.isinf(X).any():
                 return False
             missing = np.isnan(X)
@@ -533,7 +545,7 @@ class Preprocessor:
             X /= self.scales_[index]
             if self.clip != "none":
                 X = self._clipper(X)
-            out[rows, offsets] = X
+            out[rows, to] = X
             if flagged:
                 out[rows, flag_offsets] = missing[:, flagged]
         return True

@@ -9,6 +9,9 @@ import io
 import json
 import logging
 import math
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from mlpcli import (
     predicting,
     trained,
 )
-from mlpcli.data import TableChunks, read_table, write
+from mlpcli.data import TableChunks, cache, read_table, write
 from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.nn.network import MLP
 from mlpcli.predicting import PredictOptions
@@ -383,6 +386,118 @@ def test_a_bad_value_in_a_later_chunk_leaves_no_partial_file(
             folder / "binary.npz", str(data), str(out), PredictOptions(chunk_size=1024)
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv"]
+
+
+# --------------------------------------------------------------------------- the table cache
+@pytest.fixture
+def cache_root(tmp_path: Path) -> Iterator[Path]:
+    """A table cache of its own, on for the test, off again after it."""
+    root = tmp_path / "cache"
+    before = cache.active_root()
+    cache.use(root)
+    yield root
+    cache.use(before)
+
+
+def settled_copy(source: Path, target: Path) -> Path:
+    """A copy old enough for the cache to record its stat (files changed in the last 2 s are
+    not: the racy window)."""
+    target.write_bytes(source.read_bytes())
+    past = time.time() - 10
+    os.utime(target, (past, past))
+    return target
+
+
+def never_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the file was parsed although the table cache holds it")
+
+    monkeypatch.setattr("mlpcli.data.TableChunks", fail)
+
+
+def predicted(model: Path, data: Path, out: Path, **options: Any) -> str:
+    summary = predicting.predict_file(model, str(data), str(out), PredictOptions(**options))
+    assert summary.n_rows == N_ROWS
+    return out.read_text()
+
+
+@pytest.mark.parametrize("task", list(TARGETS))
+def test_a_second_predict_reads_what_the_first_stored_with_the_same_bytes(
+    task: str, folder: Path, tmp_path: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = settled_copy(folder / "data.csv", tmp_path / "data.csv")
+    model = folder / f"{task}.npz"
+    first = predicted(model, data, tmp_path / "1.csv", chunk_size=1000)
+    assert len(list((cache_root / cache.ENTRIES).iterdir())) == 1
+    with monkeypatch.context() as patched:
+        never_parsed(patched)
+        second = predicted(model, data, tmp_path / "2.csv", chunk_size=1000)
+        other_chunks = predicted(model, data, tmp_path / "3.csv")
+    cache.use(None)
+    assert first == second == other_chunks == predicted(model, data, tmp_path / "4.csv")
+    assert "\n00007," in first  # the IDs stay text through the cache
+
+
+def test_predict_reads_the_entry_train_stored(
+    folder: Path, tmp_path: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlpcli import prepare
+
+    data = settled_copy(folder / "data.csv", tmp_path / "data.csv")
+    model = folder / "multiclass.npz"
+    settings = predicting.model_settings(trained.load_trained(model), None, None, None, str(data))
+    prepare.read(str(data), settings)  # train's reading: the whole table into the cache
+    with monkeypatch.context() as patched:
+        never_parsed(patched)
+        cached = predicted(model, data, tmp_path / "1.csv", chunk_size=1024)
+    cache.use(None)
+    assert cached == predicted(model, data, tmp_path / "2.csv")
+    assert len(list((cache_root / cache.ENTRIES).iterdir())) == 1  # predict stored nothing
+
+
+def test_an_entry_holding_an_id_column_as_numbers_is_not_used_for_it(
+    folder: Path, tmp_path: Path, cache_root: Path
+) -> None:
+    """`--id y1` reads y1 as text, as written in the file; train's entry holds it as float32."""
+    from mlpcli import prepare
+
+    data = settled_copy(folder / "data.csv", tmp_path / "data.csv")
+    model = folder / "multiclass.npz"
+    settings = predicting.model_settings(trained.load_trained(model), None, None, None, str(data))
+    prepare.read(str(data), settings)
+    cached = predicted(model, data, tmp_path / "1.csv", ids=("y1",))
+    cache.use(None)
+    assert cached == predicted(model, data, tmp_path / "2.csv", ids=("y1",))
+    assert len(list((cache_root / cache.ENTRIES).iterdir())) == 2  # predict parsed and stored
+
+
+def test_a_predict_that_fails_stores_nothing(
+    folder: Path, frame: pd.DataFrame, tmp_path: Path, cache_root: Path
+) -> None:
+    broken = frame.astype({"f3": object})
+    broken.loc[2300, "f3"] = "oops"
+    data = tmp_path / "broken.csv"
+    broken.to_csv(data, index=False)
+    settled_copy(data, data)
+    with pytest.raises(DataError, match="'f3' must be numeric but holds 'oops'"):
+        predicted(folder / "binary.npz", data, tmp_path / "p.csv", chunk_size=1024)
+    assert list((cache_root / cache.ENTRIES).iterdir()) == []
+
+
+def test_entry_rows_are_read_not_mapped(folder: Path, tmp_path: Path, cache_root: Path) -> None:
+    """Streamed rows come from plain reads: pages of a memory map would stay resident, so a
+    long table's predict would grow with it."""
+    data = settled_copy(folder / "data.csv", tmp_path / "data.csv")
+    read_table(data, text_columns=["sample"])
+    (folder_of_entry,) = (cache_root / cache.ENTRIES).iterdir()
+    meta = json.loads((folder_of_entry / cache.META_FILE).read_text())
+    entry = cache.lookup_sha(cache_root, meta["sha256"], meta["options"])
+    assert entry is not None
+    rows = entry.rows(1000, 1100, ["f1", "g00", "sample"])
+    whole = entry.frame()
+    assert rows.index.tolist() == list(range(1000, 1100))
+    pd.testing.assert_frame_equal(rows, whole.loc[1000:1099, ["sample", "f1", "g00"]])
+    assert not np.shares_memory(rows["f1"].to_numpy(), entry.numeric)
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -32,9 +32,11 @@ building the same entry at once are safe (the first rename wins, the other is di
 Reading API (`Entry`): `.numeric` (read-only-to-disk memory map; writes stay private),
 `.numeric_columns` (its column names, in slot order), `.columns` (file order), `.kind(name)`,
 `.codes(name)` and `.levels(name)` for text columns, `.frame()` (the pandas frame `read_table`
-gives). Writing API: `EntryWriter(root, options)`, `.append(frame)` per chunk (rows go straight
+gives), `.rows(start, stop, names)` (some rows and columns, read with plain reads, for
+streaming: `EntryChunks`). Writing API: `EntryWriter(root, options)`, `.append(frame)` per chunk (rows go straight
 to the files: a table larger than memory is converted with flat memory), `.commit(sha256)`;
-`build_entry` wraps both. Finding: `lookup(root, path, options)` (stat fast path),
+`build_entry` wraps both; `StoringChunks` stores the chunks a `TableChunks` reads as they
+go by. Finding: `lookup(root, path, options)` (stat fast path),
 `lookup_sha(root, sha256, options)`, `remember(root, path, sha256)`.
 """
 
@@ -48,7 +50,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +75,9 @@ META_FILE = "meta.json"
 #: A file changed less than this long ago may change again within the same timestamp tick, so
 #: its stat record could not tell the two versions apart (git's "racy" files): not recorded.
 RACY_SECONDS = 2.0
+
+#: Stands for the file's name in cached log messages (the same bytes may have another name).
+SOURCE = "\x00source\x00"
 
 #: Integers up to this size are exact in float32 and go into the numeric matrix.
 FLOAT32_EXACT = 2**24
@@ -235,6 +240,7 @@ class Entry:
             if c["kind"] == "text"
         }
         self._levels: dict[str, list[str]] = {}
+        self._level_arrays: dict[str, NDArray[np.object_]] = {}
         for c in meta["columns"]:
             if c["kind"] == "text":
                 raw = (folder / f"levels-{c['slot']}.json").read_bytes()
@@ -286,11 +292,59 @@ class Entry:
         return self._levels[name]
 
     def frame(self) -> pd.DataFrame:
-        """The table as `read_table` gave it: file column order, the same dtypes."""
+        """The table as `read_table` gave it: file column order, the same dtypes; the float32
+        columns are the memory map itself when they are all of its columns."""
+        return self._frame(0, self.n_rows, None, self.numeric, self._codes)
+
+    def rows(self, start: int, stop: int, names: Sequence[str] | None = None) -> pd.DataFrame:
+        """Rows [start, stop) of the columns `names` (default all), in file order, as
+        `TableChunks` reads them: the same dtypes, the index continuing from `start`. Read
+        with plain reads, not through the memory maps, whose pages would stay resident in
+        this process: streaming a long table keeps memory flat."""
+        stop = max(start, min(stop, self.n_rows))
+        numeric = self._read_rows(NUMERIC_FILE, start, stop, self.numeric)
+        codes = {
+            c["name"]: self._read_rows(
+                f"codes-{c['slot']}.i32", start, stop, self._codes[c["name"]]
+            )
+            for c in self.meta["columns"]
+            if c["kind"] == "text" and (names is None or c["name"] in names)
+        }
+        return self._frame(start, stop, names, numeric, codes, offset=start)
+
+    def _read_rows(self, name: str, start: int, stop: int, like: NDArray[Any]) -> NDArray[Any]:
+        """Rows [start, stop) of the array file `name`, shaped like its memory map `like`."""
+        out = np.empty((stop - start, *like.shape[1:]), dtype=like.dtype)
+        if out.size:
+            row_bytes = out.nbytes // len(out)
+            with open(self.folder / name, "rb", buffering=0) as handle:
+                handle.seek(start * row_bytes)
+                view = out.data.cast("B")
+                done = 0
+                while done < out.nbytes:
+                    got = handle.readinto(view[done:])
+                    if not got:
+                        raise ValueError(f"{name} ends early")  # checked at opening, so changed
+                    done += got
+        return out
+
+    def _frame(
+        self,
+        start: int,
+        stop: int,
+        names: Sequence[str] | None,
+        numeric: NDArray[Any],
+        codes: Mapping[str, NDArray[Any]],
+        offset: int = 0,
+    ) -> pd.DataFrame:
+        """Rows [start, stop) as a frame, from `numeric` and `codes` holding the entry's rows
+        from `offset` on."""
         import pandas as pd
 
-        columns = self.meta["columns"]
-        index = pd.RangeIndex(self.n_rows)
+        wanted = None if names is None else set(names)
+        columns = [c for c in self.meta["columns"] if wanted is None or c["name"] in wanted]
+        index = pd.RangeIndex(start, stop)
+        numeric = numeric[start - offset : stop - offset]
         blocks: list[tuple[Any, NDArray[np.intp]]] = []
         by_dtype: dict[str, list[int]] = {}
         for position, c in enumerate(columns):
@@ -299,25 +353,34 @@ class Entry:
         for dtype, positions in by_dtype.items():
             slots = [columns[p]["slot"] for p in positions]
             if dtype != "float32":
-                values = self.numeric.T[slots].astype(dtype)
-            elif slots == list(range(self.numeric.shape[1])):
-                values = self.numeric.T  # the memory map itself, no copy
+                values = numeric.T[slots].astype(dtype)
+            elif slots == list(range(numeric.shape[1])):
+                values = numeric.T  # the memory map itself, no copy
             else:  # the layout `canonical` gives: float32 columns row-major, C order
-                values = np.ascontiguousarray(self.numeric[:, slots]).T
+                values = np.ascontiguousarray(numeric[:, slots]).T
             blocks.append((values, np.asarray(positions, dtype=np.intp)))
         for position, c in enumerate(columns):
             if c["kind"] == "text":
-                blocks.append((self._text(c), np.asarray([position], dtype=np.intp)))
-        names = pd.Index([c["name"] for c in columns], dtype=self.meta["table"]["columns_dtype"])
-        return frame_from_blocks(blocks, index, names)
+                text = self._text(c, codes[c["name"]][start - offset : stop - offset])
+                blocks.append((text, np.asarray([position], dtype=np.intp)))
+        labels = pd.Index([c["name"] for c in columns], dtype=self.meta["table"]["columns_dtype"])
+        return frame_from_blocks(blocks, index, labels)
 
-    def _text(self, column: Mapping[str, Any]) -> Any:
+    def replay(self, name: str) -> None:
+        """Log again what reading the file logged when the entry was made, naming it `name`."""
+        for level, message in self.messages:
+            log.log(level, message.replace(SOURCE, name))
+
+    def _text(self, column: Mapping[str, Any], codes: NDArray[np.int32]) -> Any:
         import pandas as pd
 
-        levels = np.empty(len(self._levels[column["name"]]) + 1, dtype=object)
-        levels[:-1] = self._levels[column["name"]]
-        levels[-1] = np.nan  # code -1 takes the last element: missing
-        values = levels.take(self._codes[column["name"]])
+        levels = self._level_arrays.get(column["name"])
+        if levels is None:  # once per entry: a column of IDs has a level per row
+            levels = np.empty(len(self._levels[column["name"]]) + 1, dtype=object)
+            levels[:-1] = self._levels[column["name"]]
+            levels[-1] = np.nan  # code -1 takes the last element: missing
+            self._level_arrays[column["name"]] = levels
+        values = levels.take(codes)
         return pd.array(values, dtype=column["dtype"])
 
 
@@ -585,3 +648,106 @@ def _remove(folder: Path) -> None:
     except OSError:
         return
     shutil.rmtree(trash, ignore_errors=True)
+
+
+class EntryChunks:
+    """A cached table read `chunk_size` rows at a time, as `TableChunks` reads the file it was
+    made from (the same frames: columns `names` in file order, index continuing across
+    chunks), for `predict` and `evaluate`: slices of the memory map instead of parsing."""
+
+    def __init__(
+        self, entry: Entry, source: str, chunk_size: int, names: Sequence[str] | None = None
+    ) -> None:
+        self.entry, self.source, self.chunk_size = entry, source, chunk_size
+        self.names = None if names is None else list(names)
+        self.sep, self.id_column = entry.sep, entry.id_column
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        for start in range(0, self.entry.n_rows, self.chunk_size):
+            yield self.entry.rows(start, start + self.chunk_size, self.names)
+
+    def sha256(self) -> str:
+        return self.entry.sha256
+
+    def close(self) -> None:
+        """Nothing to close: the memory maps go with the entry."""
+
+    def __enter__(self) -> EntryChunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StoringChunks:
+    """`TableChunks` (opened with its checksum) whose chunks also go into a new entry for the
+    file, committed once the last chunk is read: the next `predict` or `evaluate` of the file
+    reads the entry (`EntryChunks`) instead of parsing. A table the cache cannot hold, or a
+    folder it cannot write, is simply not stored; an interrupted read stores nothing."""
+
+    def __init__(
+        self,
+        chunks: Any,
+        root: Path,
+        options: Mapping[str, Any],
+        path: str,
+        messages: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        self.chunks, self.root, self.options, self.path = chunks, root, options, path
+        self.messages = list(messages)
+        self.source = chunks.source
+
+    @property
+    def sep(self) -> str:
+        return str(self.chunks.sep)
+
+    @property
+    def id_column(self) -> str | None:
+        return self.chunks.id_column  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        try:
+            writer: EntryWriter | None = EntryWriter(self.root, self.options)
+        except OSError as error:
+            log.debug("table cache: cannot write under %s: %s", self.root, error)
+            writer = None
+        complete = False
+        try:
+            for frame in self.chunks:
+                if writer is not None:
+                    try:
+                        writer.append(frame)
+                    except (Unsupported, OSError) as why:
+                        log.debug("table cache: not cached: %s", why)
+                        writer.abort()
+                        writer = None
+                yield frame
+            complete = True
+        finally:
+            if writer is not None and complete:
+                self._commit(writer)
+            elif writer is not None:
+                writer.abort()
+
+    def _commit(self, writer: EntryWriter) -> None:
+        try:
+            sha256 = self.chunks.sha256()
+            stored = writer.commit(sha256, self.sep, self.id_column, self.messages)
+        except OSError as error:
+            log.debug("table cache: not cached: %s", error)
+            writer.abort()
+            return
+        if stored is not None:
+            remember(self.root, self.path, sha256)
+
+    def sha256(self) -> str:
+        return str(self.chunks.sha256())
+
+    def close(self) -> None:
+        self.chunks.close()
+
+    def __enter__(self) -> StoringChunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
