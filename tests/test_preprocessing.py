@@ -432,6 +432,39 @@ def test_numeric_columns_at_once_give_the_bits_of_column_by_column(
     assert at_once.tobytes() == pre.transform(frame).tobytes()
 
 
+@pytest.mark.parametrize("order", ["adjacent", "shuffled"])
+@pytest.mark.parametrize("block_rows", [65_536, 64], ids=["one-block", "blocks-of-64"])
+def test_rows_of_the_table_matrix_at_once_give_the_bits_of_each_column(
+    order: str, block_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The readers' row-major float32 matrix, read as a frame or as the rows of a split
+    (`prepare.RowsOf`), gives the bits of the column-by-column path."""
+    from mlpcli.data.cache import frame_from_blocks
+    from mlpcli.prepare import rows_of
+
+    monkeypatch.setattr(preprocessing, "NUMERIC_BLOCK_ROWS", block_rows)
+    rng = np.random.default_rng(5)
+    n, k = 700, 6
+    matrix = (rng.standard_normal((n, k)) * 50).astype(np.float32)
+    matrix[rng.random((n, k)) < 0.1] = np.nan
+    names = [f"x{j}" for j in range(k)]
+    ids = pd.array([f"s{i}" for i in range(n)], dtype="str")
+    frame = frame_from_blocks(
+        [(matrix.T, np.arange(1, k + 1)), (ids, np.asarray([0]))],
+        pd.RangeIndex(n),
+        pd.Index(["id", *names]),
+    )
+    features = names if order == "adjacent" else [names[j] for j in (4, 0, 5, 2, 1, 3)]
+    rows = np.sort(rng.choice(n, 500, replace=False))
+    pre = Preprocessor(missing_indicators=True).fit(frame.iloc[rows], features)
+    whole = pre.transform(frame)
+    picked = pre.transform(rows_of(frame, rows))
+    monkeypatch.setattr(Preprocessor, "_transform_numeric_block", lambda *a: False)
+    assert whole.tobytes() == pre.transform(frame).tobytes()
+    assert picked.tobytes() == pre.transform(rows_of(frame, rows)).tobytes()
+    assert picked.tobytes() == whole[rows].tobytes()
+
+
 @pytest.mark.parametrize("block_rows", [65_536, 1], ids=["one-block", "a-later-block"])
 def test_an_infinite_value_is_still_named_with_its_column(
     block_rows: int, monkeypatch: pytest.MonkeyPatch
