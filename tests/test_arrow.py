@@ -180,22 +180,28 @@ def test_a_ragged_row_gets_pandas_message(tmp_path: Path) -> None:
         read.read_table(path)
 
 
-def test_pyarrow_reads_the_tables_blocks_would_read_when_told(
+def test_pyarrow_reads_the_tables_of_from_bytes_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """READ_CSV None (the default): pyarrow from `FROM_BYTES`, unless the reader is forced
+    (`READ_IN_BLOCKS`); off with READ_CSV False or USE_ARROW False."""
     path = tmp_path / "t.csv"
     path.write_text(HEAD + _rows(20))
     called: list[bool] = []
     original = arrow.parse_csv
     monkeypatch.setattr(arrow, "parse_csv", lambda *a: called.append(True) or original(*a))
     monkeypatch.setattr(arrow, "READ_CSV", None)
-    monkeypatch.setattr(read, "BLOCKS_FROM_BYTES", path.stat().st_size + 1)
+    monkeypatch.setattr(arrow, "FROM_BYTES", path.stat().st_size + 1)
     small = read.read_table(path).frame
     assert called == []
-    monkeypatch.setattr(read, "BLOCKS_FROM_BYTES", path.stat().st_size)
+    monkeypatch.setattr(arrow, "FROM_BYTES", path.stat().st_size)
     pd.testing.assert_frame_equal(read.read_table(path).frame, small)
     assert called == [True]
     called.clear()
+    monkeypatch.setattr(read, "READ_IN_BLOCKS", True)
+    pd.testing.assert_frame_equal(read.read_table(path).frame, small)
+    assert called == []
+    monkeypatch.setattr(read, "READ_IN_BLOCKS", None)
     monkeypatch.setattr(arrow, "READ_CSV", False)
     assert len(read.read_table(path).frame) == 20
     assert called == []

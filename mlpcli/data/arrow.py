@@ -5,14 +5,13 @@ GIL. Where it is installed, `data.write` formats CSV cells with it (the same byt
 path, 2.6-3.4x less CPU); `MLPCLI_ARROW=0` in the environment (or `USE_ARROW = False`) turns
 every pyarrow path off.
 
-`read_table` can parse text tables with pyarrow (`parse_csv`: the frame one pandas call gives,
-or a hand-back to pandas). `MLPCLI_ARROW_READ=large` does it for the tables of
-`read.BLOCKS_FROM_BYTES` (256 MB) or more, in place of the block reader: 1,000,000 x 100 read in
-44-51 s against 113 s in blocks and 177 s in one pandas call (load 16-25; 13.9-15.2 CPU s against
-15.1 and 11.9; reading's peak 0.62 GB like the blocks'). It is off by default: `train` on that
-table then peaked at 1.08 GiB, above the 786 MiB measured with blocks, and the cause is not
-found yet. `MLPCLI_ARROW_READ=1` reads every table this way (smaller ones lost to pandas:
-100,000 x 100 took 2.1-2.3 CPU s against 1.7, load 16-19).
+`read_table` parses text tables of `FROM_BYTES` or more with pyarrow (`parse_csv`: the frame
+one pandas call gives, or a hand-back to pandas), in place of the block reader or the one pandas
+call: 1,000,000 x 100 (862 MB) read in 24-35 s against 25-34 s for one pandas call and 30-31 s
+in blocks at load 5-7, where a second core is rarely free (12.1-13.8 CPU s against 11.1-12.6
+and 15.7-16.1), and 44-51 s against 177 s and 113 s at load 16-25; reading's peak 0.63 GB against
+1.79 GB and 0.68 GB. `MLPCLI_ARROW_READ=0` in the environment turns it off (the block reader
+and one pandas call, as without pyarrow), `=1` reads every text table this way.
 """
 
 from __future__ import annotations
@@ -31,11 +30,12 @@ if TYPE_CHECKING:
 #: Whether pyarrow may be used at all (when it imports).
 USE_ARROW: bool = os.environ.get("MLPCLI_ARROW", "1") != "0"
 
-#: Whether `read_table` parses text tables with pyarrow: False (the default) for none, None
-#: for the tables it would read in blocks, True for all (see the module docstring).
-READ_CSV: bool | None = {"1": True, "large": None}.get(
-    os.environ.get("MLPCLI_ARROW_READ", ""), False
-)
+#: Whether `read_table` parses text tables with pyarrow: None (the default) for those of
+#: `FROM_BYTES` or more, True for all, False for none (see the module docstring).
+READ_CSV: bool | None = {"1": True, "0": False}.get(os.environ.get("MLPCLI_ARROW_READ", ""))
+
+#: Bytes of a plain text file from which `read_table` parses it with pyarrow by default.
+FROM_BYTES = 256 << 20
 
 _modules: tuple[ModuleType, ModuleType, ModuleType] | None = None
 _missing = False
@@ -59,8 +59,12 @@ def modules() -> tuple[ModuleType, ModuleType, ModuleType] | None:
 
 
 # --------------------------------------------------------------------------- reading
-#: Bytes of text per block pyarrow parses (on its own threads, without the GIL).
-BLOCK_BYTES = 4 << 20
+#: Bytes of text per block pyarrow parses (on its own threads, without the GIL). Small blocks
+#: keep little in flight in pyarrow's pool, whose freed pages its threads keep: reading
+#: 1,000,000 x 100 peaked at 596-609 MB with 1 MB blocks against 716 MB with 4 MB (and 645 MB
+#: for the block reader), 559-561 MB resident after `limits.return_freed_memory` like the
+#: block reader's 559 (load 4-5).
+BLOCK_BYTES = 1 << 20
 
 #: pandas' C parser reads these (and only these) as booleans.
 TRUE_VALUES = ("True", "TRUE", "true")
@@ -188,9 +192,10 @@ class _Columns:
                 grown = np.empty((rows, matrix.shape[1]), dtype=np.float32)
                 grown[:n_rows] = matrix[:n_rows]
                 matrix = grown
-            with np.errstate(over="ignore"):
-                for j, i in enumerate(self.floats):
-                    matrix[n_rows : n_rows + n, j] = batch.column(i).to_numpy(zero_copy_only=False)
+            if self.floats:  # one row-major float64 tensor per batch (missing cells NaN)
+                values = batch.select(self.floats).to_tensor(null_to_nan=True, row_major=True)
+                with np.errstate(over="ignore"):
+                    matrix[n_rows : n_rows + n] = np.asarray(values)
             for i in self.ints:
                 int_parts[i].append(batch.column(i))
             for i in self.others:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from mlpcli.data import arrow, cache, formats
-from mlpcli.data.blocks import first_rows_as_wide_as_header, parse_blocks
+from mlpcli.data.blocks import first_rows_as_wide_as_header, freed_blocks_returned, parse_blocks
 from mlpcli.data.cache import canonical
 from mlpcli.data.codecs import (
     FileHasher,
@@ -295,8 +295,12 @@ def _parse_table(
                 and bytes_are_ascii(encoding, used_sep)
                 and first_rows_as_wide_as_header(text, used_sep)
             )
-            if arrow.READ_CSV is None:  # pyarrow where blocks would be used by default
-                by_arrow = wanted and in_blocks is None and READ_IN_BLOCKS is None
+            if arrow.READ_CSV is None:  # pyarrow for a large plain file, unless told how
+                by_arrow = (
+                    in_blocks is None
+                    and READ_IN_BLOCKS is None
+                    and _file_bytes(raw, name) >= arrow.FROM_BYTES
+                )
             else:
                 by_arrow = arrow.READ_CSV and in_blocks is not False
             fast = (
@@ -310,7 +314,8 @@ def _parse_table(
             )
             if fast:
                 size = os.fstat(raw.fileno()).st_size if codec is None else None
-                frame = arrow.parse_csv(Prefixed(head, stream), parse, head, size)
+                with freed_blocks_returned():
+                    frame = arrow.parse_csv(Prefixed(head, stream), parse, head, size)
             elif splittable:
                 frame = parse_blocks(Prefixed(head, stream), parse)
             else:
@@ -362,12 +367,17 @@ BLOCKS_FROM_BYTES = 256 << 20
 def _in_blocks_by_default(raw: BinaryIO, name: str) -> bool:
     if READ_IN_BLOCKS is not None:
         return READ_IN_BLOCKS
+    return _file_bytes(raw, name) >= BLOCKS_FROM_BYTES
+
+
+def _file_bytes(raw: BinaryIO, name: str) -> int:
+    """The size of the file `raw` reads, or 0 for stdin and anything without one."""
     if name == "<stdin>":
-        return False
+        return 0
     try:
-        return os.fstat(raw.fileno()).st_size >= BLOCKS_FROM_BYTES
+        return os.fstat(raw.fileno()).st_size
     except (OSError, ValueError, io.UnsupportedOperation):
-        return False
+        return 0
 
 
 def _read_format(
