@@ -33,8 +33,9 @@ Reading API (`Entry`): `.numeric` (read-only-to-disk memory map; writes stay pri
 `.numeric_columns` (its column names, in slot order), `.columns` (file order), `.kind(name)`,
 `.codes(name)` and `.levels(name)` for text columns, `.frame()` (the pandas frame `read_table`
 gives), `.rows(start, stop, names)` (some rows and columns, read with plain reads, for
-streaming: `EntryChunks`). Writing API: `EntryWriter(root, options)`, `.append(frame)` per chunk (rows go straight
-to the files: a table larger than memory is converted with flat memory), `.commit(sha256)`;
+streaming: `EntryChunks`). Writing API: `EntryWriter(root, options)`, `.append(frame)` per
+chunk (rows go straight to the files: a table larger than memory is converted with flat
+memory), `.commit(sha256)`;
 `build_entry` wraps both; `StoringChunks` stores the chunks a `TableChunks` reads as they
 go by. Finding: `lookup(root, path, options)` (stat fast path),
 `lookup_sha(root, sha256, options)`, `remember(root, path, sha256)`.
@@ -548,6 +549,8 @@ class EntryWriter:
             raw = json.dumps(list(levels), ensure_ascii=False).encode("utf-8")
             (self.folder / f"levels-{i}.json").write_bytes(raw)
             arrays[f"levels-{i}.json"] = {"bytes": len(raw), "sum": _checksum(raw)}
+            self._levels[i] = {}  # a column of IDs holds a level per row: gone before the check
+            del raw
         key = entry_key(sha256, self.options)
         meta = {
             "format": FORMAT_VERSION,
