@@ -438,15 +438,30 @@ def test_a_second_predict_reads_what_the_first_stored_with_the_same_bytes(
     assert "\n00007," in first  # the IDs stay text through the cache
 
 
+@pytest.mark.parametrize("arrow_reader", [False, True], ids=["blocks", "pyarrow"])
 def test_predict_reads_the_entry_train_stored(
-    folder: Path, tmp_path: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch
+    folder: Path,
+    tmp_path: Path,
+    cache_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    arrow_reader: bool,
 ) -> None:
+    """Whichever reader train parsed the file with (pyarrow's for large files), the entry it
+    stored predicts the bytes a parsing predict writes."""
     from mlpcli import prepare
+    from mlpcli.data import arrow
 
+    if arrow_reader and arrow.modules() is None:
+        pytest.skip("pyarrow is not installed")
+    parsed: list[object] = []
+    parse_csv = arrow.parse_csv
+    monkeypatch.setattr(arrow, "READ_CSV", arrow_reader)
+    monkeypatch.setattr(arrow, "parse_csv", lambda *a: parsed.append(a) or parse_csv(*a))
     data = settled_copy(folder / "data.csv", tmp_path / "data.csv")
     model = folder / "multiclass.npz"
     settings = predicting.model_settings(trained.load_trained(model), None, None, None, str(data))
     prepare.read(str(data), settings)  # train's reading: the whole table into the cache
+    assert bool(parsed) == arrow_reader
     with monkeypatch.context() as patched:
         never_parsed(patched)
         cached = predicted(model, data, tmp_path / "1.csv", chunk_size=1024)
