@@ -499,6 +499,19 @@ def test_a_predict_that_fails_stores_nothing(
     assert list((cache_root / cache.ENTRIES).iterdir()) == []
 
 
+def test_a_streamed_table_with_too_many_text_values_is_not_stored(
+    folder: Path, tmp_path: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each distinct ID is kept until the entry is committed: past the limit, nothing is
+    stored, so predict's memory stays flat on a file of any length."""
+    monkeypatch.setattr(cache, "MAX_STREAMED_LEVELS", 1500)  # 2,500 distinct IDs
+    data = settled_copy(folder / "data.csv", tmp_path / "data.csv")
+    out = predicted(folder / "multiclass.npz", data, tmp_path / "1.csv", chunk_size=1024)
+    assert [p for p in (cache_root / cache.ENTRIES).iterdir()] == []
+    cache.use(None)
+    assert out == predicted(folder / "multiclass.npz", data, tmp_path / "2.csv")
+
+
 def test_entry_rows_are_read_not_mapped(folder: Path, tmp_path: Path, cache_root: Path) -> None:
     """Streamed rows come from plain reads: pages of a memory map would stay resident, so a
     long table's predict would grow with it."""

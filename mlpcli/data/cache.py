@@ -524,6 +524,11 @@ class EntryWriter:
             self._write(f"codes-{i}.i32", codes.astype(np.int32))
         self.n_rows += len(frame)
 
+    @property
+    def n_levels(self) -> int:
+        """Distinct text values held so far, over every text column."""
+        return sum(map(len, self._levels))
+
     def _write(self, name: str, array: NDArray[Any]) -> None:
         array = np.ascontiguousarray(array)
         self._files[name].write(array.data)
@@ -682,11 +687,18 @@ class EntryChunks:
         self.close()
 
 
+#: Distinct text values (IDs, levels) a streaming read keeps for its entry at most: each costs
+#: about 200 bytes until the entry is committed, so beyond this (0.2 GB) the table is not
+#: stored and the read stays flat in memory however long the file.
+MAX_STREAMED_LEVELS = 1 << 20
+
+
 class StoringChunks:
     """`TableChunks` (opened with its checksum) whose chunks also go into a new entry for the
     file, committed once the last chunk is read: the next `predict` or `evaluate` of the file
-    reads the entry (`EntryChunks`) instead of parsing. A table the cache cannot hold, or a
-    folder it cannot write, is simply not stored; an interrupted read stores nothing."""
+    reads the entry (`EntryChunks`) instead of parsing. A table the cache cannot hold, with
+    more than `MAX_STREAMED_LEVELS` distinct text values, or a folder it cannot write, is
+    simply not stored; an interrupted read stores nothing."""
 
     def __init__(
         self,
@@ -720,6 +732,8 @@ class StoringChunks:
                 if writer is not None:
                     try:
                         writer.append(frame)
+                        if writer.n_levels > MAX_STREAMED_LEVELS:
+                            raise Unsupported(f"more than {MAX_STREAMED_LEVELS:,} text values")
                     except (Unsupported, OSError) as why:
                         log.debug("table cache: not cached: %s", why)
                         writer.abort()
