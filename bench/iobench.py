@@ -71,6 +71,7 @@ model.fit(X, y)
 TRAIN_FLAGS = [
     *("--target", "label", "--id", "sample", "--hidden", "256,128", "--batch-size", "256"),
     *("--epochs", "5", "--patience", "off", "--seed", "0", "--valid-fraction", "0.1"),
+    *("--preset", "classic"),  # the network, whatever the default preset becomes
 ]
 
 
