@@ -235,8 +235,11 @@ def run_all(
     epochs: int,
     realmlp_python: str,
     log: Callable[[str], None],
+    deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Time every table; returns {"figures": {"recipe": ...}, "sections": [markdown lines]}."""
+    """Time every table; returns {"figures": {"recipe": ...}, "sections": [markdown lines]}.
+    With a `deadline` (`time.monotonic()`), a table not started by then is not run, and the
+    section says so."""
     rows: list[str] = []
     per_model: list[tuple[str, float]] = []  # mlpcli / RealMLP-TD wall, per table
     ensemble: dict[str, list[float]] = {kind: [] for kind in KINDS}  # K members / one
@@ -250,6 +253,9 @@ def run_all(
     with tempfile.TemporaryDirectory() as tmp:
         for name in tables:
             table = TABLES[name]
+            if deadline is not None and time.monotonic() > deadline:
+                skipped[f"table {name}"] = "not run: the run's time budget was spent"
+                continue
             if table.real:
                 data = f"real:{name}"
             else:
@@ -293,7 +299,7 @@ def run_all(
                 + " | ".join(f"{cell(kind)} | {ratio(kind, 'mlpcli')}" for kind in KINDS)
                 + " |"
             )
-    figures: dict[str, Any] = {"ensemble": {}}
+    figures: dict[str, Any] = {"ensemble": {}, "skipped": dict(skipped)}
     if per_model:
         worst = max(per_model, key=lambda item: item[1])
         figures["ratio"] = worst[1]

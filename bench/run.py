@@ -489,6 +489,13 @@ def main(argv: list[str] | None = None) -> int:
         help="Tables of the recipe comparison (default: all of bench/recipe.py's; quick: the "
         "generated reg1k,cls3k).",
     )
+    parser.add_argument(
+        "--recipe-minutes",
+        type=float,
+        default=None,
+        help="Start no recipe table after this many minutes of the recipe section (the "
+        "tables left out are named in the report); default: no limit.",
+    )
     parser.add_argument("--members", type=int, default=5, help="K of the ensemble row (5).")
     parser.add_argument(
         "--recipe-repeats", type=int, default=1, help="Rounds of the recipe comparison (1)."
@@ -600,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
             epochs,
             args.realmlp_python,
             log,
+            None if args.recipe_minutes is None else time.monotonic() + 60 * args.recipe_minutes,
         )
         figures.update(found["figures"])
         extra["sections"] += found["sections"]

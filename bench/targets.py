@@ -314,10 +314,13 @@ def recipe_vs_realmlp(m: Measured) -> list[Row]:
         why = "recipe comparison skipped" if recipe is None else recipe.get("why", "?")
         return _not_measured(label, why)
     ratio = recipe["ratio"]
+    detail = f"{ratio:.2f}x ({recipe['detail']})"
+    left_out = [key for key in recipe.get("skipped", {}) if key.startswith("table ")]
+    if left_out:
+        detail += f"; not run (time budget): {', '.join(k[len('table ') :] for k in left_out)}"
     one = _profiles(m).get("recipe_one")
     what = f"one fit of mlpcli's recipe ({(one or {}).get('what', '?')})"
-    return [_verdict(label, f"{ratio:.2f}x ({recipe['detail']})", ratio <= 0.2,
-                     cprofile_lines(one, what))]  # fmt: skip
+    return [_verdict(label, detail, ratio <= 0.2, cprofile_lines(one, what))]
 
 
 def _joined(one: dict[str, Any], many: dict[str, Any], k: int) -> list[str]:

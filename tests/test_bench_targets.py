@@ -80,6 +80,9 @@ def test_recipe_and_ensemble_rows(targets) -> None:
     five = {"ensemble": {"K=5, shared batches": (5, 2.8)}, "ratio": None, "why": "-"}
     rows = targets.ensemble_cost(targets.Measured(figures={"recipe": five}))
     assert [row.ok for row in rows] == [False, True]  # 2.8 > 0.5 * 5, but < 3 (issue 14)
+    late = {**recipe, "skipped": {"table mlc_churn": "not run", "realmlp, real tables": "-"}}
+    [row] = targets.recipe_vs_realmlp(targets.Measured(figures={"recipe": late}))
+    assert row.measured.endswith("; not run (time budget): mlc_churn")
     skipped = targets.Measured(figures={"recipe": {"ratio": None, "why": "no pytabkit"}})
     [row] = targets.recipe_vs_realmlp(skipped)
     text, ok = row.measured, row.ok
