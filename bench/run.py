@@ -381,13 +381,18 @@ def targets16_section(measured: Measured, log: Any = None) -> list[str]:
         "| --- | --- | --- |",
     ]
     profiles: list[str] = []
+    shown: dict[tuple[str, ...], int] = {}  # a profile already printed -> its gap's number
     for row in rows:
         verdict = {True: "met", None: "n/a"}.get(row.ok, "**not met**")  # type: ignore[arg-type]
         if row.ok is False:
             number = 1 + sum(1 for line in profiles if line.startswith("### Gap "))
             verdict += f" (profile: gap {number})"
             profiles += [f"### Gap {number}: {row.label}", "", f"Measured: {row.measured}.", ""]
-            profiles += [*(row.profile or ("**No profile was measured for this gap.**",)), ""]
+            if row.profile in shown:
+                profiles += [f"The profile is gap {shown[row.profile]}'s.", ""]
+            else:
+                profiles += [*(row.profile or ("**No profile was measured for this gap.**",)), ""]
+                shown.setdefault(row.profile, number)
         lines.append(f"| {row.label} | {row.measured} | {verdict} |")
     if profiles:
         lines += ["", "## Where the gaps come from: one profile per target not met", ""]
