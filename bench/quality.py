@@ -380,10 +380,11 @@ class Results:
 
 @dataclass(frozen=True)
 class Derived:
-    """A method computed from other methods' stored rows: `--preset auto` trains exactly its
-    candidates (tests/test_auto.py: the winner is bit for bit the candidate's own run) and
-    keeps the one with the better validation score, ties to the first, so its test error on a
-    split is the chosen candidate's, and its time the sum of both."""
+    """A method computed from other methods' stored rows: `--preset auto` as it was before
+    its clear-gain rule (12b0c6f) trained exactly its candidates on shared arrays and kept the
+    one with the better validation score, ties to the first, so its test error on a split is
+    the chosen candidate's, and its time the sum of both. Today's rule pairs the validation
+    rows, which stored rows do not keep: run `mlpcli-auto` itself."""
 
     candidates: tuple[str, ...]
     note: str
@@ -392,7 +393,8 @@ class Derived:
 DERIVED: dict[str, Derived] = {
     "mlpcli-auto-derived": Derived(
         ("mlpcli-auto-classic", "mlpcli-realmlp"),
-        "`--preset auto`, from its two candidates' rows (the better on validation)",
+        "`--preset auto` before 12b0c6f (shared arrays, the higher validation score), from "
+        "its two candidates' rows",
     ),
 }
 
