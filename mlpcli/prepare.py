@@ -487,8 +487,14 @@ OVERWRITE_ROWS = 16_384
 
 def _table_matrix(frame: pd.DataFrame, dtype: np.dtype) -> tuple[np.ndarray, list[str]] | None:
     """The writable C-ordered (rows, k) array of `dtype` whose columns are the frame's numeric
-    columns (the block reader's matrix, the table cache's private memory map, `astype`'s
-    block), with the names of the columns that view it; None when there is no such array."""
+    columns (the block reader's matrix, `astype`'s block), with the names of the columns that
+    view it; None when there is no such array.
+
+    Never the table cache's memory map (copy-on-write): joblib sends an array backed by a
+    memory map to its worker processes as the file's name, so X written over it would reach
+    them as the file's raw cells (`--ensemble-groups` with `--n-jobs 2` trained on those).
+    Writing over the map saves no anonymous memory (each page written turns private); it only
+    spares the map's file pages, which the kernel may drop."""
     numeric = [name for name, kind in frame.dtypes.items() if kind == dtype]
     for name in numeric:
         view = frame[name].to_numpy()
@@ -496,7 +502,8 @@ def _table_matrix(frame: pd.DataFrame, dtype: np.dtype) -> tuple[np.ndarray, lis
         while isinstance(matrix.base, np.ndarray):
             matrix = matrix.base
         if (
-            matrix.ndim == 2
+            not isinstance(matrix, np.memmap)
+            and matrix.ndim == 2
             and matrix.shape[0] == len(frame)
             and matrix.flags.c_contiguous
             and matrix.flags.writeable

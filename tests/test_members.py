@@ -4,6 +4,9 @@ model whatever runs them; what groups refuse. The run on a real cluster is in te
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from typer.testing import CliRunner
 
 from mlpcli import config, crossval, members, modelfile, parallel, pipeline, prepare
 from mlpcli.cli import app
+from mlpcli.data import cache
 from mlpcli.nn.recipe import RecipeNet
 
 GROUPS = {"preset": "realmlp_td", "hidden": "8", "epochs": 3, "batch_size": 16, "seed": 5}
@@ -45,12 +49,6 @@ def test_the_stacked_network_is_its_groups_side_by_side(cohort_csv: Path) -> Non
 
 
 @pytest.mark.slow  # two local worker processes start (about 9 s under load)
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect found at the end of session 5: in CI's long-lived xdist worker the "
-    "in-process groups (n_jobs=1) gave other arrays than the worker processes (net.0.pbld.w "
-    "first); run alone, in the same venv, it passes; cause not found yet (issue 17 stays open)",
-)
 def test_groups_give_the_same_model_file_whatever_n_jobs(cohort_csv: Path, tmp_path: Path) -> None:
     settings = settings_for(ensemble=4, ensemble_groups=2)
     paths = []
@@ -66,6 +64,30 @@ def test_groups_give_the_same_model_file_whatever_n_jobs(cohort_csv: Path, tmp_p
     assert meta["training"]["history"] == groups[0]["history"]
     assert meta["training"]["best_value"] is None
     assert meta["recipe"]["config"]["n_members"] == 4
+
+
+@pytest.mark.slow  # two local worker processes start (about 9 s under load)
+def test_groups_in_workers_train_on_x_when_the_table_comes_from_the_cache(
+    cohort_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table cache hit gives the table's matrix as the cache's copy-on-write memory map; X
+    must not be written over it, since joblib sends a memory-mapped array to its worker
+    processes by file name (they would map the file and train on the raw cells). Any CLI
+    command leaves the cache on in the process, which is how the suite first met this."""
+    monkeypatch.setattr(cache, "_root", tmp_path / "cache")  # cache.use(...), undone after
+    table = tmp_path / "cohort.csv"
+    shutil.copyfile(cohort_csv, table)
+    os.utime(table, (time.time() - 10, time.time() - 10))  # past the racy window: cached
+    settings = settings_for(ensemble=4, ensemble_groups=2)
+    paths = []
+    for i, n_jobs in enumerate((1, 1, 2)):  # the first run stores the entry, the others hit it
+        placement = parallel.Placement(n_jobs=n_jobs)
+        outcome = pipeline.train(str(table), settings, placement=placement)
+        paths.append(tmp_path / f"run{i}-jobs{n_jobs}.npz")
+        pipeline.write_outputs(outcome, str(paths[-1]))
+    assert any((tmp_path / "cache").iterdir())
+    assert_same_model(paths[0], paths[1])
+    assert_same_model(paths[1], paths[2])
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,7 @@ def test_a_validation_level_training_lacks_is_told_once_as_by_a_fresh_encoding(
     assert sum("levels not seen in training ('b3')" in m for m in told[1]) == 1, told
 
 
-def test_features_written_over_a_cached_table_leave_the_cache_file_alone(
+def test_features_of_a_cached_table_are_not_written_over_its_memory_map(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlpcli.data import cache
@@ -157,9 +157,10 @@ def test_features_written_over_a_cached_table_leave_the_cache_file_alone(
         runs = [prepare.prepare_data(path, settings, np.random.default_rng(5)) for _ in range(3)]
     finally:
         cache.use(before)
-    # The parsed table (building the entry), then its memory map twice: the copy-on-write map
-    # took the features, the file kept the numbers.
-    assert isinstance(_root(runs[2].X), np.memmap)
+    # The parsed table (building the entry), then its memory map twice. X is encoded beside
+    # the map, not over it: joblib sends a memory-mapped array to worker processes by file
+    # name, where X written over a copy-on-write map would be the file's raw numbers.
+    assert not isinstance(_root(runs[2].X), np.memmap)
     for run in runs[1:]:
         assert run.X.tobytes() == runs[0].X.tobytes()
         assert run.X_val is not None and runs[0].X_val is not None
