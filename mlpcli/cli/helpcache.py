@@ -99,16 +99,23 @@ def _write(path: str, docs: dict[str, Any]) -> None:
     another locale); silently not at all where Python writes no bytecode or cannot write."""
     if sys.dont_write_bytecode:
         return
+    write_kept(path, docs, KEEP, lambda name: name.startswith(PREFIX))
+
+
+def write_kept(path: str, record: dict[str, Any], keep: int, ours: Callable[[str], bool]) -> None:
+    """Write `record` as JSON to `path` atomically, then remove all but the `keep` newest files
+    of its folder whose names `ours` accepts (the one just written always stays); a folder that
+    cannot be written leaves nothing behind, silently: a kept file only saves time."""
     folder, name = os.path.split(path)
     staged = os.path.join(folder, f".{name}.{os.getpid()}")
     try:
         os.makedirs(folder, exist_ok=True)
-        with open(staged, "w", encoding="utf-8") as fh:
-            json.dump(docs, fh)
+        with open(staged, "w", encoding="utf-8", errors="surrogateescape") as fh:
+            json.dump(record, fh)
         os.replace(staged, path)
-        others = [os.path.join(folder, f) for f in os.listdir(folder) if f.startswith(PREFIX)]
+        others = [os.path.join(folder, f) for f in os.listdir(folder) if ours(f)]
         others = sorted((f for f in others if f != path), key=os.path.getmtime)
-        for old in others[: max(len(others) - (KEEP - 1), 0)]:
+        for old in others[: max(len(others) - (keep - 1), 0)]:
             os.unlink(old)
     except OSError:
         if os.path.exists(staged):

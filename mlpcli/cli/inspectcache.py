@@ -157,26 +157,13 @@ def keep(
     if name is None or len(data) > MAX_BYTES or key(model, json_out, rows) != name:
         return
     path = _path(name)
-    folder = os.path.dirname(path)
     record = {
         "key": name,
         "modules": dict(modules),
         "text": text,
         "text_sha256": hashlib.sha256(data).hexdigest(),
     }
-    staged = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with open(staged, "w", encoding="utf-8", errors="surrogateescape") as fh:
-            json.dump(record, fh)
-        os.replace(staged, path)
-        others = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".json")]
-        others = sorted((f for f in others if f != path), key=os.path.getmtime)
-        for old in others[: max(len(others) - (KEEP - 1), 0)]:
-            os.unlink(old)
-    except OSError:
-        if os.path.exists(staged):
-            os.unlink(staged)
+    helpcache.write_kept(path, record, KEEP, lambda file: file.endswith(".json"))
 
 
 def exporter_modules() -> dict[str, bool]:
