@@ -182,6 +182,18 @@ def test_chunks_build_the_same_entry_as_the_whole_table(root: Path, tricky: Path
     assert entry.codes("id")[2] == -1
 
 
+def test_a_table_without_numeric_columns_streams_from_its_entry(root: Path, tmp_path: Path) -> None:
+    # A features x samples sheet read untransposed is all text: its entry has a (rows, 0)
+    # matrix, and streaming it (predict/evaluate) gives the parsed frame, not "ends early".
+    path = tmp_path / "text.csv"
+    path.write_text("gene,S1,S2\nx1,0.5,case\nx2,ctrl,-1.5\nstatus,case,ctrl\n", encoding="utf-8")
+    whole = read_table(path)
+    entry = cache.build_entry([whole.frame], root / "text", {"x": 1}, lambda: whole.sha256)
+    assert entry is not None and entry.numeric.shape == (3, 0)
+    streamed = pd.concat(list(cache.EntryChunks(entry, str(path), chunk_size=2)))
+    pd.testing.assert_frame_equal(streamed, whole.frame)
+
+
 def test_the_entry_writer_writes_back_and_drops_its_pages_as_it_goes(
     root: Path, tricky: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -236,7 +236,7 @@ class Entry:
                 raise ValueError(f"{name} has {size} bytes, expected {arrays[name]['bytes']}")
         self.numeric: NDArray[np.float32] = self._map(NUMERIC_FILE, np.float32, len(numeric))
         self._codes = {
-            c["name"]: self._map(f"codes-{c['slot']}.i32", np.int32, 0)
+            c["name"]: self._map(f"codes-{c['slot']}.i32", np.int32, None)
             for c in meta["columns"]
             if c["kind"] == "text"
         }
@@ -257,9 +257,11 @@ class Entry:
         self.id_column: str | None = meta["table"]["id_column"]
         self.messages: list[tuple[int, str]] = [(int(a), str(b)) for a, b in meta["log"]]
 
-    def _map(self, name: str, dtype: type[np.generic], width: int) -> NDArray[Any]:
-        shape = (self.n_rows, width) if width else (self.n_rows,)
-        if self.n_rows == 0 or (width == 0 and dtype is np.float32):
+    def _map(self, name: str, dtype: type[np.generic], width: int | None) -> NDArray[Any]:
+        """The array file `name` as (rows, width), or (rows,) for width None; a table with no
+        numeric columns still has a (rows, 0) matrix, so its rows slice like any other's."""
+        shape = (self.n_rows,) if width is None else (self.n_rows, width)
+        if self.n_rows == 0 or width == 0:
             array: NDArray[Any] = np.zeros(shape, dtype)
         else:
             # Checked with plain reads, not through the map: mapped pages would all become
