@@ -155,9 +155,9 @@ def open_chunks(
             log.debug("'%s': read from the table cache (%s).", path, entry.folder)
             entry.replay(path)
             return cache.EntryChunks(entry, path, chunk_rows(model, chunk_size), usecols)
-    from mlpcli.data.read import _captured
+    from mlpcli.data.read import captured_messages
 
-    with _captured(path) as messages:  # what opening the file says, said again on a hit
+    with captured_messages(path) as messages:  # what opening the file says, said again on a hit
         table = _table_chunks(model, path, chunk_size, d, text_columns, usecols, True)
     return cache.StoringChunks(table, root, keys[-1], path, messages)
 

@@ -163,7 +163,7 @@ def read_table(
         for level, message in entry.messages:
             log.log(level, message.replace(_SOURCE, name))
         return Table(entry.frame(), name, entry.sha256, entry.sep, entry.id_column)
-    with _captured(name) as messages:
+    with captured_messages(name) as messages:
         table = _parse_table(path, checksum=checksum, **options)
     table.frame = canonical(table.frame)
     stored = cache.store(
@@ -179,7 +179,7 @@ _SOURCE = "\x00source\x00"
 
 
 @contextlib.contextmanager
-def _captured(name: str) -> Iterator[list[tuple[int, str]]]:
+def captured_messages(name: str) -> Iterator[list[tuple[int, str]]]:
     """The `mlpcli` log messages (INFO and up, even under --quiet, which the handlers already
     there keep filtering) emitted in the block, the file's name made a placeholder."""
     messages: list[tuple[int, str]] = []
