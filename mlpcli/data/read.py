@@ -160,8 +160,7 @@ def read_table(
     name = str(path)
     entry = cache.lookup(root, path, options)
     if entry is not None:
-        for level, message in entry.messages:
-            log.log(level, message.replace(_SOURCE, name))
+        entry.replay(name)
         return Table(entry.frame(), name, entry.sha256, entry.sep, entry.id_column)
     with captured_messages(name) as messages:
         table = _parse_table(path, checksum=checksum, **options)
@@ -174,10 +173,6 @@ def read_table(
     return table
 
 
-#: Stands for the file's name in cached log messages (the same bytes may have another name).
-_SOURCE = "\x00source\x00"
-
-
 @contextlib.contextmanager
 def captured_messages(name: str) -> Iterator[list[tuple[int, str]]]:
     """The `mlpcli` log messages (INFO and up, even under --quiet, which the handlers already
@@ -187,7 +182,7 @@ def captured_messages(name: str) -> Iterator[list[tuple[int, str]]]:
 
     class Capture(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            messages.append((record.levelno, record.getMessage().replace(name, _SOURCE)))
+            messages.append((record.levelno, record.getMessage().replace(name, cache.SOURCE)))
 
     def as_before(record: logging.LogRecord) -> bool:
         return record.levelno >= shown
