@@ -292,15 +292,21 @@ def cross_validate(folder: Path, limit: int | None, extra: list[str]) -> dict:
     return result
 
 
+#: Features per `--group-features` group of the explain step: 2 columns of 11M rows (88 MB)
+#: beside the pass's permutation, targets and outputs fit in 512 MiB; 5 were OOM-killed.
+EXPLAIN_GROUP = 2
+
+
 def explain(folder: Path, model: str, limit: int | None) -> dict:
-    """`mlpcli explain MODEL big.csv --out-of-core on` with 2 groups of 25 features, 1
-    repeat: one gathering pass, one pass per group, and the unshuffled pass."""
+    """`mlpcli explain MODEL big.csv --out-of-core on` with groups of `EXPLAIN_GROUP`
+    features, 1 repeat: one gathering pass, one pass per group, and the unshuffled pass.
+    (Wider groups are refused: with a pass's other arrays they would not fit in the limit.)"""
     groups = folder / "groups.toml"
-    half = N_FEATURES // 2
-    groups.write_text(
-        f"first = {[f'f{i}' for i in range(half)]}\n"
-        f"second = {[f'f{i}' for i in range(half, N_FEATURES)]}\n".replace("'", '"')
-    )
+    lines = [
+        f"g{start} = {[f'f{i}' for i in range(start, min(start + EXPLAIN_GROUP, N_FEATURES))]}"
+        for start in range(0, N_FEATURES, EXPLAIN_GROUP)
+    ]
+    groups.write_text("\n".join(lines).replace("'", '"') + "\n")
     out = folder / "explain.csv"
     command = [sys.executable, "-m", "mlpcli", "explain", str(folder / model),
                str(folder / "big.csv"), "--out-of-core", "on", "--repeats", "1",
@@ -329,8 +335,14 @@ def run(
         columns = handle.readline().count(b",") + 1
     results: dict = {"uptime_before": _uptime(), "big_csv_bytes": size, "table_columns": columns}
     wanted = only or set(STEPS)
+
+    def save() -> None:  # after every step: a step that fails keeps the ones before it
+        if out is not None:
+            out.write_text(json.dumps({**results, "uptime_after": _uptime()}, indent=2) + "\n")
+
     if "convert" in wanted:
         results["convert"] = convert(folder, limit)
+        save()
     if "train" in wanted:
         # The in-memory run on the sample runs alongside, so both see the same machine load.
         with subprocess.Popen([sys.executable, __file__, "_train", str(folder), "sample.csv",
@@ -340,19 +352,17 @@ def run(
         results["sample_ooc"] = train(folder, "sample.csv", "on", "sample-ooc", None, extra)
         results["sample_memory_after"] = train(folder, "sample.csv", "off", "sample-memory-2",
                                                None, extra)  # fmt: skip
-    if "prepare" in wanted:
-        results["prepare"] = prepare(folder, limit)
-    if "evaluate" in wanted:
-        results["evaluate"] = evaluate(folder, model, "big.csv", limit)
-    if "cv" in wanted:
-        results["cv"] = cross_validate(folder, limit, extra)
-    if "explain" in wanted:
-        results["explain"] = explain(folder, model, limit)
-    results["uptime_after"] = _uptime()
+        save()
+    steps = {"prepare": lambda: prepare(folder, limit),
+             "evaluate": lambda: evaluate(folder, model, "big.csv", limit),
+             "cv": lambda: cross_validate(folder, limit, extra),
+             "explain": lambda: explain(folder, model, limit)}  # fmt: skip
+    for name, step in steps.items():
+        if name in wanted:
+            results[name] = step()
+            save()
     with contextlib.suppress(OSError):
         (CGROUP / f"mlpcli-ooc-bench-{os.getpid()}").rmdir()
-    if out is not None:
-        out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 #: The steps of `run`, in order (`--only` picks some).

@@ -461,14 +461,21 @@ def test_explain_out_of_core_switches_on_by_itself_and_refuses_other_methods(
 def test_explain_out_of_core_refuses_a_feature_too_wide_to_hold(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The global permutation holds a feature's encoded columns of every row: a group wider
-    than half the memory available is refused before any pass, saying what to do."""
+    """A pass holds a feature's encoded columns of every row beside the rows' permutation,
+    targets and outputs: a group for which they would not fit in the memory available is
+    refused before any pass, saying what to do; one that fits is not."""
     from mlpcli import explain
+    from mlpcli.explain import ondisk
+    from mlpcli.trained import load_trained
 
     path = write_table(tmp_path, n=400)
     model = str(tmp_path / "m.npz")
     pipeline.write_outputs(pipeline.train(path, settings(epochs=1)), model)
-    monkeypatch.setattr(outofcore, "available_memory", lambda: 8 * 400 * 4)
+    n_outputs = load_trained(model).net.architecture.n_outputs
+    fixed = 400 * (ondisk.PASS_BYTES_PER_ROW + n_outputs * (4 + ondisk.OUTPUT_BYTES_PER_ROW))
+    monkeypatch.setattr(outofcore, "available_memory", lambda: fixed + 5 * 400 * 4)
     options = explain.ExplainOptions(repeats=1, groups={"wide": ["g0", "g1", "g2", "site"]})
-    with pytest.raises(UsageError, match=r"'wide' has 6 \(9.4 KiB for 400 rows\), more than"):
+    with pytest.raises(UsageError, match=r"'wide' has 6 \(9.4 KiB for 400 rows; .*more than"):
         explain.explain_files(model, path, options, out_of_core="on")
+    narrow = explain.ExplainOptions(repeats=1, groups={"narrow": ["g0", "g1", "g2"]})
+    assert explain.explain_files(model, path, narrow, out_of_core="on")

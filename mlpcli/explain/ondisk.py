@@ -12,9 +12,10 @@ forward passes over other block sizes, and a column is shuffled across the whole
 it is sorted (a shuffle within blocks would keep a sorted table's column almost in place).
 Its cost: per group of features whose encoded columns fit in `GATHER_BYTES`, one pass gathers
 those columns; then one pass over the rows per feature and repeat (features x repeats passes in
-all), each holding one permutation (8 bytes a row), the feature's columns and the outputs. So a
-feature's encoded columns of every row must fit in memory: a feature wider than half of it (a
-large `--group-features` group of a long table) is refused before any pass (`_check_widths`).
+all), each holding one permutation (8 bytes a row), the true targets, the outputs, the metric's
+copy of them and the feature's columns. So these of every row must fit in memory together: a
+feature for which they would not (a `--group-features` group of a long table; 5 of 50 columns
+of 11M rows were killed at 512 MiB) is refused before any pass (`_check_widths`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def permutation_on_disk(
     check_targets(model, entry.columns)
     predicting.check_columns(model, entry.columns, path)
     feats = feature_units(model, options.groups)
-    _check_widths(feats, entry.n_rows, model.net.dtype.itemsize)
+    _check_widths(feats, entry.n_rows, model.net.dtype.itemsize, model.net.architecture.n_outputs)
     X, y_true, n_dropped = _encode(model, outofcore.Rows(entry))
     scorer = _Scorer(_metric(model, options.metric), model.encoder, y_true, model.threshold)
     repeats = 10 if options.repeats is None else options.repeats
@@ -102,19 +103,31 @@ def _encode(model: TrainedModel, rows: outofcore.Rows) -> tuple[RowFile, NDArray
     return X_file, y_true, n_dropped
 
 
-def _check_widths(feats: Any, n_rows: int, itemsize: int) -> None:
-    """Refuse, before any pass, a feature whose encoded columns of every row would take more
-    than half the memory available: the global permutation holds them (a wide
-    --group-features group of a long table)."""
-    limit = outofcore.available_memory() // 2
+#: Bytes a row that a pass holds whatever the feature: the permutation (int64), the true
+#: targets and the metric's decisions (8 bytes each), and per output the network's value plus
+#: the metric's float64 copy (`OUTPUT_BYTES_PER_ROW` + the network's itemsize). A binary model
+#: of 50 features on 11M rows under a 512 MiB limit (bench/outofcore.py): a one-column feature
+#: peaked at 391 MiB anonymous (this estimate: 420 MiB); groups of 5 columns were killed
+#: (estimate: 587 MiB, refused now).
+PASS_BYTES_PER_ROW = 8 + 8 + 8
+OUTPUT_BYTES_PER_ROW = 8
+
+
+def _check_widths(feats: Any, n_rows: int, itemsize: int, n_outputs: int) -> None:
+    """Refuse, before any pass, a feature for which a pass would not fit in the memory
+    available: the permutation, targets and outputs of every row (`PASS_BYTES_PER_ROW`) and
+    the feature's encoded columns (a wide --group-features group of a long table)."""
+    available = outofcore.available_memory()
+    fixed = n_rows * (PASS_BYTES_PER_ROW + n_outputs * (itemsize + OUTPUT_BYTES_PER_ROW))
     for name, cols in zip(feats.names, feats.indices, strict=True):
         size = n_rows * len(cols) * itemsize
-        if size > limit:
+        if fixed + size > available:
             raise UsageError(
-                f"Out of core, explain holds each feature's encoded columns of every row: "
-                f"'{name}' has {len(cols)} ({format_bytes(size)} for {n_rows:,} rows), more "
-                f"than half the {format_bytes(2 * limit)} available; split --group-features "
-                "into smaller groups, or pass --out-of-core off."
+                f"Out of core, explain holds each feature's encoded columns of every row "
+                f"beside the rows' permutation, targets and outputs: '{name}' has {len(cols)} "
+                f"({format_bytes(size)} for {n_rows:,} rows; {format_bytes(fixed + size)} in "
+                f"all), more than the {format_bytes(available)} available; split "
+                "--group-features into smaller groups, or pass --out-of-core off."
             )
 
 
