@@ -55,10 +55,44 @@ class ArrayStats:
         return float(np.max(self.x))
 
     def median(self) -> float:
-        return float(np.median(self.x))
+        return exact_median(self.x)
 
     def percentiles(self, q: Sequence[float]) -> Array:
         return np.percentile(self.x, q)
+
+
+#: Columns shorter than this take `np.median` as it is; from here on the window pays (90,000
+#: rows: 0.30 against 1.07 ms a column; 900,000: 3.0 against 19.4 ms; measured at load 5).
+WINDOW_MEDIAN_ROWS = 16_384
+#: Values sorted to place the window: every (n // this)-th value of the column.
+WINDOW_SAMPLE = 4_096
+
+
+def exact_median(x: Array) -> float:
+    """`np.median(x)` of a 1-d array without NaN, bit for bit, from a partition of the few
+    values near the middle instead of the whole column.
+
+    A sorted sample of every k-th value brackets the middle rank: [lo, hi] holds the ranks
+    within three standard errors of it, so the column's middle values are the middle ones of
+    the values in [lo, hi] once those below lo are counted. When the bracket misses them, or
+    the median is zero (NumPy may pick -0.0 or 0.0; its choice stays NumPy's), `np.median`.
+    """
+    n = len(x)
+    if n < WINDOW_MEDIAN_ROWS:
+        return float(np.median(x))
+    sample = np.sort(x[:: n // WINDOW_SAMPLE])
+    middle, margin = len(sample) // 2, int(3 * np.sqrt(len(sample))) + 2
+    lo = sample[max(middle - margin, 0)]
+    hi = sample[min(middle + margin, len(sample) - 1)]
+    below = np.count_nonzero(x < lo)
+    inside = x[(x >= lo) & (x <= hi)]
+    first, last = (n - 1) // 2 - below, n // 2 - below  # the middle ranks within `inside`
+    if first < 0 or last >= len(inside):
+        return float(np.median(x))
+    part = np.partition(inside, [first, last])
+    # np.median's mean of the two middle values (one value for odd n is itself).
+    value = float(part[first] if first == last else np.mean(part[[first, last]]))
+    return value if value != 0.0 else float(np.median(x))
 
 
 def _impute_median(values: ColumnStats, fill_value: float) -> float:

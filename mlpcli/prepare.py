@@ -31,18 +31,29 @@ from mlpcli.target_encoding import TargetEncoder
 LOG = logging.getLogger("mlpcli")
 
 
+#: Neighbouring columns of the table's row-major matrix that `RowsOf` gathers together: a row's
+#: 8 float32 share a cache line, so fitting reads the matrix 100 / 8 times, not 100 (100,000 x
+#: 100: 0.24 against 0.49 ms a column, idle; the group is 8 x rows floats, 29 MB on 900,000).
+GATHER_COLUMNS = 8
+
+
 class RowsOf:
     """The rows `rows` of `frame`, read a column at a time: what preprocessing and target
     encoding need of the training (or validation) rows, without `frame.iloc[rows]` copying
     the whole table first (on 1M x 100 that copy, held while X is written, was 0.37 GB).
     `view[name]` and `view[names]` equal `frame.iloc[rows][...]`; any other attribute comes
-    from that copy, made once, so a reader this does not foresee stays correct."""
+    from that copy, made once, so a reader this does not foresee stays correct. A column of
+    the table's row-major matrix comes with its `GATHER_COLUMNS` - 1 right-hand neighbours,
+    each kept until it is asked for once or the next group is gathered: read column after
+    column, the rows are read once a group instead of once a column."""
 
     def __init__(self, frame: pd.DataFrame, rows: np.ndarray) -> None:
         self._frame, self._rows = frame, rows
         self.columns = frame.columns
         self._index = frame.index[rows]
         self._whole: pd.DataFrame | None = None
+        self._group: dict[str, np.ndarray] = {}  # the last gathered group, by column name
+        self._matrix_names: dict[int, str] | None = None  # matrix column -> frame column
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -55,10 +66,50 @@ class RowsOf:
     def __getitem__(self, key: Any) -> Any:
         column = self._frame[key]
         if isinstance(column, pd.Series) and isinstance(column.dtype, np.dtype):
-            # NumPy's gather: 3x faster than Series.iloc on a column of a row-major block.
-            values = column.to_numpy()[self._rows]
+            values = self._group.pop(key, None)  # served once: each caller owns its array
+            if values is None:
+                values = self._gather(key, column.to_numpy())
             return pd.Series(values, index=self._index, name=column.name, copy=False)
         return column.iloc[self._rows]
+
+    def _gather(self, key: str, view: np.ndarray) -> np.ndarray:
+        """The rows of column `key` (whose values are `view`): with its neighbours when it is a
+        column of the table's row-major matrix, else alone (NumPy's gather: 3x faster than
+        Series.iloc on a column of a row-major block)."""
+        matrix = _root(view)
+        if not (
+            matrix.ndim == 2
+            and matrix.shape[0] == len(self._frame)
+            and matrix.flags.c_contiguous
+            and view.strides == matrix.strides[:1]
+        ):
+            return self._gather_alone(view)
+        names = self._names_in(matrix)
+        first = _column_of(view, matrix)
+        if names.get(first) != key:  # never expected: a view this does not understand
+            return self._gather_alone(view)
+        block = matrix[self._rows, first : first + GATHER_COLUMNS]
+        self._group = {
+            names[first + j]: block[:, j] for j in range(block.shape[1]) if first + j in names
+        }
+        return self._group.pop(key)
+
+    def _gather_alone(self, view: np.ndarray) -> np.ndarray:
+        gathered: np.ndarray = view[self._rows]
+        return gathered
+
+    def _names_in(self, matrix: np.ndarray) -> dict[int, str]:
+        """Which frame column each column of `matrix` is (those that view it)."""
+        if self._matrix_names is None:
+            found: dict[int, str] = {}
+            for name, kind in self._frame.dtypes.items():
+                if kind != matrix.dtype or not self._frame.columns.is_unique:
+                    continue
+                view = self._frame[name].to_numpy()
+                if _root(view) is matrix and view.strides == matrix.strides[:1]:
+                    found[_column_of(view, matrix)] = str(name)
+            self._matrix_names = found
+        return self._matrix_names
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -66,6 +117,19 @@ class RowsOf:
         if self._whole is None:
             self._whole = self._frame.iloc[self._rows]
         return getattr(self._whole, name)
+
+
+def _column_of(view: np.ndarray, matrix: np.ndarray) -> int:
+    """The index of the column of the C-ordered `matrix` that `view` starts at."""
+    offset = view.__array_interface__["data"][0] - matrix.__array_interface__["data"][0]
+    return int(offset // matrix.strides[1])
+
+
+def _root(array: np.ndarray) -> np.ndarray:
+    """The array that owns `array`'s memory (the table's matrix for one of its columns)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
 
 
 def rows_of(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:

@@ -315,10 +315,13 @@ class Preprocessor:
             missing = np.isnan(x)
             if self.log1p:
                 self._log1p(x, missing, name)
-            fill = self._fill_value(ArrayStats(x[~missing]), int((~missing).sum()), name)
-            x[missing] = fill
+            n_missing = int(np.count_nonzero(missing))
+            observed = x[~missing] if n_missing else x  # no copy of a complete column
+            fill = self._fill_value(ArrayStats(observed), len(x) - n_missing, name)
+            if n_missing:
+                x[missing] = fill
             scaling = SCALERS[self.scale](ArrayStats(x))
-            fitted.numeric(name, fill, scaling, self._indicator(missing.any()))
+            fitted.numeric(name, fill, scaling, self._indicator(n_missing > 0))
         return self._finish(fitted)
 
     def fit_summary(self, summary: TableSummary) -> Preprocessor:

@@ -165,3 +165,26 @@ def test_features_of_a_cached_table_are_not_written_over_its_memory_map(
         assert run.X.tobytes() == runs[0].X.tobytes()
         assert run.X_val is not None and runs[0].X_val is not None
         assert run.X_val.tobytes() == runs[0].X_val.tobytes()
+
+
+def test_rows_of_a_row_major_matrix_gather_neighbouring_columns_with_the_same_values() -> None:
+    """Columns of the reader's row-major matrix come a group at a time (`GATHER_COLUMNS`),
+    in any order asked, each equal to the column of the copied rows."""
+    from mlpcli.data.cache import canonical
+
+    rng = np.random.default_rng(4)
+    names = [f"f{j:02d}" for j in range(prepare.GATHER_COLUMNS * 2 + 3)]
+    frame = pd.DataFrame(rng.standard_normal((200, len(names))).astype(np.float32), columns=names)
+    frame.insert(3, "id", pd.Series([f"s{i}" for i in range(200)], dtype="str"))
+    frame = canonical(frame)
+    matrix = prepare._root(frame["f00"].to_numpy())
+    assert matrix.ndim == 2 and matrix.flags.c_contiguous  # the layout the gather is for
+    rows = np.sort(rng.permutation(200)[:90])
+    copy, view = frame.iloc[rows], rows_of(frame, rows)
+    pd.testing.assert_series_equal(view["f00"], copy["f00"])
+    assert list(view._group) == names[1 : prepare.GATHER_COLUMNS]  # its neighbours, kept
+    for name in [*names[::-1], "id", *names, *names]:
+        pd.testing.assert_series_equal(view[name], copy[name])
+    assert view._whole is None
+    first, again = view["f01"], view["f01"]  # a column is served once: each call its own array
+    assert not np.shares_memory(first.to_numpy(), again.to_numpy())
