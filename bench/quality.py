@@ -428,11 +428,36 @@ def derive(results: Results, name: str, tables: list[str], seeds: list[int]) -> 
 
 def _stored(path: Path | None) -> dict[tuple[str, str, int], dict[str, float]]:
     """Results of earlier runs (one JSON line per method, table and seed), so methods that do
-    not change (the baselines) are measured once and the report merges them."""
+    not change (the baselines) are measured once and the report merges them. A later row of
+    the same method, table and seed replaces an earlier one."""
     if path is None or not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {(r["method"], r["table"], r["seed"]): r for r in rows}
+
+
+def measures_tree(method: str) -> bool:
+    """Whether `method`'s result depends on mlpcli's code (its rows record the tree)."""
+    return method.startswith("mlpcli")
+
+
+def reusable(row: dict[str, Any], method: str, tree: str) -> bool:
+    """A stored row stands in for a run unless it measured another tree of mlpcli (rows
+    without a tree come from before rows recorded it: another tree, so they are rerun)."""
+    return not measures_tree(method) or row.get("tree") == tree
+
+
+def current_tree() -> str:
+    """The short commit of the checkout this file is in, or "unknown" (a `git archive` copy:
+    give --tree)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip()
 
 
 def run(
@@ -442,8 +467,10 @@ def run(
     threads: int,
     store: Path | None = None,
     stored_only: bool = False,
+    tree: str = "unknown",
 ) -> Results:
-    """Run every (method, table, seed) not in `store`, or with `stored_only` leave it out."""
+    """Run every (method, table, seed) not in `store` (for mlpcli's methods: not measured on
+    `tree`), or with `stored_only` report the stored rows whatever their tree and run none."""
     from threadpoolctl import threadpool_limits
 
     results = Results()
@@ -468,8 +495,8 @@ def run(
         frame = None
         for seed in seeds:
             for name in active:
-                if (name, table_name, seed) in stored:
-                    row = stored[(name, table_name, seed)]
+                row = stored.get((name, table_name, seed))
+                if row is not None and (stored_only or reusable(row, name, tree)):
                     results.rows[(name, table_name, seed)] = row
                     _add_seconds(results, name, table_name, row["seconds"])
                     results.errors[name].setdefault(table_name, []).append(row["error"])
@@ -494,6 +521,8 @@ def run(
                 results.errors[name].setdefault(table_name, []).append(err)
                 row = {"method": name, "table": table_name, "seed": seed}
                 row.update(error=err, seconds=seconds, **notes)
+                if measures_tree(name):
+                    row["tree"] = tree
                 results.rows[(name, table_name, seed)] = row
                 if store is not None:
                     with store.open("a") as handle:
@@ -567,6 +596,17 @@ def report(
         wall = sum(results.seconds[m].get(t, 0.0) for t in complete)
         note = METHODS[m].note if m in METHODS else DERIVED[m].note
         lines.append(f"| {m} | {' | '.join(cells)} | {wall:.1f} | {note} |")
+    trees = {
+        m: sorted({str(r.get("tree", "unrecorded")) for k, r in results.rows.items() if k[0] == m})
+        for m in methods
+        if measures_tree(m)
+    }
+    if trees:
+        lines.append(
+            "\nTrees (mlpcli's commit each method's rows measured): "
+            + "; ".join(f"{m} {', '.join(t)}" for m, t in trees.items() if t)
+            + "."
+        )
     for name, reason in results.skipped.items():
         lines.append(f"\nSkipped {name}: {reason}.")
     for failure in results.failures:
@@ -599,6 +639,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="JSON-lines store of per-run results: runs found there are reused, new ones appended",
     )
+    parser.add_argument(
+        "--tree",
+        default=None,
+        help="the commit of mlpcli being measured, recorded in its rows (default: this checkout's)",
+    )
     args = parser.parse_args(argv)
     tables, methods = args.tables.split(","), args.methods.split(",")
     known_methods = {**METHODS, **DERIVED}
@@ -607,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown {what}(s) {unknown}; choose from {', '.join(known)}")
     seeds = list(range(args.seeds))
-    results = run(tables, seeds, methods, args.threads, args.results, args.stored_only)
+    tree = args.tree or current_tree()
+    results = run(tables, seeds, methods, args.threads, args.results, args.stored_only, tree)
     shown = list(argv)  # the command line without the (long) preamble text
     if "--preamble" in shown:
         i = shown.index("--preamble")
