@@ -342,6 +342,18 @@ METHODS: dict[str, MethodInfo] = {
         functools.partial(run_recipe, n_members=4, member_batches="split"),
         note="the recipe, 4 members, each on its own 64 rows of a 256-row batch",
     ),
+    "mlpcli-recipe-k5-shared": MethodInfo(
+        functools.partial(run_recipe, n_members=5, member_batches="shared"),
+        note="the recipe, 5 members on shared batches (what `--ensemble 5` does on small tables)",
+    ),
+    "mlpcli-recipe-k5-sample40": MethodInfo(
+        functools.partial(run_recipe, n_members=5, member_batches="sample", member_share=0.4),
+        note="the recipe, 5 members, each on its own random 40% of every batch",
+    ),
+    "mlpcli-recipe-k5-epochs102": MethodInfo(
+        functools.partial(run_recipe, n_members=5, member_batches="shared", epochs=102),
+        note="the recipe, 5 members on shared batches for 102 of its 256 epochs",
+    ),
     "hgb": MethodInfo(run_hgb, ("sklearn",), "HistGradientBoosting defaults"),
     "sklearn-mlp": MethodInfo(run_sklearn_mlp, ("sklearn",), "impute+scale+one-hot, MLP"),
     "realmlp-td": MethodInfo(run_realmlp, ("pytabkit", "torch"), "pytabkit RealMLP-TD, CPU"),

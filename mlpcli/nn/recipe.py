@@ -42,6 +42,7 @@ functions that rebuild it from a model file; they change together whenever the r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -124,7 +125,10 @@ class RecipeConfig:
     #: from the training rows by `resolve_member_batches` before the network is built:
     #: "split" where they fill K batches at least, else "shared" (on a small table a member's
     #: share of each batch would be too few rows); a net built on "auto" itself shares.
+    #: "sample": each member its own random `member_share` of the batch's rows, drawn anew
+    #: every step (bagging-like; about K x member_share of one member's FLOPs).
     member_batches: str = "auto"
+    member_share: float = 0.5
     #: Rows of training data the data-dependent initialisation looks at (a random sample).
     init_rows: int = 4096
     #: Categorical columns of more levels than this get a learned embedding of
@@ -197,6 +201,7 @@ MEMBER_BATCHES: dict[str, Callable[[int, int], int]] = {
     "shared": lambda batch_size, n_members: batch_size,
     "disjoint": lambda batch_size, n_members: batch_size * n_members,
     "split": lambda batch_size, n_members: batch_size,
+    "sample": lambda batch_size, n_members: batch_size,
 }
 
 
@@ -252,6 +257,9 @@ class RecipeNet:
         self.numeric = None if numeric is None else [int(i) for i in numeric]
         choose("member batches", config.member_batches, MEMBER_BATCHES)
         self._disjoint = config.member_batches in ("disjoint", "split") and config.n_members > 1
+        self._sampled = config.member_batches == "sample" and config.n_members > 1
+        if not 0.0 < config.member_share <= 1.0:
+            raise UsageError(f"member share must be in (0, 1]; got {config.member_share}.")
         #: Every categorical column's one-hot block [start, stop) among the inputs; those with
         #: more than `config.max_one_hot` levels are embedded.
         self.categorical = [(int(a), int(b)) for a, b in categorical]
@@ -556,6 +564,15 @@ class RecipeNet:
             w = None if sample_weight is None else np.asarray(sample_weight)[: K * m]
             if w is not None and w.ndim == 2:  # --bag: member k's own column on its rows
                 w = w.reshape(K, m, K)[np.arange(K), :, np.arange(K)].reshape(-1)
+        elif self._sampled:
+            rows = self._sampled_rows(len(X), rng or self.rng)
+            Z = self._forward(np.asarray(X)[rows], training, rng)
+            _, n, k = Z.shape
+            Y_all = np.asarray(Y, dtype=self.dtype)[rows].reshape(K * n, k)
+            w = None if sample_weight is None else np.asarray(sample_weight)[rows]
+            if w is not None and w.ndim == 3:  # --bag: member k's own column on its rows
+                w = w[np.arange(K), :, np.arange(K)]
+            w = None if w is None else w.reshape(-1)
         else:
             Z = self._logits(X, training, rng)
             _, n, k = Z.shape
@@ -570,6 +587,16 @@ class RecipeNet:
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
         return loss
+
+    def _sampled_rows(self, n: int, rng: np.random.Generator) -> NDArray[np.intp]:
+        """(K, m) row indices: member k's own random m = ceil(share x n) rows of an n-row
+        batch, without replacement, in batch order (so m = n is the whole batch)."""
+        K = self.config.n_members
+        m = max(1, math.ceil(self.config.member_share * n))
+        if m >= n:
+            return np.broadcast_to(np.arange(n), (K, n))
+        rows: NDArray[np.intp] = np.sort(rng.random((K, n)).argsort(axis=1)[:, :m], axis=1)
+        return rows
 
     @staticmethod
     def _member_weights(w: np.ndarray, K: int) -> np.ndarray:
