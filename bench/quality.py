@@ -354,6 +354,12 @@ METHODS: dict[str, MethodInfo] = {
         functools.partial(run_recipe, n_members=5, member_batches="shared", epochs=102),
         note="the recipe, 5 members on shared batches for 102 of its 256 epochs",
     ),
+    "mlpcli-recipe-k5-w128": MethodInfo(
+        functools.partial(
+            run_recipe, n_members=5, member_batches="shared", hidden_layer_sizes=(128, 128, 128)
+        ),
+        note="the recipe, 5 members of 3 x 128 units (not 256) on shared batches",
+    ),
     "hgb": MethodInfo(run_hgb, ("sklearn",), "HistGradientBoosting defaults"),
     "sklearn-mlp": MethodInfo(run_sklearn_mlp, ("sklearn",), "impute+scale+one-hot, MLP"),
     "realmlp-td": MethodInfo(run_realmlp, ("pytabkit", "torch"), "pytabkit RealMLP-TD, CPU"),

@@ -417,3 +417,36 @@ def test_bagged_member_gradient_is_that_of_its_own_rows(rng: np.random.Generator
         alone._backprop(X[rows], Y[rows], None, False, None)
         for name, g in zip(alone.param_names, alone.gradients(), strict=True):
             np.testing.assert_allclose(g[0], grads[name][k], rtol=1e-10, atol=1e-14)
+
+
+def test_sampled_member_batches_give_each_member_its_own_random_share(
+    rng: np.random.Generator,
+) -> None:
+    """With member_batches="sample", member k of K = 3 gets the gradient a lone net with its
+    weights gets on its own ceil(share x n) rows of the batch, drawn from the step's rng."""
+    n_members, n = 3, 10
+    batched = _net("ce", 3, n_members=n_members, member_batches="sample", member_share=0.4)
+    assert batched.trainer_batch_size() == batched.config.batch_size
+    X, Y = rng.normal(size=(n, D)), _targets("ce", rng, n, 3)
+    rows = batched._sampled_rows(n, np.random.default_rng(9))
+    assert rows.shape == (n_members, 4)  # ceil(0.4 x 10)
+    assert all(len(set(r)) == 4 for r in rows.tolist()) and len({tuple(r) for r in rows}) > 1
+    batched.loss_and_gradients(X, Y, rng=np.random.default_rng(9))
+    state = batched.state_arrays()
+    grads = dict(zip(batched.param_names, [g.copy() for g in batched.gradients()], strict=True))
+    for k in range(n_members):
+        alone = _net("ce", 3, n_members=1)
+        alone.load_state_arrays({name: a[k : k + 1] for name, a in state.items()})
+        alone.loss_and_gradients(X[rows[k]], Y[rows[k]])
+        for name, g in zip(alone.param_names, alone.gradients(), strict=True):
+            np.testing.assert_allclose(g[0], grads[name][k], rtol=1e-10, atol=1e-14)
+
+
+def test_a_full_member_share_is_the_shared_batch(rng: np.random.Generator) -> None:
+    X, Y = rng.normal(size=(N, D)), _targets("ce", rng, N, 3)
+    shared = _net("ce", 3, n_members=2, member_batches="shared")
+    whole = _net("ce", 3, n_members=2, member_batches="sample", member_share=1.0)
+    expected = shared.loss_and_gradients(X, Y)[1].copy()
+    np.testing.assert_array_equal(whole.loss_and_gradients(X, Y)[1], expected)
+    with pytest.raises(UsageError, match="member share must be in"):
+        _net("ce", 3, member_batches="sample", member_share=0.0)
