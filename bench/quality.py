@@ -454,6 +454,15 @@ def _stored(path: Path | None) -> dict[tuple[str, str, int], dict[str, float]]:
     return {(r["method"], r["table"], r["seed"]): r for r in rows}
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished subprocesses (`mlpcli train`/`predict`):
+    on a shared machine steadier than wall time, which waits for other people's jobs."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def measures_tree(method: str) -> bool:
     """Whether `method`'s result depends on mlpcli's code (its rows record the tree)."""
     return method.startswith("mlpcli")
@@ -524,21 +533,21 @@ def run(
                 frame = load(table) if frame is None else frame
                 train_rows, test_rows = split(len(frame), seed)
                 train, test = frame.iloc[train_rows], frame.iloc[test_rows]
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), cpu_seconds()
                 try:
                     with threadpool_limits(threads):
                         pred = METHODS[name].run(train, test, table, seed, threads)
                 except Exception as exc:  # a failing method is reported, the run goes on
                     results.failures.append(f"{name} on {table_name} seed {seed}: {exc!r}"[:300])
                     continue
-                seconds = time.perf_counter() - started
+                seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
                 _add_seconds(results, name, table_name, seconds)
                 notes = pred.notes if isinstance(pred, Prediction) else {}
                 pred = pred.values if isinstance(pred, Prediction) else pred
                 err = error(table.task, test[table.target], pred)
                 results.errors[name].setdefault(table_name, []).append(err)
                 row = {"method": name, "table": table_name, "seed": seed}
-                row.update(error=err, seconds=seconds, **notes)
+                row.update(error=err, seconds=seconds, cpu_seconds=cpu, **notes)
                 if measures_tree(name):
                     row["tree"] = tree
                 results.rows[(name, table_name, seed)] = row
