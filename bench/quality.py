@@ -15,6 +15,7 @@ Methods (`--methods`, comma-separated; one that is not installed is skipped and 
 - mlpcli-classic    the same with `--preset classic` (the lecture's MLP)
 - mlpcli-realmlp    the same with `--preset realmlp_td` (the quality recipe)
 - mlpcli-ensemble5  the same with `--preset realmlp_td --ensemble 5`
+- mlpcli-ensemble5-w128  the same with `--hidden 128,128,128` (members half as wide)
 - mlpcli-auto       the same with `--preset auto` (both; the recipe where its validation gain
                     is clear; the store records which won, the scores and the gain)
 - mlpcli-bag5       the same with `--preset realmlp_td --ensemble 5 --bag`
@@ -320,6 +321,10 @@ METHODS: dict[str, MethodInfo] = {
     "mlpcli-realmlp": MethodInfo(_cli("--preset", "realmlp_td"), note="`--preset realmlp_td`"),
     "mlpcli-ensemble5": MethodInfo(
         _cli("--preset", "realmlp_td", "--ensemble", "5"), note="`--preset realmlp_td --ensemble 5`"
+    ),
+    "mlpcli-ensemble5-w128": MethodInfo(
+        _cli("--preset", "realmlp_td", "--ensemble", "5", "--hidden", "128,128,128"),
+        note="`--preset realmlp_td --ensemble 5 --hidden 128,128,128`",
     ),
     "mlpcli-auto": MethodInfo(_cli("--preset", "auto"), note="`--preset auto`"),
     "mlpcli-auto-classic": MethodInfo(
