@@ -40,6 +40,7 @@ from mlpcli.metrics import (
     prf_of_counts,
     proba_pair,
     ranking,
+    stable_order,
     tiny_spread,
     values_pair,
 )
@@ -53,9 +54,10 @@ def _num(x: Any) -> float | None:
 def _rankings(notes: list[str], problems: list[Problem]) -> dict[str, float | None]:
     """roc_auc and average_precision, each None with a note when undefined on these rows."""
     out: dict[str, float | None] = {}
+    orders = [stable_order(score) for _, _, score in problems]  # one sort serves both metrics
     for key in RANKING:
         try:
-            out[key] = _num(ranking(key, problems))
+            out[key] = _num(ranking(key, problems, orders))
         except UndefinedMetricError as e:
             notes.append(f"{key} is null: {e.reason}")
             out[key] = None

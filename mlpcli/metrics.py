@@ -143,9 +143,17 @@ def proba_pair(y_true: Any, proba: Any) -> tuple[NDArray[Any], Floats]:
 # Ranks and the binary curves
 
 
-def rankdata(x: NDArray[Any]) -> Floats:
-    """Ranks 1..n of a 1-d array, ties given their average rank (scipy's method="average")."""
-    order = np.argsort(x, kind="mergesort")
+def stable_order(score: NDArray[Any]) -> Ints:
+    """The stable ascending order of a score: what ROC AUC and average precision both sort by,
+    so a report computes it once per binary problem for the two."""
+    order: Ints = np.argsort(score, kind="mergesort")
+    return order
+
+
+def rankdata(x: NDArray[Any], order: Ints | None = None) -> Floats:
+    """Ranks 1..n of a 1-d array, ties given their average rank (scipy's method="average");
+    `order`, its `stable_order` when the caller has it."""
+    order = stable_order(x) if order is None else order
     xs = x[order]
     new_value = np.r_[True, xs[1:] != xs[:-1]]
     # starts[g] is the 0-based position where tie group g begins; the last entry closes it.
@@ -156,18 +164,18 @@ def rankdata(x: NDArray[Any]) -> Floats:
     return ranks
 
 
-def _binary_roc_auc(y: Bools, score: NDArray[Any]) -> float:
+def _binary_roc_auc(y: Bools, score: NDArray[Any], order: Ints | None = None) -> float:
     n_pos = np.count_nonzero(y)
     n_neg = len(y) - n_pos
     # Mann-Whitney: the sum of the positives' ranks minus its minimum n_pos (n_pos + 1) / 2 counts
     # (positive, negative) pairs ordered correctly, a tie counting one half; ranks are halves, so
     # the sum is exact in float64.
-    rank_sum = float(rankdata(score)[y].sum())
+    rank_sum = float(rankdata(score, order)[y].sum())
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-def _binary_average_precision(y: Bools, score: NDArray[Any]) -> float:
-    order = np.argsort(score, kind="mergesort")[::-1]
+def _binary_average_precision(y: Bools, score: NDArray[Any], order: Ints | None = None) -> float:
+    order = (stable_order(score) if order is None else order)[::-1]
     s = score[order]
     # Last position of each group of equal scores: one threshold per distinct score.
     ends = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]
@@ -178,6 +186,8 @@ def _binary_average_precision(y: Bools, score: NDArray[Any]) -> float:
 
 
 Problem = tuple[str, Bools, NDArray[Any]]
+#: f(y, score, the score's stable_order or None) -> the metric of one binary problem.
+RankingFunction = Callable[[Bools, NDArray[Any], Ints | None], float]
 
 
 def binary_problems(t: NDArray[Any], P: NDArray[Any], names: Sequence[str]) -> list[Problem]:
@@ -197,14 +207,17 @@ def binary_problems(t: NDArray[Any], P: NDArray[Any], names: Sequence[str]) -> l
 
 def _macro_binary(
     problems: list[Problem],
-    fn: Callable[[Bools, NDArray[Any]], float],
+    fn: RankingFunction,
     metric: str,
     needs_negatives: bool,
+    orders: Sequence[Ints | None] | None = None,
 ) -> float:
-    """Mean of `fn` over binary problems; undefined (as in scikit-learn) if any one is."""
+    """Mean of `fn` over binary problems; undefined (as in scikit-learn) if any one is.
+    `orders`, each problem's `stable_order` of its score when the caller has them."""
     check_problems([(name, int(np.count_nonzero(y)), len(y)) for name, y, _ in problems], metric,
                    needs_negatives)  # fmt: skip
-    return float(np.mean([fn(y, s) for _, y, s in problems]))
+    orders = [None] * len(problems) if orders is None else orders
+    return float(np.mean([fn(y, s, o) for (_, y, s), o in zip(problems, orders, strict=True)]))
 
 
 def check_problems(
@@ -419,15 +432,17 @@ def mcc_of(counts: NDArray[np.int64]) -> float:
 
 
 #: Ranking metrics of binary problems: (function, name in messages, needs negatives too).
-RANKING: dict[str, tuple[Callable[[Bools, NDArray[Any]], float], str, bool]] = {
+RANKING: dict[str, tuple[RankingFunction, str, bool]] = {
     "roc_auc": (_binary_roc_auc, "ROC AUC", True),
     "average_precision": (_binary_average_precision, "Average precision", False),
 }
 
 
-def ranking(key: str, problems: list[Problem]) -> float:
+def ranking(
+    key: str, problems: list[Problem], orders: Sequence[Ints | None] | None = None
+) -> float:
     fn, title, needs_negatives = RANKING[key]
-    return _macro_binary(problems, fn, title, needs_negatives)
+    return _macro_binary(problems, fn, title, needs_negatives, orders)
 
 
 def roc_auc(y_true: ArrayLike, proba: ArrayLike) -> float:
