@@ -3,22 +3,27 @@
 Tables are laid out like the training table (columns matched by name, extra columns ignored)
 and read with the training run's reading options, from the table cache when it holds the file
 (`open_chunks`). Prediction streams the table in chunks, so memory stays flat however many rows
-come in, in three stages on their own threads: read a chunk; preprocess it and run the network;
-append its rows' text to a temporary file (`data.write.table_writer`), renamed onto `--out` at
-the end.
+come in, in three stages on their own threads: read a chunk; turn it into its predictions' CSV
+text (preprocessing, the network, the cells), on one worker per core (`ordered_map`, each with
+its own copy of the network); append the text in the chunks' order to a temporary file
+(`data.write.text_writer`), renamed onto `--out` at the end.
 `evaluate` streams the same way, keeping only outputs and targets. The two share the reading of
 a table through a model (chunks, column checks, the summary of unseen levels), so they stay in
-one module of about 650 lines. pandas is imported inside the functions that need it.
+one module of about 750 lines. pandas is imported inside the functions that need it.
 """
 
 from __future__ import annotations
 
 import contextvars
+import copy
+import dataclasses
 import logging
 import math
+import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -30,10 +35,17 @@ from numpy.typing import NDArray
 
 from mlpcli import overlap
 from mlpcli import task as tasks
-from mlpcli.data.write import output_format, table_writer
+from mlpcli.data.write import csv_text, output_format, text_writer
 from mlpcli.errors import DataError, ModelFileError, UsageError
 from mlpcli.outputs import STDOUT, provenance, sha256_file
-from mlpcli.trained import FORWARD_BLOCK, TrainedModel, check_ensemble, forward, load_trained
+from mlpcli.trained import (
+    FORWARD_BLOCK,
+    TrainedModel,
+    check_ensemble,
+    forward,
+    load_trained,
+    one_blas_thread,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mlpcli")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: Table cells read at a time unless `--chunk-size` says how many rows: 25,000 rows of 100
 #: features (~190 MB peak; 100,000 rows took 440 MB and were no faster), fewer for wide tables.
@@ -276,16 +289,20 @@ def check_columns(
             )
 
 
+#: The first row of the chunk a `predict` worker is computing: the warnings it logs are summed
+#: in the table's order whichever worker logs first.
+_FIRST_ROW: contextvars.ContextVar[int] = contextvars.ContextVar("mlpcli_first_row", default=0)
+
+
 class _UnseenLevels(logging.Filter):
     """Sums the preprocessing's per-chunk warnings about unseen categorical levels into one
-    warning per column for the whole table."""
+    warning per column for the whole table, the levels in the order of the rows."""
 
     PREFIX = "Column '%s': %d row(s) have levels not seen in training"
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: dict[str, int] = {}
-        self.levels: dict[str, dict[str, None]] = {}
+        self.found: list[tuple[int, str, int, str]] = []  # (first row, column, rows, levels)
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
@@ -293,15 +310,18 @@ class _UnseenLevels(logging.Filter):
             return True
         if not (isinstance(args, tuple) and len(args) == 3 and isinstance(args[1], int)):
             return True
-        name, count, shown = str(args[0]), args[1], str(args[2])
-        self.rows[name] = self.rows.get(name, 0) + count
-        self.levels.setdefault(name, {}).update(dict.fromkeys(shown.split(", ")))
+        self.found.append((_FIRST_ROW.get(), str(args[0]), args[1], str(args[2])))  # atomic
         return False
 
     def report(self) -> None:
-        for name, count in self.rows.items():
-            levels = list(self.levels[name])
-            shown = ", ".join(levels[:5]) + (", ..." if len(levels) > 5 else "")
+        rows: dict[str, int] = {}
+        levels: dict[str, dict[str, None]] = {}
+        for _, name, count, shown in sorted(self.found, key=lambda found: found[0]):
+            rows[name] = rows.get(name, 0) + count
+            levels.setdefault(name, {}).update(dict.fromkeys(shown.split(", ")))
+        for name, count in rows.items():
+            seen = list(levels[name])
+            shown = ", ".join(seen[:5]) + (", ..." if len(seen) > 5 else "")
             log.warning(
                 f"Column '{name}': {count} row(s) have levels not seen in training ({shown}); "
                 "they are encoded as all zeros."
@@ -419,16 +439,14 @@ def prediction_frame(
     threshold: float = 0.5,
     first_row: int = 1,
     spread: bool = False,
-    computed: Outputs | None = None,
 ) -> pd.DataFrame:
     """Predictions for the rows of a raw table: ID columns (or `row` numbers from `first_row`),
     `prediction` (`prediction_<target>` for several targets) as label strings or original units,
     then `proba_<label>` per class for classification, then with `spread` the ensemble
-    members' standard deviation of each probability (`spread_<label>`) or value (`spread`).
-    `computed` is `outputs(model, frame, spread)` when another thread ran it already."""
+    members' standard deviation of each probability (`spread_<label>`) or value (`spread`)."""
     import pandas as pd
 
-    P, members = computed or outputs(model, frame, spread)
+    P, members = outputs(model, frame, spread)
     encoder = model.encoder
     out: dict[str, Any] = {}
     for name in ids:
@@ -507,18 +525,28 @@ def predict_file(
     text_ids = [c for c in wanted if c not in features]  # "007" stays "007"
     summary = PredictSummary(out=out, source=data_path, n_rows=0, n_chunks=0, seconds=0.0)
     ids: list[str] = []
+    own_model = per_thread_model(model)
 
-    def checked(chunks: Iterable[pd.DataFrame], source: str) -> Iterator[pd.DataFrame]:
-        """The chunks, the first one's columns checked before any is computed."""
+    def checked(chunks: Iterable[pd.DataFrame], source: str) -> Iterator[tuple[int, pd.DataFrame]]:
+        """The chunks and the number of their first row, the first one's columns checked
+        before any is computed."""
+        first_row = 1
         for i, chunk in enumerate(chunks):
             if i == 0:
                 hint = _hint(model, data_path, options.sep, options.decimal, options.transpose)
                 check_columns(model, chunk.columns, source, hint=hint)
                 ids.extend(id_columns(model, chunk.columns, source, options.ids))
-            yield chunk
+            yield first_row, chunk
+            first_row += len(chunk)
 
-    def computed(chunk: pd.DataFrame) -> tuple[pd.DataFrame, Outputs]:
-        return chunk, outputs(model, chunk, options.spread)
+    def rows_text(numbered: tuple[int, pd.DataFrame]) -> tuple[list[str], int, str]:
+        """A chunk's predictions as text (the header before the first row's)."""
+        first_row, chunk = numbered
+        _FIRST_ROW.set(first_row)  # in this call's own context (`ordered_map`)
+        frame = prediction_frame(
+            own_model(), chunk, ids, options.proba, threshold, first_row, options.spread
+        )
+        return list(frame.columns), len(frame), csv_text(frame, sep, first_row == 1)
 
     with (
         open_chunks(
@@ -531,32 +559,73 @@ def predict_file(
             checksum=False,
             transpose=options.transpose,
         ) as table,
-        table_writer(out) as write,
+        text_writer(out) as (sep, write),
         _unseen_level_summary(),
-        # Three stages on their own threads: reading chunk i+2, preprocessing and the forward
-        # pass of chunk i+1, and the text of chunk i here. Each stops before what it reads
-        # closes (the reading thread before the file).
+        # Held for the whole run: the workers' own one-thread contexts then never restore
+        # BLAS's threads while another worker's forward pass is running.
+        one_blas_thread(),
+        # The reading thread parses chunk i+3 while `PREDICT_WORKERS` threads turn chunks
+        # i+1 and i+2 into text (preprocessing, the network, the CSV cells) and this one
+        # writes chunk i's. Each stops before what it reads closes (the reader before the file).
         closing(prefetch(table)) as chunks,
-        closing(prefetch(map(computed, checked(chunks, table.source)))) as done,
+        closing(ordered_map(rows_text, checked(chunks, table.source), predict_workers())) as done,
     ):
         summary.source = table.source
-        for chunk, result in done:
-            frame = prediction_frame(
-                model,
-                chunk,
-                ids,
-                options.proba,
-                threshold,
-                first_row=summary.n_rows + 1,
-                spread=options.spread,
-                computed=result,
-            )
-            write(frame, summary.n_chunks == 0)
-            summary.columns = list(frame.columns)
-            summary.n_rows += len(frame)
+        for columns, n_rows, text in done:
+            write(text)
+            summary.columns = columns
+            summary.n_rows += n_rows
             summary.n_chunks += 1
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+#: Threads that compute chunks at once in `predict`: one per core, at most 2. With one, the
+#: network alone (1.5 of 3.1 us a row of a cached run's CPU, main case) kept one core busy
+#: while the writer's left the other half idle.
+MAX_PREDICT_WORKERS = 2
+
+
+def predict_workers() -> int:
+    return max(1, min(MAX_PREDICT_WORKERS, os.cpu_count() or 1))
+
+
+def per_thread_model(model: TrainedModel) -> Callable[[], TrainedModel]:
+    """The model for the calling thread: its own copy of the network (whose layers reuse
+    scratch arrays, so two threads must not share one), the same weights and preprocessing:
+    the same bits."""
+    local = threading.local()
+
+    def own() -> TrainedModel:
+        found: TrainedModel | None = getattr(local, "model", None)
+        if found is None:
+            found = local.model = dataclasses.replace(model, net=copy.deepcopy(model.net))
+        return found
+
+    return own
+
+
+def ordered_map(
+    function: Callable[[T], R], items: Iterable[T], workers: int
+) -> Generator[R, None, None]:
+    """`map(function, items)` on `workers` threads, results in the items' order. At most
+    `workers` items are taken ahead of the caller (bounded memory: while the caller uses a
+    result, one worker waits); an error reaches the caller at its item. Each call runs in a
+    copy of the caller's context (messages know the running command)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pending: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="mlpcli-predict") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(contextvars.copy_context().run, function, item))
+                if len(pending) >= workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 # --------------------------------------------------------------------------- evaluate

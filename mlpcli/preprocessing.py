@@ -533,8 +533,13 @@ class Preprocessor:
             else offsets
         )
         n = len(frame)
+        centers, scales = self.centers_[index], self.scales_[index]
         for start in range(0, n, NUMERIC_BLOCK_ROWS):
             rows = slice(start, start + NUMERIC_BLOCK_ROWS)
+            if isinstance(to, slice) and self._transform_finite_block(
+                numeric.iloc[rows], centers, scales, out[rows, to]
+            ):
+                continue
             # One cast of the rows' block (pandas copies a single float32 block at once): a
             # third of the time of filling X a column at a time; the same values.
             X = numeric.iloc[rows].to_numpy(dtype=np.float64)
@@ -544,13 +549,35 @@ class Preprocessor:
                 return False
             missing = np.isnan(X)
             np.copyto(X, self.impute_values_[index], where=missing)
-            X -= self.centers_[index]
-            X /= self.scales_[index]
+            X -= centers
+            X /= scales
             if self.clip != "none":
                 X = self._clipper(X)
             out[rows, to] = X
             if flagged:
                 out[rows, flag_offsets] = missing[:, flagged]
+        return True
+
+    def _transform_finite_block(
+        self, block: pd.DataFrame, centers: Array, scales: Array, out: NDArray[Any]
+    ) -> bool:
+        """The usual block, float cells all finite (nothing to impute, indicators stay 0),
+        in three passes instead of seven: a float32 sum that is finite rules out NaN and
+        infinities; (x - center) computed in float64 as the cast would give it, then
+        / scale written straight into `out` (rounded to its dtype as an assignment rounds).
+        False, having written nothing, when the block needs the full path."""
+        values = block.to_numpy()
+        if values.dtype.kind != "f":
+            return False
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.isfinite(values.sum()):  # NaN or inf; or a huge sum: the full path
+                return False
+        X = np.subtract(values, centers, dtype=np.float64)
+        if self.clip == "none":
+            np.divide(X, scales, out=out, casting="same_kind")
+        else:
+            X /= scales
+            out[...] = self._clipper(X)
         return True
 
     def _transform_numeric(self, series: pd.Series, column: _Column, out: NDArray[Any]) -> None:

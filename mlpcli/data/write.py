@@ -201,11 +201,19 @@ def _quoted(strings: NDArray[np.object_], sep: str) -> NDArray[np.object_]:
 def table_writer(out: str) -> Iterator[Callable[[pd.DataFrame, bool], object]]:
     """A function that appends a frame (with the header when asked) to `out`: stdout for `-`,
     else a temporary file renamed onto `out` when the block ends without error."""
+    with text_writer(out) as (sep, write):
+        yield lambda frame, header: write(csv_text(frame, sep, header))
+
+
+@contextmanager
+def text_writer(out: str) -> Iterator[tuple[str, Callable[[str], object]]]:
+    """`table_writer` for text made elsewhere (`csv_text` on other threads, as `predict` does):
+    the separator of `out` and a function that appends text to it."""
     if out == STDOUT:
         stream = sys.stdout
-        yield lambda frame, header: stream.write(csv_text(frame, ",", header))
+        yield ",", stream.write
         stream.flush()
         return
     sep, opener = output_format(out)
     with atomic_path(out) as tmp, opener(tmp) as handle:
-        yield lambda frame, header: handle.write(csv_text(frame, sep, header))
+        yield sep, handle.write
