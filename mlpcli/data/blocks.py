@@ -81,10 +81,11 @@ def cut_records(data: bytes, quoted: bool) -> int:
     return int(ends[-1]) + 1 if len(ends) else 0
 
 
-def _blocks(stream: Reader) -> Iterator[bytes]:
-    """Whole records, about `BLOCK_BYTES` at a time (the first `FIRST_BLOCK_BYTES`)."""
+def record_blocks(stream: Reader, block_bytes: int | None = None) -> Iterator[bytes]:
+    """Whole records, about `BLOCK_BYTES` at a time (the first `FIRST_BLOCK_BYTES`), or
+    `block_bytes` at a time when given."""
     carry = b""
-    size = FIRST_BLOCK_BYTES
+    size = FIRST_BLOCK_BYTES if block_bytes is None else block_bytes
     while True:
         chunk = stream.read(size)
         if not chunk:
@@ -98,7 +99,7 @@ def _blocks(stream: Reader) -> Iterator[bytes]:
             continue
         carry = data[end:]
         yield data[:end]
-        size = BLOCK_BYTES
+        size = BLOCK_BYTES if block_bytes is None else block_bytes
 
 
 @dataclass
@@ -165,7 +166,7 @@ def _parse_blocks(stream: Reader, parse: dict[str, Any]) -> pd.DataFrame | None:
 
     import pandas as pd
 
-    blocks = _blocks(stream)
+    blocks = record_blocks(stream)
     first_text = next(blocks, b"")
     first = pd.read_csv(io.BytesIO(first_text), **parse)
     names = [str(c) for c in first.columns]
