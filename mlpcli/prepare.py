@@ -33,8 +33,11 @@ LOG = logging.getLogger("mlpcli")
 
 #: Neighbouring columns of the table's row-major matrix that `RowsOf` gathers together: a row's
 #: 8 float32 share a cache line, so fitting reads the matrix 100 / 8 times, not 100 (100,000 x
-#: 100: 0.24 against 0.49 ms a column, idle; the group is 8 x rows floats, 29 MB on 900,000).
+#: 100: 0.24 against 0.49 ms a column, idle) ...
 GATHER_COLUMNS = 8
+#: ... as long as the group stays within this many bytes (900,000 rows: 4 columns, 14 MB, as
+#: much as the float64 copies fitting makes of one column): `train`'s peak is held to 2x X.
+GATHER_BYTES = 16 * 2**20
 
 
 class RowsOf:
@@ -43,7 +46,7 @@ class RowsOf:
     the whole table first (on 1M x 100 that copy, held while X is written, was 0.37 GB).
     `view[name]` and `view[names]` equal `frame.iloc[rows][...]`; any other attribute comes
     from that copy, made once, so a reader this does not foresee stays correct. A column of
-    the table's row-major matrix comes with its `GATHER_COLUMNS` - 1 right-hand neighbours,
+    the table's row-major matrix comes with up to `GATHER_COLUMNS` - 1 right-hand neighbours,
     each kept until it is asked for once or the next group is gathered: read column after
     column, the rows are read once a group instead of once a column."""
 
@@ -88,7 +91,8 @@ class RowsOf:
         first = _column_of(view, matrix)
         if names.get(first) != key:  # never expected: a view this does not understand
             return self._gather_alone(view)
-        block = matrix[self._rows, first : first + GATHER_COLUMNS]
+        width = max(1, min(GATHER_COLUMNS, GATHER_BYTES // (len(self._rows) * matrix.itemsize)))
+        block = matrix[self._rows, first : first + width]
         self._group = {
             names[first + j]: block[:, j] for j in range(block.shape[1]) if first + j in names
         }

@@ -188,3 +188,19 @@ def test_rows_of_a_row_major_matrix_gather_neighbouring_columns_with_the_same_va
     assert view._whole is None
     first, again = view["f01"], view["f01"]  # a column is served once: each call its own array
     assert not np.shares_memory(first.to_numpy(), again.to_numpy())
+
+
+def test_rows_of_gather_fewer_neighbours_of_many_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group stays within GATHER_BYTES: on a long table, fewer columns at a time."""
+    from mlpcli.data.cache import canonical
+
+    rng = np.random.default_rng(5)
+    names = [f"f{j}" for j in range(10)]
+    frame = canonical(
+        pd.DataFrame(rng.standard_normal((100, 10)).astype(np.float32), columns=names)
+    )
+    rows = np.arange(0, 100, 2)
+    monkeypatch.setattr(prepare, "GATHER_BYTES", 3 * len(rows) * 4)
+    view = rows_of(frame, rows)
+    pd.testing.assert_series_equal(view["f0"], frame.iloc[rows]["f0"])
+    assert list(view._group) == ["f1", "f2"]
