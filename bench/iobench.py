@@ -1,8 +1,7 @@
 """Issue 16's input/output targets, side by side in fresh processes: CSV reading (`read_table`
-as it reads by default, through pyarrow, and through polars when the `fast` extra is there,
-against the one pandas call of the start of the issue), the table cache (second load against
-the first), the whole `train` command against the scikit-learn script a user would write, and
-where `predict`'s time goes per row. Interleaved
+as it reads by default, and through pyarrow, against the one pandas call of the start of the
+issue), the table cache (second load against the first), the whole `train` command against the
+scikit-learn script a user would write, and where `predict`'s time goes per row. Interleaved
 A B A B; CPU seconds beside wall seconds, since the machine is shared. Processes run as in a
 user's shell, with .pyc files (`USER_ENV`), and mlpcli is compiled once before timing.
 
@@ -40,10 +39,6 @@ if how == "whole":  # one pandas call: the reader at the start of issue 16
 elif how == "arrow":  # pyarrow's reader (data/arrow.py), off by default
     from mlpcli.data import arrow
     arrow.READ_CSV = True
-    frame = read_table(path, text_columns=["sample"]).frame
-elif how == "polars":  # polars' reader (data/polars_csv.py, the `fast` extra), off by default
-    from mlpcli.data import polars_csv
-    polars_csv.READ_CSV = True
     frame = read_table(path, text_columns=["sample"]).frame
 else:
     cache.use(root if how == "cached" else None)
@@ -184,12 +179,10 @@ def measure(big: Path, main: Path | None, rounds: int = 2) -> dict[str, Any]:
     compile_mlpcli()
     root = Path(tempfile.mkdtemp(prefix="mlpcli-bench-cache-"))
     try:
-        whole, blocks, arrow, polars = [], [], [], []
-        readers = [("whole", whole), ("blocks", blocks), ("arrow", arrow)]
-        if _has_polars():
-            readers.append(("polars", polars))
+        whole, blocks, arrow = [], [], []
         for r in range(rounds):
-            for how, runs in readers if r % 2 == 0 else readers[::-1]:
+            trio = [("whole", whole), ("blocks", blocks), ("arrow", arrow)]
+            for how, runs in trio if r % 2 == 0 else trio[::-1]:
                 runs.append(read_once(big, how, root))
         first = read_once(big, "cached", root)  # parses and stores
         again = [read_once(big, "cached", root) for _ in range(rounds)]
@@ -204,14 +197,8 @@ def measure(big: Path, main: Path | None, rounds: int = 2) -> dict[str, Any]:
             "arrow_wall": median(arrow, "wall"),
             "arrow_cpu": median(arrow, "cpu"),
             "arrow_peak": max(r["peak"] for r in arrow),
-            "same": len({r["sum"] for r in whole + blocks + arrow + polars}) == 1,
+            "same": len({r["sum"] for r in whole + blocks + arrow}) == 1,
         }
-        if polars:
-            figures["read"].update(
-                polars_wall=median(polars, "wall"),
-                polars_cpu=median(polars, "cpu"),
-                polars_peak=max(r["peak"] for r in polars),
-            )
         figures["cache"] = {
             "file": big.name,
             "first_wall": first["wall"],
@@ -226,13 +213,6 @@ def measure(big: Path, main: Path | None, rounds: int = 2) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
     figures["load_after"] = load()
     return figures
-
-
-def _has_polars() -> bool:
-    """Whether polars' reader can run (the `fast` extra installed)."""
-    from mlpcli.data import polars_csv
-
-    return polars_csv.modules() is not None
 
 
 def whole_train(csv: Path, rounds: int) -> dict[str, Any] | None:

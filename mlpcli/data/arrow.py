@@ -71,7 +71,7 @@ TRUE_VALUES = ("True", "TRUE", "true")
 FALSE_VALUES = ("False", "FALSE", "false")
 
 
-class Doubt(Exception):
+class _Doubt(Exception):
     """pyarrow's frame might not be pandas' (a cell that does not fit the column's type in the
     sample, a parse error): the caller parses the whole text with pandas instead."""
 
@@ -92,10 +92,12 @@ def parse_csv(
     """
     import pandas as pd
 
+    from mlpcli.data.blocks import cut_records
+
     found = modules()
     if found is None:
         return None
-    sample = typed_sample(head, parse)
+    sample = _sample(head, parse)
     if sample is None:
         return None
     pa, _, csv = found
@@ -129,26 +131,18 @@ def parse_csv(
         )
         if reader.schema.names != names:
             return None
-        hint = rows_hint(head, len(sample), size_hint)
-        frame = Columns(reader.schema, pa, text_dtypes, hint).read(reader)
-    except (pa.ArrowException, Doubt):
+        rows_hint = 0
+        if size_hint:  # rows the file holds if they are as long as the sample's, and 5% more
+            per_row = cut_records(head, b'"' in head) / (len(sample) + 1)
+            rows_hint = int(size_hint / per_row * 1.05) + 1024
+        frame = _Columns(reader.schema, pa, text_dtypes, rows_hint).read(reader)
+    except (pa.ArrowException, _Doubt):
         return None
     frame.columns = sample.columns
     return frame
 
 
-def rows_hint(head: bytes, sample_rows: int, size_hint: int | None) -> int:
-    """The rows a plain file of `size_hint` bytes holds if they are as long as the sample's,
-    and 5% more (0 when the size is unknown: a compressed file, a stream)."""
-    from mlpcli.data.blocks import cut_records
-
-    if not size_hint:
-        return 0
-    per_row = cut_records(head, b'"' in head) / (sample_rows + 1)
-    return int(size_hint / per_row * 1.05) + 1024
-
-
-def typed_sample(head: bytes, parse: dict[str, Any]) -> pd.DataFrame | None:
+def _sample(head: bytes, parse: dict[str, Any]) -> pd.DataFrame | None:
     """pandas' frame of the whole records in `head` (None if it has none, or cannot say)."""
     import pandas as pd
 
@@ -166,7 +160,7 @@ def typed_sample(head: bytes, parse: dict[str, Any]) -> pd.DataFrame | None:
     return sample
 
 
-class Columns:
+class _Columns:
     """The batches of a pyarrow reader gathered into pandas' columns: float64 columns (and
     int64 ones with a missing cell, as pandas types them) in one float32 matrix."""
 
@@ -178,10 +172,9 @@ class Columns:
         self.text_dtypes = text_dtypes
         self.types = [str(field.type) for field in schema]
         self.names = list(schema.names)
-        # float32 columns: polars' batches, cast from float64 on its threads (polars_csv)
-        self.floats = [i for i, t in enumerate(self.types) if t in ("double", "float")]
+        self.floats = [i for i, t in enumerate(self.types) if t == "double"]
         self.ints = [i for i, t in enumerate(self.types) if t == "int64"]
-        self.others = [i for i, t in enumerate(self.types) if t not in ("double", "float", "int64")]
+        self.others = [i for i, t in enumerate(self.types) if t not in ("double", "int64")]
 
     def read(self, reader: Any) -> pd.DataFrame:
         import pandas as pd
@@ -208,11 +201,11 @@ class Columns:
             for i in self.others:
                 column = batch.column(i)
                 if self.types[i] == "bool" and column.null_count:
-                    raise Doubt(f"column {self.names[i]} has booleans and missing cells")
+                    raise _Doubt(f"column {self.names[i]} has booleans and missing cells")
                 other_parts[i].append(column)
             n_rows += n
         if n_rows == 0:
-            raise Doubt("no data rows")  # pandas' own message
+            raise _Doubt("no data rows")  # pandas' own message
         if len(matrix) != n_rows:  # in place (glibc's mremap for a mapped buffer): no copy,
             matrix.resize((n_rows, matrix.shape[1]), refcheck=False)  # and a base of n_rows
         ints_as_floats = [i for i in self.ints if any(c.null_count for c in int_parts[i])]

@@ -81,11 +81,10 @@ def cut_records(data: bytes, quoted: bool) -> int:
     return int(ends[-1]) + 1 if len(ends) else 0
 
 
-def record_blocks(stream: Reader, block_bytes: int | None = None) -> Iterator[bytes]:
-    """Whole records, about `BLOCK_BYTES` at a time (the first `FIRST_BLOCK_BYTES`), or
-    `block_bytes` at a time when given."""
+def _blocks(stream: Reader) -> Iterator[bytes]:
+    """Whole records, about `BLOCK_BYTES` at a time (the first `FIRST_BLOCK_BYTES`)."""
     carry = b""
-    size = FIRST_BLOCK_BYTES if block_bytes is None else block_bytes
+    size = FIRST_BLOCK_BYTES
     while True:
         chunk = stream.read(size)
         if not chunk:
@@ -99,7 +98,7 @@ def record_blocks(stream: Reader, block_bytes: int | None = None) -> Iterator[by
             continue
         carry = data[end:]
         yield data[:end]
-        size = BLOCK_BYTES if block_bytes is None else block_bytes
+        size = BLOCK_BYTES
 
 
 @dataclass
@@ -166,7 +165,7 @@ def _parse_blocks(stream: Reader, parse: dict[str, Any]) -> pd.DataFrame | None:
 
     import pandas as pd
 
-    blocks = record_blocks(stream)
+    blocks = _blocks(stream)
     first_text = next(blocks, b"")
     first = pd.read_csv(io.BytesIO(first_text), **parse)
     names = [str(c) for c in first.columns]

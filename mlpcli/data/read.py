@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from mlpcli.data import arrow, cache, formats, polars_csv
+from mlpcli.data import arrow, cache, formats
 from mlpcli.data.blocks import first_rows_as_wide_as_header, freed_blocks_returned, parse_blocks
 from mlpcli.data.cache import canonical
 from mlpcli.data.codecs import (
@@ -290,13 +290,6 @@ def _parse_table(
                 and bytes_are_ascii(encoding, used_sep)
                 and first_rows_as_wide_as_header(text, used_sep)
             )
-            by_polars = (
-                polars_csv.READ_CSV  # MLPCLI_POLARS_READ=1 (polars_csv: off by default)
-                and in_blocks is not False
-                and name != "<stdin>"  # a stream that cannot be read again if polars fails
-                and first_rows_as_wide_as_header(text, used_sep)
-                and polars_csv.modules() is not None
-            )
             if arrow.READ_CSV is None:  # pyarrow for a large plain file, unless told how
                 by_arrow = (
                     in_blocks is None
@@ -314,10 +307,7 @@ def _parse_table(
                 and len(used_sep) == 1
                 and first_rows_as_wide_as_header(text, used_sep)
             )
-            if by_polars:
-                size = os.fstat(raw.fileno()).st_size if codec is None else None
-                frame = polars_csv.parse_csv(Prefixed(head, stream), parse, head, size)
-            elif fast:
+            if fast:
                 size = os.fstat(raw.fileno()).st_size if codec is None else None
                 with freed_blocks_returned():
                     frame = arrow.parse_csv(Prefixed(head, stream), parse, head, size)
