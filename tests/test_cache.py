@@ -387,3 +387,26 @@ def test_files_from_blocks_from_bytes_are_read_in_blocks_by_default(
     monkeypatch.setattr(read, "BLOCKS_FROM_BYTES", path.stat().st_size)
     pd.testing.assert_frame_equal(read_table(path, text_columns=["id"]).frame, whole)
     assert used == [True]
+
+
+def test_text_levels_held_by_pyarrow_give_the_frames_and_levels_of_python_strings(
+    root: Path, tricky: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # IDs with leading zeros and a missing one, text with quotes: pandas 3's str columns keep
+    # their levels as one pyarrow array (memory), other dtypes as Python strings.
+    whole = read_table(tricky, text_columns=["id"])
+    pytest.importorskip("pyarrow")
+    dtype = whole.frame["id"].dtype
+    pyarrow_strings = isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"  # pandas 3
+    found = []
+    for arrow in (True, False):
+        if not arrow:
+            monkeypatch.setattr(cache, "_arrow_strings", lambda levels, dtype: None)
+        entry = cache.build_entry([whole.frame], root / f"e{arrow}", {"x": 1}, lambda: whole.sha256)
+        assert entry is not None
+        assert bool(entry._arrow_levels) == (arrow and pyarrow_strings)
+        streamed = pd.concat(list(cache.EntryChunks(entry, str(tricky), chunk_size=3)))
+        pd.testing.assert_frame_equal(streamed, whole.frame)
+        pd.testing.assert_frame_equal(entry.frame(), whole.frame)
+        found.append([entry.levels(c) for c in ("id", "label")])
+    assert found[0] == found[1]
