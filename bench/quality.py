@@ -570,6 +570,15 @@ def run(
     return results
 
 
+def _cpu_total(results: Results, method: str, tables: list[str], seeds: list[int]) -> float | None:
+    """The CPU seconds of `method` over the tables and seeds, or None where a row has none
+    (rows from before they recorded it, derived methods)."""
+    rows = [results.rows.get((method, t, s)) for t in tables for s in seeds]
+    if any(r is None or "cpu_seconds" not in r for r in rows):
+        return None
+    return float(sum(r["cpu_seconds"] for r in rows))  # type: ignore[index]
+
+
 def report(
     results: Results, tables: list[str], seeds: list[int], threads: int, argv: list[str]
 ) -> str:
@@ -616,8 +625,8 @@ def report(
     head = " | ".join(f"SGM, {what} | ratio to hgb" for what, _ in summaries)
     lines += [
         "",
-        f"| method | {head} | wall time (s), common tables | what |",
-        "| --- | " + " | ".join("--- | ---" for _ in summaries) + " | --- | --- |",
+        f"| method | {head} | wall time (s), common tables | CPU time (s) | what |",
+        "| --- | " + " | ".join("--- | ---" for _ in summaries) + " | --- | --- | --- |",
     ]
     for m in methods:
         cells = []
@@ -627,7 +636,9 @@ def report(
             cells.append(f"{value / ref:.3f}" if value is not None and ref else "n/a")
         wall = sum(results.seconds[m].get(t, 0.0) for t in complete)
         note = METHODS[m].note if m in METHODS else DERIVED[m].note
-        lines.append(f"| {m} | {' | '.join(cells)} | {wall:.1f} | {note} |")
+        cpu = _cpu_total(results, m, complete, seeds)
+        cpu_cell = "n/a" if cpu is None else f"{cpu:.1f}"
+        lines.append(f"| {m} | {' | '.join(cells)} | {wall:.1f} | {cpu_cell} | {note} |")
     trees = {
         m: sorted({str(r.get("tree", "unrecorded")) for k, r in results.rows.items() if k[0] == m})
         for m in methods
@@ -646,9 +657,19 @@ def report(
     lines.append(
         f"\nShifted geometric mean (SGM): exp(mean over tables of log(error + {SHIFT})). "
         "Wall time: the sum over the common tables and their seeds of each method's fit and "
-        "predict; a cell with (n) averages n seeds."
+        "predict; CPU time the same for the CPU seconds of the method's process and "
+        "subprocesses (n/a: rows from before they recorded it); a cell with (n) averages n "
+        "seeds."
     )
     return "\n".join(lines) + "\n"
+
+
+def _section(parser: argparse.ArgumentParser, spec: str) -> tuple[int, list[str]]:
+    """`--section N:METHODS` as (N, methods)."""
+    seeds, _, methods = spec.partition(":")
+    if not seeds.isdigit() or int(seeds) < 1 or not methods:
+        parser.error(f"--section wants N:METHODS (say 1:hgb,mlpcli-realmlp); got {spec!r}")
+    return int(seeds), methods.split(",")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -676,10 +697,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the commit of mlpcli being measured, recorded in its rows (default: this checkout's)",
     )
+    parser.add_argument(
+        "--section",
+        action="append",
+        default=[],
+        metavar="N:METHODS",
+        help="after the report, another from the stored rows only: seeds 0..N-1 of METHODS "
+        "(comma-separated), so methods measured on fewer seeds are compared on the same ones",
+    )
     args = parser.parse_args(argv)
     tables, methods = args.tables.split(","), args.methods.split(",")
+    sections = [_section(parser, spec) for spec in args.section]
     known_methods = {**METHODS, **DERIVED}
-    for what, names, known in (("table", tables, TABLES), ("method", methods, known_methods)):
+    named = [*methods, *(m for _, section in sections for m in section)]
+    for what, names, known in (("table", tables, TABLES), ("method", named, known_methods)):
         unknown = [n for n in names if n not in known]
         if unknown:
             parser.error(f"unknown {what}(s) {unknown}; choose from {', '.join(known)}")
@@ -691,6 +722,10 @@ def main(argv: list[str] | None = None) -> int:
         i = shown.index("--preamble")
         del shown[i : i + 2]
     text = report(results, tables, seeds, args.threads, shown)
+    for n, section in sections:
+        stored = run(tables, list(range(n)), section, args.threads, args.results, True, tree)
+        body = report(stored, tables, list(range(n)), args.threads, shown).split("\n", 4)[4]
+        text += f"\n## Seeds 0-{n - 1}: {', '.join(section)}\n\n{body}"
     preamble = args.preamble_file.read_text().strip() if args.preamble_file else args.preamble
     if preamble:
         text = text.replace("\n\n", f"\n\n{preamble}\n\n", 1)

@@ -111,3 +111,45 @@ def test_derived_auto_takes_the_better_validation_candidate_by_hand(quality) -> 
     assert results.errors["mlpcli-auto-derived"] == {"t": [0.10, 0.30]}
     assert results.seconds["mlpcli-auto-derived"] == {"t": 10.0}
     assert results.wins["mlpcli-auto-derived"] == {"t": [recipe, classic]}
+
+
+def test_a_stored_mlpcli_row_of_another_tree_is_rerun(quality, tmp_path, monkeypatch) -> None:
+    """Baselines are reused whatever the tree; mlpcli's rows only when they measured it."""
+    store = tmp_path / "results.jsonl"
+    rows = [
+        {"method": "mlpcli-realmlp", "table": "pima", "seed": 0, "error": 0.2, "seconds": 3.0,
+         "tree": "abc1234"},
+        {"method": "hgb", "table": "pima", "seed": 0, "error": 0.25, "seconds": 1.5},
+    ]  # fmt: skip
+    store.write_text("".join(__import__("json").dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(quality, "load", lambda table: pytest.fail("a stored run was re-run"))
+    same = quality.run(["pima"], [0], ["mlpcli-realmlp", "hgb"], 1, store, tree="abc1234")
+    assert same.errors == {"mlpcli-realmlp": {"pima": [0.2]}, "hgb": {"pima": [0.25]}}
+    assert quality.reusable(rows[1], "hgb", "other") and not quality.reusable(
+        rows[0], "mlpcli-realmlp", "other"
+    )
+    with pytest.raises(pytest.fail.Exception, match="re-run"):
+        quality.run(["pima"], [0], ["mlpcli-realmlp"], 1, store, tree="other")
+
+
+def test_a_section_compares_methods_on_their_common_seeds(quality, tmp_path) -> None:
+    """--section 1:...: seed 0 only, so a method of one seed is set beside the others' seed 0;
+    its CPU time is the sum of the rows' cpu_seconds (n/a where a row lacks it)."""
+    store = tmp_path / "results.jsonl"
+    rows = [
+        {"method": "hgb", "table": "pima", "seed": 0, "error": 0.09, "seconds": 1.0},
+        {"method": "hgb", "table": "pima", "seed": 1, "error": 0.49, "seconds": 1.0},
+        {"method": "mlpcli-realmlp", "table": "pima", "seed": 0, "error": 0.19, "seconds": 4.0,
+         "cpu_seconds": 3.5, "tree": "t"},
+    ]  # fmt: skip
+    store.write_text("".join(__import__("json").dumps(r) + "\n" for r in rows))
+    out = tmp_path / "q.md"
+    args = ["--tables", "pima", "--seeds", "2", "--stored-only", "--methods", "hgb"]
+    args += ["--results", str(store), "--out", str(out), "--section", "1:hgb,mlpcli-realmlp"]
+    assert quality.main(args) == 0
+    main_part, section = out.read_text().split("## Seeds 0-0: hgb, mlpcli-realmlp\n", 1)
+    assert "| hgb | 0.3000 | 1.000 | 2.0 | n/a |" in main_part  # mean 0.29, shifted by 0.01
+    assert "| hgb | 0.1000 | 1.000 | 1.0 | n/a |" in section
+    assert "| mlpcli-realmlp | 0.2000 | 2.000 | 4.0 | 3.5 |" in section
+    with pytest.raises(SystemExit):
+        quality.main(["--stored-only", "--section", "hgb"])
