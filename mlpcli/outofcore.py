@@ -312,8 +312,9 @@ class Rows:
         }
         self._levels: dict[str, np.ndarray] = {}
         for name in self._codes:
-            levels = np.empty(len(entry.levels(name)) + 1, dtype=object)
-            levels[:-1] = entry.levels(name)
+            found = entry.levels(name)  # a list built from the entry's array: once
+            levels = np.empty(len(found) + 1, dtype=object)
+            levels[:-1] = found
             levels[-1] = np.nan  # code -1: missing
             self._levels[name] = levels
 

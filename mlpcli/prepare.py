@@ -91,7 +91,8 @@ class RowsOf:
         first = _column_of(view, matrix)
         if names.get(first) != key:  # never expected: a view this does not understand
             return self._gather_alone(view)
-        width = max(1, min(GATHER_COLUMNS, GATHER_BYTES // (len(self._rows) * matrix.itemsize)))
+        row_bytes = max(len(self._rows), 1) * matrix.itemsize
+        width = max(1, min(GATHER_COLUMNS, GATHER_BYTES // row_bytes))
         block = matrix[self._rows, first : first + width]
         self._group = {
             names[first + j]: block[:, j] for j in range(block.shape[1]) if first + j in names

@@ -204,3 +204,14 @@ def test_rows_of_gather_fewer_neighbours_of_many_rows(monkeypatch: pytest.Monkey
     view = rows_of(frame, rows)
     pd.testing.assert_series_equal(view["f0"], frame.iloc[rows]["f0"])
     assert list(view._group) == ["f1", "f2"]
+
+
+def test_rows_of_no_rows_gives_empty_columns() -> None:
+    """No rows of the row-major matrix: each column is empty (the gather's width is not a
+    division by zero)."""
+    from mlpcli.data.cache import canonical
+
+    frame = canonical(pd.DataFrame(np.zeros((10, 4), np.float32), columns=list("abcd")))
+    view = RowsOf(frame, np.array([], dtype=np.intp))
+    for name in "abcd":
+        pd.testing.assert_series_equal(view[name], frame.iloc[[]][name])
