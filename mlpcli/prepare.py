@@ -79,13 +79,8 @@ class RowsOf:
         """The rows of column `key` (whose values are `view`): with its neighbours when it is a
         column of the table's row-major matrix, else alone (NumPy's gather: 3x faster than
         Series.iloc on a column of a row-major block)."""
-        matrix = _root(view)
-        if not (
-            matrix.ndim == 2
-            and matrix.shape[0] == len(self._frame)
-            and matrix.flags.c_contiguous
-            and view.strides == matrix.strides[:1]
-        ):
+        matrix = _row_major_root(view, len(self._frame))
+        if matrix is None:
             return self._gather_alone(view)
         names = self._names_in(matrix)
         first = _column_of(view, matrix)
@@ -107,8 +102,9 @@ class RowsOf:
         """Which frame column each column of `matrix` is (those that view it)."""
         if self._matrix_names is None:
             found: dict[int, str] = {}
+            unique = self._frame.columns.is_unique
             for name, kind in self._frame.dtypes.items():
-                if kind != matrix.dtype or not self._frame.columns.is_unique:
+                if kind != matrix.dtype or not unique:
                     continue
                 view = self._frame[name].to_numpy()
                 if _root(view) is matrix and view.strides == matrix.strides[:1]:
@@ -135,6 +131,20 @@ def _root(array: np.ndarray) -> np.ndarray:
     while isinstance(array.base, np.ndarray):
         array = array.base
     return array
+
+
+def _row_major_root(view: np.ndarray, n_rows: int) -> np.ndarray | None:
+    """The C-ordered (n_rows, k) array that `view` is one column of (a table's float block),
+    or None when it is not such a column."""
+    matrix = _root(view)
+    if (
+        matrix.ndim == 2
+        and matrix.shape[0] == n_rows
+        and matrix.flags.c_contiguous
+        and view.strides == matrix.strides[:1]
+    ):
+        return matrix
+    return None
 
 
 def rows_of(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
@@ -566,18 +576,8 @@ def _table_matrix(frame: pd.DataFrame, dtype: np.dtype) -> tuple[np.ndarray, lis
     spares the map's file pages, which the kernel may drop."""
     numeric = [name for name, kind in frame.dtypes.items() if kind == dtype]
     for name in numeric:
-        view = frame[name].to_numpy()
-        matrix = view
-        while isinstance(matrix.base, np.ndarray):
-            matrix = matrix.base
-        if (
-            not isinstance(matrix, np.memmap)
-            and matrix.ndim == 2
-            and matrix.shape[0] == len(frame)
-            and matrix.flags.c_contiguous
-            and matrix.flags.writeable
-            and view.strides == matrix.strides[:1]
-        ):
+        matrix = _row_major_root(frame[name].to_numpy(), len(frame))
+        if matrix is not None and not isinstance(matrix, np.memmap) and matrix.flags.writeable:
             names = [c for c in numeric if np.may_share_memory(frame[c].to_numpy(), matrix)]
             return matrix, names
     return None
