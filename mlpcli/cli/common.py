@@ -152,9 +152,11 @@ def _defer_coercion(group: Any) -> None:
     use, even for a value that is already of the parameter's type (a flag's default, the
     None of an option not given): that alone imports pydantic, about a third of
     `train --help`'s start-up. Values already of a plain parameter's type (bool, str, int,
-    float) are passed through here, as the adapter would return them; any other value (every
-    string typed on the command line for an int, say) builds and uses Typer's adapter as
-    before. A Typer without these internals is left as it is (only slower)."""
+    float) are passed through here, as the adapter would return them, and so are the strings
+    of a repeatable text option (`list[str]`: `--target`, `--id`, `--drop`...), as the list the
+    adapter makes of them; any other value (every string typed on the command line for an int,
+    say) builds and uses Typer's adapter as before. A Typer without these internals is left as
+    it is (only slower)."""
     try:
         from dataclasses import dataclass
 
@@ -167,6 +169,8 @@ def _defer_coercion(group: Any) -> None:
         def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
             if type(value) is self.annotation:
                 return value
+            if self.annotation == TEXTS and _all_text(value):
+                return list(value)
             param._runtime_param = real = build_runtime_param(param.type_descriptor)
             return real._coerce_value(value, param=param, ctx=ctx)
 
@@ -179,11 +183,21 @@ def _defer_coercion(group: Any) -> None:
                 descriptor is not None
                 and getattr(param, "_runtime_param", False) is None
                 and getattr(descriptor, "file_annotation", True) is None
-                and descriptor.annotation in (bool, str, int, float)
+                and descriptor.annotation in (bool, str, int, float, TEXTS)
+                and descriptor.parameter_info.parser is None
             ):
                 param._runtime_param = Deferred(
                     parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
                 )
+
+
+#: A repeatable text option's annotation, whose values `_defer_coercion` passes through.
+TEXTS = list[str]
+
+
+def _all_text(value: Any) -> bool:
+    """A repeatable option's values as Click gives them, all strings (none typed otherwise)."""
+    return isinstance(value, (list, tuple)) and all(type(item) is str for item in value)
 
 
 def help_context(group: Any, name: str | None = None) -> Any:
