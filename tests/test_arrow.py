@@ -92,31 +92,90 @@ CASES: dict[str, tuple[str, dict[str, Any], bool]] = {
         {"sep": "\t"},
         True,
     ),
+    # Tables without a double quote, which a plain file's byte ranges read (see the fixture):
+    "crlf": ((HEAD + _rows(600)).replace("\n", "\r\n"), {}, True),
+    "no-final-newline": (HEAD + _rows(600).rstrip("\n"), {}, True),
+    "blank-lines": (  # fewer records than newlines: each range's rows closed up
+        HEAD + "\n".join(_rows(200) for _ in range(3)) + "\n\n",
+        {},
+        True,
+    ),
+    "smaller-than-a-block": (HEAD + _rows(3), {}, True),
+    "one-row": (HEAD + _rows(1), {}, True),
+    "missing-cells": (
+        HEAD
+        + "".join(
+            f"S{i},{'' if i % 7 == 0 else i / 8},{i % 5},{'NA' * (i % 3 == 0)}\n"
+            for i in range(600)
+        ),
+        {},
+        True,
+    ),
+    "ints-with-missing-in-every-range": (
+        HEAD + "".join(f"S{i},{i},{'' if i % 150 == 149 else i},c1\n" for i in range(600)),
+        {},
+        True,
+    ),
+    "quoted-newline-early": (
+        HEAD + 'S0,1.5,2,"two\nlines"\n' + _rows(600).replace('"', ""),
+        {},
+        True,
+    ),
+    "quoted-newline-late": (  # in the last range: cut before it, parsed with quotes
+        HEAD + _rows(600) + 'S0,1.5,2,"two\nlines"\n' + _rows(20),
+        {},
+        True,
+    ),
+    "floats-only": (
+        "a,b,c\n" + "".join(f"{i / 3},{-i / 7},{i * 1e-3}\n" for i in range(600)),
+        {},
+        True,
+    ),
 }
 
 
-@pytest.fixture(autouse=True)
-def read_with_arrow(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, params=["stream", "ranges"])
+def read_with_arrow(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """pyarrow's reader on (it is off by default), in blocks of a few hundred records, so the
-    frame is joined from many."""
+    frame is joined from many; a plain file through one stream, or in 3 byte ranges (their
+    records counted a few KB at a time)."""
     monkeypatch.setattr(arrow, "READ_CSV", True)
     monkeypatch.setattr(arrow, "BLOCK_BYTES", 4096)
+    ranges = request.param == "ranges"
+    monkeypatch.setattr(arrow, "SPLIT_FROM_BYTES", 0 if ranges else 1 << 60)
+    monkeypatch.setattr(arrow, "RANGES", 3)
+    monkeypatch.setattr(arrow, "COUNT_BYTES", 3000)
+    return str(request.param)
 
 
-def _both(path: Path, **options: Any) -> tuple[pd.DataFrame, pd.DataFrame, list[bool]]:
-    """(the default read, with pyarrow; one pandas call; whether pyarrow's frame was kept)."""
+def _both(
+    path: Path, ranged: list[str] | None = None, **options: Any
+) -> tuple[pd.DataFrame, pd.DataFrame, list[bool]]:
+    """(the default read, with pyarrow; one pandas call; whether pyarrow's frame was kept);
+    `ranged` gets what each byte-range read did: "frame", "quoted" (None) or "raised"."""
     used: list[bool] = []
     original = arrow.parse_csv
+    original_ranges = arrow._read_ranges
 
     def spy(*args: Any) -> Any:
         frame = original(*args)
         used.append(frame is not None)
         return frame
 
+    def ranges_spy(*args: Any) -> Any:
+        try:
+            frame = original_ranges(*args)
+        except Exception:
+            (ranged if ranged is not None else []).append("raised")
+            raise
+        (ranged if ranged is not None else []).append("quoted" if frame is None else "frame")
+        return frame
+
     text_columns = ["id"] if "id" in path.read_bytes()[:64].decode("utf-8", "replace") else []
     kwargs = {"sep": None, "decimal": ".", "na_values": None, **options}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(arrow, "parse_csv", spy)
+        patch.setattr(arrow, "_read_ranges", ranges_spy)
         fast = read._parse_table(
             path, **kwargs, transpose=False, encoding=None, text_columns=text_columns
         )
@@ -128,18 +187,36 @@ def _both(path: Path, **options: Any) -> tuple[pd.DataFrame, pd.DataFrame, list[
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz"], ids=["plain", "gzip"])
-def test_pyarrow_gives_the_frame_of_one_pandas_call(case: str, suffix: str, tmp_path: Path) -> None:
+def test_pyarrow_gives_the_frame_of_one_pandas_call(
+    case: str, suffix: str, tmp_path: Path, read_with_arrow: str
+) -> None:
     text, options, kept = CASES[case]
     data = text.encode("utf-8")
     path = tmp_path / f"t{suffix}"
     path.write_bytes(gzip.compress(data) if suffix.endswith("gz") else data)
-    fast, plain, used = _both(path, **options)
+    ranged: list[str] = []
+    fast, plain, used = _both(path, ranged, **options)
     pd.testing.assert_frame_equal(fast, plain, check_exact=True)
     for column in fast.columns:  # NaN where NaN, the same bits elsewhere
         a, b = fast[column].to_numpy(), plain[column].to_numpy()
         if a.dtype.kind == "f":
             assert a.tobytes() == b.tobytes(), column
     assert used == [kept]
+    if read_with_arrow == "stream" or suffix != ".csv":  # compressed: through the stream
+        assert ranged == []
+    elif _cut_before_a_quote(path):  # a quoted field might hold a newline: not cut there
+        assert ranged == ["quoted"]
+    else:
+        assert ranged == ["frame"] if kept else ranged in ([], ["raised"])  # [] if declined
+
+
+def _cut_before_a_quote(path: Path) -> bool:
+    """Whether a range but the last holds a double quote."""
+
+    data = path.read_bytes()
+    with open(path, "rb") as handle:
+        cuts = arrow._cuts(handle.fileno(), len(data), arrow.RANGES)
+    return b'"' in data[: cuts[-2]]
 
 
 def test_the_bench_table_gives_the_same_float32_bits(tmp_path: Path) -> None:
@@ -224,3 +301,25 @@ def test_the_float_matrix_is_a_whole_array_of_the_table_rows(tmp_path: Path) -> 
     assert found is not None
     matrix, names = found
     assert matrix.shape == (LATE, 1) and names == ["x"]  # n is int64, as pandas types it
+
+
+@pytest.mark.parametrize("checksum", [True, False], ids=["checksum", "no-checksum"])
+def test_the_digest_is_of_the_whole_file(
+    checksum: bool, tmp_path: Path, read_with_arrow: str
+) -> None:
+    """Byte ranges leave the stream unread: the digest is computed from the file alongside."""
+    import hashlib
+
+    path = tmp_path / "t.csv"
+    path.write_text(HEAD + _rows(LATE))
+    table = read._parse_table(
+        path, None, ".", None, False, None, text_columns=["id"], checksum=checksum
+    )
+    assert table.sha256 == (hashlib.sha256(path.read_bytes()).hexdigest() if checksum else "")
+
+
+def test_a_header_only_file_gets_the_no_rows_message(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(HEAD)
+    with pytest.raises(DataError, match="has a header but no data rows"):
+        read.read_table(path)

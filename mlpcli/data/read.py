@@ -307,15 +307,21 @@ def _parse_table(
                 and len(used_sep) == 1
                 and first_rows_as_wide_as_header(text, used_sep)
             )
+            whole = None
             if fast:
                 size = os.fstat(raw.fileno()).st_size if codec is None else None
+                if size is not None:
+                    whole = arrow.WholeFile(name, raw.fileno(), size, checksum)
                 with freed_blocks_returned():
-                    frame = arrow.parse_csv(Prefixed(head, stream), parse, head, size)
+                    frame = arrow.parse_csv(Prefixed(head, stream), parse, head, size, whole)
             elif splittable:
                 frame = parse_blocks(Prefixed(head, stream), parse)
             else:
                 frame = pd.read_csv(Prefixed(head, stream), **parse)
-        sha256 = hasher.hexdigest() if frame is not None else ""
+        if whole is not None and whole.sha256 is not None:  # pyarrow read the file itself
+            sha256 = whole.sha256
+        else:
+            sha256 = hasher.hexdigest() if frame is not None else ""
     except MlpcliError:
         raise
     except Exception as error:
