@@ -500,9 +500,12 @@ def run(
     store: Path | None = None,
     stored_only: bool = False,
     tree: str = "unknown",
+    run_seeds: set[int] | None = None,
 ) -> Results:
     """Run every (method, table, seed) not in `store` (for mlpcli's methods: not measured on
-    `tree`), or with `stored_only` report the stored rows whatever their tree and run none."""
+    `tree`), or with `stored_only` report the stored rows whatever their tree and run none.
+    With `run_seeds`, the seeds outside it are treated as `stored_only` (so new seeds can be
+    added beside stored ones without re-running those on a newer tree)."""
     from threadpoolctl import threadpool_limits
 
     results = Results()
@@ -526,14 +529,15 @@ def run(
         table = TABLES[table_name]
         frame = None
         for seed in seeds:
+            stored_seed = stored_only or (run_seeds is not None and seed not in run_seeds)
             for name in active:
                 row = stored.get((name, table_name, seed))
-                if row is not None and (stored_only or reusable(row, name, tree)):
+                if row is not None and (stored_seed or reusable(row, name, tree)):
                     results.rows[(name, table_name, seed)] = row
                     _add_seconds(results, name, table_name, row["seconds"])
                     results.errors[name].setdefault(table_name, []).append(row["error"])
                     continue
-                if stored_only:
+                if stored_seed:
                     continue
                 frame = load(table) if frame is None else frame
                 train_rows, test_rows = split(len(frame), seed)
@@ -672,12 +676,27 @@ def _section(parser: argparse.ArgumentParser, spec: str) -> tuple[int, list[str]
     return int(seeds), methods.split(",")
 
 
+def _run_seeds(parser: argparse.ArgumentParser, spec: str | None, seeds: list[int]) -> set[int] | None:
+    """`--run-seeds 1,2` as {1, 2}, each one of `seeds`; None: run them all."""
+    if spec is None:
+        return None
+    parts = spec.split(",")
+    if not all(p.isdigit() and int(p) in seeds for p in parts):
+        parser.error(f"--run-seeds wants seeds among 0..{len(seeds) - 1}; got {spec!r}")
+    return {int(p) for p in parts}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", default=",".join(TABLES), help="comma-separated table names")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (splits): 0..N-1")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    parser.add_argument(
+        "--run-seeds",
+        help="comma-separated seeds to run (default all of --seeds); the others are reported "
+        "from the stored rows whatever their tree",
+    )
     parser.add_argument("--threads", type=int, default=1, help="threads per method")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     parser.add_argument("--preamble", default="", help="a paragraph put before the tables")
@@ -715,8 +734,11 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown {what}(s) {unknown}; choose from {', '.join(known)}")
     seeds = list(range(args.seeds))
+    run_seeds = _run_seeds(parser, args.run_seeds, seeds)
     tree = args.tree or current_tree()
-    results = run(tables, seeds, methods, args.threads, args.results, args.stored_only, tree)
+    results = run(
+        tables, seeds, methods, args.threads, args.results, args.stored_only, tree, run_seeds
+    )
     shown = list(argv)  # the command line without the (long) preamble text
     if "--preamble" in shown:
         i = shown.index("--preamble")

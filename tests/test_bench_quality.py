@@ -4,6 +4,7 @@ trained): the error measures, the shifted geometric mean, the splits and the Mar
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -130,6 +131,33 @@ def test_a_stored_mlpcli_row_of_another_tree_is_rerun(quality, tmp_path, monkeyp
     )
     with pytest.raises(pytest.fail.Exception, match="re-run"):
         quality.run(["pima"], [0], ["mlpcli-realmlp"], 1, store, tree="other")
+
+
+def test_run_seeds_reuses_the_other_seeds_rows_whatever_their_tree(
+    quality, tmp_path, monkeypatch
+) -> None:
+    """--run-seeds 1: seed 0's row of another tree is reported, not re-run; seed 1 is run."""
+    store = tmp_path / "results.jsonl"
+    row = {"method": "mlpcli-realmlp", "table": "pima", "seed": 0, "error": 0.2, "seconds": 3.0,
+           "tree": "old1234"}  # fmt: skip
+    store.write_text(json.dumps(row) + "\n")
+    ran: list[int] = []
+
+    def fake(train, test, table, seed, threads):
+        ran.append(seed)
+        return test[table.target]  # no error
+
+    frame = pd.DataFrame({"x": range(10), "type": ["a", "b"] * 5})
+    monkeypatch.setattr(quality, "load", lambda table: frame)
+    monkeypatch.setitem(quality.METHODS, "mlpcli-realmlp", quality.MethodInfo(fake))
+    got = quality.run(["pima"], [0, 1], ["mlpcli-realmlp"], 1, store, tree="new", run_seeds={1})
+    assert ran == [1] and got.errors["mlpcli-realmlp"]["pima"] == [0.2, 0.0]
+    assert json.loads(store.read_text().splitlines()[1])["tree"] == "new"
+    ran.clear()  # without run_seeds the row of the other tree is re-run
+    quality.run(["pima"], [0], ["mlpcli-realmlp"], 1, store, tree="new")
+    assert ran == [0]
+    with pytest.raises(SystemExit):
+        quality.main(["--seeds", "2", "--run-seeds", "2", "--stored-only"])
 
 
 def test_a_section_compares_methods_on_their_common_seeds(quality, tmp_path) -> None:
