@@ -676,7 +676,9 @@ def _section(parser: argparse.ArgumentParser, spec: str) -> tuple[int, list[str]
     return int(seeds), methods.split(",")
 
 
-def _run_seeds(parser: argparse.ArgumentParser, spec: str | None, seeds: list[int]) -> set[int] | None:
+def _run_seeds(
+    parser: argparse.ArgumentParser, spec: str | None, seeds: list[int]
+) -> set[int] | None:
     """`--run-seeds 1,2` as {1, 2}, each one of `seeds`; None: run them all."""
     if spec is None:
         return None
