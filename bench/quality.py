@@ -14,11 +14,14 @@ Methods (`--methods`, comma-separated; one that is not installed is skipped and 
 - mlpcli            `mlpcli train` with its defaults, then `mlpcli predict` (subprocesses, CSVs)
 - mlpcli-classic    the same with `--preset classic` (the lecture's MLP)
 - mlpcli-realmlp    the same with `--preset realmlp_td` (the quality recipe)
-- mlpcli-ensemble5  the same with `--preset realmlp_td --ensemble 5`
-- mlpcli-ensemble5-w128  the same with `--hidden 128,128,128` (members half as wide)
+- mlpcli-ensemble5  the same with `--preset realmlp_td --ensemble 5` (members of 3 x 128, the
+                    default width of members; rows of earlier trees, 3 x 256, are renamed
+                    mlpcli-ensemble5-w256 in the store)
+- mlpcli-ensemble5-w128  the same with `--hidden 128,128,128` (what the default trains)
+- mlpcli-ensemble5-w256  the same with `--hidden 256,256,256` (one model's width)
 - mlpcli-auto       the same with `--preset auto` (both; the recipe where its validation gain
                     is clear; the store records which won, the scores and the gain)
-- mlpcli-bag5       the same with `--preset realmlp_td --ensemble 5 --bag`
+- mlpcli-bag5       the same with `--preset realmlp_td --ensemble 5 --bag` (-w256: full width)
 - hgb            scikit-learn HistGradientBoosting{Classifier,Regressor}(), categoricals native
 - sklearn-mlp    the script a user would write: impute + scale + one-hot, MLP{Classifier,
                  Regressor}(early_stopping=True), regression targets standardised
@@ -320,11 +323,16 @@ METHODS: dict[str, MethodInfo] = {
     "mlpcli-classic": MethodInfo(_cli("--preset", "classic"), note="`--preset classic`"),
     "mlpcli-realmlp": MethodInfo(_cli("--preset", "realmlp_td"), note="`--preset realmlp_td`"),
     "mlpcli-ensemble5": MethodInfo(
-        _cli("--preset", "realmlp_td", "--ensemble", "5"), note="`--preset realmlp_td --ensemble 5`"
+        _cli("--preset", "realmlp_td", "--ensemble", "5"),
+        note="`--preset realmlp_td --ensemble 5` (members of 3 x 128)",
     ),
     "mlpcli-ensemble5-w128": MethodInfo(
         _cli("--preset", "realmlp_td", "--ensemble", "5", "--hidden", "128,128,128"),
-        note="`--preset realmlp_td --ensemble 5 --hidden 128,128,128`",
+        note="`--preset realmlp_td --ensemble 5 --hidden 128,128,128` (= `--ensemble 5`)",
+    ),
+    "mlpcli-ensemble5-w256": MethodInfo(
+        _cli("--preset", "realmlp_td", "--ensemble", "5", "--hidden", "256,256,256"),
+        note="`--preset realmlp_td --ensemble 5 --hidden 256,256,256` (before: `--ensemble 5`)",
     ),
     "mlpcli-auto": MethodInfo(_cli("--preset", "auto"), note="`--preset auto`"),
     "mlpcli-auto-classic": MethodInfo(
@@ -334,6 +342,10 @@ METHODS: dict[str, MethodInfo] = {
     "mlpcli-bag5": MethodInfo(
         _cli("--preset", "realmlp_td", "--ensemble", "5", "--bag"),
         note="`--preset realmlp_td --ensemble 5 --bag`",
+    ),
+    "mlpcli-bag5-w256": MethodInfo(
+        _cli("--preset", "realmlp_td", "--ensemble", "5", "--bag", "--hidden", "256,256,256"),
+        note="`--preset realmlp_td --ensemble 5 --bag --hidden 256,256,256`",
     ),
     "mlpcli-recipe": MethodInfo(run_recipe, note="RealMLP-TD-style recipe via the library"),
     "mlpcli-recipe-k4": MethodInfo(
@@ -515,7 +527,7 @@ def run(
     methods = [m for m in dict.fromkeys([*methods, *needed]) if m not in DERIVED]
     active = []
     for name in methods:
-        reason = _missing(METHODS[name])
+        reason = None if stored_only else _missing(METHODS[name])  # stored rows need no module
         if reason:
             results.skipped[name] = reason
         else:

@@ -1,5 +1,6 @@
 """The recipe's cost: mlpcli's RealMLP-TD-style recipe against pytabkit's RealMLP-TD, and an
-ensemble of K members against one member (issues 14 and 16).
+ensemble of K members (of the width `--ensemble K` gives them) against one default model
+(issues 14 and 16).
 
     python bench/recipe.py                                  # every table, K = 5, 3 rounds
     python bench/recipe.py --realmlp-python /path/to/venv/bin/python --epochs 32 --repeats 1
@@ -97,7 +98,7 @@ def fit_mlpcli(
     pre = Preprocessor(scale="robust_range", clip="smooth")
     X_fit = pre.fit_transform(frame.iloc[fit_rows], list(frame.columns))
     X_val = pre.transform(frame.iloc[val_rows])
-    overrides: dict[str, Any] = {"n_members": k, "member_batches": batches}
+    overrides: dict[str, Any] = {"n_members": k, "member_batches": batches, **member_width(k)}
     if epochs:
         overrides["epochs"] = epochs
     config = preset("realmlp_td", task, **overrides)
@@ -151,8 +152,30 @@ def real_fit(method: str, name: str, k: int, batches: str, threads: int) -> Call
     if method == "realmlp":
         return lambda: quality.run_realmlp(train, test, table, 0, threads)
     return lambda: quality.run_recipe(
-        train, test, table, 0, threads, n_members=k, member_batches=batches
+        train, test, table, 0, threads, n_members=k, member_batches=batches, **member_width(k)
     )
+
+
+def member_width(k: int) -> dict[str, Any]:
+    """The hidden sizes `train --preset realmlp_td --ensemble k` gives its members without
+    --hidden (`config.ENSEMBLE_HIDDEN`; none for one model, the preset's 3 x 256): so K
+    members are timed as the user gets them, against the single default model."""
+    if k < 2:
+        return {}
+    from mlpcli.config import ENSEMBLE_HIDDEN
+    from mlpcli.option_parsers import parse_hidden
+
+    return {"hidden_layer_sizes": parse_hidden("hidden", ENSEMBLE_HIDDEN["realmlp_td"])}
+
+
+def width_text(k: int) -> str:
+    """`3 x 128` for k members (`member_width`), `3 x 256` for one model."""
+    from mlpcli.config import PRESETS
+    from mlpcli.option_parsers import parse_hidden
+
+    one = parse_hidden("hidden", PRESETS["realmlp_td"]["hidden"])
+    sizes = member_width(k).get("hidden_layer_sizes", one)
+    return f"{len(sizes)} x {sizes[0]}" if len(set(sizes)) == 1 else ",".join(map(str, sizes))
 
 
 #: The ensembles timed against one member: RecipeConfig.member_batches values ("auto", the
@@ -310,7 +333,8 @@ def run_all(
         figures["ratio"], figures["why"] = None, skipped.get("realmlp", "no table ran")
     for kind, ratios in ensemble.items():
         if ratios:
-            figures["ensemble"][f"K={members}, {kind} batches"] = (members, max(ratios))
+            what = f"K={members} of {width_text(members)} against one of {width_text(1)}"
+            figures["ensemble"][f"{what}, {kind} batches"] = (members, max(ratios))
     epochs_text = (
         f"{epochs} epochs on the generated tables (shortened), 256 on the real ones"
         if epochs
@@ -326,11 +350,13 @@ def run_all(
         "tables: mlpcli = robust scaling + smooth clip + `fit_recipe` (preset `realmlp_td`), "
         "20% validation; RealMLP-TD = pytabkit's `RealMLP_TD_*().fit` on CPU (its own "
         "preprocessing and 20% validation). Real tables: bench/quality.py's `run_recipe` and "
-        "`run_realmlp` on seed 0's training rows (fit and predict). Ensembles: the same "
-        f"recipe with `n_members={members}`, every member on the whole batch "
+        "`run_realmlp` on seed 0's training rows (fit and predict). Ensembles: what "
+        f"`--ensemble {members}` trains, {members} members of {width_text(members)} units "
+        f"(the default width of members), against the single default model "
+        f"({width_text(1)}), every member on the whole batch "
         f"(`member_batches='shared'`), each on its own 256/{members} rows of it "
         f"(`'split'`), or the default `'auto'` (split from {members} x 256 training rows, "
-        "shared below); the ratios are K members against one (wall, CPU).",
+        f"shared below); the ratios are {members} members against one model (wall, CPU).",
         "",
         "| table | mlpcli recipe | RealMLP-TD | mlpcli / RealMLP-TD | "
         + " | ".join(f"K={members} {kind} | / one" for kind in KINDS)

@@ -348,7 +348,8 @@ def _joined(one: dict[str, Any], many: dict[str, Any], k: int) -> list[str]:
 
 @target
 def ensemble_cost(m: Measured) -> list[Row]:
-    """An ensemble of K members against one member, same recipe and table (`recipe.py`)."""
+    """An ensemble of K members (`--ensemble K`'s width) against one default model, same recipe
+    and table (`recipe.py`)."""
     recipe = m.figures.get("recipe")
     profiles = _profiles(m)
     one, many = profiles.get("recipe_one"), profiles.get("recipe_k")
@@ -358,14 +359,14 @@ def ensemble_cost(m: Measured) -> list[Row]:
         profile = cprofile_lines(many or one, "the ensemble's fit")
     rows: list[Row] = []
     for what, (k, ratio) in (recipe or {}).get("ensemble", {}).items():
-        label = f"Ensemble, {what}: <= {0.5 * k:g}x one member's time (0.5 K)"
+        label = f"Ensemble, {what}: <= {0.5 * k:g}x one model's time (0.5 K)"
         text = f"{ratio:.2f}x (worst table)"
         rows.append(_verdict(label, text, ratio <= 0.5 * k, profile))
         if k == 5:  # issue 14: `--ensemble 5` costs less than 3x a single model
-            label = f"Ensemble, {what}: < 3x one member's time (issue 14)"
+            label = f"Ensemble, {what}: < 3x one model's time (issue 14)"
             rows.append(_verdict(label, text, ratio < 3, profile))
     return rows or _not_measured(
-        "Ensemble of K members: <= 0.5 K x one member's time", "recipe comparison skipped"
+        "Ensemble of K members: <= 0.5 K x one model's time", "recipe comparison skipped"
     )
 
 

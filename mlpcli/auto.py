@@ -93,6 +93,7 @@ def candidate_settings(settings: Settings, name: str, own_preprocessing: bool = 
     defaults = config.resolve({"preset": NAME}, base=config.Settings())
     chosen = config.resolve({"preset": name}, base=config.Settings())
     sections: dict[str, Any] = {"preprocess": settings.preprocess}
+    given: set[str] = set()
     for attr in ("preprocess", "model", "train")[0 if own_preprocessing else 1 :]:
         mine, default = getattr(settings, attr), getattr(defaults, attr)
         changed = {
@@ -100,8 +101,11 @@ def candidate_settings(settings: Settings, name: str, own_preprocessing: bool = 
             for f in dataclasses.fields(mine)
             if f.name != "preset" and getattr(mine, f.name) != getattr(default, f.name)
         }
+        given.update(changed)
         sections[attr] = dataclasses.replace(getattr(chosen, attr), **changed)
-    return dataclasses.replace(chosen, data=settings.data, **sections)
+    candidate = dataclasses.replace(chosen, data=settings.data, **sections)
+    # --ensemble K without --hidden: the recipe's members are as narrow as its own preset's
+    return candidate if "hidden" in given else config.ensemble_width(candidate, chosen)
 
 
 def out_of_core_settings(settings: Settings) -> Settings:

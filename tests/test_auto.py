@@ -51,6 +51,11 @@ def test_candidate_settings_are_each_presets_with_the_options_given() -> None:
         assert (candidate.train.epochs, candidate.model.dropout) == (7, 0.1)
         assert candidate.preprocess == s.preprocess
         assert (candidate.preprocess.scale, candidate.preprocess.clip) == ("robust_range", "smooth")
+    # --ensemble without --hidden: the recipe's members have its ensemble width; --hidden wins
+    members = config.resolve({"preset": "auto", "ensemble": 3})
+    assert auto.candidate_settings(members, "realmlp_td").model.hidden == (128, 128, 128)
+    members = members.replace(hidden="256,256,256")
+    assert auto.candidate_settings(members, "realmlp_td").model.hidden == (256, 256, 256)
 
 
 def test_each_candidate_is_its_presets_model_and_the_better_one_is_kept() -> None:

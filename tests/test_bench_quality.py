@@ -153,6 +153,12 @@ def test_run_seeds_reuses_the_other_seeds_rows_whatever_their_tree(
     got = quality.run(["pima"], [0, 1], ["mlpcli-realmlp"], 1, store, tree="new", run_seeds={1})
     assert ran == [1] and got.errors["mlpcli-realmlp"]["pima"] == [0.2, 0.0]
     assert json.loads(store.read_text().splitlines()[1])["tree"] == "new"
+    # stored rows are reported without the method's modules (pytabkit, say)
+    monkeypatch.setitem(quality.METHODS, "mlpcli-realmlp", quality.MethodInfo(fake, ("no_such",)))
+    assert quality.run(["pima"], [0], ["mlpcli-realmlp"], 1, store, stored_only=True).errors == {
+        "mlpcli-realmlp": {"pima": [0.2]}
+    }
+    monkeypatch.setitem(quality.METHODS, "mlpcli-realmlp", quality.MethodInfo(fake))
     ran.clear()  # without run_seeds the row of the other tree is re-run
     quality.run(["pima"], [0], ["mlpcli-realmlp"], 1, store, tree="new")
     assert ran == [0]

@@ -247,7 +247,7 @@ def test_the_report_numbers_each_gap_and_prints_its_profile_after_the_table(targ
     assert "No memory profile: bench/phases.py did not run on the 1,000,000-row CSV." in lines
     recipe = {"ratio": None, "why": "-", "ensemble": {"K=5, shared batches": (5, 4.0)}}
     lines = run.targets16_section(targets.Measured(figures={"recipe": recipe}))
-    assert "### Gap 2: Ensemble, K=5, shared batches: < 3x one member's time (issue 14)" in lines
+    assert "### Gap 2: Ensemble, K=5, shared batches: < 3x one model's time (issue 14)" in lines
     assert "The profile is gap 1's." in lines  # the same profile is printed once
 
 

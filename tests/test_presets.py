@@ -83,6 +83,59 @@ def test_cli_preset_comes_before_the_config_file(tmp_path: Path) -> None:
     assert s.preprocess.clip == "smooth"
 
 
+def test_an_ensemble_of_the_recipe_has_half_width_members_unless_hidden_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--ensemble K >= 2 without --hidden: members of 3 x 128 (config.ENSEMBLE_HIDDEN); a
+    --hidden on the command line or in the config file wins, one network keeps 3 x 256."""
+    from mlpcli.cli.common import resolve_settings
+
+    def hidden(options: dict[str, object], text: str | None = None) -> tuple[int, ...]:
+        path = None
+        if text is not None:
+            path = tmp_path / "c.toml"
+            path.write_text(text)
+        options = {"preset": "realmlp_td", "hidden": None, **options}
+        return resolve_settings(options, None if path is None else str(path)).model.hidden
+
+    narrow, wide = (128, 128, 128), (256, 256, 256)
+    assert hidden({"ensemble": 5}) == narrow
+    assert hidden({"ensemble": 2, "epochs": 3}) == narrow
+    assert hidden({"ensemble": 1}) == wide and hidden({}) == wide
+    assert hidden({"ensemble": 5, "hidden": "256,256,256"}) == wide  # given: it wins
+    assert hidden({"ensemble": 5, "hidden": "16"}) == (16,)
+    assert hidden({}, "ensemble = 5\n") == narrow  # the ensemble from the config file
+    assert hidden({"ensemble": 5}, "hidden = '256,256,256'\n") == wide  # the file's wins
+    assert hidden({"ensemble": 5}, "[model]\nhidden = '256,256,256'\n") == wide
+    assert config.resolve({"preset": "realmlp_td", "ensemble": 3}).model.hidden == narrow
+    # a resumed full-width ensemble (trained before this default) keeps its width
+    old = config.resolve({"preset": "realmlp_td", "ensemble": 5, "hidden": "256,256,256"})
+    assert config.resolve({"epochs": 4}, base=old).model.hidden == wide
+    # the preset from $MLPCLI_PRESET, no --preset
+    monkeypatch.setenv(config.PRESET_ENV, "realmlp_td")
+    assert resolve_settings({"ensemble": 5, "hidden": None}, None).model.hidden == narrow
+
+
+def test_cli_ensemble_default_width_is_in_the_model_and_deterministic(
+    runner: object, cohort_csv: Path, tmp_path: Path
+) -> None:
+    """`train --preset realmlp_td --ensemble 2` (no --hidden) twice with a seed: the same
+    model, whose file and `inspect` show the members' 3 x 128 units."""
+    from mlpcli.cli import app
+
+    args = ["train", str(cohort_csv), "--target", "status", "--id", "sample", "--drop", "patient"]
+    args += ["--preset", "realmlp_td", "--epochs", "1", "--ensemble", "2", "--seed", "3", "-q"]
+    paths = [tmp_path / "a.npz", tmp_path / "b.npz"]
+    for path in paths:
+        result = runner.invoke(app, [*args, "--out", str(path)])  # type: ignore[attr-defined]
+        assert result.exit_code == 0, result.output
+    (meta, a), (_, b) = (modelfile.load(p) for p in paths)
+    assert a.keys() == b.keys() and all(a[k].tobytes() == b[k].tobytes() for k in a)
+    assert meta["recipe"]["config"]["hidden_layer_sizes"] == [128, 128, 128]
+    shown = runner.invoke(app, ["inspect", str(paths[0])])  # type: ignore[attr-defined]
+    assert "128 -> 128" in shown.output and "-> 256" not in shown.output, shown.output
+
+
 def test_recipe_model_round_trips_and_predicts_as_trained(tmp_path: Path) -> None:
     frame = _table()
     outcome = _train(frame, **TINY_RECIPE)

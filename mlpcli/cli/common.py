@@ -437,4 +437,4 @@ def resolve_settings(
     if options.get("preset") is not None:  # the preset's values first, under the file's
         base = config_module.resolve({"preset": options["preset"]}, base=base)
     settings = config_module.resolve(file_values, base=base, source=config or "")
-    return config_module.resolve(options, base=settings)
+    return config_module.resolve(options, base=settings, given_before=file_values)
