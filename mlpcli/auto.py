@@ -49,6 +49,11 @@ NAME = "auto"
 #: Above this many training rows `auto` trains only the lecture's MLP (early stopping keeps it
 #: to minutes; the recipe runs its 256 epochs whatever the size).
 MAX_RECIPE_ROWS = 100_000
+#: Options whose value under auto (its preset's or the one given) goes to the recipe candidates
+#: only: auto's recipe is an ensemble (`PRESETS["auto"]["ensemble"]`), while the lecture's MLP
+#: stays `--preset classic` bit for bit unless such an option is given (`--ensemble 3` leaves
+#: it out: it has no ensemble; `--ensemble 1` makes the recipe one network).
+RECIPE_ONLY = ("ensemble",)
 #: A later candidate replaces the earlier only if its mean per-row gain on the validation rows
 #: exceeds this many standard errors of that mean (about a one-sided 2.3% test).
 Z = 2.0
@@ -102,6 +107,8 @@ def candidate_settings(settings: Settings, name: str, own_preprocessing: bool = 
             if f.name != "preset" and getattr(mine, f.name) != getattr(default, f.name)
         }
         given.update(changed)
+        if attr == "model" and name != CANDIDATES[0]:
+            changed.update({f: getattr(mine, f) for f in RECIPE_ONLY})
         sections[attr] = dataclasses.replace(getattr(chosen, attr), **changed)
     candidate = dataclasses.replace(chosen, data=settings.data, **sections)
     # --ensemble K without --hidden: the recipe's members are as narrow as its own preset's

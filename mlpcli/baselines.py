@@ -96,7 +96,7 @@ def linear_settings(settings: Settings) -> Settings:
     a wide table it cost as much as the network's own), in this process (`--ensemble-groups`
     spreads the network's groups, not its baseline's); under `--preset auto` (cv's folds) the
     lecture's linear model, not one per candidate."""
-    preset = {"preset": "classic"} if auto.is_auto(settings) else {}
+    preset = {"preset": "classic", "ensemble": 1} if auto.is_auto(settings) else {}
     return settings.replace(
         hidden="", activation="relu", ensemble_groups=1, embedding="none", **preset
     )
