@@ -19,8 +19,11 @@ Methods (`--methods`, comma-separated; one that is not installed is skipped and 
                     mlpcli-ensemble5-w256 in the store)
 - mlpcli-ensemble5-w128  the same with `--hidden 128,128,128` (what the default trains)
 - mlpcli-ensemble5-w256  the same with `--hidden 256,256,256` (one model's width)
-- mlpcli-auto       the same with `--preset auto` (both; the recipe where its validation gain
-                    is clear; the store records which won, the scores and the gain)
+- mlpcli-auto       the same with `--preset auto` (both, the recipe as an ensemble of 5; the
+                    recipe where its validation gain is clear; the store records which won, the
+                    scores and the gain)
+- mlpcli-auto1      the same with `--preset auto --ensemble 1` (the recipe as one network:
+                    `--preset auto` of earlier trees, whose rows are renamed so in the store)
 - mlpcli-bag5       the same with `--preset realmlp_td --ensemble 5 --bag` (-w256: full width)
 - hgb            scikit-learn HistGradientBoosting{Classifier,Regressor}(), categoricals native
 - sklearn-mlp    the script a user would write: impute + scale + one-hot, MLP{Classifier,
@@ -334,7 +337,13 @@ METHODS: dict[str, MethodInfo] = {
         _cli("--preset", "realmlp_td", "--ensemble", "5", "--hidden", "256,256,256"),
         note="`--preset realmlp_td --ensemble 5 --hidden 256,256,256` (before: `--ensemble 5`)",
     ),
-    "mlpcli-auto": MethodInfo(_cli("--preset", "auto"), note="`--preset auto`"),
+    "mlpcli-auto": MethodInfo(
+        _cli("--preset", "auto"), note="`--preset auto` (recipe candidate: 5 members of 3 x 128)"
+    ),
+    "mlpcli-auto1": MethodInfo(
+        _cli("--preset", "auto", "--ensemble", "1"),
+        note="`--preset auto --ensemble 1` (recipe candidate: one network; before: `--preset auto`)",
+    ),
     "mlpcli-auto-classic": MethodInfo(
         _cli("--preset", "classic", "--scale", "robust_range", "--clip", "smooth"),
         note="auto's classic candidate: `--preset classic` on the recipe's preprocessing",
