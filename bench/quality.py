@@ -342,7 +342,7 @@ METHODS: dict[str, MethodInfo] = {
     ),
     "mlpcli-auto1": MethodInfo(
         _cli("--preset", "auto", "--ensemble", "1"),
-        note="`--preset auto --ensemble 1` (recipe candidate: one network; before: `--preset auto`)",
+        note="`--preset auto --ensemble 1` (the recipe: one network; before: `--preset auto`)",
     ),
     "mlpcli-auto-classic": MethodInfo(
         _cli("--preset", "classic", "--scale", "robust_range", "--clip", "smooth"),

@@ -52,7 +52,8 @@ MAX_RECIPE_ROWS = 100_000
 #: Options whose value under auto (its preset's or the one given) goes to the recipe candidates
 #: only: auto's recipe is an ensemble (`PRESETS["auto"]["ensemble"]`), while the lecture's MLP
 #: stays `--preset classic` bit for bit unless such an option is given (`--ensemble 3` leaves
-#: it out: it has no ensemble; `--ensemble 1` makes the recipe one network).
+#: it out: it has no ensemble; `--ensemble 1`, or `--calibrate` without `--ensemble`, makes
+#: the recipe one network).
 RECIPE_ONLY = ("ensemble",)
 #: A later candidate replaces the earlier only if its mean per-row gain on the validation rows
 #: exceeds this many standard errors of that mean (about a one-sided 2.3% test).
@@ -109,6 +110,8 @@ def candidate_settings(settings: Settings, name: str, own_preprocessing: bool = 
         given.update(changed)
         if attr == "model" and name != CANDIDATES[0]:
             changed.update({f: getattr(mine, f) for f in RECIPE_ONLY})
+            if settings.train.calibrate and "ensemble" not in given:
+                changed["ensemble"] = 1  # one temperature needs one network's logits
         sections[attr] = dataclasses.replace(getattr(chosen, attr), **changed)
     candidate = dataclasses.replace(chosen, data=settings.data, **sections)
     # --ensemble K without --hidden: the recipe's members are as narrow as its own preset's

@@ -121,7 +121,7 @@ def train(
     if on_start is not None:
         on_start(
             {
-                "epochs": settings.train.epochs,
+                "epochs": _most_epochs(settings),
                 "patience": settings.train.patience,
                 "metric_name": fitting.epoch_metric(prepared.task.task)[0],
                 "n_train": len(prepared.X),
@@ -188,6 +188,14 @@ def train_frame(
     calibration.check_options(settings, prepared.task.task, prepared.X_val is not None)
     net, result = fitting.fit_model(settings, prepared, rng)
     return _outcome(settings, prepared, net, result, command)
+
+
+def _most_epochs(settings: Settings) -> int:
+    """The epoch limit the progress display counts to: under `--preset auto` the longest of
+    its candidates' (the recipe's 256 next to the lecture's MLP's 200)."""
+    if not auto.is_auto(settings):
+        return settings.train.epochs
+    return max(auto.candidate_settings(settings, name).train.epochs for name in auto.CANDIDATES)
 
 
 def _outcome(

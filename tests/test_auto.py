@@ -37,16 +37,26 @@ def test_candidate_settings_are_each_presets_with_the_options_given() -> None:
     s = config.resolve({"preset": "auto", "epochs": 7, "dropout": 0.1})
     recipe = auto.candidate_settings(s, "realmlp_td")
     classic = auto.candidate_settings(s, "classic")
+    # the recipe candidate is an ensemble of 5 members of the ensemble width; classic is one
     assert (recipe.model.preset, recipe.model.hidden, recipe.train.optimizer) == (
         "realmlp_td",
-        (256, 256, 256),
+        (128, 128, 128),
         "adamw",
     )
+    assert recipe.model.ensemble == 5
     assert (classic.model.preset, classic.model.hidden, classic.train.optimizer) == (
         "classic",
         (64, 32),
         "adam",
     )
+    assert classic.model.ensemble == 1
+    # --ensemble 1: the recipe is one network of its own width (auto as before the ensemble)
+    single = config.resolve({"preset": "auto", "ensemble": 1})
+    assert auto.candidate_settings(single, "realmlp_td").model.hidden == (256, 256, 256)
+    assert auto.candidate_settings(single, "realmlp_td").model.ensemble == 1
+    # and the lecture's MLP is the same whether the recipe has one member or five
+    five = config.resolve({"preset": "auto"})
+    assert auto.candidate_settings(single, "classic") == auto.candidate_settings(five, "classic")
     for candidate in (recipe, classic):  # given options apply to both; preprocessing shared
         assert (candidate.train.epochs, candidate.model.dropout) == (7, 0.1)
         assert candidate.preprocess == s.preprocess
@@ -130,7 +140,8 @@ def test_train_gives_each_candidate_its_presets_own_model(
     monkeypatch.setattr(auto, "_best", lambda scores, fitted, gains: name)
     values = {"target": "y", "seed": 2, **TINY}
     chosen = train(str(path), config.resolve({"preset": "auto", **values}))
-    alone = train(str(path), config.resolve({"preset": name, **values}))
+    own = {"ensemble": 5} if name == "realmlp_td" else {}  # auto's recipe: 5 members
+    alone = train(str(path), config.resolve({"preset": name, **values, **own}))
     assert chosen.metadata["auto"]["chosen"] == name
     assert chosen.settings == alone.settings
     assert set(chosen.arrays) == set(alone.arrays)
@@ -194,7 +205,7 @@ def test_the_default_preset_is_laid_over_the_options_own_defaults(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("MLPCLI_PRESET")  # tests/conftest.py pins classic for the suite
-    monkeypatch.setattr(config, "DEFAULT_PRESET", "auto")
+    assert config.DEFAULT_PRESET == "auto"
     s = config.resolve({"epochs": 9})
     assert (s.model.preset, s.preprocess.scale, s.preprocess.clip, s.train.epochs) == (
         "auto",
@@ -202,6 +213,7 @@ def test_the_default_preset_is_laid_over_the_options_own_defaults(
         "smooth",
         9,
     )
+    assert s.model.ensemble == 5 and config.resolve({"ensemble": 1}).model.ensemble == 1
     # one flag away: --preset classic is the options' own defaults, exactly
     assert config.resolve({"preset": "classic"}) == config.Settings()
     assert config.resolve({"preset": "realmlp_td"}).model.hidden == (256, 256, 256)
@@ -231,3 +243,27 @@ def test_out_of_core_auto_is_classic_with_its_own_preprocessing() -> None:
     assert classic.model.preset == "classic" and classic.train.epochs == 5
     assert (classic.preprocess.scale, classic.preprocess.clip) == ("standard", "none")
     assert classic.preprocess.impute == "mean"  # a given option still applies
+
+
+def test_the_progress_display_counts_to_the_longest_candidates_epochs() -> None:
+    from mlpcli.pipeline import _most_epochs
+
+    assert _most_epochs(config.resolve({"preset": "auto"})) == 256  # the recipe's, not 200
+    assert _most_epochs(config.resolve({"preset": "auto", "epochs": 4})) == 4
+    assert _most_epochs(config.resolve({"preset": "classic"})) == 200
+
+
+def test_calibrate_makes_autos_recipe_one_network() -> None:
+    """One temperature rescales one network's logits: with --calibrate and no --ensemble the
+    recipe candidate is one network; an --ensemble given stays (and is refused later)."""
+    calibrated = config.resolve({"preset": "auto", "calibrate": True})
+    assert auto.candidate_settings(calibrated, "realmlp_td").model.ensemble == 1
+    assert auto.candidate_settings(calibrated, "classic").train.calibrate
+    both = config.resolve({"preset": "auto", "calibrate": True, "ensemble": 3})
+    assert auto.candidate_settings(both, "realmlp_td").model.ensemble == 3
+
+
+def test_default_auto_with_calibrate_trains_and_calibrates() -> None:
+    model = _train(_table(), preset="auto", calibrate=True, **TINY)
+    assert model.metadata["auto"]["scores"]["realmlp_td"] is not None
+    assert "calibration" in model.metadata

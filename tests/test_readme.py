@@ -41,12 +41,19 @@ def test_readme_main_job_runs(tmp_path: Path) -> None:
     assert argv[0] == "mlpcli"
     out = argv.index("--out")
     argv[out + 1] = str(tmp_path / "model.npz")
+    # as a newcomer runs it: the default preset, not the suite's MLPCLI_PRESET=classic
+    env = {k: v for k, v in os.environ.items() if k != "MLPCLI_PRESET"}
     done = subprocess.run(
-        [sys.executable, "-m", "mlpcli", *argv[1:]], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "mlpcli", *argv[1:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "model.npz").stat().st_size > 0
     assert "Training summary" in done.stderr and done.stdout == ""
+    assert "--preset auto chose" in done.stderr
 
 
 def _section(title: str) -> str:
