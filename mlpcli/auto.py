@@ -54,7 +54,7 @@ MAX_RECIPE_ROWS = 100_000
 #: stays `--preset classic` bit for bit unless such an option is given (`--ensemble 3` leaves
 #: it out: it has no ensemble; `--ensemble 1`, or `--calibrate` without `--ensemble`, makes
 #: the recipe one network).
-RECIPE_ONLY = ("ensemble",)
+FOR_THE_RECIPE = ("ensemble",)
 #: A later candidate replaces the earlier only if its mean per-row gain on the validation rows
 #: exceeds this many standard errors of that mean (about a one-sided 2.3% test).
 Z = 2.0
@@ -109,7 +109,7 @@ def candidate_settings(settings: Settings, name: str, own_preprocessing: bool = 
         }
         given.update(changed)
         if attr == "model" and name != CANDIDATES[0]:
-            changed.update({f: getattr(mine, f) for f in RECIPE_ONLY})
+            changed.update({f: getattr(mine, f) for f in FOR_THE_RECIPE})
             if settings.train.calibrate and "ensemble" not in given:
                 changed["ensemble"] = 1  # one temperature needs one network's logits
         sections[attr] = dataclasses.replace(getattr(chosen, attr), **changed)
@@ -137,13 +137,15 @@ def fit(
     callback: Callable[[EpochRecord], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     prepare: Prepare | None = None,
+    on_candidate: Callable[[str, Settings, PreparedData], None] | None = None,
 ) -> tuple[Any, AutoResult]:
     """Train every candidate that applies with `fit_one` (`fitting.fit_model`) and return
     the one `_best` keeps, with its `AutoResult`. With `prepare`, each candidate trains on
     the arrays of its own preset's preprocessing (`prepared`, made with auto's settings from
     the generator `rng` now holds, is reused where those are the same), so each is bit for bit
     its preset's model; the winner's arrays come back in `AutoResult.prepared`. `rng` ends as
-    the winner's copy left it."""
+    the winner's copy left it. `on_candidate` hears each candidate's name, settings and arrays
+    just before it trains (the progress display starts its own count)."""
     spec = tasks.get(prepared.task.task)
     metric_name = spec.metric(None).name
     metric = spec.epoch_score  # what the loop tracks every epoch (`fitting.epoch_metric`)
@@ -163,11 +165,14 @@ def fit(
                 arrays, own = prepared, copy.deepcopy(rng)
             else:
                 arrays, own = prepare(chosen)
+            if on_candidate is not None:
+                on_candidate(name, chosen, arrays)
             net, result = fit_one(chosen, arrays, own, callback, should_stop)
         except UsageError as exc:  # the options do not apply to this candidate
             first_error = first_error or exc
             notes[name] = str(exc)
             scores[name] = None
+            LOG.info(f"--preset auto: {name} left out: {exc}")
             continue
         except DivergenceError as exc:
             notes[name] = str(exc)
@@ -179,6 +184,10 @@ def fit(
         fitted[name] = Fitted(net, result, chosen, own, arrays, outputs)
         scores[name] = _score(arrays, outputs, metric)
         if prepared.X_val is None or result.stop_reason == "interrupted":
+            why = "no validation rows to choose on" if prepared.X_val is None else "interrupted"
+            for rest in names[i:]:
+                notes.setdefault(rest, f"not trained: {why}")
+                scores.setdefault(rest, None)
             break  # nothing to choose on, or the user stopped the run
     if not fitted:
         if first_error is not None:

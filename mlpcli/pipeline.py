@@ -118,17 +118,8 @@ def train(
     else:
         prepared = prepare.prepare_data(path, settings, rng)
     calibration.check_options(settings, prepared.task.task, prepared.X_val is not None)
-    if on_start is not None:
-        on_start(
-            {
-                "epochs": _most_epochs(settings),
-                "patience": settings.train.patience,
-                "metric_name": fitting.epoch_metric(prepared.task.task)[0],
-                "n_train": len(prepared.X),
-                "n_valid": 0 if prepared.X_val is None else len(prepared.X_val),
-                "n_features": int(prepared.X.shape[1]),
-            }
-        )
+    if on_start is not None and not auto.is_auto(settings):  # auto: once per candidate
+        on_start(_start_info(settings, prepared))
     if settings.model.ensemble_groups > 1:
         net, result, groups = members.fit_groups(path, settings, prepared, placement)
         outcome = _outcome(settings, prepared, net, result, command, test_file,
@@ -146,9 +137,14 @@ def train(
             own = np.random.default_rng(settings.train.seed)  # the same split, its own encoding
             return prepare.prepare_data(path, chosen, own), own
 
+        def on_candidate(name: str, chosen: Settings, arrays: PreparedData) -> None:
+            if on_start is not None:
+                on_start({**_start_info(chosen, arrays), "candidate": name})
+
         net, result = auto.fit(
-            settings, prepared, rng, fitting.fit_model, callback, should_stop, prepare_for
-        )
+            settings, prepared, rng, fitting.fit_model, callback, should_stop, prepare_for,
+            on_candidate,
+        )  # fmt: skip
         prepared = result.prepared or prepared
         compare = settings.train.baselines and result.stop_reason != "interrupted"
         return _outcome(settings, prepared, net, result, command, test_file, compare)
@@ -190,12 +186,16 @@ def train_frame(
     return _outcome(settings, prepared, net, result, command)
 
 
-def _most_epochs(settings: Settings) -> int:
-    """The epoch limit the progress display counts to: under `--preset auto` the longest of
-    its candidates' (the recipe's 256 next to the lecture's MLP's 200)."""
-    if not auto.is_auto(settings):
-        return settings.train.epochs
-    return max(auto.candidate_settings(settings, name).train.epochs for name in auto.CANDIDATES)
+def _start_info(settings: Settings, prepared: PreparedData) -> dict[str, Any]:
+    """What `on_start` hears just before a network's first epoch."""
+    return {
+        "epochs": settings.train.epochs,
+        "patience": settings.train.patience,
+        "metric_name": fitting.epoch_metric(prepared.task.task)[0],
+        "n_train": len(prepared.X),
+        "n_valid": 0 if prepared.X_val is None else len(prepared.X_val),
+        "n_features": int(prepared.X.shape[1]),
+    }
 
 
 def _outcome(
@@ -414,7 +414,12 @@ def write_outputs(
             "training": {k: v for k, v in metadata["training"].items() if k != "history"},
             "settings": metadata["settings"],
             "provenance": metadata["provenance"],
-            **{k: metadata[k] for k in (*calibration.METADATA_KEYS, "baselines") if k in metadata},
+            # "auto": --preset auto's choice (the winner, every candidate's score and gain)
+            **{
+                k: metadata[k]
+                for k in (*calibration.METADATA_KEYS, "baselines", "auto")
+                if k in metadata
+            },
         }
         write_text(metrics_out, json.dumps(doc, indent=2, allow_nan=False) + "\n", "--metrics-out")
         written.append(metrics_out)

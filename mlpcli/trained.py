@@ -92,7 +92,8 @@ def check_ensemble(model: TrainedModel, option: str = "--spread") -> None:
     if not hasattr(net, "member_outputs") or net.config.n_members < 2:
         raise UsageError(
             f"{option} needs an ensemble model; '{model.path}' has one network. Train one with "
-            "--preset realmlp_td --ensemble K."
+            "--preset realmlp_td --ensemble K (the default, --preset auto, gives one only where "
+            "it keeps the recipe)."
         )
 
 

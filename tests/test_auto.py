@@ -173,7 +173,8 @@ def test_options_no_candidate_takes_are_the_first_candidates_error() -> None:
 
 def test_without_validation_rows_the_first_candidate_trains_alone() -> None:
     choice = _train(_table(), preset="auto", **TINY, valid_fraction=0).metadata["auto"]
-    assert choice["chosen"] == "classic" and list(choice["scores"]) == ["classic"]
+    assert choice["chosen"] == "classic" and choice["scores"]["realmlp_td"] is None
+    assert choice["notes"]["realmlp_td"] == "not trained: no validation rows to choose on"
 
 
 def test_inspect_shows_the_choice(runner: object, tmp_path: Path) -> None:
@@ -245,12 +246,19 @@ def test_out_of_core_auto_is_classic_with_its_own_preprocessing() -> None:
     assert classic.preprocess.impute == "mean"  # a given option still applies
 
 
-def test_the_progress_display_counts_to_the_longest_candidates_epochs() -> None:
-    from mlpcli.pipeline import _most_epochs
-
-    assert _most_epochs(config.resolve({"preset": "auto"})) == 256  # the recipe's, not 200
-    assert _most_epochs(config.resolve({"preset": "auto", "epochs": 4})) == 4
-    assert _most_epochs(config.resolve({"preset": "classic"})) == 200
+def test_each_candidate_starts_its_own_progress_count(tmp_path: Path) -> None:
+    """`train` tells `on_start` about each candidate before it trains, with that candidate's
+    own epoch limit (the recipe's 256 beside the lecture's MLP's 200) and its own arrays."""
+    path = tmp_path / "t.csv"
+    _table().to_csv(path, index=False)
+    started: list[dict[str, object]] = []
+    settings = config.resolve({"target": "y", "preset": "auto", "hidden": "8", "batch_size": 16})
+    train(str(path), settings, on_start=started.append)
+    assert [(s["candidate"], s["epochs"]) for s in started] == [
+        ("classic", 200),
+        ("realmlp_td", 256),
+    ]
+    assert all(s["n_train"] == 64 for s in started)
 
 
 def test_calibrate_makes_autos_recipe_one_network() -> None:
@@ -267,3 +275,15 @@ def test_default_auto_with_calibrate_trains_and_calibrates() -> None:
     model = _train(_table(), preset="auto", calibrate=True, **TINY)
     assert model.metadata["auto"]["scores"]["realmlp_td"] is not None
     assert "calibration" in model.metadata
+
+
+def test_metrics_out_records_autos_choice(tmp_path: Path) -> None:
+    import json
+
+    outcome = _train(_table(), preset="auto", **TINY)
+    write_outputs(outcome, str(tmp_path / "m.npz"), metrics_out=str(tmp_path / "m.json"))
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert doc["auto"] == json.loads(json.dumps(outcome.metadata["auto"]))
+    assert doc["auto"]["chosen"] in auto.CANDIDATES and set(doc["auto"]["scores"]) == set(
+        auto.CANDIDATES
+    )

@@ -272,10 +272,14 @@ class RichReporter(Reporter):
         self.started = time.monotonic()
 
     def start(self, info: dict[str, Any]) -> None:
+        """A bar per network: `--preset auto` starts one for each candidate (`candidate`),
+        each counting to that candidate's own epoch limit."""
+        self.close()  # the previous candidate's bar stays on screen as it ended
         self.metric_name = info.get("metric_name", "metric")
         self.total = int(info.get("epochs") or 0)
         self.patience = info.get("patience")
-        self._bar("training", self.total)
+        candidate = info.get("candidate")
+        self._bar(f"training {candidate}" if candidate else "training", self.total)
 
     def epoch(self, record: Any) -> None:
         if self._progress is None:
