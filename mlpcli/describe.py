@@ -85,11 +85,30 @@ def resolved_settings(meta: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def settings_not_taken(train: Mapping[str, Any]) -> set[str]:
+#: What `inspect` shows of a recipe model's own training (its schedules replace the lecture's
+#: `--schedule`).
+RECIPE_SHOWN = (
+    "n_members",
+    "embedding",
+    "label_smoothing",
+    "lr_schedule",
+    "dropout_schedule",
+    "weight_decay_schedule",
+)
+
+
+def settings_not_taken(train: Mapping[str, Any], recipe: bool = False) -> set[str]:
     """The stored train settings a model's optimizer and schedule do not take, as `inspect` and
     `report` leave them out: every optimizer's hyperparameters (the optimizer record lists the
-    ones it used) and the options of the schedules not chosen."""
+    ones it used) and the options of the schedules not chosen; for a `recipe` model also the
+    lecture's MLP's own options (`presets.CLASSIC_ONLY`: its schedules are the recipe's)."""
     from mlpcli import optimizers, schedules
+
+    if recipe:
+        from mlpcli.presets import CLASSIC_ONLY
+
+        lecture = {name for section, name in CLASSIC_ONLY if section == "train"}
+        return (settings_not_taken(train) | lecture) & set(train)
 
     def options(cls: type[schedules.Schedule]) -> set[str]:
         return {schedules.PARSERS[key][0] for key in cls.HYPERPARAMETERS}

@@ -247,6 +247,9 @@ def _architecture_section(meta: dict[str, Any]) -> str:
     others = [(key, given[key] if key in resolved else value) for key, value in others]
     recipe = meta.get("recipe", {}).get("config", {})
     others.insert(0, ("preset", describe.preset_name(meta)))
+    choice = describe.auto_choice(meta.get("auto"))
+    if choice:
+        others.insert(1, ("auto choice", choice))
     others += [(key, recipe[key]) for key in REPORTED_RECIPE if key in recipe]
     body = _table(rows, header=["layer", "units", "activation", "parameters"]) + _kv(others)
     return _section("architecture", "Architecture", body)
@@ -259,7 +262,7 @@ def _training_section(meta: dict[str, Any]) -> str:
     shown = describe.settings_shown(
         settings,
         describe.resolved_settings(meta).get("train", {}),
-        describe.settings_not_taken(settings),
+        describe.settings_not_taken(settings, recipe=bool(meta.get("recipe"))),
     )
     run = [
         (key, training.get(key))

@@ -190,6 +190,25 @@ def test_inspect_shows_the_choice(runner: object, tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert f"auto -> {winner}" in shown.output
     assert f"{winner} {meta['auto']['scores'][winner]:.4f} (chosen)" in shown.output
+    # the HTML report says the same
+    from mlpcli.report import _architecture_section
+
+    assert "auto choice" in _architecture_section(meta)
+    assert describe.auto_choice(meta["auto"]).split(":")[0] in _architecture_section(meta)
+
+
+def test_inspect_shows_a_recipe_models_own_schedules(runner: object, tmp_path: Path) -> None:
+    """A recipe model trains on its own schedules: inspect lists them, not the lecture's MLP's
+    `--schedule` it never used."""
+    from mlpcli.cli import app
+
+    out = tmp_path / "r.npz"
+    write_outputs(_train(_table(), preset="realmlp_td", **TINY), str(out))
+    shown = runner.invoke(app, ["inspect", str(out)])  # type: ignore[attr-defined]
+    assert shown.exit_code == 0, shown.output
+    assert "coslog4" in shown.output and "lr_schedule" in shown.output
+    names = {line.split("│")[1].strip() for line in shown.output.splitlines() if "│" in line}
+    assert "lr_schedule" in names and "schedule" not in names
 
 
 def test_checkpoints_need_one_network(tmp_path: Path) -> None:

@@ -395,10 +395,11 @@ def inspect_tables(doc: dict[str, Any], limit: int) -> list[Any]:
     hyper = {"optimizer": doc["optimizer"].get("name")}
     hyper.update({k: v for k, v in doc["optimizer"].items() if k != "name"})
     train = doc["hyperparameters"]
-    shown = describe.settings_shown(
-        train, doc["resolved"].get("train", {}), describe.settings_not_taken(train)
-    )
+    recipe = doc.get("recipe") or {}
+    hidden = describe.settings_not_taken(train, recipe=bool(recipe))
+    shown = describe.settings_shown(train, doc["resolved"].get("train", {}), hidden)
     hyper.update({k: v for k, v in shown.items() if k not in hyper})
+    hyper.update({k: recipe[k] for k in describe.RECIPE_SHOWN if k in recipe and k not in hyper})
     features = doc["preprocessing"]["features"]
     shown = features if limit == 0 else features[:limit]
     feature_rows = [_feature_row(f) for f in shown]
