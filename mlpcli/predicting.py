@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from mlpcli import overlap
+from mlpcli import describe, overlap
 from mlpcli import task as tasks
 from mlpcli.data.write import csv_text, output_format, text_writer
 from mlpcli.errors import DataError, ModelFileError, UsageError
@@ -780,6 +780,7 @@ def evaluate_table(
     inputs = {str(model_path): sha256_file(model_path), source: data_sha256}
     document = {
         "model": str(model_path),
+        "preset": describe.preset_name(model.metadata),  # e.g. "auto -> realmlp_td"
         "data": source,
         "task": encoder.task,
         "targets": targets,

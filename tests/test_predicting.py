@@ -669,9 +669,10 @@ def test_evaluate_document_is_json_with_checksums(folder: Path) -> None:
     text = outputs.to_json(doc)
     assert json.loads(text) == doc
     assert list(doc) == [
-        "model", "data", "task", "targets", "labels", "threshold", "n_rows", "n_evaluated",
-        "n_missing_target", "metrics", "data_overlap", "provenance",
+        "model", "preset", "data", "task", "targets", "labels", "threshold", "n_rows",
+        "n_evaluated", "n_missing_target", "metrics", "data_overlap", "provenance",
     ]  # fmt: skip
+    assert doc["preset"] == "classic"  # the suite's MLPCLI_PRESET
     # The model was trained on this very table: the document says so.
     assert doc["data_overlap"]["training_data"] and doc["data_overlap"]["same_table_as"] == "train"
     inputs = {i["path"]: i["sha256"] for i in doc["provenance"]["inputs"]}
