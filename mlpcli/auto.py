@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli import config, describe
+from mlpcli import config, describe, presets
 from mlpcli import task as tasks
 from mlpcli.config import Settings
 from mlpcli.errors import DivergenceError, UsageError
@@ -166,6 +166,8 @@ def fit(
             else:
                 arrays, own = prepare(chosen)
             if on_candidate is not None:
+                if not presets.uses_recipe(chosen):
+                    presets.check_classic(chosen)  # left out before its progress bar shows
                 on_candidate(name, chosen, arrays)
             net, result = fit_one(chosen, arrays, own, callback, should_stop)
         except UsageError as exc:  # the options do not apply to this candidate

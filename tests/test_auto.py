@@ -306,3 +306,12 @@ def test_metrics_out_records_autos_choice(tmp_path: Path) -> None:
     assert doc["auto"]["chosen"] in auto.CANDIDATES and set(doc["auto"]["scores"]) == set(
         auto.CANDIDATES
     )
+
+
+def test_a_candidate_left_out_gets_no_progress_count(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    _table().to_csv(path, index=False)
+    started: list[dict[str, object]] = []
+    values = {"target": "y", "preset": "auto", "ensemble": 2, **TINY}
+    train(str(path), config.resolve(values), on_start=started.append)
+    assert [s["candidate"] for s in started] == ["realmlp_td"]
