@@ -49,12 +49,6 @@ NAME = "auto"
 #: Above this many training rows `auto` trains only the lecture's MLP (early stopping keeps it
 #: to minutes; the recipe runs its 256 epochs whatever the size).
 MAX_RECIPE_ROWS = 100_000
-#: Options whose value under auto (its preset's or the one given) goes to the recipe candidates
-#: only: auto's recipe is an ensemble (`PRESETS["auto"]["ensemble"]`), while the lecture's MLP
-#: stays `--preset classic` bit for bit unless such an option is given (`--ensemble 3` leaves
-#: it out: it has no ensemble; `--ensemble 1`, or `--calibrate` without `--ensemble`, makes
-#: the recipe one network).
-FOR_THE_RECIPE = ("ensemble",)
 #: A later candidate replaces the earlier only if its mean per-row gain on the validation rows
 #: exceeds this many standard errors of that mean (about a one-sided 2.3% test).
 Z = 2.0
@@ -109,9 +103,11 @@ def candidate_settings(settings: Settings, name: str, own_preprocessing: bool = 
         }
         given.update(changed)
         if attr == "model" and name != CANDIDATES[0]:
-            changed.update({f: getattr(mine, f) for f in FOR_THE_RECIPE})
-            if settings.train.calibrate and "ensemble" not in given:
-                changed["ensemble"] = 1  # one temperature needs one network's logits
+            # auto's recipe is an ensemble (`PRESETS["auto"]["ensemble"]`); the lecture's MLP
+            # has none, so it takes --ensemble only when given (K >= 2 leaves it out). One
+            # temperature needs one network's logits: --calibrate alone makes the recipe one.
+            calibrated = settings.train.calibrate and "ensemble" not in given
+            changed["ensemble"] = 1 if calibrated else mine.ensemble
         sections[attr] = dataclasses.replace(getattr(chosen, attr), **changed)
     candidate = dataclasses.replace(chosen, data=settings.data, **sections)
     # --ensemble K without --hidden: the recipe's members are as narrow as its own preset's
@@ -165,9 +161,9 @@ def fit(
                 arrays, own = prepared, copy.deepcopy(rng)
             else:
                 arrays, own = prepare(chosen)
+            if not presets.uses_recipe(chosen):
+                presets.check_classic(chosen)  # left out before its progress bar shows
             if on_candidate is not None:
-                if not presets.uses_recipe(chosen):
-                    presets.check_classic(chosen)  # left out before its progress bar shows
                 on_candidate(name, chosen, arrays)
             net, result = fit_one(chosen, arrays, own, callback, should_stop)
         except UsageError as exc:  # the options do not apply to this candidate

@@ -83,7 +83,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "classic": {},
     # Trains classic and realmlp_td and keeps the better on validation (`mlpcli.auto`); the
     # shared preprocessing (cv, tune) is the recipe's, and its recipe candidate is an ensemble
-    # of 5 (`auto.FOR_THE_RECIPE`: the lecture's MLP trains one network).
+    # of 5 (`auto.candidate_settings`: the lecture's MLP trains one network).
     "auto": {"scale": "robust_range", "clip": "smooth", "ensemble": 5},
     "realmlp_td": {
         "hidden": "256,256,256",
