@@ -143,6 +143,32 @@ def test_a_damaged_entry_is_rebuilt_not_trusted(root: Path, tricky: Path, damage
     pd.testing.assert_frame_equal(rebuilt.frame(), first.frame)
 
 
+@pytest.mark.parametrize("at", [0, 1, -1], ids=["first-range", "middle-range", "last-byte"])
+def test_a_file_checked_in_ranges_on_threads_finds_a_flip_in_any_range(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: int
+) -> None:
+    """The split check sums the same words as one pass: it accepts the intact entry and finds
+    a flipped bit wherever it is (three ranges of a file whose size is not a multiple of 3)."""
+    path = tmp_path / "wide.csv"
+    frame = pd.DataFrame(np.arange(7 * 13, dtype=np.float32).reshape(13, 7) / 4)
+    frame.to_csv(path, index=False)
+    first = read_table(settled(path))
+    monkeypatch.setattr(cache, "CHECK_SPLIT_FROM_BYTES", 0)
+    monkeypatch.setattr(cache, "CHECK_PARTS", 3)
+    parsed_never(monkeypatch)
+    pd.testing.assert_frame_equal(read_table(path).frame, first.frame)  # intact: trusted
+    monkeypatch.undo()
+    monkeypatch.setattr(cache, "CHECK_SPLIT_FROM_BYTES", 0)
+    monkeypatch.setattr(cache, "CHECK_PARTS", 3)
+    (folder,) = (root / cache.ENTRIES).iterdir()
+    data = bytearray((folder / cache.NUMERIC_FILE).read_bytes())
+    data[{0: 2, 1: len(data) // 2, -1: len(data) - 1}[at]] ^= 0x04
+    (folder / cache.NUMERIC_FILE).write_bytes(bytes(data))
+    options = json.loads((folder / cache.META_FILE).read_text())["options"]
+    assert cache.lookup_sha(root, first.sha256, options) is None  # damaged: removed
+    pd.testing.assert_frame_equal(read_table(path).frame, first.frame)  # parsed again
+
+
 def test_a_just_written_file_is_not_found_by_its_stat(root: Path, tmp_path: Path) -> None:
     path = tmp_path / "fresh.csv"
     path.write_text("a,b\n1,2\n3,4\n", encoding="utf-8")

@@ -44,7 +44,8 @@ def test_csv_text_writes_what_pandas_writes(sep: str, fast_path: bool) -> None:
 
 def _awkward_floats(dtype: type[np.floating], n: int, seed: int) -> np.ndarray:
     """Magnitudes from 1e-9 to 1e21, full and short decimals, both signs, integers, zeros of
-    both signs, NaN, infinities and the bounds of `ARROW_SAME_TEXT`."""
+    both signs, NaN, infinities and the bounds of `ARROW_SAME_TEXT`; and a fifth of tiny ones,
+    down to the subnormals, with the decimal bounds where pyarrow's notation changes."""
     rng = np.random.default_rng(seed)
     v = rng.random(n) * 10.0 ** rng.integers(-9, 21, n)
     digits = rng.integers(0, 17, n)
@@ -53,8 +54,12 @@ def _awkward_floats(dtype: type[np.floating], n: int, seed: int) -> np.ndarray:
     v[rng.random(n) < 0.5] *= -1
     bounds = [b * s for b in (1e-4, 1e6, 1e10, 1e16) for s in (1, -1)]
     special = [0.0, -0.0, np.nan, np.inf, -np.inf, 1.0, -3.0, 2.0**24, *bounds]
+    tiny = 10.0 ** rng.uniform(-324, -4, n // 5) * rng.choice([1.0, -1.0], n // 5)
+    edges = [e * m for e in (1e-5, 1e-6, 1e-7, 1e-10) for m in (1.0, 2.0, 0.9999999, 1.0000001)]
+    subnormal = np.finfo(dtype).smallest_subnormal
     with np.errstate(over="ignore"):
-        out = np.concatenate([v, special]).astype(dtype)
+        out = np.concatenate([v, special, tiny, edges]).astype(dtype)
+    out = np.concatenate([out, np.array([subnormal, -subnormal, 3 * subnormal], dtype)])
     out[::7] = np.trunc(out[::7])
     return out
 

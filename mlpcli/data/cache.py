@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -199,6 +200,23 @@ def _checksum(data: NDArray[Any] | bytes) -> int:
     return total % 2**64
 
 
+#: Threads that check a large array file, and the size from which it is split: 400 MB (the
+#: 1,000,000 x 100 table) took 0.15-0.17 s on one thread and 0.08-0.10 s on two.
+CHECK_PARTS = 2
+CHECK_SPLIT_FROM_BYTES = 32 << 20
+
+
+def _range_sum(path: Path, start: int, stop: int, piece: int = 8 << 20) -> int:
+    """`_checksum` of bytes `start` to `stop` of the file (`start` on a 4-byte word)."""
+    total = 0
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        while start < stop and (data := handle.read(min(piece, stop - start))):
+            start += len(data)
+            total += _checksum(data)
+    return total % 2**64
+
+
 class Entry:
     """A validated cache entry (see the module docstring for its files)."""
 
@@ -277,13 +295,23 @@ class Entry:
         self._check(name, array)
         return array
 
-    def _check_file(self, name: str, piece: int = 8 << 20) -> None:
-        """`_check` of a file read in pieces (whole 4-byte words: the piece sums add up)."""
-        total = 0
-        with open(self.folder / name, "rb") as handle:
-            while data := handle.read(piece):
-                total = (total + _checksum(data)) % 2**64
-        if total != self.meta["arrays"][name]["sum"]:
+    def _check_file(self, name: str) -> None:
+        """`_check` of a file read in pieces. The sums of whole 4-byte words add up, so a large
+        file is summed in `CHECK_PARTS` byte ranges on as many threads (reads and NumPy's sums
+        release the GIL): the check is the serial part of every cached run's start."""
+        path = self.folder / name
+        size = path.stat().st_size
+        parts = CHECK_PARTS if size >= CHECK_SPLIT_FROM_BYTES else 1
+        bounds = [size * i // parts // 4 * 4 for i in range(parts)] + [size]
+        ranges = list(itertools.pairwise(bounds))
+        if parts == 1:
+            total = _range_sum(path, *ranges[0])
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(parts, thread_name_prefix="mlpcli-check") as pool:
+                total = sum(pool.map(lambda r: _range_sum(path, *r), ranges))
+        if total % 2**64 != self.meta["arrays"][name]["sum"]:
             raise ValueError(f"{name} fails its checksum")
 
     def _check(self, name: str, data: NDArray[Any] | bytes) -> None:
