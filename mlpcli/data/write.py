@@ -172,7 +172,8 @@ def _arrow_cells(column: pd.Series, sep: str, pa: Any, pc: Any) -> Any:
             tiny = numpy & (size < low) & (values != 0)
             numpy &= ~tiny
         if tiny.any():  # pyarrow's digits in NumPy's scientific notation
-            text = pc.replace_with_mask(text, pa.array(tiny), _scientific(values[tiny], pa, pc))
+            mask = pa.array(tiny)
+            text = pc.replace_with_mask(text, mask, _scientific(pc.filter(text, mask), pc))
         if numpy.any():  # NaN, integers and huge values: NumPy's text
             fixed = values[numpy].astype(str)
             fixed[np.isnan(values[numpy])] = ""
@@ -193,9 +194,8 @@ TINY_TO_SCIENTIFIC = tuple(
 )
 
 
-def _scientific(values: NDArray[np.floating[Any]], pa: Any, pc: Any) -> Any:
-    """NumPy's text of nonzero finite values below 1e-4 in magnitude, formatted by pyarrow."""
-    text = pc.cast(pa.array(values), pa.string())
+def _scientific(text: Any, pc: Any) -> Any:
+    """NumPy's text of nonzero finite values below 1e-4 in magnitude, from pyarrow's."""
     for pattern, replacement in TINY_TO_SCIENTIFIC:
         text = pc.replace_substring_regex(text, pattern, replacement)
     text = pc.replace_substring(text, ".e", "e")  # "1.e-05" of a one-digit "0.00001"
