@@ -450,7 +450,7 @@ def prediction_frame(
     encoder = model.encoder
     out: dict[str, Any] = {}
     for name in ids:
-        out[name] = frame[name].to_numpy()
+        out[name] = _id_values(frame[name])
     if not ids:
         out["row"] = np.arange(first_row, first_row + len(frame))
     decoded = encoder.decode(P, threshold)
@@ -465,6 +465,22 @@ def prediction_frame(
     if members is not None:
         out.update(spread_columns(encoder, members))
     return pd.DataFrame(out, copy=False)
+
+
+def _id_values(column: pd.Series) -> Any:
+    """An ID column as the output frame takes it. pandas 3's `str` columns keep their arrow
+    array: `to_numpy()` makes one Python string per cell and the frame turns them back into arrow
+    (measured on a 25,600-row chunk: 0.32-0.34 vs 0.15-0.17 us a row for the whole frame)."""
+    import pandas as pd
+
+    dtype = column.dtype
+    if (
+        isinstance(dtype, pd.StringDtype)
+        and dtype.storage == "pyarrow"
+        and dtype.na_value is np.nan
+    ):
+        return column.array
+    return column.to_numpy()
 
 
 #: The network's outputs for some rows, and with `spread` the members' (K, n, outputs).

@@ -259,6 +259,24 @@ def test_output_columns_for_each_task(
     assert list(no_proba.columns) == ["sample", "prediction"]
 
 
+@pytest.mark.parametrize(
+    "dtype", ["str", "string[pyarrow]", "string[python]", "object", "category", "int64"]
+)
+def test_id_columns_keep_the_values_and_dtype_a_numpy_copy_gives(
+    frame: pd.DataFrame, models: dict[str, trained.TrainedModel], dtype: str
+) -> None:
+    """The arrow-backed `str` column is passed through without a NumPy round trip: the output
+    must still be what the round trip gives, value for value and dtype for dtype."""
+    head = frame.head(50).copy()
+    head["sample"] = (
+        head["sample"].astype("int64") if dtype == "int64" else head["sample"].astype(dtype)
+    )
+    got = predicting.prediction_frame(models["binary"], head, ids=["sample"])["sample"]
+    expected = pd.DataFrame({"sample": head["sample"].to_numpy()})["sample"]
+    assert got.dtype == expected.dtype
+    assert got.tolist() == expected.tolist()
+
+
 def test_labels_probabilities_and_units_are_the_original_ones(
     frame: pd.DataFrame, models: dict[str, trained.TrainedModel]
 ) -> None:
