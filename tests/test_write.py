@@ -122,3 +122,13 @@ def test_text_columns_without_cells_to_quote_give_the_same_text(fast_path: bool)
         }
     )
     assert write.csv_text(frame) == frame.to_csv(index=False, lineterminator="\n")
+
+
+def test_a_text_column_in_several_arrow_chunks_gives_the_same_text(fast_path: bool) -> None:
+    """pandas' `str` columns joined from batches (a table read by pyarrow, `pd.concat`) hold
+    a chunked arrow array: pyarrow's path must format it as one."""
+    sample = pd.concat([pd.Series(["s1", "s2"], dtype="str")] * 3, ignore_index=True)
+    if fast_path:
+        assert sample.array._pa_array.num_chunks == 3
+    frame = pd.DataFrame({"sample": sample, "p": np.linspace(0, 1, 6, dtype=np.float32)})
+    assert write.csv_text(frame) == frame.to_csv(index=False, lineterminator="\n")

@@ -154,6 +154,8 @@ def _arrow_cells(column: pd.Series, sep: str, pa: Any, pc: Any) -> Any:
             text = pa.array(column.array, from_pandas=True)  # pandas' str: no copy
         except (pa.ArrowException, TypeError, ValueError):
             text = None
+        if isinstance(text, pa.ChunkedArray):  # a column read or joined in batches
+            text = text.combine_chunks()
         if text is not None and (
             pa.types.is_string(text.type) or pa.types.is_large_string(text.type)
         ):
