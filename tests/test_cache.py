@@ -10,6 +10,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -427,7 +428,7 @@ def test_text_levels_held_by_pyarrow_give_the_frames_and_levels_of_python_string
     found = []
     for arrow in (True, False):
         if not arrow:
-            monkeypatch.setattr(cache, "_arrow_strings", lambda levels, dtype: None)
+            monkeypatch.setattr(cache, "_arrow_levels", lambda raw, dtype, name: None)
         entry = cache.build_entry([whole.frame], root / f"e{arrow}", {"x": 1}, lambda: whole.sha256)
         assert entry is not None
         assert bool(entry._arrow_levels) == (arrow and pyarrow_strings)
@@ -436,3 +437,61 @@ def test_text_levels_held_by_pyarrow_give_the_frames_and_levels_of_python_string
         pd.testing.assert_frame_equal(entry.frame(), whole.frame)
         found.append([entry.levels(c) for c in ("id", "label")])
     assert found[0] == found[1]
+
+
+#: Levels as `build_entry` writes them, and whether the bytes hold an escape (`json.loads` then).
+LEVEL_LISTS: dict[str, tuple[list[Any], bool]] = {
+    "empty": ([], False),
+    "one": (["s1"], False),
+    "ids": ([f"{i:07d}" for i in range(1000)], False),
+    "empty-strings-and-spaces": (["", " ", "a b", "  "], False),
+    "json-punctuation-inside": (["a,b", "[x]", "{y}", ", ", ":", "],["], False),
+    "unicode-as-is": (["Ünï", "日本", "\u2028", "emoji \U0001f600"], False),
+    "quote": (['say "hi"', "b"], True),
+    "backslash": (["a\\b"], True),
+    "control-characters": (["tab\there", "line\nbreak"], True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LEVEL_LISTS))
+def test_levels_cut_from_the_json_bytes_equal_json_loads(case: str) -> None:
+    pa = pytest.importorskip("pyarrow")
+    levels, escaped = LEVEL_LISTS[case]
+    raw = json.dumps(levels, ensure_ascii=False).encode("utf-8")
+    fast = cache._json_strings(raw, pa)
+    if escaped:
+        assert fast is None
+    else:
+        assert fast is not None and fast.equals(pa.array(levels, pa.string()))
+    assert cache._arrow_levels(raw, "str", "id").to_pylist() == levels  # either way
+
+
+def test_random_levels_cut_from_the_json_bytes_equal_json_loads() -> None:
+    pa = pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(4)
+    alphabet = [*'ab ,[]{}:"\\\t\n\u00e9\u65e5\U0001f600', "", "NA"]
+    for _ in range(300):
+        levels = ["".join(rng.choice(alphabet, rng.integers(0, 6))) for _ in range(rng.integers(6))]
+        raw = json.dumps(levels, ensure_ascii=False).encode("utf-8")
+        fast = cache._json_strings(raw, pa)
+        assert fast is None or fast.to_pylist() == levels, levels
+        assert (fast is None) == (b"\\" in raw)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '["a" "b"]',
+        '["a",,"b"]',
+        '["a",,"b" "c"]',
+        '["a"],["b"]',
+        '{"a": "b"}',
+        '["a", 1]',
+        "[null]",
+        '[["a"]]',
+        '"a"',
+    ],
+)
+def test_json_that_is_not_a_flat_list_of_strings_is_left_to_json_loads(text: str) -> None:
+    pa = pytest.importorskip("pyarrow")
+    assert cache._json_strings(text.encode(), pa) is None

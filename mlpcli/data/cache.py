@@ -265,17 +265,15 @@ class Entry:
             if c["kind"] == "text":
                 raw = (folder / f"levels-{c['slot']}.json").read_bytes()
                 self._check(f"levels-{c['slot']}.json", raw)
-                levels = json.loads(raw)
-                if not isinstance(levels, list):  # written by us, its checksum verified
-                    raise ValueError(f"levels of '{c['name']}' are not a list")
-                codes = self._codes[c["name"]]
-                if codes.size and (int(codes.max()) >= len(levels) or int(codes.min()) < -1):
-                    raise ValueError(f"codes of '{c['name']}' out of range")
-                arrow = _arrow_strings(levels, c["dtype"])
+                arrow = _arrow_levels(raw, c["dtype"], c["name"])
                 if arrow is None:
-                    self._levels[c["name"]] = levels
+                    self._levels[c["name"]] = _json_list(raw, c["name"])
                 else:
                     self._arrow_levels[c["name"]] = arrow
+                n_levels = len(self._levels[c["name"]] if arrow is None else arrow)
+                codes = self._codes[c["name"]]
+                if codes.size and (int(codes.max()) >= n_levels or int(codes.min()) < -1):
+                    raise ValueError(f"codes of '{c['name']}' out of range")
         self.sep: str = meta["table"]["sep"]
         self.id_column: str | None = meta["table"]["id_column"]
         self.messages: list[tuple[int, str]] = [(int(a), str(b)) for a, b in meta["log"]]
@@ -426,7 +424,14 @@ class Entry:
         return pd.array(values, dtype=column["dtype"])
 
 
-def _arrow_strings(levels: list[str], dtype: str) -> Any:
+def _json_list(raw: bytes, name: str) -> list[Any]:
+    levels = json.loads(raw)
+    if not isinstance(levels, list):  # written by us, its checksum verified
+        raise ValueError(f"levels of '{name}' are not a list")
+    return levels
+
+
+def _arrow_levels(raw: bytes, dtype: str, name: str) -> Any:
     """A text column's levels as one pyarrow string array, when its pandas dtype is
     pyarrow's strings (pandas 3's `str`), else None. A column of 1,000,000 IDs then holds 13 MB
     instead of 70 MB of Python strings: `predict` on 1M cached rows peaked 0.06 GB lower."""
@@ -440,7 +445,44 @@ def _arrow_strings(levels: list[str], dtype: str) -> Any:
         return None
     import pyarrow as pa
 
-    return pa.array(levels, pa.string())
+    fast = _json_strings(raw, pa)
+    return fast if fast is not None else pa.array(_json_list(raw, name), pa.string())
+
+
+def _json_strings(raw: bytes, pa: Any) -> Any:
+    """The pyarrow strings of a JSON list of strings as `json.dumps` writes it (`["a", "b"]`)
+    with no escape in it, cut from its bytes without making a Python string each (1,000,000
+    IDs: 0.10 s for `json.loads` and 0.05 s more for `pa.array`); None for any other text,
+    which `json.loads` reads. Without a backslash, every double quote opens or closes a
+    string, and the bytes between the strings must be exactly `[`, `, ` and `]`."""
+    if raw == b"[]":
+        return pa.array([], pa.string())
+    if b"\\" in raw or raw[:2] != b'["' or raw[-2:] != b'"]' or len(raw) >= 2**31:
+        return None
+    data = np.frombuffer(raw, np.uint8)
+    quotes = np.flatnonzero(data == ord('"'))
+    if len(quotes) % 2:
+        return None
+    opens, closes = quotes[0::2], quotes[1::2]
+    gaps = closes[:-1]
+    if not (
+        (opens[1:] - gaps == 3).all()
+        and (data[gaps + 1] == ord(",")).all()
+        and (data[gaps + 2] == ord(" ")).all()
+    ):
+        return None
+    keep = np.ones(len(data), bool)
+    keep[[0, -1]] = False
+    keep[quotes] = False
+    keep[gaps + 1] = False
+    keep[gaps + 2] = False
+    offsets = np.zeros(len(opens) + 1, np.int32)
+    np.cumsum(closes - opens - 1, out=offsets[1:])
+    strings = pa.StringArray.from_buffers(
+        len(opens), pa.py_buffer(offsets), pa.py_buffer(data[keep])
+    )
+    strings.validate(full=True)  # UTF-8, as `json.loads` would insist
+    return strings
 
 
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
