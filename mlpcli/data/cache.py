@@ -265,14 +265,13 @@ class Entry:
             if c["kind"] == "text":
                 raw = (folder / f"levels-{c['slot']}.json").read_bytes()
                 self._check(f"levels-{c['slot']}.json", raw)
-                arrow = _arrow_levels(raw, c["dtype"], c["name"])
-                if arrow is None:
-                    self._levels[c["name"]] = _json_list(raw, c["name"])
+                levels = _arrow_levels(raw, c["dtype"], c["name"])
+                if levels is None:
+                    levels = self._levels[c["name"]] = _json_list(raw, c["name"])
                 else:
-                    self._arrow_levels[c["name"]] = arrow
-                n_levels = len(self._levels[c["name"]] if arrow is None else arrow)
+                    self._arrow_levels[c["name"]] = levels
                 codes = self._codes[c["name"]]
-                if codes.size and (int(codes.max()) >= n_levels or int(codes.min()) < -1):
+                if codes.size and (int(codes.max()) >= len(levels) or int(codes.min()) < -1):
                     raise ValueError(f"codes of '{c['name']}' out of range")
         self.sep: str = meta["table"]["sep"]
         self.id_column: str | None = meta["table"]["id_column"]
